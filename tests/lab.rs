@@ -1,0 +1,276 @@
+//! The real-ZFS lab as the end-to-end tests see it.
+//!
+//! `scripts/testvm start` boots a VM with OpenZFS and writes an ssh config
+//! with the host alias `zfs-lab`; `ZAB_LAB_SSH_CONFIG` names that file. The
+//! tests reach the lab exactly as an admin reaches a server: through `ssh -F`.
+//! Two ways of running a tool are tested:
+//!
+//! * [`Lab::guest`]: the tool runs inside the VM (local mode, no ssh in zab),
+//!   from the release binaries that [`Lab::setup`] copies in;
+//! * [`Lab::host`]: the tool runs here and reaches the VM with
+//!   `--ssh-source zfs-lab --ssh-config FILE`.
+//!
+//! [`Lab::setup`] runs once per suite: it copies the binaries in and creates
+//! fresh pools `zab-a` and `zab-b` (sources) and `zab-t` (targets) on the
+//! VM's blank disks. Each test then works in its own namespace ([`Ns`]) with
+//! its own backup name, so tests run in parallel without seeing each other's
+//! selection.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
+use zab_core::host::quote_argv;
+use zab_core::record::{Dataset, End, Record};
+
+/// The ssh alias of the VM in the lab's ssh config.
+pub const ALIAS: &str = "zfs-lab";
+
+/// The pools every suite run creates fresh, with the disk each lives on.
+pub const POOLS: &[(&str, &str)] = &[
+    ("zab-a", "/dev/disk/by-id/virtio-zab-d0"),
+    ("zab-b", "/dev/disk/by-id/virtio-zab-d1"),
+    ("zab-t", "/dev/disk/by-id/virtio-zab-d2"),
+];
+
+/// The zab binaries copied into the guest.
+pub const TOOLS: &[&str] = &["zab-select"];
+
+/// A running lab.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    pub ssh_config: PathBuf,
+    pub bin_dir: PathBuf,
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts success and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "command failed: {}", self.stderr);
+        self
+    }
+
+    /// Every stdout line as a record, parsed strictly: each must be a known
+    /// kind, and the dataset records must have no fields beyond the spec.
+    #[track_caller]
+    pub fn records(&self) -> Vec<Record> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                let rec: Record =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l}: {e}"));
+                if let Record::Dataset(d) = &rec {
+                    assert!(d.extra.is_empty(), "unexpected fields in {l}");
+                }
+                rec
+            })
+            .collect()
+    }
+
+    /// The dataset records, checking that the stream ends with its end record.
+    #[track_caller]
+    pub fn datasets(&self) -> Vec<Dataset> {
+        let recs = self.records();
+        let end = self.end();
+        let ds: Vec<Dataset> = recs
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Dataset(d) => Some(d),
+                Record::End(_) => None,
+            })
+            .collect();
+        assert_eq!(end.datasets, ds.len(), "end record count");
+        ds
+    }
+
+    /// The end record, which must be the last line.
+    #[track_caller]
+    pub fn end(&self) -> End {
+        match self.records().pop() {
+            Some(Record::End(e)) => e,
+            other => panic!(
+                "stream does not end with an end record: {other:?}\n{}",
+                self.stdout
+            ),
+        }
+    }
+}
+
+impl Lab {
+    /// The lab named by `ZAB_LAB_SSH_CONFIG`, or why there is none.
+    pub fn from_env() -> Result<Lab, String> {
+        let cfg = std::env::var_os("ZAB_LAB_SSH_CONFIG")
+            .ok_or("ZAB_LAB_SSH_CONFIG is not set (scripts/test boots the lab and sets it)")?;
+        let ssh_config = PathBuf::from(cfg);
+        if !ssh_config.is_file() {
+            return Err(format!(
+                "ZAB_LAB_SSH_CONFIG={} is not a file",
+                ssh_config.display()
+            ));
+        }
+        let bin_dir = match std::env::var_os("ZAB_BIN_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release"),
+        };
+        let lab = Lab {
+            ssh_config,
+            bin_dir,
+        };
+        let probe = lab.ssh("zfs version");
+        if probe.code != 0 {
+            return Err(format!("the lab does not answer: {}", probe.stderr.trim()));
+        }
+        Ok(lab)
+    }
+
+    /// `--ssh-config FILE`, for tools run on this side.
+    pub fn ssh_config_args(&self) -> Vec<String> {
+        vec!["--ssh-config".into(), self.ssh_config.display().to_string()]
+    }
+
+    /// Runs a shell script in the guest.
+    pub fn ssh(&self, script: &str) -> Out {
+        run(Command::new("ssh")
+            .arg("-F")
+            .arg(&self.ssh_config)
+            .arg(ALIAS)
+            .arg(script))
+    }
+
+    /// Runs a shell script in the guest; it must succeed. Returns stdout.
+    #[track_caller]
+    pub fn sh(&self, script: &str) -> String {
+        let out = self.ssh(script);
+        assert_eq!(out.code, 0, "in the lab: {script}\n{}", out.stderr);
+        out.stdout
+    }
+
+    /// Runs a zab tool inside the guest (local mode).
+    pub fn guest(&self, tool: &str, args: &[&str]) -> Out {
+        let mut argv = vec![tool];
+        argv.extend_from_slice(args);
+        self.ssh(&quote_argv(&argv))
+    }
+
+    /// Runs a zab tool here, reaching the guest through ssh: `--ssh-source
+    /// zfs-lab --ssh-config FILE` are appended.
+    pub fn host(&self, tool: &str, args: &[&str]) -> Out {
+        let mut cmd = Command::new(self.bin_dir.join(tool));
+        cmd.args(args)
+            .args(["--ssh-source", ALIAS])
+            .args(self.ssh_config_args());
+        run(&mut cmd)
+    }
+
+    /// Runs a zab tool here with exactly these arguments.
+    pub fn host_raw(&self, tool: &str, args: &[&str]) -> Out {
+        run(Command::new(self.bin_dir.join(tool)).args(args))
+    }
+
+    /// Once per suite: copy the binaries in, create fresh pools.
+    pub fn setup(&self) -> Result<(), String> {
+        let t = Instant::now();
+        let mut files = Vec::new();
+        for tool in TOOLS {
+            let p = self.bin_dir.join(tool);
+            if !p.is_file() {
+                return Err(format!(
+                    "{} is missing: run cargo build --release first (or set ZAB_BIN_DIR)",
+                    p.display()
+                ));
+            }
+            files.push(p);
+        }
+        let out = run(Command::new("scp")
+            .arg("-q")
+            .arg("-F")
+            .arg(&self.ssh_config)
+            .args(&files)
+            .arg(format!("{ALIAS}:/usr/local/bin/")));
+        if out.code != 0 {
+            return Err(format!(
+                "copying the binaries into the lab failed: {}",
+                out.stderr
+            ));
+        }
+        let mut script = String::from("set -e\n");
+        for (pool, _) in POOLS {
+            script += &format!("zpool destroy -f {pool} 2>/dev/null || true\n");
+        }
+        for (pool, disk) in POOLS {
+            script += &format!("zpool create -f -O mountpoint=/{pool} {pool} {disk}\n");
+        }
+        let out = self.ssh(&script);
+        if out.code != 0 {
+            return Err(format!("creating the pools failed: {}", out.stderr));
+        }
+        eprintln!(
+            "lab ready in {:.1}s (binaries copied, fresh pools {:?})",
+            t.elapsed().as_secs_f64(),
+            POOLS.iter().map(|p| p.0).collect::<Vec<_>>()
+        );
+        Ok(())
+    }
+}
+
+/// A test's own corner of the lab: `zab-a/NAME`, `zab-b/NAME`, `zab-t/NAME`,
+/// and the backup name `NAME`, whose property `autobackup:NAME` no other
+/// test uses.
+#[derive(Debug, Clone)]
+pub struct Ns {
+    pub name: String,
+}
+
+impl Ns {
+    pub fn new(test: &str) -> Ns {
+        Ns {
+            name: test.replace('_', "-"),
+        }
+    }
+
+    /// The backup name.
+    pub fn backup(&self) -> &str {
+        &self.name
+    }
+
+    /// The selection property.
+    pub fn prop(&self) -> String {
+        format!("autobackup:{}", self.name)
+    }
+
+    /// `POOL/NAME/rest` (rest may be empty).
+    pub fn ds(&self, pool: &str, rest: &str) -> String {
+        if rest.is_empty() {
+            format!("{pool}/{}", self.name)
+        } else {
+            format!("{pool}/{}/{rest}", self.name)
+        }
+    }
+}
+
+fn run(cmd: &mut Command) -> Out {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Parses a JSON line (for tests that look at raw fields).
+pub fn json(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line}: {e}"))
+}

@@ -1,0 +1,135 @@
+//! Command-line pieces every tool shares: the common flags (flattened into
+//! each tool's clap struct), the log that `--verbose` and `--debug` switch
+//! on, and the `--help` trailer with the exit codes.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::error::{exit_codes_help, Error};
+use crate::host::Host;
+
+/// Flags common to every zab tool that talks to ZFS.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Print what is done, in the words zfs-autobackup uses, on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Print every command before it runs, as a line you can paste into a
+    /// shell, on stderr.
+    #[arg(short, long)]
+    pub debug: bool,
+
+    /// Use this ssh config file for every ssh connection (ssh -F FILE).
+    /// Without it, ssh reads ~/.ssh/config as usual (ControlMaster and all).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+}
+
+impl Common {
+    /// The host `dest` names (None = local), with these flags applied.
+    pub fn host(&self, dest: Option<&str>) -> Result<Host, Error> {
+        Ok(Host::from_option(dest)?
+            .with_ssh_config(self.ssh_config.as_deref())
+            .with_debug(self.debug))
+    }
+
+    /// The log these flags ask for.
+    pub fn log(&self, tool: &'static str) -> Log {
+        Log {
+            tool,
+            verbose: self.verbose || self.debug,
+            debug: self.debug,
+        }
+    }
+}
+
+/// Human messages on stderr. Records go to stdout; this never does.
+#[derive(Debug, Clone, Copy)]
+pub struct Log {
+    pub tool: &'static str,
+    pub verbose: bool,
+    pub debug: bool,
+}
+
+impl Log {
+    /// A line shown with `--verbose`.
+    pub fn verbose(&self, msg: impl AsRef<str>) {
+        if self.verbose {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    /// A line shown with `--debug`.
+    pub fn debug(&self, msg: impl AsRef<str>) {
+        if self.debug {
+            eprintln!("# {}", msg.as_ref());
+        }
+    }
+
+    /// An error line, always shown: `tool: message`.
+    pub fn error(&self, msg: impl AsRef<str>) {
+        eprintln!("{}: {}", self.tool, msg.as_ref());
+    }
+
+    /// A warning line, always shown: `tool: warning: message`.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        eprintln!("{}: warning: {}", self.tool, msg.as_ref());
+    }
+}
+
+/// The text after a tool's `--help`: its examples, then the exit codes.
+pub fn after_help(examples: &str) -> String {
+    format!(
+        "Examples:\n{examples}\n{}\nRecords: docs/records.md. Exit codes: docs/exit-codes.md.",
+        exit_codes_help()
+    )
+}
+
+/// Parses a byte count: a plain number of bytes, or with a unit (`64K`,
+/// `1.5M`, `2GiB`; K, M, G, T are powers of 1024 as in zfs).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<u64>() {
+        return Ok(n);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("invalid byte count {s:?}"))?;
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid byte count {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("invalid byte count {s:?} (units: K, M, G, T)")),
+    };
+    let v = num * mult as f64;
+    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
+        return Err(format!("byte count {s:?} out of range"));
+    }
+    Ok(v.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64K"), Ok(65536));
+        assert_eq!(parse_bytes("1.5M"), Ok(1572864));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("12Q").is_err());
+        assert!(parse_bytes("").is_err());
+        assert!(parse_bytes("M").is_err());
+    }
+}

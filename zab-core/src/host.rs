@@ -1,0 +1,316 @@
+//! Where commands run: this machine, or another one through the system `ssh`.
+//!
+//! This is the only module that builds processes. A remote command is one
+//! string for the remote shell, built by quoting every argument on its own
+//! ([`quote`]), so a value with spaces, quotes, `$` or `;` arrives unchanged
+//! and never runs as code. We use the system `ssh` client, never an SSH
+//! library, so the admin's `~/.ssh/config` (ControlMaster, ProxyJump, keys)
+//! applies; `--ssh-config FILE` becomes `ssh -F FILE`.
+//!
+//! With `debug` on, every command is printed to stderr before it runs, as a
+//! line an admin can paste into a shell.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{CommandError, Error, Status};
+
+/// A machine that runs commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    ssh: Option<String>,
+    ssh_config: Option<PathBuf>,
+    debug: bool,
+}
+
+impl Host {
+    /// This machine.
+    pub fn local() -> Host {
+        Host {
+            ssh: None,
+            ssh_config: None,
+            debug: false,
+        }
+    }
+
+    /// A machine reached as `ssh DEST`, where DEST is `[user@]host` or an
+    /// alias from the ssh config.
+    pub fn ssh(dest: &str) -> Result<Host, Error> {
+        if dest.is_empty() || dest.starts_with('-') || dest.chars().any(char::is_whitespace) {
+            return Err(Error::Usage(format!("invalid ssh destination {dest:?}")));
+        }
+        Ok(Host {
+            ssh: Some(dest.to_string()),
+            ssh_config: None,
+            debug: false,
+        })
+    }
+
+    /// Local when `dest` is None, else [`Host::ssh`].
+    pub fn from_option(dest: Option<&str>) -> Result<Host, Error> {
+        match dest {
+            None => Ok(Host::local()),
+            Some(d) => Host::ssh(d),
+        }
+    }
+
+    /// Uses this ssh config file (`ssh -F FILE`).
+    pub fn with_ssh_config(mut self, file: Option<&Path>) -> Host {
+        self.ssh_config = file.map(Path::to_path_buf);
+        self
+    }
+
+    /// Prints each command to stderr before running it.
+    pub fn with_debug(mut self, debug: bool) -> Host {
+        self.debug = debug;
+        self
+    }
+
+    /// The ssh destination, or None for this machine.
+    pub fn dest(&self) -> Option<&str> {
+        self.ssh.as_deref()
+    }
+
+    /// The name used in messages: the ssh destination, or `local`.
+    pub fn name(&self) -> &str {
+        self.ssh.as_deref().unwrap_or("local")
+    }
+
+    /// The argv that runs `argv` on this host: `argv` itself locally, or
+    /// `ssh [-F FILE] -- DEST 'quoted command'`.
+    pub fn wrap<S: AsRef<str>>(&self, argv: &[S]) -> Vec<String> {
+        let argv: Vec<String> = argv.iter().map(|a| a.as_ref().to_string()).collect();
+        match &self.ssh {
+            None => argv,
+            Some(dest) => {
+                let mut out = vec!["ssh".to_string()];
+                if let Some(cfg) = &self.ssh_config {
+                    out.push("-F".into());
+                    out.push(cfg.to_string_lossy().into_owned());
+                }
+                out.push("--".into());
+                out.push(dest.clone());
+                out.push(quote_argv(&argv));
+                out
+            }
+        }
+    }
+
+    /// The line that `--debug` prints: the wrapped command, shell-quoted.
+    pub fn display<S: AsRef<str>>(&self, argv: &[S]) -> String {
+        quote_argv(&self.wrap(argv))
+    }
+
+    /// A process that runs `argv` on this host, stdin closed (so ssh never
+    /// eats our own input). Prints the command first when debugging.
+    pub fn command<S: AsRef<str>>(&self, argv: &[S]) -> Command {
+        let full = self.wrap(argv);
+        if self.debug {
+            eprintln!("{}", quote_argv(&full));
+        }
+        let mut cmd = Command::new(&full[0]);
+        cmd.args(&full[1..]).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `argv` and returns its standard output. Any failure carries the
+    /// host, the command line, the exit status and standard error.
+    pub fn output<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, Error> {
+        let mut cmd = self.command(argv);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let fail = |status: Status, stderr: String| -> Error {
+            CommandError {
+                host: self.name().to_string(),
+                via_ssh: self.ssh.is_some(),
+                program: argv
+                    .first()
+                    .map(|a| a.as_ref().to_string())
+                    .unwrap_or_default(),
+                command: quote_argv(argv),
+                status,
+                stderr: stderr.trim().to_string(),
+            }
+            .into()
+        };
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Err(fail(Status::Spawn(e.to_string()), String::new())),
+        };
+        // Read stderr on a thread so neither pipe can fill up and block.
+        let mut err_pipe = child.stderr.take();
+        let err_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(p) = err_pipe.as_mut() {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let mut out = Vec::new();
+        if let Some(mut p) = child.stdout.take() {
+            p.read_to_end(&mut out)?;
+        }
+        let status = child.wait()?;
+        let err = err_thread.join().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&err).into_owned();
+        if !status.success() {
+            return Err(fail(Status::from_exit(status), stderr));
+        }
+        String::from_utf8(out).map_err(|_| Error::Parse {
+            command: quote_argv(argv),
+            message: format!("output on {} is not UTF-8", self.name()),
+        })
+    }
+}
+
+/// True for characters that never need quoting in a POSIX shell word.
+fn is_plain(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c)
+}
+
+/// Quotes one argument for a POSIX shell: plain words stay as they are,
+/// anything else is put in single quotes (a `'` becomes `'\''`).
+pub fn quote(arg: &str) -> Cow<'_, str> {
+    if !arg.is_empty() && arg.chars().all(is_plain) {
+        Cow::Borrowed(arg)
+    } else {
+        Cow::Owned(format!("'{}'", arg.replace('\'', r"'\''")))
+    }
+}
+
+/// Quotes every argument and joins them with spaces.
+pub fn quote_argv<S: AsRef<str>>(argv: &[S]) -> String {
+    argv.iter()
+        .map(|a| quote(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NASTY: &[&str] = &[
+        "plain",
+        "two words",
+        "it's",
+        "\"double\"",
+        "$HOME",
+        "a;b",
+        "$(touch /tmp/zab-pwned)",
+        "`id`",
+        "back\\slash",
+        "new\nline",
+        "tab\there",
+        "",
+        "*",
+        "~",
+        "--opt=x y",
+        "'",
+        "''",
+    ];
+
+    #[test]
+    fn plain_words_stay_readable() {
+        assert_eq!(
+            quote("tank/data@offsite1-20240101000000"),
+            "tank/data@offsite1-20240101000000"
+        );
+        assert_eq!(quote("-o"), "-o");
+        assert_eq!(
+            quote("name,property,value,source"),
+            "name,property,value,source"
+        );
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+    }
+
+    /// The quoted line, run by a real `sh` (as a remote shell would), gives
+    /// back every argument unchanged and runs none of them as code.
+    #[test]
+    fn sh_gets_every_argument_back_unchanged() {
+        let mut argv = vec!["printf", "%s\\0"];
+        argv.extend_from_slice(NASTY);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(quote_argv(&argv))
+            .output()
+            .expect("run sh");
+        assert!(out.status.success());
+        let got: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .collect();
+        assert_eq!(got, NASTY);
+    }
+
+    #[test]
+    fn ssh_wrapping_honours_config_and_ends_options() {
+        let h = Host::ssh("root@backup1")
+            .unwrap()
+            .with_ssh_config(Some(Path::new("lab/ssh config")));
+        assert_eq!(
+            h.wrap(&["zfs", "get", "-H", "autobackup:a b"]),
+            vec![
+                "ssh",
+                "-F",
+                "lab/ssh config",
+                "--",
+                "root@backup1",
+                "zfs get -H 'autobackup:a b'"
+            ]
+        );
+        assert_eq!(
+            h.display(&["zfs", "list"]),
+            "ssh -F 'lab/ssh config' -- root@backup1 'zfs list'"
+        );
+        assert_eq!(Host::local().wrap(&["zfs", "list"]), vec!["zfs", "list"]);
+    }
+
+    #[test]
+    fn bad_destinations_are_refused() {
+        assert!(Host::ssh("-oProxyCommand=x").is_err());
+        assert!(Host::ssh("").is_err());
+        assert!(Host::ssh("a b").is_err());
+    }
+
+    #[test]
+    fn failure_carries_host_command_status_and_stderr() {
+        let err = Host::local()
+            .output(&["sh", "-c", "echo oops >&2; exit 3"])
+            .unwrap_err();
+        match err {
+            Error::Command(c) => {
+                assert_eq!(c.host, "local");
+                assert_eq!(c.command, "sh -c 'echo oops >&2; exit 3'");
+                assert_eq!(c.status, Status::Code(3));
+                assert_eq!(c.stderr, "oops");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_program_is_reported_as_not_found() {
+        let err = Host::local().output(&["zab-no-such-program"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("zab-no-such-program not found on local"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn large_output_and_stderr_do_not_deadlock() {
+        let out = Host::local()
+            .output(&[
+                "sh",
+                "-c",
+                "yes x | head -c 300000 >&2; yes y | head -c 300000",
+            ])
+            .unwrap();
+        assert_eq!(out.len(), 300000);
+    }
+}

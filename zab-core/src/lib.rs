@@ -1,0 +1,20 @@
+//! zab-core: what every zab tool needs.
+//!
+//! * [`host`]: run commands locally or through the system `ssh`, quoted
+//!   argument by argument, with `--debug` lines an admin can paste.
+//! * [`zfs`]: `zfs` argv builders (always `-H -p`, explicit columns) and pure
+//!   parsers of their output.
+//! * [`record`] and [`ndjson`]: the NDJSON records passed between tools
+//!   (specified in `docs/records.md`), read with line numbers in errors.
+//! * [`error`]: one error type and the one exit-code scheme.
+//! * [`cli`]: the flags every tool shares.
+
+pub mod cli;
+pub mod error;
+pub mod host;
+pub mod ndjson;
+pub mod record;
+pub mod zfs;
+
+pub use error::{Error, Exit};
+pub use host::Host;

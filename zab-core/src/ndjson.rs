@@ -1,0 +1,238 @@
+//! Reading and writing newline-delimited JSON.
+//!
+//! The reader names the 1-based line number in every error, so a tool can
+//! say `zab-thin: line 3: missing field "name"`. The writer flushes after
+//! every record, so a stage downstream sees each record as soon as it exists.
+//! [`read_stream`] reads a whole stage's output and insists on its `end`
+//! record: a stream cut short must never look like "these datasets are gone".
+
+use std::io::{BufRead, Write};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::record::{Dataset, End, Record};
+
+/// Reads one JSON value per line; blank lines are skipped.
+#[derive(Debug)]
+pub struct Reader<R> {
+    inner: R,
+    line: usize,
+    buf: String,
+}
+
+impl<R: BufRead> Reader<R> {
+    pub fn new(inner: R) -> Self {
+        Reader {
+            inner,
+            line: 0,
+            buf: String::new(),
+        }
+    }
+
+    /// The number of the line read last (1-based).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The next value, or None at the end of input.
+    pub fn next_value<T: DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
+        loop {
+            self.buf.clear();
+            self.line += 1;
+            match self.inner.read_line(&mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return Some(Err(self.error("not valid UTF-8")));
+                }
+                Err(e) => return Some(Err(self.error(&format!("read error: {e}")))),
+            }
+            if !self.buf.ends_with('\n') {
+                return Some(Err(
+                    self.error("the last line has no newline: the input was cut off")
+                ));
+            }
+            let text = self.buf.trim();
+            if text.is_empty() {
+                continue;
+            }
+            return Some(serde_json::from_str(text).map_err(|e| self.error(&json_message(&e))));
+        }
+    }
+
+    fn error(&self, message: &str) -> Error {
+        Error::Input {
+            line: self.line,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// serde_json's message without its own " at line 1 column N" suffix.
+fn json_message(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Writes one JSON value per line, flushing after each.
+#[derive(Debug)]
+pub struct Writer<W> {
+    inner: W,
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(inner: W) -> Self {
+        Writer { inner }
+    }
+
+    /// Writes `value` as one line and flushes. A reader that went away gives
+    /// [`Error::BrokenPipe`].
+    pub fn write<T: Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        let mut line = serde_json::to_vec(value).map_err(|e| Error::Io(e.to_string()))?;
+        line.push(b'\n');
+        self.inner.write_all(&line)?;
+        self.inner.flush()?;
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+/// A whole stage's output: its dataset records and its end record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    pub datasets: Vec<Dataset>,
+    pub end: End,
+}
+
+impl Stream {
+    /// The datasets that carry an error from upstream.
+    pub fn failed(&self) -> impl Iterator<Item = &Dataset> {
+        self.datasets.iter().filter(|d| d.error.is_some())
+    }
+}
+
+/// Reads a stage's output up to and including its `end` record.
+///
+/// Fails with [`Error::Input`] when a line is bad, when anything follows the
+/// end record, or when the input stops before an end record (the stage before
+/// crashed or was killed).
+pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
+    let mut reader = Reader::new(input);
+    let mut datasets = Vec::new();
+    let mut end = None;
+    while let Some(rec) = reader.next_value::<Record>() {
+        let rec = rec?;
+        if end.is_some() {
+            return Err(Error::Input {
+                line: reader.line(),
+                message: "record after the end record".into(),
+            });
+        }
+        match rec {
+            Record::Dataset(d) => datasets.push(d),
+            Record::End(e) => end = Some(e),
+        }
+    }
+    let end = end.ok_or_else(|| Error::Input {
+        line: 0,
+        message: "no end record: the stage before this one did not finish \
+                  (crashed, killed or cut off), so its output is incomplete"
+            .into(),
+    })?;
+    Ok(Stream { datasets, end })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DS: &str = r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/a","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":7,"written":0}"#;
+    const END: &str =
+        r#"{"kind":"end","tool":"zab-select","version":"0.1.0","datasets":1,"failed":0}"#;
+
+    fn stream(text: &str) -> Result<Stream, Error> {
+        read_stream(text.as_bytes())
+    }
+
+    #[test]
+    fn reads_a_whole_stream() {
+        let s = stream(&format!("{DS}\n\n{END}\n")).unwrap();
+        assert_eq!(s.datasets.len(), 1);
+        assert_eq!(s.end.tool, "zab-select");
+        assert_eq!(s.failed().count(), 0);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = stream(&format!("{DS}\n{DS}\n{{\"kind\":\"dataset\"}}\n{END}\n")).unwrap_err();
+        assert_eq!(err.to_string(), "line 3: missing field `backup`");
+        let err = stream(&format!("{DS}\nnot json\n")).unwrap_err();
+        assert!(err.to_string().starts_with("line 2: expected"), "{err}");
+    }
+
+    #[test]
+    fn truncated_input_is_refused() {
+        // No end record at all: the upstream stage died.
+        let err = stream(&format!("{DS}\n")).unwrap_err();
+        assert!(matches!(err, Error::Input { line: 0, .. }));
+        assert!(err.to_string().contains("no end record"), "{err}");
+        // Empty input is truncated too.
+        assert!(stream("").is_err());
+        // A line cut in the middle.
+        let cut = &format!("{DS}\n{END}\n")[..DS.len() + 10];
+        assert!(stream(cut).unwrap_err().to_string().starts_with("line 2:"));
+        // Even a complete-looking end record without its newline.
+        let err = stream(&format!("{DS}\n{END}")).unwrap_err();
+        assert!(err.to_string().contains("cut off"), "{err}");
+    }
+
+    #[test]
+    fn nothing_may_follow_the_end() {
+        let err = stream(&format!("{END}\n{DS}\n")).unwrap_err();
+        assert_eq!(err.to_string(), "line 2: record after the end record");
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_line_error() {
+        let mut bytes = format!("{DS}\n").into_bytes();
+        bytes.extend_from_slice(b"\xff\xfe\n");
+        let err = read_stream(&bytes[..]).unwrap_err();
+        assert_eq!(err.to_string(), "line 2: not valid UTF-8");
+    }
+
+    #[test]
+    fn writer_writes_lines_and_round_trips() {
+        let mut w = Writer::new(Vec::new());
+        let s = stream(&format!("{DS}\n{END}\n")).unwrap();
+        for d in &s.datasets {
+            w.write(&Record::Dataset(d.clone())).unwrap();
+        }
+        w.write(&Record::End(s.end.clone())).unwrap();
+        let out = String::from_utf8(w.into_inner()).unwrap();
+        assert_eq!(stream(&out).unwrap(), s);
+        assert_eq!(out.lines().count(), 2);
+    }
+
+    #[test]
+    fn broken_pipe_is_its_own_error() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let err = Writer::new(Closed).write(&1).unwrap_err();
+        assert!(matches!(err, Error::BrokenPipe));
+    }
+}

@@ -1,0 +1,201 @@
+//! The NDJSON records that zab's tools pass down a pipe.
+//!
+//! The wire format is specified in `docs/records.md`; this module is its
+//! implementation. In short:
+//!
+//! * One JSON object per line, with a `kind` field.
+//! * `dataset`: one per dataset, written by zab-select and passed on (and
+//!   added to) by every later stage.
+//!   `{"kind":"dataset","backup":"offsite1","host":null,"name":"rpool/data","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":42,"written":1048576}`
+//! * `end`: the last line of every stage's output. A stream without it was
+//!   cut short, and later stages must not act destructively on it.
+//!   `{"kind":"end","tool":"zab-select","version":"0.1.0","datasets":1,"failed":0}`
+//!
+//! Fields a tool does not know are kept in `extra` and written back out
+//! unchanged, so `jq` can add fields between any two stages.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::zfs::DatasetType;
+
+/// Why zab-select kept or left out a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// Selected for backup.
+    Selected,
+    /// The property is not set here, nor inherited.
+    Unset,
+    /// `child` set on this dataset: only its descendants are selected.
+    ChildOnly,
+    /// `parent` inherited from above: only the dataset where it is set is selected.
+    ParentOnly,
+    /// `false`: explicitly excluded.
+    Disabled,
+    /// Under the target path on the same host.
+    TargetPath,
+    /// The property was received (`--exclude-received`, or automatic).
+    Received,
+    /// Fewer bytes written since the latest snapshot than `--exclude-unchanged`.
+    Unchanged,
+    /// The property has a value or source zab cannot accept (see `error`).
+    Invalid,
+}
+
+impl Reason {
+    /// The words zfs-autobackup prints for this decision in `--verbose`
+    /// (`[Source] rpool/swap: Excluded`), or None where it prints nothing.
+    pub fn upstream_words(self) -> Option<&'static str> {
+        match self {
+            Reason::Selected => Some("Selected"),
+            Reason::Disabled => Some("Excluded"),
+            Reason::Received => Some("Excluded (dataset already received)"),
+            Reason::Unchanged => Some("Excluded (by --exclude-unchanged)"),
+            Reason::Unset | Reason::ChildOnly | Reason::ParentOnly => None,
+            // Upstream logs this at debug level only.
+            Reason::TargetPath => None,
+            Reason::Invalid => None,
+        }
+    }
+
+    /// A short human explanation, for `--verbose` and `--all`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Selected => "selected",
+            Reason::Unset => "property not set",
+            Reason::ChildOnly => "child: only descendants are selected",
+            Reason::ParentOnly => "parent: only the dataset where it is set is selected",
+            Reason::Disabled => "excluded by the property (false)",
+            Reason::TargetPath => "under the target path on the same host",
+            Reason::Received => "property was received (--exclude-received)",
+            Reason::Unchanged => "unchanged since the latest snapshot (--exclude-unchanged)",
+            Reason::Invalid => "invalid property",
+        }
+    }
+}
+
+/// Where the selection property's value comes from, after following inheritance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PropSource {
+    Local,
+    Received,
+    /// Not set (zfs shows `-`).
+    None,
+    /// Anything else zfs reported (kept for the error message).
+    Other,
+}
+
+/// One dataset, as selected by zab-select and carried down the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    /// The backup name (`offsite1`).
+    pub backup: String,
+    /// The ssh destination of the source host, or null for the local host.
+    pub host: Option<String>,
+    /// The dataset's full name.
+    pub name: String,
+    /// `filesystem` or `volume`.
+    #[serde(rename = "type")]
+    pub kind: DatasetType,
+    /// Whether this dataset is to be backed up.
+    pub selected: bool,
+    /// Why (see [`Reason`]).
+    pub reason: Reason,
+    /// The selection property's value, or null when unset.
+    pub value: Option<String>,
+    /// Where the value comes from, inheritance resolved.
+    pub source: PropSource,
+    /// The dataset the value is inherited from, or null when set here or unset.
+    pub inherited_from: Option<String>,
+    /// The transaction group the dataset was created in.
+    pub createtxg: u64,
+    /// Bytes written since its latest snapshot (any snapshot).
+    pub written: u64,
+    /// The error that made this dataset fail, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Fields added by other tools or by the user: passed through unchanged.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The last record of every stage: its presence proves the stream is whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct End {
+    /// The tool that wrote it.
+    pub tool: String,
+    /// That tool's version.
+    pub version: String,
+    /// How many dataset records came before it.
+    pub datasets: usize,
+    /// How many of them failed (carry an `error`).
+    pub failed: usize,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl End {
+    /// The end record for `tool` (`CARGO_PKG_VERSION` of zab-core).
+    pub fn new(tool: &str, datasets: usize, failed: usize) -> End {
+        End {
+            tool: tool.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            datasets,
+            failed,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// Any record, told apart by its `kind` field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Record {
+    Dataset(Dataset),
+    End(End),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example line in docs/records.md parses, and writes back identically.
+    #[test]
+    fn docs_examples_round_trip() {
+        let doc = include_str!("../../docs/records.md");
+        let examples: Vec<&str> = doc.lines().filter(|l| l.starts_with("{\"kind\"")).collect();
+        assert!(examples.len() >= 2, "docs/records.md has no examples");
+        for line in examples {
+            let rec: Record = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let again = serde_json::to_string(&rec).unwrap();
+            let a: Value = serde_json::from_str(line).unwrap();
+            let b: Value = serde_json::from_str(&again).unwrap();
+            assert_eq!(a, b, "round trip changed {line}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_pass_through() {
+        let line = r#"{"kind":"dataset","backup":"b","host":"root@h","name":"tank/a","type":"volume","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":7,"written":0,"note":{"by":"jq"},"zz":1}"#;
+        let rec: Record = serde_json::from_str(line).unwrap();
+        match &rec {
+            Record::Dataset(d) => {
+                assert_eq!(d.extra.len(), 2);
+                assert_eq!(d.extra["note"]["by"], "jq");
+            }
+            other => panic!("{other:?}"),
+        }
+        let a: Value = serde_json::from_str(line).unwrap();
+        let b: Value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn wrong_kind_or_missing_fields_are_rejected() {
+        assert!(serde_json::from_str::<Record>(r#"{"kind":"bogus"}"#).is_err());
+        assert!(serde_json::from_str::<Record>(r#"{"kind":"dataset","name":"x"}"#).is_err());
+        assert!(serde_json::from_str::<Record>(r#"{"name":"x"}"#).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! zab-select: which datasets to back up, and why.
+//!
+//! Reads the selection property (`autobackup:NAME`) of every filesystem and
+//! volume on the source host with one `zfs get`, applies zfs-autobackup's
+//! selection rules (see `select.rs`), and writes one NDJSON `dataset` record
+//! per selected dataset (with `--all`, per dataset), then an `end` record.
+
+mod cli;
+mod run;
+mod select;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Args::parse();
+    match run::run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => zab_core::error::report("zab-select", &e),
+    }
+}

@@ -1,0 +1,158 @@
+//! zab-select's run: validate, list once, decide, write records.
+
+use std::io::Write;
+
+use zab_core::error::Error;
+use zab_core::ndjson::Writer;
+use zab_core::record::{End, Reason, Record};
+use zab_core::zfs;
+
+use crate::cli::Args;
+use crate::select::{exclude_unchanged, select, Options};
+
+const TOOL: &str = "zab-select";
+
+/// A backup name may only hold characters that are valid in a snapshot name.
+fn check_backup_name(name: &str) -> Result<(), Error> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+    {
+        return Err(Error::Usage(format!(
+            "invalid backup name {name:?}: use letters, digits, '_', '-', '.' and ':'"
+        )));
+    }
+    Ok(())
+}
+
+/// The selection property for `backup`: `--property-format` with `{}` replaced.
+pub fn property_name(format: &str, backup: &str) -> Result<String, Error> {
+    let prop = format.replace("{}", backup);
+    let (ns, rest) = prop.split_once(':').unwrap_or(("", ""));
+    let valid = !ns.is_empty()
+        && !rest.is_empty()
+        && prop.len() <= 256
+        && prop
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
+    if !valid {
+        return Err(Error::Usage(format!(
+            "--property-format {format:?} gives {prop:?}, which is not a ZFS user property \
+             (it needs a ':' and only letters, digits, '_', '-', '.' and ':')"
+        )));
+    }
+    Ok(prop)
+}
+
+pub fn run(args: &Args) -> Result<(), Error> {
+    check_backup_name(&args.backup)?;
+    let property = property_name(&args.property_format, &args.backup)?;
+    if let Some(t) = &args.target_path {
+        if t.is_empty() || t.starts_with('/') || t.ends_with('/') {
+            return Err(Error::Usage(format!(
+                "invalid TARGET-PATH {t:?}: give a dataset name such as backup/host1, not a path"
+            )));
+        }
+    }
+    let log = args.common.log(TOOL);
+    let host = args.common.host(args.ssh_source.as_deref())?;
+
+    // zfs-autobackup's automatic rules, when source and target are one host:
+    // never back up into the source selection, and in snapshot-only mode do
+    // not select received datasets (a backup server's backups).
+    let same_host = args.ssh_source == args.ssh_target;
+    let mut opts = Options {
+        backup: args.backup.clone(),
+        property: property.clone(),
+        host: host.dest().map(str::to_string),
+        exclude_paths: Vec::new(),
+        exclude_received: args.exclude_received,
+        exclude_unchanged: args.exclude_unchanged,
+    };
+    if same_host {
+        match &args.target_path {
+            Some(t) => opts.exclude_paths.push(t.clone()),
+            None if !args.include_received => opts.exclude_received = true,
+            None => {}
+        }
+    }
+
+    let rows = zfs::get(
+        &host,
+        &["filesystem", "volume"],
+        &[&property, "type", "createtxg", "written"],
+        &[],
+    )?;
+    let mut all = select(&rows, &opts).map_err(|message| Error::Parse {
+        command: "zfs get".into(),
+        message: format!("on {}: {message}", host.name()),
+    })?;
+    exclude_unchanged(&mut all, opts.exclude_unchanged);
+
+    let stdout = std::io::stdout();
+    let mut out = Writer::new(stdout.lock());
+    let (mut written, mut failed, mut selected, mut excluded) = (0, 0, 0, 0);
+    for d in &all {
+        if let Some(err) = &d.error {
+            log.error(format!("[Source] {}: {err}", d.name));
+            failed += 1;
+        } else if let Some(words) = d.reason.upstream_words() {
+            log.verbose(format!("[Source] {}: {words}", d.name));
+        } else if d.reason == Reason::TargetPath {
+            log.debug(format!(
+                "[Source] {}: Excluded (path in exclude list)",
+                d.name
+            ));
+        }
+        if d.selected {
+            selected += 1;
+        } else if d.reason != Reason::Unset {
+            excluded += 1;
+        }
+        if d.selected || args.all || d.error.is_some() {
+            out.write(&Record::Dataset(d.clone()))?;
+            written += 1;
+        }
+    }
+    out.write(&Record::End(End::new(TOOL, written, failed)))?;
+    out.into_inner().flush()?;
+
+    if failed > 0 {
+        return Err(Error::Failed(failed));
+    }
+    if selected == 0 && excluded == 0 {
+        return Err(Error::Nothing(format!(
+            "no source datasets selected: none has {property} set on {} \
+             (set it with: zfs set {property}=true POOL/DATASET)",
+            host.name()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_names() {
+        assert_eq!(
+            property_name("autobackup:{}", "offsite1").unwrap(),
+            "autobackup:offsite1"
+        );
+        assert_eq!(property_name("zab:{}:x", "b").unwrap(), "zab:b:x");
+        assert!(property_name("autobackup{}", "x").is_err());
+        assert!(property_name("auto backup:{}", "x").is_err());
+        assert!(property_name(":{}", "x").is_err());
+    }
+
+    #[test]
+    fn backup_names() {
+        assert!(check_backup_name("offsite1").is_ok());
+        assert!(check_backup_name("").is_err());
+        assert!(check_backup_name("a/b").is_err());
+        assert!(check_backup_name("a b").is_err());
+        assert!(check_backup_name("a@b").is_err());
+    }
+}
