@@ -256,6 +256,25 @@ pub fn report(tool: &str, error: &Error) -> std::process::ExitCode {
     std::process::ExitCode::from(error.exit().code())
 }
 
+/// Makes a panic (a bug in zab) print one line and exit with
+/// [`Exit::Internal`] instead of Rust's 101. Every `main` calls this first.
+pub fn exit_on_panic(tool: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("{tool}: internal error (a bug in zab, please report it): {msg}{at}");
+        std::process::exit(Exit::Internal.code().into());
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

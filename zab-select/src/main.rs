@@ -12,6 +12,7 @@ mod select;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    zab_core::error::exit_on_panic("zab-select");
     let args = cli::Args::parse();
     match run::run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
