@@ -177,6 +177,11 @@ impl Lab {
         run(Command::new(self.bin_dir.join(tool)).args(args))
     }
 
+    /// Runs any program here (not a zab tool).
+    pub fn here(&self, program: &str, args: &[&str]) -> Out {
+        run(Command::new(program).args(args))
+    }
+
     /// Once per suite: copy the binaries in, create fresh pools.
     pub fn setup(&self) -> Result<(), String> {
         let t = Instant::now();

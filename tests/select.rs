@@ -357,20 +357,28 @@ fn one_zfs_call_per_host(lab: &Lab) {
     ));
     let out = lab.guest("zab-select", &["--debug", ns.backup()]).ok();
     assert_eq!(names(&out, &ns).len(), 41);
-    let cmds: Vec<&str> = out.stderr.lines().filter(|l| !l.starts_with('#')).collect();
+    // --debug also shows the verbose lines; the commands are the rest.
+    let commands = |stderr: &str| -> Vec<String> {
+        stderr
+            .lines()
+            .filter(|l| !l.starts_with('[') && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    let cmds = commands(&out.stderr);
     assert_eq!(
         cmds,
         vec![format!("zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written")]
     );
     let out = lab.host("zab-select", &["--debug", ns.backup()]).ok();
-    let cmds: Vec<&str> = out.stderr.lines().collect();
+    let cmds = commands(&out.stderr);
     assert_eq!(cmds.len(), 1, "{cmds:?}");
     assert!(cmds[0].starts_with("ssh -F "), "{}", cmds[0]);
     assert!(cmds[0].ends_with(&format!(
         " -- zfs-lab 'zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written'"
     )), "{}", cmds[0]);
     // The debug line is a working command: paste it into a shell.
-    let pasted = lab.host_raw("sh", &["-c", cmds[0]]);
+    let pasted = lab.here("sh", &["-c", &cmds[0]]);
     assert_eq!(pasted.code, 0, "{}", pasted.stderr);
     assert!(pasted
         .stdout

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use serde_json::Map;
 use zab_core::record::{Dataset, PropSource, Reason};
-use zab_core::zfs::{is_under, parent_of, DatasetType, PropRow, Source};
+use zab_core::zfs::{is_under, parent_of, pool_of, DatasetType, PropRow, Source};
 
 /// What decides the selection, besides the listing.
 #[derive(Debug, Clone, Default)]
@@ -187,36 +187,37 @@ fn decide(
     (Reason::Selected, None)
 }
 
-/// Sorts by `createtxg` (as upstream does: clone origins before clones), then
+/// Sorts by pool, then `createtxg` within the pool (as upstream does: clone
+/// origins before clones; txgs of different pools are not comparable), then
 /// moves any dataset whose parent would come later (a renamed dataset can be
 /// older than its new parent) right after that parent.
 fn parents_first(mut all: Vec<Dataset>) -> Vec<Dataset> {
-    all.sort_by(|a, b| (a.createtxg, &a.name).cmp(&(b.createtxg, &b.name)));
-    let index: HashMap<String, usize> = all
+    all.sort_by(|a, b| {
+        (pool_of(&a.name), a.createtxg, &a.name).cmp(&(pool_of(&b.name), b.createtxg, &b.name))
+    });
+    let present: HashMap<String, usize> = all
         .iter()
         .enumerate()
         .map(|(i, d)| (d.name.clone(), i))
         .collect();
     let mut done = vec![false; all.len()];
+    let mut waiting: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut order = Vec::with_capacity(all.len());
-    fn visit(
-        i: usize,
-        all: &[Dataset],
-        index: &HashMap<String, usize>,
-        done: &mut [bool],
-        order: &mut Vec<usize>,
-    ) {
-        if done[i] {
-            return;
-        }
-        if let Some(&p) = parent_of(&all[i].name).and_then(|p| index.get(p)) {
-            visit(p, all, index, done, order);
-        }
-        done[i] = true;
-        order.push(i);
-    }
     for i in 0..all.len() {
-        visit(i, &all, &index, &mut done, &mut order);
+        match parent_of(&all[i].name).and_then(|p| present.get(p)) {
+            Some(&p) if !done[p] => waiting.entry(p).or_default().push(i),
+            _ => {
+                // Emit it, then whatever waited for it, depth first.
+                let mut stack = vec![i];
+                while let Some(j) = stack.pop() {
+                    done[j] = true;
+                    order.push(j);
+                    if let Some(kids) = waiting.remove(&j) {
+                        stack.extend(kids.into_iter().rev());
+                    }
+                }
+            }
+        }
     }
     let mut slots: Vec<Option<Dataset>> = all.into_iter().map(Some).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
@@ -419,6 +420,15 @@ mod tests {
         ]);
         let names: Vec<String> = run(&r, &opts()).into_iter().map(|d| d.name).collect();
         assert_eq!(names, vec!["p", "p/clone", "p/new", "p/new/old"]);
+        // Each pool counts its own txgs: pools are not interleaved.
+        let r = rows(&[
+            ("b", "filesystem", "true", "local", 1, 0),
+            ("b/x", "filesystem", "true", "inherited from b", 90, 0),
+            ("a", "filesystem", "true", "local", 1, 0),
+            ("a/y", "filesystem", "true", "inherited from a", 40, 0),
+        ]);
+        let names: Vec<String> = run(&r, &opts()).into_iter().map(|d| d.name).collect();
+        assert_eq!(names, vec!["a", "a/y", "b", "b/x"]);
     }
 
     #[test]
