@@ -203,8 +203,8 @@ fn parents_first(mut all: Vec<Dataset>) -> Vec<Dataset> {
     let mut done = vec![false; all.len()];
     let mut waiting: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut order = Vec::with_capacity(all.len());
-    for i in 0..all.len() {
-        match parent_of(&all[i].name).and_then(|p| present.get(p)) {
+    for (i, d) in all.iter().enumerate() {
+        match parent_of(&d.name).and_then(|p| present.get(p)) {
             Some(&p) if !done[p] => waiting.entry(p).or_default().push(i),
             _ => {
                 // Emit it, then whatever waited for it, depth first.
