@@ -8,7 +8,7 @@ use zab_core::record::{End, Reason, Record};
 use zab_core::zfs;
 
 use crate::cli::Args;
-use crate::select::{exclude_unchanged, select, Options};
+use crate::select::{select, Options};
 
 const TOOL: &str = "zab-select";
 
@@ -84,11 +84,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
         &[&property, "type", "createtxg", "written"],
         &[],
     )?;
-    let mut all = select(&rows, &opts).map_err(|message| Error::Parse {
+    let all = select(&rows, &opts).map_err(|message| Error::Parse {
         command: "zfs get".into(),
         message: format!("on {}: {message}", host.name()),
     })?;
-    exclude_unchanged(&mut all, opts.exclude_unchanged);
 
     let stdout = std::io::stdout();
     let mut out = Writer::new(stdout.lock());

@@ -91,6 +91,7 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             source,
             inherited_from.is_some(),
             name,
+            written,
             opts,
         );
         let error = error.map(|e| match e {
@@ -157,6 +158,7 @@ fn decide(
     source: PropSource,
     inherited: bool,
     name: &str,
+    written: u64,
     opts: &Options,
 ) -> (Reason, Option<Invalid>) {
     if source == PropSource::Other {
@@ -183,6 +185,9 @@ fn decide(
     }
     if source == PropSource::Received && opts.exclude_received {
         return (Reason::Received, None);
+    }
+    if opts.exclude_unchanged > 0 && written < opts.exclude_unchanged {
+        return (Reason::Unchanged, None);
     }
     (Reason::Selected, None)
 }
@@ -223,20 +228,6 @@ fn parents_first(mut all: Vec<Dataset>) -> Vec<Dataset> {
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
-/// Applies `--exclude-unchanged` on top of [`select`]: selected datasets with
-/// fewer than `min` bytes written since their latest snapshot are excluded.
-pub fn exclude_unchanged(datasets: &mut [Dataset], min: u64) {
-    if min == 0 {
-        return;
-    }
-    for d in datasets.iter_mut() {
-        if d.selected && d.written < min {
-            d.selected = false;
-            d.reason = Reason::Unchanged;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,9 +247,7 @@ mod tests {
     }
 
     fn run(rows: &str, opts: &Options) -> Vec<Dataset> {
-        let mut all = select(&parse_get(rows).unwrap(), opts).unwrap();
-        exclude_unchanged(&mut all, opts.exclude_unchanged);
-        all
+        select(&parse_get(rows).unwrap(), opts).unwrap()
     }
 
     fn reasons(all: &[Dataset]) -> Vec<(String, Reason)> {
