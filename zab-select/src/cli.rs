@@ -17,8 +17,8 @@ const EXAMPLES: &str = "  \
   # Pull mode: select on another host through ssh (honours ~/.ssh/config):
   zab-select --ssh-source root@nas offsite1
 
-  # Local backup into the same host: the target path is excluded:
-  zab-select offsite1 backup/nas | zab-snap offsite1
+  # Backup into a dataset on the same host: it and below are never selected:
+  zab-select offsite1 backup/nas
 ";
 
 /// Select the datasets to back up, with zfs-autobackup's rules, as NDJSON.
