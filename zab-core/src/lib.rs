@@ -6,12 +6,14 @@
 //!   parsers of their output.
 //! * [`record`] and [`ndjson`]: the NDJSON records passed between tools
 //!   (specified in `docs/records.md`), read with line numbers in errors.
+//! * [`naming`]: snapshot names, and which snapshots are ours.
 //! * [`error`]: one error type and the one exit-code scheme.
 //! * [`cli`]: the flags every tool shares.
 
 pub mod cli;
 pub mod error;
 pub mod host;
+pub mod naming;
 pub mod ndjson;
 pub mod record;
 pub mod zfs;
