@@ -7,6 +7,7 @@
 //! * [`record`] and [`ndjson`]: the NDJSON records passed between tools
 //!   (specified in `docs/records.md`), read with line numbers in errors.
 //! * [`naming`]: snapshot names, and which snapshots are ours.
+//! * [`schedule`]: thinning schedules and the pure thinner.
 //! * [`error`]: one error type and the one exit-code scheme.
 //! * [`cli`]: the flags every tool shares.
 
@@ -16,6 +17,7 @@ pub mod host;
 pub mod naming;
 pub mod ndjson;
 pub mod record;
+pub mod schedule;
 pub mod zfs;
 
 pub use error::{Error, Exit};
