@@ -11,6 +11,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod core;
 mod select;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -28,12 +29,12 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let all: Vec<Test> = select::TESTS.to_vec();
+    let all: Vec<Test> = [core::TESTS, select::TESTS].concat();
     let tests: Vec<Test> = all
         .into_iter()
         .filter(|(n, _)| filters.is_empty() || filters.iter().any(|f| n.contains(f.as_str())))
         .collect();
-    let filtered_out = select::TESTS.len() - tests.len();
+    let filtered_out = core::TESTS.len() + select::TESTS.len() - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 
     let lab = match Lab::from_env() {
