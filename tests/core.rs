@@ -1,6 +1,6 @@
 //! zab-core against real OpenZFS: what the tools build on.
 
-use zab_core::host::Host;
+use zab_core::host::{Host, HOSTILE_ARGS};
 use zab_core::zfs::list_snapshots;
 use zab_core::Error;
 use zab_tests::{Lab, Ns, ALIAS};
@@ -20,28 +20,14 @@ fn ssh_host(lab: &Lab) -> Host {
 
 /// What zab-core's Host sends through ssh arrives unchanged and never runs.
 fn host_quoting_round_trip(lab: &Lab) {
-    let nasty = [
-        "two words",
-        "it's",
-        "\"double\"",
-        "$HOME",
-        "a;b",
-        "$(touch /tmp/zab-pwned)",
-        "`touch /tmp/zab-pwned`",
-        "x && touch /tmp/zab-pwned",
-        "back\\slash",
-        "*",
-        "",
-        "new\nline",
-    ];
     let host = Host::ssh(ALIAS)
         .unwrap()
         .with_ssh_config(Some(&lab.ssh_config));
     let mut argv = vec!["printf", "%s\\0"];
-    argv.extend_from_slice(&nasty);
+    argv.extend_from_slice(HOSTILE_ARGS);
     let out = host.output(&argv).unwrap();
     let got: Vec<&str> = out.split_terminator('\0').collect();
-    assert_eq!(got, nasty);
+    assert_eq!(got, HOSTILE_ARGS);
     lab.sh("test ! -e /tmp/zab-pwned");
 }
 

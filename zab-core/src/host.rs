@@ -187,29 +187,34 @@ pub fn quote_argv<S: AsRef<str>>(argv: &[S]) -> String {
         .join(" ")
 }
 
+/// Arguments that must reach the remote side unchanged, and none of which
+/// may run as code: the quoting contract, checked by this module's unit tests
+/// with a real `sh` and by the lab suite through real ssh. The `touch` ones
+/// leave /tmp/zab-pwned behind if they ever run.
+pub const HOSTILE_ARGS: &[&str] = &[
+    "plain",
+    "two words",
+    "it's",
+    "\"double\"",
+    "$HOME",
+    "a;b",
+    "$(touch /tmp/zab-pwned)",
+    "`touch /tmp/zab-pwned`",
+    "x && touch /tmp/zab-pwned",
+    "back\\slash",
+    "new\nline",
+    "tab\there",
+    "",
+    "*",
+    "~",
+    "--opt=x y",
+    "'",
+    "''",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const NASTY: &[&str] = &[
-        "plain",
-        "two words",
-        "it's",
-        "\"double\"",
-        "$HOME",
-        "a;b",
-        "$(touch /tmp/zab-pwned)",
-        "`id`",
-        "back\\slash",
-        "new\nline",
-        "tab\there",
-        "",
-        "*",
-        "~",
-        "--opt=x y",
-        "'",
-        "''",
-    ];
 
     #[test]
     fn plain_words_stay_readable() {
@@ -232,7 +237,7 @@ mod tests {
     #[test]
     fn sh_gets_every_argument_back_unchanged() {
         let mut argv = vec!["printf", "%s\\0"];
-        argv.extend_from_slice(NASTY);
+        argv.extend_from_slice(HOSTILE_ARGS);
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(quote_argv(&argv))
@@ -243,7 +248,7 @@ mod tests {
             .unwrap()
             .split_terminator('\0')
             .collect();
-        assert_eq!(got, NASTY);
+        assert_eq!(got, HOSTILE_ARGS);
     }
 
     #[test]
