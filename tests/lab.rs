@@ -35,7 +35,7 @@ pub const POOLS: &[(&str, &str)] = &[
 ];
 
 /// The zab binaries copied into the guest.
-pub const TOOLS: &[&str] = &["zab-select"];
+pub const TOOLS: &[&str] = &["zab-select", "zab-snap"];
 
 /// A running lab.
 #[derive(Debug, Clone)]
@@ -175,6 +175,21 @@ impl Lab {
     /// Runs a zab tool here with exactly these arguments.
     pub fn host_raw(&self, tool: &str, args: &[&str]) -> Out {
         run(Command::new(self.bin_dir.join(tool)).args(args))
+    }
+
+    /// Runs a shell script here, with the zab binaries first in PATH and
+    /// `$CFG` set to the lab's ssh config: for pipelines such as
+    /// `zab-select --ssh-source zfs-lab --ssh-config "$CFG" B | zab-snap B --ssh-config "$CFG"`.
+    pub fn local_sh(&self, script: &str) -> Out {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![self.bin_dir.clone()];
+        dirs.extend(std::env::split_paths(&path));
+        let path = std::env::join_paths(dirs).unwrap_or(path);
+        run(Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", path)
+            .env("CFG", &self.ssh_config))
     }
 
     /// Runs any program here (not a zab tool).

@@ -193,6 +193,8 @@ pub enum Error {
     Io(String),
     /// Our reader went away (EPIPE on stdout). Record tools exit quietly.
     BrokenPipe,
+    /// SIGINT or SIGTERM arrived; the text says what was still done.
+    Interrupted(String),
 }
 
 impl Error {
@@ -206,6 +208,7 @@ impl Error {
             Error::Nothing(_) => Exit::Nothing,
             Error::Io(_) => Exit::External,
             Error::BrokenPipe => Exit::Ok,
+            Error::Interrupted(_) => Exit::Interrupted,
         }
     }
 }
@@ -214,6 +217,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) | Error::Nothing(m) | Error::Io(m) => f.write_str(m),
+            Error::Interrupted(m) => write!(f, "interrupted: {m}"),
             Error::Input { line: 0, message } => write!(f, "end of input: {message}"),
             Error::Input { line, message } => write!(f, "line {line}: {message}"),
             Error::Command(c) => c.fmt(f),

@@ -118,6 +118,13 @@ impl Host {
     /// Runs `argv` and returns its standard output. Any failure carries the
     /// host, the command line, the exit status and standard error.
     pub fn output<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, Error> {
+        self.capture(argv).map(|c| c.stdout)
+    }
+
+    /// Runs `argv` and returns its standard output and standard error. Any
+    /// failure carries the host, the command line, the exit status and
+    /// standard error.
+    pub fn capture<S: AsRef<str>>(&self, argv: &[S]) -> Result<Captured, Error> {
         let mut cmd = self.command(argv);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let fail = |status: Status, stderr: String| -> Error {
@@ -157,11 +164,20 @@ impl Host {
         if !status.success() {
             return Err(fail(Status::from_exit(status), stderr));
         }
-        String::from_utf8(out).map_err(|_| Error::Parse {
+        let stdout = String::from_utf8(out).map_err(|_| Error::Parse {
             command: quote_argv(argv),
             message: format!("output on {} is not UTF-8", self.name()),
-        })
+        })?;
+        Ok(Captured { stdout, stderr })
     }
+}
+
+/// What a successful command printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub stdout: String,
+    /// Standard error (lossily decoded).
+    pub stderr: String,
 }
 
 /// True for characters that never need quoting in a POSIX shell word.

@@ -109,6 +109,8 @@ impl<W: Write> Writer<W> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stream {
     pub datasets: Vec<Dataset>,
+    /// The input line of each dataset record (1-based), for error messages.
+    pub lines: Vec<usize>,
     pub end: End,
 }
 
@@ -127,6 +129,7 @@ impl Stream {
 pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
     let mut reader = Reader::new(input);
     let mut datasets = Vec::new();
+    let mut lines = Vec::new();
     let mut end = None;
     while let Some(rec) = reader.next_value::<Record>() {
         let rec = rec?;
@@ -137,7 +140,10 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
             });
         }
         match rec {
-            Record::Dataset(d) => datasets.push(d),
+            Record::Dataset(d) => {
+                datasets.push(d);
+                lines.push(reader.line());
+            }
             Record::End(e) => end = Some(e),
         }
     }
@@ -147,7 +153,11 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
                   (crashed, killed or cut off), so its output is incomplete"
             .into(),
     })?;
-    Ok(Stream { datasets, end })
+    Ok(Stream {
+        datasets,
+        lines,
+        end,
+    })
 }
 
 #[cfg(test)]
@@ -164,8 +174,9 @@ mod tests {
 
     #[test]
     fn reads_a_whole_stream() {
-        let s = stream(&format!("{DS}\n\n{END}\n")).unwrap();
-        assert_eq!(s.datasets.len(), 1);
+        let s = stream(&format!("{DS}\n\n{DS}\n{END}\n")).unwrap();
+        assert_eq!(s.datasets.len(), 2);
+        assert_eq!(s.lines, vec![1, 3]);
         assert_eq!(s.end.tool, "zab-select");
         assert_eq!(s.failed().count(), 0);
     }

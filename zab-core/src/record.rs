@@ -116,9 +116,44 @@ pub struct Dataset {
     /// The error that made this dataset fail, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What zab-snap did with this dataset; absent before zab-snap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapOutcome>,
     /// Fields added by other tools or by the user: passed through unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// What zab-snap did with one dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapOutcome {
+    /// The name of this run's snapshot (the part after `@`).
+    pub name: String,
+    /// Created, skipped, failed, or (with `--test`) would be created.
+    pub status: SnapStatus,
+    /// Our newest snapshot of the dataset before this run, if any.
+    pub previous: Option<String>,
+    /// Bytes written since `previous` (`written@previous`), when zab-snap
+    /// needed to know it.
+    pub written: Option<u64>,
+    /// Why it was skipped (`no changes since offsite1-20261122101500`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The outcome of zab-snap for one dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapStatus {
+    /// The snapshot was taken.
+    Created,
+    /// Not taken: unchanged since our previous snapshot (see `reason`).
+    Skipped,
+    /// Not taken: the pool's `zfs snapshot` or a pre-snapshot command failed
+    /// (the dataset's `error` says which).
+    Failed,
+    /// `--test`: it would have been taken.
+    WouldCreate,
 }
 
 /// The last record of every stage: its presence proves the stream is whole.

@@ -117,6 +117,7 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             createtxg,
             written,
             error,
+            snapshot: None,
             extra: Map::new(),
         });
     }

@@ -1,0 +1,194 @@
+//! zab-snap's command line.
+
+use clap::Parser;
+use zab_core::cli::{after_help, parse_bytes, Common};
+use zab_core::naming::DEFAULT_FORMAT;
+
+const EXAMPLES: &str = "  \
+  # Snapshot every dataset selected for 'offsite1' that changed since its
+  # last offsite1 snapshot (one zfs snapshot per pool):
+  zab-select offsite1 | zab-snap offsite1
+
+  # On another host, through ssh (the records say which host):
+  zab-select --ssh-source root@nas offsite1 | zab-snap offsite1
+
+  # What would be snapshotted, without changing anything:
+  zab-select offsite1 | zab-snap --test --verbose offsite1
+
+  # A snapshot of every selected dataset, changed or not, in UTC:
+  zab-select offsite1 | zab-snap --allow-empty --utc offsite1
+
+  # Quiesce a database around the snapshot:
+  zab-select offsite1 | zab-snap offsite1 \\
+      --pre-snapshot-cmd 'mysql -e \"FLUSH TABLES WITH READ LOCK\"' \\
+      --post-snapshot-cmd 'mysql -e \"UNLOCK TABLES\"'
+
+  # Which datasets were skipped, and why:
+  zab-select offsite1 | zab-snap offsite1 |
+      jq -r 'select(.snapshot.status == \"skipped\") | [.name, .snapshot.reason] | @tsv'
+";
+
+/// Take the backup snapshot of the datasets zab-select chose, as
+/// zfs-autobackup does: one atomic `zfs snapshot` per pool, all with the same
+/// name, skipping datasets that did not change since their last snapshot of
+/// this backup.
+///
+/// Reads zab-select's NDJSON records on stdin and writes them to stdout, each
+/// with a `snapshot` field: the name, and whether it was created, skipped
+/// (and why) or failed. Input that does not end with zab-select's `end`
+/// record is refused. Whatever the number of datasets, zab-snap runs two
+/// `zfs` queries per host, then one `zfs snapshot` per pool.
+#[derive(Parser, Debug)]
+#[command(name = "zab-snap", version, after_long_help = after_help(EXAMPLES))]
+pub struct Args {
+    /// The backup name; every record must be for this backup.
+    #[arg(value_name = "BACKUP-NAME")]
+    pub backup: String,
+
+    /// The source host. Optional: the records already say where each dataset
+    /// is; when given, every record must be from this host.
+    #[arg(long, value_name = "USER@HOST")]
+    pub ssh_source: Option<String>,
+
+    /// The snapshot name: {} is the backup name, then strftime fields. A
+    /// snapshot is "ours" exactly when its name parses with this format. A
+    /// format that cannot give back its time to the second is refused.
+    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_FORMAT)]
+    pub snapshot_format: String,
+
+    /// Use UTC in snapshot names instead of local time.
+    #[arg(long)]
+    pub utc: bool,
+
+    /// Snapshot a dataset only when at least BYTES were written since its
+    /// newest snapshot of this backup (written@SNAPSHOT). A dataset without
+    /// one is always snapshotted. Units K, M, G, T are accepted.
+    #[arg(long, value_name = "BYTES", default_value = "1", value_parser = parse_bytes)]
+    pub min_change: u64,
+
+    /// Snapshot every dataset, changed or not (--min-change 0).
+    #[arg(long)]
+    pub allow_empty: bool,
+
+    /// Set these properties on the new snapshots (zfs snapshot -o P=V),
+    /// comma separated; may be repeated.
+    #[arg(long, value_name = "P=V,...", value_parser = parse_props)]
+    pub set_snapshot_properties: Vec<Props>,
+
+    /// Run this shell command on the source host before snapshotting; may be
+    /// repeated. If one fails, the rest and the snapshot are skipped.
+    #[arg(long, value_name = "CMD")]
+    pub pre_snapshot_cmd: Vec<String>,
+
+    /// Run this shell command on the source host after snapshotting, always,
+    /// even when a pre-snapshot command or the snapshot failed; may be
+    /// repeated.
+    #[arg(long, value_name = "CMD")]
+    pub post_snapshot_cmd: Vec<String>,
+
+    /// Change nothing: run only read-only commands and report what would be
+    /// snapshotted (status would-create). Hook commands are not run.
+    #[arg(long)]
+    pub test: bool,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+impl Args {
+    /// The threshold in effect (`--allow-empty` means 0).
+    pub fn min_change(&self) -> u64 {
+        if self.allow_empty {
+            0
+        } else {
+            self.min_change
+        }
+    }
+
+    /// Every `-o` property, in the order given.
+    pub fn snapshot_properties(&self) -> Vec<(String, String)> {
+        self.set_snapshot_properties
+            .iter()
+            .flat_map(|p| p.0.iter().cloned())
+            .collect()
+    }
+}
+
+/// One `--set-snapshot-properties` value: `(property, value)` pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Props(pub Vec<(String, String)>);
+
+/// Parses `P=V,P=V`: each property name is non-empty; a value may contain `=`.
+fn parse_props(s: &str) -> Result<Props, String> {
+    s.split(',')
+        .map(|item| {
+            let (p, v) = item
+                .split_once('=')
+                .ok_or_else(|| format!("{item:?} is not PROPERTY=VALUE"))?;
+            if p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+            {
+                return Err(format!("{p:?} is not a property name"));
+            }
+            Ok((p.to_string(), v.to_string()))
+        })
+        .collect::<Result<_, _>>()
+        .map(Props)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_upstream_style_arguments() {
+        let a = Args::try_parse_from([
+            "zab-snap",
+            "offsite1",
+            "--min-change",
+            "1M",
+            "--set-snapshot-properties",
+            "com.x:a=1,com.x:b=x=y",
+            "--set-snapshot-properties",
+            "com.x:c=",
+            "--pre-snapshot-cmd",
+            "echo one",
+            "--pre-snapshot-cmd",
+            "echo two",
+            "--utc",
+        ])
+        .unwrap();
+        assert_eq!(a.min_change(), 1 << 20);
+        assert_eq!(
+            a.snapshot_properties(),
+            vec![
+                ("com.x:a".to_string(), "1".to_string()),
+                ("com.x:b".to_string(), "x=y".to_string()),
+                ("com.x:c".to_string(), String::new()),
+            ]
+        );
+        assert_eq!(a.pre_snapshot_cmd, vec!["echo one", "echo two"]);
+        assert!(a.utc);
+        let e = Args::try_parse_from(["zab-snap", "x", "--allow-empty"]).unwrap();
+        assert_eq!(e.min_change(), 0);
+        assert_eq!(
+            Args::try_parse_from(["zab-snap", "x"])
+                .unwrap()
+                .min_change(),
+            1
+        );
+        assert!(Args::try_parse_from(["zab-snap", "x", "--set-snapshot-properties", "a"]).is_err());
+        assert!(
+            Args::try_parse_from(["zab-snap", "x", "--set-snapshot-properties", "=v"]).is_err()
+        );
+        assert!(Args::try_parse_from(["zab-snap"]).is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! zab-snap: one atomic snapshot per pool, skipping unchanged datasets.
+//!
+//! Reads zab-select's records on stdin, finds each dataset's newest snapshot
+//! of ours with one listing per host, reads every `written@…` value it needs
+//! with one more `zfs get`, and takes the snapshot of all changed datasets of
+//! a pool with one `zfs snapshot`, between the pre- and post-snapshot
+//! commands. Writes the records back out, each saying what became of its
+//! snapshot, then an `end` record.
+
+mod cli;
+mod plan;
+mod run;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    zab_core::error::exit_on_panic("zab-snap");
+    let args = cli::Args::parse();
+    match run::run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => zab_core::error::report("zab-snap", &e),
+    }
+}
