@@ -275,10 +275,11 @@ fn allow_empty(lab: &Lab) {
     let out = snap(lab, &ns, &["--allow-empty", "--debug"]).ok();
     let s = out.datasets()[0].snapshot.clone().unwrap();
     assert_eq!(s.status, SnapStatus::Created);
-    assert!(s.previous.is_some());
-    // No written@ query is needed.
+    // Neither a listing nor a written@ query is needed: one zfs snapshot.
+    assert_eq!((s.previous, s.written), (None, None));
     let calls = zfs_calls(&out);
-    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert!(calls[0].starts_with("zfs snapshot "), "{calls:#?}");
     assert_eq!(snapshots(lab, &[&d]).len(), 2);
 }
 

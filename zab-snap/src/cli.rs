@@ -37,7 +37,8 @@ const EXAMPLES: &str = "  \
 /// with a `snapshot` field: the name, and whether it was created, skipped
 /// (and why) or failed. Input that does not end with zab-select's `end`
 /// record is refused. Whatever the number of datasets, zab-snap runs two
-/// `zfs` queries per host, then one `zfs snapshot` per pool.
+/// `zfs` queries per host (none with --allow-empty), then one `zfs snapshot`
+/// per pool.
 #[derive(Parser, Debug)]
 #[command(name = "zab-snap", version, after_long_help = after_help(EXAMPLES))]
 pub struct Args {
@@ -66,7 +67,8 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value = "1", value_parser = parse_bytes)]
     pub min_change: u64,
 
-    /// Snapshot every dataset, changed or not (--min-change 0).
+    /// Snapshot every dataset, changed or not (--min-change 0). No snapshot
+    /// listing is needed then, so records say "previous": null.
     #[arg(long)]
     pub allow_empty: bool,
 

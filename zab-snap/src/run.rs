@@ -52,7 +52,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for (dest, idx) in &hosts {
         let host = args.common.host(dest.as_deref())?;
         let names: Vec<&str> = idx.iter().map(|&i| datasets[i].name.as_str()).collect();
-        let snaps = zfs::list_snapshots(&host, &names)?;
+        // With --allow-empty every dataset is snapshotted whatever it holds,
+        // so the listing is skipped, as zfs-autobackup skips it.
+        let snaps = if min_change > 0 {
+            zfs::list_snapshots(&host, &names)?
+        } else {
+            BTreeMap::new()
+        };
         let latest: Vec<(String, Option<String>)> = names
             .iter()
             .map(|n| {
