@@ -10,6 +10,7 @@ use crate::Test;
 pub const TESTS: &[Test] = &[
     ("host_quoting_round_trip", host_quoting_round_trip),
     ("zfs_list_snapshots_one_call", list_snapshots_one_call),
+    ("host_long_command_over_ssh", long_command_over_ssh),
 ];
 
 fn ssh_host(lab: &Lab) -> Host {
@@ -73,4 +74,22 @@ fn list_snapshots_one_call(lab: &Lab) {
     ));
     let parsed = zab_core::zfs::parse_snapshots(&out, &[&a, &b]).unwrap();
     assert_eq!(parsed[&a], map[&a]);
+}
+
+/// A remote command longer than one argument may be (128 KiB on Linux), such
+/// as a `zfs snapshot` of thousands of datasets, still arrives whole.
+fn long_command_over_ssh(lab: &Lab) {
+    let args: Vec<String> = (0..6000)
+        .map(|i| format!("pool/data/subvol-{i:05}-disk-0 it's $x"))
+        .collect();
+    let mut argv = vec!["printf", "%s\\n"];
+    argv.extend(args.iter().map(String::as_str));
+    assert!(zab_core::host::quote_argv(&argv).len() > 200 * 1024);
+    let out = ssh_host(lab).output(&argv).unwrap();
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got.len(), args.len());
+    assert!(got.iter().zip(&args).all(|(a, b)| a == b));
+    // The same through the plain remote shell argument fails: the limit is real.
+    let direct = lab.ssh(&zab_core::host::quote_argv(&argv));
+    assert_ne!(direct.code, 0, "the remote shell took a {} byte argument", direct.stdout.len());
 }

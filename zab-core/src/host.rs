@@ -115,6 +115,26 @@ impl Host {
         cmd
     }
 
+    /// For a remote command too long for one argument of the remote shell
+    /// (Linux limits one argument to 128 KiB): ssh runs `sh`, and the command
+    /// line goes to it on stdin. Returns None when the command is short
+    /// enough, or the host is local.
+    fn long_remote<S: AsRef<str>>(&self, argv: &[S]) -> Option<(Command, String)> {
+        self.ssh.as_ref()?;
+        let line = quote_argv(argv);
+        if line.len() <= LONG_REMOTE_COMMAND {
+            return None;
+        }
+        if self.debug {
+            eprintln!("{}", self.display(argv));
+        }
+        let full = self.wrap(&["sh"]);
+        let mut cmd = Command::new(&full[0]);
+        cmd.args(&full[1..]).stdin(Stdio::piped());
+        // `exec` on one line: sh has read the whole command before it runs.
+        Some((cmd, format!("exec {line}\n")))
+    }
+
     /// Runs `argv` and returns its standard output. Any failure carries the
     /// host, the command line, the exit status and standard error.
     pub fn output<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, Error> {
@@ -125,7 +145,10 @@ impl Host {
     /// failure carries the host, the command line, the exit status and
     /// standard error.
     pub fn capture<S: AsRef<str>>(&self, argv: &[S]) -> Result<Captured, Error> {
-        let mut cmd = self.command(argv);
+        let (mut cmd, script) = match self.long_remote(argv) {
+            Some((cmd, script)) => (cmd, Some(script)),
+            None => (self.command(argv), None),
+        };
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let fail = |status: Status, stderr: String| -> Error {
             CommandError {
@@ -145,6 +168,14 @@ impl Host {
             Ok(c) => c,
             Err(e) => return Err(fail(Status::Spawn(e.to_string()), String::new())),
         };
+        if let (Some(script), Some(mut stdin)) = (script, child.stdin.take()) {
+            // Small enough for the pipe buffer in practice, but never block:
+            // a thread writes it while we read the output.
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(script.as_bytes());
+            });
+        }
         // Read stderr on a thread so neither pipe can fill up and block.
         let mut err_pipe = child.stderr.take();
         let err_thread = std::thread::spawn(move || {
@@ -179,6 +210,12 @@ pub struct Captured {
     /// Standard error (lossily decoded).
     pub stderr: String,
 }
+
+/// Remote command lines longer than this go to the remote shell on stdin
+/// (see [`Host::capture`]): Linux refuses a single argument over 128 KiB, and
+/// the remote command is one argument of `sh -c`. A `zfs snapshot` of a few
+/// thousand datasets in one pool is that long.
+pub const LONG_REMOTE_COMMAND: usize = 64 * 1024;
 
 /// True for characters that never need quoting in a POSIX shell word.
 fn is_plain(c: char) -> bool {
