@@ -91,5 +91,10 @@ fn long_command_over_ssh(lab: &Lab) {
     assert!(got.iter().zip(&args).all(|(a, b)| a == b));
     // The same through the plain remote shell argument fails: the limit is real.
     let direct = lab.ssh(&zab_core::host::quote_argv(&argv));
-    assert_ne!(direct.code, 0, "the remote shell took a {} byte argument", direct.stdout.len());
+    assert_ne!(
+        direct.code,
+        0,
+        "the remote shell took a {} byte argument",
+        direct.stdout.len()
+    );
 }

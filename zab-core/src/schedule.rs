@@ -142,15 +142,23 @@ impl Schedule {
     /// `protected[i]` keeps snapshot i whatever the schedule says. Returns
     /// one flag per snapshot: true = keep, false = destroy.
     pub fn thin(&self, times: &[i64], protected: &[bool], now: i64) -> Vec<bool> {
+        self.explain(times, protected, now)
+            .iter()
+            .map(|v| v.keep)
+            .collect()
+    }
+
+    /// [`Schedule::thin`] with the reasons: for each snapshot, the rule
+    /// blocks it holds, whether it is in the last-N tail, protected, or past
+    /// every rule's TTL.
+    pub fn explain(&self, times: &[i64], protected: &[bool], now: i64) -> Vec<Verdict> {
         assert_eq!(
             times.len(),
             protected.len(),
             "one protected flag per snapshot"
         );
         let n = times.len();
-        if self.keep_last > 0 && n <= self.keep_last {
-            return vec![true; n];
-        }
+        let all_kept = self.keep_last > 0 && n <= self.keep_last;
         let tail_from = n - self.keep_last.min(n);
         let mut claimed: HashMap<i64, HashSet<i64>> = HashMap::new();
         times
@@ -158,20 +166,47 @@ impl Schedule {
             .enumerate()
             .map(|(i, &t)| {
                 let age = now - t;
-                let mut wanted = false;
-                for rule in &self.rules {
-                    if age <= rule.ttl {
-                        // Python's int(t / period): truncation toward zero.
-                        let block = t / rule.period;
-                        if claimed.entry(rule.period).or_default().insert(block) {
-                            wanted = true;
+                let mut holds = Vec::new();
+                let mut expired = true;
+                if !all_kept {
+                    for (r, rule) in self.rules.iter().enumerate() {
+                        if age <= rule.ttl {
+                            expired = false;
+                            // Python's int(t / period): truncation toward zero.
+                            let block = t / rule.period;
+                            if claimed.entry(rule.period).or_default().insert(block) {
+                                holds.push((r, block));
+                            }
                         }
                     }
                 }
-                wanted || protected[i] || (self.keep_last > 0 && i >= tail_from)
+                let tail = all_kept || (self.keep_last > 0 && i >= tail_from);
+                Verdict {
+                    keep: !holds.is_empty() || protected[i] || tail,
+                    holds,
+                    tail,
+                    protected: protected[i],
+                    expired: expired && !all_kept,
+                }
             })
             .collect()
     }
+}
+
+/// Why the thinner keeps or destroys one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Keep it (else destroy it).
+    pub keep: bool,
+    /// The blocks it holds: (index into `rules`, block number counted from
+    /// the epoch). A block of a period shared by several rules is held once.
+    pub holds: Vec<(usize, i64)>,
+    /// One of the last N (or there are no more than N in all).
+    pub tail: bool,
+    /// Protected by the caller (the newest, the common snapshot, held).
+    pub protected: bool,
+    /// Older than every rule's TTL (and not kept whole by the last N).
+    pub expired: bool,
 }
 
 impl std::fmt::Display for Schedule {
@@ -373,6 +408,21 @@ mod tests {
             }
             // Deterministic: the same input gives the same decisions.
             assert_eq!(keep, s.thin(&times, &protected, now));
+            // The reasons account for each decision: a kept snapshot holds a
+            // block, is in the tail or protected; a held block is within its
+            // rule's TTL and is the snapshot's own block.
+            for (i, v) in s.explain(&times, &protected, now).iter().enumerate() {
+                assert_eq!(v.keep, !v.holds.is_empty() || v.tail || v.protected);
+                for &(r, block) in &v.holds {
+                    let rule = &s.rules[r];
+                    assert!(now - times[i] <= rule.ttl);
+                    assert_eq!(block, times[i] / rule.period);
+                }
+                if v.expired {
+                    assert!(v.holds.is_empty());
+                    assert!(s.rules.iter().all(|r| now - times[i] > r.ttl));
+                }
+            }
         }
     }
 }

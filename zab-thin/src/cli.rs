@@ -1,0 +1,144 @@
+//! zab-thin's command line.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use zab_core::cli::{after_help, Common};
+use zab_core::naming::DEFAULT_FORMAT;
+use zab_core::schedule::Schedule;
+
+/// zfs-autobackup's default schedule: the last 10, then one a day for a
+/// week, one a week for a month, one a month for a year.
+pub const DEFAULT_SCHEDULE: &str = "10,1d1w,1w1m,1m1y";
+
+const EXAMPLES: &str = "  \
+  # Thin the source snapshots of the backup 'offsite1' (snapshot-only mode):
+  zab-select offsite1 | zab-snap offsite1 | zab-thin offsite1
+
+  # See what would be destroyed, and why, without destroying anything:
+  zab-select offsite1 | zab-thin --no-thinning --verbose offsite1
+
+  # Thin a list of snapshots from another script, without ZFS:
+  printf '%s\\n' '{\"kind\":\"snapshot\",\"name\":\"a\",\"timestamp\":1763800000}' |
+      zab-thin --offline --keep 10,1d1w --now 1763900000
+
+  # The schedule as a picture:
+  zab-thin --offline --keep 10,1d1w,1w1m,1m1y --svg thinning.svg < snapshots.ndjson
+";
+
+/// Destroy the snapshots that a thinning schedule no longer wants, exactly
+/// as zfs-autobackup decides, and never one more.
+///
+/// Only our snapshots (names that parse with --snapshot-format) are ever
+/// candidates. The newest of them is always kept, so is the newest snapshot
+/// common to source and target, and so is any snapshot held by someone.
+/// Input that does not end with the previous stage's `end` record, or that
+/// carries upstream failures, is refused before anything is destroyed.
+#[derive(Parser, Debug)]
+#[command(name = "zab-thin", version, after_long_help = after_help(EXAMPLES))]
+pub struct Args {
+    /// The backup name (not with --offline).
+    #[arg(value_name = "BACKUP-NAME", required_unless_present = "offline")]
+    pub backup: Option<String>,
+
+    /// The target dataset: also thin the target datasets under it.
+    #[arg(value_name = "TARGET-PATH")]
+    pub target_path: Option<String>,
+
+    /// The schedule for the source snapshots.
+    #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
+    pub keep_source: Schedule,
+
+    /// The schedule for the target snapshots.
+    #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
+    pub keep_target: Schedule,
+
+    /// Our snapshot names: {} is the backup name. Only snapshots whose name
+    /// parses with it are ever destroyed.
+    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_FORMAT)]
+    pub snapshot_format: String,
+
+    /// Snapshot names are in UTC rather than local time.
+    #[arg(long)]
+    pub utc: bool,
+
+    /// Our hold tag; {} is the backup name.
+    #[arg(long, value_name = "FORMAT", default_value = "zfs_autobackup:{}")]
+    pub hold_format: String,
+
+    /// The source host. Optional: the records say where each dataset is.
+    #[arg(long, value_name = "USER@HOST")]
+    pub ssh_source: Option<String>,
+
+    /// The target host (push mode); local when absent.
+    #[arg(long, value_name = "USER@HOST")]
+    pub ssh_target: Option<String>,
+
+    /// Strip this many leading components from source names on the target.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub strip_path: usize,
+
+    /// Compare only names, not guids, to find the common snapshot.
+    #[arg(long)]
+    pub no_guid_check: bool,
+
+    /// Destroy target datasets that are gone from the source once their
+    /// newest snapshot of ours is older than DURATION (e.g. 30d).
+    #[arg(long, value_name = "DURATION")]
+    pub destroy_missing: Option<String>,
+
+    /// Plan and report, destroy nothing.
+    #[arg(long)]
+    pub no_thinning: bool,
+
+    /// Change nothing: run only read-only commands and report what would be
+    /// destroyed.
+    #[arg(long)]
+    pub test: bool,
+
+    /// Print each dataset's timeline: per rule, its blocks and the snapshot
+    /// that holds each one.
+    #[arg(long)]
+    pub explain: bool,
+
+    /// Draw the thinning as an SVG picture into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+
+    /// Thin a list of snapshot records from stdin, without ZFS.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// The schedule for --offline.
+    #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse, requires = "offline")]
+    pub keep: Schedule,
+
+    /// "Now" for --offline, in seconds since the epoch (default: the clock).
+    #[arg(long, value_name = "SECONDS", requires = "offline")]
+    pub now: Option<i64>,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn schedules_are_checked_when_parsing() {
+        assert!(Args::try_parse_from(["zab-thin", "x", "--keep-source", "1d1w2"]).is_err());
+        assert!(Args::try_parse_from(["zab-thin", "x", "--keep-target", "-1"]).is_err());
+        let a = Args::try_parse_from(["zab-thin", "x"]).unwrap();
+        assert_eq!(a.keep_source.to_string(), DEFAULT_SCHEDULE);
+        assert!(Args::try_parse_from(["zab-thin"]).is_err());
+        assert!(Args::try_parse_from(["zab-thin", "--offline"]).is_ok());
+        assert!(Args::try_parse_from(["zab-thin", "x", "--now", "5"]).is_err());
+    }
+}

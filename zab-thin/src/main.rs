@@ -1,0 +1,28 @@
+//! zab-thin: destroys what the schedule no longer wants, never more.
+//!
+//! With ZFS (the default), it reads zab-select's or zab-snap's records,
+//! lists the snapshots of every dataset with one `zfs list` per host, thins
+//! our snapshots by `--keep-source` (and, with a TARGET-PATH, the target's by
+//! `--keep-target`), and destroys with one `zfs destroy ds@a,b,c` per dataset.
+//! With `--offline` it thins a list of snapshot records without touching ZFS.
+
+mod cli;
+mod offline;
+mod picture;
+mod run;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    zab_core::error::exit_on_panic("zab-thin");
+    let args = cli::Args::parse();
+    let result = if args.offline {
+        offline::run(&args)
+    } else {
+        run::run(&args)
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => zab_core::error::report("zab-thin", &e),
+    }
+}
