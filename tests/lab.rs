@@ -35,7 +35,7 @@ pub const POOLS: &[(&str, &str)] = &[
 ];
 
 /// The zab binaries copied into the guest.
-pub const TOOLS: &[&str] = &["zab-select", "zab-snap"];
+pub const TOOLS: &[&str] = &["zab-select", "zab-snap", "zab-thin"];
 
 /// A running lab.
 #[derive(Debug, Clone)]

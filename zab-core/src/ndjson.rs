@@ -160,6 +160,67 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
     })
 }
 
+impl Stream {
+    /// Checks that every record is for `backup` and, when `ssh_source` is
+    /// given, from that host; a stage after zab-select acts on these records,
+    /// so a mismatch is bad input, named by its line.
+    pub fn check(&self, backup: &str, ssh_source: Option<&str>) -> Result<(), Error> {
+        for (d, &line) in self.datasets.iter().zip(&self.lines) {
+            let bad = |message: String| Err(Error::Input { line, message });
+            if d.backup != backup {
+                return bad(format!(
+                    "{} is selected for backup {:?}, not {backup:?}",
+                    d.name, d.backup
+                ));
+            }
+            if let Some(src) = ssh_source {
+                if d.host.as_deref() != Some(src) {
+                    return bad(format!(
+                        "{} is on {}, not on --ssh-source {src}",
+                        d.name,
+                        d.host.as_deref().unwrap_or("this host (local)")
+                    ));
+                }
+            }
+            if d.selected && d.error.is_none() && (d.name.is_empty() || d.name.contains(['@', '#']))
+            {
+                return bad(format!("{:?} is not a dataset name", d.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a stream that carries failures from upstream: a destructive
+    /// stage must not act on incomplete information.
+    pub fn refuse_failures(&self, what: &str) -> Result<(), Error> {
+        if let Some((d, &line)) = self
+            .datasets
+            .iter()
+            .zip(&self.lines)
+            .find(|(d, _)| d.error.is_some())
+        {
+            return Err(Error::Input {
+                line,
+                message: format!(
+                    "{} failed upstream ({}): not {what} on incomplete information",
+                    d.name,
+                    d.error.as_deref().unwrap_or_default()
+                ),
+            });
+        }
+        if self.end.failed > 0 {
+            return Err(Error::Input {
+                line: 0,
+                message: format!(
+                    "{} reports {} failed dataset(s): not {what} on incomplete information",
+                    self.end.tool, self.end.failed
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +264,38 @@ mod tests {
         // Even a complete-looking end record without its newline.
         let err = stream(&format!("{DS}\n{END}")).unwrap_err();
         assert!(err.to_string().contains("cut off"), "{err}");
+    }
+
+    #[test]
+    fn checks_backup_host_and_failures() {
+        let s = stream(&format!("{DS}\n{END}\n")).unwrap();
+        assert!(s.check("b", None).is_ok());
+        let e = s.check("other", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1: tank/a is selected for backup \"b\", not \"other\""
+        );
+        let e = s.check("b", Some("root@nas")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1: tank/a is on this host (local), not on --ssh-source root@nas"
+        );
+        assert!(s.refuse_failures("thinning").is_ok());
+        let failed = DS.replace(r#""written":0"#, r#""written":0,"error":"boom""#);
+        let s = stream(&format!("{DS}\n{failed}\n{END}\n")).unwrap();
+        let e = s.refuse_failures("thinning").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 2: tank/a failed upstream (boom): not thinning on incomplete information"
+        );
+        // Records dropped by a filter, but counted in the end record.
+        let end = END.replace(r#""failed":0"#, r#""failed":2"#);
+        let s = stream(&format!("{DS}\n{end}\n")).unwrap();
+        assert!(s
+            .refuse_failures("thinning")
+            .unwrap_err()
+            .to_string()
+            .contains("reports 2 failed"));
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub struct Dataset {
     /// What zab-snap did with this dataset; absent before zab-snap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapOutcome>,
+    /// What zab-thin did with this dataset's snapshots; absent before zab-thin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thin: Option<ThinOutcome>,
     /// Fields added by other tools or by the user: passed through unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -156,6 +159,41 @@ pub enum SnapStatus {
     WouldCreate,
 }
 
+/// What zab-thin did with one dataset (and its target).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThinOutcome {
+    /// The source dataset's snapshots.
+    pub source: ThinSide,
+    /// The target dataset's, when thinning with a TARGET-PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ThinSide>,
+}
+
+/// Thinning on one side: what the schedule kept and what it destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThinSide {
+    /// The dataset thinned.
+    pub dataset: String,
+    /// How many of our snapshots are kept.
+    pub kept: usize,
+    /// The snapshots (names after `@`) the schedule no longer wants.
+    pub destroy: Vec<String>,
+    /// Whether they were destroyed: false with `--test` and `--no-thinning`,
+    /// and when the destroy failed (then the record has an `error`).
+    pub destroyed: bool,
+    /// Snapshots the schedule no longer wants that are kept anyway, and why
+    /// (`held by keep`, `the common snapshot`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spared: Vec<Spared>,
+}
+
+/// A snapshot kept against the schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spared {
+    pub name: String,
+    pub why: String,
+}
+
 /// The last record of every stage: its presence proves the stream is whole.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct End {
@@ -187,6 +225,8 @@ impl End {
 /// Any record, told apart by its `kind` field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+// One record per dataset, read one at a time: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     Dataset(Dataset),
     End(End),

@@ -58,6 +58,18 @@ fn amount_unit(s: &str) -> Option<(i64, &'static str, i64, &'static str, &str)> 
     Some((n, name, secs.checked_mul(n)?, desc, &rest[name.len()..]))
 }
 
+/// Parses a duration in the schedule's units (`30d`, `1y`, `0s`, `12h`), as
+/// `--destroy-missing` takes it: seconds. Exactly one amount and unit.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    match amount_unit(s.trim()) {
+        Some((_, _, secs, _, "")) => Ok(secs),
+        Some((_, _, _, _, rest)) => Err(format!("invalid duration {s:?}: {rest:?} left over")),
+        None => Err(format!(
+            "invalid duration {s:?}: give a number and a unit (s, min, h, d, w, m, y), e.g. 30d"
+        )),
+    }
+}
+
 fn plural(n: i64, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
@@ -289,6 +301,18 @@ mod tests {
     }
 
     /// The worked example of the reference (§3.3), verified against upstream.
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Ok(30 * 86400));
+        assert_eq!(parse_duration("0s"), Ok(0));
+        assert_eq!(parse_duration("1Y"), Ok(31557600));
+        assert_eq!(parse_duration("90min"), Ok(5400));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("30d1").is_err());
+        assert!(parse_duration("-1d").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+
     #[test]
     fn worked_example() {
         let s = Schedule::parse("2,1d1w,1w1m").unwrap();

@@ -130,6 +130,8 @@ pub struct Snapshot {
     pub createtxg: u64,
     /// Its guid: the same snapshot on another pool (sent and received) has the same.
     pub guid: u64,
+    /// How many holds it carries (any tag); `zfs holds` says whose.
+    pub userrefs: u64,
 }
 
 /// The argv that lists the snapshots of `datasets` (not of their children),
@@ -143,7 +145,7 @@ pub fn list_snapshots_args(datasets: &[&str]) -> Vec<String> {
         "-t",
         "snapshot",
         "-o",
-        "name,createtxg,guid",
+        "name,createtxg,guid,userrefs",
         "-s",
         "createtxg",
         "-d",
@@ -171,9 +173,15 @@ pub fn parse_snapshots(
     for (i, line) in output.lines().enumerate() {
         let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
         let mut cols = line.split('\t');
-        let (full, txg, guid) = match (cols.next(), cols.next(), cols.next(), cols.next()) {
-            (Some(f), Some(t), Some(g), None) => (f, t, g),
-            _ => return Err(bad("expected 3 tab-separated columns")),
+        let (full, txg, guid, refs) = match (
+            cols.next(),
+            cols.next(),
+            cols.next(),
+            cols.next(),
+            cols.next(),
+        ) {
+            (Some(f), Some(t), Some(g), Some(r), None) => (f, t, g, r),
+            _ => return Err(bad("expected 4 tab-separated columns")),
         };
         let (ds, name) = full.split_once('@').ok_or_else(|| bad("not a snapshot"))?;
         let list = map
@@ -183,6 +191,7 @@ pub fn parse_snapshots(
             name: name.to_string(),
             createtxg: txg.parse().map_err(|_| bad("createtxg is not a number"))?,
             guid: guid.parse().map_err(|_| bad("guid is not a number"))?,
+            userrefs: refs.parse().map_err(|_| bad("userrefs is not a number"))?,
         });
     }
     for list in map.values_mut() {
@@ -277,6 +286,199 @@ pub fn snapshot_args(props: &[(String, String)], datasets: &[&str], name: &str) 
     }
     argv.extend(datasets.iter().map(|d| format!("{d}@{name}")));
     argv
+}
+
+/// The argv that lists who holds each of `snapshots` (full names): one call.
+pub fn holds_args(snapshots: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = ["zfs", "holds", "-H", "-p"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.extend(snapshots.iter().map(|s| s.to_string()));
+    argv
+}
+
+/// Parses [`holds_args`] output: full snapshot name → hold tags.
+pub fn parse_holds(
+    output: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, String> {
+    let mut map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (i, line) in output.lines().enumerate() {
+        let mut cols = line.split('\t');
+        match (cols.next(), cols.next(), cols.next(), cols.next()) {
+            (Some(name), Some(tag), Some(_time), None) if name.contains('@') => {
+                map.entry(name.to_string())
+                    .or_default()
+                    .push(tag.to_string());
+            }
+            _ => {
+                return Err(format!(
+                    "line {}: expected name, tag, time: {line:?}",
+                    i + 1
+                ))
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// Runs [`holds_args`] on `host`: every tag on every one of `snapshots`.
+pub fn holds(
+    host: &Host,
+    snapshots: &[&str],
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, Error> {
+    let argv = holds_args(snapshots);
+    let out = host.output(&argv)?;
+    parse_holds(&out).map_err(|message| Error::Parse {
+        command: quote_argv(&argv),
+        message: format!("on {}: {message}", host.name()),
+    })
+}
+
+/// The argv that destroys snapshots `names` of `dataset`: one command.
+pub fn destroy_snapshots_args(dataset: &str, names: &[&str]) -> Vec<String> {
+    vec![
+        "zfs".into(),
+        "destroy".into(),
+        format!("{dataset}@{}", names.join(",")),
+    ]
+}
+
+/// The argv that releases hold `tag` from `snapshots` (full names).
+pub fn release_args(tag: &str, snapshots: &[&str]) -> Vec<String> {
+    let mut argv = vec!["zfs".to_string(), "release".to_string(), tag.to_string()];
+    argv.extend(snapshots.iter().map(|s| s.to_string()));
+    argv
+}
+
+/// Where `source` goes under `target_path` with `--strip-path strip`:
+/// `backup/host1` + `rpool/data/vm` with 1 → `backup/host1/data/vm`; the
+/// target path itself when nothing is left.
+pub fn target_name(source: &str, target_path: &str, strip: usize) -> Result<String, String> {
+    let parts: Vec<&str> = source.split('/').collect();
+    if strip > parts.len() {
+        return Err(format!(
+            "--strip-path {strip} strips too much from {source} ({} components)",
+            parts.len()
+        ));
+    }
+    let rest = parts[strip..].join("/");
+    Ok(if rest.is_empty() {
+        target_path.to_string()
+    } else {
+        format!("{target_path}/{rest}")
+    })
+}
+
+/// The newest snapshot of `target` that `source` also has: same name and,
+/// unless `guid_check` is off, the same guid. Both lists oldest first. The
+/// incremental base of the next transfer, never to be destroyed.
+pub fn common_snapshot<'a>(
+    source: &[Snapshot],
+    target: &'a [Snapshot],
+    guid_check: bool,
+) -> Option<&'a Snapshot> {
+    target.iter().rev().find(|t| {
+        source
+            .iter()
+            .any(|s| s.name == t.name && (!guid_check || s.guid == t.guid))
+    })
+}
+
+/// A dataset tree: every filesystem and volume under a root (the root
+/// included), in name order, with each one's snapshots oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tree {
+    pub datasets: Vec<(String, DatasetType)>,
+    pub snapshots: std::collections::BTreeMap<String, Vec<Snapshot>>,
+}
+
+impl Tree {
+    /// True when `name` has child datasets in the tree.
+    pub fn has_children(&self, name: &str) -> bool {
+        self.datasets
+            .iter()
+            .any(|(d, _)| parent_of(d) == Some(name))
+    }
+}
+
+/// The argv that lists a whole tree with its snapshots: one call.
+pub fn list_tree_args(root: &str) -> Vec<String> {
+    [
+        "zfs",
+        "list",
+        "-H",
+        "-p",
+        "-t",
+        "filesystem,volume,snapshot",
+        "-o",
+        "name,type,createtxg,guid,userrefs",
+        "-s",
+        "createtxg",
+        "-r",
+        root,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Parses [`list_tree_args`] output.
+pub fn parse_tree(output: &str) -> Result<Tree, String> {
+    let mut tree = Tree::default();
+    let mut snaps: Vec<(String, Snapshot)> = Vec::new();
+    for (i, line) in output.lines().enumerate() {
+        let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [name, kind, txg, guid, refs] = cols[..] else {
+            return Err(bad("expected 5 tab-separated columns"));
+        };
+        let num = |v: &str, what: &str| -> Result<u64, String> {
+            v.parse()
+                .map_err(|_| bad(&format!("{what} is not a number")))
+        };
+        match DatasetType::parse(kind) {
+            Some(DatasetType::Snapshot) => {
+                let (ds, snap) = name.split_once('@').ok_or_else(|| bad("not a snapshot"))?;
+                snaps.push((
+                    ds.to_string(),
+                    Snapshot {
+                        name: snap.to_string(),
+                        createtxg: num(txg, "createtxg")?,
+                        guid: num(guid, "guid")?,
+                        userrefs: num(refs, "userrefs")?,
+                    },
+                ));
+            }
+            Some(t @ (DatasetType::Filesystem | DatasetType::Volume)) => {
+                tree.datasets.push((name.to_string(), t));
+                tree.snapshots.entry(name.to_string()).or_default();
+            }
+            _ => return Err(bad("unexpected type")),
+        }
+    }
+    for (ds, s) in snaps {
+        tree.snapshots
+            .get_mut(&ds)
+            .ok_or_else(|| format!("snapshot {ds}@{} of a dataset not listed", s.name))?
+            .push(s);
+    }
+    for list in tree.snapshots.values_mut() {
+        list.sort_by_key(|s| s.createtxg);
+    }
+    tree.datasets.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(tree)
+}
+
+/// Lists the tree under `root` on `host` with one `zfs list`. A missing root
+/// is an error, never an empty tree.
+pub fn list_tree(host: &Host, root: &str) -> Result<Tree, Error> {
+    let argv = list_tree_args(root);
+    let out = host.output(&argv)?;
+    parse_tree(&out).map_err(|message| Error::Parse {
+        command: quote_argv(&argv),
+        message: format!("on {}: {message}", host.name()),
+    })
 }
 
 /// The kind of a dataset.
@@ -390,15 +592,18 @@ mod tests {
         assert_ne!(map["snapfix/a"][0].guid, map["snapfix/b"][0].guid);
         // A row for a dataset not asked for means the listing is not ours.
         assert!(parse_snapshots(SNAPSHOTS, &["snapfix/a"]).is_err());
-        assert!(parse_snapshots("snapfix/a@s1\t11\n", &["snapfix/a"]).is_err());
-        assert!(parse_snapshots("snapfix/a\t11\t5\n", &["snapfix/a"]).is_err());
+        assert!(parse_snapshots("snapfix/a@s1\t11\t5\n", &["snapfix/a"]).is_err());
+        assert!(parse_snapshots("snapfix/a\t11\t5\t0\n", &["snapfix/a"]).is_err());
+        // Holds: one on a@s1 (see snapshots.sh).
+        assert_eq!(map["snapfix/a"][0].userrefs, 1);
+        assert_eq!(map["snapfix/b"][0].userrefs, 0);
     }
 
     #[test]
     fn list_snapshots_args_are_one_call() {
         assert_eq!(
             list_snapshots_args(&["tank/a", "tank/b c"]).join(" "),
-            "zfs list -H -p -t snapshot -o name,createtxg,guid -s createtxg -d 1 tank/a tank/b c"
+            "zfs list -H -p -t snapshot -o name,createtxg,guid,userrefs -s createtxg -d 1 tank/a tank/b c"
         );
     }
 
@@ -440,6 +645,75 @@ mod tests {
                 "tank/b@o-1"
             ]
         );
+    }
+
+    #[test]
+    fn holds_destroy_release_and_target_names() {
+        let h = parse_holds("t/a@s1\tzfs_autobackup:off\t1763800000\nt/a@s1\tkeep\t1763800001\n")
+            .unwrap();
+        assert_eq!(h["t/a@s1"], vec!["zfs_autobackup:off", "keep"]);
+        assert!(parse_holds("t/a@s1\tkeep\n").is_err());
+        assert_eq!(
+            destroy_snapshots_args("t/a b", &["s1", "s2"]),
+            vec!["zfs", "destroy", "t/a b@s1,s2"]
+        );
+        assert_eq!(
+            release_args("zfs_autobackup:off", &["t/a@s1"]).join(" "),
+            "zfs release zfs_autobackup:off t/a@s1"
+        );
+        // The reference's examples (§2.2), TARGET=backup/host1.
+        let t = |s, n| target_name(s, "backup/host1", n);
+        assert_eq!(
+            t("rpool/data/vm-1", 0).unwrap(),
+            "backup/host1/rpool/data/vm-1"
+        );
+        assert_eq!(t("rpool/data/vm-1", 1).unwrap(), "backup/host1/data/vm-1");
+        assert_eq!(t("rpool/data/vm-1", 2).unwrap(), "backup/host1/vm-1");
+        assert_eq!(t("rpool", 1).unwrap(), "backup/host1");
+        assert!(t("rpool/data", 3).is_err());
+    }
+
+    fn snap(name: &str, txg: u64, guid: u64) -> Snapshot {
+        Snapshot {
+            name: name.into(),
+            createtxg: txg,
+            guid,
+            userrefs: 0,
+        }
+    }
+
+    #[test]
+    fn common_snapshot_is_the_newest_shared_with_the_same_guid() {
+        let src = [snap("a", 1, 11), snap("b", 2, 12), snap("c", 3, 13)];
+        let tgt = [snap("a", 7, 11), snap("b", 8, 99), snap("x", 9, 50)];
+        assert_eq!(common_snapshot(&src, &tgt, true).unwrap().name, "a");
+        assert_eq!(common_snapshot(&src, &tgt, false).unwrap().name, "b");
+        assert_eq!(common_snapshot(&src, &[], true), None);
+        assert_eq!(common_snapshot(&[], &tgt, true), None);
+    }
+
+    /// Recorded from OpenZFS 2.3.2 in the lab by `tests/fixtures/tree.sh`.
+    const TREE: &str = include_str!("../tests/fixtures/tree.txt");
+
+    #[test]
+    fn parses_a_recorded_tree() {
+        let t = parse_tree(TREE).unwrap();
+        let names: Vec<&str> = t.datasets.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["treefix", "treefix/a", "treefix/a/b", "treefix/v"]
+        );
+        assert_eq!(t.datasets[3].1, DatasetType::Volume);
+        let s: Vec<&str> = t.snapshots["treefix/a"]
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(s, vec!["s1", "s2"]);
+        assert_eq!(t.snapshots["treefix/a"][0].userrefs, 1);
+        assert!(t.snapshots["treefix"].is_empty());
+        assert!(t.has_children("treefix/a") && !t.has_children("treefix/a/b"));
+        assert!(parse_tree("treefix\tfilesystem\t1\t2\n").is_err());
+        assert!(parse_tree("x@s\tsnapshot\t1\t2\t0\n").is_err());
     }
 
     #[test]

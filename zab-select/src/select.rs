@@ -118,6 +118,7 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             written,
             error,
             snapshot: None,
+            thin: None,
             extra: Map::new(),
         });
     }

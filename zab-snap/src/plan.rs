@@ -130,6 +130,7 @@ mod tests {
                 name: n.to_string(),
                 createtxg: 10 + i as u64,
                 guid: 100 + i as u64,
+                userrefs: 0,
             })
             .collect()
     }

@@ -15,7 +15,7 @@ use zab_core::cli::Log;
 use zab_core::error::{CommandError, Error};
 use zab_core::naming::SnapshotFormat;
 use zab_core::ndjson::{read_stream, Writer};
-use zab_core::record::{Dataset, End, Record, SnapStatus};
+use zab_core::record::{End, Record, SnapStatus};
 use zab_core::zfs;
 use zab_core::Host;
 
@@ -33,10 +33,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let min_change = args.min_change();
 
     let stream = read_stream(std::io::stdin().lock())?;
+    stream.check(&args.backup, args.ssh_source.as_deref())?;
     let mut datasets = stream.datasets;
-    for (d, &line) in datasets.iter().zip(&stream.lines) {
-        check_record(d, line, args)?;
-    }
 
     // The records this run acts on, by host (None = this machine).
     let mut hosts: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
@@ -249,30 +247,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
     }
     if hook_failures > 0 {
         return Err(Error::Failed(0));
-    }
-    Ok(())
-}
-
-/// A record zab-snap cannot act on is bad input: say which line and why.
-fn check_record(d: &Dataset, line: usize, args: &Args) -> Result<(), Error> {
-    let bad = |message: String| Err(Error::Input { line, message });
-    if d.backup != args.backup {
-        return bad(format!(
-            "{} is selected for backup {:?}, but this is zab-snap {:?}",
-            d.name, d.backup, args.backup
-        ));
-    }
-    if let Some(src) = &args.ssh_source {
-        if d.host.as_deref() != Some(src.as_str()) {
-            return bad(format!(
-                "{} is on {}, not on --ssh-source {src}",
-                d.name,
-                d.host.as_deref().unwrap_or("this host (local)")
-            ));
-        }
-    }
-    if d.selected && d.error.is_none() && (d.name.is_empty() || d.name.contains(['@', '#'])) {
-        return bad(format!("{:?} is not a dataset name", d.name));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 mod cli;
 mod offline;
 mod picture;
+mod plan;
 mod run;
 
 use clap::Parser;

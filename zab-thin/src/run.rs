@@ -1,9 +1,468 @@
-//! zab-thin with ZFS. Not built yet.
+//! zab-thin with ZFS: read the records, list every host's snapshots once,
+//! plan, look up the holds of the obsolete snapshots that have any (one call
+//! per host), then destroy with one `zfs destroy ds@a,b,c` per dataset.
+//!
+//! Without a TARGET-PATH it thins the source (snapshot-only mode, where our
+//! hold marks the common snapshot). With one, it lists the whole target tree
+//! once, thins each source dataset and its target together (the common
+//! snapshot is kept on both sides), thins target datasets whose source is no
+//! longer selected, and applies `--destroy-missing`.
+//!
+//! Nothing is destroyed on incomplete information: input without the
+//! previous stage's `end` record, or with a dataset that failed upstream, is
+//! refused (exit 3) before any command runs, and a failed listing ends the
+//! run (exit 4) before anything is destroyed.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use chrono::Utc;
+use serde_json::{json, Map, Value};
+use zab_core::cli::Log;
 use zab_core::error::Error;
+use zab_core::naming::SnapshotFormat;
+use zab_core::ndjson::{read_stream, Writer};
+use zab_core::record::{End, Record, Spared, ThinOutcome, ThinSide};
+use zab_core::schedule::parse_duration;
+use zab_core::zfs::{self, Snapshot};
+use zab_core::Host;
 
 use crate::cli::Args;
+use crate::plan::{missing, outcome, pair, Plan};
 
-pub fn run(_args: &Args) -> Result<(), Error> {
-    Err(Error::Usage("thinning on ZFS is not built yet".into()))
+const TOOL: &str = "zab-thin";
+
+/// One dataset's destroys, on one host.
+#[derive(Debug)]
+struct Job {
+    /// Index into `hosts`.
+    host: usize,
+    /// `[Source]` or `[Target]`, for messages.
+    side: &'static str,
+    dataset: String,
+    kept: usize,
+    destroy: Vec<String>,
+    release: Vec<String>,
+    spared: Vec<Spared>,
+    /// `--destroy-missing`: then destroy the dataset itself.
+    destroy_dataset: bool,
+    note: Option<String>,
+    /// The record it belongs to and whether it is its target side; None for
+    /// a target dataset that is missing on the source.
+    record: Option<(usize, bool)>,
+    /// Set when a command failed.
+    error: Option<String>,
+    done: bool,
+}
+
+pub fn run(args: &Args) -> Result<(), Error> {
+    let backup = args
+        .backup
+        .as_deref()
+        .ok_or_else(|| Error::Usage("BACKUP-NAME is required".into()))?;
+    let fmt = SnapshotFormat::new(&args.snapshot_format, backup, args.utc)?;
+    let our_tag = args.hold_format.replace("{}", backup);
+    let destroy_missing = args
+        .destroy_missing
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--destroy-missing: {e}")))?;
+    if destroy_missing.is_some() && args.target_path.is_none() {
+        return Err(Error::Usage("--destroy-missing needs a TARGET-PATH".into()));
+    }
+    if let Some(s) = &args.ssh_source {
+        Host::ssh(s)?;
+    }
+    let log = args.common.log(TOOL);
+    for line in args.keep_source.describe() {
+        log.verbose(format!("[Source] {line}"));
+    }
+    if args.target_path.is_some() {
+        for line in args.keep_target.describe() {
+            log.verbose(format!("[Target] {line}"));
+        }
+    }
+
+    let stream = read_stream(std::io::stdin().lock())?;
+    stream.check(backup, args.ssh_source.as_deref())?;
+    stream.refuse_failures("thinning")?;
+    let mut datasets = stream.datasets;
+    let now = Utc::now().timestamp();
+
+    // The hosts: every source host in the records, then the target's.
+    let mut hosts: Vec<(Option<String>, Host)> = Vec::new();
+    let host_of =
+        |dest: &Option<String>, hosts: &mut Vec<(Option<String>, Host)>| -> Result<usize, Error> {
+            if let Some(i) = hosts.iter().position(|(d, _)| d == dest) {
+                return Ok(i);
+            }
+            hosts.push((dest.clone(), args.common.host(dest.as_deref())?));
+            Ok(hosts.len() - 1)
+        };
+    let mut by_host: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, d) in datasets.iter().enumerate() {
+        if d.selected {
+            let h = host_of(&d.host, &mut hosts)?;
+            by_host.entry(h).or_default().push(i);
+        }
+    }
+
+    // Every read first: one snapshot listing per source host...
+    let mut src_snaps: BTreeMap<usize, Vec<Snapshot>> = BTreeMap::new();
+    for (&h, idx) in &by_host {
+        let names: Vec<&str> = idx.iter().map(|&i| datasets[i].name.as_str()).collect();
+        let mut listed = zfs::list_snapshots(&hosts[h].1, &names)?;
+        for &i in idx {
+            src_snaps.insert(i, listed.remove(&datasets[i].name).unwrap_or_default());
+        }
+    }
+    // ...and one listing of the whole target tree.
+    let target = match &args.target_path {
+        None => None,
+        Some(path) => {
+            let h = host_of(&args.ssh_target, &mut hosts)?;
+            let tree = zfs::list_tree(&hosts[h].1, path)?;
+            let mut map: BTreeMap<usize, String> = BTreeMap::new();
+            let mut seen: BTreeMap<String, String> = BTreeMap::new();
+            for idx in by_host.values() {
+                for &i in idx {
+                    let src = &datasets[i].name;
+                    let t = zfs::target_name(src, path, args.strip_path).map_err(Error::Usage)?;
+                    if let Some(other) = seen.insert(t.clone(), src.clone()) {
+                        return Err(Error::Usage(format!(
+                            "target collision: {other} and {src} both map to {t} (check --strip-path)"
+                        )));
+                    }
+                    map.insert(i, t);
+                }
+            }
+            Some((h, tree, map))
+        }
+    };
+
+    // Plan.
+    let mut jobs: Vec<Job> = Vec::new();
+    let job = |host, side, dataset: &str, plan: &Plan, record| Job {
+        host,
+        side,
+        dataset: dataset.to_string(),
+        kept: plan.kept(),
+        destroy: Vec::new(),
+        release: Vec::new(),
+        spared: Vec::new(),
+        destroy_dataset: false,
+        note: None,
+        record,
+        error: None,
+        done: false,
+    };
+    // (job index, plan, spare) awaiting holds.
+    let mut pending: Vec<(usize, Plan, BTreeMap<String, String>, bool)> = Vec::new();
+    for (&h, idx) in &by_host {
+        for &i in idx {
+            let src = &src_snaps[&i];
+            let name = datasets[i].name.clone();
+            match &target {
+                None => {
+                    let p = Plan::new(src, &fmt, &args.keep_source, now, &[]);
+                    jobs.push(job(h, "[Source]", &name, &p, Some((i, false))));
+                    pending.push((jobs.len() - 1, p, BTreeMap::new(), true));
+                }
+                Some((th, tree, map)) => {
+                    let tname = &map[&i];
+                    let tsnaps = tree.snapshots.get(tname).cloned().unwrap_or_default();
+                    let pr = pair(
+                        src,
+                        &tsnaps,
+                        &fmt,
+                        &args.keep_source,
+                        &args.keep_target,
+                        now,
+                        !args.no_guid_check,
+                    );
+                    if let Some(c) = &pr.common {
+                        log.debug(format!("{name}: common snapshot {c}"));
+                    }
+                    jobs.push(job(h, "[Source]", &name, &pr.source, Some((i, false))));
+                    pending.push((jobs.len() - 1, pr.source, pr.unsent, false));
+                    if tree.snapshots.contains_key(tname) {
+                        jobs.push(job(*th, "[Target]", tname, &pr.target, Some((i, true))));
+                        pending.push((jobs.len() - 1, pr.target, BTreeMap::new(), false));
+                    }
+                }
+            }
+        }
+    }
+    // Target datasets whose source is not selected (any more).
+    let mut missing_names: Vec<String> = Vec::new();
+    if let Some((th, tree, map)) = &target {
+        let used: BTreeSet<&String> = map.values().collect();
+        let root = args.target_path.as_deref().unwrap_or_default();
+        for (tname, _) in &tree.datasets {
+            // The target path itself is where backups go, never "missing".
+            if used.contains(tname) || tname == root {
+                continue;
+            }
+            missing_names.push(tname.clone());
+            let tsnaps = &tree.snapshots[tname];
+            let decided = destroy_missing
+                .and_then(|d| missing(tsnaps, &fmt, now, d, tree.has_children(tname)));
+            match decided {
+                Some(m) if !m.destroy.is_empty() || m.destroy_dataset => {
+                    let p = Plan::new(tsnaps, &fmt, &args.keep_target, now, &[]);
+                    let mut j = job(*th, "[Target]", tname, &p, None);
+                    j.kept = p.names.len() - m.destroy.len();
+                    j.destroy = m.destroy;
+                    j.destroy_dataset = m.destroy_dataset;
+                    j.note = Some(m.note);
+                    jobs.push(j);
+                }
+                other => {
+                    let p = Plan::new(tsnaps, &fmt, &args.keep_target, now, &[]);
+                    let mut j = job(*th, "[Target]", tname, &p, None);
+                    j.note = other.map(|m| m.note);
+                    jobs.push(j);
+                    pending.push((jobs.len() - 1, p, BTreeMap::new(), false));
+                }
+            }
+        }
+    }
+
+    // Holds: one query per host, for the obsolete snapshots that have any
+    // (and for everything --destroy-missing would destroy).
+    let mut want: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (j, p, spare, _) in &pending {
+        for (s, refs) in p.obsolete() {
+            if refs > 0 && !spare.contains_key(s) {
+                want.entry(jobs[*j].host)
+                    .or_default()
+                    .push(format!("{}@{s}", jobs[*j].dataset));
+            }
+        }
+    }
+    if let Some((th, tree, _)) = &target {
+        for j in jobs
+            .iter()
+            .filter(|j| j.record.is_none() && !j.destroy.is_empty())
+        {
+            for s in &tree.snapshots[&j.dataset] {
+                if s.userrefs > 0 && j.destroy.contains(&s.name) {
+                    want.entry(*th)
+                        .or_default()
+                        .push(format!("{}@{}", j.dataset, s.name));
+                }
+            }
+        }
+    }
+    let mut holds: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (h, snaps) in &want {
+        let refs: Vec<&str> = snaps.iter().map(String::as_str).collect();
+        holds.extend(zfs::holds(&hosts[*h].1, &refs)?);
+    }
+    for (j, p, spare, snapshot_only) in &pending {
+        let o = outcome(
+            &jobs[*j].dataset,
+            p,
+            &holds,
+            &our_tag,
+            *snapshot_only,
+            spare,
+        );
+        let job = &mut jobs[*j];
+        job.kept += o.spared.len();
+        job.destroy = o.destroy;
+        job.release = o.release;
+        job.spared = o.spared;
+    }
+    // --destroy-missing: anyone else's hold stops it; ours is released.
+    for j in jobs
+        .iter_mut()
+        .filter(|j| j.record.is_none() && !j.destroy.is_empty())
+    {
+        let mut blocked = Vec::new();
+        for s in &j.destroy {
+            let tags = holds
+                .get(&format!("{}@{s}", j.dataset))
+                .cloned()
+                .unwrap_or_default();
+            if tags.iter().any(|t| t != &our_tag) {
+                blocked.push(s.clone());
+            } else if !tags.is_empty() {
+                j.release.push(s.clone());
+            }
+        }
+        if !blocked.is_empty() {
+            for s in &blocked {
+                j.spared.push(Spared {
+                    name: s.clone(),
+                    why: "held by someone else".into(),
+                });
+            }
+            j.destroy.retain(|s| !blocked.contains(s));
+            j.release.retain(|s| !blocked.contains(s));
+            j.destroy_dataset = false;
+            j.note = Some("Still held by others".into());
+        }
+    }
+
+    // Act.
+    let act = !(args.test || args.no_thinning);
+    execute(&mut jobs, &hosts, &our_tag, act, &log);
+
+    // Records.
+    let mut failed = 0;
+    for j in &jobs {
+        let Some((i, is_target)) = j.record else {
+            continue;
+        };
+        let side = ThinSide {
+            dataset: j.dataset.clone(),
+            kept: j.kept,
+            destroy: j.destroy.clone(),
+            destroyed: j.done,
+            spared: j.spared.clone(),
+        };
+        let d = &mut datasets[i];
+        if let Some(e) = &j.error {
+            d.error = Some(e.clone());
+        }
+        match (&mut d.thin, is_target) {
+            (Some(t), true) => t.target = Some(side),
+            (_, false) => {
+                d.thin = Some(ThinOutcome {
+                    source: side,
+                    target: None,
+                })
+            }
+            (None, true) => {}
+        }
+    }
+    failed += datasets.iter().filter(|d| d.error.is_some()).count();
+    let stdout = std::io::stdout();
+    let mut out = Writer::new(stdout.lock());
+    for d in &datasets {
+        out.write(&Record::Dataset(d.clone()))?;
+    }
+    let destroyed: usize = jobs
+        .iter()
+        .filter(|j| j.done)
+        .map(|j| j.destroy.len())
+        .sum();
+    let planned: usize = jobs.iter().map(|j| j.destroy.len()).sum();
+    let mut end = End::new(TOOL, datasets.len(), failed);
+    let mut extra = Map::new();
+    extra.insert("destroyed".into(), json!(destroyed));
+    if !act {
+        extra.insert("would_destroy".into(), json!(planned));
+    }
+    if target.is_some() {
+        let list: Vec<Value> = jobs
+            .iter()
+            .filter(|j| j.record.is_none())
+            .map(|j| {
+                let mut m = json!({
+                    "dataset": j.dataset,
+                    "kept": j.kept,
+                    "destroy": j.destroy,
+                    "destroyed": j.done,
+                    "dataset_destroyed": j.done && j.destroy_dataset && j.error.is_none(),
+                });
+                if let Some(n) = &j.note {
+                    m["note"] = json!(n);
+                }
+                if let Some(e) = &j.error {
+                    m["error"] = json!(e);
+                }
+                m
+            })
+            .collect();
+        extra.insert("missing".into(), Value::Array(list));
+        log.debug(format!(
+            "{} target dataset(s) missing on the source",
+            missing_names.len()
+        ));
+    }
+    end.extra = extra;
+    out.write(&Record::End(end))?;
+    out.into_inner().flush()?;
+    // As upstream, errors on target datasets missing on the source are
+    // reported (stderr, the end record) but not counted as failed datasets.
+    if failed > 0 {
+        return Err(Error::Failed(failed));
+    }
+    Ok(())
+}
+
+/// Releases our holds (one `zfs release` per host), then destroys each
+/// job's snapshots with one `zfs destroy`, and its dataset when asked. A
+/// failure marks that job and leaves the others going.
+fn execute(
+    jobs: &mut [Job],
+    hosts: &[(Option<String>, Host)],
+    our_tag: &str,
+    act: bool,
+    log: &Log,
+) {
+    for j in jobs.iter() {
+        for s in &j.spared {
+            log.verbose(format!(
+                "{} {}@{}: Keeping ({})",
+                j.side, j.dataset, s.name, s.why
+            ));
+        }
+        if let Some(n) = &j.note {
+            log.verbose(format!("{} {}: {n}", j.side, j.dataset));
+        }
+        for s in &j.destroy {
+            log.verbose(format!("{} {}@{s}: Destroying", j.side, j.dataset));
+        }
+    }
+    if !act {
+        return;
+    }
+    for (h, (_, host)) in hosts.iter().enumerate() {
+        let snaps: Vec<String> = jobs
+            .iter()
+            .filter(|j| j.host == h)
+            .flat_map(|j| j.release.iter().map(move |s| format!("{}@{s}", j.dataset)))
+            .collect();
+        if snaps.is_empty() {
+            continue;
+        }
+        let refs: Vec<&str> = snaps.iter().map(String::as_str).collect();
+        if let Err(e) = host.output(&zfs::release_args(our_tag, &refs)) {
+            let why = format!("releasing our holds: {e}");
+            log.error(why.clone());
+            for j in jobs
+                .iter_mut()
+                .filter(|j| j.host == h && !j.release.is_empty())
+            {
+                j.error = Some(why.clone());
+            }
+        }
+    }
+    for j in jobs.iter_mut() {
+        if j.error.is_some() || (j.destroy.is_empty() && !j.destroy_dataset) {
+            continue;
+        }
+        let host = &hosts[j.host].1;
+        if !j.destroy.is_empty() {
+            let names: Vec<&str> = j.destroy.iter().map(String::as_str).collect();
+            if let Err(e) = host.output(&zfs::destroy_snapshots_args(&j.dataset, &names)) {
+                let why = format!("destroying {} snapshot(s): {e}", names.len());
+                log.error(format!("{} {}: {why}", j.side, j.dataset));
+                j.error = Some(why);
+                continue;
+            }
+        }
+        j.done = true;
+        if j.destroy_dataset {
+            if let Err(e) = host.output(&["zfs", "destroy", j.dataset.as_str()]) {
+                let why = format!("destroying the dataset: {e}");
+                log.error(format!("{} {}: {why}", j.side, j.dataset));
+                j.error = Some(why);
+            }
+        }
+    }
 }

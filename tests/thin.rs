@@ -1,0 +1,450 @@
+//! zab-thin on real OpenZFS, snapshot-only mode: it destroys exactly what the
+//! schedule no longer wants, with one listing and one destroy per dataset,
+//! never foreign or held snapshots, never the newest, and nothing at all on
+//! --test, --no-thinning, or incomplete input.
+
+use std::collections::BTreeMap;
+
+use zab_core::host::quote_argv;
+use zab_core::record::Dataset;
+use zab_tests::{Lab, Ns, Out, ALIAS};
+
+use crate::Test;
+
+pub const TESTS: &[Test] = &[
+    ("thin_destroys_exactly_the_plan", destroys_exactly_the_plan),
+    ("thin_keeps_newest_and_held", keeps_newest_and_held),
+    (
+        "thin_test_and_no_thinning_change_nothing",
+        test_and_no_thinning_change_nothing,
+    ),
+    ("thin_refuses_incomplete_input", refuses_incomplete_input),
+    ("thin_over_ssh", over_ssh),
+    (
+        "thin_target_keeps_common_and_unsent",
+        target_keeps_common_and_unsent,
+    ),
+    ("thin_destroy_missing_cases", destroy_missing_cases),
+];
+
+/// Makes, oldest first and one command each (so createtxg follows time),
+/// our snapshots of `ds` (UTC names) `d` days and one hour ago for each
+/// `d` in `days` (descending), and a foreign snapshot `manual-D` after each
+/// day D in `foreign`.
+fn daily(lab: &Lab, ns: &Ns, ds: &str, days: std::ops::RangeInclusive<u32>, foreign: &[u32]) {
+    let foreign: Vec<String> = foreign.iter().map(u32::to_string).collect();
+    lab.sh(&format!(
+        "set -e; now=$(date +%s)
+        for d in $(seq {last} -1 {first}); do
+            zfs snapshot '{ds}@{b}-'$(date -u -d @$((now - d * 86400 - 3600)) +%Y%m%d%H%M%S)
+            case \" {foreign} \" in *\" $d \"*) zfs snapshot '{ds}@manual-'$d;; esac
+        done",
+        first = days.start(),
+        last = days.end(),
+        b = ns.backup(),
+        foreign = foreign.join(" ")
+    ));
+}
+
+/// The snapshot names (after `@`) of `ds`, oldest first.
+fn names(lab: &Lab, ds: &str) -> Vec<String> {
+    lab.sh(&format!(
+        "zfs list -H -t snapshot -o name -s createtxg -d 1 {}",
+        quote_argv(&[ds])
+    ))
+    .lines()
+    .map(|l| l.split_once('@').unwrap().1.to_string())
+    .collect()
+}
+
+/// `zab-select B | zab-thin --utc B ARGS…` in the guest.
+fn thin(lab: &Lab, ns: &Ns, args: &[&str]) -> Out {
+    let mut argv = vec!["zab-thin", "--utc", ns.backup()];
+    argv.extend_from_slice(args);
+    lab.ssh(&format!(
+        "zab-select {} | {}",
+        ns.backup(),
+        quote_argv(&argv)
+    ))
+}
+
+fn record<'a>(ds: &'a [Dataset], name: &str) -> &'a Dataset {
+    ds.iter()
+        .find(|d| d.name == name)
+        .unwrap_or_else(|| panic!("no record for {name}"))
+}
+
+fn destroys_exactly_the_plan(lab: &Lab) {
+    let ns = Ns::new("thin_plan");
+    let (a, b) = (ns.ds("zab-a", ""), ns.ds("zab-a", "b"));
+    lab.sh(&format!(
+        "zfs create -o {}=true {a}; zfs create {b}",
+        ns.prop()
+    ));
+    daily(lab, &ns, &a, 0..=19, &[15, 3]);
+    daily(lab, &ns, &b, 0..=2, &[]);
+    let before_a = names(lab, &a);
+    let before_b = names(lab, &b);
+    // 3,1d1w: the last three, and one per day while younger than a week.
+    // The dailies are d days and an hour old, so days 0 to 6 stay.
+    let out = thin(lab, &ns, &["--keep-source", "3,1d1w", "--debug"]).ok();
+    let ours = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .filter(|n| !n.starts_with("manual"))
+            .cloned()
+            .collect()
+    };
+    let want_a: Vec<String> = before_a
+        .iter()
+        .filter(|n| n.starts_with("manual"))
+        .cloned()
+        .chain(ours(&before_a)[13..].iter().cloned())
+        .collect();
+    let mut got_a = names(lab, &a);
+    let mut want_sorted = want_a.clone();
+    got_a.sort();
+    want_sorted.sort();
+    assert_eq!(got_a, want_sorted, "foreign kept, ours for days 0..=6 kept");
+    assert_eq!(
+        names(lab, &b),
+        before_b,
+        "three snapshots: all are the last three"
+    );
+
+    let ds = out.datasets();
+    let t = record(&ds, &a).thin.clone().unwrap().source;
+    assert_eq!(t.destroy, ours(&before_a)[..13].to_vec());
+    assert!(t.destroyed);
+    assert_eq!(t.kept, 7);
+    let tb = record(&ds, &b).thin.clone().unwrap().source;
+    assert_eq!((tb.destroy.len(), tb.kept), (0, 3));
+    assert_eq!(out.end().extra["destroyed"], 13);
+
+    // One listing for both datasets and one destroy for the one that loses
+    // snapshots; no holds query (nothing obsolete is held).
+    let calls: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("zfs "))
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert!(calls[0].starts_with("zfs list "));
+    assert!(
+        calls[1].starts_with(&format!("zfs destroy {a}@")),
+        "{}",
+        calls[1]
+    );
+
+    // Thinning again changes nothing.
+    let out = thin(lab, &ns, &["--keep-source", "3,1d1w"]).ok();
+    assert_eq!(out.end().extra["destroyed"], 0);
+    let mut again = names(lab, &a);
+    again.sort();
+    assert_eq!(again, want_sorted);
+}
+
+fn keeps_newest_and_held(lab: &Lab) {
+    let ns = Ns::new("thin_held");
+    let a = ns.ds("zab-b", "");
+    lab.sh(&format!("zfs create -o {}=true {a}", ns.prop()));
+    daily(lab, &ns, &a, 0..=5, &[]);
+    let before = names(lab, &a);
+    let tag = format!("zfs_autobackup:{}", ns.backup());
+    lab.sh(&format!(
+        "set -e; zfs hold keep {a}@{} ; zfs hold {tag} {a}@{}",
+        before[1], before[3]
+    ));
+    // Keep nothing: all but the newest are obsolete, and the held are spared.
+    let out = thin(lab, &ns, &["--keep-source", "0", "--verbose", "--debug"]).ok();
+    assert_eq!(
+        names(lab, &a),
+        vec![before[1].clone(), before[3].clone(), before[5].clone()]
+    );
+    let t = record(&out.datasets(), &a).thin.clone().unwrap().source;
+    assert_eq!(
+        t.destroy,
+        vec![before[0].clone(), before[2].clone(), before[4].clone()]
+    );
+    let spared: Vec<(String, String)> = t
+        .spared
+        .iter()
+        .map(|s| (s.name.clone(), s.why.clone()))
+        .collect();
+    assert_eq!(
+        spared,
+        vec![
+            (before[1].clone(), "held by keep".to_string()),
+            (
+                before[3].clone(),
+                format!("the common snapshot (held by {tag})")
+            ),
+        ]
+    );
+    // The holds were asked once, for the held obsolete snapshots only.
+    let holds: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("zfs holds"))
+        .collect();
+    assert_eq!(holds.len(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{a}@{}: Keeping (held by keep)", before[1])),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("{a}@{}: Destroying", before[0])),
+        "{}",
+        out.stderr
+    );
+    lab.sh(&format!(
+        "zfs release keep {a}@{}; zfs release {tag} {a}@{}",
+        before[1], before[3]
+    ));
+}
+
+fn test_and_no_thinning_change_nothing(lab: &Lab) {
+    let ns = Ns::new("thin_testmode");
+    let a = ns.ds("zab-a", "");
+    lab.sh(&format!("zfs create -o {}=true {a}", ns.prop()));
+    daily(lab, &ns, &a, 0..=4, &[2]);
+    let state = || {
+        lab.sh(&format!(
+            "zfs list -H -p -t snapshot -o name,guid,createtxg -r {a}; zpool history zab-a | grep -c -e 'destroy {a}' || true"
+        ))
+    };
+    let before = state();
+    for flag in ["--test", "--no-thinning"] {
+        let out = thin(lab, &ns, &["--keep-source", "1", flag]).ok();
+        let t = record(&out.datasets(), &a).thin.clone().unwrap().source;
+        assert_eq!(t.destroy.len(), 4, "{flag}");
+        assert!(!t.destroyed, "{flag}");
+        assert_eq!(out.end().extra["would_destroy"], 4);
+        assert_eq!(out.end().extra["destroyed"], 0);
+        assert_eq!(state(), before, "{flag} changed the pool");
+    }
+}
+
+fn refuses_incomplete_input(lab: &Lab) {
+    let ns = Ns::new("thin_refuse");
+    let p = ns.prop();
+    let a = ns.ds("zab-b", "");
+    lab.sh(&format!("zfs create -o {p}=true {a}; zfs create {a}/x"));
+    daily(lab, &ns, &a, 0..=3, &[]);
+    daily(lab, &ns, &format!("{a}/x"), 0..=3, &[]);
+    let before = (names(lab, &a), names(lab, &format!("{a}/x")));
+    let b = ns.backup();
+    let cases = [
+        // zab-select cut short: no end record.
+        format!("zab-select {b} | head -n 1 | zab-thin --keep-source 0 {b}"),
+        // A dataset that failed upstream.
+        format!("zab-select {b} | jq -c 'if .name == \"{a}/x\" then .error = \"boom\" else . end' | zab-thin --keep-source 0 {b}"),
+        // Failures counted in the end record, their records filtered out.
+        format!("zab-select {b} | jq -c 'if .kind == \"end\" then .failed = 1 else . end' | zab-thin --keep-source 0 {b}"),
+        // A crashed stage: nothing at all.
+        format!("true | zab-thin --keep-source 0 {b}"),
+    ];
+    for case in &cases {
+        let out = lab.ssh(case);
+        assert_eq!(out.code, 3, "{case}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{case}");
+        assert_eq!(out.stderr.lines().count(), 1, "{case}: {}", out.stderr);
+        assert!(out.stderr.starts_with("zab-thin: "), "{}", out.stderr);
+    }
+    assert_eq!((names(lab, &a), names(lab, &format!("{a}/x"))), before);
+}
+
+fn over_ssh(lab: &Lab) {
+    let ns = Ns::new("thin_ssh");
+    let a = ns.ds("zab-a", "sp ace");
+    lab.sh(&format!("zfs create -o {}=true '{a}'", ns.prop()));
+    daily(lab, &ns, &a, 0..=3, &[]);
+    let before = names(lab, &a);
+    let b = ns.backup();
+    let out = lab.local_sh(&format!(
+        "zab-select --ssh-source {ALIAS} --ssh-config \"$CFG\" {b} | zab-thin --utc --keep-source 2 --ssh-config \"$CFG\" {b}"
+    ));
+    let out = out.ok();
+    let d = record(&out.datasets(), &a).clone();
+    assert_eq!(d.host.as_deref(), Some(ALIAS));
+    assert_eq!(d.thin.unwrap().source.destroy, before[..2].to_vec());
+    assert_eq!(names(lab, &a), before[2..].to_vec());
+}
+
+/// Source and target thinned together: the common snapshot stays on both
+/// sides, a source snapshot not sent yet stays while the target's schedule
+/// wants it, and a target dataset no longer selected is thinned too.
+fn target_keeps_common_and_unsent(lab: &Lab) {
+    let ns = Ns::new("thin_target");
+    let src = ns.ds("zab-a", "src");
+    let tpath = ns.ds("zab-t", "");
+    let tgt = format!("{tpath}/{src}");
+    let gone = format!("{tpath}/zab-a/old");
+    lab.sh(&format!(
+        "set -e; zfs create {root}; zfs create -o {p}=true {src}
+        zfs create -p {tpath}/zab-a/{n}; zfs create {gone}",
+        root = ns.ds("zab-a", ""),
+        p = ns.prop(),
+        n = ns.name
+    ));
+    // Eight dailies, all sent (same guids); then two more, not sent.
+    daily(lab, &ns, &src, 2..=9, &[5]);
+    let sent = names(lab, &src);
+    lab.sh(&format!(
+        "set -e; zfs send -R {src}@{last} | zfs recv -u {tgt}",
+        last = sent.last().unwrap()
+    ));
+    daily(lab, &ns, &src, 0..=1, &[]);
+    daily(lab, &ns, &gone, 0..=4, &[]);
+    let all = names(lab, &src);
+    let ours: Vec<String> = all
+        .iter()
+        .filter(|n| !n.starts_with("manual"))
+        .cloned()
+        .collect();
+    let gone_before = names(lab, &gone);
+    // ours: d9..d2 (sent, d2 is the common), d1, d0 (not sent).
+    let out = thin(
+        lab,
+        &ns,
+        &["--keep-source", "1", "--keep-target", "3", &tpath, "-v"],
+    )
+    .ok();
+
+    // Source: the newest (d0), the common (d2) and d1 (not sent; a target
+    // keeping the last 3 wants it), and the foreign snapshot.
+    assert_eq!(
+        names(lab, &src),
+        vec![
+            "manual-5".to_string(),
+            ours[7].clone(),
+            ours[8].clone(),
+            ours[9].clone()
+        ]
+    );
+    // Target: the last three it has (d4, d3, d2 = the common) and the
+    // foreign snapshot, which was sent with -R.
+    assert_eq!(
+        names(lab, &tgt),
+        vec![
+            "manual-5".to_string(),
+            ours[5].clone(),
+            ours[6].clone(),
+            ours[7].clone()
+        ]
+    );
+    let rec = record(&out.datasets(), &src).thin.clone().unwrap();
+    assert_eq!(rec.source.destroy, ours[..7].to_vec());
+    assert_eq!(rec.source.spared.len(), 1);
+    assert_eq!(rec.source.spared[0].name, ours[8]);
+    let t = rec.target.unwrap();
+    assert_eq!(
+        (t.dataset.as_str(), t.destroy.clone()),
+        (tgt.as_str(), ours[..5].to_vec())
+    );
+    // The dataset no longer selected: thinned by the target schedule.
+    assert_eq!(names(lab, &gone), gone_before[2..].to_vec());
+    let missing = out.end().extra["missing"].clone();
+    let m: Vec<&str> = missing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["dataset"].as_str().unwrap())
+        .collect();
+    // The containers above the target are not used either (and have nothing
+    // of ours); the target path itself is never "missing".
+    let containers = (
+        format!("{tpath}/zab-a"),
+        format!("{tpath}/zab-a/{}", ns.name),
+    );
+    assert_eq!(
+        m,
+        vec![containers.0.as_str(), gone.as_str(), containers.1.as_str()]
+    );
+}
+
+/// `--destroy-missing`, each case of the reference's §3.5.
+fn destroy_missing_cases(lab: &Lab) {
+    let ns = Ns::new("thin_missing");
+    let src = ns.ds("zab-b", "src");
+    let tpath = ns.ds("zab-t", "");
+    let t = |r: &str| format!("{tpath}/{r}");
+    lab.sh(&format!(
+        "set -e; zfs create {root}; zfs create -o {p}=true {src}
+        zfs create {a}; zfs create {b}; zfs create {c}; zfs create {c}/kid; zfs create {d}; zfs create {e}",
+        root = ns.ds("zab-b", ""),
+        p = ns.prop(),
+        a = t("only-ours"),
+        b = t("foreign-too"),
+        c = t("with-children"),
+        d = t("recent"),
+        e = t("no-snapshots"),
+    ));
+    daily(lab, &ns, &src, 0..=1, &[]);
+    daily(lab, &ns, &t("only-ours"), 3..=5, &[]);
+    daily(lab, &ns, &t("foreign-too"), 3..=5, &[4]);
+    daily(lab, &ns, &t("with-children"), 3..=5, &[]);
+    daily(lab, &ns, &t("recent"), 0..=2, &[]);
+    // Our hold on the newest (the old common snapshot) does not stop it.
+    let newest = names(lab, &t("only-ours")).pop().unwrap();
+    let foreign_before = names(lab, &t("foreign-too"));
+    lab.sh(&format!(
+        "zfs hold zfs_autobackup:{} {}@{newest}",
+        ns.backup(),
+        t("only-ours")
+    ));
+
+    let out = thin(
+        lab,
+        &ns,
+        &[
+            "--destroy-missing",
+            "2d",
+            "--keep-target",
+            "10",
+            &tpath,
+            "-v",
+        ],
+    )
+    .ok();
+    let exists = |d: &str| lab.ssh(&format!("zfs list -H -o name {d}")).code == 0;
+    assert!(!exists(&t("only-ours")), "all ours, no children: destroyed");
+    // d5, d4, manual-4, d3: ours but the newest go, the foreign one stays.
+    assert_eq!(names(lab, &t("foreign-too")), foreign_before[2..].to_vec());
+    assert_eq!(names(lab, &t("with-children")).len(), 1, "the newest stays");
+    assert!(exists(&format!("{}/kid", t("with-children"))));
+    assert_eq!(
+        names(lab, &t("recent")).len(),
+        3,
+        "newest is a day old: waiting"
+    );
+    assert!(exists(&t("no-snapshots")));
+    let notes: BTreeMap<String, String> = out.end().extra["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["dataset"].as_str().unwrap().to_string(),
+                m["note"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(notes[&t("only-ours")], "Destroying");
+    assert_eq!(notes[&t("foreign-too")], "Still in use by other snapshots");
+    assert_eq!(notes[&t("with-children")], "Still has children here.");
+    assert_eq!(notes[&t("recent")], "Waiting for deadline");
+    assert_eq!(
+        notes[&t("no-snapshots")],
+        "has no snapshots made by us (please destroy manually)"
+    );
+    assert!(
+        out.stderr.contains("Still has children here."),
+        "{}",
+        out.stderr
+    );
+    // The source is untouched (two dailies, within the default schedule).
+    assert_eq!(names(lab, &src).len(), 2);
+}

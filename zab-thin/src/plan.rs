@@ -1,0 +1,495 @@
+//! The pure part of zab-thin: from one dataset's snapshot listing, which of
+//! our snapshots the schedule no longer wants, and, once the holds are known,
+//! which of those are destroyed, released first, or spared.
+//!
+//! The decisions are zfs-autobackup's (reference §3.4): only our snapshots
+//! (names that parse with the snapshot format) are candidates, in listing
+//! (createtxg) order, with the newest of them protected; in snapshot-only
+//! mode a snapshot carrying our hold is the common snapshot and is kept. zab
+//! adds: a snapshot held by anyone else is kept and reported, never forced.
+
+use std::collections::BTreeMap;
+
+use zab_core::naming::SnapshotFormat;
+use zab_core::record::Spared;
+use zab_core::schedule::{Schedule, Verdict};
+use zab_core::zfs::Snapshot;
+
+/// One dataset's snapshots of ours, with the schedule's verdicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Our snapshots' names, in listing order (oldest first).
+    pub names: Vec<String>,
+    /// Their times, from their names.
+    pub times: Vec<i64>,
+    /// The schedule's verdict on each.
+    pub verdicts: Vec<Verdict>,
+    /// How many holds each carries.
+    pub userrefs: Vec<u64>,
+}
+
+impl Plan {
+    /// Thins `snaps` (one dataset's listing, oldest first) by `schedule`.
+    /// The newest of ours and the names in `protect` are kept.
+    pub fn new(
+        snaps: &[Snapshot],
+        fmt: &SnapshotFormat,
+        schedule: &Schedule,
+        now: i64,
+        protect: &[&str],
+    ) -> Plan {
+        let mut plan = Plan {
+            names: Vec::new(),
+            times: Vec::new(),
+            verdicts: Vec::new(),
+            userrefs: Vec::new(),
+        };
+        for s in snaps {
+            if let Some(t) = fmt.parse(&s.name) {
+                plan.names.push(s.name.clone());
+                plan.times.push(t);
+                plan.userrefs.push(s.userrefs);
+            }
+        }
+        let n = plan.names.len();
+        let protected: Vec<bool> = plan
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| i + 1 == n || protect.contains(&name.as_str()))
+            .collect();
+        plan.verdicts = schedule.explain(&plan.times, &protected, now);
+        plan
+    }
+
+    /// The snapshots the schedule no longer wants, with their hold counts.
+    pub fn obsolete(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.names
+            .iter()
+            .zip(&self.verdicts)
+            .zip(&self.userrefs)
+            .filter(|((_, v), _)| !v.keep)
+            .map(|((n, _), &r)| (n.as_str(), r))
+    }
+
+    /// How many of ours are kept by the schedule.
+    pub fn kept(&self) -> usize {
+        self.verdicts.iter().filter(|v| v.keep).count()
+    }
+}
+
+/// What becomes of one dataset's obsolete snapshots once holds are known.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// To destroy (names after `@`), oldest first.
+    pub destroy: Vec<String>,
+    /// Of those, the ones whose hold of ours must be released first.
+    pub release: Vec<String>,
+    /// Kept against the schedule, and why.
+    pub spared: Vec<Spared>,
+}
+
+/// Decides the obsolete snapshots of `dataset` given `holds` (full snapshot
+/// name → tags, for every obsolete snapshot with holds). `our_tag` is our
+/// hold tag. In snapshot-only mode our hold marks the common snapshot, which
+/// is kept; otherwise (the common snapshot being known and protected) our
+/// hold on an obsolete snapshot is released before it is destroyed.
+pub fn outcome(
+    dataset: &str,
+    plan: &Plan,
+    holds: &BTreeMap<String, Vec<String>>,
+    our_tag: &str,
+    snapshot_only: bool,
+    spare: &BTreeMap<String, String>,
+) -> Outcome {
+    let mut out = Outcome::default();
+    for (name, refs) in plan.obsolete() {
+        if let Some(why) = spare.get(name) {
+            out.spared.push(Spared {
+                name: name.to_string(),
+                why: why.clone(),
+            });
+            continue;
+        }
+        if refs == 0 {
+            out.destroy.push(name.to_string());
+            continue;
+        }
+        let tags = holds
+            .get(&format!("{dataset}@{name}"))
+            .cloned()
+            .unwrap_or_default();
+        let others: Vec<&str> = tags
+            .iter()
+            .map(String::as_str)
+            .filter(|t| *t != our_tag)
+            .collect();
+        let spare = |why: String| Spared {
+            name: name.to_string(),
+            why,
+        };
+        if tags.is_empty() {
+            // Held, but the holds listing does not say by whom: keep it.
+            out.spared
+                .push(spare(format!("held ({refs} hold(s) not listed)")));
+        } else if !others.is_empty() {
+            out.spared
+                .push(spare(format!("held by {}", others.join(", "))));
+        } else if snapshot_only {
+            out.spared
+                .push(spare(format!("the common snapshot (held by {our_tag})")));
+        } else {
+            out.release.push(name.to_string());
+            out.destroy.push(name.to_string());
+        }
+    }
+    out
+}
+
+/// One source dataset and its target, thinned together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub source: Plan,
+    pub target: Plan,
+    /// The newest snapshot on both sides (name and guid): kept on both.
+    pub common: Option<String>,
+    /// Source snapshots the source schedule drops but that are not on the
+    /// target yet, and that the target's schedule would keep: kept, so the
+    /// next transfer can still send them (name → why).
+    pub unsent: BTreeMap<String, String>,
+}
+
+/// Thins a source dataset's snapshots and its target's (both oldest
+/// first), as zfs-autobackup does after a transfer (reference §3.4): the
+/// common snapshot is kept on both sides; a source snapshot newer than it is
+/// destroyed only when the target's schedule would not keep it either.
+pub fn pair(
+    src: &[Snapshot],
+    tgt: &[Snapshot],
+    fmt: &SnapshotFormat,
+    keep_source: &Schedule,
+    keep_target: &Schedule,
+    now: i64,
+    guid_check: bool,
+) -> Pair {
+    let common = zab_core::zfs::common_snapshot(src, tgt, guid_check).map(|s| s.name.clone());
+    let protect: Vec<&str> = common.iter().map(String::as_str).collect();
+    let source = Plan::new(src, fmt, keep_source, now, &protect);
+    let target = Plan::new(tgt, fmt, keep_target, now, &protect);
+    // The target as it will be once the rest is sent: its snapshots, then
+    // the source's after the common one.
+    let after: Vec<Snapshot> = match &common {
+        Some(c) => src
+            .iter()
+            .skip_while(|s| &s.name != c)
+            .skip(1)
+            .cloned()
+            .collect(),
+        None => src.to_vec(),
+    };
+    let mut future: Vec<Snapshot> = tgt.to_vec();
+    future.extend(
+        after
+            .iter()
+            .filter(|a| tgt.iter().all(|t| t.name != a.name))
+            .cloned(),
+    );
+    let virt = Plan::new(&future, fmt, keep_target, now, &protect);
+    let mut unsent = BTreeMap::new();
+    for (name, _) in source.obsolete() {
+        let pending = after.iter().any(|a| a.name == name);
+        let wanted = virt
+            .names
+            .iter()
+            .zip(&virt.verdicts)
+            .any(|(n, v)| n == name && v.keep);
+        if pending && wanted {
+            unsent.insert(
+                name.to_string(),
+                "not on the target yet, and the target's schedule keeps it".to_string(),
+            );
+        }
+    }
+    Pair {
+        source,
+        target,
+        common,
+        unsent,
+    }
+}
+
+/// What `--destroy-missing` does with a target dataset whose source is gone
+/// (reference §3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// Our snapshots to destroy (names after `@`).
+    pub destroy: Vec<String>,
+    /// Then destroy the dataset itself (not recursively).
+    pub destroy_dataset: bool,
+    /// What happens, in upstream's words where it has them.
+    pub note: String,
+}
+
+/// Decides `--destroy-missing DURATION` for one target dataset.
+pub fn missing(
+    snaps: &[Snapshot],
+    fmt: &SnapshotFormat,
+    now: i64,
+    duration: i64,
+    has_children: bool,
+) -> Option<Missing> {
+    let ours: Vec<(&str, i64)> = snaps
+        .iter()
+        .filter_map(|s| fmt.parse(&s.name).map(|t| (s.name.as_str(), t)))
+        .collect();
+    let Some(&(newest, t)) = ours.last() else {
+        // Upstream reports a leaf and ignores a parent (a container).
+        return (!has_children).then(|| Missing {
+            destroy: Vec::new(),
+            destroy_dataset: false,
+            note: "has no snapshots made by us (please destroy manually)".into(),
+        });
+    };
+    if t + duration > now {
+        return Some(Missing {
+            destroy: Vec::new(),
+            destroy_dataset: false,
+            note: "Waiting for deadline".into(),
+        });
+    }
+    let mut destroy: Vec<String> = ours[..ours.len() - 1]
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let foreign = snaps.len() > ours.len();
+    let (destroy_dataset, note) = if foreign {
+        (false, "Still in use by other snapshots".to_string())
+    } else if has_children {
+        (false, "Still has children here.".to_string())
+    } else {
+        destroy.push(newest.to_string());
+        (true, "Destroying".to_string())
+    };
+    Some(Missing {
+        destroy,
+        destroy_dataset,
+        note,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86400;
+
+    fn fmt() -> SnapshotFormat {
+        SnapshotFormat::new("{}-%Y%m%d%H%M%S", "off", true).unwrap()
+    }
+
+    /// Our snapshot `days` days before `now`, at midnight UTC.
+    fn name_at(t: i64) -> String {
+        fmt().name_at(chrono::DateTime::from_timestamp(t, 0).unwrap())
+    }
+
+    fn listing(names: &[String]) -> Vec<Snapshot> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Snapshot {
+                name: n.clone(),
+                createtxg: 100 + i as u64,
+                guid: 1000 + i as u64,
+                userrefs: 0,
+            })
+            .collect()
+    }
+
+    /// One a day for 20 days, plus foreign snapshots in between.
+    fn daily(now: i64) -> Vec<Snapshot> {
+        let mut names = Vec::new();
+        for d in (0..20).rev() {
+            names.push(name_at(now - d * DAY - 3600));
+            if d % 5 == 0 {
+                names.push(format!("manual-{d}"));
+            }
+        }
+        listing(&names)
+    }
+
+    #[test]
+    fn only_ours_are_candidates_and_the_newest_is_kept() {
+        let now = 1_763_800_000 - 1_763_800_000 % DAY + 12 * 3600;
+        let snaps = daily(now);
+        let s = Schedule::parse("0").unwrap();
+        let p = Plan::new(&snaps, &fmt(), &s, now, &[]);
+        assert_eq!(p.names.len(), 20);
+        assert!(p.names.iter().all(|n| !n.starts_with("manual")));
+        let obsolete: Vec<&str> = p.obsolete().map(|(n, _)| n).collect();
+        assert_eq!(obsolete.len(), 19);
+        assert_eq!(p.kept(), 1);
+        assert!(p.verdicts[19].keep && p.verdicts[19].protected);
+    }
+
+    #[test]
+    fn the_schedule_decides_with_protected_names() {
+        let now = 1_763_800_000 - 1_763_800_000 % DAY + 12 * 3600;
+        let snaps = daily(now);
+        // Keep 3, and one a day for a week.
+        let s = Schedule::parse("3,1d1w").unwrap();
+        let p = Plan::new(&snaps, &fmt(), &s, now, &[]);
+        let kept: Vec<usize> = (0..20).filter(|&i| p.verdicts[i].keep).collect();
+        // Ages are d days and 1 hour: day 7 is just past the TTL.
+        assert_eq!(kept, (13..20).collect::<Vec<_>>(), "{:?}", p.verdicts);
+        // A protected name (the common snapshot) is kept too.
+        let common = p.names[2].clone();
+        let p = Plan::new(&snaps, &fmt(), &s, now, &[&common]);
+        assert!(p.verdicts[2].keep && p.verdicts[2].protected);
+    }
+
+    fn held_plan() -> (Plan, BTreeMap<String, Vec<String>>) {
+        let now = 1_763_800_000;
+        let names: Vec<String> = (1..=4).map(|d| name_at(now - d * DAY)).rev().collect();
+        let mut snaps = listing(&names);
+        snaps[0].userrefs = 1; // ours
+        snaps[1].userrefs = 2; // ours and someone else's
+        snaps[2].userrefs = 1; // not listed by zfs holds (gone meanwhile)
+        let p = Plan::new(&snaps, &fmt(), &Schedule::parse("0").unwrap(), now, &[]);
+        let mut holds = BTreeMap::new();
+        holds.insert(
+            format!("t/a@{}", names[0]),
+            vec!["zfs_autobackup:off".to_string()],
+        );
+        holds.insert(
+            format!("t/a@{}", names[1]),
+            vec!["zfs_autobackup:off".to_string(), "keep".to_string()],
+        );
+        (p, holds)
+    }
+
+    #[test]
+    fn holds_in_snapshot_only_mode() {
+        let (p, holds) = held_plan();
+        let o = outcome(
+            "t/a",
+            &p,
+            &holds,
+            "zfs_autobackup:off",
+            true,
+            &BTreeMap::new(),
+        );
+        assert_eq!(o.destroy, Vec::<String>::new());
+        assert_eq!(o.release, Vec::<String>::new());
+        let why: Vec<&str> = o.spared.iter().map(|s| s.why.as_str()).collect();
+        assert_eq!(
+            why,
+            vec![
+                "the common snapshot (held by zfs_autobackup:off)",
+                "held by keep",
+                "held (1 hold(s) not listed)"
+            ]
+        );
+    }
+
+    #[test]
+    fn holds_with_a_target_release_ours_first() {
+        let (p, holds) = held_plan();
+        let o = outcome(
+            "t/a",
+            &p,
+            &holds,
+            "zfs_autobackup:off",
+            false,
+            &BTreeMap::new(),
+        );
+        assert_eq!(o.destroy, vec![p.names[0].clone()]);
+        assert_eq!(o.release, vec![p.names[0].clone()]);
+        assert_eq!(o.spared.len(), 2);
+    }
+
+    #[test]
+    fn a_pair_keeps_the_common_and_what_the_target_still_wants() {
+        let now = 1_763_800_000 - 1_763_800_000 % DAY + 12 * 3600;
+        // Source: ten dailies; target: the first six (sent), same guids.
+        let names: Vec<String> = (0..10)
+            .rev()
+            .map(|d| name_at(now - d * DAY - 3600))
+            .collect();
+        let src = listing(&names);
+        let tgt: Vec<Snapshot> = src[..6].to_vec();
+        let keep_source = Schedule::parse("0").unwrap();
+        let keep_target = Schedule::parse("1d1y").unwrap();
+        let p = pair(&src, &tgt, &fmt(), &keep_source, &keep_target, now, true);
+        assert_eq!(p.common.as_deref(), Some(names[5].as_str()));
+        // Source keeps nothing by schedule, but the newest and the common stay,
+        // and the four not yet sent that the target's schedule wants.
+        let obsolete: Vec<&str> = p.source.obsolete().map(|(n, _)| n).collect();
+        assert!(!obsolete.contains(&names[5].as_str()) && !obsolete.contains(&names[9].as_str()));
+        let unsent: Vec<&String> = p.unsent.keys().collect();
+        assert_eq!(unsent, names[6..9].iter().collect::<Vec<_>>());
+        let o = outcome("t/a", &p.source, &BTreeMap::new(), "x", false, &p.unsent);
+        assert_eq!(o.destroy, names[..5].to_vec());
+        // With a keep-nothing target, the unsent ones may go too.
+        let p = pair(
+            &src,
+            &tgt,
+            &fmt(),
+            &keep_source,
+            &Schedule::parse("0").unwrap(),
+            now,
+            true,
+        );
+        assert!(p.unsent.is_empty());
+        // A different guid: no common snapshot, so the target keeps its newest only.
+        let mut other = tgt.clone();
+        other.iter_mut().for_each(|s| s.guid += 1);
+        let p = pair(
+            &src,
+            &other,
+            &fmt(),
+            &keep_source,
+            &Schedule::parse("0").unwrap(),
+            now,
+            true,
+        );
+        assert_eq!(p.common, None);
+        assert_eq!(p.target.kept(), 1);
+    }
+
+    #[test]
+    fn destroy_missing_cases() {
+        let now = 1_763_800_000;
+        let names: Vec<String> = (1..=3).rev().map(|d| name_at(now - d * DAY)).collect();
+        let ours = listing(&names);
+        let mut with_foreign = ours.clone();
+        with_foreign.push(listing(&["manual".to_string()])[0].clone());
+        let m = |s: &[Snapshot], dur: i64, kids: bool| missing(s, &fmt(), now, dur, kids);
+        // The newest of ours is a day old: a 2-day deadline is not reached.
+        assert_eq!(
+            m(&ours, 2 * DAY, false).unwrap().note,
+            "Waiting for deadline"
+        );
+        let all = m(&ours, DAY, false).unwrap();
+        assert_eq!(
+            (all.destroy.clone(), all.destroy_dataset),
+            (names.clone(), true)
+        );
+        let f = m(&with_foreign, DAY, false).unwrap();
+        assert_eq!(f.destroy, names[..2].to_vec());
+        assert_eq!(
+            (f.destroy_dataset, f.note.as_str()),
+            (false, "Still in use by other snapshots")
+        );
+        let k = m(&ours, 0, true).unwrap();
+        assert_eq!(
+            (k.destroy_dataset, k.note.as_str()),
+            (false, "Still has children here.")
+        );
+        assert_eq!(k.destroy, names[..2].to_vec());
+        assert!(m(&[], 0, true).is_none());
+        assert!(m(&listing(&["manual".to_string()]), 0, false)
+            .unwrap()
+            .note
+            .contains("please destroy manually"));
+    }
+}
