@@ -259,7 +259,11 @@ fn refuses_incomplete_input(lab: &Lab) {
 fn over_ssh(lab: &Lab) {
     let ns = Ns::new("thin_ssh");
     let a = ns.ds("zab-a", "sp ace");
-    lab.sh(&format!("zfs create -o {}=true '{a}'", ns.prop()));
+    let root = ns.ds("zab-a", "");
+    lab.sh(&format!(
+        "zfs create {root}; zfs create -o {}=true '{a}'",
+        ns.prop()
+    ));
     daily(lab, &ns, &a, 0..=3, &[]);
     let before = names(lab, &a);
     let b = ns.backup();
@@ -373,7 +377,7 @@ fn destroy_missing_cases(lab: &Lab) {
     let t = |r: &str| format!("{tpath}/{r}");
     lab.sh(&format!(
         "set -e; zfs create {root}; zfs create -o {p}=true {src}
-        zfs create {a}; zfs create {b}; zfs create {c}; zfs create {c}/kid; zfs create {d}; zfs create {e}",
+        zfs create {tpath}; zfs create {a}; zfs create {b}; zfs create {c}; zfs create {c}/kid; zfs create {d}; zfs create {e}",
         root = ns.ds("zab-b", ""),
         p = ns.prop(),
         a = t("only-ours"),
