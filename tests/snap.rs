@@ -104,7 +104,16 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
 
     // First run: nothing of ours yet, so every dataset is snapshotted, with
     // one listing and one `zfs snapshot` per pool (no written@ query).
-    let out = snap(lab, &ns, &["--debug"]).ok();
+    let out = snap(
+        lab,
+        &ns,
+        &[
+            "--debug",
+            "--set-snapshot-properties",
+            "com.zab:why=lab run,com.zab:n=1",
+        ],
+    )
+    .ok();
     let ds = out.datasets();
     assert_eq!(ds.len(), 6);
     let name = ds[0].snapshot.as_ref().unwrap().name.clone();
@@ -127,6 +136,11 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     assert!(calls[0].starts_with("zfs list "));
     assert!(calls[1..].iter().all(|c| c.starts_with("zfs snapshot ")));
 
+    // --set-snapshot-properties: set on every new snapshot, in the same command.
+    let props = lab.sh(&format!(
+        "zfs get -H -o value com.zab:why,com.zab:n {a}/x/y@{name} {b}@{name}"
+    ));
+    assert_eq!(props, "lab run\n1\nlab run\n1\n");
     // Atomic: one createtxg per pool, shared by all of that pool's datasets.
     let snaps = snapshots(lab, &[&a, &b]);
     let want: Vec<String> = {

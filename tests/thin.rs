@@ -275,6 +275,28 @@ fn over_ssh(lab: &Lab) {
     assert_eq!(d.host.as_deref(), Some(ALIAS));
     assert_eq!(d.thin.unwrap().source.destroy, before[..2].to_vec());
     assert_eq!(names(lab, &a), before[2..].to_vec());
+
+    // Pulled source, target reached with --ssh-target: the target keeps only
+    // its newest, which is also the common snapshot.
+    let tpath = ns.ds("zab-t", "");
+    let tgt = format!("{tpath}/{a}");
+    lab.sh(&format!(
+        "set -e; zfs create -p '{tpath}/{root}'; zfs send -R '{a}@{}' | zfs recv -u '{tgt}'",
+        before[3]
+    ));
+    let out = lab.local_sh(&format!(
+        "zab-select --ssh-source {ALIAS} --ssh-target {ALIAS} --ssh-config \"$CFG\" {b} {tpath} | \
+         zab-thin --utc --keep-target 0 --ssh-target {ALIAS} --ssh-config \"$CFG\" {b} {tpath}"
+    ));
+    let out = out.ok();
+    let t = record(&out.datasets(), &a).thin.clone().unwrap();
+    assert_eq!(t.target.unwrap().destroy, vec![before[2].clone()]);
+    assert_eq!(names(lab, &tgt), vec![before[3].clone()]);
+    assert_eq!(
+        names(lab, &a),
+        before[2..].to_vec(),
+        "the source keeps both"
+    );
 }
 
 /// Source and target thinned together: the common snapshot stays on both
@@ -309,13 +331,37 @@ fn target_keeps_common_and_unsent(lab: &Lab) {
         .cloned()
         .collect();
     let gone_before = names(lab, &gone);
+    // Our hold on an old target snapshot (a common snapshot long ago) is
+    // released, and the snapshot destroyed.
+    let tag = format!("zfs_autobackup:{}", ns.backup());
+    lab.sh(&format!("zfs hold {tag} {tgt}@{}", ours[0]));
     // ours: d9..d2 (sent, d2 is the common), d1, d0 (not sent).
     let out = thin(
         lab,
         &ns,
-        &["--keep-source", "1", "--keep-target", "3", &tpath, "-v"],
+        &[
+            "--keep-source",
+            "1",
+            "--keep-target",
+            "3",
+            &tpath,
+            "--debug",
+        ],
     )
     .ok();
+    // One listing per side, one holds query, one release, and one destroy
+    // per dataset that loses snapshots (source, target, the missing one).
+    let calls: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("zfs "))
+        .collect();
+    let count = |p: &str| calls.iter().filter(|c| c.starts_with(p)).count();
+    assert_eq!(count("zfs list "), 2, "{calls:#?}");
+    assert_eq!(count("zfs holds "), 1, "{calls:#?}");
+    assert_eq!(count("zfs release "), 1, "{calls:#?}");
+    assert_eq!(count("zfs destroy "), 3, "{calls:#?}");
+    assert_eq!(calls.len(), 7, "{calls:#?}");
 
     // Source: the newest (d0), the common (d2) and d1 (not sent; a target
     // keeping the last 3 wants it), and the foreign snapshot.
