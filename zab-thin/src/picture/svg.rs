@@ -236,7 +236,7 @@ pub fn svg(timelines: &[Timeline]) -> String {
 <circle id="kept" r="5" fill="{GREEN}"/>
 <circle id="tail" r="5" fill="{PURPLE}"/>
 <circle id="prot" r="5" fill="{GOLD}"/>
-<circle id="other" r="3" fill="#fff" stroke="{GREY}" stroke-width="1.2"/>
+<circle id="other" r="2.6" fill="#fff" stroke="#6e7781" stroke-width="1"/>
 <circle id="ring" r="8.5" fill="none" stroke="#000" stroke-width="1.6"/>
 <path id="gone" d="M-4,-4L4,4M-4,4L4,-4" stroke="{RED}" stroke-width="2.2" fill="none"/>
 </defs>
@@ -381,19 +381,22 @@ fn panel(o: &mut String, t: &Timeline, y0: f64) {
                 cell(o, b, shade(b, true), false);
             }
         }
-        // The other snapshots young enough for this rule, in their blocks.
-        if n <= MAX_TOOLTIPS {
-            for (i, &tm) in t.times.iter().enumerate() {
-                let b = tm / p;
-                if t.now - tm <= rule.ttl && held.get(&(p, b)) != Some(&i) {
-                    writeln!(
-                        o,
-                        r##"<use href="#other" x="{:.1}" y="{:.1}"/>"##,
-                        x(tm),
-                        ly + LANE / 2.0
-                    )
-                    .ok();
-                }
+        // The other snapshots young enough for this rule, in their blocks;
+        // where they crowd, one marker per 5 pixels.
+        let mut last_x = f64::NEG_INFINITY;
+        for (i, &tm) in t.times.iter().enumerate() {
+            let ox = x(tm);
+            if t.now - tm <= rule.ttl
+                && held.get(&(p, tm / p)) != Some(&i)
+                && (ox - last_x).abs() >= 5.0
+            {
+                writeln!(
+                    o,
+                    r##"<use class="other" href="#other" x="{ox:.1}" y="{:.1}"/>"##,
+                    ly + LANE / 2.0
+                )
+                .ok();
+                last_x = ox;
             }
         }
         // A marker at each holder, and a faint line down to its dot.
@@ -463,12 +466,20 @@ fn panel(o: &mut String, t: &Timeline, y0: f64) {
     )
     .ok();
     let tips = n <= MAX_TOOLTIPS;
-    // Destroyed first, then kept on top; the rings last.
+    // Destroyed first, then kept on top; the rings last. Without tooltips
+    // (many snapshots), one cross per 1.5 pixels is enough.
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| t.verdicts[i].keep);
+    let mut last_gone = f64::NEG_INFINITY;
     for i in order {
         let v = &t.verdicts[i];
         let sx = x(t.times[i]);
+        if !v.keep && !tips {
+            if (sx - last_gone).abs() < 1.5 {
+                continue;
+            }
+            last_gone = sx;
+        }
         let (id, sy) = match (v.keep, !v.holds.is_empty(), v.tail) {
             (false, _, _) => ("gone", gone_y + ROW / 2.0),
             (true, true, _) => ("kept", kept_y + ROW / 2.0),
@@ -744,6 +755,10 @@ mod tests {
         // A marker per held block: 4 day blocks, 3 week blocks.
         assert_eq!(count(r#"class="held""#), 2 * 7);
         assert!(doc.contains(">1 week ago<") && doc.contains(">1 month ago<"));
+        // Each snapshot's marker has its reason as a tooltip.
+        assert!(doc.contains(
+            "<title>offsite1-20231228210000\n2023-12-28 21:00:00 UTC\ndestroy: block 2817 of 1w1m is held by offsite1-20231228090000; too old for 1d1w</title>"
+        ));
     }
 
     /// A rule with more blocks than can be drawn draws only the held ones.
@@ -765,5 +780,41 @@ mod tests {
         let doc = svg(&[t]);
         assert_eq!(doc.matches("<title>block ").count(), 2);
         assert!(doc.len() < 20_000, "{} bytes", doc.len());
+    }
+
+    /// Crowded markers are thinned to what the pixels can show: 10,000
+    /// snapshots a minute apart do not make 10,000 crosses.
+    #[test]
+    fn crowded_markers_are_drawn_once_per_pixel_or_so() {
+        let s = Schedule::parse("1d1w").unwrap();
+        let now = 1_704_888_000;
+        let times: Vec<i64> = (0..10_000).map(|k| now - 10_000 * 60 + k * 60).collect();
+        let names: Vec<String> = times.iter().map(|t| t.to_string()).collect();
+        let mut protected = vec![false; times.len()];
+        protected[9_999] = true;
+        let v = s.explain(&times, &protected, now);
+        let t = Timeline {
+            dataset: "",
+            schedule: &s,
+            now,
+            names: &names,
+            times: &times,
+            verdicts: &v,
+        };
+        let doc = svg(&[t]);
+        let gone = doc.matches(r#"class="gone""#).count();
+        let others = doc.matches(r#"class="other""#).count();
+        // The week is the whole plot; the snapshots span 10,000 of its minutes.
+        let width = (X1 - X0) * 10_000.0 * 60.0 / 604_800.0;
+        assert!(
+            gone > 0 && gone as f64 <= width / 1.5 + 2.0,
+            "{gone} crosses"
+        );
+        assert!(others > 0 && others as f64 <= width / 5.0 + 2.0, "{others}");
+        // 8 day blocks (the first and last partly), and the newest kept as
+        // protected alone: its block is held by an older one.
+        assert_eq!(doc.matches(r#"class="kept""#).count(), 8);
+        assert_eq!(doc.matches(r#"class="prot""#).count(), 1);
+        assert!(!doc.contains(" UTC\ndestroy: "), "no tooltips for so many");
     }
 }
