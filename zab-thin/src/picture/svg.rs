@@ -761,6 +761,24 @@ mod tests {
         ));
     }
 
+    /// docs/thinning.svg is this code's picture of the worked example.
+    #[test]
+    fn docs_picture_is_up_to_date() {
+        let (s, now, names, times, verdicts) = worked_example();
+        let t = Timeline {
+            dataset: "",
+            schedule: &s,
+            now,
+            names: &names,
+            times: &times,
+            verdicts: &verdicts,
+        };
+        assert!(
+            include_str!("../../../docs/thinning.svg") == svg(&[t]),
+            "docs/thinning.svg is out of date; regenerate it (docs/thinning.md says how)"
+        );
+    }
+
     /// A rule with more blocks than can be drawn draws only the held ones.
     #[test]
     fn many_blocks_draw_only_the_held() {
