@@ -187,8 +187,12 @@ fn why(o: &mut String, t: &Timeline, i: usize, labels: &[String], long: bool) {
             part(o);
             write!(o, "one of the last {}", s.keep_last).ok();
             let n = t.names.len();
-            if n <= s.keep_last {
-                write!(o, " (there are {n})").ok();
+            match n {
+                1 => o.push_str(" (there is only 1)"),
+                n if n < s.keep_last => {
+                    write!(o, " (there are only {n})").ok();
+                }
+                _ => {}
             }
         }
         if v.protected {
@@ -478,7 +482,7 @@ pub(crate) mod tests {
         let s = Schedule::parse("5,1d1w").unwrap();
         let v = s.explain(&times, &[false, false, true], now);
         let t = timeline(&s, now, &names, &times, &v);
-        assert_eq!(reason(&t, 0), "keep: one of the last 5 (there are 3)");
+        assert_eq!(reason(&t, 0), "keep: one of the last 5 (there are only 3)");
     }
 
     /// Times out of order (a clock that went back) still find the holder.
