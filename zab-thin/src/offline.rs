@@ -253,21 +253,27 @@ pub fn plan(snaps: &[Snapshot], schedule: &Schedule, now: i64) -> Plan {
     Plan { groups, place }
 }
 
+impl Plan {
+    /// [`picture::reason`] for every snapshot: per group, oldest first.
+    pub fn reasons(&self, schedule: &Schedule, now: i64) -> Vec<Vec<String>> {
+        self.groups
+            .iter()
+            .map(|g| picture::reasons(&g.timeline(schedule, now)))
+            .collect()
+    }
+}
+
 /// The output records: each input snapshot in input order with its
-/// decision and [`picture::reason`], then the end record.
+/// decision and reason (`reasons` from [`Plan::reasons`]), then the end
+/// record.
 pub fn write<W: Write>(
     out: &mut Writer<W>,
     snaps: &[Snapshot],
     plan: &Plan,
+    reasons: &[Vec<String>],
     schedule: &Schedule,
-    now: i64,
 ) -> Result<(), Error> {
     let labels = picture::rule_labels(schedule);
-    let reasons: Vec<Vec<String>> = plan
-        .groups
-        .iter()
-        .map(|g| picture::reasons(&g.timeline(schedule, now)))
-        .collect();
     let mut kept = 0;
     for (s, &(g, k)) in snaps.iter().zip(&plan.place) {
         let group = &plan.groups[g];
@@ -352,23 +358,33 @@ pub fn run(args: &Args) -> Result<(), Error> {
         log.debug(format!("drew {} in {}", path.display(), ms(started)));
     }
 
-    // Everything is known before the first line, so the output is made in
-    // memory and written at once: a write per line would cost more than the
-    // planning.
-    let started = Instant::now();
-    let text = if args.explain {
+    if args.explain {
         let text: Vec<String> = timelines.iter().map(picture::explain).collect();
-        text.join("\n").into_bytes()
-    } else {
-        let mut out = Writer::new(Vec::new());
-        write(&mut out, &snaps, &plan, schedule, now)?;
-        out.into_inner()
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&text)?;
-    stdout.flush()?;
-    log.debug(format!("wrote {} bytes in {}", text.len(), ms(started)));
+        return put(text.join("\n").as_bytes());
+    }
+    let started = Instant::now();
+    let reasons = plan.reasons(schedule, now);
+    log.debug(format!(
+        "explained {} snapshots in {}",
+        snaps.len(),
+        ms(started)
+    ));
+    let started = Instant::now();
+    let mut out = Writer::new(Vec::new());
+    write(&mut out, &snaps, &plan, &reasons, schedule)?;
+    let out = out.into_inner();
+    put(&out)?;
+    log.debug(format!("wrote {} bytes in {}", out.len(), ms(started)));
     Ok(())
+}
+
+/// Writes all of the output at once. Everything is known before the first
+/// line, so it is made in memory: a write per line would cost more than the
+/// planning.
+fn put(bytes: &[u8]) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes)?;
+    Ok(stdout.flush()?)
 }
 
 /// Milliseconds since `started`, for --debug: `12.3 ms`.
@@ -389,7 +405,7 @@ mod tests {
         let schedule = Schedule::parse(keep).unwrap();
         let p = plan(&s, &schedule, now);
         let mut w = Writer::new(Vec::new());
-        write(&mut w, &s, &p, &schedule, now).unwrap();
+        write(&mut w, &s, &p, &p.reasons(&schedule, now), &schedule).unwrap();
         String::from_utf8(w.into_inner()).unwrap()
     }
 
