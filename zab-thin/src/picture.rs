@@ -71,12 +71,13 @@ impl Timeline<'_> {
         (0..self.times.len()).find(|&j| holds(j))
     }
 
-    /// Every held block: (period, block) → the snapshot that holds it.
-    fn held_blocks(&self) -> HashMap<(i64, i64), usize> {
+    /// Every held block: (period, block) → (the snapshot that holds it, the
+    /// rule it holds it for). Rules of one period share their blocks.
+    fn held_blocks(&self) -> HashMap<(i64, i64), (usize, usize)> {
         let mut held = HashMap::new();
         for (i, v) in self.verdicts.iter().enumerate() {
             for &(r, b) in &v.holds {
-                held.insert((self.schedule.rules[r].period, b), i);
+                held.insert((self.schedule.rules[r].period, b), (i, r));
             }
         }
         held
@@ -307,15 +308,23 @@ pub fn explain(t: &Timeline) -> String {
         };
         for b in blocks {
             gap(&mut o, next, b);
-            let j = held[&(p, b)];
-            let more = match young.get(&b).copied().unwrap_or(0).saturating_sub(1) {
+            let (j, by) = held[&(p, b)];
+            // A block shared with a longer rule of the same period may be
+            // held by a snapshot too old for this one.
+            let shared = if t.now - t.times[j] > rule.ttl {
+                format!(" for {}", labels[by])
+            } else {
+                String::new()
+            };
+            let others = young.get(&b).copied().unwrap_or(0) - usize::from(shared.is_empty());
+            let more = match others {
                 0 => String::new(),
                 1 => "; 1 other in the block".to_string(),
                 k => format!("; {k} others in the block"),
             };
             writeln!(
                 o,
-                "    block {b:<8} {}  held by {} ({}){more}",
+                "    block {b:<8} {}  held by {} ({}){shared}{more}",
                 utc(b * p),
                 t.names[j],
                 utc(t.times[j])
@@ -563,6 +572,28 @@ tank/a: 12 snapshots, keep 8, destroy 4
     keep     2024-01-10 11:00:00  offsite1-20240110110000  one of the last 2; protected (newest)
 ";
         assert_eq!(explain(&t), want);
+    }
+
+    /// Rules of one period share their blocks: the shorter rule's lane says
+    /// when its block is held for the longer one.
+    #[test]
+    fn explain_shows_shared_blocks() {
+        let s = Schedule::parse("1d1w,1d2w").unwrap();
+        let names: Vec<String> = ["old", "new"].map(String::from).to_vec();
+        let now = 100 * 86400 + 43200;
+        let times = [now - 7 * 86400 - 3600, now - 7 * 86400 + 3600];
+        let v = s.explain(&times, &[false, true], now);
+        let t = timeline(&s, now, &names, &times, &v);
+        let text = explain(&t);
+        assert!(
+            text.contains("    block 93       1970-04-04 00:00:00  held by old (1970-04-04 11:00:00) for 1d2w; 1 other in the block\n"),
+            "{text}"
+        );
+        // The newer one is young enough for 1d1w, but the block is taken.
+        assert!(
+            text.contains("    keep     1970-04-04 13:00:00  new  protected (newest)\n"),
+            "{text}"
+        );
     }
 
     #[test]

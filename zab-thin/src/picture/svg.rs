@@ -387,7 +387,7 @@ fn panel(o: &mut String, t: &Timeline, y0: f64) {
         for (i, &tm) in t.times.iter().enumerate() {
             let ox = x(tm);
             if t.now - tm <= rule.ttl
-                && held.get(&(p, tm / p)) != Some(&i)
+                && held.get(&(p, tm / p)).map(|h| h.0) != Some(i)
                 && (ox - last_x).abs() >= 5.0
             {
                 writeln!(
@@ -399,11 +399,15 @@ fn panel(o: &mut String, t: &Timeline, y0: f64) {
                 last_x = ox;
             }
         }
-        // A marker at each holder, and a faint line down to its dot.
+        // A marker at each holder, and a faint line down to its dot. A block
+        // shared with a longer rule of the same period may be held by a
+        // snapshot too old for this lane: its marker is in the other lane.
         let mut holders: Vec<(i64, usize)> = held
             .iter()
-            .filter(|(&(per, b), _)| per == p && (first..=last).contains(&b))
-            .map(|(&(_, b), &j)| (b, j))
+            .filter(|(&(per, b), &(j, _))| {
+                per == p && (first..=last).contains(&b) && t.now - t.times[j] <= rule.ttl
+            })
+            .map(|(&(_, b), &(j, _))| (b, j))
             .collect();
         holders.sort_unstable();
         for (b, j) in holders {
