@@ -345,10 +345,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
         } else {
             t.dataset
         };
+        let n = t.names.len();
+        let plural = if n == 1 { "" } else { "s" };
         log.verbose(format!(
-            "{name}: {} snapshots, keep {kept}, destroy {}",
-            t.names.len(),
-            t.names.len() - kept
+            "{name}: {n} snapshot{plural}, keep {kept}, destroy {}",
+            n - kept
         ));
     }
     if let Some(path) = &args.svg {
