@@ -22,8 +22,12 @@ const EXAMPLES: &str = "  \
   printf '%s\\n' '{\"kind\":\"snapshot\",\"name\":\"a\",\"timestamp\":1763800000}' |
       zab-thin --offline --keep 10,1d1w --now 1763900000
 
-  # The schedule as a picture:
-  zab-thin --offline --keep 10,1d1w,1w1m,1m1y --svg thinning.svg < snapshots.ndjson
+  # The names in a list that the default schedule would destroy:
+  zab-thin --offline < snapshots.ndjson | jq -r 'select(.action == \"destroy\") | .name'
+
+  # Why each is kept or destroyed: a timeline per rule, or a picture:
+  zab-thin --offline --keep 10,1d1w,1w1m,1m1y --explain < snapshots.ndjson
+  zab-thin --offline --svg thinning.svg < snapshots.ndjson > thinned.ndjson
 ";
 
 /// Destroy the snapshots that a thinning schedule no longer wants, exactly
@@ -97,19 +101,24 @@ pub struct Args {
     pub test: bool,
 
     /// Print each dataset's timeline: per rule, its blocks and the snapshot
-    /// that holds each one.
+    /// that holds each one, then every snapshot with its reason (with
+    /// --offline, instead of the records).
     #[arg(long)]
     pub explain: bool,
 
-    /// Draw the thinning as an SVG picture into FILE.
+    /// Draw the thinning as an SVG picture into FILE: time left to right, one
+    /// lane per rule with its blocks, kept and destroyed snapshots marked
+    /// (docs/thinning.md explains it).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
 
-    /// Thin a list of snapshot records from stdin, without ZFS.
+    /// Thin a list of snapshot records from stdin, without ZFS: each
+    /// {"kind":"snapshot","name":…,"timestamp":…} comes back with its action
+    /// (keep or destroy) and reason (docs/records.md).
     #[arg(long)]
     pub offline: bool,
 
-    /// The schedule for --offline.
+    /// The schedule for --offline: the last N, then rules <interval><ttl>.
     #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse, requires = "offline")]
     pub keep: Schedule,
 
