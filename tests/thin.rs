@@ -135,9 +135,31 @@ fn destroys_exactly_the_plan(lab: &Lab) {
         calls[1]
     );
 
-    // Thinning again changes nothing.
-    let out = thin(lab, &ns, &["--keep-source", "3,1d1w"]).ok();
+    // Thinning again changes nothing; --explain (stderr) and --svg show the
+    // same decisions, kept snapshots only now.
+    let svg = format!("/tmp/{}.svg", ns.name);
+    let out = thin(
+        lab,
+        &ns,
+        &["--keep-source", "3,1d1w", "--explain", "--svg", &svg],
+    )
+    .ok();
     assert_eq!(out.end().extra["destroyed"], 0);
+    assert!(
+        out.stderr.contains(&format!("[Source] {a}")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("1d1w"), "{}", out.stderr);
+    let picture = lab.sh(&format!("cat {svg}; rm -f {svg}"));
+    assert!(
+        picture.starts_with("<svg") || picture.starts_with("<?xml"),
+        "{picture:.80}"
+    );
+    assert!(
+        picture.contains(&ours(&before_a)[19]),
+        "the newest is drawn"
+    );
     let mut again = names(lab, &a);
     again.sort();
     assert_eq!(again, want_sorted);

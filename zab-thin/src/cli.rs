@@ -101,8 +101,9 @@ pub struct Args {
     pub test: bool,
 
     /// Print each dataset's timeline: per rule, its blocks and the snapshot
-    /// that holds each one, then every snapshot with its reason (with
-    /// --offline, instead of the records).
+    /// that holds each one, then every snapshot with its reason. With ZFS on
+    /// stderr (the records stay on stdout); with --offline on stdout, instead
+    /// of the records.
     #[arg(long)]
     pub explain: bool,
 

@@ -28,6 +28,7 @@ use zab_core::zfs::{self, Snapshot};
 use zab_core::Host;
 
 use crate::cli::Args;
+use crate::picture::{self, Timeline};
 use crate::plan::{missing, outcome, pair, Plan};
 
 const TOOL: &str = "zab-thin";
@@ -53,6 +54,13 @@ struct Job {
     /// Set when a command failed.
     error: Option<String>,
     done: bool,
+    /// The schedule's verdicts, for --explain and --svg.
+    plan: Plan,
+    /// Thinned by --keep-target (else --keep-source).
+    by_target: bool,
+    /// Decided by the schedule (false: by --destroy-missing), so the
+    /// pictures show it.
+    by_schedule: bool,
 }
 
 pub fn run(args: &Args) -> Result<(), Error> {
@@ -143,11 +151,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     // Plan.
     let mut jobs: Vec<Job> = Vec::new();
-    let job = |host, side, dataset: &str, plan: &Plan, record| Job {
+    let job = |host, side: &'static str, dataset: &str, plan: &Plan, record| Job {
         host,
         side,
         dataset: dataset.to_string(),
         kept: plan.kept(),
+        plan: plan.clone(),
+        by_target: side == "[Target]",
+        by_schedule: true,
         destroy: Vec::new(),
         release: Vec::new(),
         spared: Vec::new(),
@@ -216,6 +227,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                     j.destroy = m.destroy;
                     j.destroy_dataset = m.destroy_dataset;
                     j.note = Some(m.note);
+                    j.by_schedule = false;
                     jobs.push(j);
                 }
                 other => {
@@ -306,6 +318,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
     }
 
+    // The pictures, before anything is destroyed.
+    pictures(args, &jobs, now)?;
+
     // Act.
     let act = !(args.test || args.no_thinning);
     execute(&mut jobs, &hosts, &our_tag, act, &log);
@@ -390,6 +405,45 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // reported (stderr, the end record) but not counted as failed datasets.
     if failed > 0 {
         return Err(Error::Failed(failed));
+    }
+    Ok(())
+}
+
+/// `--explain` (on stderr: stdout carries the records) and `--svg FILE`,
+/// one timeline per dataset thinned.
+fn pictures(args: &Args, jobs: &[Job], now: i64) -> Result<(), Error> {
+    if !args.explain && args.svg.is_none() {
+        return Ok(());
+    }
+    let shown: Vec<&Job> = jobs.iter().filter(|j| j.by_schedule).collect();
+    let labels: Vec<String> = shown
+        .iter()
+        .map(|j| format!("{} {}", j.side, j.dataset))
+        .collect();
+    let timelines: Vec<Timeline> = shown
+        .iter()
+        .zip(&labels)
+        .map(|(j, label)| Timeline {
+            dataset: label,
+            schedule: if j.by_target {
+                &args.keep_target
+            } else {
+                &args.keep_source
+            },
+            now,
+            names: &j.plan.names,
+            times: &j.plan.times,
+            verdicts: &j.plan.verdicts,
+        })
+        .collect();
+    if args.explain {
+        for t in &timelines {
+            eprintln!("{}", picture::explain(t));
+        }
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, picture::svg(&timelines))
+            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(())
 }
