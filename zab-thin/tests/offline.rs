@@ -16,21 +16,18 @@ use serde::Deserialize;
 
 const NOW: i64 = 1_704_888_000; // 2024-01-10 12:00:00 UTC
 
-/// The worked example: (time, kept by upstream).
-const EXAMPLE: [(&str, bool); 12] = [
-    ("2023-12-20T10:00:00Z", true),
-    ("2023-12-28T09:00:00Z", true),
-    ("2023-12-28T21:00:00Z", false),
-    ("2024-01-03T08:00:00Z", false),
-    ("2024-01-05T02:00:00Z", true),
-    ("2024-01-05T23:00:00Z", false),
-    ("2024-01-08T06:00:00Z", true),
-    ("2024-01-09T10:00:00Z", true),
-    ("2024-01-09T18:00:00Z", false),
-    ("2024-01-10T00:30:00Z", true),
-    ("2024-01-10T06:00:00Z", true),
-    ("2024-01-10T11:00:00Z", true),
-];
+/// The worked example (reference §3.3): (time, kept by upstream), shared
+/// with zab-core's thinner test.
+fn example() -> [(&'static str, bool); 12] {
+    let rows: Vec<(&str, bool)> = include_str!("../../zab-core/tests/fixtures/worked-example.txt")
+        .lines()
+        .map(|l| {
+            let (t, action) = l.split_once(' ').expect("time and action");
+            (t, action == "keep")
+        })
+        .collect();
+    rows.try_into().expect("12 rows")
+}
 
 fn at(d: &str) -> i64 {
     d.parse::<chrono::DateTime<chrono::Utc>>()
@@ -159,7 +156,7 @@ fn worked_example_end_to_end() {
     let order = [7, 0, 11, 3, 9, 1, 5, 10, 2, 8, 4, 6];
     let input: String = order
         .iter()
-        .map(|&i| rec(EXAMPLE[i].0, &format!(",\"id\":{i}")))
+        .map(|&i| rec(example()[i].0, &format!(",\"id\":{i}")))
         .collect();
     let out = offline(&[], &input);
     assert_eq!(out.stderr, "");
@@ -167,7 +164,7 @@ fn worked_example_end_to_end() {
     assert_eq!(got_end, end(1, 8, 4));
     assert_eq!(snaps.len(), 12);
     for (snap, &i) in snaps.iter().zip(&order) {
-        let (d, kept) = EXAMPLE[i];
+        let (d, kept) = example()[i];
         assert_eq!(snap.kind, "snapshot");
         assert_eq!(
             (snap.name.as_str(), snap.timestamp),
@@ -219,7 +216,7 @@ fn hold(rule: &str, block: i64) -> Hold {
 }
 
 fn example_input() -> String {
-    EXAMPLE.iter().map(|(d, _)| rec(d, "")).collect()
+    example().iter().map(|(d, _)| rec(d, "")).collect()
 }
 
 /// Datasets are thinned on their own; `protected` keeps one the schedule
@@ -228,7 +225,7 @@ fn example_input() -> String {
 fn datasets_are_thinned_separately_and_protected_is_kept() {
     let mut input = String::new();
     for ds in ["tank/a", "tank/b"] {
-        for (d, _) in &EXAMPLE {
+        for (d, _) in &example() {
             let prot = if *d == "2023-12-28T21:00:00Z" && ds == "tank/b" {
                 ",\"protected\":true"
             } else {
@@ -244,7 +241,7 @@ fn datasets_are_thinned_separately_and_protected_is_kept() {
         .filter(|s| s.dataset.as_deref() == Some("tank/a"))
         .collect();
     let kept: Vec<bool> = a.iter().map(|s| s.action == "keep").collect();
-    assert_eq!(kept, EXAMPLE.map(|(_, k)| k).to_vec());
+    assert_eq!(kept, example().map(|(_, k)| k).to_vec());
     let held = snaps
         .iter()
         .find(|s| s.dataset.as_deref() == Some("tank/b") && s.name == name("2023-12-28T21:00:00Z"))
@@ -299,11 +296,11 @@ fn bad_input_is_one_error_line_and_no_output() {
             "line 13: missing field `timestamp`",
         ),
         (
-            format!("{}not json\n{good}", rec(EXAMPLE[0].0, "")),
+            format!("{}not json\n{good}", rec(example()[0].0, "")),
             "line 2: expected ident",
         ),
         (
-            format!("{good}{}", rec(EXAMPLE[4].0, ",\"id\":1")),
+            format!("{good}{}", rec(example()[4].0, ",\"id\":1")),
             "line 13: snapshot \"offsite1-20240105020000\" is already on line 5",
         ),
         (
