@@ -190,6 +190,19 @@ impl Stream {
         Ok(())
     }
 
+    /// The datasets a stage acts on (selected, no error from upstream), as
+    /// indices into `datasets`, grouped by host (None = this machine), each
+    /// group in input order: one batch of zfs calls per group.
+    pub fn selected_by_host(&self) -> std::collections::BTreeMap<Option<String>, Vec<usize>> {
+        let mut hosts: std::collections::BTreeMap<Option<String>, Vec<usize>> = Default::default();
+        for (i, d) in self.datasets.iter().enumerate() {
+            if d.selected && d.error.is_none() {
+                hosts.entry(d.host.clone()).or_default().push(i);
+            }
+        }
+        hosts
+    }
+
     /// Refuses a stream that carries failures from upstream: a destructive
     /// stage must not act on incomplete information.
     pub fn refuse_failures(&self, what: &str) -> Result<(), Error> {

@@ -34,15 +34,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     let stream = read_stream(std::io::stdin().lock())?;
     stream.check(&args.backup, args.ssh_source.as_deref())?;
-    let mut datasets = stream.datasets;
-
     // The records this run acts on, by host (None = this machine).
-    let mut hosts: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
-    for (i, d) in datasets.iter().enumerate() {
-        if d.selected && d.error.is_none() {
-            hosts.entry(d.host.clone()).or_default().push(i);
-        }
-    }
+    let hosts = stream.selected_by_host();
+    let mut datasets = stream.datasets;
 
     // Every read first, on every host: one listing, one `zfs get`.
     let name = fmt.name_at(Utc::now());

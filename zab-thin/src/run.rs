@@ -95,6 +95,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let stream = read_stream(std::io::stdin().lock())?;
     stream.check(backup, args.ssh_source.as_deref())?;
     stream.refuse_failures("thinning")?;
+    let selected = stream.selected_by_host();
     let mut datasets = stream.datasets;
     let now = Utc::now().timestamp();
 
@@ -109,11 +110,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
             Ok(hosts.len() - 1)
         };
     let mut by_host: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (i, d) in datasets.iter().enumerate() {
-        if d.selected {
-            let h = host_of(&d.host, &mut hosts)?;
-            by_host.entry(h).or_default().push(i);
-        }
+    for (dest, idx) in selected {
+        by_host.insert(host_of(&dest, &mut hosts)?, idx);
     }
 
     // Every read first: one snapshot listing per source host...
@@ -206,7 +204,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
     }
     // Target datasets whose source is not selected (any more).
-    let mut missing_names: Vec<String> = Vec::new();
     if let Some((th, tree, map)) = &target {
         let used: BTreeSet<&String> = map.values().collect();
         let root = args.target_path.as_deref().unwrap_or_default();
@@ -215,7 +212,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
             if used.contains(tname) || tname == root {
                 continue;
             }
-            missing_names.push(tname.clone());
             let tsnaps = &tree.snapshots[tname];
             let decided = destroy_missing
                 .and_then(|d| missing(tsnaps, &fmt, now, d, tree.has_children(tname)));
@@ -326,7 +322,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
     execute(&mut jobs, &hosts, &our_tag, act, &log);
 
     // Records.
-    let mut failed = 0;
     for j in &jobs {
         let Some((i, is_target)) = j.record else {
             continue;
@@ -353,7 +348,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             (None, true) => {}
         }
     }
-    failed += datasets.iter().filter(|d| d.error.is_some()).count();
+    let failed = datasets.iter().filter(|d| d.error.is_some()).count();
     let stdout = std::io::stdout();
     let mut out = Writer::new(stdout.lock());
     for d in &datasets {
@@ -393,10 +388,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
             })
             .collect();
         extra.insert("missing".into(), Value::Array(list));
-        log.debug(format!(
-            "{} target dataset(s) missing on the source",
-            missing_names.len()
-        ));
     }
     end.extra = extra;
     out.write(&Record::End(end))?;
