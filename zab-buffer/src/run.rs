@@ -3,7 +3,8 @@
 //!
 //! Both ends are the raw file descriptors 0 and 1 (duplicated into `File`s),
 //! read and written with plain read(2)/write(2) of whole blocks: no
-//! `io::stdout()` line buffer, no copy beyond the kernel's. The main thread
+//! `io::stdout()` line buffer, no copy beyond the kernel's. Pipes on either
+//! side are grown to 1 MiB. The main thread
 //! waits for the first thing to happen: a thread ending, SIGINT/SIGTERM, or
 //! (with `-W`) a watchdog tick. Any failure ends the process at once with a
 //! line saying how many bytes were read, written and lost; the other thread
@@ -64,6 +65,7 @@ pub fn run(cfg: &Config) -> Result<(), Error> {
     let input = File::from(input.map_err(|e| Error::Io(format!("stdin: {e}")))?);
     let output = io::stdout().as_fd().try_clone_to_owned();
     let output = File::from(output.map_err(|e| Error::Io(format!("stdout: {e}")))?);
+    grow_pipes(&[&input, &output]);
     let counts = Arc::new(Counts::default());
     let (filler, drainer) = pool(cfg.blocks, cfg.block, cfg.start_writing, cfg.resume_reading);
     let (tx, rx) = mpsc::channel();
@@ -274,6 +276,21 @@ fn write_loop(
     }
     Ok((hash.map(|h| h.digest()), drainer.waited()))
 }
+
+/// Asks for 1 MiB pipes (the most an unprivileged process may ask for,
+/// /proc/sys/fs/pipe-max-size): a block then goes in one read(2) or write(2)
+/// instead of two, with fewer context switches on the other side. Files that
+/// are no pipes, or a refusal, are left as they are.
+#[cfg(target_os = "linux")]
+fn grow_pipes(files: &[&File]) {
+    use nix::fcntl::{fcntl, FcntlArg};
+    for f in files {
+        let _ = fcntl(f, FcntlArg::F_SETPIPE_SZ(1 << 20));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn grow_pipes(_: &[&File]) {}
 
 /// Fires when the byte count has not changed for `limit`. Pure: the caller
 /// passes the time.

@@ -264,18 +264,19 @@ fn resumes(err: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Pushes 1 MiB through a consumer that reads slowly, with -v; returns the
-/// resume counts.
+/// Pushes 3 MiB through a consumer that reads slowly, with -v; returns the
+/// resume counts. (zab-buffer grows its output pipe to 1 MiB: the first MiB
+/// fills it, then the consumer's pace holds the writer back.)
 fn slow_consumer(extra: &[&str]) -> Vec<(u64, u64)> {
     let args = [&SMALL[..], &["-v"], extra].concat();
     let mut child = spawn(&args);
-    let input = random_bytes(1 << 20, 11);
+    let input = random_bytes(3 << 20, 11);
     let feeder = feed(child.stdin.take().unwrap(), input.clone());
     let err = child.stderr.take().unwrap();
     let err = thread::spawn(move || read_all(err));
     let mut stdout = child.stdout.take().unwrap();
     let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 16 << 10];
     loop {
         let n = stdout.read(&mut buf).unwrap();
         if n == 0 {
