@@ -314,6 +314,35 @@ fn low_watermark_holds_input_until_drained() {
     );
 }
 
+/// The resident memory of a process, from /proc, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    count_before(&format!("{line} kB"), "kB") * 1024
+}
+
+#[test]
+fn a_full_buffer_stays_under_its_size_plus_8_mib() {
+    let mut child = spawn(&["-q", "-m", "16M"]);
+    let feeder = feed(child.stdin.take().unwrap(), random_bytes(64 << 20, 19));
+    let stdout = child.stdout.take().unwrap(); // never read: the buffer fills
+                                               // Wait until all 16 MiB of blocks were touched, then look a while longer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rss(child.id()) < 16 << 20 {
+        assert!(Instant::now() < deadline, "the buffer never filled");
+        thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..10 {
+        let r = rss(child.id());
+        assert!(r <= 24 << 20, "RSS {r} bytes for a 16 MiB buffer");
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdout);
+    feeder.join().unwrap();
+}
+
 #[test]
 fn watchdog_fires_when_nothing_moves() {
     let mut child = spawn(&["-W", "1", "-q"]);
