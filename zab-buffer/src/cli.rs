@@ -24,14 +24,16 @@ const EXAMPLES: &str = "  \
     | ssh backup1 'zab-buffer -q --hash | zfs recv -u backup/data'
 
   # Fail (exit 4) when no byte moves for 10 minutes, e.g. a hung ssh:
-  zfs send tank/data@today | zab-buffer -q -W 600 | ssh backup1 zfs recv -u backup/data
+  zfs send tank/data@today | zab-buffer -q -W 600 \\
+    | ssh backup1 zfs recv -u backup/data
 
   # Feed a tape drive in long runs: start writing once 90 % full; once the
   # buffer is full, read again only when it has drained to 20 %:
   tar -c /data | zab-buffer -m 1G -P 90 -p 20 > /dev/nst0
 
   # Limit the rate: put zab-ratelimit after the buffer (mbuffer's -R):
-  zfs send tank/data@today | zab-buffer -q | zab-ratelimit -q -L 50M | ssh backup1 zfs recv -u backup/data
+  zfs send tank/data@today | zab-buffer -q | zab-ratelimit -q -L 50M \\
+    | ssh backup1 zfs recv -u backup/data
 
 A failed read or write, a reader that went away, the watchdog and SIGINT or
 SIGTERM end the transfer with an error line that says how many bytes were read,

@@ -22,8 +22,9 @@ const EXAMPLES: &str = "  \
   zfs send tank/data@today | zab-ratelimit --json -s \"$size\" 2>progress.ndjson | ...
   tail -f progress.ndjson | jq -r '\"\\(.percent)% ETA \\(.eta) s\"'
 
-  # Behind a buffer, so the limited side never starves zfs send:
-  zfs send tank/data@today | zab-buffer -q | zab-ratelimit -L 100M | ssh backup1 ...
+  # A buffer first, to take zfs send's bursts while the limit holds:
+  zfs send tank/data@today | zab-buffer -q | zab-ratelimit -q -L 100M \\
+    | ssh backup1 zfs recv -u backup/data
 
 Sizes and rates take K, M, G, T as powers of 1024, as pv and mbuffer read
 them: -L 10M is 10 MiB/s (10,485,760 bytes per second).
