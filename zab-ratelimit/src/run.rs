@@ -11,7 +11,8 @@
 //! through this process, which is how pv is faster than cat. Anything
 //! splice(2) refuses (EINVAL: a terminal, an O_APPEND file) falls back to
 //! read(2) and write(2) through one buffer, as does `-C`. Pipes on either
-//! side are grown to 1 MiB, which cuts the system calls by 16.
+//! side are grown to 1 MiB, which cuts the system calls by 16, and an empty
+//! input pipe is tried a few times before sleeping on it ([`Spin`]).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -86,6 +87,7 @@ fn transfer(
     let mut use_splice = cfg.splice && splice::possible(input, output);
     splice::grow_pipes(&[input, output]);
     let mut buf = Vec::new(); // allocated once, if splice(2) is not used
+    let mut spin = Spin::new();
     let mut total = 0u64;
     loop {
         let max = if use_splice {
@@ -103,10 +105,15 @@ fn transfer(
             },
         };
         let n = if use_splice {
-            match splice::once(input, output, want) {
+            match spliced(input, output, want, &mut spin) {
                 Ok(n) => n,
                 Err(splice::Error::Unsupported) => {
                     use_splice = false;
+                    continue;
+                }
+                Err(splice::Error::WouldBlock) => {
+                    // Only with an O_NONBLOCK file: nothing to wait on but time.
+                    thread::sleep(Duration::from_millis(1));
                     continue;
                 }
                 Err(splice::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -126,6 +133,54 @@ fn transfer(
         }
         total += n;
         passed.store(total, Relaxed);
+    }
+}
+
+/// One splice(2) of up to `max` bytes: first non-blocking ones while
+/// [`Spin`] says so, then a blocking one.
+fn spliced(input: &File, output: &File, max: u64, spin: &mut Spin) -> Result<u64, splice::Error> {
+    for k in 0..spin.tries {
+        match splice::once(input, output, max, true) {
+            Err(splice::Error::WouldBlock) => thread::yield_now(),
+            r => {
+                spin.found(Some(k));
+                return r;
+            }
+        }
+    }
+    spin.found(None);
+    splice::once(input, output, max, false)
+}
+
+/// How often to try for data before sleeping in the kernel.
+///
+/// When the input pipe is empty, a blocking splice(2) sleeps, and the
+/// producer's next write has to wake it: two context switches for every
+/// write, which slows a producer of small writes (`head -c` writes 4 KiB)
+/// by a third. So the transfer first tries a few non-blocking splices,
+/// yielding the CPU between them, and sleeps only when none found data. The
+/// number of tries adapts: it doubles (up to [`Spin::MAX`]) when trying
+/// found data, and halves (down to 1) when it did not, so a slow producer
+/// soon costs one more system call per wait, and no CPU.
+#[derive(Debug)]
+struct Spin {
+    tries: u32,
+}
+
+impl Spin {
+    const MAX: u32 = 128;
+
+    fn new() -> Self {
+        Spin { tries: 16 }
+    }
+
+    /// Data was found at try `k` (0: at once, which says nothing), or not.
+    fn found(&mut self, at: Option<u32>) {
+        match at {
+            Some(0) => {}
+            Some(_) => self.tries = (self.tries * 2).min(Self::MAX),
+            None => self.tries = (self.tries / 2).max(1),
+        }
     }
 }
 
@@ -236,6 +291,8 @@ mod splice {
     pub enum Error {
         /// splice(2) does not work between these two files.
         Unsupported,
+        /// Nothing to move now (non-blocking).
+        WouldBlock,
         Io(io::Error),
     }
 
@@ -256,10 +313,15 @@ mod splice {
     }
 
     /// Moves up to `max` bytes; 0 at the end of the input.
-    pub fn once(input: &File, output: &File, max: u64) -> Result<u64, Error> {
+    pub fn once(input: &File, output: &File, max: u64, nonblocking: bool) -> Result<u64, Error> {
         let len = usize::try_from(max).unwrap_or(usize::MAX);
-        match splice(input, None, output, None, len, SpliceFFlags::SPLICE_F_MOVE) {
+        let mut flags = SpliceFFlags::SPLICE_F_MOVE;
+        if nonblocking {
+            flags |= SpliceFFlags::SPLICE_F_NONBLOCK;
+        }
+        match splice(input, None, output, None, len, flags) {
             Ok(n) => Ok(n as u64),
+            Err(Errno::EAGAIN) => Err(Error::WouldBlock),
             Err(Errno::EINVAL | Errno::ENOSYS) => Err(Error::Unsupported),
             Err(e) => Err(Error::Io(io::Error::from(e))),
         }
@@ -275,6 +337,7 @@ mod splice {
     #[derive(Debug)]
     pub enum Error {
         Unsupported,
+        WouldBlock,
         Io(io::Error),
     }
 
@@ -284,7 +347,32 @@ mod splice {
 
     pub fn grow_pipes(_: &[&File]) {}
 
-    pub fn once(_: &File, _: &File, _: u64) -> Result<u64, Error> {
+    pub fn once(_: &File, _: &File, _: u64, _: bool) -> Result<u64, Error> {
         Err(Error::Unsupported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spinning_adapts_to_the_producer() {
+        let mut s = Spin::new();
+        assert_eq!(s.tries, 16);
+        s.found(Some(3)); // trying paid off: try longer
+        assert_eq!(s.tries, 32);
+        for _ in 0..10 {
+            s.found(Some(1));
+        }
+        assert_eq!(s.tries, Spin::MAX);
+        s.found(Some(0)); // data was there at once: says nothing
+        assert_eq!(s.tries, Spin::MAX);
+        for _ in 0..20 {
+            s.found(None); // a slow producer: down to one try per wait
+        }
+        assert_eq!(s.tries, 1);
+        s.found(Some(0));
+        assert_eq!(s.tries, 1);
     }
 }
