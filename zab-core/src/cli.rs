@@ -116,6 +116,30 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     Ok(v.round() as u64)
 }
 
+/// Formats a byte count for people, in the powers of 1024 that
+/// [`parse_bytes`] reads: `512 B`, `1.50 KiB`, `12.3 MiB`, `100 GiB` (three
+/// significant digits from 1 KiB up).
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1023.5 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let decimals = if v < 9.995 {
+        2
+    } else if v < 99.95 {
+        1
+    } else {
+        0
+    };
+    format!("{v:.decimals$} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +155,20 @@ mod tests {
         assert!(parse_bytes("12Q").is_err());
         assert!(parse_bytes("").is_err());
         assert!(parse_bytes("M").is_err());
+    }
+
+    #[test]
+    fn byte_counts_for_people() {
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1023), "1023 B");
+        assert_eq!(format_bytes(1024), "1.00 KiB");
+        assert_eq!(format_bytes(1536), "1.50 KiB");
+        assert_eq!(format_bytes(12_900_000), "12.3 MiB");
+        assert_eq!(format_bytes(100 << 30), "100 GiB");
+        // Rounding never shows 1024 of a unit.
+        assert_eq!(format_bytes((1 << 20) - 1), "1.00 MiB");
+        assert_eq!(format_bytes(u64::MAX), "16.0 EiB");
+        // What parse_bytes reads back.
+        assert_eq!(parse_bytes(&format_bytes(8 << 30)), Ok(8 << 30));
     }
 }
