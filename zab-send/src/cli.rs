@@ -1,0 +1,257 @@
+//! zab-send's command line.
+
+use clap::Parser;
+use zab_core::cli::{after_help, parse_bytes, Common};
+use zab_core::naming::DEFAULT_FORMAT;
+use zab_core::schedule::Schedule;
+
+/// zfs-autobackup's default schedule (the target's, for deciding what not
+/// to send).
+pub const DEFAULT_SCHEDULE: &str = "10,1d1w,1w1m,1m1y";
+
+const EXAMPLES: &str = "  \
+  # A complete backup of 'offsite1' into backup/host1, on this machine:
+  zab-select offsite1 | zab-snap offsite1 |
+      zab-send offsite1 backup/host1 | zab-thin offsite1 backup/host1
+
+  # Push to another host, compressed, 4 datasets at a time:
+  zab-select offsite1 | zab-snap offsite1 |
+      zab-send --ssh-target root@backup1 --compress zstd-fast --jobs 4 offsite1 tank/host1
+
+  # Pull from a host (the records say where each dataset is):
+  zab-select --ssh-source root@nas offsite1 | zab-send offsite1 backup/nas
+
+  # What would be transferred, and why, without changing anything:
+  zab-select offsite1 | zab-send --plan offsite1 backup/host1 |
+      jq -c '{name, send: .send.transfers}'
+
+  # Limit the rate to 20 MiB/s with a 256 MiB buffer on both ends:
+  zab-select offsite1 | zab-send --rate 20M --buffer 256M offsite1 backup/host1
+";
+
+/// The nine compression types of zfs-autobackup (adopted from syncoid).
+pub const COMPRESS_TYPES: &[&str] = &[
+    "gzip",
+    "pigz-fast",
+    "pigz-slow",
+    "zstd-fast",
+    "zstd-slow",
+    "zstd-adapt",
+    "xz",
+    "lzo",
+    "lz4",
+];
+
+/// Replicate the datasets zab-select chose to TARGET-PATH, as zfs-autobackup
+/// does: full, incremental and resumed `zfs send | zfs recv` transfers, holds
+/// on the common snapshot, locally or over ssh.
+///
+/// Reads zab-select's or zab-snap's NDJSON records on stdin and writes them
+/// to stdout, each with a `send` field: the target dataset, the common
+/// snapshot, every transfer (kind, bytes, seconds) or why none, and its
+/// status. Each side is listed once (datasets, snapshots, guids, holds,
+/// resume tokens), the plan is made as data, then carried out. A failing
+/// dataset is reported in its record and the others go on.
+#[derive(Parser, Debug)]
+#[command(name = "zab-send", version, after_long_help = after_help(EXAMPLES))]
+pub struct Args {
+    /// The backup name; every record must be for this backup.
+    #[arg(value_name = "BACKUP-NAME")]
+    pub backup: String,
+
+    /// The target dataset, which must exist; each source dataset goes below it.
+    #[arg(value_name = "TARGET-PATH")]
+    pub target_path: String,
+
+    /// The source host (pull). Optional: the records say where each dataset
+    /// is; when given, every record must be from this host.
+    #[arg(long, value_name = "USER@HOST")]
+    pub ssh_source: Option<String>,
+
+    /// The target host (push); local when absent.
+    #[arg(long, value_name = "USER@HOST")]
+    pub ssh_target: Option<String>,
+
+    /// Strip this many leading components from source names on the target.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub strip_path: usize,
+
+    /// Our snapshot names: {} is the backup name.
+    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_FORMAT)]
+    pub snapshot_format: String,
+
+    /// Snapshot names are in UTC rather than local time.
+    #[arg(long)]
+    pub utc: bool,
+
+    /// Our hold tag; {} is the backup name.
+    #[arg(long, value_name = "FORMAT", default_value = "zfs_autobackup:{}")]
+    pub hold_format: String,
+
+    /// Do not hold the common snapshot on source and target.
+    #[arg(long)]
+    pub no_holds: bool,
+
+    /// Also send snapshots that are not ours (names that do not parse with
+    /// --snapshot-format).
+    #[arg(long)]
+    pub other_snapshots: bool,
+
+    /// Never send snapshots whose full name (dataset@snapshot) matches this
+    /// regular expression (searched anywhere in the name). Repeatable.
+    #[arg(long, value_name = "REGEX")]
+    pub exclude_snapshot_pattern: Vec<String>,
+
+    /// The target's schedule: our snapshots it would destroy right after
+    /// receiving them are not sent.
+    #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
+    pub keep_target: Schedule,
+
+    /// Compare only names, not guids, to find the common snapshot.
+    #[arg(long)]
+    pub no_guid_check: bool,
+
+    /// Destroy target snapshots after the common one that block the
+    /// receive, then roll back to the common snapshot.
+    #[arg(long)]
+    pub destroy_incompatible: bool,
+
+    /// Roll the target back to its latest snapshot before the first transfer.
+    #[arg(long)]
+    pub rollback: bool,
+
+    /// Receive with zfs recv -F.
+    #[arg(short = 'F', long)]
+    pub force: bool,
+
+    /// Accept a failed zfs recv when the target dataset exists afterwards.
+    #[arg(long)]
+    pub ignore_transfer_errors: bool,
+
+    /// Do not receive these properties (zfs recv -x); comma-separated.
+    #[arg(long, value_name = "P,…", value_delimiter = ',')]
+    pub filter_properties: Vec<String>,
+
+    /// Set these properties on the target (zfs recv -o); comma-separated.
+    #[arg(long, value_name = "P=V,…", value_delimiter = ',', value_parser = parse_prop)]
+    pub set_properties: Vec<(String, String)>,
+
+    /// Do not receive refreservation (zfs recv -x refreservation).
+    #[arg(long)]
+    pub clear_refreservation: bool,
+
+    /// Receive with canmount=noauto, so nothing mounts over live paths.
+    #[arg(long)]
+    pub clear_mountpoint: bool,
+
+    /// Send encrypted datasets decrypted (not raw, and without -p).
+    #[arg(long)]
+    pub decrypt: bool,
+
+    /// Let the target encrypt what it receives (its encryption properties
+    /// are not received).
+    #[arg(long)]
+    pub encrypt: bool,
+
+    /// Send compressed blocks as they are on disk (zfs send -c).
+    #[arg(long)]
+    pub zfs_compressed: bool,
+
+    /// Compress the stream between the hosts (zstd-fast when no TYPE).
+    #[arg(long, value_name = "TYPE", num_args = 0..=1, default_missing_value = "zstd-fast",
+          value_parser = clap::builder::PossibleValuesParser::new(COMPRESS_TYPES))]
+    pub compress: Option<String>,
+
+    /// A command the stream passes through after zfs send (a shell command
+    /// line, quoted as in sh). Repeatable.
+    #[arg(long, value_name = "COMMAND")]
+    pub send_pipe: Vec<String>,
+
+    /// A command the stream passes through before zfs recv. Repeatable.
+    #[arg(long, value_name = "COMMAND")]
+    pub recv_pipe: Vec<String>,
+
+    /// Buffer the stream in memory (zab-buffer) on the sending side, and on
+    /// the receiving side when it is remote or the stream is piped.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub buffer: Option<u64>,
+
+    /// The buffer's block size.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub buffer_chunk_size: Option<u64>,
+
+    /// Limit the transfer rate (bytes per second, with units: 20M).
+    #[arg(long, value_name = "RATE", value_parser = parse_bytes)]
+    pub rate: Option<u64>,
+
+    /// Transfer this many datasets at once (parents before children).
+    #[arg(short, long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+
+    /// Show each transfer's progress on stderr (the default on a terminal).
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+
+    /// No progress, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Print the plan as records and change nothing (not even listing
+    /// resume tokens' contents beyond what is read-only).
+    #[arg(long)]
+    pub plan: bool,
+
+    /// Change nothing: run only read-only commands and report what would be
+    /// transferred.
+    #[arg(long)]
+    pub test: bool,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Parses `P=V` (the value may contain `=`).
+fn parse_prop(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((p, v)) if !p.is_empty() => Ok((p.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not PROPERTY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn options_parse_as_upstream() {
+        let a = Args::try_parse_from([
+            "zab-send",
+            "b",
+            "t/p",
+            "--set-properties",
+            "a=1,b=x=y",
+            "--filter-properties",
+            "quota,refquota",
+            "--compress",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.set_properties,
+            vec![("a".into(), "1".into()), ("b".into(), "x=y".into())]
+        );
+        assert_eq!(a.filter_properties, vec!["quota", "refquota"]);
+        assert_eq!(a.compress.as_deref(), Some("zstd-fast"));
+        assert_eq!(a.jobs, 1);
+        assert!(Args::try_parse_from(["zab-send", "b", "t", "--compress", "zip"]).is_err());
+        assert!(Args::try_parse_from(["zab-send", "b", "t", "--jobs", "0"]).is_err());
+        assert!(Args::try_parse_from(["zab-send", "b"]).is_err());
+        assert!(Args::try_parse_from(["zab-send", "b", "t", "--set-properties", "x"]).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! The byte stream of one transfer: the command lines on each side.
