@@ -122,6 +122,9 @@ pub struct Dataset {
     /// What zab-thin did with this dataset's snapshots; absent before zab-thin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thin: Option<ThinOutcome>,
+    /// What zab-send did (absent before zab-send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<SendOutcome>,
     /// Fields added by other tools or by the user: passed through unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -157,6 +160,77 @@ pub enum SnapStatus {
     Failed,
     /// `--test`: it would have been taken.
     WouldCreate,
+}
+
+/// What zab-send planned and did for one dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendOutcome {
+    /// The target dataset.
+    pub target: String,
+    /// Planned (`--plan`, `--test`), sent, up to date, or failed.
+    pub status: SendStatus,
+    /// The newest snapshot on both sides before this run (name after `@`);
+    /// none before a first, full transfer.
+    pub common: Option<String>,
+    /// The transfers, in order: planned, then done.
+    pub transfers: Vec<Transfer>,
+    /// Source snapshots after the common one that are not sent, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Spared>,
+    /// Target snapshots after the common one that block a receive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incompatible: Vec<String>,
+    /// What was done before the transfers, in words (`created parent
+    /// backup/host1/rpool with canmount=off`, `aborted the resume token: …`,
+    /// `destroyed incompatible snapshots`, `rolled back to …`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The outcome of zab-send for one dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SendStatus {
+    /// `--plan` or `--test`: the transfers are what would be done.
+    Planned,
+    /// Every planned transfer was done.
+    Sent,
+    /// Nothing to send: the target has the newest snapshot it wants.
+    UpToDate,
+    /// A step failed (the dataset's `error` says which); transfers marked
+    /// done were done.
+    Failed,
+}
+
+/// One `zfs send | zfs recv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The snapshot received (name after `@`).
+    pub snapshot: String,
+    /// The incremental base, none for a full transfer.
+    pub from: Option<String>,
+    /// full, incremental, or resumed (an interrupted one, completed).
+    pub kind: TransferKind,
+    /// How many snapshots the stream carries: more than 1 for `zfs send -I`,
+    /// used when every snapshot between `from` and `snapshot` is wanted.
+    pub snapshots: usize,
+    /// Whether it completed.
+    pub done: bool,
+    /// Bytes that went through the pipe (after send pipes and compression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Wall-clock seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+/// How a transfer is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferKind {
+    Full,
+    Incremental,
+    Resumed,
 }
 
 /// What zab-thin did with one dataset (and its target).

@@ -119,6 +119,7 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             error,
             snapshot: None,
             thin: None,
+            send: None,
             extra: Map::new(),
         });
     }
