@@ -35,7 +35,14 @@ pub const POOLS: &[(&str, &str)] = &[
 ];
 
 /// The zab binaries copied into the guest.
-pub const TOOLS: &[&str] = &["zab-select", "zab-snap", "zab-thin"];
+pub const TOOLS: &[&str] = &[
+    "zab-select",
+    "zab-snap",
+    "zab-thin",
+    "zab-send",
+    "zab-buffer",
+    "zab-ratelimit",
+];
 
 /// A running lab.
 #[derive(Debug, Clone)]

@@ -2,13 +2,19 @@
 //! target (full, incremental, resumed), locally or over ssh.
 
 mod cli;
+mod listing;
 mod plan;
+mod run;
 mod stream;
+mod transfer;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-send");
-    let _args = cli::Args::parse();
-    std::process::ExitCode::SUCCESS
+    let args = cli::Args::parse();
+    match run::run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => zab_core::error::report("zab-send", &e),
+    }
 }

@@ -66,7 +66,7 @@ pub enum Resume {
     /// No token on the target.
     None,
     /// The first step resumes it.
-    Resume(String),
+    Continue(String),
     /// `zfs recv -A`, and why.
     Abort(String),
 }
@@ -273,14 +273,14 @@ pub fn plan(
             (Some(to), Some(Some(first))) if to == first => {
                 split_first(&mut p.steps, source);
                 p.steps[0].kind = TransferKind::Resumed;
-                Resume::Resume(token.clone())
+                Resume::Continue(token.clone())
             }
             (Some(to), Some(Some(first))) => Resume::Abort(format!(
                 "the token resumes @{to}, but the next snapshot to send is @{first}"
             )),
-            (Some(to), _) => {
-                Resume::Abort(format!("the token resumes @{to}, and nothing is to be sent"))
-            }
+            (Some(to), _) => Resume::Abort(format!(
+                "the token resumes @{to}, and nothing is to be sent"
+            )),
             (None, _) => Resume::Abort("the token could not be read on the source".into()),
         };
     }
@@ -419,7 +419,14 @@ mod tests {
     fn incremental_from_the_common_snapshot_and_up_to_date() {
         let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
         let src = [ours(3), ours(2), ours(1)];
-        let p = plan("p/a", &src, Some(&target(&src[..2])), false, None, &opts(&f, &keep));
+        let p = plan(
+            "p/a",
+            &src,
+            Some(&target(&src[..2])),
+            false,
+            None,
+            &opts(&f, &keep),
+        );
         assert_eq!(p.common.as_deref(), Some(src[1].name.as_str()));
         assert_eq!(
             names(&p.steps),
@@ -430,7 +437,14 @@ mod tests {
                 1
             )]
         );
-        let p = plan("p/a", &src, Some(&target(&src)), false, None, &opts(&f, &keep));
+        let p = plan(
+            "p/a",
+            &src,
+            Some(&target(&src)),
+            false,
+            None,
+            &opts(&f, &keep),
+        );
         assert!(p.steps.is_empty());
         assert_eq!(p.error, None);
     }
@@ -494,7 +508,14 @@ mod tests {
         // (plus the newest): the first 32 days would be destroyed at once.
         let (f, keep) = (fmt(), Schedule::parse("1d1w").unwrap());
         let src: Vec<Snapshot> = (0..=40).rev().map(ours).collect();
-        let p = plan("p/a", &src, Some(&target(&src[..1])), false, None, &opts(&f, &keep));
+        let p = plan(
+            "p/a",
+            &src,
+            Some(&target(&src[..1])),
+            false,
+            None,
+            &opts(&f, &keep),
+        );
         let sent: usize = p.steps.iter().map(|s| s.snapshots).sum();
         assert_eq!(sent + p.skipped.len(), 40);
         assert!(p
@@ -512,8 +533,18 @@ mod tests {
         let src = [ours(3), ours(2)];
         let mut other = src[1].clone();
         other.guid = 1;
-        let p = plan("p/a", &src, Some(&target(&[other])), false, None, &opts(&f, &keep));
-        assert!(p.error.as_deref().unwrap().contains("another guid"), "{p:?}");
+        let p = plan(
+            "p/a",
+            &src,
+            Some(&target(&[other])),
+            false,
+            None,
+            &opts(&f, &keep),
+        );
+        assert!(
+            p.error.as_deref().unwrap().contains("another guid"),
+            "{p:?}"
+        );
         assert!(p.steps.is_empty());
         let mut o = opts(&f, &keep);
         o.guid_check = false;
@@ -530,7 +561,11 @@ mod tests {
             None,
             &opts(&f, &keep),
         );
-        assert!(p.error.as_deref().unwrap().contains("none of them on the source"));
+        assert!(p
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("none of them on the source"));
     }
 
     #[test]
@@ -543,7 +578,11 @@ mod tests {
         t.snapshots.push((foreign("later", 2002), 0));
         let p = plan("p/a", &src, Some(&t), false, None, &opts(&f, &keep));
         assert_eq!(p.incompatible, vec!["changed", "later"]);
-        assert!(p.error.as_deref().unwrap().contains("--destroy-incompatible"));
+        assert!(p
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("--destroy-incompatible"));
         let mut o = opts(&f, &keep);
         o.destroy_incompatible = true;
         let p = plan("p/a", &src, Some(&t), false, None, &o);
@@ -563,8 +602,15 @@ mod tests {
         let mut t = target(&src[..1]);
         t.token = Some("1-abc".into());
         // The token leads to the first snapshot of a -I run: split off.
-        let p = plan("p/a", &src, Some(&t), false, Some(&src[1].name), &opts(&f, &keep));
-        assert_eq!(p.resume, Resume::Resume("1-abc".into()));
+        let p = plan(
+            "p/a",
+            &src,
+            Some(&t),
+            false,
+            Some(&src[1].name),
+            &opts(&f, &keep),
+        );
+        assert_eq!(p.resume, Resume::Continue("1-abc".into()));
         assert_eq!(
             names(&p.steps),
             vec![
@@ -582,7 +628,14 @@ mod tests {
                 ),
             ]
         );
-        let p = plan("p/a", &src, Some(&t), false, Some(&src[2].name), &opts(&f, &keep));
+        let p = plan(
+            "p/a",
+            &src,
+            Some(&t),
+            false,
+            Some(&src[2].name),
+            &opts(&f, &keep),
+        );
         assert!(matches!(&p.resume, Resume::Abort(w) if w.contains("next snapshot to send")));
         assert_eq!(p.steps[0].kind, TransferKind::Incremental);
         let p = plan("p/a", &src, Some(&t), false, None, &opts(&f, &keep));
@@ -592,8 +645,15 @@ mod tests {
             snapshots: vec![],
             token: Some("1-def".into()),
         };
-        let p = plan("p/a", &src, Some(&t), false, Some(&src[0].name), &opts(&f, &keep));
-        assert_eq!(p.resume, Resume::Resume("1-def".into()));
+        let p = plan(
+            "p/a",
+            &src,
+            Some(&t),
+            false,
+            Some(&src[0].name),
+            &opts(&f, &keep),
+        );
+        assert_eq!(p.resume, Resume::Continue("1-def".into()));
         assert_eq!(p.steps[0].kind, TransferKind::Resumed);
         assert_eq!(p.steps[0].from, None);
     }

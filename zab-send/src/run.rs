@@ -1,0 +1,929 @@
+//! zab-send's run: read the records, list each side once, plan every
+//! dataset as data, then carry the plans out (parents first, `--jobs` at a
+//! time), hold the new common snapshots, mount what arrived for the first
+//! time, and write the records.
+//!
+//! Commands per run, whatever the number of datasets: one snapshot listing
+//! per source host, one tree listing and one `zpool get` on the target;
+//! then per dataset its transfers; then at most one `zfs holds`, one
+//! `zfs hold` and one `zfs release` per side. Extra commands only where
+//! there is extra work: a dry run per resume token, a `zfs create` per
+//! missing parent, a `zfs mount` per dataset received for the first time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Condvar, Mutex};
+
+use regex::Regex;
+use serde_json::{json, Map};
+use zab_core::cli::Log;
+use zab_core::error::Error;
+use zab_core::host::quote_argv;
+use zab_core::naming::SnapshotFormat;
+use zab_core::ndjson::{read_stream, Writer};
+use zab_core::record::{End, Record, SendOutcome, SendStatus, Transfer, TransferKind};
+use zab_core::zfs::{self, DatasetType};
+use zab_core::Host;
+
+use crate::cli::Args;
+use crate::listing::{self, Source, TargetDs};
+use crate::plan::{self, Plan, Resume, Step};
+use crate::stream::{self, Buffer, BufferTool, StreamSpec};
+use crate::transfer::{self, Running, Sides};
+
+const TOOL: &str = "zab-send";
+
+/// One selected dataset's work.
+#[derive(Debug)]
+struct Job {
+    /// Index into the records.
+    record: usize,
+    /// Index into `hosts` (the source host).
+    host: usize,
+    source: String,
+    target: String,
+    kind: DatasetType,
+    raw: bool,
+    /// The target existed before this run (with at least a partial receive).
+    existed: bool,
+    plan: Plan,
+    /// The jobs that must finish first (the nearest ancestor in this run).
+    after: Option<usize>,
+}
+
+/// What carrying out a job gave.
+#[derive(Debug, Default, Clone)]
+struct Done {
+    transfers: Vec<Transfer>,
+    notes: Vec<String>,
+    error: Option<String>,
+}
+
+pub fn run(args: &Args) -> Result<(), Error> {
+    let log = args.common.log(TOOL);
+    let fmt = SnapshotFormat::new(&args.snapshot_format, &args.backup, args.utc)?;
+    let tag = args.hold_format.replace("{}", &args.backup);
+    let exclude = args
+        .exclude_snapshot_pattern
+        .iter()
+        .map(|p| {
+            Regex::new(p)
+                .map_err(|e| Error::Usage(format!("--exclude-snapshot-pattern {p:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.target_path.starts_with('/') || args.target_path.contains('@') {
+        return Err(Error::Usage(format!(
+            "TARGET-PATH {:?} is not a dataset name",
+            args.target_path
+        )));
+    }
+    let stdin = std::io::stdin();
+    let stream = read_stream(stdin.lock())?;
+    stream.check(&args.backup, args.ssh_source.as_deref())?;
+    let mut datasets = stream.datasets;
+
+    // Hosts and target names; collisions and over-stripping end the run
+    // before anything is done.
+    let target_host = args.common.host(args.ssh_target.as_deref())?;
+    let by_host = {
+        let mut m: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
+        for (i, d) in datasets.iter().enumerate() {
+            if d.selected && d.error.is_none() {
+                m.entry(d.host.clone()).or_default().push(i);
+            }
+        }
+        m
+    };
+    let mut hosts: Vec<Host> = Vec::new();
+    let mut picked: Vec<(usize, usize, String)> = Vec::new(); // (record, host, target)
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (dest, idx) in &by_host {
+        hosts.push(args.common.host(dest.as_deref())?);
+        let h = hosts.len() - 1;
+        for &i in idx {
+            let name = &datasets[i].name;
+            let t =
+                zfs::target_name(name, &args.target_path, args.strip_path).map_err(Error::Usage)?;
+            if let Some(other) = seen.insert(t.clone(), name.clone()) {
+                return Err(Error::Usage(format!(
+                    "target collision: {other} and {name} both map to {t} (--strip-path {})",
+                    args.strip_path
+                )));
+            }
+            picked.push((i, h, t));
+        }
+    }
+
+    // The listings: the target tree and pool, then each source host.
+    let target_tree = list_target(&target_host, &args.target_path)?;
+    let features = listing::parse_features(
+        &target_host.output(&listing::features_args(zfs::pool_of(&args.target_path)))?,
+    );
+    let mut sources: BTreeMap<String, Source> = BTreeMap::new();
+    let mut source_of: Vec<BTreeMap<String, Source>> = Vec::new();
+    for (h, host) in hosts.iter().enumerate() {
+        let names: Vec<&str> = picked
+            .iter()
+            .filter(|p| p.1 == h)
+            .map(|p| datasets[p.0].name.as_str())
+            .collect();
+        let argv = listing::source_args(&names);
+        let out = host.output(&argv)?;
+        let map = listing::parse_source(&out, &names).map_err(|message| Error::Parse {
+            command: quote_argv(&argv),
+            message: format!("on {}: {message}", host.name()),
+        })?;
+        source_of.push(map);
+    }
+    for m in &source_of {
+        sources.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+
+    // Plans.
+    let now = chrono::Utc::now().timestamp();
+    let options = plan::Options {
+        format: &fmt,
+        other_snapshots: args.other_snapshots,
+        exclude: &exclude,
+        keep_target: &args.keep_target,
+        now,
+        guid_check: !args.no_guid_check,
+        destroy_incompatible: args.destroy_incompatible,
+        rollback: args.rollback,
+    };
+    let mut jobs: Vec<Job> = Vec::new();
+    for (record, host, target) in &picked {
+        let name = datasets[*record].name.clone();
+        let src = sources.get(&name).cloned().unwrap_or_default();
+        let tgt = target_tree.get(target);
+        let raw = src.encrypted && !args.decrypt;
+        let token_to = match tgt.and_then(|t| t.target.token.as_deref()) {
+            Some(token) => token_target(&hosts[*host], token, &name, &log),
+            None => None,
+        };
+        let mut p = plan::plan(
+            &name,
+            &src.snapshots,
+            tgt.map(|t| &t.target),
+            raw,
+            token_to.as_deref(),
+            &options,
+        );
+        if src.snapshots.is_empty() && p.error.is_none() {
+            p.error = Some("no snapshots to send: run zab-snap first".into());
+        }
+        jobs.push(Job {
+            record: *record,
+            host: *host,
+            source: name,
+            target: target.clone(),
+            kind: datasets[*record].kind,
+            raw,
+            existed: tgt.is_some(),
+            plan: p,
+            after: None,
+        });
+    }
+    for j in 0..jobs.len() {
+        jobs[j].after = (0..jobs.len())
+            .filter(|&i| i != j && zfs::is_under(&jobs[j].target, &jobs[i].target))
+            .max_by_key(|&i| jobs[i].target.len());
+    }
+    for job in &jobs {
+        log_plan(job, &log);
+    }
+
+    // Carry out.
+    let dry = args.test || args.plan;
+    let mut results: Vec<Done> = vec![Done::default(); jobs.len()];
+    let running = Arc::new(Running::default());
+    let mut created_parents = Vec::new();
+    if !dry {
+        {
+            let r = running.clone();
+            let _ = ctrlc::set_handler(move || r.interrupt());
+        }
+        let parents = missing_parents(&jobs, &target_tree, &args.target_path);
+        let mut failed_parents: BTreeMap<String, String> = BTreeMap::new();
+        for p in &parents {
+            if failed_parents.keys().any(|f| zfs::is_under(p, f)) {
+                continue;
+            }
+            let argv = ["zfs", "create", "-o", "canmount=off", p.as_str()];
+            log.verbose(format!("[Target] {p}: creating parent (canmount=off)"));
+            match target_host.output(&argv) {
+                Ok(_) => created_parents.push(p.clone()),
+                Err(e) => {
+                    failed_parents.insert(p.clone(), e.to_string());
+                }
+            }
+        }
+        for (j, job) in jobs.iter().enumerate() {
+            if let Some((p, e)) = failed_parents
+                .iter()
+                .find(|(p, _)| zfs::is_under(&job.target, p))
+            {
+                results[j].error = Some(format!("creating the parent {p} failed: {e}"));
+            }
+        }
+        let ctx = Ctx {
+            args,
+            log: &log,
+            hosts: &hosts,
+            target: &target_host,
+            features: &features,
+            running: &running,
+            progress: (args.progress || std::io::stderr().is_terminal()) && !args.no_progress,
+        };
+        execute(&ctx, &jobs, &mut results);
+        if !args.no_holds && !running.stopped() {
+            hold(&ctx, &jobs, &mut results, &sources, &target_tree, &tag);
+        }
+        if !running.stopped() {
+            mount(&ctx, &jobs, &mut results);
+        }
+    }
+
+    // Records.
+    let mut failed = 0;
+    let (mut transfers, mut bytes) = (0usize, 0u64);
+    for (job, done) in jobs.iter().zip(results) {
+        let d = &mut datasets[job.record];
+        let error = job.plan.error.clone().or(done.error.clone());
+        let mut notes = done.notes.clone();
+        if created_parents
+            .iter()
+            .any(|p| zfs::is_under(&job.target, p))
+            && !job.existed
+        {
+            notes.extend(
+                created_parents
+                    .iter()
+                    .filter(|p| zfs::is_under(&job.target, p))
+                    .map(|p| format!("created parent {p} with canmount=off")),
+            );
+        }
+        let planned: Vec<Transfer> = job
+            .plan
+            .steps
+            .iter()
+            .map(|s| step_record(s, None))
+            .collect();
+        let mut list = done.transfers.clone();
+        if list.len() < planned.len() {
+            list.extend(planned[list.len()..].iter().cloned());
+        }
+        transfers += done.transfers.iter().filter(|t| t.done).count();
+        bytes += done.transfers.iter().filter_map(|t| t.bytes).sum::<u64>();
+        let status = if error.is_some() {
+            SendStatus::Failed
+        } else if dry {
+            SendStatus::Planned
+        } else if job.plan.steps.is_empty() {
+            SendStatus::UpToDate
+        } else {
+            SendStatus::Sent
+        };
+        if let Some(e) = &error {
+            failed += 1;
+            log.error(format!("[Target] {}: {e}", job.target));
+            d.error = Some(e.clone());
+        }
+        d.send = Some(SendOutcome {
+            target: job.target.clone(),
+            status,
+            common: job.plan.common.clone(),
+            transfers: list,
+            skipped: job.plan.skipped.clone(),
+            incompatible: job.plan.incompatible.clone(),
+            notes,
+        });
+    }
+    let stdout = std::io::stdout();
+    let mut out = Writer::new(stdout.lock());
+    for d in &datasets {
+        out.write(&Record::Dataset(d.clone()))?;
+    }
+    let failed_total = datasets.iter().filter(|d| d.error.is_some()).count();
+    let mut end = End::new(TOOL, datasets.len(), failed_total);
+    let mut extra = Map::new();
+    extra.insert("target".into(), json!(args.target_path));
+    extra.insert("transfers".into(), json!(transfers));
+    extra.insert("bytes".into(), json!(bytes));
+    if !created_parents.is_empty() {
+        extra.insert("created_parents".into(), json!(created_parents));
+    }
+    end.extra = extra;
+    out.write(&Record::End(end))?;
+    out.into_inner().flush()?;
+    if running.stopped() {
+        return Err(Error::Interrupted(
+            "interrupted: the next run resumes the interrupted transfer".into(),
+        ));
+    }
+    if failed > 0 {
+        return Err(Error::Failed(failed));
+    }
+    Ok(())
+}
+
+/// Lists the target tree; a missing TARGET-PATH is said as such.
+fn list_target(host: &Host, root: &str) -> Result<BTreeMap<String, TargetDs>, Error> {
+    let argv = listing::target_args(root);
+    match host.output(&argv) {
+        Ok(out) => listing::parse_target(&out).map_err(|message| Error::Parse {
+            command: quote_argv(&argv),
+            message: format!("on {}: {message}", host.name()),
+        }),
+        Err(Error::Command(c)) if c.stderr.contains("dataset does not exist") => {
+            Err(Error::Usage(format!(
+                "TARGET-PATH {root} does not exist on {}: create it first (zfs create {root})",
+                host.name()
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The snapshot name (after `@`) a resume token leads to, from a dry run
+/// on the source; None (and a warning) when it cannot be read or is for
+/// another dataset.
+fn token_target(host: &Host, token: &str, dataset: &str, log: &Log) -> Option<String> {
+    let argv = ["zfs", "send", "-nv", "-t", token];
+    let out = match host.capture(&argv) {
+        Ok(c) => format!("{}\n{}", c.stdout, c.stderr),
+        Err(e) => {
+            log.warn(format!(
+                "[Source] {dataset}: reading the resume token failed: {e}"
+            ));
+            return None;
+        }
+    };
+    let to = stream::resume_toname(&out)?;
+    let (ds, snap) = to.split_once('@')?;
+    (ds == dataset).then(|| snap.to_string())
+}
+
+fn log_plan(job: &Job, log: &Log) {
+    let p = &job.plan;
+    let t = &job.target;
+    if let Some(c) = &p.common {
+        log.debug(format!("{}: common snapshot {c}", job.source));
+    }
+    for s in &p.skipped {
+        log.verbose(format!(
+            "[Source] {}@{}: skipped ({})",
+            job.source, s.name, s.why
+        ));
+    }
+    if let Resume::Abort(why) = &p.resume {
+        log.verbose(format!("[Target] {t}: aborting the resume token: {why}"));
+    }
+    for s in &p.steps {
+        log.verbose(format!("[Target] {t}@{}: {}", s.to, describe(s)));
+    }
+}
+
+fn describe(s: &Step) -> String {
+    match (s.kind, &s.from) {
+        (TransferKind::Full, _) => "receiving full".into(),
+        (TransferKind::Resumed, _) => "resuming".into(),
+        (TransferKind::Incremental, Some(f)) if s.snapshots > 1 => {
+            format!(
+                "receiving incremental from @{f} ({} snapshots, -I)",
+                s.snapshots
+            )
+        }
+        (TransferKind::Incremental, Some(f)) => format!("receiving incremental from @{f}"),
+        (TransferKind::Incremental, None) => "receiving".into(),
+    }
+}
+
+fn step_record(s: &Step, outcome: Option<&transfer::Outcome>) -> Transfer {
+    Transfer {
+        snapshot: s.to.clone(),
+        from: s.from.clone(),
+        kind: s.kind,
+        snapshots: s.snapshots,
+        done: outcome.is_some_and(|o| o.error.is_none()),
+        bytes: outcome.map(|o| o.bytes),
+        seconds: outcome.map(|o| (o.seconds * 1000.0).round() / 1000.0),
+    }
+}
+
+/// Ancestors of the targets (below TARGET-PATH) that neither exist nor are
+/// received in this run: created with canmount=off, shallowest first.
+fn missing_parents(jobs: &[Job], tree: &BTreeMap<String, TargetDs>, root: &str) -> Vec<String> {
+    let targets: BTreeSet<&str> = jobs.iter().map(|j| j.target.as_str()).collect();
+    let mut out = BTreeSet::new();
+    for j in jobs {
+        if j.plan.error.is_some() {
+            continue;
+        }
+        let mut p = zfs::parent_of(&j.target);
+        while let Some(parent) = p {
+            if !zfs::is_under(parent, root) || parent == root {
+                break;
+            }
+            if !tree.contains_key(parent) && !targets.contains(parent) {
+                out.insert(parent.to_string());
+            }
+            p = zfs::parent_of(parent);
+        }
+    }
+    let mut v: Vec<String> = out.into_iter().collect();
+    v.sort_by_key(|p| (p.matches('/').count(), p.clone()));
+    v
+}
+
+/// What every job needs to run.
+struct Ctx<'a> {
+    args: &'a Args,
+    log: &'a Log,
+    hosts: &'a [Host],
+    target: &'a Host,
+    features: &'a BTreeSet<String>,
+    running: &'a Running,
+    progress: bool,
+}
+
+/// Runs the jobs, `--jobs` at a time, each after its nearest ancestor.
+fn execute(ctx: &Ctx, jobs: &[Job], results: &mut [Done]) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum S {
+        Waiting,
+        Running,
+        Finished,
+    }
+    let state = Mutex::new((
+        jobs.iter()
+            .enumerate()
+            .map(|(j, _)| {
+                if results[j].error.is_some() {
+                    S::Finished
+                } else {
+                    S::Waiting
+                }
+            })
+            .collect::<Vec<S>>(),
+        results.to_vec(),
+    ));
+    let cv = Condvar::new();
+    let workers = usize::from(ctx.args.jobs).min(jobs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let next = {
+                    let Ok(mut st) = state.lock() else { return };
+                    loop {
+                        if ctx.running.stopped() {
+                            return;
+                        }
+                        let ready = (0..jobs.len()).find(|&j| {
+                            st.0[j] == S::Waiting
+                                && jobs[j].after.map_or(true, |a| st.0[a] == S::Finished)
+                        });
+                        if let Some(j) = ready {
+                            st.0[j] = S::Running;
+                            break j;
+                        }
+                        if !st.0.contains(&S::Waiting) {
+                            return;
+                        }
+                        st = match cv.wait(st) {
+                            Ok(s) => s,
+                            Err(_) => return,
+                        };
+                    }
+                };
+                let done = run_job(ctx, &jobs[next]);
+                if let Ok(mut st) = state.lock() {
+                    st.0[next] = S::Finished;
+                    st.1[next] = done;
+                }
+                cv.notify_all();
+            });
+        }
+    });
+    if let Ok(st) = state.into_inner() {
+        for (r, d) in results.iter_mut().zip(st.1) {
+            *r = d;
+        }
+    }
+}
+
+/// One dataset: abort or resume, destroy incompatibles, roll back, then
+/// each transfer in order; stops at the first failure.
+fn run_job(ctx: &Ctx, job: &Job) -> Done {
+    let mut done = Done::default();
+    if job.plan.error.is_some() {
+        return done;
+    }
+    let t = &job.target;
+    let target = ctx.target;
+    let step_fail = |done: &mut Done, what: String| {
+        done.error = Some(what);
+    };
+    if let Resume::Abort(why) = &job.plan.resume {
+        match target.output(&["zfs", "recv", "-A", t]) {
+            Ok(_) => done.notes.push(format!("aborted the resume token: {why}")),
+            Err(e) => {
+                step_fail(&mut done, format!("aborting the resume token failed: {e}"));
+                return done;
+            }
+        }
+    }
+    if !job.plan.destroy.is_empty() {
+        let names: Vec<&str> = job.plan.destroy.iter().map(String::as_str).collect();
+        ctx.log.verbose(format!(
+            "[Target] {t}: destroying incompatible snapshots {}",
+            names.join(", ")
+        ));
+        if let Err(e) = target.output(&zfs::destroy_snapshots_args(t, &names)) {
+            step_fail(
+                &mut done,
+                format!("destroying incompatible snapshots failed: {e}"),
+            );
+            return done;
+        }
+        done.notes.push(format!(
+            "destroyed incompatible snapshots {}",
+            names.join(", ")
+        ));
+    }
+    if let Some(r) = &job.plan.rollback {
+        ctx.log
+            .verbose(format!("[Target] {t}: rolling back to @{r}"));
+        if let Err(e) = target.output(&["zfs", "rollback", &format!("{t}@{r}")]) {
+            step_fail(&mut done, format!("rolling back to @{r} failed: {e}"));
+            return done;
+        }
+        done.notes.push(format!("rolled back to @{r}"));
+    }
+    for step in &job.plan.steps {
+        if ctx.running.stopped() {
+            done.error = Some("interrupted".into());
+            return done;
+        }
+        let sides = sides(ctx, job, step);
+        ctx.log
+            .debug(format!("{} | {}", sides.source_line, sides.target_line));
+        let mut out = transfer::run(&sides, ctx.running);
+        if out.error.is_some() && ctx.args.ignore_transfer_errors {
+            let snap = format!("{t}@{}", step.to);
+            if target
+                .output(&["zfs", "list", "-H", "-o", "name", &snap])
+                .is_ok()
+            {
+                ctx.log.warn(format!(
+                    "[Target] {snap}: ignoring the transfer error, the snapshot exists: {}",
+                    out.error.take().unwrap_or_default()
+                ));
+            }
+        }
+        let failed = out.error.clone();
+        done.transfers.push(step_record(step, Some(&out)));
+        if let Some(e) = failed {
+            done.error = Some(format!("{} of @{} failed: {e}", kind_word(step), step.to));
+            return done;
+        }
+        ctx.log.verbose(format!(
+            "[Target] {t}@{}: received ({}, {:.1} s)",
+            step.to,
+            zab_core::cli::format_bytes(out.bytes),
+            out.seconds
+        ));
+    }
+    done
+}
+
+fn kind_word(s: &Step) -> &'static str {
+    match s.kind {
+        TransferKind::Full => "the full transfer",
+        TransferKind::Incremental => "the incremental transfer",
+        TransferKind::Resumed => "the resumed transfer",
+    }
+}
+
+/// The two command lines of one step.
+fn sides<'a>(ctx: &Ctx<'a>, job: &Job, step: &Step) -> Sides<'a> {
+    let a = ctx.args;
+    let f = ctx.features;
+    let ds = &job.source;
+    let mut send: Vec<String> = vec!["zfs".into(), "send".into()];
+    match (&job.plan.resume, step.kind) {
+        (Resume::Continue(token), TransferKind::Resumed) => {
+            send.extend(["-P".into(), "-t".into(), token.clone()]);
+        }
+        _ => {
+            if f.contains("large_blocks") {
+                send.push("-L".into());
+            }
+            if f.contains("embedded_data") && (job.raw || !a.encrypt) {
+                send.push("-e".into());
+            }
+            if a.zfs_compressed {
+                send.push("-c".into());
+            }
+            if job.raw {
+                send.push("-w".into());
+            }
+            if !a.decrypt {
+                send.push("-p".into());
+            }
+            send.push("-P".into());
+            if let Some(from) = &step.from {
+                send.push(if step.snapshots > 1 { "-I" } else { "-i" }.into());
+                send.push(format!("{ds}@{from}"));
+            }
+            send.push(format!("{ds}@{}", step.to));
+        }
+    }
+    let mut recv: Vec<String> = vec!["zfs".into(), "recv".into(), "-u".into()];
+    let mut filter: Vec<String> = a.filter_properties.clone();
+    if a.clear_refreservation {
+        filter.push("refreservation".into());
+    }
+    if a.encrypt && !job.raw {
+        filter.extend(["keylocation", "pbkdf2iters", "keyformat", "encryption"].map(String::from));
+    }
+    for p in filter.iter().filter(|p| !p.is_empty()) {
+        recv.extend(["-x".into(), p.clone()]);
+    }
+    let mut set: Vec<(String, String)> = a.set_properties.clone();
+    if a.clear_mountpoint {
+        set.push(("canmount".into(), "noauto".into()));
+    }
+    for (p, v) in &set {
+        if job.kind == DatasetType::Volume && p == "canmount" {
+            continue;
+        }
+        recv.extend(["-o".into(), format!("{p}={v}")]);
+    }
+    if a.force {
+        recv.push("-F".into());
+    }
+    if ctx.features.contains("extensible_dataset") {
+        recv.push("-s".into());
+    }
+    recv.push(job.target.clone());
+    let source = &ctx.hosts[job.host];
+    let buffer = Buffer::from_options(a.buffer, a.buffer_chunk_size);
+    let spec = StreamSpec {
+        send_argv: &send,
+        recv_argv: &recv,
+        send_pipes: &a.send_pipe,
+        recv_pipes: &a.recv_pipe,
+        compress: a.compress.as_deref().and_then(stream::compressor),
+        buffer,
+        source_buffer: buffer_tool(source),
+        target_buffer: buffer_tool(ctx.target),
+        source_remote: source.dest().is_some(),
+        target_remote: ctx.target.dest().is_some(),
+    };
+    Sides {
+        source,
+        source_line: stream::source_command(&spec),
+        target: ctx.target,
+        target_line: stream::target_command(&spec),
+        rate: a.rate.map(|r| (sibling("zab-ratelimit"), r)),
+        progress: ctx.progress.then(|| format!("{}@{}", job.target, step.to)),
+    }
+}
+
+/// zab-buffer where it is installed, else mbuffer, else nothing.
+fn buffer_tool(host: &Host) -> BufferTool {
+    static CACHE: Mutex<BTreeMap<String, BufferTool>> = Mutex::new(BTreeMap::new());
+    let key = host.name().to_string();
+    if let Ok(c) = CACHE.lock() {
+        if let Some(t) = c.get(&key) {
+            return t.clone();
+        }
+    }
+    let tool = if host.dest().is_none() {
+        let next_to_us = sibling("zab-buffer");
+        if std::path::Path::new(&next_to_us).is_file() {
+            BufferTool::ZabBuffer(next_to_us)
+        } else if which("zab-buffer") {
+            BufferTool::ZabBuffer("zab-buffer".into())
+        } else if which("mbuffer") {
+            BufferTool::Mbuffer
+        } else {
+            BufferTool::None
+        }
+    } else {
+        match host.output(&[
+            "sh",
+            "-c",
+            "command -v zab-buffer || command -v mbuffer || true",
+        ]) {
+            Ok(o) if o.contains("zab-buffer") => BufferTool::ZabBuffer("zab-buffer".into()),
+            Ok(o) if o.contains("mbuffer") => BufferTool::Mbuffer,
+            _ => BufferTool::None,
+        }
+    };
+    if let Ok(mut c) = CACHE.lock() {
+        c.insert(key, tool.clone());
+    }
+    tool
+}
+
+fn which(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+}
+
+/// A zab tool next to this binary, else by name from PATH.
+fn sibling(name: &str) -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Holds the new common snapshot of every dataset on both sides and
+/// releases our hold on the previous one: at most one `zfs holds`, one
+/// `zfs hold` and one `zfs release` per side.
+fn hold(
+    ctx: &Ctx,
+    jobs: &[Job],
+    results: &mut [Done],
+    sources: &BTreeMap<String, Source>,
+    tree: &BTreeMap<String, TargetDs>,
+    tag: &str,
+) {
+    // Per side: (host, [(job, new full name, old full name, new userrefs, old userrefs)]).
+    struct Want {
+        job: usize,
+        new: String,
+        new_refs: u64,
+        old: Option<(String, u64)>,
+    }
+    let mut sides: Vec<(&Host, &'static str, Vec<Want>)> = Vec::new();
+    for (h, host) in ctx.hosts.iter().enumerate() {
+        sides.push((host, "Source", Vec::new()));
+        let _ = h;
+    }
+    sides.push((ctx.target, "Target", Vec::new()));
+    let tside = sides.len() - 1;
+    for (j, job) in jobs.iter().enumerate() {
+        if job.plan.error.is_some() {
+            continue;
+        }
+        let last_done = results[j]
+            .transfers
+            .iter()
+            .rev()
+            .find(|t| t.done)
+            .map(|t| t.snapshot.clone());
+        let Some(new) = last_done.or(job.plan.common.clone()) else {
+            continue;
+        };
+        let old = job.plan.common.clone().filter(|o| *o != new);
+        let src_refs = |name: &str| {
+            sources
+                .get(&job.source)
+                .and_then(|s| s.snapshots.iter().find(|x| x.name == name))
+                .map_or(0, |x| x.userrefs)
+        };
+        let tgt_refs = |name: &str| {
+            tree.get(&job.target)
+                .and_then(|t| t.target.snapshots.iter().find(|(x, _)| x.name == name))
+                .map_or(0, |(x, _)| x.userrefs)
+        };
+        sides[job.host].2.push(Want {
+            job: j,
+            new: format!("{}@{new}", job.source),
+            new_refs: src_refs(&new),
+            old: old
+                .as_ref()
+                .map(|o| (format!("{}@{o}", job.source), src_refs(o))),
+        });
+        sides[tside].2.push(Want {
+            job: j,
+            new: format!("{}@{new}", job.target),
+            new_refs: tgt_refs(&new),
+            old: old
+                .as_ref()
+                .map(|o| (format!("{}@{o}", job.target), tgt_refs(o))),
+        });
+    }
+    for (host, side, wants) in &sides {
+        if wants.is_empty() {
+            continue;
+        }
+        // Who holds the snapshots that have any hold.
+        let mut ask: Vec<&str> = Vec::new();
+        for w in wants {
+            if w.new_refs > 0 {
+                ask.push(&w.new);
+            }
+            if let Some((o, r)) = &w.old {
+                if *r > 0 {
+                    ask.push(o);
+                }
+            }
+        }
+        let held = if ask.is_empty() {
+            BTreeMap::new()
+        } else {
+            match zfs::holds(host, &ask) {
+                Ok(h) => h,
+                Err(e) => {
+                    ctx.log.warn(format!("[{side}] reading holds failed: {e}"));
+                    continue;
+                }
+            }
+        };
+        let ours = |name: &str| held.get(name).is_some_and(|t| t.iter().any(|x| x == tag));
+        let to_hold: Vec<&Want> = wants.iter().filter(|w| !ours(&w.new)).collect();
+        if !to_hold.is_empty() {
+            let mut argv = vec!["zfs".to_string(), "hold".into(), tag.to_string()];
+            argv.extend(to_hold.iter().map(|w| w.new.clone()));
+            if let Err(e) = host.output(&argv) {
+                for w in &to_hold {
+                    results[w.job]
+                        .error
+                        .get_or_insert(format!("[{side}] holding {} failed: {e}", w.new));
+                }
+                continue;
+            }
+        }
+        let release: Vec<&str> = wants
+            .iter()
+            .filter_map(|w| w.old.as_ref())
+            .filter(|(o, _)| ours(o))
+            .map(|(o, _)| o.as_str())
+            .collect();
+        if !release.is_empty() {
+            if let Err(e) = host.output(&zfs::release_args(tag, &release)) {
+                ctx.log
+                    .warn(format!("[{side}] releasing old holds failed: {e}"));
+            }
+        }
+    }
+}
+
+/// Mounts the filesystems received for the first time, as zfs-autobackup
+/// 3.3 does: when canmount=on, the mountpoint is a path and the key is
+/// available.
+fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done]) {
+    let fresh: Vec<usize> = (0..jobs.len())
+        .filter(|&j| {
+            let job = &jobs[j];
+            job.kind == DatasetType::Filesystem
+                && results[j]
+                    .transfers
+                    .iter()
+                    .any(|t| t.done && t.kind != TransferKind::Incremental)
+                && job.plan.common.is_none()
+        })
+        .collect();
+    if fresh.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = fresh.iter().map(|&j| jobs[j].target.as_str()).collect();
+    let mut argv: Vec<String> = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
+        .map(String::from)
+        .to_vec();
+    argv.push("canmount,mountpoint,keystatus".into());
+    argv.extend(names.iter().map(|s| s.to_string()));
+    let rows = match ctx.target.output(&argv) {
+        Ok(o) => match zfs::parse_get(&o) {
+            Ok(rows) => rows,
+            Err(e) => {
+                ctx.log
+                    .warn(format!("[Target] reading mount properties: {e}"));
+                return;
+            }
+        },
+        Err(e) => {
+            ctx.log
+                .warn(format!("[Target] reading mount properties failed: {e}"));
+            return;
+        }
+    };
+    let prop = |ds: &str, p: &str| {
+        rows.iter()
+            .find(|r| r.name == ds && r.property == p)
+            .map(|r| r.value.clone())
+            .unwrap_or_default()
+    };
+    for &j in &fresh {
+        let t = &jobs[j].target;
+        let mp = prop(t, "mountpoint");
+        if prop(t, "canmount") != "on"
+            || mp == "none"
+            || mp == "legacy"
+            || prop(t, "keystatus") == "unavailable"
+        {
+            continue;
+        }
+        match ctx.target.output(&["zfs", "mount", t]) {
+            Ok(_) => results[j].notes.push(format!("mounted on {mp}")),
+            Err(e) => ctx.log.warn(format!("[Target] {t}: mounting failed: {e}")),
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! One transfer's processes: the source side (a shell line run on the
+//! source host) writes the stream, zab-send relays it (counting the bytes,
+//! through a local zab-ratelimit with `--rate`), and the target side (a
+//! shell line run on the target host) receives it.
+//!
+//! Every process is registered while it runs, so that SIGINT or SIGTERM
+//! stops them all: a `zfs recv -s` that is stopped keeps what it received,
+//! and the next run resumes it.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use zab_core::Host;
+
+use crate::stream::{parse_send_line, progress_line, Progress, RateWindow, SendLine};
+
+/// The pids of the processes running now, and whether we were interrupted.
+#[derive(Debug, Default)]
+pub struct Running {
+    /// (pid, whether it leads its own process group).
+    pids: Mutex<Vec<(u32, bool)>>,
+    pub stop: AtomicBool,
+}
+
+impl Running {
+    fn add(&self, pid: u32, group: bool) {
+        if let Ok(mut p) = self.pids.lock() {
+            p.push((pid, group));
+        }
+    }
+
+    fn remove(&self, pid: u32) {
+        if let Ok(mut p) = self.pids.lock() {
+            p.retain(|&(x, _)| x != pid);
+        }
+    }
+
+    /// Marks the run as interrupted and stops every process (SIGTERM): a
+    /// local side's whole process group (the shell and its stages), a
+    /// remote side's ssh (which ends the remote side with it).
+    pub fn interrupt(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Ok(p) = self.pids.lock() {
+            for &(pid, group) in p.iter() {
+                if let Ok(pid) = i32::try_from(pid) {
+                    let pid = Pid::from_raw(pid);
+                    let _ = if group {
+                        killpg(pid, Signal::SIGTERM)
+                    } else {
+                        kill(pid, Signal::SIGTERM)
+                    };
+                }
+            }
+        }
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// What to run for one transfer.
+#[derive(Debug)]
+pub struct Sides<'a> {
+    pub source: &'a Host,
+    pub source_line: String,
+    pub target: &'a Host,
+    pub target_line: String,
+    /// `--rate`: the local zab-ratelimit and the rate.
+    pub rate: Option<(String, u64)>,
+    /// Draw progress on stderr under this label.
+    pub progress: Option<String>,
+}
+
+/// How a transfer ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub bytes: u64,
+    pub seconds: f64,
+    /// None when it succeeded; else what failed, in one line.
+    pub error: Option<String>,
+}
+
+/// Starts a process and registers it; `group` puts it in a process group
+/// of its own, so that stopping it stops its children too.
+fn spawn(cmd: &mut Command, running: &Running, group: bool) -> Result<Child, String> {
+    if group {
+        cmd.process_group(0);
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    running.add(child.id(), group);
+    Ok(child)
+}
+
+fn collect(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut p) = pipe {
+            let mut buf = Vec::new();
+            let _ = p.read_to_end(&mut buf);
+            s = String::from_utf8_lossy(&buf).into_owned();
+        }
+        s
+    })
+}
+
+/// Runs one transfer to its end.
+pub fn run(sides: &Sides, running: &Running) -> Outcome {
+    let t0 = Instant::now();
+    let fail = |e: String| Outcome {
+        bytes: 0,
+        seconds: t0.elapsed().as_secs_f64(),
+        error: Some(e),
+    };
+    let mut src_cmd = sides.source.command(&["sh", "-c", &sides.source_line]);
+    src_cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut src = match spawn(&mut src_cmd, running, sides.source.dest().is_none()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let Some(src_out) = src.stdout.take() else {
+        return fail("no stdout from the source side".into());
+    };
+    let mut limiter = None;
+    let reader: Box<dyn Read + Send> = match &sides.rate {
+        None => Box::new(src_out),
+        Some((prog, rate)) => {
+            let mut cmd = Command::new(prog);
+            cmd.args(["-q", "-L", &rate.to_string()])
+                .stdin(Stdio::from(src_out))
+                .stdout(Stdio::piped());
+            match spawn(&mut cmd, running, false) {
+                Ok(mut c) => {
+                    let out = c.stdout.take();
+                    limiter = Some(c);
+                    match out {
+                        Some(o) => Box::new(o),
+                        None => return fail("no stdout from zab-ratelimit".into()),
+                    }
+                }
+                Err(e) => {
+                    let _ = src.kill();
+                    return fail(e);
+                }
+            }
+        }
+    };
+    let mut tgt_cmd = sides.target.command(&["sh", "-c", &sides.target_line]);
+    tgt_cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut tgt = match spawn(&mut tgt_cmd, running, sides.target.dest().is_none()) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = src.kill();
+            return fail(e);
+        }
+    };
+
+    // The source's stderr: estimates, and messages to keep.
+    let estimate = Arc::new(AtomicU64::new(0));
+    let est = estimate.clone();
+    let src_err = src.stderr.take();
+    let src_err = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(p) = src_err {
+            for line in BufReader::new(p).lines().map_while(Result::ok) {
+                match parse_send_line(&line) {
+                    SendLine::Estimate(n) => est.store(n, Ordering::Relaxed),
+                    SendLine::Other(l) => kept.push(l),
+                    _ => {}
+                }
+            }
+        }
+        kept
+    });
+    let tgt_out = collect(tgt.stdout.take());
+    let tgt_err = collect(tgt.stderr.take());
+
+    // The relay.
+    let bytes = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let counter = bytes.clone();
+    let mut writer = tgt.stdin.take();
+    let mut reader = reader;
+    let relay = std::thread::spawn(move || -> Result<(), String> {
+        let Some(w) = writer.as_mut() else {
+            return Err("no stdin to the target side".into());
+        };
+        loop {
+            let n = std::io::copy(&mut (&mut reader).take(1 << 22), w)
+                .map_err(|e| format!("relaying the stream: {e}"))?;
+            if n == 0 {
+                return Ok(());
+            }
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    });
+    let drawer = sides.progress.clone().map(|label| {
+        let (bytes, done, estimate) = (bytes.clone(), done.clone(), estimate.clone());
+        std::thread::spawn(move || draw(&label, &bytes, &estimate, &done, t0))
+    });
+
+    let relayed = relay
+        .join()
+        .unwrap_or_else(|_| Err("relay panicked".into()));
+    let src_status = src.wait();
+    let lim_status = limiter.as_mut().map(|c| c.wait());
+    let tgt_status = tgt.wait();
+    done.store(true, Ordering::SeqCst);
+    if let Some(d) = drawer {
+        let _ = d.join();
+    }
+    for c in [Some(&src), limiter.as_ref(), Some(&tgt)]
+        .into_iter()
+        .flatten()
+    {
+        running.remove(c.id());
+    }
+    let src_msgs = src_err.join().unwrap_or_default();
+    let tgt_msgs = tgt_err.join().unwrap_or_default();
+    let _ = tgt_out.join();
+
+    let bytes = bytes.load(Ordering::Relaxed);
+    let seconds = t0.elapsed().as_secs_f64();
+    let status_text = |s: &std::io::Result<std::process::ExitStatus>| match s {
+        Ok(st) if st.success() => None,
+        Ok(st) => Some(zab_core::error::Status::from_exit(*st).to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    let first = |text: &str| {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut errors = Vec::new();
+    if let Some(s) = status_text(&src_status) {
+        let msg = first(&src_msgs.join("\n"));
+        errors.push(format!(
+            "the sending side failed ({s}){}",
+            if msg.is_empty() {
+                String::new()
+            } else {
+                format!(": {msg}")
+            }
+        ));
+    }
+    if let Some(Some(s)) = lim_status.as_ref().map(status_text) {
+        errors.push(format!("zab-ratelimit failed ({s})"));
+    }
+    if let Some(s) = status_text(&tgt_status) {
+        let msg = first(&tgt_msgs);
+        errors.push(format!(
+            "the receiving side failed ({s}){}",
+            if msg.is_empty() {
+                String::new()
+            } else {
+                format!(": {msg}")
+            }
+        ));
+    }
+    if let Err(e) = relayed {
+        if errors.is_empty() {
+            errors.push(e);
+        }
+    }
+    if running.stopped() && !errors.is_empty() {
+        errors.insert(0, "interrupted".into());
+    }
+    Outcome {
+        bytes,
+        seconds,
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+    }
+}
+
+/// Redraws the progress line about once a second until `done`.
+fn draw(label: &str, bytes: &AtomicU64, estimate: &AtomicU64, done: &AtomicBool, t0: Instant) {
+    use std::io::Write;
+    let mut window = RateWindow::new();
+    let mut drawn = false;
+    while !done.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(250));
+        let t = t0.elapsed().as_secs_f64();
+        let b = bytes.load(Ordering::Relaxed);
+        window.push(t, b);
+        if t < 1.0 {
+            continue;
+        }
+        let est = estimate.load(Ordering::Relaxed);
+        let line = progress_line(
+            label,
+            &Progress {
+                bytes: b,
+                estimate: (est > 0).then_some(est),
+                elapsed: Duration::from_secs_f64(t),
+                rate: window.rate(),
+            },
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K{line}");
+        let _ = err.flush();
+        drawn = true;
+    }
+    if drawn {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K");
+        let _ = err.flush();
+    }
+}
