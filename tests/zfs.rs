@@ -13,6 +13,7 @@
 
 mod core;
 mod select;
+mod send;
 mod snap;
 mod thin;
 
@@ -31,14 +32,24 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let all: Vec<Test> = [core::TESTS, select::TESTS, snap::TESTS, thin::TESTS].concat();
+    let all: Vec<Test> = [
+        core::TESTS,
+        select::TESTS,
+        snap::TESTS,
+        thin::TESTS,
+        send::TESTS,
+    ]
+    .concat();
     let tests: Vec<Test> = all
         .into_iter()
         .filter(|(n, _)| filters.is_empty() || filters.iter().any(|f| n.contains(f.as_str())))
         .collect();
-    let filtered_out =
-        core::TESTS.len() + select::TESTS.len() + snap::TESTS.len() + thin::TESTS.len()
-            - tests.len();
+    let filtered_out = core::TESTS.len()
+        + select::TESTS.len()
+        + snap::TESTS.len()
+        + thin::TESTS.len()
+        + send::TESTS.len()
+        - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 
     let lab = match Lab::from_env() {

@@ -17,6 +17,19 @@ use std::process::{Command, Stdio};
 
 use crate::error::{CommandError, Error, Status};
 
+/// Every ssh shares one connection per destination (a ControlMaster that
+/// stays 60 s after its last use), so the many short commands of a run cost
+/// one handshake. Options given on the command line win over the ssh
+/// config's; `%C` is a hash of the local user, host, port and remote user.
+pub const SSH_SHARING: &[&str] = &[
+    "-o",
+    "ControlMaster=auto",
+    "-o",
+    "ControlPath=/tmp/zab-ssh-%C",
+    "-o",
+    "ControlPersist=60",
+];
+
 /// A machine that runs commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
@@ -90,6 +103,7 @@ impl Host {
                     out.push("-F".into());
                     out.push(cfg.to_string_lossy().into_owned());
                 }
+                out.extend(SSH_SHARING.iter().map(|o| o.to_string()));
                 out.push("--".into());
                 out.push(dest.clone());
                 out.push(quote_argv(&argv));
@@ -315,6 +329,12 @@ mod tests {
                 "ssh",
                 "-F",
                 "lab/ssh config",
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                "ControlPath=/tmp/zab-ssh-%C",
+                "-o",
+                "ControlPersist=60",
                 "--",
                 "root@backup1",
                 "zfs get -H 'autobackup:a b'"
@@ -322,7 +342,7 @@ mod tests {
         );
         assert_eq!(
             h.display(&["zfs", "list"]),
-            "ssh -F 'lab/ssh config' -- root@backup1 'zfs list'"
+            "ssh -F 'lab/ssh config' -o ControlMaster=auto -o ControlPath=/tmp/zab-ssh-%C -o ControlPersist=60 -- root@backup1 'zfs list'"
         );
         assert_eq!(Host::local().wrap(&["zfs", "list"]), vec!["zfs", "list"]);
     }

@@ -1,0 +1,912 @@
+//! zab-send on real OpenZFS: full, incremental and resumed transfers, the
+//! common snapshot and what blocks a receive, properties, encryption, the
+//! byte stream's options, holds, the four topologies, --test and --jobs.
+//! After each scenario the files on the target equal those on the source.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::OnceLock;
+
+use zab_core::host::quote_argv;
+use zab_core::record::{Dataset, SendOutcome, SendStatus, TransferKind};
+use zab_tests::{Lab, Ns, Out, ALIAS};
+
+use crate::Test;
+
+pub const TESTS: &[Test] = &[
+    ("send_full_then_incremental", full_then_incremental),
+    ("send_resumes_after_a_kill", resumes_after_a_kill),
+    ("send_aborts_an_obsolete_token", aborts_an_obsolete_token),
+    ("send_guid_mismatch_fails_alone", guid_mismatch_fails_alone),
+    ("send_incompatible_snapshots", incompatible_snapshots),
+    ("send_rollback", rollback),
+    ("send_strip_path", strip_path),
+    ("send_properties_and_mounting", properties_and_mounting),
+    ("send_encryption", encryption),
+    (
+        "send_every_compression_and_pipe",
+        every_compression_and_pipe,
+    ),
+    ("send_four_topologies", four_topologies),
+    (
+        "send_other_snapshots_and_exclude",
+        other_snapshots_and_exclude,
+    ),
+    (
+        "send_skips_what_the_target_thins",
+        skips_what_the_target_thins,
+    ),
+    ("send_test_changes_nothing", test_changes_nothing),
+    ("send_jobs_equal_serial", jobs_equal_serial),
+];
+
+/// Snapshot names for the whole suite, a minute apart, starting six hours
+/// ago (UTC), so that each new one is the newest and the default target
+/// schedule keeps them.
+fn stamp() -> String {
+    static CLOCK: OnceLock<AtomicI64> = OnceLock::new();
+    let clock = CLOCK.get_or_init(|| AtomicI64::new(chrono::Utc::now().timestamp() - 6 * 3600));
+    let t = clock.fetch_add(60, Ordering::SeqCst);
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .format("%Y%m%d%H%M%S")
+        .to_string()
+}
+
+/// Snapshots every dataset in `dss` with one new name of backup `b`; returns
+/// the name (after `@`).
+fn snap(lab: &Lab, b: &str, dss: &[&str]) -> String {
+    let name = format!("{b}-{}", stamp());
+    let argv: Vec<String> = dss.iter().map(|d| format!("{d}@{name}")).collect();
+    lab.sh(&format!("zfs snapshot {}", quote_argv(&argv)));
+    name
+}
+
+/// Writes `kib` KiB of random data into a new file of a mounted filesystem.
+fn fill(lab: &Lab, ds: &str, kib: u32) {
+    lab.sh(&format!(
+        "set -e; mp=$(zfs get -H -o value mountpoint {d}); \
+         dd if=/dev/urandom of=\"$mp/f-$(date +%s%N)\" bs=1024 count={kib} status=none",
+        d = quote_argv(&[ds])
+    ));
+}
+
+/// The checksums of the files of a filesystem (mounting it if needed), by
+/// path relative to its mountpoint, children excluded.
+fn sums(lab: &Lab, ds: &str) -> String {
+    lab.sh(&format!(
+        "set -e; d={d}; [ \"$(zfs get -H -o value mounted $d)\" = yes ] || zfs mount $d; \
+         cd \"$(zfs get -H -o value mountpoint $d)\"; \
+         find . -xdev -type f | sort | xargs -r sha256sum",
+        d = quote_argv(&[ds])
+    ))
+}
+
+/// Asserts that the files of `tgt` equal those of `src`.
+#[track_caller]
+fn same_files(lab: &Lab, src: &str, tgt: &str) {
+    let (a, b) = (sums(lab, src), sums(lab, tgt));
+    assert!(!a.is_empty(), "{src} has files");
+    assert_eq!(a, b, "files of {tgt} against {src}");
+}
+
+/// (name after `@`, guid) of `ds`'s snapshots, oldest first.
+fn snaps(lab: &Lab, ds: &str) -> Vec<(String, String)> {
+    lab.sh(&format!(
+        "zfs list -H -t snapshot -o name,guid -s createtxg -d 1 {}",
+        quote_argv(&[ds])
+    ))
+    .lines()
+    .map(|l| {
+        let (n, g) = l.split_once('\t').unwrap();
+        (n.split_once('@').unwrap().1.to_string(), g.to_string())
+    })
+    .collect()
+}
+
+fn names(lab: &Lab, ds: &str) -> Vec<String> {
+    snaps(lab, ds).into_iter().map(|s| s.0).collect()
+}
+
+/// "snapshot tag" for each hold on `ds`'s snapshots, sorted.
+fn holds(lab: &Lab, ds: &str) -> Vec<String> {
+    let mut v: Vec<String> = lab
+        .sh(&format!(
+            "zfs list -H -t snapshot -o name -d 1 {} | xargs -r zfs holds -H",
+            quote_argv(&[ds])
+        ))
+        .lines()
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            format!("{} {}", c[0].split_once('@').unwrap().1, c[1])
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn prop(lab: &Lab, ds: &str, p: &str) -> String {
+    lab.sh(&format!("zfs get -H -o value {p} {}", quote_argv(&[ds])))
+        .trim()
+        .to_string()
+}
+
+fn exists(lab: &Lab, ds: &str) -> bool {
+    lab.ssh(&format!("zfs list -H -o name {}", quote_argv(&[ds])))
+        .code
+        == 0
+}
+
+/// `zab-select B | zab-send --utc B TARGET ARGS…` in the guest.
+fn send(lab: &Lab, b: &str, target: &str, args: &[&str]) -> Out {
+    let mut argv = vec!["zab-send", "--utc", b, target];
+    argv.extend_from_slice(args);
+    lab.ssh(&format!("zab-select {b} | {}", quote_argv(&argv)))
+}
+
+#[track_caller]
+fn outcome(out: &Out, name: &str) -> SendOutcome {
+    let ds: Vec<Dataset> = out.datasets();
+    ds.iter()
+        .find(|d| d.name == name)
+        .unwrap_or_else(|| panic!("no record for {name}:\n{}", out.stdout))
+        .send
+        .clone()
+        .unwrap_or_else(|| panic!("no send in the record of {name}"))
+}
+
+fn error_of(out: &Out, name: &str) -> String {
+    out.datasets()
+        .into_iter()
+        .find(|d| d.name == name)
+        .and_then(|d| d.error)
+        .unwrap_or_default()
+}
+
+/// `(kind, from, snapshot, snapshots)` of each transfer done.
+fn transfers(o: &SendOutcome) -> Vec<(TransferKind, Option<String>, String, usize)> {
+    o.transfers
+        .iter()
+        .filter(|t| t.done)
+        .map(|t| (t.kind, t.from.clone(), t.snapshot.clone(), t.snapshots))
+        .collect()
+}
+
+/// Creates the source tree (the first one gets the backup's property) and
+/// the target path.
+fn tree(lab: &Lab, ns: &Ns, b: &str, dss: &[&str], target: &str) {
+    let mut script = String::from("set -e\n");
+    for (i, d) in dss.iter().enumerate() {
+        if i == 0 {
+            script += &format!("zfs create -p -o autobackup:{b}=true {d}\n");
+        } else {
+            script += &format!("zfs create -p {d}\n");
+        }
+    }
+    script += &format!("zfs create -p {target}\n");
+    lab.sh(&script);
+    let _ = ns;
+}
+
+fn full_then_incremental(lab: &Lab) {
+    let ns = Ns::new("send_incr");
+    let b = ns.backup();
+    let (a, c) = (ns.ds("zab-a", ""), ns.ds("zab-a", "child"));
+    let tp = ns.ds("zab-t", "");
+    tree(lab, &ns, b, &[&a, &c], &tp);
+    fill(lab, &a, 300);
+    fill(lab, &c, 200);
+    let s1 = snap(lab, b, &[&a, &c]);
+    let out = send(lab, b, &tp, &[]).ok();
+    let (ta, tc) = (format!("{tp}/{a}"), format!("{tp}/{c}"));
+    let o = outcome(&out, &a);
+    assert_eq!(o.target, ta);
+    assert_eq!(o.status, SendStatus::Sent);
+    assert_eq!(o.common, None);
+    assert_eq!(
+        transfers(&o),
+        vec![(TransferKind::Full, None, s1.clone(), 1)]
+    );
+    assert!(o.transfers[0].bytes.unwrap() > 300 * 1024);
+    assert_eq!(snaps(lab, &ta), snaps(lab, &a), "same names and guids");
+    assert_eq!(snaps(lab, &tc), snaps(lab, &c));
+    // Parents were created with canmount=off; the received ones are mounted.
+    assert_eq!(prop(lab, &format!("{tp}/zab-a"), "canmount"), "off");
+    assert_eq!(prop(lab, &ta, "mounted"), "yes");
+    same_files(lab, &a, &ta);
+    same_files(lab, &c, &tc);
+    let tag = format!("zfs_autobackup:{b}");
+    assert_eq!(holds(lab, &a), vec![format!("{s1} {tag}")]);
+    assert_eq!(holds(lab, &ta), vec![format!("{s1} {tag}")]);
+
+    // Two more snapshots: one -I stream carries both; the holds move on.
+    fill(lab, &a, 100);
+    let s2 = snap(lab, b, &[&a, &c]);
+    fill(lab, &a, 100);
+    fill(lab, &c, 50);
+    let s3 = snap(lab, b, &[&a, &c]);
+    let out = send(lab, b, &tp, &[]).ok();
+    let o = outcome(&out, &a);
+    assert_eq!(o.status, SendStatus::Sent);
+    assert_eq!(o.common.as_deref(), Some(s1.as_str()));
+    assert_eq!(
+        transfers(&o),
+        vec![(TransferKind::Incremental, Some(s1.clone()), s3.clone(), 2)]
+    );
+    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
+    assert_eq!(names(lab, &ta), vec![s1.clone(), s2, s3.clone()]);
+    assert_eq!(snaps(lab, &tc), snaps(lab, &c));
+    same_files(lab, &a, &ta);
+    same_files(lab, &c, &tc);
+    assert_eq!(holds(lab, &a), vec![format!("{s3} {tag}")]);
+    assert_eq!(holds(lab, &ta), vec![format!("{s3} {tag}")]);
+    assert_eq!(holds(lab, &tc), vec![format!("{s3} {tag}")]);
+
+    // Nothing new: up to date, and nothing is run that changes anything.
+    let out = send(lab, b, &tp, &[]).ok();
+    let o = outcome(&out, &a);
+    assert_eq!(o.status, SendStatus::UpToDate);
+    assert!(o.transfers.is_empty());
+    assert_eq!(o.common.as_deref(), Some(s3.as_str()));
+
+    // --no-holds: the transfer takes no hold (and leaves the old one).
+    fill(lab, &a, 10);
+    let s4 = snap(lab, b, &[&a, &c]);
+    send(lab, b, &tp, &["--no-holds"]).ok();
+    assert_eq!(names(lab, &ta).last(), Some(&s4));
+    assert_eq!(holds(lab, &ta), vec![format!("{s3} {tag}")]);
+}
+
+fn resumes_after_a_kill(lab: &Lab) {
+    let ns = Ns::new("send_resume");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    let ta = format!("{tp}/{a}");
+    tree(lab, &ns, b, &[&a], &tp);
+    lab.sh(&format!("zfs set compression=off {a}"));
+    fill(lab, &a, 8 * 1024);
+    let s1 = snap(lab, b, &[&a]);
+    // A slow full transfer, stopped by SIGTERM (as Ctrl-C or a service
+    // manager would) after a few seconds.
+    let out = lab.ssh(&format!(
+        "zab-select {b} | timeout -s TERM 4 zab-send --utc --rate 1M {b} {tp}"
+    ));
+    assert_ne!(out.code, 0, "interrupted: {}", out.stderr);
+    let token = prop(lab, &ta, "receive_resume_token");
+    assert!(token.len() > 10, "a resume token on {ta}: {token}");
+    let out = send(lab, b, &tp, &[]).ok();
+    let o = outcome(&out, &a);
+    assert_eq!(o.status, SendStatus::Sent);
+    assert_eq!(
+        transfers(&o),
+        vec![(TransferKind::Resumed, None, s1.clone(), 1)]
+    );
+    assert_eq!(prop(lab, &ta, "receive_resume_token"), "-");
+    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
+    same_files(lab, &a, &ta);
+
+    // An incremental one, and zab-send killed outright (SIGKILL: no clean
+    // up at all, as when the machine or the connection goes).
+    fill(lab, &a, 8 * 1024);
+    let s2 = snap(lab, b, &[&a]);
+    let out = lab.ssh(&format!(
+        "zab-select {b} | timeout -s KILL 4 zab-send --utc --rate 1M {b} {tp}; sleep 1"
+    ));
+    assert_ne!(out.code, 0);
+    let token = prop(lab, &ta, "receive_resume_token");
+    assert!(token.len() > 10, "a resume token on {ta}: {token}");
+    let out = send(lab, b, &tp, &[]).ok();
+    let o = outcome(&out, &a);
+    assert_eq!(
+        transfers(&o),
+        vec![(TransferKind::Resumed, Some(s1.clone()), s2.clone(), 1)]
+    );
+    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
+    same_files(lab, &a, &ta);
+    let tag = format!("zfs_autobackup:{b}");
+    assert_eq!(holds(lab, &a), vec![format!("{s2} {tag}")]);
+}
+
+fn aborts_an_obsolete_token(lab: &Lab) {
+    let ns = Ns::new("send_abort");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    let ta = format!("{tp}/{a}");
+    tree(lab, &ns, b, &[&a], &tp);
+    lab.sh(&format!("zfs set compression=off {a}"));
+    fill(lab, &a, 100);
+    let s1 = snap(lab, b, &[&a]);
+    send(lab, b, &tp, &[]).ok();
+    fill(lab, &a, 8 * 1024);
+    let s2 = snap(lab, b, &[&a]);
+    let out = lab.ssh(&format!(
+        "zab-select {b} | timeout -s TERM 4 zab-send --utc --rate 1M {b} {tp}"
+    ));
+    assert_ne!(out.code, 0);
+    assert!(prop(lab, &ta, "receive_resume_token").len() > 10);
+    // The snapshot the token leads to is gone from the source.
+    lab.sh(&format!("zfs destroy {a}@{s2}"));
+    fill(lab, &a, 50);
+    let s3 = snap(lab, b, &[&a]);
+    let out = send(lab, b, &tp, &[]).ok();
+    let o = outcome(&out, &a);
+    assert!(
+        o.notes.iter().any(|n| n.contains("abort")),
+        "the abort is said: {:?}",
+        o.notes
+    );
+    assert_eq!(
+        transfers(&o),
+        vec![(TransferKind::Incremental, Some(s1), s3, 1)]
+    );
+    assert_eq!(prop(lab, &ta, "receive_resume_token"), "-");
+    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
+    same_files(lab, &a, &ta);
+}
+
+fn guid_mismatch_fails_alone(lab: &Lab) {
+    let ns = Ns::new("send_guid");
+    let b = ns.backup();
+    let (a, c) = (ns.ds("zab-a", ""), ns.ds("zab-a", "c"));
+    let tp = ns.ds("zab-t", "");
+    tree(lab, &ns, b, &[&a, &c], &tp);
+    fill(lab, &a, 10);
+    fill(lab, &c, 10);
+    let s1 = snap(lab, b, &[&a, &c]);
+    // The target of `a` already exists, with a snapshot of the same name
+    // that is another snapshot (another guid).
+    let ta = format!("{tp}/{a}");
+    lab.sh(&format!("zfs create -p {ta}; zfs snapshot {ta}@{s1}"));
+    let out = send(lab, b, &tp, &[]);
+    assert_eq!(out.code, 1, "failed datasets: {}", out.stderr);
+    let o = outcome(&out, &a);
+    assert_eq!(o.status, SendStatus::Failed);
+    let err = error_of(&out, &a);
+    assert!(err.contains("common snapshot"), "{err}");
+    assert!(out.stderr.contains(&a), "said on stderr: {}", out.stderr);
+    // The child went on.
+    assert_eq!(outcome(&out, &c).status, SendStatus::Sent);
+    same_files(lab, &c, &format!("{tp}/{c}"));
+    assert_eq!(names(lab, &ta), vec![s1.clone()]);
+    assert_ne!(snaps(lab, &ta), snaps(lab, &a));
+}
+
+fn incompatible_snapshots(lab: &Lab) {
+    let ns = Ns::new("send_incompat");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    let ta = format!("{tp}/{a}");
+    tree(lab, &ns, b, &[&a], &tp);
+    fill(lab, &a, 50);
+    let s1 = snap(lab, b, &[&a]);
+    send(lab, b, &tp, &[]).ok();
+    // On the target: a change, and a snapshot of it after the common one.
+    fill(lab, &ta, 10);
+    lab.sh(&format!("zfs snapshot {ta}@local"));
+    fill(lab, &a, 20);
+    let s2 = snap(lab, b, &[&a]);
+    let out = send(lab, b, &tp, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let o = outcome(&out, &a);
+    assert_eq!(o.status, SendStatus::Failed);
+    assert_eq!(o.incompatible, vec!["local".to_string()]);
+    assert_eq!(names(lab, &ta), vec![s1.clone(), "local".into()]);
+
+    let out = send(lab, b, &tp, &["--destroy-incompatible"]).ok();
+    let o = outcome(&out, &a);
+    assert_eq!(o.status, SendStatus::Sent);
+    assert_eq!(o.incompatible, vec!["local".to_string()]);
+    assert_eq!(names(lab, &ta), vec![s1, s2]);
+    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
+    same_files(lab, &a, &ta);
+}
+
+fn rollback(lab: &Lab) {
+    let ns = Ns::new("send_rollback");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    let ta = format!("{tp}/{a}");
+    tree(lab, &ns, b, &[&a], &tp);
+    fill(lab, &a, 50);
+    snap(lab, b, &[&a]);
+    send(lab, b, &tp, &[]).ok();
+    // The target was changed after its last snapshot: a receive fails...
+    fill(lab, &ta, 10);
+    fill(lab, &a, 20);
+    snap(lab, b, &[&a]);
+    let out = send(lab, b, &tp, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(outcome(&out, &a).status, SendStatus::Failed);
+    assert!(!error_of(&out, &a).is_empty());
+    // ...and --rollback rolls it back first.
+    let out = send(lab, b, &tp, &["--rollback"]).ok();
+    assert_eq!(outcome(&out, &a).status, SendStatus::Sent);
+    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
+    same_files(lab, &a, &ta);
+}
+
+fn strip_path(lab: &Lab) {
+    let ns = Ns::new("send_strip");
+    let b = ns.backup();
+    let x = ns.ds("zab-a", "x");
+    let bx = ns.ds("zab-b", "x");
+    let tp = ns.ds("zab-t", "");
+    tree(lab, &ns, b, &[&x], &tp);
+    lab.sh(&format!("zfs create -p -o autobackup:{b}=true {bx}"));
+    fill(lab, &x, 10);
+    fill(lab, &bx, 10);
+    snap(lab, b, &[&x]);
+    snap(lab, b, &[&bx]);
+    // Stripping the pool name maps zab-a/NS/x and zab-b/NS/x to one target.
+    let out = send(lab, b, &tp, &["--strip-path", "1"]);
+    assert_eq!(out.code, 2, "a usage error: {}", out.stderr);
+    assert!(out.stderr.contains("map to"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("{tp}/{}/x", ns.name)),
+        "{}",
+        out.stderr
+    );
+    // Stripping more than a name has.
+    let out = send(lab, b, &tp, &["--strip-path", "4"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("strips too much"), "{}", out.stderr);
+    // Neither changed anything on the target.
+    assert_eq!(lab.sh(&format!("zfs list -H -r -o name {tp}")).trim(), tp);
+    // Without the clash: zab-a/NS/x with --strip-path 2.
+    lab.sh(&format!("zfs inherit autobackup:{b} {bx}"));
+    let out = send(lab, b, &tp, &["--strip-path", "2"]).ok();
+    assert_eq!(outcome(&out, &x).target, format!("{tp}/x"));
+    same_files(lab, &x, &format!("{tp}/x"));
+}
+
+fn properties_and_mounting(lab: &Lab) {
+    let ns = Ns::new("send_props");
+    let b = ns.backup();
+    let (a, n) = (ns.ds("zab-a", ""), ns.ds("zab-a", "noauto"));
+    let tp = ns.ds("zab-t", "");
+    tree(lab, &ns, b, &[&a], &tp);
+    lab.sh(&format!(
+        "set -e; zfs set compression=lz4 zab:note=kept atime=off {a}; \
+         zfs set refreservation=1M {a}; zfs create {n}"
+    ));
+    fill(lab, &a, 10);
+    fill(lab, &n, 10);
+    snap(lab, b, &[&a, &n]);
+    let out = send(
+        lab,
+        b,
+        &tp,
+        &[
+            "--filter-properties",
+            "atime",
+            "--set-properties",
+            "zab:set=yes,copies=2",
+            "--clear-refreservation",
+        ],
+    )
+    .ok();
+    let ta = format!("{tp}/{a}");
+    assert_eq!(outcome(&out, &a).status, SendStatus::Sent);
+    assert_eq!(prop(lab, &ta, "compression"), "lz4", "received");
+    assert_eq!(prop(lab, &ta, "zab:note"), "kept");
+    assert_eq!(prop(lab, &ta, "atime"), "on", "filtered (the default)");
+    assert_eq!(prop(lab, &ta, "refreservation"), "none", "cleared");
+    assert_eq!(prop(lab, &ta, "zab:set"), "yes");
+    assert_eq!(prop(lab, &ta, "copies"), "2");
+    assert_eq!(
+        prop(lab, &ta, "mounted"),
+        "yes",
+        "mounted after the first receive"
+    );
+    same_files(lab, &a, &ta);
+
+    // --clear-mountpoint: received with canmount=noauto, and not mounted.
+    let tp2 = format!("{tp}-2");
+    lab.sh(&format!("zfs create {tp2}"));
+    send(lab, b, &tp2, &["--clear-mountpoint"]).ok();
+    let ta2 = format!("{tp2}/{a}");
+    assert_eq!(prop(lab, &ta2, "canmount"), "noauto");
+    assert_eq!(prop(lab, &ta2, "mounted"), "no");
+    same_files(lab, &a, &ta2);
+}
+
+fn encryption(lab: &Lab) {
+    let ns = Ns::new("send_crypt");
+    let b = ns.backup();
+    let key = format!("/root/{}.key", ns.name);
+    let (enc, plain) = (ns.ds("zab-a", "enc"), ns.ds("zab-a", "plain"));
+    let root = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    let tpe = ns.ds("zab-t", "encrypted");
+    lab.sh(&format!(
+        "set -e; printf 'zab lab passphrase' > {key}; zfs create -p {root}; \
+         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} {enc}; \
+         zfs create {plain}; zfs create -p {tp}; \
+         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} {tpe}"
+    ));
+    fill(lab, &enc, 100);
+    fill(lab, &plain, 100);
+    // One backup name per way of sending, each on its own dataset.
+    let raw = format!("{b}-raw");
+    let dec = format!("{b}-dec");
+    let both = format!("{b}-both");
+    let encr = format!("{b}-encr");
+    lab.sh(&format!(
+        "set -e; zfs set autobackup:{raw}=true autobackup:{dec}=true autobackup:{both}=true {enc}; \
+         zfs set autobackup:{encr}=true {plain}"
+    ));
+    for name in [&raw, &dec, &both, &encr] {
+        snap(lab, name, &[&enc, &plain]);
+    }
+
+    // Raw by default: the target holds the ciphertext, its key not loaded.
+    let t_raw = format!("{tp}/raw");
+    lab.sh(&format!("zfs create {t_raw}"));
+    send(lab, &raw, &t_raw, &[]).ok();
+    let t = format!("{t_raw}/{enc}");
+    assert_eq!(prop(lab, &t, "encryption"), "aes-256-gcm");
+    assert_eq!(prop(lab, &t, "keystatus"), "unavailable");
+    assert_eq!(prop(lab, &t, "encryptionroot"), t);
+    // Incremental raw too.
+    fill(lab, &enc, 30);
+    snap(lab, &raw, &[&enc]);
+    let out = send(lab, &raw, &t_raw, &[]).ok();
+    assert_eq!(
+        transfers(&outcome(&out, &enc))[0].0,
+        TransferKind::Incremental
+    );
+    assert_eq!(snaps(lab, &t), snaps(lab, &enc));
+    lab.sh(&format!("zfs load-key -L file://{key} {t}"));
+    same_files(lab, &enc, &t);
+
+    // --decrypt: plain on the target.
+    let t_dec = format!("{tp}/dec");
+    lab.sh(&format!("zfs create {t_dec}"));
+    send(lab, &dec, &t_dec, &["--decrypt"]).ok();
+    let t = format!("{t_dec}/{enc}");
+    assert_eq!(prop(lab, &t, "encryption"), "off");
+    same_files(lab, &enc, &t);
+
+    // --encrypt: a plain dataset is encrypted by the target's parent.
+    send(lab, &encr, &tpe, &["--encrypt"]).ok();
+    let t = format!("{tpe}/{plain}");
+    assert_eq!(prop(lab, &t, "encryption"), "aes-256-gcm");
+    assert_eq!(prop(lab, &t, "encryptionroot"), tpe);
+    same_files(lab, &plain, &t);
+
+    // Both: decrypted on the way, encrypted again with the target's key.
+    send(lab, &both, &tpe, &["--decrypt", "--encrypt"]).ok();
+    let t = format!("{tpe}/{enc}");
+    assert_eq!(prop(lab, &t, "encryptionroot"), tpe);
+    same_files(lab, &enc, &t);
+}
+
+fn every_compression_and_pipe(lab: &Lab) {
+    let ns = Ns::new("send_compress");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    tree(lab, &ns, b, &[&a], &tp);
+    fill(lab, &a, 500);
+    lab.sh(&format!(
+        "mp=$(zfs get -H -o value mountpoint {a}); yes zab | head -c 2000000 > $mp/text"
+    ));
+    snap(lab, b, &[&a]);
+    let types = [
+        "gzip",
+        "pigz-fast",
+        "pigz-slow",
+        "zstd-fast",
+        "zstd-slow",
+        "zstd-adapt",
+        "xz",
+        "lzo",
+        "lz4",
+    ];
+    for ty in types {
+        let t = format!("{tp}/{ty}");
+        lab.sh(&format!("zfs create {t}"));
+        let out = send(lab, b, &t, &["--compress", ty]).ok();
+        let o = outcome(&out, &a);
+        assert_eq!(o.status, SendStatus::Sent, "{ty}");
+        same_files(lab, &a, &format!("{t}/{a}"));
+    }
+    // Pipes on both sides (a shell command line each, quoted), the buffer on
+    // both sides, the rate limit and zfs send -c.
+    let t = format!("{tp}/piped");
+    lab.sh(&format!("zfs create {t}"));
+    let log = format!("/tmp/{}.pipes", ns.name);
+    let out = send(
+        lab,
+        b,
+        &t,
+        &[
+            "--send-pipe",
+            &format!("tee /dev/null | cat; echo send >> {log}"),
+            "--recv-pipe",
+            "cat",
+            "--recv-pipe",
+            &format!("cat; echo 'recv ok' >> {log}"),
+            "--compress",
+            "--buffer",
+            "4M",
+            "--buffer-chunk-size",
+            "64K",
+            "--rate",
+            "50M",
+            "--zfs-compressed",
+            "--debug",
+        ],
+    )
+    .ok();
+    same_files(lab, &a, &format!("{t}/{a}"));
+    assert_eq!(
+        lab.sh(&format!("cat {log}; rm -f {log}")),
+        "send\nrecv ok\n"
+    );
+    assert!(
+        out.stderr.contains("zab-buffer -q -m 4194304 -s 65536"),
+        "{}",
+        out.stderr
+    );
+    // A pipe that fails makes the transfer fail, even in the middle.
+    let t = format!("{tp}/broken");
+    lab.sh(&format!("zfs create {t}"));
+    let out = send(
+        lab,
+        b,
+        &t,
+        &[
+            "--send-pipe",
+            "cat >/dev/null; exit 3",
+            "--recv-pipe",
+            "cat",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(outcome(&out, &a).status, SendStatus::Failed);
+    assert!(error_of(&out, &a).contains("exit status 3") || error_of(&out, &a).contains("failed"));
+}
+
+fn four_topologies(lab: &Lab) {
+    let ns = Ns::new("send_topo");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let c = ns.ds("zab-a", "c");
+    let tp = ns.ds("zab-t", "");
+    tree(lab, &ns, b, &[&a, &c], &tp);
+    fill(lab, &a, 200);
+    fill(lab, &c, 100);
+    let cfgs = [
+        ("local", "", ""),
+        ("push", "", "--ssh-target self"),
+        ("pull", "--ssh-source self", ""),
+    ];
+    for round in 0..2 {
+        for (name, src, tgt) in cfgs {
+            let t = format!("{tp}/{name}");
+            if round == 0 {
+                lab.sh(&format!("zfs create {t}"));
+            }
+            let out = lab.ssh(&format!(
+                "set -e; zab-select {src} {b} | zab-snap --utc {b} | \
+                 zab-send --utc {src} {tgt} {b} {t} | zab-thin --utc {src} {tgt} {b} {t}"
+            ));
+            let out = out.ok();
+            let o = outcome(&out, &a);
+            assert_eq!(o.status, SendStatus::Sent, "{name}: {}", out.stderr);
+            assert_eq!(
+                o.transfers[0].kind,
+                if round == 0 {
+                    TransferKind::Full
+                } else {
+                    TransferKind::Incremental
+                },
+                "{name}"
+            );
+            assert_eq!(
+                snaps(lab, &format!("{t}/{a}")).last(),
+                snaps(lab, &a).last()
+            );
+            same_files(lab, &a, &format!("{t}/{a}"));
+            same_files(lab, &c, &format!("{t}/{c}"));
+            fill(lab, &c, 10);
+            // zab-snap names snapshots by the second.
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        // Relayed: pulled from the lab and pushed to it, from here.
+        let t = format!("{tp}/relay");
+        if round == 0 {
+            lab.sh(&format!("zfs create {t}"));
+        }
+        let out = lab.local_sh(&format!(
+            "set -e; s='--ssh-config '\"$CFG\"; \
+             zab-select --ssh-source {ALIAS} $s {b} | zab-snap --utc $s {b} | \
+             zab-send --utc --ssh-source {ALIAS} --ssh-target {ALIAS} $s {b} {t} | \
+             zab-thin --utc --ssh-target {ALIAS} $s {b} {t}"
+        ));
+        let out = out.ok();
+        let o = outcome(&out, &a);
+        assert_eq!(o.status, SendStatus::Sent, "relay: {}", out.stderr);
+        same_files(lab, &a, &format!("{t}/{a}"));
+        same_files(lab, &c, &format!("{t}/{c}"));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+}
+
+fn other_snapshots_and_exclude(lab: &Lab) {
+    let ns = Ns::new("send_other");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    tree(lab, &ns, b, &[&a], &tp);
+    fill(lab, &a, 10);
+    let s1 = snap(lab, b, &[&a]);
+    lab.sh(&format!("zfs snapshot {a}@manual1"));
+    let s2 = snap(lab, b, &[&a]);
+    lab.sh(&format!("zfs snapshot {a}@manual2"));
+    let s3 = snap(lab, b, &[&a]);
+    for (dir, args, want) in [
+        ("ours", vec![], vec![s1.clone(), s2.clone(), s3.clone()]),
+        (
+            "all",
+            vec!["--other-snapshots"],
+            vec![
+                s1.clone(),
+                "manual1".into(),
+                s2.clone(),
+                "manual2".into(),
+                s3.clone(),
+            ],
+        ),
+        (
+            "exclude",
+            vec![
+                "--other-snapshots",
+                "--exclude-snapshot-pattern",
+                "manual2$",
+            ],
+            vec![s1.clone(), "manual1".into(), s2.clone(), s3.clone()],
+        ),
+    ] {
+        let t = format!("{tp}/{dir}");
+        lab.sh(&format!("zfs create {t}"));
+        send(lab, b, &t, &args).ok();
+        assert_eq!(names(lab, &format!("{t}/{a}")), want, "{dir}");
+        same_files(lab, &a, &format!("{t}/{a}"));
+    }
+}
+
+fn skips_what_the_target_thins(lab: &Lab) {
+    let ns = Ns::new("send_thinned");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    tree(lab, &ns, b, &[&a], &tp);
+    let mut all = Vec::new();
+    for _ in 0..6 {
+        fill(lab, &a, 5);
+        all.push(snap(lab, b, &[&a]));
+    }
+    let out = send(lab, b, &tp, &["--keep-target", "2"]).ok();
+    let o = outcome(&out, &a);
+    let skipped: Vec<String> = o.skipped.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(skipped, all[..4].to_vec());
+    assert_eq!(names(lab, &format!("{tp}/{a}")), all[4..].to_vec());
+    same_files(lab, &a, &format!("{tp}/{a}"));
+}
+
+/// Everything zab-send could change, on both pools: datasets, snapshots,
+/// guids, holds, tokens, properties set locally, and the pools' histories.
+fn state(lab: &Lab, ns: &Ns) -> String {
+    lab.sh(&format!(
+        "set -e; for d in {a} {t}; do \
+           zfs list -H -r -t all -o name,guid,userrefs,receive_resume_token,mounted $d; \
+           zfs get -H -r -s local,received all $d; \
+           zfs list -H -r -t snapshot -o name $d | xargs -r zfs holds -H; done; \
+         zpool history zab-a | wc -l; zpool history zab-t | wc -l",
+        a = ns.ds("zab-a", ""),
+        t = ns.ds("zab-t", "")
+    ))
+}
+
+fn test_changes_nothing(lab: &Lab) {
+    let ns = Ns::new("send_test");
+    let b = ns.backup();
+    let (a, c) = (ns.ds("zab-a", ""), ns.ds("zab-a", "c"));
+    let tp = ns.ds("zab-t", "");
+    tree(lab, &ns, b, &[&a, &c], &tp);
+    fill(lab, &a, 10);
+    fill(lab, &c, 10);
+    snap(lab, b, &[&a, &c]);
+    // A first run would create parents and do full transfers.
+    let before = state(lab, &ns);
+    for flag in ["--test", "--plan"] {
+        let out = send(lab, b, &tp, &[flag, "--debug"]).ok();
+        let o = outcome(&out, &a);
+        assert_eq!(o.status, SendStatus::Planned, "{flag}");
+        assert_eq!(o.transfers.len(), 1);
+        assert!(!o.transfers[0].done);
+        assert_eq!(state(lab, &ns), before, "{flag} changed nothing");
+        for l in out.stderr.lines().filter(|l| l.starts_with("zfs ")) {
+            let verb = l.split_whitespace().nth(1).unwrap_or("");
+            assert!(
+                ["list", "get", "holds"].contains(&verb) || l.starts_with("zfs send -nv"),
+                "{flag} ran a command that changes things: {l}"
+            );
+        }
+    }
+    // And on an incremental with an incompatible target snapshot and
+    // --destroy-incompatible: still nothing.
+    send(lab, b, &tp, &[]).ok();
+    let ta = format!("{tp}/{a}");
+    fill(lab, &ta, 5);
+    lab.sh(&format!("zfs snapshot {ta}@local"));
+    fill(lab, &a, 10);
+    snap(lab, b, &[&a, &c]);
+    let before = state(lab, &ns);
+    let out = send(
+        lab,
+        b,
+        &tp,
+        &["--test", "--destroy-incompatible", "--rollback"],
+    )
+    .ok();
+    assert_eq!(outcome(&out, &a).incompatible, vec!["local".to_string()]);
+    assert_eq!(state(lab, &ns), before);
+}
+
+fn jobs_equal_serial(lab: &Lab) {
+    let ns = Ns::new("send_jobs");
+    let b = ns.backup();
+    let root = ns.ds("zab-a", "");
+    let mut dss = vec![root.clone()];
+    for i in 0..4 {
+        dss.push(format!("{root}/d{i}"));
+        for j in 0..2 {
+            dss.push(format!("{root}/d{i}/e{j}"));
+        }
+    }
+    let tp = ns.ds("zab-t", "");
+    let refs: Vec<&str> = dss.iter().map(String::as_str).collect();
+    tree(lab, &ns, b, &refs, &tp);
+    for d in &dss {
+        fill(lab, d, 20);
+    }
+    snap(lab, b, &refs);
+    let (serial, parallel) = (format!("{tp}/serial"), format!("{tp}/parallel"));
+    lab.sh(&format!("zfs create {serial}; zfs create {parallel}"));
+    send(lab, b, &serial, &[]).ok();
+    send(lab, b, &parallel, &["--jobs", "4"]).ok();
+    for d in &dss {
+        fill(lab, d, 5);
+    }
+    snap(lab, b, &refs);
+    send(lab, b, &serial, &[]).ok();
+    let out = send(lab, b, &parallel, &["--jobs", "4"]).ok();
+    assert_eq!(out.datasets().len(), dss.len());
+    let listing = |t: &str| -> Vec<String> {
+        lab.sh(&format!("zfs list -H -r -t all -o name,guid,canmount {t}"))
+            .lines()
+            .skip(1)
+            .map(|l| l.replacen(t, "", 1))
+            .map(|l| {
+                // Filesystem guids differ; snapshot guids must be equal.
+                let c: Vec<&str> = l.split('\t').collect();
+                if c[0].contains('@') {
+                    l.clone()
+                } else {
+                    format!("{}\t{}", c[0], c[2])
+                }
+            })
+            .collect()
+    };
+    assert_eq!(listing(&parallel), listing(&serial));
+    for d in &dss {
+        same_files(lab, d, &format!("{parallel}/{d}"));
+    }
+    assert!(exists(lab, &format!("{parallel}/{root}/d3/e1")));
+}
