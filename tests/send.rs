@@ -70,23 +70,34 @@ fn fill(lab: &Lab, ds: &str, kib: u32) {
     ));
 }
 
-/// The checksums of the files of a filesystem (mounting it if needed), by
-/// path relative to its mountpoint, children excluded.
-fn sums(lab: &Lab, ds: &str) -> String {
+/// The checksums of the files in a snapshot (mounting its filesystem if
+/// needed), by path relative to the snapshot, children excluded. Reading a
+/// snapshot never changes its filesystem (reading the live files would, by
+/// their access times, and the next receive would refuse it).
+fn sums(lab: &Lab, snapshot: &str) -> String {
+    let (ds, name) = snapshot.split_once('@').unwrap();
     lab.sh(&format!(
         "set -e; d={d}; [ \"$(zfs get -H -o value mounted $d)\" = yes ] || zfs mount $d; \
-         cd \"$(zfs get -H -o value mountpoint $d)\"; \
+         cd \"$(zfs get -H -o value mountpoint $d)/.zfs/snapshot/\"{n}; \
          find . -xdev -type f | sort | xargs -r sha256sum",
-        d = quote_argv(&[ds])
+        d = quote_argv(&[ds]),
+        n = quote_argv(&[name])
     ))
 }
 
-/// Asserts that the files of `tgt` equal those of `src`.
+/// Asserts that the newest snapshot of `tgt` is a snapshot of `src` (same
+/// guid) with the same files.
 #[track_caller]
 fn same_files(lab: &Lab, src: &str, tgt: &str) {
-    let (a, b) = (sums(lab, src), sums(lab, tgt));
-    assert!(!a.is_empty(), "{src} has files");
-    assert_eq!(a, b, "files of {tgt} against {src}");
+    let (newest, guid) = snaps(lab, tgt).pop().unwrap();
+    assert!(
+        snaps(lab, src).contains(&(newest.clone(), guid)),
+        "{tgt}@{newest} is a snapshot of {src}"
+    );
+    let a = sums(lab, &format!("{src}@{newest}"));
+    let b = sums(lab, &format!("{tgt}@{newest}"));
+    assert!(!a.is_empty(), "{src}@{newest} has files");
+    assert_eq!(a, b, "files of {tgt}@{newest} against {src}");
 }
 
 /// (name after `@`, guid) of `ds`'s snapshots, oldest first.
@@ -269,9 +280,15 @@ fn resumes_after_a_kill(lab: &Lab) {
     // A slow full transfer, stopped by SIGTERM (as Ctrl-C or a service
     // manager would) after a few seconds.
     let out = lab.ssh(&format!(
-        "zab-select {b} | timeout -s TERM 4 zab-send --utc --rate 1M {b} {tp}"
+        "zab-select {b} | timeout -s TERM 4 zab-send --utc --rate 1M --progress {b} {tp}"
     ));
     assert_ne!(out.code, 0, "interrupted: {}", out.stderr);
+    // --progress draws the transfer on stderr (forced: not a terminal here).
+    assert!(
+        out.stderr.contains(&format!("{ta}@{s1}: ")) && out.stderr.contains(" ETA "),
+        "{}",
+        out.stderr
+    );
     let token = prop(lab, &ta, "receive_resume_token");
     assert!(token.len() > 10, "a resume token on {ta}: {token}");
     let out = send(lab, b, &tp, &[]).ok();
@@ -290,7 +307,7 @@ fn resumes_after_a_kill(lab: &Lab) {
     fill(lab, &a, 8 * 1024);
     let s2 = snap(lab, b, &[&a]);
     let out = lab.ssh(&format!(
-        "zab-select {b} | timeout -s KILL 4 zab-send --utc --rate 1M {b} {tp}; sleep 1"
+        "zab-select {b} | timeout -s KILL 4 zab-send --utc --rate 1M {b} {tp}; s=$?; sleep 1; exit $s"
     ));
     assert_ne!(out.code, 0);
     let token = prop(lab, &ta, "receive_resume_token");
@@ -558,7 +575,11 @@ fn encryption(lab: &Lab) {
         transfers(&outcome(&out, &enc))[0].0,
         TransferKind::Incremental
     );
-    assert_eq!(snaps(lab, &t), snaps(lab, &enc));
+    let ours: Vec<(String, String)> = snaps(lab, &enc)
+        .into_iter()
+        .filter(|s| s.0.starts_with(&format!("{raw}-")))
+        .collect();
+    assert_eq!(snaps(lab, &t), ours);
     lab.sh(&format!("zfs load-key -L file://{key} {t}"));
     same_files(lab, &enc, &t);
 
@@ -691,8 +712,10 @@ fn four_topologies(lab: &Lab) {
             if round == 0 {
                 lab.sh(&format!("zfs create {t}"));
             }
+            fill(lab, &a, 10);
+            fill(lab, &c, 10);
             let out = lab.ssh(&format!(
-                "set -e; zab-select {src} {b} | zab-snap --utc {b} | \
+                "set -e; zab-select --exclude-received {src} {b} | zab-snap --utc {b} | \
                  zab-send --utc {src} {tgt} {b} {t} | zab-thin --utc {src} {tgt} {b} {t}"
             ));
             let out = out.ok();
@@ -712,8 +735,11 @@ fn four_topologies(lab: &Lab) {
                 snaps(lab, &a).last()
             );
             same_files(lab, &a, &format!("{t}/{a}"));
+            assert_eq!(
+                snaps(lab, &format!("{t}/{c}")).last(),
+                snaps(lab, &c).last()
+            );
             same_files(lab, &c, &format!("{t}/{c}"));
-            fill(lab, &c, 10);
             // zab-snap names snapshots by the second.
             std::thread::sleep(std::time::Duration::from_millis(1100));
         }
@@ -722,9 +748,10 @@ fn four_topologies(lab: &Lab) {
         if round == 0 {
             lab.sh(&format!("zfs create {t}"));
         }
+        fill(lab, &a, 10);
         let out = lab.local_sh(&format!(
             "set -e; s='--ssh-config '\"$CFG\"; \
-             zab-select --ssh-source {ALIAS} $s {b} | zab-snap --utc $s {b} | \
+             zab-select --exclude-received --ssh-source {ALIAS} $s {b} | zab-snap --utc $s {b} | \
              zab-send --utc --ssh-source {ALIAS} --ssh-target {ALIAS} $s {b} {t} | \
              zab-thin --utc --ssh-target {ALIAS} $s {b} {t}"
         ));
@@ -800,14 +827,15 @@ fn skips_what_the_target_thins(lab: &Lab) {
 }
 
 /// Everything zab-send could change, on both pools: datasets, snapshots,
-/// guids, holds, tokens, properties set locally, and the pools' histories.
+/// guids, holds, tokens, properties set locally, and the commands in the
+/// pools' histories that name this test's datasets.
 fn state(lab: &Lab, ns: &Ns) -> String {
     lab.sh(&format!(
         "set -e; for d in {a} {t}; do \
            zfs list -H -r -t all -o name,guid,userrefs,receive_resume_token,mounted $d; \
            zfs get -H -r -s local,received all $d; \
            zfs list -H -r -t snapshot -o name $d | xargs -r zfs holds -H; done; \
-         zpool history zab-a | wc -l; zpool history zab-t | wc -l",
+         zpool history zab-a zab-t | grep -c -e {a} -e {t}",
         a = ns.ds("zab-a", ""),
         t = ns.ds("zab-t", "")
     ))

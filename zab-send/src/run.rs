@@ -676,8 +676,9 @@ fn sides<'a>(ctx: &Ctx<'a>, job: &Job, step: &Step) -> Sides<'a> {
         recv_pipes: &a.recv_pipe,
         compress: a.compress.as_deref().and_then(stream::compressor),
         buffer,
-        source_buffer: buffer_tool(source),
-        target_buffer: buffer_tool(ctx.target),
+        // Probed (once per host) only when a buffer is wanted.
+        source_buffer: buffer.map_or(BufferTool::None, |_| buffer_tool(source)),
+        target_buffer: buffer.map_or(BufferTool::None, |_| buffer_tool(ctx.target)),
         source_remote: source.dest().is_some(),
         target_remote: ctx.target.dest().is_some(),
     };

@@ -245,7 +245,21 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
             .join("; ")
     };
     let mut errors = Vec::new();
-    if let Some(s) = status_text(&src_status) {
+    // When the receiving side failed, a sending side that only died of the
+    // broken pipe (SIGPIPE, 141 from a shell) says nothing more.
+    let sigpipe = |s: &std::io::Result<std::process::ExitStatus>, msgs: &[String]| {
+        use std::os::unix::process::ExitStatusExt;
+        let piped = match s {
+            Ok(st) => st.signal() == Some(13) || st.code() == Some(141),
+            Err(_) => false,
+        };
+        let stages_piped = msgs.iter().all(|m| m.ends_with("exit status 141"));
+        (piped || matches!(s, Ok(st) if st.code() == Some(1)) && !msgs.is_empty()) && stages_piped
+    };
+    let target_failed = status_text(&tgt_status).is_some();
+    if target_failed && sigpipe(&src_status, &src_msgs) {
+        // Reported by the receiving side.
+    } else if let Some(s) = status_text(&src_status) {
         let msg = first(&src_msgs.join("\n"));
         errors.push(format!(
             "the sending side failed ({s}){}",
