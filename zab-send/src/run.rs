@@ -584,7 +584,12 @@ fn run_job(ctx: &Ctx, job: &Job) -> Done {
         let failed = out.error.clone();
         done.transfers.push(step_record(step, Some(&out)));
         if let Some(e) = failed {
-            done.error = Some(format!("{} of @{} failed: {e}", kind_word(step), step.to));
+            done.error = Some(format!(
+                "{} of @{} failed: {e} (command: {})",
+                kind_word(step),
+                step.to,
+                sides.display
+            ));
             return done;
         }
         ctx.log.verbose(format!(
@@ -684,6 +689,7 @@ fn sides<'a>(ctx: &Ctx<'a>, job: &Job, step: &Step) -> Sides<'a> {
     };
     Sides {
         source,
+        display: stream::display(&spec),
         source_line: stream::source_command(&spec),
         target: ctx.target,
         target_line: stream::target_command(&spec),

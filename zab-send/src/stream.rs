@@ -170,6 +170,26 @@ fn first_word(cmd: &str) -> String {
 
 /// The line run on the source host; its stdout is the stream.
 pub fn source_command(spec: &StreamSpec) -> String {
+    join(source_stages(spec))
+}
+
+/// The line run on the target host; its stdin is the stream.
+pub fn target_command(spec: &StreamSpec) -> String {
+    join(target_stages(spec))
+}
+
+/// The whole stream as one readable pipeline, for messages:
+/// `zfs send -P p/a@s | lz4 | lz4 -dc | zfs recv -u t/a`.
+pub fn display(spec: &StreamSpec) -> String {
+    source_stages(spec)
+        .into_iter()
+        .chain(target_stages(spec))
+        .map(|s| s.1)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn source_stages(spec: &StreamSpec) -> Vec<(String, String)> {
     let mut s = vec![("zfs send".to_string(), quote_argv(spec.send_argv))];
     for (i, p) in spec.send_pipes.iter().enumerate() {
         s.push((
@@ -186,11 +206,10 @@ pub fn source_command(spec: &StreamSpec) -> String {
     {
         s.push(b);
     }
-    join(s)
+    s
 }
 
-/// The line run on the target host; its stdin is the stream.
-pub fn target_command(spec: &StreamSpec) -> String {
+fn target_stages(spec: &StreamSpec) -> Vec<(String, String)> {
     let mut s = Vec::new();
     if let Some(c) = spec.compress {
         s.push((first_word(c.decompress), c.decompress.to_string()));
@@ -215,7 +234,7 @@ pub fn target_command(spec: &StreamSpec) -> String {
         }
     }
     s.push(("zfs recv".into(), quote_argv(spec.recv_argv)));
-    join(s)
+    s
 }
 
 /// One line of `zfs send -P`'s stderr.

@@ -76,6 +76,8 @@ pub struct Sides<'a> {
     pub rate: Option<(String, u64)>,
     /// Draw progress on stderr under this label.
     pub progress: Option<String>,
+    /// The whole pipeline in one readable line, for messages.
+    pub display: String,
 }
 
 /// How a transfer ended.
