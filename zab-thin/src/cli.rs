@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use zab_core::cli::{after_help, Common};
+use zab_core::error::Error;
 use zab_core::naming::DEFAULT_FORMAT;
 use zab_core::schedule::Schedule;
 
@@ -137,9 +138,10 @@ pub struct Args {
 
     /// Print SCHEDULE in words, one sentence per item ("Keep the last 10
     /// snapshots.", "Keep every 1 day, delete after 1 week."), and exit. A
-    /// schedule that does not parse is an error (exit 2).
-    #[arg(long, value_name = "SCHEDULE", value_parser = Schedule::parse, conflicts_with = "offline")]
-    pub describe: Option<Schedule>,
+    /// schedule that does not parse is a usage error (exit 2), said in one
+    /// line.
+    #[arg(long, value_name = "SCHEDULE", conflicts_with = "offline")]
+    pub describe: Option<String>,
 
     #[command(flatten)]
     pub common: Common,
@@ -147,12 +149,13 @@ pub struct Args {
 
 /// `--describe`: the schedule in zfs-autobackup's words, one line per
 /// item; a schedule that keeps nothing says so.
-pub fn describe(schedule: &Schedule) -> Vec<String> {
+pub fn describe(text: &str) -> Result<Vec<String>, Error> {
+    let schedule = Schedule::parse(text).map_err(Error::Usage)?;
     let lines = schedule.describe();
     if lines.is_empty() {
-        return vec!["Keep no old snapshots.".to_string()];
+        return Ok(vec!["Keep no old snapshots.".to_string()]);
     }
-    lines
+    Ok(lines)
 }
 
 #[cfg(test)]
@@ -180,7 +183,7 @@ mod tests {
     fn describes_a_schedule_in_upstream_words() {
         let a = Args::try_parse_from(["zab-thin", "--describe", DEFAULT_SCHEDULE]).unwrap();
         assert_eq!(
-            describe(a.describe.as_ref().unwrap()),
+            describe(a.describe.as_deref().unwrap()).unwrap(),
             vec![
                 "Keep the last 10 snapshots.",
                 "Keep every 1 day, delete after 1 week.",
@@ -188,20 +191,22 @@ mod tests {
                 "Keep every 1 month, delete after 1 year.",
             ]
         );
-        let one = Schedule::parse("1,5min1h").unwrap();
         assert_eq!(
-            describe(&one),
+            describe("1,5min1h").unwrap(),
             vec![
                 "Keep the last 1 snapshot.",
                 "Keep every 5 minutes, delete after 1 hour."
             ]
         );
+        assert_eq!(describe("0").unwrap(), vec!["Keep no old snapshots."]);
+        // A bad schedule is a usage error, in the parser's words.
+        let e = describe("1d1w2").unwrap_err();
+        assert!(matches!(e, Error::Usage(_)));
         assert_eq!(
-            describe(&Schedule::parse("0").unwrap()),
-            vec!["Keep no old snapshots."]
+            e.to_string(),
+            Schedule::parse("1d1w2").unwrap_err(),
+            "one line, the parser's"
         );
-        // Checked when parsing: a bad schedule is a usage error.
-        assert!(Args::try_parse_from(["zab-thin", "--describe", "1d1w2"]).is_err());
         assert!(Args::try_parse_from(["zab-thin", "--describe", "10", "--offline"]).is_err());
     }
 }

@@ -18,14 +18,16 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-thin");
     let args = cli::Args::parse();
-    if let Some(schedule) = &args.describe {
-        let text: String = cli::describe(schedule)
-            .iter()
-            .map(|l| format!("{l}\n"))
-            .collect();
-        // A reader that went away is not an error (the record tools' policy).
-        let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
-        return std::process::ExitCode::SUCCESS;
+    if let Some(text) = &args.describe {
+        return match cli::describe(text) {
+            Ok(lines) => {
+                let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+                // A reader that went away is not an error (the record tools' policy).
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => zab_core::error::report("zab-thin", &e),
+        };
     }
     let result = if args.offline {
         offline::run(&args)
