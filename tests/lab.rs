@@ -10,10 +10,11 @@
 //! * [`Lab::host`]: the tool runs here and reaches the VM with
 //!   `--ssh-source zfs-lab --ssh-config FILE`.
 //!
-//! [`Lab::setup`] runs once per suite: it copies the binaries in and creates
-//! fresh pools `zab-a` and `zab-b` (sources) and `zab-t` (targets) on the
-//! VM's blank disks. Each test then works in its own namespace ([`Ns`]) with
-//! its own backup name, so tests run in parallel without seeing each other's
+//! [`Lab::setup`] runs once per suite: it copies the binaries and
+//! scripts/zfs-autobackup (as [`WRAPPER`]) in, and creates fresh pools
+//! `zab-a` and `zab-b` (sources) and `zab-t` (targets) on the VM's blank
+//! disks. Each test then works in its own namespace ([`Ns`]) with its own
+//! backup name, so tests run in parallel without seeing each other's
 //! selection.
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,12 @@ pub const TOOLS: &[&str] = &[
     "zab-buffer",
     "zab-ratelimit",
 ];
+
+/// The name `scripts/zfs-autobackup` has in the guest's /usr/local/bin.
+/// Not `zfs-autobackup`: that is zfs-autobackup itself (installed there by
+/// pip), which the wrapper's tests run side by side with the wrapper. The
+/// wrapper finds the zab tools next to it either way.
+pub const WRAPPER: &str = "zab-autobackup";
 
 /// A running lab.
 #[derive(Debug, Clone)]
@@ -204,7 +211,8 @@ impl Lab {
         run(Command::new(program).args(args))
     }
 
-    /// Once per suite: copy the binaries in, create fresh pools.
+    /// Once per suite: copy the binaries and the wrapper in, create fresh
+    /// pools.
     pub fn setup(&self) -> Result<(), String> {
         let t = Instant::now();
         let mut files = Vec::new();
@@ -230,6 +238,19 @@ impl Lab {
                 out.stderr
             ));
         }
+        let wrapper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/zfs-autobackup");
+        let out = run(Command::new("scp")
+            .arg("-q")
+            .arg("-F")
+            .arg(&self.ssh_config)
+            .arg(&wrapper)
+            .arg(format!("{ALIAS}:/usr/local/bin/{WRAPPER}")));
+        if out.code != 0 {
+            return Err(format!(
+                "copying scripts/zfs-autobackup into the lab failed: {}",
+                out.stderr
+            ));
+        }
         let mut script = String::from("set -e\n");
         for (pool, _) in POOLS {
             script += &format!("zpool destroy -f {pool} 2>/dev/null || true\n");
@@ -242,7 +263,7 @@ impl Lab {
             return Err(format!("creating the pools failed: {}", out.stderr));
         }
         eprintln!(
-            "lab ready in {:.1}s (binaries copied, fresh pools {:?})",
+            "lab ready in {:.1}s (binaries and {WRAPPER} copied, fresh pools {:?})",
             t.elapsed().as_secs_f64(),
             POOLS.iter().map(|p| p.0).collect::<Vec<_>>()
         );

@@ -16,6 +16,7 @@ mod select;
 mod send;
 mod snap;
 mod thin;
+mod wrapper;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,6 +39,7 @@ fn main() {
         snap::TESTS,
         thin::TESTS,
         send::TESTS,
+        wrapper::TESTS,
     ]
     .concat();
     let tests: Vec<Test> = all
@@ -49,6 +51,7 @@ fn main() {
         + snap::TESTS.len()
         + thin::TESTS.len()
         + send::TESTS.len()
+        + wrapper::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 

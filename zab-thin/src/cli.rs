@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use zab_core::cli::{after_help, Common};
+use zab_core::error::Error;
 use zab_core::naming::DEFAULT_FORMAT;
 use zab_core::schedule::Schedule;
 
@@ -42,7 +43,7 @@ const EXAMPLES: &str = "  \
 #[command(name = "zab-thin", version, after_long_help = after_help(EXAMPLES))]
 pub struct Args {
     /// The backup name (not with --offline).
-    #[arg(value_name = "BACKUP-NAME", required_unless_present = "offline")]
+    #[arg(value_name = "BACKUP-NAME", required_unless_present_any = ["offline", "describe"])]
     pub backup: Option<String>,
 
     /// The target dataset: also thin the target datasets under it.
@@ -95,6 +96,14 @@ pub struct Args {
     #[arg(long)]
     pub no_thinning: bool,
 
+    /// Leave the datasets that failed upstream alone (and their target
+    /// datasets, which are then not "missing") and thin the others, as
+    /// zfs-autobackup does. Without it such input is refused. Input without
+    /// the end record, or whose end record counts failures that are not in
+    /// the input (a filter dropped them), is refused either way.
+    #[arg(long)]
+    pub skip_failed: bool,
+
     /// Change nothing: run only read-only commands and report what would be
     /// destroyed.
     #[arg(long)]
@@ -127,8 +136,26 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", requires = "offline")]
     pub now: Option<i64>,
 
+    /// Print SCHEDULE in words, one sentence per item ("Keep the last 10
+    /// snapshots.", "Keep every 1 day, delete after 1 week."), and exit. A
+    /// schedule that does not parse is a usage error (exit 2), said in one
+    /// line.
+    #[arg(long, value_name = "SCHEDULE", conflicts_with = "offline")]
+    pub describe: Option<String>,
+
     #[command(flatten)]
     pub common: Common,
+}
+
+/// `--describe`: the schedule in zfs-autobackup's words, one line per
+/// item; a schedule that keeps nothing says so.
+pub fn describe(text: &str) -> Result<Vec<String>, Error> {
+    let schedule = Schedule::parse(text).map_err(Error::Usage)?;
+    let lines = schedule.describe();
+    if lines.is_empty() {
+        return Ok(vec!["Keep no old snapshots.".to_string()]);
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]
@@ -150,5 +177,36 @@ mod tests {
         assert!(Args::try_parse_from(["zab-thin"]).is_err());
         assert!(Args::try_parse_from(["zab-thin", "--offline"]).is_ok());
         assert!(Args::try_parse_from(["zab-thin", "x", "--now", "5"]).is_err());
+    }
+
+    #[test]
+    fn describes_a_schedule_in_upstream_words() {
+        let a = Args::try_parse_from(["zab-thin", "--describe", DEFAULT_SCHEDULE]).unwrap();
+        assert_eq!(
+            describe(a.describe.as_deref().unwrap()).unwrap(),
+            vec![
+                "Keep the last 10 snapshots.",
+                "Keep every 1 day, delete after 1 week.",
+                "Keep every 1 week, delete after 1 month.",
+                "Keep every 1 month, delete after 1 year.",
+            ]
+        );
+        assert_eq!(
+            describe("1,5min1h").unwrap(),
+            vec![
+                "Keep the last 1 snapshot.",
+                "Keep every 5 minutes, delete after 1 hour."
+            ]
+        );
+        assert_eq!(describe("0").unwrap(), vec!["Keep no old snapshots."]);
+        // A bad schedule is a usage error, in the parser's words.
+        let e = describe("1d1w2").unwrap_err();
+        assert!(matches!(e, Error::Usage(_)));
+        assert_eq!(
+            e.to_string(),
+            Schedule::parse("1d1w2").unwrap_err(),
+            "one line, the parser's"
+        );
+        assert!(Args::try_parse_from(["zab-thin", "--describe", "10", "--offline"]).is_err());
     }
 }

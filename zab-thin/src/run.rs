@@ -11,7 +11,11 @@
 //! Nothing is destroyed on incomplete information: input without the
 //! previous stage's `end` record, or with a dataset that failed upstream, is
 //! refused (exit 3) before any command runs, and a failed listing ends the
-//! run (exit 4) before anything is destroyed.
+//! run (exit 4) before anything is destroyed. With `--skip-failed` (what
+//! zfs-autobackup does, and what scripts/zfs-autobackup asks for) the failed
+//! datasets are left alone instead, source and target, and the others are
+//! thinned; failures counted by the end record but missing from the input
+//! are still refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -21,7 +25,7 @@ use serde_json::{json, Map, Value};
 use zab_core::cli::Log;
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
-use zab_core::ndjson::{read_stream, Writer};
+use zab_core::ndjson::{read_stream, Stream, Writer};
 use zab_core::record::{End, Record, Spared, ThinOutcome, ThinSide};
 use zab_core::schedule::parse_duration;
 use zab_core::zfs::{self, Snapshot};
@@ -94,7 +98,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     let stream = read_stream(std::io::stdin().lock())?;
     stream.check(backup, args.ssh_source.as_deref())?;
-    stream.refuse_failures("thinning")?;
+    let failed_upstream = failed_upstream(&stream, args.skip_failed)?;
+    for &i in &failed_upstream {
+        log.verbose(format!(
+            "[Source] {}: not thinned (failed: {})",
+            stream.datasets[i].name,
+            stream.datasets[i].error.as_deref().unwrap_or_default()
+        ));
+    }
     let selected = stream.selected_by_host();
     let mut datasets = stream.datasets;
     let now = Utc::now().timestamp();
@@ -203,10 +214,15 @@ pub fn run(args: &Args) -> Result<(), Error> {
             }
         }
     }
-    // Target datasets whose source is not selected (any more).
+    // Target datasets whose source is not selected (any more). The targets
+    // of datasets that failed upstream (--skip-failed) are not "missing".
     if let Some((th, tree, map)) = &target {
-        let used: BTreeSet<&String> = map.values().collect();
         let root = args.target_path.as_deref().unwrap_or_default();
+        let left_alone: Vec<String> = failed_upstream
+            .iter()
+            .filter_map(|&i| zfs::target_name(&datasets[i].name, root, args.strip_path).ok())
+            .collect();
+        let used: BTreeSet<&String> = map.values().chain(&left_alone).collect();
         for (tname, _) in &tree.datasets {
             // The target path itself is where backups go, never "missing".
             if used.contains(tname) || tname == root {
@@ -400,6 +416,37 @@ pub fn run(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
+/// The records that failed upstream, which this run leaves alone. Without
+/// `--skip-failed` any failure refuses the whole input. With it, the end
+/// record must not count more failures than the input carries: a filter
+/// that dropped failed records would hide which datasets to leave alone.
+fn failed_upstream(stream: &Stream, skip_failed: bool) -> Result<Vec<usize>, Error> {
+    if !skip_failed {
+        stream.refuse_failures("thinning")?;
+        return Ok(Vec::new());
+    }
+    let failed: Vec<usize> = stream
+        .datasets
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.error.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    if stream.end.failed > failed.len() {
+        return Err(Error::Input {
+            line: 0,
+            message: format!(
+                "{} reports {} failed dataset(s) but the input carries {}: \
+                 not thinning without knowing which to leave alone",
+                stream.end.tool,
+                stream.end.failed,
+                failed.len()
+            ),
+        });
+    }
+    Ok(failed)
+}
+
 /// `--explain` (on stderr: stdout carries the records) and `--svg FILE`,
 /// one timeline per dataset thinned.
 fn pictures(args: &Args, jobs: &[Job], now: i64) -> Result<(), Error> {
@@ -509,5 +556,62 @@ fn execute(
                 j.error = Some(why);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/a","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":7,"written":0}"#;
+    const FAILED: &str = r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/b","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":8,"written":0,"error":"zfs recv failed"}"#;
+
+    fn stream(lines: &[&str], failed: usize) -> Stream {
+        let end = format!(
+            r#"{{"kind":"end","tool":"zab-send","version":"0.1.0","datasets":{},"failed":{failed}}}"#,
+            lines.len()
+        );
+        let text: String = lines
+            .iter()
+            .copied()
+            .chain([end.as_str()])
+            .map(|l| format!("{l}\n"))
+            .collect();
+        read_stream(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn failures_upstream_are_refused_by_default() {
+        let s = stream(&[OK, FAILED], 1);
+        let e = failed_upstream(&s, false).unwrap_err();
+        assert!(matches!(e, Error::Input { line: 2, .. }), "{e}");
+        assert!(e.to_string().contains("tank/b failed upstream"), "{e}");
+        assert_eq!(
+            failed_upstream(&stream(&[OK], 0), false).unwrap(),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn skip_failed_leaves_the_failed_alone() {
+        assert_eq!(
+            failed_upstream(&stream(&[OK, FAILED], 1), true).unwrap(),
+            vec![1]
+        );
+        assert_eq!(
+            failed_upstream(&stream(&[OK], 0), true).unwrap(),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn skip_failed_refuses_failures_it_cannot_see() {
+        // A filter dropped the failed record: which target is not missing?
+        let e = failed_upstream(&stream(&[OK], 1), true).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("zab-send reports 1 failed dataset(s) but the input carries 0"),
+            "{e}"
+        );
     }
 }

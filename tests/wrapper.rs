@@ -1,0 +1,436 @@
+//! scripts/zfs-autobackup on real OpenZFS: zfs-autobackup's command line on
+//! zab's tools. Snapshot-only mode (the --verbose sections, a quiet run that
+//! prints nothing), taking over a backup made by zfs-autobackup 3.3 with the
+//! same arguments and handing it back, locally and over ssh, without a full
+//! re-send; an encrypted source (sent raw); and the exit status monitoring
+//! reads. zfs-autobackup itself is installed in the guest as
+//! `zfs-autobackup`, the wrapper as [`WRAPPER`].
+
+use zab_core::host::quote_argv;
+use zab_tests::{Lab, Ns, Out, WRAPPER};
+
+use crate::Test;
+
+pub const TESTS: &[Test] = &[
+    ("wrapper_snapshot_only", snapshot_only),
+    ("wrapper_migration_local", migration_local),
+    ("wrapper_migration_over_ssh", migration_over_ssh),
+    ("wrapper_encrypted_source", encrypted_source),
+    ("wrapper_exit_status", exit_status),
+];
+
+/// The wrapper in the guest, as cron runs it.
+fn wrapper(lab: &Lab, args: &[&str]) -> Out {
+    lab.guest(WRAPPER, args)
+}
+
+/// zfs-autobackup 3.3 itself, in the guest.
+fn upstream(lab: &Lab, args: &[&str]) -> Out {
+    lab.guest("zfs-autobackup", args)
+}
+
+/// Snapshot names have one-second resolution (upstream's and ours): wait
+/// for the next second before another run.
+fn next_second() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}
+
+/// Writes `kib` KiB of random data into a new file of a mounted filesystem.
+fn fill(lab: &Lab, ds: &str, kib: u32) {
+    lab.sh(&format!(
+        "set -e; mp=$(zfs get -H -o value mountpoint {d}); \
+         dd if=/dev/urandom of=\"$mp/f-$(date +%s%N)\" bs=1024 count={kib} status=none",
+        d = quote_argv(&[ds])
+    ));
+}
+
+/// (name after `@`, guid) of `ds`'s snapshots, oldest first.
+fn snaps(lab: &Lab, ds: &str) -> Vec<(String, String)> {
+    lab.sh(&format!(
+        "zfs list -H -t snapshot -o name,guid -s createtxg -d 1 {}",
+        quote_argv(&[ds])
+    ))
+    .lines()
+    .map(|l| {
+        let (n, g) = l.split_once('\t').unwrap();
+        (n.split_once('@').unwrap().1.to_string(), g.to_string())
+    })
+    .collect()
+}
+
+fn names(lab: &Lab, ds: &str) -> Vec<String> {
+    snaps(lab, ds).into_iter().map(|s| s.0).collect()
+}
+
+/// The snapshots of `ds` (after `@`) that carry the hold `tag`, sorted.
+fn held(lab: &Lab, ds: &str, tag: &str) -> Vec<String> {
+    let mut v: Vec<String> = lab
+        .sh(&format!(
+            "zfs list -H -t snapshot -o name -d 1 {} | xargs -r zfs holds -H",
+            quote_argv(&[ds])
+        ))
+        .lines()
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            (c.get(1) == Some(&tag)).then(|| c[0].split_once('@').unwrap().1.to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn prop(lab: &Lab, ds: &str, p: &str) -> String {
+    lab.sh(&format!("zfs get -H -o value {p} {}", quote_argv(&[ds])))
+        .trim()
+        .to_string()
+}
+
+/// The checksums of the files of a filesystem (mounting it if needed), by
+/// path relative to its mountpoint, children excluded.
+fn sums(lab: &Lab, ds: &str) -> String {
+    lab.sh(&format!(
+        "set -e; d={d}; [ \"$(zfs get -H -o value mounted $d)\" = yes ] || zfs mount $d; \
+         cd \"$(zfs get -H -o value mountpoint $d)\"; \
+         find . -xdev -type f | sort | xargs -r sha256sum",
+        d = quote_argv(&[ds])
+    ))
+}
+
+#[track_caller]
+fn same_files(lab: &Lab, src: &str, tgt: &str) {
+    let (a, b) = (sums(lab, src), sums(lab, tgt));
+    assert!(!a.is_empty(), "{src} has files");
+    assert_eq!(a, b, "files of {tgt} against {src}");
+}
+
+/// Whether `name` is one of backup `b`'s snapshots in the default format
+/// (`b-YYYYmmddHHMMSS`).
+fn is_ours(b: &str, name: &str) -> bool {
+    name.strip_prefix(&format!("{b}-"))
+        .is_some_and(|t| t.len() == 14 && t.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// The position of a line in `text`, which must be there.
+#[track_caller]
+fn line_at(text: &str, line: &str) -> usize {
+    text.lines()
+        .position(|l| l == line)
+        .unwrap_or_else(|| panic!("no line {line:?} in:\n{text}"))
+}
+
+fn snapshot_only(lab: &Lab) {
+    let ns = Ns::new("wrap_snaponly");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let c = ns.ds("zab-a", "c");
+    lab.sh(&format!(
+        "set -e; zfs create -o {}=true {a}; zfs create {c}",
+        ns.prop()
+    ));
+    fill(lab, &a, 50);
+
+    // --verbose: the settings with the schedule in words, the sections an
+    // admin knows, in order, and upstream's last line. Nothing on stdout.
+    let out = wrapper(lab, &["--verbose", "--utc", b]).ok();
+    assert_eq!(out.stdout, "");
+    let err = out.stderr.as_str();
+    let sections = [
+        "#### Source settings",
+        "#### Selecting",
+        "#### Snapshotting",
+        "#### Thinning source",
+    ];
+    let at: Vec<usize> = sections.iter().map(|s| line_at(err, s)).collect();
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "sections in order:\n{err}"
+    );
+    for want in [
+        format!("Selecting dataset property : {}", ns.prop()),
+        format!("Snapshot format            : {b}-%Y%m%d%H%M%S"),
+        "Timezone                   : UTC".to_string(),
+        format!("Hold name                  : zfs_autobackup:{b}"),
+        "[Source] Datasets are local".into(),
+        "[Source] Keep the last 10 snapshots.".into(),
+        "[Source] Keep every 1 day, delete after 1 week.".into(),
+        "[Source] Keep every 1 week, delete after 1 month.".into(),
+        "[Source] Keep every 1 month, delete after 1 year.".into(),
+    ] {
+        assert!(line_at(err, &want) < at[1], "{want:?} is a setting");
+    }
+    assert!(line_at(err, &format!("[Source] {a}: Selected")) > at[1]);
+    assert!(line_at(err, &format!("[Source] {c}: Selected")) < at[2]);
+    assert!(
+        err.lines().any(
+            |l| l.starts_with(&format!("[Source] Creating snapshots {b}-"))
+                && l.ends_with("in pool zab-a")
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().last(),
+        Some("#### All operations completed successfully")
+    );
+    let first = names(lab, &a);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(is_ours(b, &first[0]), "{}", first[0]);
+    assert_eq!(names(lab, &c), first, "one snapshot name for the run");
+
+    // A quiet run, as from cron: nothing at all on stdout or stderr.
+    next_second();
+    fill(lab, &a, 10);
+    let out = wrapper(lab, &["--utc", b]).ok();
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+    let second = names(lab, &a);
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert_eq!(names(lab, &c), first, "c did not change (--min-change 1)");
+
+    // --test changes nothing, and says so last.
+    next_second();
+    fill(lab, &a, 10);
+    let out = wrapper(
+        lab,
+        &["--test", "--allow-empty", "--keep-source", "0", "--utc", b],
+    )
+    .ok();
+    assert_eq!(names(lab, &a), second);
+    assert_eq!(names(lab, &c), first);
+    line_at(&out.stderr, "#### All tests successful.");
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some("TEST MODE - DID NOT MAKE ANY CHANGES!")
+    );
+
+    // Thinning by --keep-source: only the newest stays, on both datasets
+    // (--allow-empty snapshotted c too).
+    next_second();
+    let out = wrapper(lab, &["--allow-empty", "--keep-source", "1", "--utc", b]).ok();
+    assert_eq!(out.stderr, "");
+    let third = names(lab, &a);
+    assert_eq!(third.len(), 1, "{third:?}");
+    assert!(!second.contains(&third[0]), "the new snapshot is kept");
+    assert_eq!(names(lab, &c), third);
+}
+
+fn migration_local(lab: &Lab) {
+    migration(lab, "wrap_migrate", &[]);
+}
+
+/// Pushed over ssh to the guest itself. Source and target are then
+/// different hosts to both tools, so the received copies (their
+/// autobackup property is received) would be selected too: excluded with
+/// --exclude-received, as an admin backing up into the same machine does.
+fn migration_over_ssh(lab: &Lab) {
+    migration(
+        lab,
+        "wrap_migrate_ssh",
+        &["--ssh-target", "self", "--exclude-received"],
+    );
+}
+
+/// zfs-autobackup backs up three times; the wrapper takes over with the
+/// same arguments and goes on incrementally twice; zfs-autobackup goes on
+/// twice more. After every run: the target has exactly the source's
+/// snapshots (names and guids), all named as upstream names them, the
+/// oldest target snapshot is still the first one received (no full
+/// re-send), and only the newest snapshot carries the hold, on both sides.
+fn migration(lab: &Lab, test: &str, extra: &[&str]) {
+    let ns = Ns::new(test);
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let c = ns.ds("zab-a", "c");
+    let tp = ns.ds("zab-t", "");
+    lab.sh(&format!(
+        "set -e; zfs create -o {}=true {a}; zfs create {c}; zfs create {tp}",
+        ns.prop()
+    ));
+    let tag = format!("zfs_autobackup:{b}");
+    let mut args: Vec<&str> = vec!["--utc"];
+    args.extend_from_slice(extra);
+    args.extend([b, tp.as_str()]);
+    let pairs = [
+        (a.clone(), format!("{tp}/{a}")),
+        (c.clone(), format!("{tp}/{c}")),
+    ];
+
+    let mut first: Vec<(String, String)> = Vec::new();
+    let mut runs = 0;
+    for who in [
+        "zfs-autobackup",
+        "zfs-autobackup",
+        "zfs-autobackup",
+        WRAPPER,
+        WRAPPER,
+        "zfs-autobackup",
+        "zfs-autobackup",
+    ] {
+        fill(lab, &a, 20);
+        fill(lab, &c, 10);
+        let out = if who == WRAPPER {
+            wrapper(lab, &args)
+        } else {
+            upstream(lab, &args)
+        };
+        assert_eq!(out.code, 0, "{who}: {}\n{}", out.stdout, out.stderr);
+        if who == WRAPPER {
+            assert_eq!(out.stderr, "", "the wrapper is quiet");
+            assert_eq!(out.stdout, "");
+        }
+        runs += 1;
+        for (i, (src, tgt)) in pairs.iter().enumerate() {
+            let s = snaps(lab, src);
+            let t = snaps(lab, tgt);
+            assert_eq!(s.len(), runs, "{who}: one snapshot per run on {src}");
+            assert_eq!(t, s, "{who}: {tgt} has the snapshots of {src}");
+            for (n, _) in &s {
+                assert!(
+                    is_ours(b, n),
+                    "{who}: {src}@{n} is not named as upstream names it"
+                );
+            }
+            if runs == 1 {
+                first.push(t[0].clone());
+            }
+            assert_eq!(
+                t[0], first[i],
+                "{who}: the oldest snapshot of {tgt} changed: a full re-send"
+            );
+            let newest = vec![s[s.len() - 1].0.clone()];
+            assert_eq!(held(lab, src, &tag), newest, "{who}: holds on {src}");
+            assert_eq!(held(lab, tgt, &tag), newest, "{who}: holds on {tgt}");
+            same_files(lab, src, tgt);
+        }
+        next_second();
+    }
+}
+
+fn encrypted_source(lab: &Lab) {
+    let ns = Ns::new("wrap_crypt");
+    let b = ns.backup();
+    let key = format!("/root/{}.key", ns.name);
+    let root = ns.ds("zab-a", "");
+    let enc = ns.ds("zab-a", "enc");
+    let tp = ns.ds("zab-t", "");
+    lab.sh(&format!(
+        "set -e; printf 'zab lab passphrase' > {key}; zfs create -p {root}; \
+         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} \
+         -o {}=true {enc}; zfs create -p {tp}",
+        ns.prop()
+    ));
+    let tag = format!("zfs_autobackup:{b}");
+    fill(lab, &enc, 100);
+    wrapper(lab, &["--utc", b, &tp]).ok();
+    // Raw: the target holds the ciphertext, its key not loaded.
+    let t = format!("{tp}/{enc}");
+    assert_eq!(prop(lab, &t, "encryption"), "aes-256-gcm");
+    assert_eq!(prop(lab, &t, "keystatus"), "unavailable");
+    assert_eq!(prop(lab, &t, "encryptionroot"), t);
+
+    // Incremental, raw too.
+    next_second();
+    fill(lab, &enc, 30);
+    let out = wrapper(lab, &["--verbose", "--utc", b, &tp]).ok();
+    let at = line_at(&out.stderr, "#### Sending and thinning");
+    assert!(
+        out.stderr
+            .lines()
+            .skip(at)
+            .any(|l| l.starts_with(&format!("[Target] {t}@")) && l.contains("incremental")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some("#### All operations completed successfully")
+    );
+    let s = snaps(lab, &enc);
+    assert_eq!(s.len(), 2);
+    assert_eq!(snaps(lab, &t), s);
+    let newest = vec![s[1].0.clone()];
+    assert_eq!(held(lab, &enc, &tag), newest);
+    assert_eq!(held(lab, &t, &tag), newest);
+    lab.sh(&format!("zfs load-key -L file://{key} {t}"));
+    same_files(lab, &enc, &t);
+}
+
+fn exit_status(lab: &Lab) {
+    let ns = Ns::new("wrap_exit");
+    let b = ns.backup();
+    let p = ns.prop();
+    let root = ns.ds("zab-a", "");
+    let (a, f) = (ns.ds("zab-a", "a"), ns.ds("zab-a", "f"));
+    let tp = ns.ds("zab-t", "");
+    // f's target exists already, with a snapshot that is not common: its
+    // transfer fails ("no common snapshot"); a's goes on.
+    lab.sh(&format!(
+        "set -e; zfs create -p {root}; zfs create -o {p}=true {a}; zfs create -o {p}=true {f}; \
+         zfs create -p {tp}/{f}; zfs snapshot {tp}/{f}@foreign"
+    ));
+    fill(lab, &a, 20);
+    fill(lab, &f, 20);
+
+    // One failed dataset: exit 1, upstream's last line, the other one done.
+    let out = wrapper(lab, &["--utc", b, &tp]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some("! 1 dataset(s) failed!"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&format!("{tp}/{f}")), "{}", out.stderr);
+    assert_eq!(snaps(lab, &format!("{tp}/{a}")), snaps(lab, &a));
+    assert_eq!(names(lab, &format!("{tp}/{f}")), vec!["foreign"]);
+
+    // --debug stops at the first stage with a failure: zab-thin does not run.
+    next_second();
+    fill(lab, &a, 10);
+    let out = wrapper(lab, &["--debug", "--utc", b, &tp]);
+    assert_eq!(out.code, 255, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--debug: stopping after the first failure"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("# zab-thin "), "{}", out.stderr);
+
+    // A missing target path: fatal, 255.
+    let out = wrapper(lab, &["--utc", b, &format!("{tp}/nonexistent")]);
+    assert_eq!(out.code, 255, "{}", out.stderr);
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+
+    // Nothing selected: fatal, 255.
+    let none = format!("{b}-none");
+    let out = wrapper(lab, &["--utc", &none, &tp]);
+    assert_eq!(out.code, 255, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no source datasets selected"),
+        "{}",
+        out.stderr
+    );
+
+    // A bad schedule: fatal before anything is done (no snapshot taken).
+    next_second();
+    fill(lab, &a, 10);
+    let before = names(lab, &a);
+    let out = wrapper(lab, &["--keep-source", "1d1w2", "--utc", b, &tp]);
+    assert_eq!(out.code, 255, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("zfs-autobackup: --keep-source 1d1w2: invalid schedule"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(names(lab, &a), before);
+
+    // An unknown option: argparse's usage error, 2.
+    let out = wrapper(lab, &["--no-such-option", b]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: unrecognized arguments: --no-such-option"),
+        "{}",
+        out.stderr
+    );
+}
