@@ -21,8 +21,8 @@ use zab_core::error::Error;
 use zab_core::host::quote_argv;
 use zab_core::naming::SnapshotFormat;
 use zab_core::ndjson::{read_stream, Writer};
-use zab_core::record::{End, Record, SendOutcome, SendStatus, Transfer, TransferKind};
-use zab_core::zfs::{self, DatasetType};
+use zab_core::record::{End, Record, SendOutcome, SendStatus, SnapStatus, Transfer, TransferKind};
+use zab_core::zfs::{self, DatasetType, Snapshot};
 use zab_core::Host;
 
 use crate::cli::Args;
@@ -154,7 +154,26 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let mut jobs: Vec<Job> = Vec::new();
     for (record, host, target) in &picked {
         let name = datasets[*record].name.clone();
-        let src = sources.get(&name).cloned().unwrap_or_default();
+        let mut src = sources.get(&name).cloned().unwrap_or_default();
+        // `zab-snap --test` upstream: plan as if its snapshot had been taken,
+        // so a dry run shows what a real run would send.
+        if args.test || args.plan {
+            if let Some(s) = datasets[*record]
+                .snapshot
+                .as_ref()
+                .filter(|s| s.status == SnapStatus::WouldCreate)
+            {
+                if !src.snapshots.iter().any(|x| x.name == s.name) {
+                    let txg = src.snapshots.last().map_or(0, |x| x.createtxg) + 1;
+                    src.snapshots.push(Snapshot {
+                        name: s.name.clone(),
+                        createtxg: txg,
+                        guid: 0,
+                        userrefs: 0,
+                    });
+                }
+            }
+        }
         let tgt = target_tree.get(target);
         let raw = src.encrypted && !args.decrypt;
         let token_to = match tgt.and_then(|t| t.target.token.as_deref()) {
