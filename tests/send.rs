@@ -885,6 +885,24 @@ fn test_changes_nothing(lab: &Lab) {
     .ok();
     assert_eq!(outcome(&out, &a).incompatible, vec!["local".to_string()]);
     assert_eq!(state(lab, &ns), before);
+    // After `zab-snap --test`, the snapshot it would take is planned too.
+    let out = lab
+        .ssh(&format!(
+            "zab-select {b} | zab-snap --utc --test --allow-empty {b} | \
+             zab-send --utc --test --destroy-incompatible {b} {tp}"
+        ))
+        .ok();
+    let would = out
+        .datasets()
+        .into_iter()
+        .find(|d| d.name == a)
+        .and_then(|d| d.snapshot)
+        .unwrap()
+        .name;
+    let o = outcome(&out, &a);
+    assert_eq!(o.status, SendStatus::Planned);
+    assert_eq!(o.transfers.last().map(|t| t.snapshot.clone()), Some(would));
+    assert_eq!(state(lab, &ns), before);
 }
 
 fn jobs_equal_serial(lab: &Lab) {
