@@ -211,6 +211,78 @@ impl Lab {
         run(Command::new(program).args(args))
     }
 
+    /// Writes `kib` KiB of random data into a new file of a mounted
+    /// filesystem, then syncs its pool, so that `written` counts it.
+    pub fn fill(&self, ds: &str, kib: u32) {
+        self.sh(&format!(
+            "set -e; d={d}; mp=$(zfs get -H -o value mountpoint $d); \
+             dd if=/dev/urandom of=\"$mp/f-$(date +%s%N)\" bs=1024 count={kib} status=none; \
+             zpool sync {pool}",
+            d = quote_argv(&[ds]),
+            pool = quote_argv(&[ds.split('/').next().unwrap_or(ds)])
+        ));
+    }
+
+    /// (name after `@`, guid) of `ds`'s snapshots, oldest first.
+    pub fn snaps(&self, ds: &str) -> Vec<(String, String)> {
+        self.sh(&format!(
+            "zfs list -H -t snapshot -o name,guid -s createtxg -d 1 {}",
+            quote_argv(&[ds])
+        ))
+        .lines()
+        .filter_map(|l| {
+            let (n, g) = l.split_once('\t')?;
+            Some((n.split_once('@')?.1.to_string(), g.to_string()))
+        })
+        .collect()
+    }
+
+    /// The names (after `@`) of `ds`'s snapshots, oldest first.
+    pub fn snapshot_names(&self, ds: &str) -> Vec<String> {
+        self.snaps(ds).into_iter().map(|s| s.0).collect()
+    }
+
+    /// One property's value.
+    pub fn prop(&self, ds: &str, p: &str) -> String {
+        self.sh(&format!("zfs get -H -o value {p} {}", quote_argv(&[ds])))
+            .trim()
+            .to_string()
+    }
+
+    /// The checksums of the files in a snapshot (mounting its filesystem
+    /// if needed), by path relative to the snapshot, children excluded.
+    /// Reading a snapshot never changes its filesystem (reading the live
+    /// files would, by their access times, and the next receive would
+    /// refuse it as modified).
+    pub fn sums(&self, snapshot: &str) -> String {
+        let (ds, name) = snapshot.split_once('@').unwrap_or((snapshot, ""));
+        self.sh(&format!(
+            "set -e; d={d}; [ \"$(zfs get -H -o value mounted $d)\" = yes ] || zfs mount $d; \
+             cd \"$(zfs get -H -o value mountpoint $d)/.zfs/snapshot/\"{n}; \
+             find . -xdev -type f | sort | xargs -r sha256sum",
+            d = quote_argv(&[ds]),
+            n = quote_argv(&[name])
+        ))
+    }
+
+    /// Asserts that the newest snapshot of `tgt` is a snapshot of `src`
+    /// (same name and guid) with the same files.
+    #[track_caller]
+    pub fn same_files(&self, src: &str, tgt: &str) {
+        let (newest, guid) = self
+            .snaps(tgt)
+            .pop()
+            .unwrap_or_else(|| panic!("{tgt} has no snapshot"));
+        assert!(
+            self.snaps(src).contains(&(newest.clone(), guid)),
+            "{tgt}@{newest} is a snapshot of {src}"
+        );
+        let a = self.sums(&format!("{src}@{newest}"));
+        let b = self.sums(&format!("{tgt}@{newest}"));
+        assert!(!a.is_empty(), "{src}@{newest} has files");
+        assert_eq!(a, b, "files of {tgt}@{newest} against {src}");
+    }
+
     /// Once per suite: copy the binaries and the wrapper in, create fresh
     /// pools.
     pub fn setup(&self) -> Result<(), String> {

@@ -61,63 +61,6 @@ fn snap(lab: &Lab, b: &str, dss: &[&str]) -> String {
     name
 }
 
-/// Writes `kib` KiB of random data into a new file of a mounted filesystem.
-fn fill(lab: &Lab, ds: &str, kib: u32) {
-    lab.sh(&format!(
-        "set -e; mp=$(zfs get -H -o value mountpoint {d}); \
-         dd if=/dev/urandom of=\"$mp/f-$(date +%s%N)\" bs=1024 count={kib} status=none",
-        d = quote_argv(&[ds])
-    ));
-}
-
-/// The checksums of the files in a snapshot (mounting its filesystem if
-/// needed), by path relative to the snapshot, children excluded. Reading a
-/// snapshot never changes its filesystem (reading the live files would, by
-/// their access times, and the next receive would refuse it).
-fn sums(lab: &Lab, snapshot: &str) -> String {
-    let (ds, name) = snapshot.split_once('@').unwrap();
-    lab.sh(&format!(
-        "set -e; d={d}; [ \"$(zfs get -H -o value mounted $d)\" = yes ] || zfs mount $d; \
-         cd \"$(zfs get -H -o value mountpoint $d)/.zfs/snapshot/\"{n}; \
-         find . -xdev -type f | sort | xargs -r sha256sum",
-        d = quote_argv(&[ds]),
-        n = quote_argv(&[name])
-    ))
-}
-
-/// Asserts that the newest snapshot of `tgt` is a snapshot of `src` (same
-/// guid) with the same files.
-#[track_caller]
-fn same_files(lab: &Lab, src: &str, tgt: &str) {
-    let (newest, guid) = snaps(lab, tgt).pop().unwrap();
-    assert!(
-        snaps(lab, src).contains(&(newest.clone(), guid)),
-        "{tgt}@{newest} is a snapshot of {src}"
-    );
-    let a = sums(lab, &format!("{src}@{newest}"));
-    let b = sums(lab, &format!("{tgt}@{newest}"));
-    assert!(!a.is_empty(), "{src}@{newest} has files");
-    assert_eq!(a, b, "files of {tgt}@{newest} against {src}");
-}
-
-/// (name after `@`, guid) of `ds`'s snapshots, oldest first.
-fn snaps(lab: &Lab, ds: &str) -> Vec<(String, String)> {
-    lab.sh(&format!(
-        "zfs list -H -t snapshot -o name,guid -s createtxg -d 1 {}",
-        quote_argv(&[ds])
-    ))
-    .lines()
-    .map(|l| {
-        let (n, g) = l.split_once('\t').unwrap();
-        (n.split_once('@').unwrap().1.to_string(), g.to_string())
-    })
-    .collect()
-}
-
-fn names(lab: &Lab, ds: &str) -> Vec<String> {
-    snaps(lab, ds).into_iter().map(|s| s.0).collect()
-}
-
 /// "snapshot tag" for each hold on `ds`'s snapshots, sorted.
 fn holds(lab: &Lab, ds: &str) -> Vec<String> {
     let mut v: Vec<String> = lab
@@ -133,12 +76,6 @@ fn holds(lab: &Lab, ds: &str) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-fn prop(lab: &Lab, ds: &str, p: &str) -> String {
-    lab.sh(&format!("zfs get -H -o value {p} {}", quote_argv(&[ds])))
-        .trim()
-        .to_string()
 }
 
 fn exists(lab: &Lab, ds: &str) -> bool {
@@ -204,8 +141,8 @@ fn full_then_incremental(lab: &Lab) {
     let (a, c) = (ns.ds("zab-a", ""), ns.ds("zab-a", "child"));
     let tp = ns.ds("zab-t", "");
     tree(lab, &ns, b, &[&a, &c], &tp);
-    fill(lab, &a, 300);
-    fill(lab, &c, 200);
+    lab.fill(&a, 300);
+    lab.fill(&c, 200);
     let s1 = snap(lab, b, &[&a, &c]);
     let out = send(lab, b, &tp, &[]).ok();
     let (ta, tc) = (format!("{tp}/{a}"), format!("{tp}/{c}"));
@@ -218,22 +155,22 @@ fn full_then_incremental(lab: &Lab) {
         vec![(TransferKind::Full, None, s1.clone(), 1)]
     );
     assert!(o.transfers[0].bytes.unwrap() > 300 * 1024);
-    assert_eq!(snaps(lab, &ta), snaps(lab, &a), "same names and guids");
-    assert_eq!(snaps(lab, &tc), snaps(lab, &c));
+    assert_eq!(lab.snaps(&ta), lab.snaps(&a), "same names and guids");
+    assert_eq!(lab.snaps(&tc), lab.snaps(&c));
     // Parents were created with canmount=off; the received ones are mounted.
-    assert_eq!(prop(lab, &format!("{tp}/zab-a"), "canmount"), "off");
-    assert_eq!(prop(lab, &ta, "mounted"), "yes");
-    same_files(lab, &a, &ta);
-    same_files(lab, &c, &tc);
+    assert_eq!(lab.prop(&format!("{tp}/zab-a"), "canmount"), "off");
+    assert_eq!(lab.prop(&ta, "mounted"), "yes");
+    lab.same_files(&a, &ta);
+    lab.same_files(&c, &tc);
     let tag = format!("zfs_autobackup:{b}");
     assert_eq!(holds(lab, &a), vec![format!("{s1} {tag}")]);
     assert_eq!(holds(lab, &ta), vec![format!("{s1} {tag}")]);
 
     // Two more snapshots: one -I stream carries both; the holds move on.
-    fill(lab, &a, 100);
+    lab.fill(&a, 100);
     let s2 = snap(lab, b, &[&a, &c]);
-    fill(lab, &a, 100);
-    fill(lab, &c, 50);
+    lab.fill(&a, 100);
+    lab.fill(&c, 50);
     let s3 = snap(lab, b, &[&a, &c]);
     let out = send(lab, b, &tp, &[]).ok();
     let o = outcome(&out, &a);
@@ -243,11 +180,11 @@ fn full_then_incremental(lab: &Lab) {
         transfers(&o),
         vec![(TransferKind::Incremental, Some(s1.clone()), s3.clone(), 2)]
     );
-    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
-    assert_eq!(names(lab, &ta), vec![s1.clone(), s2, s3.clone()]);
-    assert_eq!(snaps(lab, &tc), snaps(lab, &c));
-    same_files(lab, &a, &ta);
-    same_files(lab, &c, &tc);
+    assert_eq!(lab.snaps(&ta), lab.snaps(&a));
+    assert_eq!(lab.snapshot_names(&ta), vec![s1.clone(), s2, s3.clone()]);
+    assert_eq!(lab.snaps(&tc), lab.snaps(&c));
+    lab.same_files(&a, &ta);
+    lab.same_files(&c, &tc);
     assert_eq!(holds(lab, &a), vec![format!("{s3} {tag}")]);
     assert_eq!(holds(lab, &ta), vec![format!("{s3} {tag}")]);
     assert_eq!(holds(lab, &tc), vec![format!("{s3} {tag}")]);
@@ -260,10 +197,10 @@ fn full_then_incremental(lab: &Lab) {
     assert_eq!(o.common.as_deref(), Some(s3.as_str()));
 
     // --no-holds: the transfer takes no hold (and leaves the old one).
-    fill(lab, &a, 10);
+    lab.fill(&a, 10);
     let s4 = snap(lab, b, &[&a, &c]);
     send(lab, b, &tp, &["--no-holds"]).ok();
-    assert_eq!(names(lab, &ta).last(), Some(&s4));
+    assert_eq!(lab.snapshot_names(&ta).last(), Some(&s4));
     assert_eq!(holds(lab, &ta), vec![format!("{s3} {tag}")]);
 }
 
@@ -275,7 +212,7 @@ fn resumes_after_a_kill(lab: &Lab) {
     let ta = format!("{tp}/{a}");
     tree(lab, &ns, b, &[&a], &tp);
     lab.sh(&format!("zfs set compression=off {a}"));
-    fill(lab, &a, 8 * 1024);
+    lab.fill(&a, 8 * 1024);
     let s1 = snap(lab, b, &[&a]);
     // A slow full transfer, stopped by SIGTERM (as Ctrl-C or a service
     // manager would) after a few seconds.
@@ -289,7 +226,7 @@ fn resumes_after_a_kill(lab: &Lab) {
         "{}",
         out.stderr
     );
-    let token = prop(lab, &ta, "receive_resume_token");
+    let token = lab.prop(&ta, "receive_resume_token");
     assert!(token.len() > 10, "a resume token on {ta}: {token}");
     let out = send(lab, b, &tp, &[]).ok();
     let o = outcome(&out, &a);
@@ -298,19 +235,19 @@ fn resumes_after_a_kill(lab: &Lab) {
         transfers(&o),
         vec![(TransferKind::Resumed, None, s1.clone(), 1)]
     );
-    assert_eq!(prop(lab, &ta, "receive_resume_token"), "-");
-    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
-    same_files(lab, &a, &ta);
+    assert_eq!(lab.prop(&ta, "receive_resume_token"), "-");
+    assert_eq!(lab.snaps(&ta), lab.snaps(&a));
+    lab.same_files(&a, &ta);
 
     // An incremental one, and zab-send killed outright (SIGKILL: no clean
     // up at all, as when the machine or the connection goes).
-    fill(lab, &a, 8 * 1024);
+    lab.fill(&a, 8 * 1024);
     let s2 = snap(lab, b, &[&a]);
     let out = lab.ssh(&format!(
         "zab-select {b} | timeout -s KILL 4 zab-send --utc --rate 1M {b} {tp}; s=$?; sleep 1; exit $s"
     ));
     assert_ne!(out.code, 0);
-    let token = prop(lab, &ta, "receive_resume_token");
+    let token = lab.prop(&ta, "receive_resume_token");
     assert!(token.len() > 10, "a resume token on {ta}: {token}");
     let out = send(lab, b, &tp, &[]).ok();
     let o = outcome(&out, &a);
@@ -318,8 +255,8 @@ fn resumes_after_a_kill(lab: &Lab) {
         transfers(&o),
         vec![(TransferKind::Resumed, Some(s1.clone()), s2.clone(), 1)]
     );
-    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
-    same_files(lab, &a, &ta);
+    assert_eq!(lab.snaps(&ta), lab.snaps(&a));
+    lab.same_files(&a, &ta);
     let tag = format!("zfs_autobackup:{b}");
     assert_eq!(holds(lab, &a), vec![format!("{s2} {tag}")]);
 }
@@ -332,19 +269,19 @@ fn aborts_an_obsolete_token(lab: &Lab) {
     let ta = format!("{tp}/{a}");
     tree(lab, &ns, b, &[&a], &tp);
     lab.sh(&format!("zfs set compression=off {a}"));
-    fill(lab, &a, 100);
+    lab.fill(&a, 100);
     let s1 = snap(lab, b, &[&a]);
     send(lab, b, &tp, &[]).ok();
-    fill(lab, &a, 8 * 1024);
+    lab.fill(&a, 8 * 1024);
     let s2 = snap(lab, b, &[&a]);
     let out = lab.ssh(&format!(
         "zab-select {b} | timeout -s TERM 4 zab-send --utc --rate 1M {b} {tp}"
     ));
     assert_ne!(out.code, 0);
-    assert!(prop(lab, &ta, "receive_resume_token").len() > 10);
+    assert!(lab.prop(&ta, "receive_resume_token").len() > 10);
     // The snapshot the token leads to is gone from the source.
     lab.sh(&format!("zfs destroy {a}@{s2}"));
-    fill(lab, &a, 50);
+    lab.fill(&a, 50);
     let s3 = snap(lab, b, &[&a]);
     let out = send(lab, b, &tp, &[]).ok();
     let o = outcome(&out, &a);
@@ -357,9 +294,9 @@ fn aborts_an_obsolete_token(lab: &Lab) {
         transfers(&o),
         vec![(TransferKind::Incremental, Some(s1), s3, 1)]
     );
-    assert_eq!(prop(lab, &ta, "receive_resume_token"), "-");
-    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
-    same_files(lab, &a, &ta);
+    assert_eq!(lab.prop(&ta, "receive_resume_token"), "-");
+    assert_eq!(lab.snaps(&ta), lab.snaps(&a));
+    lab.same_files(&a, &ta);
 }
 
 fn guid_mismatch_fails_alone(lab: &Lab) {
@@ -368,8 +305,8 @@ fn guid_mismatch_fails_alone(lab: &Lab) {
     let (a, c) = (ns.ds("zab-a", ""), ns.ds("zab-a", "c"));
     let tp = ns.ds("zab-t", "");
     tree(lab, &ns, b, &[&a, &c], &tp);
-    fill(lab, &a, 10);
-    fill(lab, &c, 10);
+    lab.fill(&a, 10);
+    lab.fill(&c, 10);
     let s1 = snap(lab, b, &[&a, &c]);
     // The target of `a` already exists, with a snapshot of the same name
     // that is another snapshot (another guid).
@@ -384,9 +321,9 @@ fn guid_mismatch_fails_alone(lab: &Lab) {
     assert!(out.stderr.contains(&a), "said on stderr: {}", out.stderr);
     // The child went on.
     assert_eq!(outcome(&out, &c).status, SendStatus::Sent);
-    same_files(lab, &c, &format!("{tp}/{c}"));
-    assert_eq!(names(lab, &ta), vec![s1.clone()]);
-    assert_ne!(snaps(lab, &ta), snaps(lab, &a));
+    lab.same_files(&c, &format!("{tp}/{c}"));
+    assert_eq!(lab.snapshot_names(&ta), vec![s1.clone()]);
+    assert_ne!(lab.snaps(&ta), lab.snaps(&a));
 }
 
 fn incompatible_snapshots(lab: &Lab) {
@@ -396,28 +333,28 @@ fn incompatible_snapshots(lab: &Lab) {
     let tp = ns.ds("zab-t", "");
     let ta = format!("{tp}/{a}");
     tree(lab, &ns, b, &[&a], &tp);
-    fill(lab, &a, 50);
+    lab.fill(&a, 50);
     let s1 = snap(lab, b, &[&a]);
     send(lab, b, &tp, &[]).ok();
     // On the target: a change, and a snapshot of it after the common one.
-    fill(lab, &ta, 10);
+    lab.fill(&ta, 10);
     lab.sh(&format!("zfs snapshot {ta}@local"));
-    fill(lab, &a, 20);
+    lab.fill(&a, 20);
     let s2 = snap(lab, b, &[&a]);
     let out = send(lab, b, &tp, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let o = outcome(&out, &a);
     assert_eq!(o.status, SendStatus::Failed);
     assert_eq!(o.incompatible, vec!["local".to_string()]);
-    assert_eq!(names(lab, &ta), vec![s1.clone(), "local".into()]);
+    assert_eq!(lab.snapshot_names(&ta), vec![s1.clone(), "local".into()]);
 
     let out = send(lab, b, &tp, &["--destroy-incompatible"]).ok();
     let o = outcome(&out, &a);
     assert_eq!(o.status, SendStatus::Sent);
     assert_eq!(o.incompatible, vec!["local".to_string()]);
-    assert_eq!(names(lab, &ta), vec![s1, s2]);
-    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
-    same_files(lab, &a, &ta);
+    assert_eq!(lab.snapshot_names(&ta), vec![s1, s2]);
+    assert_eq!(lab.snaps(&ta), lab.snaps(&a));
+    lab.same_files(&a, &ta);
 }
 
 fn rollback(lab: &Lab) {
@@ -427,12 +364,12 @@ fn rollback(lab: &Lab) {
     let tp = ns.ds("zab-t", "");
     let ta = format!("{tp}/{a}");
     tree(lab, &ns, b, &[&a], &tp);
-    fill(lab, &a, 50);
+    lab.fill(&a, 50);
     snap(lab, b, &[&a]);
     send(lab, b, &tp, &[]).ok();
     // The target was changed after its last snapshot: a receive fails...
-    fill(lab, &ta, 10);
-    fill(lab, &a, 20);
+    lab.fill(&ta, 10);
+    lab.fill(&a, 20);
     snap(lab, b, &[&a]);
     let out = send(lab, b, &tp, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
@@ -441,8 +378,8 @@ fn rollback(lab: &Lab) {
     // ...and --rollback rolls it back first.
     let out = send(lab, b, &tp, &["--rollback"]).ok();
     assert_eq!(outcome(&out, &a).status, SendStatus::Sent);
-    assert_eq!(snaps(lab, &ta), snaps(lab, &a));
-    same_files(lab, &a, &ta);
+    assert_eq!(lab.snaps(&ta), lab.snaps(&a));
+    lab.same_files(&a, &ta);
 }
 
 fn strip_path(lab: &Lab) {
@@ -453,8 +390,8 @@ fn strip_path(lab: &Lab) {
     let tp = ns.ds("zab-t", "");
     tree(lab, &ns, b, &[&x], &tp);
     lab.sh(&format!("zfs create -p -o autobackup:{b}=true {bx}"));
-    fill(lab, &x, 10);
-    fill(lab, &bx, 10);
+    lab.fill(&x, 10);
+    lab.fill(&bx, 10);
     snap(lab, b, &[&x]);
     snap(lab, b, &[&bx]);
     // Stripping the pool name maps zab-a/NS/x and zab-b/NS/x to one target.
@@ -476,7 +413,7 @@ fn strip_path(lab: &Lab) {
     lab.sh(&format!("zfs inherit autobackup:{b} {bx}"));
     let out = send(lab, b, &tp, &["--strip-path", "2"]).ok();
     assert_eq!(outcome(&out, &x).target, format!("{tp}/x"));
-    same_files(lab, &x, &format!("{tp}/x"));
+    lab.same_files(&x, &format!("{tp}/x"));
 }
 
 fn properties_and_mounting(lab: &Lab) {
@@ -489,8 +426,8 @@ fn properties_and_mounting(lab: &Lab) {
         "set -e; zfs set compression=lz4 zab:note=kept atime=off {a}; \
          zfs set refreservation=1M {a}; zfs create {n}"
     ));
-    fill(lab, &a, 10);
-    fill(lab, &n, 10);
+    lab.fill(&a, 10);
+    lab.fill(&n, 10);
     snap(lab, b, &[&a, &n]);
     let out = send(
         lab,
@@ -507,27 +444,27 @@ fn properties_and_mounting(lab: &Lab) {
     .ok();
     let ta = format!("{tp}/{a}");
     assert_eq!(outcome(&out, &a).status, SendStatus::Sent);
-    assert_eq!(prop(lab, &ta, "compression"), "lz4", "received");
-    assert_eq!(prop(lab, &ta, "zab:note"), "kept");
-    assert_eq!(prop(lab, &ta, "atime"), "on", "filtered (the default)");
-    assert_eq!(prop(lab, &ta, "refreservation"), "none", "cleared");
-    assert_eq!(prop(lab, &ta, "zab:set"), "yes");
-    assert_eq!(prop(lab, &ta, "copies"), "2");
+    assert_eq!(lab.prop(&ta, "compression"), "lz4", "received");
+    assert_eq!(lab.prop(&ta, "zab:note"), "kept");
+    assert_eq!(lab.prop(&ta, "atime"), "on", "filtered (the default)");
+    assert_eq!(lab.prop(&ta, "refreservation"), "none", "cleared");
+    assert_eq!(lab.prop(&ta, "zab:set"), "yes");
+    assert_eq!(lab.prop(&ta, "copies"), "2");
     assert_eq!(
-        prop(lab, &ta, "mounted"),
+        lab.prop(&ta, "mounted"),
         "yes",
         "mounted after the first receive"
     );
-    same_files(lab, &a, &ta);
+    lab.same_files(&a, &ta);
 
     // --clear-mountpoint: received with canmount=noauto, and not mounted.
     let tp2 = format!("{tp}-2");
     lab.sh(&format!("zfs create {tp2}"));
     send(lab, b, &tp2, &["--clear-mountpoint"]).ok();
     let ta2 = format!("{tp2}/{a}");
-    assert_eq!(prop(lab, &ta2, "canmount"), "noauto");
-    assert_eq!(prop(lab, &ta2, "mounted"), "no");
-    same_files(lab, &a, &ta2);
+    assert_eq!(lab.prop(&ta2, "canmount"), "noauto");
+    assert_eq!(lab.prop(&ta2, "mounted"), "no");
+    lab.same_files(&a, &ta2);
 }
 
 fn encryption(lab: &Lab) {
@@ -544,8 +481,8 @@ fn encryption(lab: &Lab) {
          zfs create {plain}; zfs create -p {tp}; \
          zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} {tpe}"
     ));
-    fill(lab, &enc, 100);
-    fill(lab, &plain, 100);
+    lab.fill(&enc, 100);
+    lab.fill(&plain, 100);
     // One backup name per way of sending, each on its own dataset.
     let raw = format!("{b}-raw");
     let dec = format!("{b}-dec");
@@ -564,45 +501,46 @@ fn encryption(lab: &Lab) {
     lab.sh(&format!("zfs create {t_raw}"));
     send(lab, &raw, &t_raw, &[]).ok();
     let t = format!("{t_raw}/{enc}");
-    assert_eq!(prop(lab, &t, "encryption"), "aes-256-gcm");
-    assert_eq!(prop(lab, &t, "keystatus"), "unavailable");
-    assert_eq!(prop(lab, &t, "encryptionroot"), t);
+    assert_eq!(lab.prop(&t, "encryption"), "aes-256-gcm");
+    assert_eq!(lab.prop(&t, "keystatus"), "unavailable");
+    assert_eq!(lab.prop(&t, "encryptionroot"), t);
     // Incremental raw too.
-    fill(lab, &enc, 30);
+    lab.fill(&enc, 30);
     snap(lab, &raw, &[&enc]);
     let out = send(lab, &raw, &t_raw, &[]).ok();
     assert_eq!(
         transfers(&outcome(&out, &enc))[0].0,
         TransferKind::Incremental
     );
-    let ours: Vec<(String, String)> = snaps(lab, &enc)
+    let ours: Vec<(String, String)> = lab
+        .snaps(&enc)
         .into_iter()
         .filter(|s| s.0.starts_with(&format!("{raw}-")))
         .collect();
-    assert_eq!(snaps(lab, &t), ours);
+    assert_eq!(lab.snaps(&t), ours);
     lab.sh(&format!("zfs load-key -L file://{key} {t}"));
-    same_files(lab, &enc, &t);
+    lab.same_files(&enc, &t);
 
     // --decrypt: plain on the target.
     let t_dec = format!("{tp}/dec");
     lab.sh(&format!("zfs create {t_dec}"));
     send(lab, &dec, &t_dec, &["--decrypt"]).ok();
     let t = format!("{t_dec}/{enc}");
-    assert_eq!(prop(lab, &t, "encryption"), "off");
-    same_files(lab, &enc, &t);
+    assert_eq!(lab.prop(&t, "encryption"), "off");
+    lab.same_files(&enc, &t);
 
     // --encrypt: a plain dataset is encrypted by the target's parent.
     send(lab, &encr, &tpe, &["--encrypt"]).ok();
     let t = format!("{tpe}/{plain}");
-    assert_eq!(prop(lab, &t, "encryption"), "aes-256-gcm");
-    assert_eq!(prop(lab, &t, "encryptionroot"), tpe);
-    same_files(lab, &plain, &t);
+    assert_eq!(lab.prop(&t, "encryption"), "aes-256-gcm");
+    assert_eq!(lab.prop(&t, "encryptionroot"), tpe);
+    lab.same_files(&plain, &t);
 
     // Both: decrypted on the way, encrypted again with the target's key.
     send(lab, &both, &tpe, &["--decrypt", "--encrypt"]).ok();
     let t = format!("{tpe}/{enc}");
-    assert_eq!(prop(lab, &t, "encryptionroot"), tpe);
-    same_files(lab, &enc, &t);
+    assert_eq!(lab.prop(&t, "encryptionroot"), tpe);
+    lab.same_files(&enc, &t);
 }
 
 fn every_compression_and_pipe(lab: &Lab) {
@@ -611,7 +549,7 @@ fn every_compression_and_pipe(lab: &Lab) {
     let a = ns.ds("zab-a", "");
     let tp = ns.ds("zab-t", "");
     tree(lab, &ns, b, &[&a], &tp);
-    fill(lab, &a, 500);
+    lab.fill(&a, 500);
     lab.sh(&format!(
         "mp=$(zfs get -H -o value mountpoint {a}); yes zab | head -c 2000000 > $mp/text"
     ));
@@ -633,7 +571,7 @@ fn every_compression_and_pipe(lab: &Lab) {
         let out = send(lab, b, &t, &["--compress", ty]).ok();
         let o = outcome(&out, &a);
         assert_eq!(o.status, SendStatus::Sent, "{ty}");
-        same_files(lab, &a, &format!("{t}/{a}"));
+        lab.same_files(&a, &format!("{t}/{a}"));
     }
     // Pipes on both sides (a shell command line each, quoted), the buffer on
     // both sides, the rate limit and zfs send -c.
@@ -663,7 +601,7 @@ fn every_compression_and_pipe(lab: &Lab) {
         ],
     )
     .ok();
-    same_files(lab, &a, &format!("{t}/{a}"));
+    lab.same_files(&a, &format!("{t}/{a}"));
     assert_eq!(
         lab.sh(&format!("cat {log}; rm -f {log}")),
         "send\nrecv ok\n"
@@ -699,8 +637,8 @@ fn four_topologies(lab: &Lab) {
     let c = ns.ds("zab-a", "c");
     let tp = ns.ds("zab-t", "");
     tree(lab, &ns, b, &[&a, &c], &tp);
-    fill(lab, &a, 200);
-    fill(lab, &c, 100);
+    lab.fill(&a, 200);
+    lab.fill(&c, 100);
     let cfgs = [
         ("local", "", ""),
         ("push", "", "--ssh-target self"),
@@ -712,8 +650,8 @@ fn four_topologies(lab: &Lab) {
             if round == 0 {
                 lab.sh(&format!("zfs create {t}"));
             }
-            fill(lab, &a, 10);
-            fill(lab, &c, 10);
+            lab.fill(&a, 10);
+            lab.fill(&c, 10);
             let out = lab.ssh(&format!(
                 "set -e; zab-select --exclude-received {src} {b} | zab-snap --utc {b} | \
                  zab-send --utc {src} {tgt} {b} {t} | zab-thin --utc {src} {tgt} {b} {t}"
@@ -730,16 +668,10 @@ fn four_topologies(lab: &Lab) {
                 },
                 "{name}"
             );
-            assert_eq!(
-                snaps(lab, &format!("{t}/{a}")).last(),
-                snaps(lab, &a).last()
-            );
-            same_files(lab, &a, &format!("{t}/{a}"));
-            assert_eq!(
-                snaps(lab, &format!("{t}/{c}")).last(),
-                snaps(lab, &c).last()
-            );
-            same_files(lab, &c, &format!("{t}/{c}"));
+            assert_eq!(lab.snaps(&format!("{t}/{a}")).last(), lab.snaps(&a).last());
+            lab.same_files(&a, &format!("{t}/{a}"));
+            assert_eq!(lab.snaps(&format!("{t}/{c}")).last(), lab.snaps(&c).last());
+            lab.same_files(&c, &format!("{t}/{c}"));
             // zab-snap names snapshots by the second.
             std::thread::sleep(std::time::Duration::from_millis(1100));
         }
@@ -748,7 +680,7 @@ fn four_topologies(lab: &Lab) {
         if round == 0 {
             lab.sh(&format!("zfs create {t}"));
         }
-        fill(lab, &a, 10);
+        lab.fill(&a, 10);
         let out = lab.local_sh(&format!(
             "set -e; s='--ssh-config '\"$CFG\"; \
              zab-select --exclude-received --ssh-source {ALIAS} $s {b} | zab-snap --utc $s {b} | \
@@ -758,8 +690,8 @@ fn four_topologies(lab: &Lab) {
         let out = out.ok();
         let o = outcome(&out, &a);
         assert_eq!(o.status, SendStatus::Sent, "relay: {}", out.stderr);
-        same_files(lab, &a, &format!("{t}/{a}"));
-        same_files(lab, &c, &format!("{t}/{c}"));
+        lab.same_files(&a, &format!("{t}/{a}"));
+        lab.same_files(&c, &format!("{t}/{c}"));
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
 }
@@ -770,7 +702,7 @@ fn other_snapshots_and_exclude(lab: &Lab) {
     let a = ns.ds("zab-a", "");
     let tp = ns.ds("zab-t", "");
     tree(lab, &ns, b, &[&a], &tp);
-    fill(lab, &a, 10);
+    lab.fill(&a, 10);
     let s1 = snap(lab, b, &[&a]);
     lab.sh(&format!("zfs snapshot {a}@manual1"));
     let s2 = snap(lab, b, &[&a]);
@@ -802,8 +734,8 @@ fn other_snapshots_and_exclude(lab: &Lab) {
         let t = format!("{tp}/{dir}");
         lab.sh(&format!("zfs create {t}"));
         send(lab, b, &t, &args).ok();
-        assert_eq!(names(lab, &format!("{t}/{a}")), want, "{dir}");
-        same_files(lab, &a, &format!("{t}/{a}"));
+        assert_eq!(lab.snapshot_names(&format!("{t}/{a}")), want, "{dir}");
+        lab.same_files(&a, &format!("{t}/{a}"));
     }
 }
 
@@ -815,15 +747,15 @@ fn skips_what_the_target_thins(lab: &Lab) {
     tree(lab, &ns, b, &[&a], &tp);
     let mut all = Vec::new();
     for _ in 0..6 {
-        fill(lab, &a, 5);
+        lab.fill(&a, 5);
         all.push(snap(lab, b, &[&a]));
     }
     let out = send(lab, b, &tp, &["--keep-target", "2"]).ok();
     let o = outcome(&out, &a);
     let skipped: Vec<String> = o.skipped.iter().map(|s| s.name.clone()).collect();
     assert_eq!(skipped, all[..4].to_vec());
-    assert_eq!(names(lab, &format!("{tp}/{a}")), all[4..].to_vec());
-    same_files(lab, &a, &format!("{tp}/{a}"));
+    assert_eq!(lab.snapshot_names(&format!("{tp}/{a}")), all[4..].to_vec());
+    lab.same_files(&a, &format!("{tp}/{a}"));
 }
 
 /// Everything zab-send could change, on both pools: datasets, snapshots,
@@ -847,8 +779,8 @@ fn test_changes_nothing(lab: &Lab) {
     let (a, c) = (ns.ds("zab-a", ""), ns.ds("zab-a", "c"));
     let tp = ns.ds("zab-t", "");
     tree(lab, &ns, b, &[&a, &c], &tp);
-    fill(lab, &a, 10);
-    fill(lab, &c, 10);
+    lab.fill(&a, 10);
+    lab.fill(&c, 10);
     snap(lab, b, &[&a, &c]);
     // A first run would create parents and do full transfers.
     let before = state(lab, &ns);
@@ -871,9 +803,9 @@ fn test_changes_nothing(lab: &Lab) {
     // --destroy-incompatible: still nothing.
     send(lab, b, &tp, &[]).ok();
     let ta = format!("{tp}/{a}");
-    fill(lab, &ta, 5);
+    lab.fill(&ta, 5);
     lab.sh(&format!("zfs snapshot {ta}@local"));
-    fill(lab, &a, 10);
+    lab.fill(&a, 10);
     snap(lab, b, &[&a, &c]);
     let before = state(lab, &ns);
     let out = send(
@@ -920,7 +852,7 @@ fn jobs_equal_serial(lab: &Lab) {
     let refs: Vec<&str> = dss.iter().map(String::as_str).collect();
     tree(lab, &ns, b, &refs, &tp);
     for d in &dss {
-        fill(lab, d, 20);
+        lab.fill(d, 20);
     }
     snap(lab, b, &refs);
     let (serial, parallel) = (format!("{tp}/serial"), format!("{tp}/parallel"));
@@ -928,7 +860,7 @@ fn jobs_equal_serial(lab: &Lab) {
     send(lab, b, &serial, &[]).ok();
     send(lab, b, &parallel, &["--jobs", "4"]).ok();
     for d in &dss {
-        fill(lab, d, 5);
+        lab.fill(d, 5);
     }
     snap(lab, b, &refs);
     send(lab, b, &serial, &[]).ok();
@@ -952,7 +884,7 @@ fn jobs_equal_serial(lab: &Lab) {
     };
     assert_eq!(listing(&parallel), listing(&serial));
     for d in &dss {
-        same_files(lab, d, &format!("{parallel}/{d}"));
+        lab.same_files(d, &format!("{parallel}/{d}"));
     }
     assert!(exists(lab, &format!("{parallel}/{root}/d3/e1")));
 }

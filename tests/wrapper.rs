@@ -35,33 +35,6 @@ fn next_second() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
 }
 
-/// Writes `kib` KiB of random data into a new file of a mounted filesystem.
-fn fill(lab: &Lab, ds: &str, kib: u32) {
-    lab.sh(&format!(
-        "set -e; mp=$(zfs get -H -o value mountpoint {d}); \
-         dd if=/dev/urandom of=\"$mp/f-$(date +%s%N)\" bs=1024 count={kib} status=none",
-        d = quote_argv(&[ds])
-    ));
-}
-
-/// (name after `@`, guid) of `ds`'s snapshots, oldest first.
-fn snaps(lab: &Lab, ds: &str) -> Vec<(String, String)> {
-    lab.sh(&format!(
-        "zfs list -H -t snapshot -o name,guid -s createtxg -d 1 {}",
-        quote_argv(&[ds])
-    ))
-    .lines()
-    .map(|l| {
-        let (n, g) = l.split_once('\t').unwrap();
-        (n.split_once('@').unwrap().1.to_string(), g.to_string())
-    })
-    .collect()
-}
-
-fn names(lab: &Lab, ds: &str) -> Vec<String> {
-    snaps(lab, ds).into_iter().map(|s| s.0).collect()
-}
-
 /// The snapshots of `ds` (after `@`) that carry the hold `tag`, sorted.
 fn held(lab: &Lab, ds: &str, tag: &str) -> Vec<String> {
     let mut v: Vec<String> = lab
@@ -77,30 +50,6 @@ fn held(lab: &Lab, ds: &str, tag: &str) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-fn prop(lab: &Lab, ds: &str, p: &str) -> String {
-    lab.sh(&format!("zfs get -H -o value {p} {}", quote_argv(&[ds])))
-        .trim()
-        .to_string()
-}
-
-/// The checksums of the files of a filesystem (mounting it if needed), by
-/// path relative to its mountpoint, children excluded.
-fn sums(lab: &Lab, ds: &str) -> String {
-    lab.sh(&format!(
-        "set -e; d={d}; [ \"$(zfs get -H -o value mounted $d)\" = yes ] || zfs mount $d; \
-         cd \"$(zfs get -H -o value mountpoint $d)\"; \
-         find . -xdev -type f | sort | xargs -r sha256sum",
-        d = quote_argv(&[ds])
-    ))
-}
-
-#[track_caller]
-fn same_files(lab: &Lab, src: &str, tgt: &str) {
-    let (a, b) = (sums(lab, src), sums(lab, tgt));
-    assert!(!a.is_empty(), "{src} has files");
-    assert_eq!(a, b, "files of {tgt} against {src}");
 }
 
 /// Whether `name` is one of backup `b`'s snapshots in the default format
@@ -127,7 +76,7 @@ fn snapshot_only(lab: &Lab) {
         "set -e; zfs create -o {}=true {a}; zfs create {c}",
         ns.prop()
     ));
-    fill(lab, &a, 50);
+    lab.fill(&a, 50);
 
     // --verbose: the settings with the schedule in words, the sections an
     // admin knows, in order, and upstream's last line. Nothing on stdout.
@@ -171,30 +120,38 @@ fn snapshot_only(lab: &Lab) {
         err.lines().last(),
         Some("#### All operations completed successfully")
     );
-    let first = names(lab, &a);
+    let first = lab.snapshot_names(&a);
     assert_eq!(first.len(), 1, "{first:?}");
     assert!(is_ours(b, &first[0]), "{}", first[0]);
-    assert_eq!(names(lab, &c), first, "one snapshot name for the run");
+    assert_eq!(
+        lab.snapshot_names(&c),
+        first,
+        "one snapshot name for the run"
+    );
 
     // A quiet run, as from cron: nothing at all on stdout or stderr.
     next_second();
-    fill(lab, &a, 10);
+    lab.fill(&a, 10);
     let out = wrapper(lab, &["--utc", b]).ok();
     assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
-    let second = names(lab, &a);
+    let second = lab.snapshot_names(&a);
     assert_eq!(second.len(), 2, "{second:?}");
-    assert_eq!(names(lab, &c), first, "c did not change (--min-change 1)");
+    assert_eq!(
+        lab.snapshot_names(&c),
+        first,
+        "c did not change (--min-change 1)"
+    );
 
     // --test changes nothing, and says so last.
     next_second();
-    fill(lab, &a, 10);
+    lab.fill(&a, 10);
     let out = wrapper(
         lab,
         &["--test", "--allow-empty", "--keep-source", "0", "--utc", b],
     )
     .ok();
-    assert_eq!(names(lab, &a), second);
-    assert_eq!(names(lab, &c), first);
+    assert_eq!(lab.snapshot_names(&a), second);
+    assert_eq!(lab.snapshot_names(&c), first);
     line_at(&out.stderr, "#### All tests successful.");
     assert_eq!(
         out.stderr.lines().last(),
@@ -206,10 +163,10 @@ fn snapshot_only(lab: &Lab) {
     next_second();
     let out = wrapper(lab, &["--allow-empty", "--keep-source", "1", "--utc", b]).ok();
     assert_eq!(out.stderr, "");
-    let third = names(lab, &a);
+    let third = lab.snapshot_names(&a);
     assert_eq!(third.len(), 1, "{third:?}");
     assert!(!second.contains(&third[0]), "the new snapshot is kept");
-    assert_eq!(names(lab, &c), third);
+    assert_eq!(lab.snapshot_names(&c), third);
 }
 
 fn migration_local(lab: &Lab) {
@@ -264,8 +221,8 @@ fn migration(lab: &Lab, test: &str, extra: &[&str]) {
         "zfs-autobackup",
         "zfs-autobackup",
     ] {
-        fill(lab, &a, 20);
-        fill(lab, &c, 10);
+        lab.fill(&a, 20);
+        lab.fill(&c, 10);
         let out = if who == WRAPPER {
             wrapper(lab, &args)
         } else {
@@ -278,8 +235,8 @@ fn migration(lab: &Lab, test: &str, extra: &[&str]) {
         }
         runs += 1;
         for (i, (src, tgt)) in pairs.iter().enumerate() {
-            let s = snaps(lab, src);
-            let t = snaps(lab, tgt);
+            let s = lab.snaps(src);
+            let t = lab.snaps(tgt);
             assert_eq!(s.len(), runs, "{who}: one snapshot per run on {src}");
             assert_eq!(t, s, "{who}: {tgt} has the snapshots of {src}");
             for (n, _) in &s {
@@ -298,7 +255,7 @@ fn migration(lab: &Lab, test: &str, extra: &[&str]) {
             let newest = vec![s[s.len() - 1].0.clone()];
             assert_eq!(held(lab, src, &tag), newest, "{who}: holds on {src}");
             assert_eq!(held(lab, tgt, &tag), newest, "{who}: holds on {tgt}");
-            same_files(lab, src, tgt);
+            lab.same_files(src, tgt);
         }
         next_second();
     }
@@ -318,17 +275,17 @@ fn encrypted_source(lab: &Lab) {
         ns.prop()
     ));
     let tag = format!("zfs_autobackup:{b}");
-    fill(lab, &enc, 100);
+    lab.fill(&enc, 100);
     wrapper(lab, &["--utc", b, &tp]).ok();
     // Raw: the target holds the ciphertext, its key not loaded.
     let t = format!("{tp}/{enc}");
-    assert_eq!(prop(lab, &t, "encryption"), "aes-256-gcm");
-    assert_eq!(prop(lab, &t, "keystatus"), "unavailable");
-    assert_eq!(prop(lab, &t, "encryptionroot"), t);
+    assert_eq!(lab.prop(&t, "encryption"), "aes-256-gcm");
+    assert_eq!(lab.prop(&t, "keystatus"), "unavailable");
+    assert_eq!(lab.prop(&t, "encryptionroot"), t);
 
     // Incremental, raw too.
     next_second();
-    fill(lab, &enc, 30);
+    lab.fill(&enc, 30);
     let out = wrapper(lab, &["--verbose", "--utc", b, &tp]).ok();
     let at = line_at(&out.stderr, "#### Sending and thinning");
     assert!(
@@ -343,14 +300,14 @@ fn encrypted_source(lab: &Lab) {
         out.stderr.lines().last(),
         Some("#### All operations completed successfully")
     );
-    let s = snaps(lab, &enc);
+    let s = lab.snaps(&enc);
     assert_eq!(s.len(), 2);
-    assert_eq!(snaps(lab, &t), s);
+    assert_eq!(lab.snaps(&t), s);
     let newest = vec![s[1].0.clone()];
     assert_eq!(held(lab, &enc, &tag), newest);
     assert_eq!(held(lab, &t, &tag), newest);
     lab.sh(&format!("zfs load-key -L file://{key} {t}"));
-    same_files(lab, &enc, &t);
+    lab.same_files(&enc, &t);
 }
 
 fn exit_status(lab: &Lab) {
@@ -366,8 +323,8 @@ fn exit_status(lab: &Lab) {
         "set -e; zfs create -p {root}; zfs create -o {p}=true {a}; zfs create -o {p}=true {f}; \
          zfs create -p {tp}/{f}; zfs snapshot {tp}/{f}@foreign"
     ));
-    fill(lab, &a, 20);
-    fill(lab, &f, 20);
+    lab.fill(&a, 20);
+    lab.fill(&f, 20);
 
     // One failed dataset: exit 1, upstream's last line, the other one done.
     let out = wrapper(lab, &["--utc", b, &tp]);
@@ -379,12 +336,12 @@ fn exit_status(lab: &Lab) {
         out.stderr
     );
     assert!(out.stderr.contains(&format!("{tp}/{f}")), "{}", out.stderr);
-    assert_eq!(snaps(lab, &format!("{tp}/{a}")), snaps(lab, &a));
-    assert_eq!(names(lab, &format!("{tp}/{f}")), vec!["foreign"]);
+    assert_eq!(lab.snaps(&format!("{tp}/{a}")), lab.snaps(&a));
+    assert_eq!(lab.snapshot_names(&format!("{tp}/{f}")), vec!["foreign"]);
 
     // --debug stops at the first stage with a failure: zab-thin does not run.
     next_second();
-    fill(lab, &a, 10);
+    lab.fill(&a, 10);
     let out = wrapper(lab, &["--debug", "--utc", b, &tp]);
     assert_eq!(out.code, 255, "{}", out.stderr);
     assert!(
@@ -412,8 +369,8 @@ fn exit_status(lab: &Lab) {
 
     // A bad schedule: fatal before anything is done (no snapshot taken).
     next_second();
-    fill(lab, &a, 10);
-    let before = names(lab, &a);
+    lab.fill(&a, 10);
+    let before = lab.snapshot_names(&a);
     let out = wrapper(lab, &["--keep-source", "1d1w2", "--utc", b, &tp]);
     assert_eq!(out.code, 255, "{}", out.stderr);
     assert!(
@@ -422,7 +379,7 @@ fn exit_status(lab: &Lab) {
         "{}",
         out.stderr
     );
-    assert_eq!(names(lab, &a), before);
+    assert_eq!(lab.snapshot_names(&a), before);
 
     // An unknown option: argparse's usage error, 2.
     let out = wrapper(lab, &["--no-such-option", b]);
