@@ -84,6 +84,19 @@ fn exists(lab: &Lab, ds: &str) -> bool {
         == 0
 }
 
+/// `zab-select B | zab-send --rate 1M --progress B TARGET` in the guest,
+/// stopped by SIGNAL once its progress shows the stream flowing for a
+/// second (however slow the lab is today). Returns zab-send's exit status
+/// and stderr.
+fn interrupted(lab: &Lab, b: &str, target: &str, signal: &str) -> Out {
+    lab.ssh(&format!(
+        "err=$(mktemp); zab-select {b} | zab-send --utc --rate 1M --progress {b} {target} \
+           >/dev/null 2>$err & pid=$!; i=0; \
+         until grep -q ' ETA ' $err || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done; \
+         sleep 1; kill -{signal} $pid; wait $pid; s=$?; sleep 1; cat $err >&2; rm -f $err; exit $s"
+    ))
+}
+
 /// `zab-select B | zab-send --utc B TARGET ARGS…` in the guest.
 fn send(lab: &Lab, b: &str, target: &str, args: &[&str]) -> Out {
     let mut argv = vec!["zab-send", "--utc", b, target];
@@ -216,9 +229,7 @@ fn resumes_after_a_kill(lab: &Lab) {
     let s1 = snap(lab, b, &[&a]);
     // A slow full transfer, stopped by SIGTERM (as Ctrl-C or a service
     // manager would) after a few seconds.
-    let out = lab.ssh(&format!(
-        "zab-select {b} | timeout -s TERM 4 zab-send --utc --rate 1M --progress {b} {tp}"
-    ));
+    let out = interrupted(lab, b, &tp, "TERM");
     assert_ne!(out.code, 0, "interrupted: {}", out.stderr);
     // --progress draws the transfer on stderr (forced: not a terminal here).
     assert!(
@@ -243,9 +254,7 @@ fn resumes_after_a_kill(lab: &Lab) {
     // up at all, as when the machine or the connection goes).
     lab.fill(&a, 8 * 1024);
     let s2 = snap(lab, b, &[&a]);
-    let out = lab.ssh(&format!(
-        "zab-select {b} | timeout -s KILL 4 zab-send --utc --rate 1M {b} {tp}; s=$?; sleep 1; exit $s"
-    ));
+    let out = interrupted(lab, b, &tp, "KILL");
     assert_ne!(out.code, 0);
     let token = lab.prop(&ta, "receive_resume_token");
     assert!(token.len() > 10, "a resume token on {ta}: {token}");
@@ -274,9 +283,7 @@ fn aborts_an_obsolete_token(lab: &Lab) {
     send(lab, b, &tp, &[]).ok();
     lab.fill(&a, 8 * 1024);
     let s2 = snap(lab, b, &[&a]);
-    let out = lab.ssh(&format!(
-        "zab-select {b} | timeout -s TERM 4 zab-send --utc --rate 1M {b} {tp}"
-    ));
+    let out = interrupted(lab, b, &tp, "TERM");
     assert_ne!(out.code, 0);
     assert!(lab.prop(&ta, "receive_resume_token").len() > 10);
     // The snapshot the token leads to is gone from the source.
