@@ -190,6 +190,15 @@ mod tests {
         Args::command().debug_assert();
     }
 
+    /// docs/man/zab-buffer.1 is what `zab-buffer --man` prints (scripts/man).
+    #[test]
+    fn man_page_is_current() {
+        zab_core::man::assert_current(
+            &Args::command(),
+            include_str!("../../docs/man/zab-buffer.1"),
+        );
+    }
+
     fn config(argv: &[&str]) -> Result<Config, String> {
         let mut v = vec!["zab-buffer"];
         v.extend_from_slice(argv);

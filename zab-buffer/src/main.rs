@@ -12,11 +12,9 @@ mod pool;
 mod run;
 mod xxh64;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-buffer");
-    let args = cli::Args::parse();
+    let args = zab_core::cli::parse::<cli::Args>();
     match args.config().and_then(|cfg| run::run(&cfg)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => zab_core::error::report("zab-buffer", &e),

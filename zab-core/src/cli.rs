@@ -1,13 +1,69 @@
-//! Command-line pieces every tool shares: the common flags (flattened into
-//! each tool's clap struct), the log that `--verbose` and `--debug` switch
-//! on, and the `--help` trailer with the exit codes.
+//! Command-line pieces every tool shares: the parsing every `main` calls
+//! (clap's, plus the hidden `--man`), the common flags (flattened into each
+//! tool's clap struct), the log that `--verbose` and `--debug` switch on,
+//! and the `--help` trailer with the exit codes.
 
+use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Arg, ArgAction, Args, Parser};
 
 use crate::error::{exit_codes_help, Error};
 use crate::host::Host;
+use crate::man;
+
+/// What a tool's command line asks for.
+#[derive(Debug)]
+pub enum Parsed<A> {
+    /// Its arguments, to run with.
+    Args(A),
+    /// Its man page (`--man`), to print.
+    Man(String),
+}
+
+/// Parses the command line as `A::parse()` does, with one more option,
+/// hidden from `--help`: `--man` prints the tool's man page (roff, from the
+/// same clap definition as `--help`) and exits 0. Usage errors, `--help`
+/// and `--version` exit as clap makes them.
+pub fn parse<A: Parser>() -> A {
+    match try_parse_from::<A, _, _>(std::env::args_os()) {
+        Ok(Parsed::Args(args)) => args,
+        Ok(Parsed::Man(page)) => {
+            // A reader that went away (`| head`) is not an error here.
+            let _ = std::io::stdout().lock().write_all(page.as_bytes());
+            std::process::exit(0);
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+/// [`parse`] without exiting: the arguments or the man page, or clap's
+/// error (which `--help` and `--version` also are).
+pub fn try_parse_from<A, I, T>(argv: I) -> Result<Parsed<A>, clap::Error>
+where
+    A: Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    // Exclusive: alone on the line, and then no other argument is required.
+    let man_flag = Arg::new(MAN_ID)
+        .long("man")
+        .action(ArgAction::SetTrue)
+        .exclusive(true)
+        .hide(true)
+        .help("Print the man page (roff) and exit");
+    let mut matches = A::command().arg(man_flag).try_get_matches_from(argv)?;
+    if matches.get_flag(MAN_ID) {
+        return Ok(Parsed::Man(man::render(&A::command())));
+    }
+    A::from_arg_matches_mut(&mut matches)
+        .map(Parsed::Args)
+        .map_err(|e| e.format(&mut A::command()))
+}
+
+/// The id of `--man`, chosen to clash with no field of a tool's arguments.
+const MAN_ID: &str = "zab-core-man";
 
 /// Flags common to every zab tool that talks to ZFS.
 #[derive(Args, Debug, Clone, Default)]
@@ -143,6 +199,51 @@ pub fn format_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+
+    /// A tool with a required argument, as most are.
+    #[derive(Parser, Debug)]
+    #[command(name = "zab-demo", version)]
+    struct Demo {
+        /// The backup name.
+        backup: String,
+        #[command(flatten)]
+        common: Common,
+    }
+
+    fn parsed(argv: &[&str]) -> Result<Parsed<Demo>, clap::Error> {
+        try_parse_from::<Demo, _, _>(std::iter::once("zab-demo").chain(argv.iter().copied()))
+    }
+
+    #[test]
+    fn man_needs_no_other_argument_and_prints_the_page() {
+        match parsed(&["--man"]) {
+            Ok(Parsed::Man(page)) => assert_eq!(page, man::render(&Demo::command())),
+            other => panic!("{other:?}"),
+        }
+        // With other arguments it is a usage error, as --help is not.
+        assert_eq!(
+            parsed(&["--man", "x"]).unwrap_err().kind(),
+            clap::error::ErrorKind::ArgumentConflict
+        );
+    }
+
+    #[test]
+    fn without_man_it_parses_as_clap_does() {
+        match parsed(&["offsite1", "-v"]) {
+            Ok(Parsed::Args(a)) => assert!(a.backup == "offsite1" && a.common.verbose),
+            other => panic!("{other:?}"),
+        }
+        let missing = parsed(&[]).unwrap_err();
+        assert_eq!(
+            missing.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        let help = parsed(&["--help"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(!help.to_string().contains("--man"), "--man is hidden");
+        assert!(!man::render(&Demo::command()).contains("\\-\\-man"));
+    }
 
     #[test]
     fn byte_counts() {

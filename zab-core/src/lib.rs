@@ -9,11 +9,13 @@
 //! * [`naming`]: snapshot names, and which snapshots are ours.
 //! * [`schedule`]: thinning schedules and the pure thinner.
 //! * [`error`]: one error type and the one exit-code scheme.
-//! * [`cli`]: the flags every tool shares.
+//! * [`cli`]: the flags every tool shares, and the parsing every `main` calls.
+//! * [`man`]: man pages rendered from each tool's clap command.
 
 pub mod cli;
 pub mod error;
 pub mod host;
+pub mod man;
 pub mod naming;
 pub mod ndjson;
 pub mod record;

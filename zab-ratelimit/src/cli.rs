@@ -182,6 +182,15 @@ mod tests {
         Args::command().debug_assert();
     }
 
+    /// docs/man/zab-ratelimit.1 is what `zab-ratelimit --man` prints (scripts/man).
+    #[test]
+    fn man_page_is_current() {
+        zab_core::man::assert_current(
+            &Args::command(),
+            include_str!("../../docs/man/zab-ratelimit.1"),
+        );
+    }
+
     fn config(argv: &[&str], tty: bool) -> Result<Config, String> {
         let mut v = vec!["zab-ratelimit"];
         v.extend_from_slice(argv);

@@ -13,11 +13,9 @@ mod run;
 
 use std::io::IsTerminal;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-ratelimit");
-    let args = cli::Args::parse();
+    let args = zab_core::cli::parse::<cli::Args>();
     let cfg = args.config(std::io::stderr().is_terminal());
     match run::run(&cfg) {
         Ok(()) => std::process::ExitCode::SUCCESS,

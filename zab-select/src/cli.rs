@@ -87,6 +87,15 @@ mod tests {
         Args::command().debug_assert();
     }
 
+    /// docs/man/zab-select.1 is what `zab-select --man` prints (scripts/man).
+    #[test]
+    fn man_page_is_current() {
+        zab_core::man::assert_current(
+            &Args::command(),
+            include_str!("../../docs/man/zab-select.1"),
+        );
+    }
+
     #[test]
     fn parses_upstream_style_arguments() {
         let a = Args::try_parse_from([

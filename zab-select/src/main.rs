@@ -9,11 +9,9 @@ mod cli;
 mod run;
 mod select;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-select");
-    let args = cli::Args::parse();
+    let args = zab_core::cli::parse::<cli::Args>();
     match run::run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => zab_core::error::report("zab-select", &e),

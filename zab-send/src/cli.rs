@@ -229,6 +229,12 @@ mod tests {
         Args::command().debug_assert();
     }
 
+    /// docs/man/zab-send.1 is what `zab-send --man` prints (scripts/man).
+    #[test]
+    fn man_page_is_current() {
+        zab_core::man::assert_current(&Args::command(), include_str!("../../docs/man/zab-send.1"));
+    }
+
     #[test]
     fn options_parse_as_upstream() {
         let a = Args::try_parse_from([

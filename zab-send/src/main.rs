@@ -8,11 +8,9 @@ mod run;
 mod stream;
 mod transfer;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-send");
-    let args = cli::Args::parse();
+    let args = zab_core::cli::parse::<cli::Args>();
     match run::run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => zab_core::error::report("zab-send", &e),

@@ -11,11 +11,9 @@ mod cli;
 mod plan;
 mod run;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-snap");
-    let args = cli::Args::parse();
+    let args = zab_core::cli::parse::<cli::Args>();
     match run::run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => zab_core::error::report("zab-snap", &e),

@@ -168,6 +168,12 @@ mod tests {
         Args::command().debug_assert();
     }
 
+    /// docs/man/zab-thin.1 is what `zab-thin --man` prints (scripts/man).
+    #[test]
+    fn man_page_is_current() {
+        zab_core::man::assert_current(&Args::command(), include_str!("../../docs/man/zab-thin.1"));
+    }
+
     #[test]
     fn schedules_are_checked_when_parsing() {
         assert!(Args::try_parse_from(["zab-thin", "x", "--keep-source", "1d1w2"]).is_err());

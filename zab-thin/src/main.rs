@@ -13,11 +13,9 @@ mod picture;
 mod plan;
 mod run;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-thin");
-    let args = cli::Args::parse();
+    let args = zab_core::cli::parse::<cli::Args>();
     if let Some(text) = &args.describe {
         return match cli::describe(text) {
             Ok(lines) => {
