@@ -78,7 +78,8 @@ pub struct Common {
     pub debug: bool,
 
     /// Use this ssh config file for every ssh connection (ssh -F FILE).
-    /// Without it, ssh reads ~/.ssh/config as usual (ControlMaster and all).
+    /// Without it, ssh reads ~/.ssh/config as usual. Connections to one host
+    /// are shared (zab sets ControlMaster=auto, ControlPersist=60).
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
 }
