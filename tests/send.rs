@@ -618,6 +618,25 @@ fn every_compression_and_pipe(lab: &Lab) {
         "{}",
         out.stderr
     );
+    // Where zab-buffer is not installed, mbuffer takes its place, on the
+    // remote side (probed over ssh) as on this one. No other test uses
+    // --buffer, so hiding zab-buffer for one run is safe.
+    let t = format!("{tp}/fallback");
+    lab.sh(&format!("zfs create {t}"));
+    let out = lab
+        .ssh(&format!(
+            "mv /usr/local/bin/zab-buffer /usr/local/bin/zab-buffer.hidden; \
+             zab-select {b} | zab-send --utc --ssh-target self --buffer 1M --debug {b} {t}; s=$?; \
+             mv /usr/local/bin/zab-buffer.hidden /usr/local/bin/zab-buffer; exit $s"
+        ))
+        .ok();
+    assert!(
+        out.stderr.contains("mbuffer -q -m 1024k -s 128k") && !out.stderr.contains("zab-buffer -q"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(outcome(&out, &a).status, SendStatus::Sent);
+    lab.same_files(&a, &format!("{t}/{a}"));
     // A pipe that fails makes the transfer fail, even in the middle.
     let t = format!("{tp}/broken");
     lab.sh(&format!("zfs create {t}"));
