@@ -29,19 +29,6 @@ const EXAMPLES: &str = "  \
   zab-select offsite1 | zab-send --rate 20M --buffer 256M offsite1 backup/host1
 ";
 
-/// The nine compression types of zfs-autobackup (adopted from syncoid).
-pub const COMPRESS_TYPES: &[&str] = &[
-    "gzip",
-    "pigz-fast",
-    "pigz-slow",
-    "zstd-fast",
-    "zstd-slow",
-    "zstd-adapt",
-    "xz",
-    "lzo",
-    "lz4",
-];
-
 /// Replicate the datasets zab-select chose to TARGET-PATH, as zfs-autobackup
 /// does: full, incremental and resumed `zfs send | zfs recv` transfers, holds
 /// on the common snapshot, locally or over ssh.
@@ -159,7 +146,8 @@ pub struct Args {
 
     /// Compress the stream between the hosts (zstd-fast when no TYPE).
     #[arg(long, value_name = "TYPE", num_args = 0..=1, default_missing_value = "zstd-fast",
-          value_parser = clap::builder::PossibleValuesParser::new(COMPRESS_TYPES))]
+          value_parser = clap::builder::PossibleValuesParser::new(
+              crate::stream::COMPRESSORS.iter().map(|c| c.name)))]
     pub compress: Option<String>,
 
     /// A command the stream passes through after zfs send (a shell command
