@@ -202,12 +202,14 @@ fn full_then_incremental(lab: &Lab) {
     assert_eq!(holds(lab, &ta), vec![format!("{s3} {tag}")]);
     assert_eq!(holds(lab, &tc), vec![format!("{s3} {tag}")]);
 
-    // Nothing new: up to date, and nothing is run that changes anything.
-    let out = send(lab, b, &tp, &[]).ok();
+    // Nothing new: up to date, and nothing is run but the two listings (no
+    // pool features, no `zfs holds`: the common snapshots carry a hold).
+    let out = send(lab, b, &tp, &["--debug"]).ok();
     let o = outcome(&out, &a);
     assert_eq!(o.status, SendStatus::UpToDate);
     assert!(o.transfers.is_empty());
     assert_eq!(o.common.as_deref(), Some(s3.as_str()));
+    assert_eq!(commands(&out), ["zfs list", "zfs list"], "{}", out.stderr);
 
     // --no-holds: the transfer takes no hold (and leaves the old one).
     lab.fill(&a, 10);
@@ -215,6 +217,32 @@ fn full_then_incremental(lab: &Lab) {
     send(lab, b, &tp, &["--no-holds"]).ok();
     assert_eq!(lab.snapshot_names(&ta).last(), Some(&s4));
     assert_eq!(holds(lab, &ta), vec![format!("{s3} {tag}")]);
+    // The next run has nothing to send, and holds the common snapshots that
+    // carry no hold at all (userrefs 0: no `zfs holds` needed), both sides.
+    let out = send(lab, b, &tp, &["--debug"]).ok();
+    assert_eq!(outcome(&out, &a).status, SendStatus::UpToDate);
+    assert_eq!(
+        commands(&out),
+        ["zfs list", "zfs list", "zfs hold", "zfs hold"],
+        "{}",
+        out.stderr
+    );
+    for d in [&a, &ta, &tc] {
+        assert_eq!(
+            holds(lab, d),
+            vec![format!("{s3} {tag}"), format!("{s4} {tag}")],
+            "{d}"
+        );
+    }
+}
+
+/// The zfs and zpool commands a `--debug` run ran, by their first two words.
+fn commands(out: &Out) -> Vec<String> {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with("zfs ") || l.starts_with("zpool "))
+        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect()
 }
 
 fn resumes_after_a_kill(lab: &Lab) {

@@ -160,7 +160,9 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     }
 
     // Second run: only x changed. A foreign snapshot on y is newer than ours
-    // and changes nothing. One listing, one written@ query, one snapshot.
+    // and nothing was written before or after it. The listing's written
+    // values settle both (x: ours is the newest, its own written; y: every
+    // written after ours is 0): one listing, one snapshot, no written@ query.
     next_second();
     lab.sh(&format!(
         "set -e; dd if=/dev/urandom of=/{a}/x/f bs=64k count=1 2>/dev/null
@@ -179,18 +181,30 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
         assert_eq!(status_of(&ds, d), want, "{d}");
     }
     let calls = zfs_calls(&out);
-    assert_eq!(calls.len(), 3, "{calls:#?}");
-    assert!(calls[1].starts_with(&format!(
-        "zfs get -H -p -o name,property,value,source written@{name} "
-    )));
-    assert_eq!(calls[2], format!("zfs snapshot {a}/x@{second}"));
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert!(calls[0].starts_with("zfs list ") && calls[0].contains(",written "));
+    assert_eq!(calls[1], format!("zfs snapshot {a}/x@{second}"));
+    let x = ds.iter().find(|d| d.name == format!("{a}/x")).unwrap();
+    let real: u64 = lab
+        .sh(&format!(
+            "zfs get -H -p -o value written@{name} {a}/x@{second}"
+        ))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(real >= 65536, "{real}");
+    assert_eq!(x.snapshot.as_ref().unwrap().written, Some(real));
 
-    // Third run: x and z changed; datasets now have two different newest
-    // snapshots of ours, still asked for in one `zfs get`.
+    // Third run: x, y and z changed. On x and y the changes were caught by a
+    // foreign snapshot after ours, so only zfs can say how much of them is
+    // still there: one `zfs get` asks both, with their two different newest
+    // snapshots of ours. z's newest is ours: settled by the listing.
     next_second();
     lab.sh(&format!(
         "set -e; dd if=/dev/urandom of=/{a}/x/g bs=64k count=1 2>/dev/null
+        dd if=/dev/urandom of=/{a}/x/y/g bs=64k count=1 2>/dev/null
         dd if=/dev/urandom of=/{b}/z/f bs=64k count=1 2>/dev/null
+        zfs snapshot {a}/x@manual {a}/x/y@manual2
         zpool sync zab-a zab-b"
     ));
     let out = snap(lab, &ns, &["--debug"]).ok();
@@ -198,12 +212,16 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     assert_eq!(calls.len(), 4, "{calls:#?}");
     let get = &calls[1];
     assert!(
-        get.contains(&format!("written@{name}")) && get.contains(&format!("written@{second}")),
+        get.starts_with("zfs get -H -p -o name,property,value,source ")
+            && get.contains(&format!("written@{name}"))
+            && get.contains(&format!("written@{second}"))
+            && get.ends_with(&format!(" {a}/x {a}/x/y")),
         "{get}"
     );
     let ds = out.datasets();
-    assert_eq!(status_of(&ds, &format!("{a}/x")), SnapStatus::Created);
-    assert_eq!(status_of(&ds, &format!("{b}/z")), SnapStatus::Created);
+    for d in [format!("{a}/x"), format!("{a}/x/y"), format!("{b}/z")] {
+        assert_eq!(status_of(&ds, &d), SnapStatus::Created, "{d}");
+    }
     assert_eq!(status_of(&ds, &b), SnapStatus::Skipped);
     let x = ds.iter().find(|d| d.name == format!("{a}/x")).unwrap();
     assert_eq!(

@@ -166,39 +166,112 @@ pub fn parse_snapshots(
     output: &str,
     datasets: &[&str],
 ) -> Result<std::collections::BTreeMap<String, Vec<Snapshot>>, String> {
-    let mut map: std::collections::BTreeMap<String, Vec<Snapshot>> = datasets
-        .iter()
-        .map(|d| (d.to_string(), Vec::new()))
-        .collect();
+    Ok(parse_listing(output, datasets, false)?.snapshots)
+}
+
+/// A snapshot listing with the bytes written ([`list_written_args`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WrittenListing {
+    /// Each dataset's snapshots, oldest first, as [`parse_snapshots`].
+    pub snapshots: std::collections::BTreeMap<String, Vec<Snapshot>>,
+    /// Each dataset's own `written`: bytes written since its newest snapshot.
+    pub written: std::collections::BTreeMap<String, u64>,
+    /// Each snapshot's `written` (`dataset@name`): bytes written between the
+    /// snapshot before it and it.
+    pub snapshot_written: std::collections::BTreeMap<String, u64>,
+}
+
+/// The argv that lists the snapshots of `datasets` as
+/// [`list_snapshots_args`] does, with a `written` column and the datasets'
+/// own rows: with the written values zab-snap mostly needs no `zfs get
+/// written@…` at all. `-d 1` also lists the datasets' children (their own
+/// rows only, not their snapshots), which the parser passes over.
+pub fn list_written_args(datasets: &[&str]) -> Vec<String> {
+    let mut argv = list_snapshots_args(datasets);
+    argv[5] = "filesystem,volume,snapshot".into();
+    argv[7] = "name,createtxg,guid,userrefs,written".into();
+    argv
+}
+
+/// Parses [`list_written_args`] output. As [`parse_snapshots`], and every
+/// dataset asked for must have its own row.
+pub fn parse_written_listing(output: &str, datasets: &[&str]) -> Result<WrittenListing, String> {
+    let listing = parse_listing(output, datasets, true)?;
+    if let Some(d) = datasets.iter().find(|d| !listing.written.contains_key(**d)) {
+        return Err(format!("no row for the dataset {d} itself"));
+    }
+    Ok(listing)
+}
+
+/// Both listings' parser; `written`: the fifth column and the datasets' rows.
+fn parse_listing(output: &str, datasets: &[&str], written: bool) -> Result<WrittenListing, String> {
+    let mut l = WrittenListing {
+        snapshots: datasets
+            .iter()
+            .map(|d| (d.to_string(), Vec::new()))
+            .collect(),
+        ..WrittenListing::default()
+    };
+    let columns = if written { 5 } else { 4 };
     for (i, line) in output.lines().enumerate() {
         let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
-        let mut cols = line.split('\t');
-        let (full, txg, guid, refs) = match (
-            cols.next(),
-            cols.next(),
-            cols.next(),
-            cols.next(),
-            cols.next(),
-        ) {
-            (Some(f), Some(t), Some(g), Some(r), None) => (f, t, g, r),
-            _ => return Err(bad("expected 4 tab-separated columns")),
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() != columns {
+            return Err(bad(&format!("expected {columns} tab-separated columns")));
+        }
+        let w = match written {
+            true => Some(
+                cols[4]
+                    .parse::<u64>()
+                    .map_err(|_| bad("written is not a number"))?,
+            ),
+            false => None,
         };
-        let (ds, name) = full.split_once('@').ok_or_else(|| bad("not a snapshot"))?;
-        let list = map
+        let (ds, name) = match (cols[0].split_once('@'), w) {
+            (Some(pair), _) => pair,
+            // A dataset's own row, or a child's that -d 1 brought along.
+            (None, Some(w)) => {
+                if l.snapshots.contains_key(cols[0]) {
+                    l.written.insert(cols[0].to_string(), w);
+                }
+                continue;
+            }
+            (None, None) => return Err(bad("not a snapshot")),
+        };
+        let list = l
+            .snapshots
             .get_mut(ds)
             .ok_or_else(|| bad("a snapshot of a dataset that was not asked for"))?;
         list.push(Snapshot {
             name: name.to_string(),
-            createtxg: txg.parse().map_err(|_| bad("createtxg is not a number"))?,
-            guid: guid.parse().map_err(|_| bad("guid is not a number"))?,
-            userrefs: refs.parse().map_err(|_| bad("userrefs is not a number"))?,
+            createtxg: cols[1]
+                .parse()
+                .map_err(|_| bad("createtxg is not a number"))?,
+            guid: cols[2].parse().map_err(|_| bad("guid is not a number"))?,
+            userrefs: cols[3]
+                .parse()
+                .map_err(|_| bad("userrefs is not a number"))?,
         });
+        if let Some(w) = w {
+            l.snapshot_written.insert(cols[0].to_string(), w);
+        }
     }
-    for list in map.values_mut() {
+    for list in l.snapshots.values_mut() {
         // zfs sorts by createtxg already; keep it so whatever the zfs version.
         list.sort_by_key(|s| s.createtxg);
     }
-    Ok(map)
+    Ok(l)
+}
+
+/// Lists the snapshots of `datasets` on `host` with their written values,
+/// in one `zfs list`; fails as a whole, as [`list_snapshots`].
+pub fn list_written(host: &Host, datasets: &[&str]) -> Result<WrittenListing, Error> {
+    let argv = list_written_args(datasets);
+    let out = host.output(&argv)?;
+    parse_written_listing(&out, datasets).map_err(|message| Error::Parse {
+        command: quote_argv(&argv),
+        message: format!("on {}: {message}", host.name()),
+    })
 }
 
 /// Lists the snapshots of `datasets` on `host` with one `zfs list`. A
@@ -391,6 +464,12 @@ pub fn common_snapshot<'a>(
 pub struct Tree {
     pub datasets: Vec<(String, DatasetType)>,
     pub snapshots: std::collections::BTreeMap<String, Vec<Snapshot>>,
+    /// From [`list_target_tree_args`] only: each snapshot's `written`
+    /// (`dataset@name`).
+    pub written: std::collections::BTreeMap<String, u64>,
+    /// From [`list_target_tree_args`] only: the datasets with a
+    /// `receive_resume_token`, and the token.
+    pub tokens: std::collections::BTreeMap<String, String>,
 }
 
 impl Tree {
@@ -423,15 +502,38 @@ pub fn list_tree_args(root: &str) -> Vec<String> {
     .collect()
 }
 
+/// The argv that lists a receiving side's tree: [`list_tree_args`]'s
+/// columns and `written` (has a snapshot changed since it was received?) and
+/// `receive_resume_token` (an interrupted receive to resume).
+pub fn list_target_tree_args(root: &str) -> Vec<String> {
+    let mut argv = list_tree_args(root);
+    argv[7] = "name,type,createtxg,guid,userrefs,written,receive_resume_token".into();
+    argv
+}
+
 /// Parses [`list_tree_args`] output.
 pub fn parse_tree(output: &str) -> Result<Tree, String> {
+    parse_tree_columns(output, false)
+}
+
+/// Parses [`list_target_tree_args`] output.
+pub fn parse_target_tree(output: &str) -> Result<Tree, String> {
+    parse_tree_columns(output, true)
+}
+
+/// Both tree parsers; `target`: the two more columns.
+fn parse_tree_columns(output: &str, target: bool) -> Result<Tree, String> {
     let mut tree = Tree::default();
     let mut snaps: Vec<(String, Snapshot)> = Vec::new();
+    let columns = if target { 7 } else { 5 };
     for (i, line) in output.lines().enumerate() {
         let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
         let cols: Vec<&str> = line.split('\t').collect();
-        let [name, kind, txg, guid, refs] = cols[..] else {
-            return Err(bad("expected 5 tab-separated columns"));
+        if cols.len() != columns {
+            return Err(bad(&format!("expected {columns} tab-separated columns")));
+        }
+        let [name, kind, txg, guid, refs] = cols[..5] else {
+            unreachable!("five columns or more");
         };
         let num = |v: &str, what: &str| -> Result<u64, String> {
             v.parse()
@@ -440,6 +542,10 @@ pub fn parse_tree(output: &str) -> Result<Tree, String> {
         match DatasetType::parse(kind) {
             Some(DatasetType::Snapshot) => {
                 let (ds, snap) = name.split_once('@').ok_or_else(|| bad("not a snapshot"))?;
+                if target {
+                    tree.written
+                        .insert(name.to_string(), num(cols[5], "written")?);
+                }
                 snaps.push((
                     ds.to_string(),
                     Snapshot {
@@ -453,6 +559,9 @@ pub fn parse_tree(output: &str) -> Result<Tree, String> {
             Some(t @ (DatasetType::Filesystem | DatasetType::Volume)) => {
                 tree.datasets.push((name.to_string(), t));
                 tree.snapshots.entry(name.to_string()).or_default();
+                if target && cols[6] != "-" && !cols[6].is_empty() {
+                    tree.tokens.insert(name.to_string(), cols[6].to_string());
+                }
             }
             _ => return Err(bad("unexpected type")),
         }
@@ -522,6 +631,7 @@ pub fn is_under(name: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     /// Recorded from OpenZFS 2.3.2 in the lab:
     /// the tree of `tests/fixtures/selection-tree.sh`
@@ -597,6 +707,45 @@ mod tests {
         // Holds: one on a@s1 (see snapshots.sh).
         assert_eq!(map["snapfix/a"][0].userrefs, 1);
         assert_eq!(map["snapfix/b"][0].userrefs, 0);
+    }
+
+    const LISTING_WRITTEN: &str = include_str!("../tests/fixtures/listing-written.txt");
+
+    #[test]
+    fn parses_a_recorded_listing_with_written() {
+        let (listing, truth) = LISTING_WRITTEN.split_once("#\n").unwrap();
+        let ds = ["wfix/a", "wfix/b", "wfix/none"];
+        let l = parse_written_listing(listing, &ds).unwrap();
+        let names =
+            |d: &str| -> Vec<&str> { l.snapshots[d].iter().map(|s| s.name.as_str()).collect() };
+        assert_eq!(names("wfix/a"), vec!["s1", "s2"]);
+        assert_eq!(names("wfix/b"), vec!["s1", "other"]);
+        assert!(l.snapshots["wfix/none"].is_empty());
+        // The child's own row is passed over; it was not asked for.
+        assert_eq!(l.snapshots.len(), 3);
+        assert_eq!(l.written.len(), 3);
+        assert_eq!(l.written["wfix/a"], 79872);
+        assert_eq!(l.written["wfix/b"], 0);
+        assert_eq!(l.snapshot_written["wfix/a@s2"], 79872);
+        assert_eq!(l.snapshot_written["wfix/b@other"], 0);
+        // What zab-snap relies on: written@s1 is at most the sum of the
+        // written values after s1, and 0 where they all are.
+        // `zfs get -o name,property,value written@s1`: what zfs itself says.
+        let real: BTreeMap<&str, u64> = truth
+            .lines()
+            .map(|line| {
+                let c: Vec<&str> = line.split('\t').collect();
+                (c[0], c[2].parse::<u64>().unwrap())
+            })
+            .collect();
+        assert!(real["wfix/a"] > l.written["wfix/a"]);
+        assert!(real["wfix/a"] <= l.written["wfix/a"] + l.snapshot_written["wfix/a@s2"]);
+        assert_eq!(real["wfix/b"], 0);
+        // A dataset asked for must have its own row; snapshots of others fail.
+        assert!(parse_written_listing(listing, &["wfix/a", "wfix/b", "wfix/gone"]).is_err());
+        assert!(parse_written_listing(listing, &["wfix/a"]).is_err());
+        assert!(parse_written_listing("wfix/a@s1\t12\t5\t0\n", &["wfix/a"]).is_err());
+        assert!(parse_written_listing("wfix/a\t12\t5\t-\tmany\n", &["wfix/a"]).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use zab_core::zfs::{DatasetType, Snapshot};
+use zab_core::zfs::{self, DatasetType, Snapshot};
 
 use crate::plan::Target;
 
@@ -83,75 +83,36 @@ pub struct TargetDs {
 
 /// Lists the whole target tree under `root`: one call.
 pub fn target_args(root: &str) -> Vec<String> {
-    argv(&[
-        "zfs",
-        "list",
-        "-H",
-        "-p",
-        "-t",
-        "filesystem,volume,snapshot",
-        "-o",
-        "name,type,createtxg,guid,userrefs,written,receive_resume_token",
-        "-s",
-        "createtxg",
-        "-r",
-        root,
-    ])
+    zfs::list_target_tree_args(root)
 }
 
 /// Parses [`target_args`] output.
 pub fn parse_target(output: &str) -> Result<BTreeMap<String, TargetDs>, String> {
-    let mut map: BTreeMap<String, TargetDs> = BTreeMap::new();
-    let mut snaps = Vec::new();
-    for (i, line) in output.lines().enumerate() {
-        let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
-        let cols: Vec<&str> = line.split('\t').collect();
-        let [name, kind, txg, guid, refs, written, token] = cols[..] else {
-            return Err(bad("expected 7 tab-separated columns"));
-        };
-        let num = |v: &str, what: &str| -> Result<u64, String> {
-            v.parse()
-                .map_err(|_| bad(&format!("{what} is not a number")))
-        };
-        match DatasetType::parse(kind) {
-            Some(DatasetType::Snapshot) => {
-                let (ds, snap) = name.split_once('@').ok_or_else(|| bad("not a snapshot"))?;
-                snaps.push((
-                    ds.to_string(),
-                    Snapshot {
-                        name: snap.to_string(),
-                        createtxg: num(txg, "createtxg")?,
-                        guid: num(guid, "guid")?,
-                        userrefs: num(refs, "userrefs")?,
-                    },
-                    num(written, "written")?,
-                ));
-            }
-            Some(k @ (DatasetType::Filesystem | DatasetType::Volume)) => {
-                let token = (token != "-" && !token.is_empty()).then(|| token.to_string());
-                map.insert(
-                    name.to_string(),
-                    TargetDs {
-                        kind: k,
-                        target: Target {
-                            snapshots: Vec::new(),
-                            token,
-                        },
-                    },
-                );
-            }
-            _ => return Err(bad("unexpected type")),
-        }
-    }
-    for (ds, s, w) in snaps {
-        map.get_mut(&ds)
-            .ok_or_else(|| format!("snapshot {ds}@{} of a dataset not listed", s.name))?
-            .target
+    let mut tree = zfs::parse_target_tree(output)?;
+    let mut map = BTreeMap::new();
+    for (name, kind) in tree.datasets {
+        let snapshots = tree
             .snapshots
-            .push((s, w));
-    }
-    for t in map.values_mut() {
-        t.target.snapshots.sort_by_key(|(s, _)| s.createtxg);
+            .remove(&name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| {
+                let w = tree
+                    .written
+                    .get(&format!("{name}@{}", s.name))
+                    .copied()
+                    .unwrap_or_default();
+                (s, w)
+            })
+            .collect();
+        let token = tree.tokens.remove(&name);
+        map.insert(
+            name,
+            TargetDs {
+                kind,
+                target: Target { snapshots, token },
+            },
+        );
     }
     Ok(map)
 }

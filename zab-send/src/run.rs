@@ -116,9 +116,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     // The listings: the target tree and pool, then each source host.
     let target_tree = list_target(&target_host, &args.target_path)?;
-    let features = listing::parse_features(
-        &target_host.output(&listing::features_args(zfs::pool_of(&args.target_path)))?,
-    );
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let mut source_of: Vec<BTreeMap<String, Source>> = Vec::new();
     for (h, host) in hosts.iter().enumerate() {
@@ -211,6 +208,18 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for job in &jobs {
         log_plan(job, &log);
     }
+    // The target pool's features decide the send and receive flags: read
+    // only when something is to be sent.
+    let features = if jobs
+        .iter()
+        .any(|j| j.plan.error.is_none() && !j.plan.steps.is_empty())
+    {
+        listing::parse_features(
+            &target_host.output(&listing::features_args(zfs::pool_of(&args.target_path)))?,
+        )
+    } else {
+        BTreeSet::new()
+    };
 
     // Carry out.
     let dry = args.test || args.plan;
@@ -771,7 +780,8 @@ fn sibling(name: &str) -> String {
 
 /// Holds the new common snapshot of every dataset on both sides and
 /// releases our hold on the previous one: at most one `zfs holds`, one
-/// `zfs hold` and one `zfs release` per side.
+/// `zfs hold` and one `zfs release` per side, and none of them where
+/// nothing was sent and the common snapshot carries a hold.
 fn hold(
     ctx: &Ctx,
     jobs: &[Job],
@@ -788,9 +798,8 @@ fn hold(
         old: Option<(String, u64)>,
     }
     let mut sides: Vec<(&Host, &'static str, Vec<Want>)> = Vec::new();
-    for (h, host) in ctx.hosts.iter().enumerate() {
+    for host in ctx.hosts {
         sides.push((host, "Source", Vec::new()));
-        let _ = h;
     }
     sides.push((ctx.target, "Target", Vec::new()));
     let tside = sides.len() - 1;
@@ -819,22 +828,32 @@ fn hold(
                 .and_then(|t| t.target.snapshots.iter().find(|(x, _)| x.name == name))
                 .map_or(0, |(x, _)| x.userrefs)
         };
-        sides[job.host].2.push(Want {
-            job: j,
-            new: format!("{}@{new}", job.source),
-            new_refs: src_refs(&new),
-            old: old
-                .as_ref()
-                .map(|o| (format!("{}@{o}", job.source), src_refs(o))),
-        });
-        sides[tside].2.push(Want {
-            job: j,
-            new: format!("{}@{new}", job.target),
-            new_refs: tgt_refs(&new),
-            old: old
-                .as_ref()
-                .map(|o| (format!("{}@{o}", job.target), tgt_refs(o))),
-        });
+        // Nothing sent: the common snapshot is the one held by the run
+        // that sent it. Only a snapshot without any hold (that run was
+        // stopped before holding, or used --no-holds) is held now, and that
+        // needs no `zfs holds`: a quiet run costs no zfs process here.
+        let sent = old.is_some() || results[j].transfers.iter().any(|t| t.done);
+        let (src_new, tgt_new) = (src_refs(&new), tgt_refs(&new));
+        if sent || src_new == 0 {
+            sides[job.host].2.push(Want {
+                job: j,
+                new: format!("{}@{new}", job.source),
+                new_refs: src_new,
+                old: old
+                    .as_ref()
+                    .map(|o| (format!("{}@{o}", job.source), src_refs(o))),
+            });
+        }
+        if sent || tgt_new == 0 {
+            sides[tside].2.push(Want {
+                job: j,
+                new: format!("{}@{new}", job.target),
+                new_refs: tgt_new,
+                old: old
+                    .as_ref()
+                    .map(|o| (format!("{}@{o}", job.target), tgt_refs(o))),
+            });
+        }
     }
     for (host, side, wants) in &sides {
         if wants.is_empty() {
