@@ -185,7 +185,21 @@ fn full_then_incremental(lab: &Lab) {
     lab.fill(&a, 100);
     lab.fill(&c, 50);
     let s3 = snap(lab, b, &[&a, &c]);
-    let out = send(lab, b, &tp, &[]).ok();
+    let out = send(lab, b, &tp, &["--debug"]).ok();
+    // One `zfs hold -r` and one `zfs release -r` do each side's subtree (one
+    // sync task each, where holding by name takes one per snapshot): on the
+    // target, whose whole tree zab-send lists, and on the source after
+    // listing what -r would touch there.
+    let debug: Vec<&str> = out.stderr.lines().collect();
+    for want in [
+        format!("zfs hold -r {tag} {ta}@{s3}"),
+        format!("zfs release -r {tag} {ta}@{s1}"),
+        format!("zfs list -H -p -t snapshot -o name,userrefs -r {a}"),
+        format!("zfs hold -r {tag} {a}@{s3}"),
+        format!("zfs release -r {tag} {a}@{s1}"),
+    ] {
+        assert!(debug.contains(&want.as_str()), "{want}:\n{}", out.stderr);
+    }
     let o = outcome(&out, &a);
     assert_eq!(o.status, SendStatus::Sent);
     assert_eq!(o.common.as_deref(), Some(s1.as_str()));
@@ -219,11 +233,30 @@ fn full_then_incremental(lab: &Lab) {
     assert_eq!(holds(lab, &ta), vec![format!("{s3} {tag}")]);
     // The next run has nothing to send, and holds the common snapshots that
     // carry no hold at all (userrefs 0: no `zfs holds` needed), both sides.
+    // A dataset below the target that is no backup has a snapshot of the
+    // same name (made by hand): `zfs hold -r` would hold it too, so the
+    // target's snapshots are held by name, and it is left alone. The same on
+    // the source, where it is found by the listing of the subtree.
+    for x in [format!("{ta}/extra"), format!("{a}/extra")] {
+        lab.sh(&format!(
+            "zfs create -o {}=false {x} && zfs snapshot {x}@{s4}",
+            ns.prop()
+        ));
+    }
     let out = send(lab, b, &tp, &["--debug"]).ok();
+    for want in [
+        format!("zfs hold {tag} {ta}@{s4} {tc}@{s4}"),
+        format!("zfs hold {tag} {a}@{s4} {c}@{s4}"),
+    ] {
+        assert!(out.stderr.contains(&want), "{want}:\n{}", out.stderr);
+    }
+    for x in [format!("{ta}/extra"), format!("{a}/extra")] {
+        assert_eq!(holds(lab, &x), Vec::<String>::new(), "{x}");
+    }
     assert_eq!(outcome(&out, &a).status, SendStatus::UpToDate);
     assert_eq!(
         commands(&out),
-        ["zfs list", "zfs list", "zfs hold", "zfs hold"],
+        ["zfs list", "zfs list", "zfs list", "zfs hold", "zfs hold"],
         "{}",
         out.stderr
     );
@@ -245,14 +278,22 @@ fn commands(out: &Out) -> Vec<String> {
         .collect()
 }
 
-fn resumes_after_a_kill(lab: &Lab) {
-    let ns = Ns::new("send_resume");
-    let b = ns.backup();
+/// One dataset with compression off (so that `fill` makes a transfer long
+/// enough to interrupt) in a fresh namespace: (namespace, dataset, target
+/// path, the dataset's target).
+fn uncompressed(lab: &Lab, name: &str) -> (Ns, String, String, String) {
+    let ns = Ns::new(name);
     let a = ns.ds("zab-a", "");
     let tp = ns.ds("zab-t", "");
-    let ta = format!("{tp}/{a}");
-    tree(lab, &ns, b, &[&a], &tp);
+    tree(lab, &ns, ns.backup(), &[&a], &tp);
     lab.sh(&format!("zfs set compression=off {a}"));
+    let ta = format!("{tp}/{a}");
+    (ns, a, tp, ta)
+}
+
+fn resumes_after_a_kill(lab: &Lab) {
+    let (ns, a, tp, ta) = uncompressed(lab, "send_resume");
+    let b = ns.backup();
     lab.fill(&a, 8 * 1024);
     let s1 = snap(lab, b, &[&a]);
     // A slow full transfer, stopped by SIGTERM (as Ctrl-C or a service
@@ -299,13 +340,8 @@ fn resumes_after_a_kill(lab: &Lab) {
 }
 
 fn aborts_an_obsolete_token(lab: &Lab) {
-    let ns = Ns::new("send_abort");
+    let (ns, a, tp, ta) = uncompressed(lab, "send_abort");
     let b = ns.backup();
-    let a = ns.ds("zab-a", "");
-    let tp = ns.ds("zab-t", "");
-    let ta = format!("{tp}/{a}");
-    tree(lab, &ns, b, &[&a], &tp);
-    lab.sh(&format!("zfs set compression=off {a}"));
     lab.fill(&a, 100);
     let s1 = snap(lab, b, &[&a]);
     send(lab, b, &tp, &[]).ok();

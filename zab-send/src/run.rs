@@ -26,6 +26,7 @@ use zab_core::zfs::{self, DatasetType, Snapshot};
 use zab_core::Host;
 
 use crate::cli::Args;
+use crate::holds;
 use crate::listing::{self, Source, TargetDs};
 use crate::plan::{self, Plan, Resume, Step};
 use crate::stream::{self, Buffer, BufferTool, StreamSpec};
@@ -855,6 +856,29 @@ fn hold(
             });
         }
     }
+    // What `zfs hold -r`/`zfs release -r` could touch on the target, as far
+    // as is known: every snapshot listed before the transfers and every
+    // source snapshot of a dataset that received something (a superset of
+    // what it has now), and for releasing, the listed snapshots with holds.
+    let mut target_hold: BTreeSet<String> = BTreeSet::new();
+    let mut target_release: BTreeSet<String> = BTreeSet::new();
+    for (t, ds) in tree {
+        for (s, _) in &ds.target.snapshots {
+            target_hold.insert(format!("{t}@{}", s.name));
+            if s.userrefs > 0 {
+                target_release.insert(format!("{t}@{}", s.name));
+            }
+        }
+    }
+    for (j, job) in jobs.iter().enumerate() {
+        if results[j].transfers.iter().any(|t| t.done) {
+            if let Some(src) = sources.get(&job.source) {
+                for s in &src.snapshots {
+                    target_hold.insert(format!("{}@{}", job.target, s.name));
+                }
+            }
+        }
+    }
     for (host, side, wants) in &sides {
         if wants.is_empty() {
             continue;
@@ -884,11 +908,28 @@ fn hold(
         };
         let ours = |name: &str| held.get(name).is_some_and(|t| t.iter().any(|x| x == tag));
         let to_hold: Vec<&Want> = wants.iter().filter(|w| !ours(&w.new)).collect();
-        if !to_hold.is_empty() {
-            let mut argv = vec!["zfs".to_string(), "hold".into(), tag.to_string()];
-            argv.extend(to_hold.iter().map(|w| w.new.clone()));
-            if let Err(e) = host.output(&argv) {
-                for w in &to_hold {
+        let hold_names: Vec<String> = to_hold.iter().map(|w| w.new.clone()).collect();
+        let release: Vec<String> = wants
+            .iter()
+            .filter_map(|w| w.old.as_ref())
+            .filter(|(o, _)| ours(o))
+            .map(|(o, _)| o.clone())
+            .collect();
+        // `-r` where it is exact: on the target, whose whole tree was
+        // listed; on a source, after listing the subtrees it could touch.
+        let listed;
+        let (for_hold, for_release) = if *side == "Target" {
+            (Some(&target_hold), Some(&target_release))
+        } else {
+            listed = subtrees(ctx, host, &hold_names, &release);
+            match &listed {
+                Some((h, r)) => (Some(h), Some(r)),
+                None => (None, None),
+            }
+        };
+        if !hold_names.is_empty() {
+            if let Some((failed, e)) = hold_cmd(ctx, host, "hold", tag, &hold_names, for_hold) {
+                for w in to_hold.iter().filter(|w| failed.contains(&w.new)) {
                     results[w.job]
                         .error
                         .get_or_insert(format!("[{side}] holding {} failed: {e}", w.new));
@@ -896,19 +937,106 @@ fn hold(
                 continue;
             }
         }
-        let release: Vec<&str> = wants
-            .iter()
-            .filter_map(|w| w.old.as_ref())
-            .filter(|(o, _)| ours(o))
-            .map(|(o, _)| o.as_str())
-            .collect();
         if !release.is_empty() {
-            if let Err(e) = host.output(&zfs::release_args(tag, &release)) {
+            if let Some((_, e)) = hold_cmd(ctx, host, "release", tag, &release, for_release) {
                 ctx.log
                     .warn(format!("[{side}] releasing old holds failed: {e}"));
             }
         }
     }
+}
+
+/// On a source, where only the selected datasets were listed: the
+/// snapshots `zfs hold -r`/`zfs release -r` could touch under the roots
+/// that `hold` and `release` would have if nothing else were there, from
+/// one `zfs list -r` of those roots: (every snapshot, those with holds).
+/// None when there is no such root or the listing fails (then everything
+/// is done by name).
+fn subtrees(
+    ctx: &Ctx,
+    host: &Host,
+    hold: &[String],
+    release: &[String],
+) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+    let mut roots: BTreeSet<String> = BTreeSet::new();
+    for names in [hold, release] {
+        let all: BTreeSet<String> = names.iter().cloned().collect();
+        for r in holds::recursive_roots(names, &all).0 {
+            roots.insert(r.split_once('@').map_or(r.clone(), |(d, _)| d.to_string()));
+        }
+    }
+    // Roots under other roots are listed with them.
+    let top: Vec<&str> = roots
+        .iter()
+        .filter(|r| !roots.iter().any(|o| o != *r && zfs::is_under(r, o)))
+        .map(String::as_str)
+        .collect();
+    if top.is_empty() {
+        return None;
+    }
+    let mut argv: Vec<&str> = vec![
+        "zfs",
+        "list",
+        "-H",
+        "-p",
+        "-t",
+        "snapshot",
+        "-o",
+        "name,userrefs",
+        "-r",
+    ];
+    argv.extend(&top);
+    let out = match host.output(&argv) {
+        Ok(o) => o,
+        Err(e) => {
+            ctx.log.debug(format!(
+                "listing for zfs hold -r failed ({e}): by name instead"
+            ));
+            return None;
+        }
+    };
+    let (mut all, mut held) = (BTreeSet::new(), BTreeSet::new());
+    for line in out.lines() {
+        let (name, refs) = line.split_once('\t')?;
+        if refs != "0" {
+            held.insert(name.to_string());
+        }
+        all.insert(name.to_string());
+    }
+    Some((all, held))
+}
+
+/// Runs `zfs VERB TAG` (hold or release) on `names`: with `-r`, one
+/// command per root, where `affected` (every snapshot `-r` could touch)
+/// allows it exactly (see holds.rs), falling back to the plain command for
+/// that root's names when `-r` fails; plainly for the rest. Returns the
+/// names of a failed plain command and its error.
+fn hold_cmd(
+    ctx: &Ctx,
+    host: &Host,
+    verb: &str,
+    tag: &str,
+    names: &[String],
+    affected: Option<&BTreeSet<String>>,
+) -> Option<(Vec<String>, Error)> {
+    let (roots, mut plain) = match affected {
+        Some(a) => holds::recursive_roots(names, a),
+        None => (Vec::new(), names.to_vec()),
+    };
+    for r in &roots {
+        if let Err(e) = host.output(&["zfs", verb, "-r", tag, r]) {
+            ctx.log.debug(format!(
+                "zfs {verb} -r {r} failed ({e}): one by one instead"
+            ));
+            plain.extend(holds::under(r, names).into_iter().cloned());
+        }
+    }
+    if plain.is_empty() {
+        return None;
+    }
+    let mut argv = vec!["zfs".to_string(), verb.to_string(), tag.to_string()];
+    argv.extend(plain.iter().cloned());
+    host.output(&argv).err().map(|e| (plain, e))
 }
 
 /// Mounts the filesystems received for the first time, as zfs-autobackup

@@ -1,0 +1,134 @@
+//! Which holds can be placed or released with `-r`.
+//!
+//! `zfs hold TAG a@s b@s …` places each hold in its own sync task, one
+//! transaction group each: 100 snapshots take 3.6 s in the lab, where
+//! `zfs hold -r TAG a@s`, one sync task for the whole subtree, takes 0.4 s
+//! (`zfs release` alike). But `-r` acts on every descendant that has the
+//! snapshot, so it is used only where that is exactly what is wanted.
+
+use std::collections::BTreeSet;
+
+use zab_core::zfs::{is_under, parent_of};
+
+/// Splits `want` (full snapshot names, `dataset@name`) into recursive
+/// roots and plain names. A root is a wanted snapshot whose dataset's every
+/// descendant (itself included) that is in `affected` (every snapshot the
+/// recursive command would touch, as far as is known: a superset is safe)
+/// is wanted too, and that covers at least one other wanted snapshot.
+/// Roots are as high as that allows; each wanted name is under exactly one
+/// root or in the plain list. Both lists keep `want`'s order.
+pub fn recursive_roots(want: &[String], affected: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+    let wanted: BTreeSet<&str> = want.iter().map(String::as_str).collect();
+    // Every descendant of `ds` that has `@snap` and would be touched is wanted.
+    let exact = |ds: &str, snap: &str| {
+        affected.iter().all(|a| match a.split_once('@') {
+            Some((d, s)) if s == snap && is_under(d, ds) => wanted.contains(a.as_str()),
+            _ => true,
+        })
+    };
+    let mut root_of: Vec<Option<String>> = Vec::with_capacity(want.len());
+    for w in want {
+        let Some((ds, snap)) = w.split_once('@') else {
+            root_of.push(None);
+            continue;
+        };
+        if !exact(ds, snap) {
+            root_of.push(None);
+            continue;
+        }
+        let mut top = ds;
+        while let Some(p) = parent_of(top) {
+            if !wanted.contains(format!("{p}@{snap}").as_str()) || !exact(p, snap) {
+                break;
+            }
+            top = p;
+        }
+        root_of.push(Some(format!("{top}@{snap}")));
+    }
+    let mut roots: Vec<String> = Vec::new();
+    let mut plain: Vec<String> = Vec::new();
+    for (w, r) in want.iter().zip(&root_of) {
+        match r {
+            // A root that covers only itself is a plain name.
+            Some(r) if root_of.iter().filter(|x| x.as_ref() == Some(r)).count() > 1 => {
+                if w == r {
+                    roots.push(r.clone());
+                }
+            }
+            _ => plain.push(w.clone()),
+        }
+    }
+    (roots, plain)
+}
+
+/// The wanted names under `root` (a recursive root from [`recursive_roots`]).
+pub fn under<'a>(root: &str, want: &'a [String]) -> Vec<&'a String> {
+    let (rd, rs) = root.split_once('@').unwrap_or((root, ""));
+    want.iter()
+        .filter(|w| {
+            w.split_once('@')
+                .is_some_and(|(d, s)| s == rs && is_under(d, rd))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_whole_wanted_tree_is_one_root() {
+        let want = v(&["t/b@n", "t/b/a@n", "t/b/a/x@n", "t/b/c@n"]);
+        let (roots, plain) =
+            recursive_roots(&want, &set(&["t/b@n", "t/b/a@n", "t/b/a/x@n", "t/b/c@n"]));
+        assert_eq!(roots, v(&["t/b@n"]));
+        assert!(plain.is_empty());
+        assert_eq!(under("t/b@n", &want).len(), 4);
+    }
+
+    #[test]
+    fn a_descendant_not_wanted_keeps_its_ancestors_plain() {
+        // t/b/c has @n and is not wanted (say it holds our tag already):
+        // -r on t/b would touch it, -r on t/b/a would not.
+        let want = v(&["t/b@n", "t/b/a@n", "t/b/a/x@n"]);
+        let affected = set(&["t/b@n", "t/b/a@n", "t/b/a/x@n", "t/b/c@n"]);
+        let (roots, plain) = recursive_roots(&want, &affected);
+        assert_eq!(roots, v(&["t/b/a@n"]));
+        assert_eq!(plain, v(&["t/b@n"]));
+    }
+
+    #[test]
+    fn other_names_and_unaffected_datasets_do_not_matter() {
+        // t/b/c has another snapshot name only; t/b/d is not affected at all.
+        let want = v(&["t/b@n", "t/b/a@n", "t/b/c@m"]);
+        let affected = set(&["t/b@n", "t/b/a@n", "t/b/c@m", "t/b/c@old"]);
+        let (roots, plain) = recursive_roots(&want, &affected);
+        assert_eq!(roots, v(&["t/b@n"]));
+        assert_eq!(plain, v(&["t/b/c@m"]));
+    }
+
+    #[test]
+    fn a_parent_not_wanted_stops_the_climb_and_lone_roots_are_plain() {
+        // t/b is not wanted (no @n): -r starts below it. t/z/q stands alone.
+        let want = v(&["t/b/a@n", "t/b/a/x@n", "t/b/c@n", "t/z/q@n"]);
+        let affected = set(&["t/b/a@n", "t/b/a/x@n", "t/b/c@n", "t/z/q@n"]);
+        let (roots, plain) = recursive_roots(&want, &affected);
+        assert_eq!(roots, v(&["t/b/a@n"]));
+        assert_eq!(plain, v(&["t/b/c@n", "t/z/q@n"]));
+        // Names that share a prefix are not each other's descendants.
+        let want = v(&["t/b@n", "t/bb@n", "t/b/a@n"]);
+        let (roots, plain) =
+            recursive_roots(&want, &set(&["t/b@n", "t/bb@n", "t/b/a@n", "t/bb/x@n"]));
+        assert_eq!(roots, v(&["t/b@n"]));
+        assert_eq!(plain, v(&["t/bb@n"]));
+        assert_eq!(under("t/b@n", &want), vec![&want[0], &want[2]]);
+    }
+}
