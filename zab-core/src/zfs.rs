@@ -134,28 +134,30 @@ pub struct Snapshot {
     pub userrefs: u64,
 }
 
+/// Every listing's shape: `zfs list -H -p -t TYPES -o COLUMNS`, then
+/// `scope` (sorting and depth: `-s createtxg -d 1`), then `datasets`.
+pub fn list_args(types: &str, columns: &str, scope: &[&str], datasets: &[&str]) -> Vec<String> {
+    ["zfs", "list", "-H", "-p", "-t", types, "-o", columns]
+        .iter()
+        .chain(scope)
+        .chain(datasets)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Oldest first, the datasets named and their snapshots (not their
+/// children's): `-s createtxg -d 1`.
+pub const OLDEST_FIRST_DEPTH_1: &[&str] = &["-s", "createtxg", "-d", "1"];
+
 /// The argv that lists the snapshots of `datasets` (not of their children),
 /// oldest first: one call however many datasets.
 pub fn list_snapshots_args(datasets: &[&str]) -> Vec<String> {
-    let mut argv: Vec<String> = [
-        "zfs",
-        "list",
-        "-H",
-        "-p",
-        "-t",
+    list_args(
         "snapshot",
-        "-o",
         "name,createtxg,guid,userrefs",
-        "-s",
-        "createtxg",
-        "-d",
-        "1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    argv.extend(datasets.iter().map(|d| d.to_string()));
-    argv
+        OLDEST_FIRST_DEPTH_1,
+        datasets,
+    )
 }
 
 /// Parses [`list_snapshots_args`] output into each dataset's snapshots,
@@ -187,10 +189,12 @@ pub struct WrittenListing {
 /// written@…` at all. `-d 1` also lists the datasets' children (their own
 /// rows only, not their snapshots), which the parser passes over.
 pub fn list_written_args(datasets: &[&str]) -> Vec<String> {
-    let mut argv = list_snapshots_args(datasets);
-    argv[5] = "filesystem,volume,snapshot".into();
-    argv[7] = "name,createtxg,guid,userrefs,written".into();
-    argv
+    list_args(
+        "filesystem,volume,snapshot",
+        "name,createtxg,guid,userrefs,written",
+        OLDEST_FIRST_DEPTH_1,
+        datasets,
+    )
 }
 
 /// Parses [`list_written_args`] output. As [`parse_snapshots`], and every
@@ -483,32 +487,24 @@ impl Tree {
 
 /// The argv that lists a whole tree with its snapshots: one call.
 pub fn list_tree_args(root: &str) -> Vec<String> {
-    [
-        "zfs",
-        "list",
-        "-H",
-        "-p",
-        "-t",
+    list_args(
         "filesystem,volume,snapshot",
-        "-o",
         "name,type,createtxg,guid,userrefs",
-        "-s",
-        "createtxg",
-        "-r",
-        root,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+        &["-s", "createtxg", "-r"],
+        &[root],
+    )
 }
 
 /// The argv that lists a receiving side's tree: [`list_tree_args`]'s
 /// columns and `written` (has a snapshot changed since it was received?) and
 /// `receive_resume_token` (an interrupted receive to resume).
 pub fn list_target_tree_args(root: &str) -> Vec<String> {
-    let mut argv = list_tree_args(root);
-    argv[7] = "name,type,createtxg,guid,userrefs,written,receive_resume_token".into();
-    argv
+    list_args(
+        "filesystem,volume,snapshot",
+        "name,type,createtxg,guid,userrefs,written,receive_resume_token",
+        &["-s", "createtxg", "-r"],
+        &[root],
+    )
 }
 
 /// Parses [`list_tree_args`] output.

@@ -22,22 +22,12 @@ pub struct Source {
 
 /// Lists the snapshots of `datasets` with their encryption: one call.
 pub fn source_args(datasets: &[&str]) -> Vec<String> {
-    let mut a = argv(&[
-        "zfs",
-        "list",
-        "-H",
-        "-p",
-        "-t",
+    zfs::list_args(
         "snapshot",
-        "-o",
         "name,createtxg,guid,userrefs,encryption",
-        "-s",
-        "createtxg",
-        "-d",
-        "1",
-    ]);
-    a.extend(datasets.iter().map(|d| d.to_string()));
-    a
+        zfs::OLDEST_FIRST_DEPTH_1,
+        datasets,
+    )
 }
 
 /// Parses [`source_args`] output. Every dataset asked for has an entry.

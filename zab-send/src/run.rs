@@ -974,18 +974,7 @@ fn subtrees(
     if top.is_empty() {
         return None;
     }
-    let mut argv: Vec<&str> = vec![
-        "zfs",
-        "list",
-        "-H",
-        "-p",
-        "-t",
-        "snapshot",
-        "-o",
-        "name,userrefs",
-        "-r",
-    ];
-    argv.extend(&top);
+    let argv = zfs::list_args("snapshot", "name,userrefs", &["-r"], &top);
     let out = match host.output(&argv) {
         Ok(o) => o,
         Err(e) => {
