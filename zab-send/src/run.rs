@@ -834,26 +834,19 @@ fn hold(
         // stopped before holding, or used --no-holds) is held now, and that
         // needs no `zfs holds`: a quiet run costs no zfs process here.
         let sent = old.is_some() || results[j].transfers.iter().any(|t| t.done);
-        let (src_new, tgt_new) = (src_refs(&new), tgt_refs(&new));
-        if sent || src_new == 0 {
-            sides[job.host].2.push(Want {
-                job: j,
-                new: format!("{}@{new}", job.source),
-                new_refs: src_new,
-                old: old
-                    .as_ref()
-                    .map(|o| (format!("{}@{o}", job.source), src_refs(o))),
-            });
-        }
-        if sent || tgt_new == 0 {
-            sides[tside].2.push(Want {
-                job: j,
-                new: format!("{}@{new}", job.target),
-                new_refs: tgt_new,
-                old: old
-                    .as_ref()
-                    .map(|o| (format!("{}@{o}", job.target), tgt_refs(o))),
-            });
+        let want = |ds: &str, refs: &dyn Fn(&str) -> u64| Want {
+            job: j,
+            new: format!("{ds}@{new}"),
+            new_refs: refs(&new),
+            old: old.as_ref().map(|o| (format!("{ds}@{o}"), refs(o))),
+        };
+        for (side, w) in [
+            (job.host, want(&job.source, &src_refs)),
+            (tside, want(&job.target, &tgt_refs)),
+        ] {
+            if sent || w.new_refs == 0 {
+                sides[side].2.push(w);
+            }
         }
     }
     // What `zfs hold -r`/`zfs release -r` could touch on the target, as far
