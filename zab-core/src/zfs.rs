@@ -149,6 +149,9 @@ pub fn list_args(types: &str, columns: &str, scope: &[&str], datasets: &[&str]) 
 /// children's): `-s createtxg -d 1`.
 pub const OLDEST_FIRST_DEPTH_1: &[&str] = &["-s", "createtxg", "-d", "1"];
 
+/// Oldest first, the roots named and everything below them: `-s createtxg -r`.
+pub const OLDEST_FIRST_RECURSIVE: &[&str] = &["-s", "createtxg", "-r"];
+
 /// The argv that lists the snapshots of `datasets` (not of their children),
 /// oldest first: one call however many datasets.
 pub fn list_snapshots_args(datasets: &[&str]) -> Vec<String> {
@@ -490,7 +493,7 @@ pub fn list_tree_args(root: &str) -> Vec<String> {
     list_args(
         "filesystem,volume,snapshot",
         "name,type,createtxg,guid,userrefs",
-        &["-s", "createtxg", "-r"],
+        OLDEST_FIRST_RECURSIVE,
         &[root],
     )
 }
@@ -502,7 +505,7 @@ pub fn list_target_tree_args(root: &str) -> Vec<String> {
     list_args(
         "filesystem,volume,snapshot",
         "name,type,createtxg,guid,userrefs,written,receive_resume_token",
-        &["-s", "createtxg", "-r"],
+        OLDEST_FIRST_RECURSIVE,
         &[root],
     )
 }
