@@ -708,6 +708,18 @@ mod tests {
         assert_eq!(map["snapfix/b"][0].userrefs, 0);
     }
 
+    #[test]
+    fn tree_listings_are_one_recursive_call() {
+        assert_eq!(
+            list_tree_args("t/b").join(" "),
+            "zfs list -H -p -t filesystem,volume,snapshot -o name,type,createtxg,guid,userrefs -s createtxg -r t/b"
+        );
+        assert_eq!(
+            list_target_tree_args("t/b").join(" "),
+            "zfs list -H -p -t filesystem,volume,snapshot -o name,type,createtxg,guid,userrefs,written,receive_resume_token -s createtxg -r t/b"
+        );
+    }
+
     const LISTING_WRITTEN: &str = include_str!("../tests/fixtures/listing-written.txt");
 
     #[test]
