@@ -160,9 +160,8 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     }
 
     // Second run: only x changed. A foreign snapshot on y is newer than ours
-    // and nothing was written before or after it. The listing's written
-    // values settle both (x: ours is the newest, its own written; y: every
-    // written after ours is 0): one listing, one snapshot, no written@ query.
+    // and nothing was written before or after it. One listing in the fast
+    // columns, one `zfs get` of written@<ours> on every dataset, one snapshot.
     next_second();
     lab.sh(&format!(
         "set -e; dd if=/dev/urandom of=/{a}/x/f bs=64k count=1 2>/dev/null
@@ -181,9 +180,19 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
         assert_eq!(status_of(&ds, d), want, "{d}");
     }
     let calls = zfs_calls(&out);
-    assert_eq!(calls.len(), 2, "{calls:#?}");
-    assert!(calls[0].starts_with("zfs list ") && calls[0].contains(",written "));
-    assert_eq!(calls[1], format!("zfs snapshot {a}/x@{second}"));
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert!(
+        calls[0]
+            .starts_with("zfs list -H -p -t snapshot -o name,createtxg,guid -s createtxg -d 1 "),
+        "{calls:#?}"
+    );
+    // In the records' order: zab-select's, as `zfs get` walked the pools.
+    let order = format!("{a} {a}/x {a}/x/y {a}/vol {b} {b}/z");
+    assert_eq!(
+        calls[1],
+        format!("zfs get -H -p -o name,property,value,source written@{name} {order}")
+    );
+    assert_eq!(calls[2], format!("zfs snapshot {a}/x@{second}"));
     let x = ds.iter().find(|d| d.name == format!("{a}/x")).unwrap();
     let real: u64 = lab
         .sh(&format!(
@@ -196,9 +205,9 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     assert_eq!(x.snapshot.as_ref().unwrap().written, Some(real));
 
     // Third run: x, y and z changed. On x and y the changes were caught by a
-    // foreign snapshot after ours, so only zfs can say how much of them is
-    // still there: one `zfs get` asks both, with their two different newest
-    // snapshots of ours. z's newest is ours: settled by the listing.
+    // foreign snapshot after ours: written@<ours> still counts them. One
+    // `zfs get` asks every dataset, with the two different newest snapshots
+    // of ours (x's is the second run's, the others' the first's).
     next_second();
     lab.sh(&format!(
         "set -e; dd if=/dev/urandom of=/{a}/x/g bs=64k count=1 2>/dev/null
@@ -215,7 +224,7 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
         get.starts_with("zfs get -H -p -o name,property,value,source ")
             && get.contains(&format!("written@{name}"))
             && get.contains(&format!("written@{second}"))
-            && get.ends_with(&format!(" {a}/x {a}/x/y")),
+            && get.ends_with(&format!(" {order}")),
         "{get}"
     );
     let ds = out.datasets();

@@ -120,19 +120,28 @@ fn destroys_exactly_the_plan(lab: &Lab) {
     assert_eq!((tb.destroy.len(), tb.kept), (0, 3));
     assert_eq!(out.end().extra["destroyed"], 13);
 
-    // One listing for both datasets and one destroy for the one that loses
-    // snapshots; no holds query (nothing obsolete is held).
+    // One listing for both datasets in the fast columns, one holds query
+    // for the obsolete snapshots, and one destroy for the one that loses
+    // snapshots.
     let calls: Vec<&str> = out
         .stderr
         .lines()
         .filter(|l| l.starts_with("zfs "))
         .collect();
-    assert_eq!(calls.len(), 2, "{calls:#?}");
-    assert!(calls[0].starts_with("zfs list "));
+    assert_eq!(calls.len(), 3, "{calls:#?}");
     assert!(
-        calls[1].starts_with(&format!("zfs destroy {a}@")),
+        calls[0].starts_with("zfs list -H -p -t snapshot -o name,createtxg,guid "),
+        "{calls:#?}"
+    );
+    assert!(
+        calls[1].starts_with("zfs holds ")
+            && calls[1].contains(&format!("{a}@{}", ours(&before_a)[0])),
+        "{calls:#?}"
+    );
+    assert!(
+        calls[2].starts_with(&format!("zfs destroy {a}@")),
         "{}",
-        calls[1]
+        calls[2]
     );
 
     // Thinning again changes nothing; --explain (stderr) and --svg show the
@@ -202,7 +211,7 @@ fn keeps_newest_and_held(lab: &Lab) {
             ),
         ]
     );
-    // The holds were asked once, for the held obsolete snapshots only.
+    // The holds were asked once, for all obsolete snapshots.
     let holds: Vec<&str> = out
         .stderr
         .lines()

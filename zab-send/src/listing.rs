@@ -1,7 +1,8 @@
 //! What zab-send reads from ZFS, one command per side: the source
-//! datasets' snapshots (with guids, holds and encryption), the whole target
-//! tree (datasets, snapshots, `written`, resume tokens), and the target
-//! pool's features.
+//! datasets' snapshots (the fast columns: names, txgs and guids), the whole
+//! target tree (datasets, snapshots, holds, `written`, resume tokens), and,
+//! only when something is to be sent, the source datasets' encryption and
+//! the target pool's features.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,48 +21,57 @@ pub struct Source {
     pub encrypted: bool,
 }
 
-/// Lists the snapshots of `datasets` with their encryption: one call.
+/// Lists the snapshots of `datasets` in the fast columns: one call.
 pub fn source_args(datasets: &[&str]) -> Vec<String> {
-    zfs::list_args(
-        "snapshot",
-        "name,createtxg,guid,userrefs,encryption",
-        zfs::OLDEST_FIRST_DEPTH_1,
-        datasets,
-    )
+    zfs::list_snapshots_args(datasets)
 }
 
-/// Parses [`source_args`] output. Every dataset asked for has an entry.
+/// Parses [`source_args`] output. Every dataset asked for has an entry;
+/// `encrypted` is false until [`parse_encryption`] says otherwise.
 pub fn parse_source(output: &str, datasets: &[&str]) -> Result<BTreeMap<String, Source>, String> {
-    let mut map: BTreeMap<String, Source> = datasets
-        .iter()
-        .map(|d| (d.to_string(), Source::default()))
-        .collect();
+    Ok(zfs::parse_snapshots(output, datasets)?
+        .into_iter()
+        .map(|(d, snapshots)| {
+            (
+                d,
+                Source {
+                    snapshots,
+                    encrypted: false,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Reads the `encryption` of exactly `datasets` (not their children): one
+/// call, made only when some plan sends or meets target snapshots after the
+/// common one, where a raw stream plans differently.
+pub fn encryption_args(datasets: &[&str]) -> Vec<String> {
+    zfs::list_args("filesystem,volume", "name,encryption", &[], datasets)
+}
+
+/// Parses [`encryption_args`] output: the encrypted datasets. Every dataset
+/// asked for must have its row, and no other.
+pub fn parse_encryption(output: &str, datasets: &[&str]) -> Result<BTreeSet<String>, String> {
+    let mut seen = BTreeSet::new();
+    let mut encrypted = BTreeSet::new();
     for (i, line) in output.lines().enumerate() {
         let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
-        let cols: Vec<&str> = line.split('\t').collect();
-        let [full, txg, guid, refs, enc] = cols[..] else {
-            return Err(bad("expected 5 tab-separated columns"));
-        };
-        let (ds, name) = full.split_once('@').ok_or_else(|| bad("not a snapshot"))?;
-        let entry = map
-            .get_mut(ds)
-            .ok_or_else(|| bad("a snapshot of a dataset that was not asked for"))?;
-        let num = |v: &str, what: &str| -> Result<u64, String> {
-            v.parse()
-                .map_err(|_| bad(&format!("{what} is not a number")))
-        };
-        entry.snapshots.push(Snapshot {
-            name: name.to_string(),
-            createtxg: num(txg, "createtxg")?,
-            guid: num(guid, "guid")?,
-            userrefs: num(refs, "userrefs")?,
-        });
-        entry.encrypted = enc != "off" && enc != "-";
+        let (name, enc) = line
+            .split_once('\t')
+            .ok_or_else(|| bad("expected 2 tab-separated columns"))?;
+        if !datasets.contains(&name) || enc.contains('\t') {
+            return Err(bad("not a row asked for"));
+        }
+        seen.insert(name);
+        if enc != "off" && enc != "-" {
+            encrypted.insert(name.to_string());
+        }
     }
-    for s in map.values_mut() {
-        s.snapshots.sort_by_key(|s| s.createtxg);
+    if let Some(d) = datasets.iter().find(|d| !seen.contains(**d)) {
+        return Err(format!("no row for {d}"));
     }
-    Ok(map)
+    Ok(encrypted)
 }
 
 /// A target dataset as listed: its type and what the plan needs.
@@ -96,6 +106,7 @@ pub fn parse_target(output: &str) -> Result<BTreeMap<String, TargetDs>, String> 
             })
             .collect();
         let token = tree.tokens.remove(&name);
+        let kind = kind.ok_or_else(|| format!("{name}: no type"))?;
         map.insert(
             name,
             TargetDs {
@@ -176,15 +187,20 @@ zab-t/exp/s@b\tsnapshot\t15\t17599766133560230176\t0\t0\t-
 
     #[test]
     fn source_snapshots_and_encryption() {
-        let out =
-            "p/a@1\t5\t11\t0\toff\np/b@1\t6\t12\t1\taes-256-gcm\np/b@0\t4\t10\t0\taes-256-gcm\n";
+        let out = "p/b@1\t6\t12\np/b@0\t4\t10\np/a@1\t5\t11\n";
         let s = parse_source(out, &["p/a", "p/b", "p/c"]).unwrap();
-        assert!(!s["p/a"].encrypted);
-        assert!(s["p/b"].encrypted);
         assert_eq!(s["p/b"].snapshots[0].name, "0");
-        assert_eq!(s["p/b"].snapshots[1].userrefs, 1);
+        assert_eq!(s["p/b"].snapshots[1].userrefs, None);
         assert!(s["p/c"].snapshots.is_empty());
-        assert!(parse_source("q/x@1\t5\t11\t0\toff\n", &["p/a"]).is_err());
+        assert!(parse_source("q/x@1\t5\t11\n", &["p/a"]).is_err());
+        let e = parse_encryption("p/a\toff\np/b\taes-256-gcm\n", &["p/a", "p/b"]).unwrap();
+        assert_eq!(e.into_iter().collect::<Vec<_>>(), vec!["p/b"]);
+        assert!(parse_encryption("p/a\toff\n", &["p/a", "p/b"]).is_err());
+        assert!(parse_encryption("p/a\toff\np/c\toff\n", &["p/a"]).is_err());
+        assert_eq!(
+            encryption_args(&["p/a", "p/b"]).join(" "),
+            "zfs list -H -p -t filesystem,volume -o name,encryption p/a p/b"
+        );
     }
 
     #[test]

@@ -354,7 +354,7 @@ mod tests {
             name: fmt().name_at(t),
             createtxg: (1000 - d) as u64,
             guid: (1000 + d) as u64,
-            userrefs: 0,
+            userrefs: None,
         }
     }
 
@@ -363,7 +363,7 @@ mod tests {
             name: name.into(),
             createtxg: txg,
             guid: 5000 + txg,
-            userrefs: 0,
+            userrefs: None,
         }
     }
 

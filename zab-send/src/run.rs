@@ -78,6 +78,16 @@ pub fn run(args: &Args) -> Result<(), Error> {
             args.target_path
         )));
     }
+    // The target tree does not depend on the records: without the options
+    // that destroy or roll back on the target, it is listed from the start,
+    // while the stages before this one still run and while the sources are
+    // listed (a read, as that of a run started a moment later). With them,
+    // it is listed after the input and the sources, as before.
+    let target_host = args.common.host(args.ssh_target.as_deref())?;
+    let early = (!(args.destroy_incompatible || args.rollback || args.force)).then(|| {
+        let (host, root) = (target_host.clone(), args.target_path.clone());
+        std::thread::spawn(move || list_target(&host, &root))
+    });
     let stdin = std::io::stdin();
     let stream = read_stream(stdin.lock())?;
     stream.check(&args.backup, args.ssh_source.as_deref())?;
@@ -85,7 +95,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     // Hosts and target names; collisions and over-stripping end the run
     // before anything is done.
-    let target_host = args.common.host(args.ssh_target.as_deref())?;
     let by_host = {
         let mut m: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
         for (i, d) in datasets.iter().enumerate() {
@@ -115,8 +124,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
     }
 
-    // The listings: the target tree and pool, then each source host.
-    let target_tree = list_target(&target_host, &args.target_path)?;
+    // The listings: each source host (while the target's goes on), then the
+    // target tree.
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let mut source_of: Vec<BTreeMap<String, Source>> = Vec::new();
     for (h, host) in hosts.iter().enumerate() {
@@ -136,6 +145,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for m in &source_of {
         sources.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
+    let target_tree = match early {
+        Some(listing) => listing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+        None => list_target(&target_host, &args.target_path)?,
+    };
 
     // Plans.
     let now = chrono::Utc::now().timestamp();
@@ -149,10 +164,15 @@ pub fn run(args: &Args) -> Result<(), Error> {
         destroy_incompatible: args.destroy_incompatible,
         rollback: args.rollback,
     };
-    let mut jobs: Vec<Job> = Vec::new();
+    // What each plan starts from: the source's snapshots and where the
+    // target's resume token leads (asked once).
+    let mut inputs: Vec<(Vec<Snapshot>, Option<String>)> = Vec::new();
     for (record, host, target) in &picked {
-        let name = datasets[*record].name.clone();
-        let mut src = sources.get(&name).cloned().unwrap_or_default();
+        let name = &datasets[*record].name;
+        let mut snaps = sources
+            .get(name)
+            .map(|s| s.snapshots.clone())
+            .unwrap_or_default();
         // `zab-snap --test` upstream: plan as if its snapshot had been taken,
         // so a dry run shows what a real run would send.
         if args.test || args.plan {
@@ -161,35 +181,43 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 .as_ref()
                 .filter(|s| s.status == SnapStatus::WouldCreate)
             {
-                if !src.snapshots.iter().any(|x| x.name == s.name) {
-                    let txg = src.snapshots.last().map_or(0, |x| x.createtxg) + 1;
-                    src.snapshots.push(Snapshot {
+                if !snaps.iter().any(|x| x.name == s.name) {
+                    let txg = snaps.last().map_or(0, |x| x.createtxg) + 1;
+                    snaps.push(Snapshot {
                         name: s.name.clone(),
                         createtxg: txg,
                         guid: 0,
-                        userrefs: 0,
+                        userrefs: None,
                     });
                 }
             }
         }
-        let tgt = target_tree.get(target);
-        let raw = src.encrypted && !args.decrypt;
-        let token_to = match tgt.and_then(|t| t.target.token.as_deref()) {
-            Some(token) => token_target(&hosts[*host], token, &name, &log),
+        let token_to = match target_tree
+            .get(target)
+            .and_then(|t| t.target.token.as_deref())
+        {
+            Some(token) => token_target(&hosts[*host], token, name, &log),
             None => None,
         };
+        inputs.push((snaps, token_to));
+    }
+    let plan_one = |k: usize, raw: bool| -> Job {
+        let (record, host, target) = &picked[k];
+        let (snaps, token_to) = &inputs[k];
+        let name = datasets[*record].name.clone();
+        let tgt = target_tree.get(target);
         let mut p = plan::plan(
             &name,
-            &src.snapshots,
+            snaps,
             tgt.map(|t| &t.target),
             raw,
             token_to.as_deref(),
             &options,
         );
-        if src.snapshots.is_empty() && p.error.is_none() {
+        if snaps.is_empty() && p.error.is_none() {
             p.error = Some("no snapshots to send: run zab-snap first".into());
         }
-        jobs.push(Job {
+        Job {
             record: *record,
             host: *host,
             source: name,
@@ -199,7 +227,42 @@ pub fn run(args: &Args) -> Result<(), Error> {
             existed: tgt.is_some(),
             plan: p,
             after: None,
-        });
+        }
+    };
+    let mut jobs: Vec<Job> = (0..picked.len()).map(|k| plan_one(k, false)).collect();
+    // Encrypted sources are sent raw (unless --decrypt), which changes a
+    // plan only where it sends or the target has snapshots after the common
+    // one: only those datasets' encryption is read, one call per host.
+    if !args.decrypt {
+        let ask: Vec<usize> = (0..jobs.len())
+            .filter(|&k| raw_matters(&jobs[k].plan, target_tree.get(&picked[k].2)))
+            .collect();
+        for (h, host) in hosts.iter().enumerate() {
+            let names: Vec<&str> = ask
+                .iter()
+                .filter(|&&k| picked[k].1 == h)
+                .map(|&k| datasets[picked[k].0].name.as_str())
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let argv = listing::encryption_args(&names);
+            let out = host.output(&argv)?;
+            let encrypted =
+                listing::parse_encryption(&out, &names).map_err(|message| Error::Parse {
+                    command: quote_argv(&argv),
+                    message: format!("on {}: {message}", host.name()),
+                })?;
+            for &k in &ask {
+                let name = &datasets[picked[k].0].name;
+                if picked[k].1 == h && encrypted.contains(name) {
+                    jobs[k] = plan_one(k, true);
+                    if let Some(s) = sources.get_mut(name) {
+                        s.encrypted = true;
+                    }
+                }
+            }
+        }
     }
     for j in 0..jobs.len() {
         jobs[j].after = (0..jobs.len())
@@ -354,6 +417,24 @@ pub fn run(args: &Args) -> Result<(), Error> {
         return Err(Error::Failed(failed));
     }
     Ok(())
+}
+
+/// Whether a raw stream could plan differently from the plan `p` made as
+/// if the source were not encrypted: it sends or resumes something, or the
+/// target has snapshots after the common one (which all block a raw
+/// receive, changed or not).
+fn raw_matters(p: &plan::Plan, target: Option<&TargetDs>) -> bool {
+    if !p.steps.is_empty() {
+        return true;
+    }
+    let Some(t) = target.map(|t| &t.target) else {
+        return false;
+    };
+    t.token.is_some()
+        || match &p.common {
+            Some(c) => t.snapshots.last().is_some_and(|(s, _)| &s.name != c),
+            None => !t.snapshots.is_empty(),
+        }
 }
 
 /// Lists the target tree; a missing TARGET-PATH is said as such.
@@ -792,11 +873,13 @@ fn hold(
     tag: &str,
 ) {
     // Per side: (host, [(job, new full name, old full name, new userrefs, old userrefs)]).
+    // The holds counts are the target tree's; a source's listing has none
+    // (None: maybe held).
     struct Want {
         job: usize,
         new: String,
-        new_refs: u64,
-        old: Option<(String, u64)>,
+        new_refs: Option<u64>,
+        old: Option<(String, Option<u64>)>,
     }
     let mut sides: Vec<(&Host, &'static str, Vec<Want>)> = Vec::new();
     for host in ctx.hosts {
@@ -822,19 +905,21 @@ fn hold(
             sources
                 .get(&job.source)
                 .and_then(|s| s.snapshots.iter().find(|x| x.name == name))
-                .map_or(0, |x| x.userrefs)
+                .and_then(|x| x.userrefs)
         };
         let tgt_refs = |name: &str| {
             tree.get(&job.target)
                 .and_then(|t| t.target.snapshots.iter().find(|(x, _)| x.name == name))
-                .map_or(0, |(x, _)| x.userrefs)
+                .and_then(|(x, _)| x.userrefs)
         };
         // Nothing sent: the common snapshot is the one held by the run
-        // that sent it. Only a snapshot without any hold (that run was
-        // stopped before holding, or used --no-holds) is held now, and that
-        // needs no `zfs holds`: a quiet run costs no zfs process here.
+        // that sent it. Only a target snapshot without any hold (that run
+        // was stopped before holding, or used --no-holds) is held now, and
+        // that needs no `zfs holds`: a quiet run costs no zfs process here.
+        // (A source's listing does not say: its snapshot is held by the
+        // next run that sends.)
         let sent = old.is_some() || results[j].transfers.iter().any(|t| t.done);
-        let want = |ds: &str, refs: &dyn Fn(&str) -> u64| Want {
+        let want = |ds: &str, refs: &dyn Fn(&str) -> Option<u64>| Want {
             job: j,
             new: format!("{ds}@{new}"),
             new_refs: refs(&new),
@@ -844,7 +929,7 @@ fn hold(
             (job.host, want(&job.source, &src_refs)),
             (tside, want(&job.target, &tgt_refs)),
         ] {
-            if sent || w.new_refs == 0 {
+            if sent || w.new_refs == Some(0) {
                 sides[side].2.push(w);
             }
         }
@@ -858,7 +943,7 @@ fn hold(
     for (t, ds) in tree {
         for (s, _) in &ds.target.snapshots {
             target_hold.insert(format!("{t}@{}", s.name));
-            if s.userrefs > 0 {
+            if s.userrefs != Some(0) {
                 target_release.insert(format!("{t}@{}", s.name));
             }
         }
@@ -876,14 +961,14 @@ fn hold(
         if wants.is_empty() {
             continue;
         }
-        // Who holds the snapshots that have any hold.
+        // Who holds the snapshots that have any hold, or may have.
         let mut ask: Vec<&str> = Vec::new();
         for w in wants {
-            if w.new_refs > 0 {
+            if w.new_refs != Some(0) {
                 ask.push(&w.new);
             }
             if let Some((o, r)) = &w.old {
-                if *r > 0 {
+                if *r != Some(0) {
                     ask.push(o);
                 }
             }

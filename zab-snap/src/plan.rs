@@ -23,31 +23,6 @@ pub fn latest_ours<'a>(snaps: &'a [Snapshot], fmt: &SnapshotFormat) -> Option<&'
         .map(|s| s.name.as_str())
 }
 
-/// `written@prev` when the listing settles it, without a `zfs get`:
-/// exactly the dataset's own `written` when `prev` is its newest snapshot,
-/// and 0 when the dataset's `written` and that of every snapshot after
-/// `prev` are 0. (A block the dataset references now and that was born after
-/// `prev` is counted in the `written` of the first snapshot taken after its
-/// birth, or in the dataset's own when none was: so `written@prev` is at
-/// most their sum.) None when only `zfs get written@prev` can say.
-pub fn settled(
-    snaps: &[Snapshot],
-    prev: &str,
-    own: u64,
-    written_of: impl Fn(&str) -> Option<u64>,
-) -> Option<u64> {
-    let at = snaps.iter().position(|s| s.name == prev)?;
-    let later = &snaps[at + 1..];
-    if later.is_empty() {
-        return Some(own);
-    }
-    let mut sum = own;
-    for s in later {
-        sum = sum.saturating_add(written_of(&s.name)?);
-    }
-    (sum == 0).then_some(0)
-}
-
 /// The one `zfs get` a run needs: the distinct snapshot names to ask
 /// `written@` for, and the datasets to ask. Empty when nothing is needed.
 pub fn written_query(
@@ -155,7 +130,7 @@ mod tests {
                 name: n.to_string(),
                 createtxg: 10 + i as u64,
                 guid: 100 + i as u64,
-                userrefs: 0,
+                userrefs: None,
             })
             .collect()
     }
@@ -254,41 +229,6 @@ mod tests {
             .error
             .unwrap()
             .contains("t/a@off-20261122120000 already exists"));
-    }
-
-    #[test]
-    fn the_listing_settles_written_when_ours_is_newest_or_nothing_changed() {
-        let s = snaps(&["off-1", "syncoid_x", "off-2", "zrepl_y"]);
-        let w = |m: &'static [(&str, u64)]| {
-            move |n: &str| m.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
-        };
-        // Ours is the newest: its written@ is the dataset's own written.
-        let s2 = &s[..3];
-        assert_eq!(settled(s2, "off-2", 4096, w(&[])), Some(4096));
-        // Later snapshots and the dataset all wrote nothing: 0.
-        assert_eq!(
-            settled(
-                &s,
-                "off-1",
-                0,
-                w(&[("syncoid_x", 0), ("off-2", 0), ("zrepl_y", 0)])
-            ),
-            Some(0)
-        );
-        // Anything written after it: only zfs can say how much is still there.
-        assert_eq!(
-            settled(
-                &s,
-                "off-1",
-                0,
-                w(&[("syncoid_x", 0), ("off-2", 512), ("zrepl_y", 0)])
-            ),
-            None
-        );
-        assert_eq!(settled(&s, "off-2", 7, w(&[("zrepl_y", 0)])), None);
-        // A later snapshot without a value, or a previous one not listed.
-        assert_eq!(settled(&s, "off-2", 0, w(&[])), None);
-        assert_eq!(settled(&s, "off-9", 0, w(&[])), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use zab_core::zfs;
 use zab_core::Host;
 
 use crate::cli::Args;
-use crate::plan::{by_pool, decide, latest_ours, settled, written_query, Decision, Written};
+use crate::plan::{by_pool, decide, latest_ours, written_query, Decision, Written};
 
 const TOOL: &str = "zab-snap";
 
@@ -46,39 +46,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
         let names: Vec<&str> = idx.iter().map(|&i| datasets[i].name.as_str()).collect();
         // With --allow-empty every dataset is snapshotted whatever it holds,
         // so the listing is skipped, as zfs-autobackup skips it.
-        let listing = if min_change > 0 {
-            zfs::list_written(&host, &names)?
+        let snaps = if min_change > 0 {
+            zfs::list_snapshots(&host, &names)?
         } else {
-            zfs::WrittenListing::default()
+            BTreeMap::new()
         };
-        let snaps = &listing.snapshots;
-        // written@<our newest>: from the listing where it settles it, from
-        // one `zfs get` for the rest.
-        let mut written = Written::new();
-        let mut unsettled: Vec<(String, Option<String>)> = Vec::new();
-        for n in &names {
-            let s = snaps.get(*n).map(Vec::as_slice).unwrap_or_default();
-            let Some(prev) = latest_ours(s, &fmt) else {
-                continue;
-            };
-            let of = |snap: &str| {
-                listing
-                    .snapshot_written
-                    .get(&format!("{n}@{snap}"))
-                    .copied()
-            };
-            let own = listing.written.get(*n).copied();
-            match own.and_then(|own| settled(s, prev, own, of)) {
-                Some(w) => {
-                    written.insert((n.to_string(), prev.to_string()), Some(w));
-                }
-                None => unsettled.push((n.to_string(), Some(prev.to_string()))),
-            }
-        }
-        let (wnames, wsets) = written_query(&unsettled, min_change);
-        if !wnames.is_empty() {
-            written.extend(zfs::written(&host, &strs(&wnames), &strs(&wsets))?);
-        }
         let latest: Vec<(String, Option<String>)> = names
             .iter()
             .map(|n| {
@@ -86,6 +58,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 (n.to_string(), l.map(str::to_string))
             })
             .collect();
+        // written@<our newest>, for every dataset that has one: one `zfs get`.
+        let (wnames, wsets) = written_query(&latest, min_change);
+        let written = if wnames.is_empty() {
+            Written::new()
+        } else {
+            zfs::written(&host, &strs(&wnames), &strs(&wsets))?
+        };
         for ((&i, n), (_, prev)) in idx.iter().zip(&names).zip(&latest) {
             let s = snaps.get(*n).map(Vec::as_slice).unwrap_or_default();
             decisions[i] = Some(decide(n, &name, s, prev.as_deref(), &written, min_change));

@@ -24,8 +24,6 @@ pub struct Plan {
     pub times: Vec<i64>,
     /// The schedule's verdict on each.
     pub verdicts: Vec<Verdict>,
-    /// How many holds each carries.
-    pub userrefs: Vec<u64>,
 }
 
 impl Plan {
@@ -42,13 +40,11 @@ impl Plan {
             names: Vec::new(),
             times: Vec::new(),
             verdicts: Vec::new(),
-            userrefs: Vec::new(),
         };
         for s in snaps {
             if let Some(t) = fmt.parse(&s.name) {
                 plan.names.push(s.name.clone());
                 plan.times.push(t);
-                plan.userrefs.push(s.userrefs);
             }
         }
         let n = plan.names.len();
@@ -62,14 +58,13 @@ impl Plan {
         plan
     }
 
-    /// The snapshots the schedule no longer wants, with their hold counts.
-    pub fn obsolete(&self) -> impl Iterator<Item = (&str, u64)> {
+    /// The snapshots the schedule no longer wants.
+    pub fn obsolete(&self) -> impl Iterator<Item = &str> {
         self.names
             .iter()
             .zip(&self.verdicts)
-            .zip(&self.userrefs)
-            .filter(|((_, v), _)| !v.keep)
-            .map(|((n, _), &r)| (n.as_str(), r))
+            .filter(|(_, v)| !v.keep)
+            .map(|(n, _)| n.as_str())
     }
 
     /// How many of ours are kept by the schedule.
@@ -90,7 +85,8 @@ pub struct Outcome {
 }
 
 /// Decides the obsolete snapshots of `dataset` given `holds` (full snapshot
-/// name → tags, for every obsolete snapshot with holds). `our_tag` is our
+/// name → tags, from one `zfs holds` of every obsolete snapshot: one it
+/// does not name has none). `our_tag` is our
 /// hold tag. In snapshot-only mode our hold marks the common snapshot, which
 /// is kept; otherwise (the common snapshot being known and protected) our
 /// hold on an obsolete snapshot is released before it is destroyed.
@@ -103,7 +99,7 @@ pub fn outcome(
     spare: &BTreeMap<String, String>,
 ) -> Outcome {
     let mut out = Outcome::default();
-    for (name, refs) in plan.obsolete() {
+    for name in plan.obsolete() {
         if let Some(why) = spare.get(name) {
             out.spared.push(Spared {
                 name: name.to_string(),
@@ -111,14 +107,15 @@ pub fn outcome(
             });
             continue;
         }
-        if refs == 0 {
-            out.destroy.push(name.to_string());
-            continue;
-        }
         let tags = holds
             .get(&format!("{dataset}@{name}"))
             .cloned()
             .unwrap_or_default();
+        if tags.is_empty() {
+            // No hold (one placed since is refused by `zfs destroy`).
+            out.destroy.push(name.to_string());
+            continue;
+        }
         let others: Vec<&str> = tags
             .iter()
             .map(String::as_str)
@@ -128,11 +125,7 @@ pub fn outcome(
             name: name.to_string(),
             why,
         };
-        if tags.is_empty() {
-            // Held, but the holds listing does not say by whom: keep it.
-            out.spared
-                .push(spare(format!("held ({refs} hold(s) not listed)")));
-        } else if !others.is_empty() {
+        if !others.is_empty() {
             out.spared
                 .push(spare(format!("held by {}", others.join(", "))));
         } else if snapshot_only {
@@ -196,7 +189,7 @@ pub fn pair(
     );
     let virt = Plan::new(&future, fmt, keep_target, now, &protect);
     let mut unsent = BTreeMap::new();
-    for (name, _) in source.obsolete() {
+    for name in source.obsolete() {
         let pending = after.iter().any(|a| a.name == name);
         let wanted = virt
             .names
@@ -300,7 +293,7 @@ mod tests {
                 name: n.clone(),
                 createtxg: 100 + i as u64,
                 guid: 1000 + i as u64,
-                userrefs: 0,
+                userrefs: None,
             })
             .collect()
     }
@@ -325,7 +318,7 @@ mod tests {
         let p = Plan::new(&snaps, &fmt(), &s, now, &[]);
         assert_eq!(p.names.len(), 20);
         assert!(p.names.iter().all(|n| !n.starts_with("manual")));
-        let obsolete: Vec<&str> = p.obsolete().map(|(n, _)| n).collect();
+        let obsolete: Vec<&str> = p.obsolete().collect();
         assert_eq!(obsolete.len(), 19);
         assert_eq!(p.kept(), 1);
         assert!(p.verdicts[19].keep && p.verdicts[19].protected);
@@ -350,10 +343,8 @@ mod tests {
     fn held_plan() -> (Plan, BTreeMap<String, Vec<String>>) {
         let now = 1_763_800_000;
         let names: Vec<String> = (1..=4).map(|d| name_at(now - d * DAY)).rev().collect();
-        let mut snaps = listing(&names);
-        snaps[0].userrefs = 1; // ours
-        snaps[1].userrefs = 2; // ours and someone else's
-        snaps[2].userrefs = 1; // not listed by zfs holds (gone meanwhile)
+        // Held by us; by us and someone else; the other two by no one.
+        let snaps = listing(&names);
         let p = Plan::new(&snaps, &fmt(), &Schedule::parse("0").unwrap(), now, &[]);
         let mut holds = BTreeMap::new();
         holds.insert(
@@ -378,7 +369,8 @@ mod tests {
             true,
             &BTreeMap::new(),
         );
-        assert_eq!(o.destroy, Vec::<String>::new());
+        // The third is held by no one; the fourth is the newest, kept.
+        assert_eq!(o.destroy, vec![p.names[2].clone()]);
         assert_eq!(o.release, Vec::<String>::new());
         let why: Vec<&str> = o.spared.iter().map(|s| s.why.as_str()).collect();
         assert_eq!(
@@ -386,7 +378,6 @@ mod tests {
             vec![
                 "the common snapshot (held by zfs_autobackup:off)",
                 "held by keep",
-                "held (1 hold(s) not listed)"
             ]
         );
     }
@@ -402,9 +393,9 @@ mod tests {
             false,
             &BTreeMap::new(),
         );
-        assert_eq!(o.destroy, vec![p.names[0].clone()]);
+        assert_eq!(o.destroy, vec![p.names[0].clone(), p.names[2].clone()]);
         assert_eq!(o.release, vec![p.names[0].clone()]);
-        assert_eq!(o.spared.len(), 2);
+        assert_eq!(o.spared.len(), 1);
     }
 
     #[test]
@@ -423,7 +414,7 @@ mod tests {
         assert_eq!(p.common.as_deref(), Some(names[5].as_str()));
         // Source keeps nothing by schedule, but the newest and the common stay,
         // and the four not yet sent that the target's schedule wants.
-        let obsolete: Vec<&str> = p.source.obsolete().map(|(n, _)| n).collect();
+        let obsolete: Vec<&str> = p.source.obsolete().collect();
         assert!(!obsolete.contains(&names[5].as_str()) && !obsolete.contains(&names[9].as_str()));
         let unsent: Vec<&String> = p.unsent.keys().collect();
         assert_eq!(unsent, names[6..9].iter().collect::<Vec<_>>());

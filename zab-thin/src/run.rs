@@ -1,6 +1,7 @@
-//! zab-thin with ZFS: read the records, list every host's snapshots once,
-//! plan, look up the holds of the obsolete snapshots that have any (one call
-//! per host), then destroy with one `zfs destroy ds@a,b,c` per dataset.
+//! zab-thin with ZFS: read the records, list every host's snapshots once
+//! (all hosts at the same time), plan, look up the holds of the obsolete
+//! snapshots (one `zfs holds` per host, only when there are any), then
+//! destroy with one `zfs destroy ds@a,b,c` per dataset.
 //!
 //! Without a TARGET-PATH it thins the source (snapshot-only mode, where our
 //! hold marks the common snapshot). With one, it lists the whole target tree
@@ -125,21 +126,41 @@ pub fn run(args: &Args) -> Result<(), Error> {
         by_host.insert(host_of(&dest, &mut hosts)?, idx);
     }
 
-    // Every read first: one snapshot listing per source host...
+    // Every read first, at the same time: one snapshot listing per source
+    // host and one of the whole target tree. Any failure ends the run.
+    let target_host = match &args.target_path {
+        Some(_) => Some(host_of(&args.ssh_target, &mut hosts)?),
+        None => None,
+    };
+    let (listed, tree) = std::thread::scope(|scope| {
+        let sources: Vec<_> = by_host
+            .iter()
+            .map(|(&h, idx)| {
+                let names: Vec<&str> = idx.iter().map(|&i| datasets[i].name.as_str()).collect();
+                let host = &hosts[h].1;
+                scope.spawn(move || zfs::list_snapshots(host, &names))
+            })
+            .collect();
+        let tree = match (target_host, &args.target_path) {
+            (Some(h), Some(path)) => Some(zfs::list_tree(&hosts[h].1, path)),
+            _ => None,
+        };
+        let listed: Vec<_> = sources
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        (listed, tree)
+    });
     let mut src_snaps: BTreeMap<usize, Vec<Snapshot>> = BTreeMap::new();
-    for (&h, idx) in &by_host {
-        let names: Vec<&str> = idx.iter().map(|&i| datasets[i].name.as_str()).collect();
-        let mut listed = zfs::list_snapshots(&hosts[h].1, &names)?;
+    for (idx, listed) in by_host.values().zip(listed) {
+        let mut listed = listed?;
         for &i in idx {
             src_snaps.insert(i, listed.remove(&datasets[i].name).unwrap_or_default());
         }
     }
-    // ...and one listing of the whole target tree.
-    let target = match &args.target_path {
-        None => None,
-        Some(path) => {
-            let h = host_of(&args.ssh_target, &mut hosts)?;
-            let tree = zfs::list_tree(&hosts[h].1, path)?;
+    let target = match (&args.target_path, target_host, tree) {
+        (Some(path), Some(h), Some(tree)) => {
+            let tree = tree?;
             let mut map: BTreeMap<usize, String> = BTreeMap::new();
             let mut seen: BTreeMap<String, String> = BTreeMap::new();
             for idx in by_host.values() {
@@ -156,6 +177,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             }
             Some((h, tree, map))
         }
+        _ => None,
     };
 
     // Plan.
@@ -253,12 +275,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
     }
 
-    // Holds: one query per host, for the obsolete snapshots that have any
-    // (and for everything --destroy-missing would destroy).
+    // Holds: one query per host, for the obsolete snapshots (and for
+    // everything --destroy-missing would destroy). The listings do not
+    // count holds: it would make zfs read every property of every snapshot.
     let mut want: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for (j, p, spare, _) in &pending {
-        for (s, refs) in p.obsolete() {
-            if refs > 0 && !spare.contains_key(s) {
+        for s in p.obsolete() {
+            if !spare.contains_key(s) {
                 want.entry(jobs[*j].host)
                     .or_default()
                     .push(format!("{}@{s}", jobs[*j].dataset));
@@ -271,7 +294,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .filter(|j| j.record.is_none() && !j.destroy.is_empty())
         {
             for s in &tree.snapshots[&j.dataset] {
-                if s.userrefs > 0 && j.destroy.contains(&s.name) {
+                if j.destroy.contains(&s.name) {
                     want.entry(*th)
                         .or_default()
                         .push(format!("{}@{}", j.dataset, s.name));
