@@ -87,6 +87,26 @@ pub struct Plan {
     pub error: Option<String>,
 }
 
+impl Plan {
+    /// Whether a raw stream could plan differently from this plan, made as
+    /// if the source were not encrypted: it sends or resumes something, or
+    /// the target has snapshots after the common one (which all block a raw
+    /// receive, changed or not).
+    pub fn raw_matters(&self, target: Option<&Target>) -> bool {
+        if !self.steps.is_empty() {
+            return true;
+        }
+        let Some(t) = target else {
+            return false;
+        };
+        t.token.is_some()
+            || match &self.common {
+                Some(c) => t.snapshots.last().is_some_and(|(s, _)| &s.name != c),
+                None => !t.snapshots.is_empty(),
+            }
+    }
+}
+
 /// Plans one dataset: `source` is its snapshots oldest first, `dataset` its
 /// name, `target` the target dataset when it exists, `raw` whether the
 /// stream is raw (encrypted and not `--decrypt`), and `token_to` the
@@ -593,6 +613,34 @@ mod tests {
         // Raw: every snapshot after the common one blocks.
         let p = plan("p/a", &src, Some(&t), true, None, &o);
         assert_eq!(p.destroy, vec!["empty", "changed", "later"]);
+    }
+
+    #[test]
+    fn encryption_is_asked_only_where_raw_plans_differently() {
+        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
+        let o = opts(&f, &keep);
+        let src = [ours(2), ours(1)];
+        // Up to date: raw or not, nothing to do.
+        let t = target(&src);
+        let p = plan("p/a", &src, Some(&t), false, None, &o);
+        assert!(!p.raw_matters(Some(&t)));
+        assert_eq!(p, plan("p/a", &src, Some(&t), true, None, &o));
+        // Something to send: the flags differ.
+        let t = target(&src[..1]);
+        let p = plan("p/a", &src, Some(&t), false, None, &o);
+        assert!(p.raw_matters(Some(&t)));
+        assert!(plan("p/a", &src, None, false, None, &o).raw_matters(None));
+        // An unchanged snapshot after the common one: fine unless raw.
+        let mut t = target(&src);
+        t.snapshots.push((foreign("empty", 2000), 0));
+        let p = plan("p/a", &src, Some(&t), false, None, &o);
+        assert_eq!(p.error, None);
+        assert!(p.raw_matters(Some(&t)));
+        assert!(plan("p/a", &src, Some(&t), true, None, &o).error.is_some());
+        // A resume token.
+        let mut t = target(&src);
+        t.token = Some("1-abc".into());
+        assert!(plan("p/a", &src, Some(&t), false, None, &o).raw_matters(Some(&t)));
     }
 
     #[test]

@@ -235,7 +235,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // one: only those datasets' encryption is read, one call per host.
     if !args.decrypt {
         let ask: Vec<usize> = (0..jobs.len())
-            .filter(|&k| raw_matters(&jobs[k].plan, target_tree.get(&picked[k].2)))
+            .filter(|&k| {
+                jobs[k]
+                    .plan
+                    .raw_matters(target_tree.get(&picked[k].2).map(|t| &t.target))
+            })
             .collect();
         for (h, host) in hosts.iter().enumerate() {
             let names: Vec<&str> = ask
@@ -417,24 +421,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
         return Err(Error::Failed(failed));
     }
     Ok(())
-}
-
-/// Whether a raw stream could plan differently from the plan `p` made as
-/// if the source were not encrypted: it sends or resumes something, or the
-/// target has snapshots after the common one (which all block a raw
-/// receive, changed or not).
-fn raw_matters(p: &plan::Plan, target: Option<&TargetDs>) -> bool {
-    if !p.steps.is_empty() {
-        return true;
-    }
-    let Some(t) = target.map(|t| &t.target) else {
-        return false;
-    };
-    t.token.is_some()
-        || match &p.common {
-            Some(c) => t.snapshots.last().is_some_and(|(s, _)| &s.name != c),
-            None => !t.snapshots.is_empty(),
-        }
 }
 
 /// Lists the target tree; a missing TARGET-PATH is said as such.
