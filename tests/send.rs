@@ -157,7 +157,7 @@ fn full_then_incremental(lab: &Lab) {
     lab.fill(&a, 300);
     lab.fill(&c, 200);
     let s1 = snap(lab, b, &[&a, &c]);
-    let out = send(lab, b, &tp, &[]).ok();
+    let out = send(lab, b, &tp, &["--debug"]).ok();
     let (ta, tc) = (format!("{tp}/{a}"), format!("{tp}/{c}"));
     let o = outcome(&out, &a);
     assert_eq!(o.target, ta);
@@ -170,9 +170,17 @@ fn full_then_incremental(lab: &Lab) {
     assert!(o.transfers[0].bytes.unwrap() > 300 * 1024);
     assert_eq!(lab.snaps(&ta), lab.snaps(&a), "same names and guids");
     assert_eq!(lab.snaps(&tc), lab.snaps(&c));
-    // Parents were created with canmount=off; the received ones are mounted.
+    // Parents were created with canmount=off; the received ones are mounted,
+    // with one `zfs mount -R` (both are new, and nothing else is below).
     assert_eq!(lab.prop(&format!("{tp}/zab-a"), "canmount"), "off");
     assert_eq!(lab.prop(&ta, "mounted"), "yes");
+    assert_eq!(lab.prop(&tc, "mounted"), "yes");
+    let mounts: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("zfs mount"))
+        .collect();
+    assert_eq!(mounts, [format!("zfs mount -R {ta}")], "{}", out.stderr);
     lab.same_files(&a, &ta);
     lab.same_files(&c, &tc);
     let tag = format!("zfs_autobackup:{b}");

@@ -61,6 +61,23 @@ pub fn recursive_roots(want: &[String], affected: &BTreeSet<String>) -> (Vec<Str
     (roots, plain)
 }
 
+/// [`recursive_roots`] for datasets (`zfs mount -R`): `want` the datasets
+/// to act on, `affected` every dataset the recursive command could touch
+/// (a superset is safe). A dataset's name has no `@`, so each is taken as
+/// a snapshot of one name.
+pub fn dataset_roots(want: &[String], affected: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+    let at = |d: &String| format!("{d}@-");
+    let want: Vec<String> = want.iter().map(at).collect();
+    let affected: BTreeSet<String> = affected.iter().map(at).collect();
+    let strip = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|s| s.trim_end_matches("@-").to_string())
+            .collect()
+    };
+    let (roots, plain) = recursive_roots(&want, &affected);
+    (strip(roots), strip(plain))
+}
+
 /// The wanted names under `root` (a recursive root from [`recursive_roots`]).
 pub fn under<'a>(root: &str, want: &'a [String]) -> Vec<&'a String> {
     let (rd, rs) = root.split_once('@').unwrap_or((root, ""));
@@ -82,6 +99,20 @@ mod tests {
 
     fn set(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn datasets_to_mount_share_a_root_where_nothing_else_is_below() {
+        let want = v(&["t/a", "t/a/b", "t/a/b/c", "t/d", "t/d/e"]);
+        // t/d/x exists and is not to be mounted: t/d and t/d/e go by name.
+        let all = set(&["t", "t/a", "t/a/b", "t/a/b/c", "t/d", "t/d/e", "t/d/x"]);
+        let (roots, plain) = dataset_roots(&want, &all);
+        assert_eq!(roots, v(&["t/a"]));
+        assert_eq!(plain, v(&["t/d", "t/d/e"]));
+        // A lone dataset is no root.
+        let (roots, plain) = dataset_roots(&v(&["t/a"]), &all);
+        assert!(roots.is_empty());
+        assert_eq!(plain, v(&["t/a"]));
     }
 
     #[test]

@@ -336,7 +336,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             hold(&ctx, &jobs, &mut results, &sources, &target_tree, &tag);
         }
         if !running.stopped() {
-            mount(&ctx, &jobs, &mut results);
+            mount(&ctx, &jobs, &mut results, &target_tree);
         }
     }
 
@@ -1095,7 +1095,7 @@ fn hold_cmd(
 /// Mounts the filesystems received for the first time, as zfs-autobackup
 /// 3.3 does: when canmount=on, the mountpoint is a path and the key is
 /// available.
-fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done]) {
+fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done], tree: &BTreeMap<String, TargetDs>) {
     let fresh: Vec<usize> = (0..jobs.len())
         .filter(|&j| {
             let job = &jobs[j];
@@ -1137,6 +1137,7 @@ fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done]) {
             .map(|r| r.value.clone())
             .unwrap_or_default()
     };
+    let mut mountable: Vec<(usize, String)> = Vec::new();
     for &j in &fresh {
         let t = &jobs[j].target;
         let mp = prop(t, "mountpoint");
@@ -1147,9 +1148,56 @@ fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done]) {
         {
             continue;
         }
+        mountable.push((j, mp));
+    }
+    // `zfs mount -R` (OpenZFS 2.2.4 and later) for each subtree where every
+    // dataset it could mount is one to mount, as far as is known: the
+    // target tree listed before, every job's target and the parents made.
+    let want: Vec<String> = mountable
+        .iter()
+        .map(|(j, _)| jobs[*j].target.clone())
+        .collect();
+    let mut affected: BTreeSet<String> = tree.keys().cloned().collect();
+    affected.extend(jobs.iter().map(|j| j.target.clone()));
+    affected.extend(missing_parents(jobs, tree, &ctx.args.target_path));
+    let (roots, _) = holds::dataset_roots(&want, &affected);
+    let mut by_name: Vec<&(usize, String)> = Vec::new();
+    let mut done: BTreeSet<usize> = BTreeSet::new();
+    for root in &roots {
+        let below: Vec<&(usize, String)> = mountable
+            .iter()
+            .filter(|(j, _)| zfs::is_under(&jobs[*j].target, root))
+            .collect();
+        match ctx.target.output(&["zfs", "mount", "-R", root]) {
+            Ok(_) => done.extend(below.iter().map(|(j, _)| *j)),
+            Err(e) => {
+                ctx.log
+                    .debug(format!("zfs mount -R {root} failed ({e}): by name instead"));
+                by_name.extend(below);
+            }
+        }
+    }
+    by_name.extend(
+        mountable
+            .iter()
+            .filter(|(j, _)| !roots.iter().any(|r| zfs::is_under(&jobs[*j].target, r))),
+    );
+    for (j, _) in by_name {
+        let t = &jobs[*j].target;
         match ctx.target.output(&["zfs", "mount", t]) {
-            Ok(_) => results[j].notes.push(format!("mounted on {mp}")),
+            Ok(_) => {
+                done.insert(*j);
+            }
+            // Mounted by a `zfs mount -R` that failed further on.
+            Err(Error::Command(c)) if c.stderr.contains("already mounted") => {
+                done.insert(*j);
+            }
             Err(e) => ctx.log.warn(format!("[Target] {t}: mounting failed: {e}")),
+        }
+    }
+    for (j, mp) in &mountable {
+        if done.contains(j) {
+            results[*j].notes.push(format!("mounted on {mp}"));
         }
     }
 }
