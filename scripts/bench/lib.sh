@@ -7,7 +7,11 @@
 #   bench_setup TOOL... install zab tools in the guest and a zfs-counting
 #                       wrapper ahead of the real zfs in root's PATH: it logs
 #                       one line per call to /run/zab-bench-zfs-calls and
-#                       execs /usr/sbin/zfs; bench_cleanup removes it again
+#                       execs /usr/sbin/zfs; and export the lab's other pools
+#                       (what the last test run left there would otherwise
+#                       weigh on every tool that reads all datasets, as
+#                       zab-select and zfs-autobackup do). bench_cleanup
+#                       removes the wrapper and imports the pools again
 #   make_pool N         a fresh file-backed pool `bench` (mounted) with N
 #                       datasets under bench/data, marked autobackup:bench=true
 #   run_guest KEY CMD   time CMD in the guest (no ssh in the measurement) and
@@ -34,13 +38,22 @@ echo "$*" >> /run/zab-bench-zfs-calls
 exec /usr/sbin/zfs "$@"
 W
 chmod 755 /usr/local/sbin/zfs
+for p in $(zpool list -H -o name); do
+  [ "$p" = bench ] && continue
+  if zpool export "$p"; then echo "$p" >> /run/zab-bench-exported; else echo "bench: pool $p stays imported" >&2; fi
+done
 EOF2
     trap bench_cleanup EXIT
 }
 
 bench_cleanup() {
     rm -f "$samples"
-    lab 'rm -f /usr/local/sbin/zfs /run/zab-bench-zfs-calls; zpool destroy bench 2>/dev/null; rm -f /var/tmp/bench.img' || true
+    # shellcheck disable=SC2016 # expanded in the guest
+    lab 'rm -f /usr/local/sbin/zfs /run/zab-bench-zfs-calls; zpool destroy bench 2>/dev/null; rm -f /var/tmp/bench.img
+        if [ -f /run/zab-bench-exported ]; then
+          while read -r p; do zpool import "$p" || echo "bench: zpool import $p failed" >&2; done < /run/zab-bench-exported
+          rm -f /run/zab-bench-exported
+        fi' || true
 }
 
 make_pool() {
