@@ -36,9 +36,9 @@ const EXAMPLES: &str = "  \
 /// Reads zab-select's or zab-snap's NDJSON records on stdin and writes them
 /// to stdout, each with a `send` field: the target dataset, the common
 /// snapshot, every transfer (kind, bytes, seconds) or why none, and its
-/// status. Each side is listed once (datasets, snapshots, guids, holds,
-/// resume tokens), the plan is made as data, then carried out. A failing
-/// dataset is reported in its record and the others go on.
+/// status. Each side is listed once (datasets, snapshots, guids; the target
+/// with holds and resume tokens), the plan is made as data, then carried
+/// out. A failing dataset is reported in its record and the others go on.
 #[derive(Parser, Debug)]
 #[command(name = "zab-send", version, after_long_help = after_help(EXAMPLES))]
 pub struct Args {
