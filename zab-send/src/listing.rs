@@ -1,46 +1,18 @@
 //! What zab-send reads from ZFS, one command per side: the source
-//! datasets' snapshots (the fast columns: names, txgs and guids), the whole
+//! datasets' snapshots (`zab_core::zfs::list_snapshots`, the fast columns),
+//! the whole
 //! target tree (datasets, snapshots, holds, `written`, resume tokens), and,
 //! only when something is to be sent, the source datasets' encryption and
 //! the target pool's features.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use zab_core::zfs::{self, DatasetType, Snapshot};
+use zab_core::zfs::{self, DatasetType};
 
 use crate::plan::Target;
 
 fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|s| s.to_string()).collect()
-}
-
-/// A source dataset: its snapshots oldest first, and whether it is encrypted.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Source {
-    pub snapshots: Vec<Snapshot>,
-    pub encrypted: bool,
-}
-
-/// Lists the snapshots of `datasets` in the fast columns: one call.
-pub fn source_args(datasets: &[&str]) -> Vec<String> {
-    zfs::list_snapshots_args(datasets)
-}
-
-/// Parses [`source_args`] output. Every dataset asked for has an entry;
-/// `encrypted` is false until [`parse_encryption`] says otherwise.
-pub fn parse_source(output: &str, datasets: &[&str]) -> Result<BTreeMap<String, Source>, String> {
-    Ok(zfs::parse_snapshots(output, datasets)?
-        .into_iter()
-        .map(|(d, snapshots)| {
-            (
-                d,
-                Source {
-                    snapshots,
-                    encrypted: false,
-                },
-            )
-        })
-        .collect())
 }
 
 /// Reads the `encryption` of exactly `datasets` (not their children): one
@@ -186,13 +158,7 @@ zab-t/exp/s@b\tsnapshot\t15\t17599766133560230176\t0\t0\t-
     }
 
     #[test]
-    fn source_snapshots_and_encryption() {
-        let out = "p/b@1\t6\t12\np/b@0\t4\t10\np/a@1\t5\t11\n";
-        let s = parse_source(out, &["p/a", "p/b", "p/c"]).unwrap();
-        assert_eq!(s["p/b"].snapshots[0].name, "0");
-        assert_eq!(s["p/b"].snapshots[1].userrefs, None);
-        assert!(s["p/c"].snapshots.is_empty());
-        assert!(parse_source("q/x@1\t5\t11\n", &["p/a"]).is_err());
+    fn encryption_of_exactly_the_datasets_asked() {
         let e = parse_encryption("p/a\toff\np/b\taes-256-gcm\n", &["p/a", "p/b"]).unwrap();
         assert_eq!(e.into_iter().collect::<Vec<_>>(), vec!["p/b"]);
         assert!(parse_encryption("p/a\toff\n", &["p/a", "p/b"]).is_err());

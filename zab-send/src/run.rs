@@ -27,7 +27,7 @@ use zab_core::Host;
 
 use crate::cli::Args;
 use crate::holds;
-use crate::listing::{self, Source, TargetDs};
+use crate::listing::{self, TargetDs};
 use crate::plan::{self, Plan, Resume, Step};
 use crate::stream::{self, Buffer, BufferTool, StreamSpec};
 use crate::transfer::{self, Running, Sides};
@@ -126,24 +126,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     // The listings: each source host (while the target's goes on), then the
     // target tree.
-    let mut sources: BTreeMap<String, Source> = BTreeMap::new();
-    let mut source_of: Vec<BTreeMap<String, Source>> = Vec::new();
+    let mut sources: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
     for (h, host) in hosts.iter().enumerate() {
         let names: Vec<&str> = picked
             .iter()
             .filter(|p| p.1 == h)
             .map(|p| datasets[p.0].name.as_str())
             .collect();
-        let argv = listing::source_args(&names);
-        let out = host.output(&argv)?;
-        let map = listing::parse_source(&out, &names).map_err(|message| Error::Parse {
-            command: quote_argv(&argv),
-            message: format!("on {}: {message}", host.name()),
-        })?;
-        source_of.push(map);
-    }
-    for m in &source_of {
-        sources.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+        sources.extend(zfs::list_snapshots(host, &names)?);
     }
     let target_tree = match early {
         Some(listing) => listing
@@ -169,10 +159,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let mut inputs: Vec<(Vec<Snapshot>, Option<String>)> = Vec::new();
     for (record, host, target) in &picked {
         let name = &datasets[*record].name;
-        let mut snaps = sources
-            .get(name)
-            .map(|s| s.snapshots.clone())
-            .unwrap_or_default();
+        let mut snaps = sources.get(name).cloned().unwrap_or_default();
         // `zab-snap --test` upstream: plan as if its snapshot had been taken,
         // so a dry run shows what a real run would send.
         if args.test || args.plan {
@@ -261,9 +248,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 let name = &datasets[picked[k].0].name;
                 if picked[k].1 == h && encrypted.contains(name) {
                     jobs[k] = plan_one(k, true);
-                    if let Some(s) = sources.get_mut(name) {
-                        s.encrypted = true;
-                    }
                 }
             }
         }
@@ -854,7 +838,7 @@ fn hold(
     ctx: &Ctx,
     jobs: &[Job],
     results: &mut [Done],
-    sources: &BTreeMap<String, Source>,
+    sources: &BTreeMap<String, Vec<Snapshot>>,
     tree: &BTreeMap<String, TargetDs>,
     tag: &str,
 ) {
@@ -890,7 +874,7 @@ fn hold(
         let src_refs = |name: &str| {
             sources
                 .get(&job.source)
-                .and_then(|s| s.snapshots.iter().find(|x| x.name == name))
+                .and_then(|s| s.iter().find(|x| x.name == name))
                 .and_then(|x| x.userrefs)
         };
         let tgt_refs = |name: &str| {
@@ -937,7 +921,7 @@ fn hold(
     for (j, job) in jobs.iter().enumerate() {
         if results[j].transfers.iter().any(|t| t.done) {
             if let Some(src) = sources.get(&job.source) {
-                for s in &src.snapshots {
+                for s in src {
                     target_hold.insert(format!("{}@{}", job.target, s.name));
                 }
             }
