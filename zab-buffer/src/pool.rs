@@ -81,7 +81,8 @@ pub fn pool(
     start_writing: usize,
     resume_reading: usize,
 ) -> Result<(Filler, Drainer), TryReserveError> {
-    let bytes = blocks.checked_mul(size).unwrap_or(usize::MAX);
+    // An overflow asks for usize::MAX, which try_reserve_exact refuses.
+    let bytes = blocks.saturating_mul(size);
     let mut probe = Vec::<u8>::new();
     probe.try_reserve_exact(bytes)?;
     // Kept opaque, so the optimizer cannot drop the probe as unused.
@@ -413,6 +414,12 @@ mod tests {
         drop(d);
         assert!(f.free_block().is_none());
         assert!(f.send(a).is_err());
+    }
+
+    #[test]
+    fn a_pool_too_large_to_allocate_is_an_error() {
+        // blocks × size overflows: asked for as usize::MAX, refused.
+        assert!(pool(usize::MAX / 2, 4, 0, 1).is_err());
     }
 
     #[test]
