@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use zab_core::cli::{after_help, parse_bytes};
 use zab_core::error::Error;
+use zab_core::size::check_buffer;
 
 const EXAMPLES: &str = "  \
   # Smooth a local transfer (zfs-autobackup runs mbuffer -q -s128k -m16M):
@@ -50,8 +51,10 @@ status 0 on a stream it did not pass on whole.
 #[derive(Parser, Debug)]
 #[command(name = "zab-buffer", version, after_long_help = after_help(EXAMPLES))]
 pub struct Args {
-    /// Total buffer memory. Units K, M, G (powers of 1024). Allocated at
-    /// start; pages are touched only as the buffer fills.
+    /// Total buffer memory. Units K, M, G, T (powers of 1024; a fraction
+    /// needs a unit: 1.5G). At most the memory available (MemAvailable in
+    /// /proc/meminfo): a larger buffer is a usage error. Allocated at start;
+    /// pages are touched only as the buffer fills.
     #[arg(short = 'm', long, value_name = "BYTES", default_value = "128M", value_parser = parse_bytes)]
     pub size: u64,
 
@@ -114,6 +117,21 @@ pub struct Config {
     pub verbose: bool,
 }
 
+impl Config {
+    /// The buffer's size in bytes (whole blocks; [`Args::config`] checked
+    /// that it fits a `usize`).
+    pub fn bytes(&self) -> usize {
+        self.block.saturating_mul(self.blocks)
+    }
+
+    /// Refuses a buffer larger than the memory `available` (None: unknown),
+    /// as a usage error before anything is allocated.
+    pub fn check_memory(&self, available: Option<u64>) -> Result<(), Error> {
+        check_buffer(self.bytes() as u64, available)
+            .map_err(|e| Error::Usage(format!("--size {e}")))
+    }
+}
+
 impl Args {
     /// Checks the sizes and turns percentages into block counts.
     pub fn config(&self) -> Result<Config, Error> {
@@ -169,13 +187,20 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
         Some((i, 'h')) => (&t[..i], 3600.0),
         _ => (t, 1.0),
     };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (seconds, or 90s, 10m, 1h)"))?;
-    let secs = v * mult;
-    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+    let num = num.trim();
+    let invalid = || format!("invalid duration {s:?} (seconds, or 90s, 10m, 1h)");
+    // Digits and a decimal point only: no sign, exponent, inf or NaN.
+    if !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(invalid());
+    }
+    let secs = num.parse::<f64>().map_err(|_| invalid())? * mult;
+    if secs <= 0.0 {
         return Err(format!("duration {s:?} must be above 0"));
+    }
+    if secs > 1e9 {
+        return Err(format!(
+            "duration {s:?} is too large (at most 1000000000 seconds, about 31 years)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -266,5 +291,34 @@ mod tests {
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("1d").is_err());
         assert!(parse_seconds("").is_err());
+        // Not "must be above 0" for what is not a number or too large.
+        assert!(parse_seconds("1e10")
+            .unwrap_err()
+            .starts_with("invalid duration"));
+        assert!(parse_seconds("inf")
+            .unwrap_err()
+            .starts_with("invalid duration"));
+        assert!(parse_seconds("NaN")
+            .unwrap_err()
+            .starts_with("invalid duration"));
+        assert!(parse_seconds("99999999999")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_seconds("0").unwrap_err().contains("above 0"));
+    }
+
+    #[test]
+    fn the_buffer_must_fit_in_the_memory_available() {
+        let c = config(&["-m", "1T"]).unwrap();
+        let err = c.check_memory(Some(8 << 30)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--size 1.00 TiB is more than the memory available (8.00 GiB"),
+            "{err}"
+        );
+        assert!(c.check_memory(Some(2 << 40)).is_ok());
+        assert!(c.check_memory(None).is_ok());
+        // Whole blocks count: 1M in 300K blocks is 900K.
+        let c = config(&["-m", "1M", "-s", "300K"]).unwrap();
+        assert!(c.check_memory(Some(900 << 10)).is_ok());
     }
 }

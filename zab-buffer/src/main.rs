@@ -15,7 +15,11 @@ mod xxh64;
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-buffer");
     let args = zab_core::cli::parse::<cli::Args>();
-    match args.config().and_then(|cfg| run::run(&cfg)) {
+    let checked = args.config().and_then(|cfg| {
+        cfg.check_memory(zab_core::size::available_memory())?;
+        Ok(cfg)
+    });
+    match checked.and_then(|cfg| run::run(&cfg)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => zab_core::error::report("zab-buffer", &e),
     }

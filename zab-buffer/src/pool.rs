@@ -20,7 +20,7 @@
 //! While one side waits, the other side hands it every block it frees, so
 //! the two waits can never hold each other up.
 
-use std::collections::VecDeque;
+use std::collections::{TryReserveError, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -69,15 +69,27 @@ impl Block {
 /// leaked on purpose, so each block can own its part (`&'static mut`)
 /// without unsafe code: a process makes one pool, which lives as long as
 /// the process.
+///
+/// An allocation the system refuses is an error, not an abort: std has no
+/// fallible zeroed allocation (and this crate has no unsafe code), so the
+/// same amount is first asked for with `try_reserve_exact` and given back
+/// untouched; the zeroed allocation that follows asks for what was just
+/// granted. (main checks the size against MemAvailable before this.)
 pub fn pool(
     blocks: usize,
     size: usize,
     start_writing: usize,
     resume_reading: usize,
-) -> (Filler, Drainer) {
+) -> Result<(Filler, Drainer), TryReserveError> {
+    // An overflow asks for usize::MAX, which try_reserve_exact refuses.
+    let bytes = blocks.saturating_mul(size);
+    let mut probe = Vec::<u8>::new();
+    probe.try_reserve_exact(bytes)?;
+    // Kept opaque, so the optimizer cannot drop the probe as unused.
+    drop(std::hint::black_box(probe));
     let (free_tx, free_rx) = sync_channel(blocks);
     let (full_tx, full_rx) = sync_channel(blocks);
-    let slab: &'static mut [u8] = Box::leak(vec![0u8; blocks * size].into_boxed_slice());
+    let slab: &'static mut [u8] = Box::leak(vec![0u8; bytes].into_boxed_slice());
     for buf in slab.chunks_exact_mut(size) {
         let block = Block { buf, len: 0 };
         // Cannot fail: the receiver is alive and the channel holds them all.
@@ -100,7 +112,7 @@ pub fn pool(
         waited: Duration::ZERO,
         last_wait: None,
     };
-    (filler, drainer)
+    Ok((filler, drainer))
 }
 
 /// The reader's end: takes free blocks, hands over full ones. Dropping it
@@ -244,7 +256,7 @@ mod tests {
 
     #[test]
     fn blocks_go_round_in_order_and_are_reused() {
-        let (mut f, mut d) = pool(2, 4, 0, 1);
+        let (mut f, mut d) = pool(2, 4, 0, 1).unwrap();
         for round in 0..5u8 {
             let b = full(&mut f, round, 3);
             f.send(b).unwrap();
@@ -263,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_block_written_last_is_read_into_first() {
-        let (mut f, mut d) = pool(8, 16, 0, 1);
+        let (mut f, mut d) = pool(8, 16, 0, 1).unwrap();
         let mut used = Vec::new();
         for round in 0..20u8 {
             let b = full(&mut f, round, 16);
@@ -278,7 +290,7 @@ mod tests {
 
     #[test]
     fn block_bookkeeping() {
-        let (mut f, _d) = pool(2, 4, 0, 1);
+        let (mut f, _d) = pool(2, 4, 0, 1).unwrap();
         let mut b = f.free_block().unwrap();
         assert_eq!(b.spare().len(), 4);
         b.filled(3);
@@ -293,7 +305,7 @@ mod tests {
     fn high_watermark_gathers_before_the_first_write() {
         // 4 blocks, start writing at 3: after running empty, the writer takes
         // three blocks into its hand before it returns the first.
-        let (mut f, mut d) = pool(4, 1, 3, 1);
+        let (mut f, mut d) = pool(4, 1, 3, 1).unwrap();
         for tag in 1..=3 {
             let b = full(&mut f, tag, 1);
             f.send(b).unwrap();
@@ -309,7 +321,7 @@ mod tests {
 
     #[test]
     fn without_high_watermark_the_writer_takes_one_block_at_a_time() {
-        let (mut f, mut d) = pool(4, 1, 0, 1);
+        let (mut f, mut d) = pool(4, 1, 0, 1).unwrap();
         for tag in 1..=3 {
             let b = full(&mut f, tag, 1);
             f.send(b).unwrap();
@@ -320,7 +332,7 @@ mod tests {
 
     #[test]
     fn high_watermark_is_used_again_only_after_running_empty() {
-        let (mut f, mut d) = pool(4, 1, 2, 1);
+        let (mut f, mut d) = pool(4, 1, 2, 1).unwrap();
         for tag in 1..=2 {
             let b = full(&mut f, tag, 1);
             f.send(b).unwrap();
@@ -352,7 +364,7 @@ mod tests {
 
     #[test]
     fn end_of_input_releases_a_partial_high_watermark() {
-        let (mut f, mut d) = pool(4, 1, 4, 1);
+        let (mut f, mut d) = pool(4, 1, 4, 1).unwrap();
         let b = full(&mut f, 7, 1);
         f.send(b).unwrap();
         drop(f); // input ended with one block, below the watermark
@@ -363,7 +375,7 @@ mod tests {
     #[test]
     fn low_watermark_gathers_free_blocks_once_full() {
         // 4 blocks, read again when 3 are free (at most 25 % full).
-        let (mut f, mut d) = pool(4, 1, 0, 3);
+        let (mut f, mut d) = pool(4, 1, 0, 3).unwrap();
         for tag in 1..=4 {
             let b = full(&mut f, tag, 1);
             f.send(b).unwrap();
@@ -383,7 +395,7 @@ mod tests {
 
     #[test]
     fn without_low_watermark_the_reader_takes_one_block_at_a_time() {
-        let (mut f, mut d) = pool(2, 1, 0, 1);
+        let (mut f, mut d) = pool(2, 1, 0, 1).unwrap();
         for tag in 1..=2 {
             let b = full(&mut f, tag, 1);
             f.send(b).unwrap();
@@ -396,7 +408,7 @@ mod tests {
 
     #[test]
     fn a_gone_writer_stops_the_reader() {
-        let (mut f, d) = pool(2, 1, 0, 1);
+        let (mut f, d) = pool(2, 1, 0, 1).unwrap();
         let a = f.free_block().unwrap();
         let _b = f.free_block().unwrap();
         drop(d);
@@ -405,8 +417,14 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_too_large_to_allocate_is_an_error() {
+        // blocks × size overflows: asked for as usize::MAX, refused.
+        assert!(pool(usize::MAX / 2, 4, 0, 1).is_err());
+    }
+
+    #[test]
     fn watermarks_are_clamped_to_the_pool() {
-        let (f, d) = pool(4, 1, 9, 0);
+        let (f, d) = pool(4, 1, 9, 0).unwrap();
         assert_eq!(d.start_writing, 4);
         assert_eq!(f.resume_reading, 1);
     }

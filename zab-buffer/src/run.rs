@@ -67,7 +67,13 @@ pub fn run(cfg: &Config) -> Result<(), Error> {
     let output = File::from(output.map_err(|e| Error::Io(format!("stdout: {e}")))?);
     grow_pipes(&[&input, &output]);
     let counts = Arc::new(Counts::default());
-    let (filler, drainer) = pool(cfg.blocks, cfg.block, cfg.start_writing, cfg.resume_reading);
+    let (filler, drainer) = pool(cfg.blocks, cfg.block, cfg.start_writing, cfg.resume_reading)
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot allocate the buffer (--size {}): {e}",
+                format_bytes(cfg.bytes() as u64)
+            ))
+        })?;
     let (tx, rx) = mpsc::channel();
     let start = Instant::now();
 

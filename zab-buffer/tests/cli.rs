@@ -494,6 +494,65 @@ fn bad_sizes_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A buffer larger than the memory available is a usage error before any
+/// byte moves, not an abort (SIGABRT) from a failed allocation.
+#[test]
+fn a_buffer_larger_than_memory_is_a_usage_error() {
+    let out = zab_buffer(&["-m", "1T"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("zab-buffer: --size 1.00 TiB is more than the memory available"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// An allocation that fails although the memory looked available (here a
+/// 512 MiB address-space limit against a 1 GiB buffer) is the same usage
+/// error, not an abort.
+#[test]
+fn a_failed_allocation_is_a_usage_error() {
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -v 524288 && exec \"$0\" -q -m 1G"])
+        .arg(env!("CARGO_BIN_EXE_zab-buffer"))
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("zab-buffer: cannot allocate the buffer (--size 1.00 GiB): "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Values that are not what the option takes say so: a watchdog in
+/// exponent notation or beyond the limit is not "below 0", and a byte
+/// count with a fraction needs a unit.
+#[test]
+fn bad_values_say_what_is_wrong() {
+    let out = zab_buffer(&["-W", "1e10"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("invalid duration \"1e10\""), "{err}");
+    assert!(!err.contains("above 0"), "{err}");
+    let out = zab_buffer(&["-W", "99999999999"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("is too large"), "{err}");
+    let out = zab_buffer(&["-m", "1.5"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("whole number of bytes"), "{err}");
+}
+
 #[test]
 fn help_has_examples_and_exit_codes() {
     let out = zab_buffer(&["--help"]).output().unwrap();

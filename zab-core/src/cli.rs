@@ -144,8 +144,11 @@ pub fn after_help(examples: &str) -> String {
     )
 }
 
-/// Parses a byte count: a plain number of bytes, or with a unit (`64K`,
-/// `1.5M`, `2GiB`; K, M, G, T are powers of 1024 as in zfs).
+/// Parses a byte count: a whole number of bytes, or a number with a unit
+/// (`64K`, `1.5M`, `2GiB`; K, M, G, T are powers of 1024 as in zfs,
+/// mbuffer and pv; a fraction with a unit is rounded to the nearest byte).
+/// A fraction without a unit (`1.5`, `1.5B`) is refused: there is no half
+/// byte. The one byte-count parser of every tool.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     if let Ok(n) = t.parse::<u64>() {
@@ -153,19 +156,24 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("invalid byte count {s:?}"))?;
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let num: f64 = num
         .parse()
         .map_err(|_| format!("invalid byte count {s:?}"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "b" => 1,
+        "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
         _ => return Err(format!("invalid byte count {s:?} (units: K, M, G, T)")),
     };
+    if mult == 1 && num.fract() != 0.0 {
+        return Err(format!(
+            "byte count {s:?} is not a whole number of bytes (a fraction needs a unit: 1.5K)"
+        ));
+    }
     let v = num * mult as f64;
     if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
         return Err(format!("byte count {s:?} out of range"));
@@ -257,6 +265,23 @@ mod tests {
         assert!(parse_bytes("12Q").is_err());
         assert!(parse_bytes("").is_err());
         assert!(parse_bytes("M").is_err());
+    }
+
+    #[test]
+    fn a_fraction_of_a_byte_needs_a_unit() {
+        // "1.5M" is 1.5 MiB; "1.5" bytes (or "1.5B") is no byte count.
+        for s in ["1.5", "1.5B", "0.5"] {
+            let err = parse_bytes(s).unwrap_err();
+            assert!(err.contains("whole number of bytes"), "{s}: {err}");
+        }
+        assert_eq!(parse_bytes("1.0"), Ok(1));
+        assert_eq!(parse_bytes("1.5K"), Ok(1536));
+        assert_eq!(parse_bytes("0.5K"), Ok(512));
+        assert_eq!(parse_bytes("2B"), Ok(2));
+        assert_eq!(
+            parse_bytes("1e3").unwrap_err(),
+            "invalid byte count \"1e3\" (units: K, M, G, T)"
+        );
     }
 
     #[test]

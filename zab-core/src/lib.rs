@@ -8,6 +8,7 @@
 //!   (specified in `docs/records.md`), read with line numbers in errors.
 //! * [`naming`]: snapshot names, and which snapshots are ours.
 //! * [`schedule`]: thinning schedules and the pure thinner.
+//! * [`size`]: how large a memory buffer may be (zab-buffer, zab-send).
 //! * [`error`]: one error type and the one exit-code scheme.
 //! * [`cli`]: the flags every tool shares, and the parsing every `main` calls.
 //! * [`man`]: man pages rendered from each tool's clap command.
@@ -20,6 +21,7 @@ pub mod naming;
 pub mod ndjson;
 pub mod record;
 pub mod schedule;
+pub mod size;
 pub mod zfs;
 
 pub use error::{Error, Exit};

@@ -10,7 +10,9 @@
 //! its burst the same way, `src/pv/loop.c`).
 //!
 //! [`TokenBucket::for_rate`] picks the two sizes from the rate: transfers of
-//! about 1/100 s of data (512 B to 128 KiB), and a burst of 1/10 s of data,
+//! about 1/100 s of data (512 B to 128 KiB, but never more than 1/10 s of
+//! data, so a tiny rate such as 1 byte per second still moves a byte every
+//! second rather than 512 bytes every 512 s), and a burst of 1/10 s of data,
 //! which is also how late a wake-up may be before tokens are lost.
 
 use std::time::Duration;
@@ -51,7 +53,7 @@ impl TokenBucket {
 
     /// A bucket with the sizes chosen for `rate`: see the module docs.
     pub fn for_rate(rate: u64, now: Duration) -> Self {
-        let quantum = (rate / 100).clamp(512, 128 << 10);
+        let quantum = (rate / 100).clamp(512, 128 << 10).min((rate / 10).max(1));
         let burst = (rate / 10).max(2 * quantum);
         Self::new(rate, quantum, burst, now)
     }
@@ -212,8 +214,32 @@ mod tests {
         let b = TokenBucket::for_rate(500 * MIB, Duration::ZERO);
         assert_eq!((b.quantum as u64, b.burst()), (128 << 10, 50 * MIB));
         // Slow rates: 512-byte transfers, and a burst of two of them.
-        let b = TokenBucket::for_rate(1000, Duration::ZERO);
+        let b = TokenBucket::for_rate(10_000, Duration::ZERO);
         assert_eq!((b.quantum as u64, b.burst()), (512, 1024));
+        // Slower still: a tenth of a second's worth (at least a byte).
+        let b = TokenBucket::for_rate(1000, Duration::ZERO);
+        assert_eq!((b.quantum as u64, b.burst()), (100, 200));
+        let b = TokenBucket::for_rate(1, Duration::ZERO);
+        assert_eq!((b.quantum as u64, b.burst()), (1, 2));
+    }
+
+    #[test]
+    fn tiny_rates_make_progress_at_least_every_second() {
+        // -L 1 used to wait 512 s (one 512-byte quantum) for its first byte.
+        for rate in [1, 2, 10, 100, 1000, 5000] {
+            let mut b = TokenBucket::for_rate(rate, Duration::ZERO);
+            let Grant::Wait(d) = b.grant(Duration::ZERO, 128 << 10) else {
+                panic!("rate {rate}: the bucket starts empty");
+            };
+            assert!(d <= Duration::from_secs(1), "rate {rate}: first wait {d:?}");
+            assert!(matches!(b.grant(d, 128 << 10), Grant::Go(n) if n >= 1));
+            // And the rate is still exact: 5 s worth takes 5 s.
+            let (bytes, secs) = simulate(rate, rate * 5, 128 << 10, Duration::ZERO, |_| {
+                Duration::ZERO
+            });
+            assert_eq!(bytes, rate * 5);
+            assert!((secs - 5.0).abs() < 1e-6, "rate {rate}: {secs} s");
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ const EXAMPLES: &str = "  \
     | ssh backup1 zfs recv -u backup/data
 
 Sizes and rates take K, M, G, T as powers of 1024, as pv and mbuffer read
-them: -L 10M is 10 MiB/s (10,485,760 bytes per second).
+them: -L 10M is 10 MiB/s (10,485,760 bytes per second). A fraction needs a
+unit (-L 1.5M); a bare number is whole bytes.
 
 Like zab-buffer, it fails (exit 4) with the byte count when stdout goes away
 or a read or write fails: a byte stream cut short is never a success.

@@ -160,8 +160,10 @@ pub struct Args {
     pub recv_pipe: Vec<String>,
 
     /// Buffer the stream in memory (zab-buffer) on the sending side, and on
-    /// the receiving side when it is remote or the stream is piped.
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    /// the receiving side when it is remote or the stream is piped. At most
+    /// the memory available on this machine (MemAvailable); each host's
+    /// zab-buffer checks its own.
+    #[arg(long, value_name = "SIZE", value_parser = parse_buffer)]
     pub buffer: Option<u64>,
 
     /// The buffer's block size.
@@ -197,6 +199,14 @@ pub struct Args {
 
     #[command(flatten)]
     pub common: Common,
+}
+
+/// Parses `--buffer`: a byte count no larger than the memory available
+/// here, so a size no host could allocate fails before anything runs.
+fn parse_buffer(s: &str) -> Result<u64, String> {
+    let n = parse_bytes(s)?;
+    zab_core::size::check_buffer(n, zab_core::size::available_memory())?;
+    Ok(n)
 }
 
 /// Parses `P=V` (the value may contain `=`).
@@ -247,5 +257,17 @@ mod tests {
         assert!(Args::try_parse_from(["zab-send", "b", "t", "--jobs", "0"]).is_err());
         assert!(Args::try_parse_from(["zab-send", "b"]).is_err());
         assert!(Args::try_parse_from(["zab-send", "b", "t", "--set-properties", "x"]).is_err());
+    }
+
+    #[test]
+    fn a_buffer_larger_than_memory_is_refused_when_parsed() {
+        let err = Args::try_parse_from(["zab-send", "b", "t", "--buffer", "100T"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(
+            err.to_string().contains("more than the memory available"),
+            "{err}"
+        );
+        let a = Args::try_parse_from(["zab-send", "b", "t", "--buffer", "16M"]).unwrap();
+        assert_eq!(a.buffer, Some(16 << 20));
     }
 }

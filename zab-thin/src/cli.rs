@@ -118,7 +118,8 @@ pub struct Args {
 
     /// Draw the thinning as an SVG picture into FILE: time left to right, one
     /// lane per rule with its blocks, kept and destroyed snapshots marked
-    /// (docs/thinning.md explains it).
+    /// (docs/thinning.md explains it). A symbolic link at FILE is not
+    /// followed: it is an error (exit 4).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
 

@@ -354,8 +354,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     }
     if let Some(path) = &args.svg {
         let started = Instant::now();
-        std::fs::write(path, picture::svg(&timelines))
-            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
+        picture::write_svg(path, &picture::svg(&timelines))?;
         log.debug(format!("drew {} in {}", path.display(), ms(started)));
     }
 

@@ -8,16 +8,48 @@
 //! only looked up. Times are shown in UTC because the thinner's blocks are
 //! counted from the Unix epoch: day blocks begin at 00:00 UTC, so in UTC the
 //! blocks line up with the dates shown.
+//!
+//! The one piece of I/O is [`write_svg`], which both modes use to write the
+//! `--svg` file: never through a symbolic link, since zab-thin runs as root.
 
 mod svg;
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::path::Path;
 
 use chrono::DateTime;
+use zab_core::error::Error;
 use zab_core::schedule::{Schedule, Verdict};
 
 pub use svg::svg;
+
+/// Writes the `--svg` picture to `path`. A symbolic link there is not
+/// followed (O_NOFOLLOW): run as root, `--svg /tmp/x.svg` would otherwise
+/// overwrite whatever file someone else's link at that name points to. The
+/// error says so: `cannot write PATH: it is a symbolic link (not followed)`.
+pub fn write_svg(path: &Path, svg: &str) -> Result<(), Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let cannot = |why: String| Error::Io(format!("cannot write {}: {why}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            if e.raw_os_error() == Some(libc::ELOOP) && link {
+                cannot("it is a symbolic link (not followed)".into())
+            } else {
+                cannot(e.to_string())
+            }
+        })?;
+    file.write_all(svg.as_bytes())
+        .map_err(|e| cannot(e.to_string()))
+}
 
 /// One dataset's thinning, as the pictures need it.
 #[derive(Debug, Clone, Copy)]

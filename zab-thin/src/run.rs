@@ -503,8 +503,7 @@ fn pictures(args: &Args, jobs: &[Job], now: i64) -> Result<(), Error> {
         }
     }
     if let Some(path) = &args.svg {
-        std::fs::write(path, picture::svg(&timelines))
-            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
+        picture::write_svg(path, &picture::svg(&timelines))?;
     }
     Ok(())
 }

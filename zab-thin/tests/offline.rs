@@ -420,6 +420,32 @@ fn svg_writes_the_picture_and_still_the_records() {
     assert_eq!(out.stderr.lines().count(), 1);
 }
 
+/// `--svg FILE` where FILE is a symbolic link: the link is not followed
+/// (as root, it could point at any file), its target stays as it was, and
+/// the one error line says why; no records.
+#[test]
+fn svg_does_not_follow_a_symlink() {
+    let dir = TempDir::new("svg-link");
+    let target = dir.0.join("precious");
+    std::fs::write(&target, "keep me\n").unwrap();
+    let link = dir.0.join("thinning.svg");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = offline(&["--svg", link.to_str().unwrap()], &example_input());
+    assert_eq!((out.code, out.stdout.as_str()), (4, ""));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        out.stderr,
+        format!(
+            "zab-thin: cannot write {}: it is a symbolic link (not followed)\n",
+            link.display()
+        )
+    );
+}
+
 /// `--verbose` says the schedule in words; `--debug` the planning time.
 #[test]
 fn verbose_and_debug_talk_on_stderr() {
