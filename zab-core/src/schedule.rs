@@ -52,9 +52,13 @@ fn amount_unit(s: &str) -> Option<(i64, &'static str, i64, &'static str, &str)> 
     }
     let n: i64 = s[..digits].parse().ok()?;
     let rest = &s[digits..];
-    let (name, secs, desc) = UNITS
-        .iter()
-        .find(|(u, _, _)| rest.len() >= u.len() && rest[..u.len()].eq_ignore_ascii_case(u))?;
+    // Compared as bytes: the units are ASCII, and a byte index into `rest`
+    // could fall inside a multibyte character (`1é` once panicked here).
+    let (name, secs, desc) = UNITS.iter().find(|(u, _, _)| {
+        rest.as_bytes()
+            .get(..u.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(u.as_bytes()))
+    })?;
     Some((n, name, secs.checked_mul(n)?, desc, &rest[name.len()..]))
 }
 
@@ -297,6 +301,38 @@ mod tests {
         ] {
             let err = Schedule::parse(bad).unwrap_err();
             assert!(err.contains(why), "{bad:?}: {err}");
+        }
+    }
+
+    /// `1é` panicked (exit 70): a byte index cut the `é` in two.
+    #[test]
+    fn non_ascii_after_a_number_is_an_error_not_a_panic() {
+        for bad in ["1é", "1d1é", "5,1é1w", "1dé", "1ß1w", "1\u{1F600}"] {
+            let err = Schedule::parse(bad).unwrap_err();
+            assert!(err.contains("invalid schedule"), "{bad:?}: {err}");
+        }
+        assert!(parse_duration("1é").is_err());
+        assert!(parse_duration("é").is_err());
+    }
+
+    /// Every string of up to 4 characters over an alphabet of digits, unit
+    /// letters, commas and multibyte characters: an answer, never a panic.
+    #[test]
+    fn no_string_of_a_small_alphabet_panics() {
+        let alphabet = ['1', '0', 'd', 'm', 'i', 'n', ',', '-', ' ', 'é', 'ß', '€'];
+        let mut level = vec![String::new()];
+        let mut strings = level.clone();
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(level.iter().cloned());
+        }
+        assert!(strings.len() > 20_000);
+        for s in &strings {
+            let _ = Schedule::parse(s);
+            let _ = parse_duration(s);
         }
     }
 
