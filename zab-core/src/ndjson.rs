@@ -131,6 +131,8 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
     let mut datasets = Vec::new();
     let mut lines = Vec::new();
     let mut end = None;
+    // (host, name) → line: a dataset named twice is bad input.
+    let mut seen: std::collections::HashMap<(Option<String>, String), usize> = Default::default();
     while let Some(rec) = reader.next_value::<Record>() {
         let rec = rec?;
         if end.is_some() {
@@ -141,6 +143,16 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
         }
         match rec {
             Record::Dataset(d) => {
+                let key = (d.host.clone(), d.name.clone());
+                if let Some(first) = seen.insert(key, reader.line()) {
+                    return Err(Error::Input {
+                        line: reader.line(),
+                        message: format!(
+                            "a second record for {} (the first is on line {first})",
+                            d.name
+                        ),
+                    });
+                }
                 datasets.push(d);
                 lines.push(reader.line());
             }
@@ -248,7 +260,8 @@ mod tests {
 
     #[test]
     fn reads_a_whole_stream() {
-        let s = stream(&format!("{DS}\n\n{DS}\n{END}\n")).unwrap();
+        let b = DS.replace("tank/a", "tank/b");
+        let s = stream(&format!("{DS}\n\n{b}\n{END}\n")).unwrap();
         assert_eq!(s.datasets.len(), 2);
         assert_eq!(s.lines, vec![1, 3]);
         assert_eq!(s.end.tool, "zab-select");
@@ -257,7 +270,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let err = stream(&format!("{DS}\n{DS}\n{{\"kind\":\"dataset\"}}\n{END}\n")).unwrap_err();
+        let err = stream(&format!("{DS}\n\n{{\"kind\":\"dataset\"}}\n{END}\n")).unwrap_err();
         assert_eq!(err.to_string(), "line 3: missing field `backup`");
         let err = stream(&format!("{DS}\nnot json\n")).unwrap_err();
         assert!(err.to_string().starts_with("line 2: expected"), "{err}");
@@ -294,12 +307,14 @@ mod tests {
             "line 1: tank/a is on this host (local), not on --ssh-source root@nas"
         );
         assert!(s.refuse_failures("thinning").is_ok());
-        let failed = DS.replace(r#""written":0"#, r#""written":0,"error":"boom""#);
+        let failed = DS
+            .replace("tank/a", "tank/b")
+            .replace(r#""written":0"#, r#""written":0,"error":"boom""#);
         let s = stream(&format!("{DS}\n{failed}\n{END}\n")).unwrap();
         let e = s.refuse_failures("thinning").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "line 2: tank/a failed upstream (boom): not thinning on incomplete information"
+            "line 2: tank/b failed upstream (boom): not thinning on incomplete information"
         );
         // Records dropped by a filter, but counted in the end record.
         let end = END.replace(r#""failed":0"#, r#""failed":2"#);
@@ -309,6 +324,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("reports 2 failed"));
+    }
+
+    /// Two records for one dataset: which one wins is unclear, so neither does.
+    #[test]
+    fn duplicate_dataset_records_are_refused() {
+        let err = stream(&format!("{DS}\n{DS}\n{END}\n")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 2: a second record for tank/a (the first is on line 1)"
+        );
+        assert_eq!(err.exit(), crate::Exit::Input);
+        // The same name on another host is another dataset.
+        let other = DS.replace(r#""host":null"#, r#""host":"root@nas""#);
+        assert!(stream(&format!("{DS}\n{other}\n{END}\n")).is_ok());
     }
 
     #[test]
