@@ -143,6 +143,10 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
         }
         match rec {
             Record::Dataset(d) => {
+                d.check().map_err(|message| Error::Input {
+                    line: reader.line(),
+                    message,
+                })?;
                 let key = (d.host.clone(), d.name.clone());
                 if let Some(first) = seen.insert(key, reader.line()) {
                     return Err(Error::Input {
@@ -193,10 +197,6 @@ impl Stream {
                         d.host.as_deref().unwrap_or("this host (local)")
                     ));
                 }
-            }
-            if d.selected && d.error.is_none() && (d.name.is_empty() || d.name.contains(['@', '#']))
-            {
-                return bad(format!("{:?} is not a dataset name", d.name));
             }
         }
         Ok(())
@@ -338,6 +338,65 @@ mod tests {
         // The same name on another host is another dataset.
         let other = DS.replace(r#""host":null"#, r#""host":"root@nas""#);
         assert!(stream(&format!("{DS}\n{other}\n{END}\n")).is_ok());
+    }
+
+    /// A record named `-R` would have become a zfs flag; a snapshot is not
+    /// a dataset record.
+    #[test]
+    fn bad_names_and_types_are_refused() {
+        for (from, to, why) in [
+            (
+                r#""name":"tank/a""#,
+                r#""name":"-R""#,
+                r#""-R" is not a dataset name"#,
+            ),
+            (
+                r#""name":"tank/a""#,
+                r#""name":"tank/a@s""#,
+                "is not a dataset name",
+            ),
+            (
+                r#""name":"tank/a""#,
+                r#""name":"tank//a""#,
+                "is not a dataset name",
+            ),
+            (
+                r#""name":"tank/a""#,
+                r#""name":"tank/a\nb""#,
+                "is not a dataset name",
+            ),
+            (
+                r#""type":"filesystem""#,
+                r#""type":"snapshot""#,
+                "type snapshot",
+            ),
+            (
+                r#""type":"filesystem""#,
+                r#""type":"bookmark""#,
+                "type bookmark",
+            ),
+            (
+                r#""inherited_from":null"#,
+                r#""inherited_from":"-o""#,
+                "is not a dataset name",
+            ),
+        ] {
+            let bad = DS.replace(from, to);
+            assert_ne!(bad, DS);
+            let err = stream(&format!("{bad}\n{END}\n")).unwrap_err();
+            assert_eq!(err.exit(), crate::Exit::Input, "{to}");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("line 1: ") && msg.contains(why),
+                "{to}: {msg}"
+            );
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        // Refused whether selected or not, failed or not.
+        let bad = DS
+            .replace(r#""name":"tank/a""#, r#""name":"-R""#)
+            .replace(r#""selected":true"#, r#""selected":false"#);
+        assert!(stream(&format!("{bad}\n{END}\n")).is_err());
     }
 
     #[test]

@@ -130,6 +130,29 @@ pub struct Dataset {
     pub extra: Map<String, Value>,
 }
 
+impl Dataset {
+    /// Checks what later stages hand to `zfs`: the name and
+    /// `inherited_from` follow ZFS's grammar ([`crate::name`]), and the type
+    /// is a dataset's (`filesystem` or `volume`, not `snapshot`).
+    pub fn check(&self) -> Result<(), String> {
+        crate::name::dataset(&self.name)?;
+        if let Some(from) = &self.inherited_from {
+            crate::name::dataset(from).map_err(|e| format!("inherited_from: {e}"))?;
+        }
+        match self.kind {
+            DatasetType::Filesystem | DatasetType::Volume => Ok(()),
+            DatasetType::Snapshot | DatasetType::Bookmark => Err(format!(
+                "{}: a dataset record has type {}, not filesystem or volume",
+                self.name,
+                serde_json::to_value(self.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+}
+
 /// What zab-snap did with one dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapOutcome {
