@@ -14,12 +14,18 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::record::{Dataset, End, Record};
 
-/// Reads one JSON value per line; blank lines are skipped.
+/// The longest line a reader accepts, newline included: 1 MiB. A dataset
+/// record is a few hundred bytes; the cap keeps a runaway producer from
+/// filling memory.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Reads one JSON value per line; blank lines are skipped. A line longer
+/// than [`MAX_LINE`] is an error, found without reading it whole.
 #[derive(Debug)]
 pub struct Reader<R> {
     inner: R,
     line: usize,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -27,7 +33,35 @@ impl<R: BufRead> Reader<R> {
         Reader {
             inner,
             line: 0,
-            buf: String::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads the next line into `buf`, newline included: its length, 0 at
+    /// the end of input. Stops at [`MAX_LINE`] bytes.
+    fn read_line(&mut self) -> Result<usize, Error> {
+        self.buf.clear();
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.error(&format!("read error: {e}"))),
+            };
+            if available.is_empty() {
+                return Ok(self.buf.len());
+            }
+            let (take, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (available.len(), false),
+            };
+            if self.buf.len() + take > MAX_LINE {
+                return Err(self.error(&format!("longer than {MAX_LINE} bytes")));
+            }
+            self.buf.extend_from_slice(&available[..take]);
+            self.inner.consume(take);
+            if done {
+                return Ok(self.buf.len());
+            }
         }
     }
 
@@ -39,22 +73,21 @@ impl<R: BufRead> Reader<R> {
     /// The next value, or None at the end of input.
     pub fn next_value<T: DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
         loop {
-            self.buf.clear();
             self.line += 1;
-            match self.inner.read_line(&mut self.buf) {
+            match self.read_line() {
                 Ok(0) => return None,
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    return Some(Err(self.error("not valid UTF-8")));
-                }
-                Err(e) => return Some(Err(self.error(&format!("read error: {e}")))),
+                Err(e) => return Some(Err(e)),
             }
-            if !self.buf.ends_with('\n') {
+            let Ok(text) = std::str::from_utf8(&self.buf) else {
+                return Some(Err(self.error("not valid UTF-8")));
+            };
+            if !text.ends_with('\n') {
                 return Some(Err(
                     self.error("the last line has no newline: the input was cut off")
                 ));
             }
-            let text = self.buf.trim();
+            let text = text.trim();
             if text.is_empty() {
                 continue;
             }
@@ -397,6 +430,39 @@ mod tests {
             .replace(r#""name":"tank/a""#, r#""name":"-R""#)
             .replace(r#""selected":true"#, r#""selected":false"#);
         assert!(stream(&format!("{bad}\n{END}\n")).is_err());
+    }
+
+    /// A 1 GiB line was 1 GiB of memory: now it is refused after the limit,
+    /// without reading the rest.
+    #[test]
+    fn long_lines_are_refused_without_reading_them() {
+        struct Endless(std::rc::Rc<std::cell::Cell<usize>>);
+        impl std::io::Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                // 64 MiB of one line without a newline, then the end.
+                let left = (64 << 20) - self.0.get();
+                let n = buf.len().min(left);
+                buf[..n].fill(b' ');
+                self.0.set(self.0.get() + n);
+                Ok(n)
+            }
+        }
+        let served = std::rc::Rc::new(std::cell::Cell::new(0));
+        let input = std::io::BufReader::new(Endless(served.clone()));
+        let err = read_stream(input).unwrap_err();
+        assert_eq!(err.to_string(), "line 1: longer than 1048576 bytes");
+        assert_eq!(err.exit(), crate::Exit::Input);
+        assert!(served.get() < 2 << 20, "read {} bytes", served.get());
+        // A line of exactly the limit (newline included) is read.
+        let pad = MAX_LINE - DS.len() - 1;
+        let long = DS.replace(
+            r#""written":0"#,
+            &format!(r#""written":0{}"#, " ".repeat(pad)),
+        );
+        assert_eq!(long.len() + 1, MAX_LINE);
+        assert!(stream(&format!("{long}\n{END}\n")).is_ok());
+        let err = stream(&format!("{DS}\n {long}\n{END}\n")).unwrap_err();
+        assert_eq!(err.to_string(), "line 2: longer than 1048576 bytes");
     }
 
     #[test]
