@@ -86,9 +86,22 @@ fn seconds(s: &str, secs: f64) -> Result<Duration, String> {
 
 /// Parses a number and a unit: `30d`, `90min`, `1.5h`, `0s`.
 pub fn parse(s: &str) -> Result<Duration, String> {
+    parse_as(s, "give a number and a unit")
+}
+
+/// [`parse`], or a bare number of seconds (`600`, `0.5`), as mbuffer's
+/// `-W` and pv's `-i` take them.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match number(s.trim()) {
+        Some((n, "")) => seconds(s, n),
+        _ => parse_as(s, "give seconds (600, 0.5) or a number and a unit"),
+    }
+}
+
+/// [`parse`], `what` saying what is expected when `s` is not understood.
+fn parse_as(s: &str, what: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let help =
-        || format!("invalid duration {s:?}: give a number and a unit ({UNITS_HELP}), e.g. 30d");
+    let help = || format!("invalid duration {s:?}: {what} ({UNITS_HELP}), e.g. 30d or 10min");
     let (n, rest) = number(t).ok_or_else(help)?;
     if rest.is_empty() {
         return Err(format!(
@@ -100,15 +113,6 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         return Err(format!("invalid duration {s:?}: {rest:?} left over"));
     }
     seconds(s, n * secs as f64)
-}
-
-/// [`parse`], or a bare number of seconds (`600`, `0.5`), as mbuffer's
-/// `-W` and pv's `-i` take them.
-pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    match number(s.trim()) {
-        Some((n, "")) => seconds(s, n),
-        _ => parse(s),
-    }
 }
 
 #[cfg(test)]
@@ -164,7 +168,9 @@ mod tests {
         assert_eq!(s("0.5"), Ok(0.5));
         assert_eq!(s("10min"), Ok(600.0));
         assert_eq!(s("1m"), Ok(2592000.0));
-        assert!(s("1e10").is_err());
+        assert!(s("1e10")
+            .unwrap_err()
+            .contains("give seconds (600, 0.5) or"));
         assert!(s("NaN").is_err());
         assert!(s("99999999999").unwrap_err().contains("too long"));
     }
