@@ -425,6 +425,18 @@ mod tests {
             );
             assert!(!msg.contains('\n'), "{msg}");
         }
+        // zab-snap's snapshot names: zab-send --test plans with them.
+        for snapshot in [
+            r#"{"name":"a/b","status":"would-create","previous":null,"written":null}"#,
+            r#"{"name":"s1","status":"created","previous":"x@y","written":0}"#,
+        ] {
+            let bad = DS.replace(
+                r#""written":0}"#,
+                &format!(r#""written":0,"snapshot":{snapshot}}}"#),
+            );
+            let err = stream(&format!("{bad}\n{END}\n")).unwrap_err();
+            assert!(err.to_string().contains("is not a snapshot name"), "{err}");
+        }
         // Refused whether selected or not, failed or not.
         let bad = DS
             .replace(r#""name":"tank/a""#, r#""name":"-R""#)

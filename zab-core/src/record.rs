@@ -131,13 +131,20 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Checks what later stages hand to `zfs`: the name and
-    /// `inherited_from` follow ZFS's grammar ([`crate::name`]), and the type
-    /// is a dataset's (`filesystem` or `volume`, not `snapshot`).
+    /// Checks what later stages hand to `zfs`: the name, `inherited_from`
+    /// and zab-snap's snapshot names follow ZFS's grammar ([`crate::name`]),
+    /// and the type is a dataset's (`filesystem` or `volume`, not `snapshot`).
     pub fn check(&self) -> Result<(), String> {
         crate::name::dataset(&self.name)?;
         if let Some(from) = &self.inherited_from {
             crate::name::dataset(from).map_err(|e| format!("inherited_from: {e}"))?;
+        }
+        if let Some(snap) = &self.snapshot {
+            let check = |n: &str| {
+                crate::name::snapshot_name(n).map_err(|e| format!("{}: snapshot: {e}", self.name))
+            };
+            check(&snap.name)?;
+            snap.previous.as_deref().map(check).transpose()?;
         }
         match self.kind {
             DatasetType::Filesystem | DatasetType::Volume => Ok(()),
