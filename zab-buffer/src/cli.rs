@@ -167,6 +167,11 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     if d.is_zero() {
         return Err(format!("duration {s:?} must be above 0"));
     }
+    if d.as_secs_f64() > 1e9 {
+        return Err(format!(
+            "duration {s:?} is too large (at most 1000000000 seconds, about 31 years)"
+        ));
+    }
     Ok(d)
 }
 
@@ -258,7 +263,16 @@ mod tests {
         assert_eq!(parse_seconds("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_seconds("1d"), Ok(Duration::from_secs(86400)));
         assert!(parse_seconds("-1").is_err());
-        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("0").unwrap_err().contains("above 0"));
         assert!(parse_seconds("").is_err());
+        // Not "must be above 0" for what is not a number or too large.
+        for bad in ["1e10", "inf", "NaN"] {
+            let err = parse_seconds(bad).unwrap_err();
+            assert!(err.starts_with("invalid duration"), "{err}");
+        }
+        assert!(parse_seconds("99999999999")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_seconds("32y").unwrap_err().contains("too large"));
     }
 }

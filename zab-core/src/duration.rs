@@ -79,7 +79,7 @@ fn number(s: &str) -> Option<(f64, &str)> {
 /// The duration of `secs` seconds, refused when too long.
 fn seconds(s: &str, secs: f64) -> Result<Duration, String> {
     if !(0.0..=MAX_SECS).contains(&secs) {
-        return Err(format!("duration {s:?} is too long (at most 1000y)"));
+        return Err(format!("duration {s:?} is too large (at most 1000y)"));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -152,8 +152,8 @@ mod tests {
             (".5h", "give a number and a unit"),
             ("1e3s", "give a number and a unit"),
             ("inf", "give a number and a unit"),
-            ("1001y", "too long"),
-            ("99999999999999999999999y", "too long"),
+            ("1001y", "too large"),
+            ("99999999999999999999999y", "too large"),
             ("1é", "give a number and a unit"),
         ] {
             let err = parse(bad).unwrap_err();
@@ -172,7 +172,7 @@ mod tests {
             .unwrap_err()
             .contains("give seconds (600, 0.5) or"));
         assert!(s("NaN").is_err());
-        assert!(s("99999999999").unwrap_err().contains("too long"));
+        assert!(s("99999999999").unwrap_err().contains("too large"));
     }
 
     /// No string of a small alphabet with multibyte characters panics.
