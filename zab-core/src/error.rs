@@ -274,8 +274,10 @@ impl fmt::Display for Error {
         let line = match self {
             Error::Usage(m) | Error::Nothing(m) | Error::Io(m) => m.clone(),
             Error::Interrupted(m) => format!("interrupted: {m}"),
-            Error::Input { line: 0, message } => format!("end of input: {message}"),
-            Error::Input { line, message } => format!("line {line}: {message}"),
+            Error::Input { line: 0, message } => {
+                format!("end of input: {}", clip(message, MAX_QUOTED))
+            }
+            Error::Input { line, message } => format!("line {line}: {}", clip(message, MAX_QUOTED)),
             Error::Command(c) => c.to_string(),
             Error::Parse { command, message } => format!(
                 "cannot understand the output of {}: {}",

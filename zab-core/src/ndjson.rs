@@ -477,6 +477,19 @@ mod tests {
         assert_eq!(err.to_string(), "line 2: longer than 1048576 bytes");
     }
 
+    /// serde quotes the bad value: a 100 KB one must not make a 100 KB line.
+    #[test]
+    fn a_long_bad_value_is_cut_in_the_message() {
+        let bad = DS.replace(
+            r#""type":"filesystem""#,
+            &format!(r#""type":"{}""#, "x".repeat(100_000)),
+        );
+        let err = stream(&format!("{bad}\n{END}\n")).unwrap_err().to_string();
+        assert!(err.len() < 2000, "{} bytes", err.len());
+        assert!(err.starts_with("line 1: unknown variant `xxx"), "{err}");
+        assert!(err.contains("bytes cut]"), "{err}");
+    }
+
     #[test]
     fn nothing_may_follow_the_end() {
         let err = stream(&format!("{END}\n{DS}\n")).unwrap_err();
