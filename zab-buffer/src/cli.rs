@@ -77,8 +77,9 @@ pub struct Args {
     pub low_watermark: u8,
 
     /// Watchdog: fail when no byte was read or written for this long
-    /// (seconds, or with a unit: 90s, 10m, 1h). Make it longer than a block
-    /// takes at the slowest expected rate.
+    /// (seconds, or with a unit: 90s, 10min, 1h; m is a month, as in
+    /// zfs-autobackup). Make it longer than a block takes at the slowest
+    /// expected rate.
     #[arg(short = 'W', long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub watchdog: Option<Duration>,
 
@@ -178,31 +179,18 @@ pub fn free_blocks_below(blocks: usize, percent: u8) -> usize {
 }
 
 /// Parses a duration: plain seconds (`30`, `1.5`) or with a unit (`90s`,
-/// `10m`, `1h`).
+/// `10min`, `1h`), as every zab option does ([`zab_core::duration`]).
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, 's')) => (&t[..i], 1.0),
-        Some((i, 'm')) => (&t[..i], 60.0),
-        Some((i, 'h')) => (&t[..i], 3600.0),
-        _ => (t, 1.0),
-    };
-    let num = num.trim();
-    let invalid = || format!("invalid duration {s:?} (seconds, or 90s, 10m, 1h)");
-    // Digits and a decimal point only: no sign, exponent, inf or NaN.
-    if !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Err(invalid());
-    }
-    let secs = num.parse::<f64>().map_err(|_| invalid())? * mult;
-    if secs <= 0.0 {
+    let d = zab_core::duration::parse_seconds(s)?;
+    if d.is_zero() {
         return Err(format!("duration {s:?} must be above 0"));
     }
-    if secs > 1e9 {
+    if d.as_secs_f64() > 1e9 {
         return Err(format!(
             "duration {s:?} is too large (at most 1000000000 seconds, about 31 years)"
         ));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -281,30 +269,29 @@ mod tests {
         assert_eq!(free_blocks_below(3, 50), 2);
     }
 
+    /// -W reads durations as every zab option does (zab_core::duration):
+    /// `m` is zfs-autobackup's month, not a minute, as in --destroy-missing.
     #[test]
     fn durations() {
         assert_eq!(parse_seconds("30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_seconds("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_seconds("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_seconds("10min"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_seconds("1m"), Ok(Duration::from_secs(30 * 86400)));
         assert_eq!(parse_seconds("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_seconds("1d"), Ok(Duration::from_secs(86400)));
         assert!(parse_seconds("-1").is_err());
-        assert!(parse_seconds("1d").is_err());
+        assert!(parse_seconds("0").unwrap_err().contains("above 0"));
         assert!(parse_seconds("").is_err());
         // Not "must be above 0" for what is not a number or too large.
-        assert!(parse_seconds("1e10")
-            .unwrap_err()
-            .starts_with("invalid duration"));
-        assert!(parse_seconds("inf")
-            .unwrap_err()
-            .starts_with("invalid duration"));
-        assert!(parse_seconds("NaN")
-            .unwrap_err()
-            .starts_with("invalid duration"));
+        for bad in ["1e10", "inf", "NaN"] {
+            let err = parse_seconds(bad).unwrap_err();
+            assert!(err.starts_with("invalid duration"), "{err}");
+        }
         assert!(parse_seconds("99999999999")
             .unwrap_err()
             .contains("too large"));
-        assert!(parse_seconds("0").unwrap_err().contains("above 0"));
+        assert!(parse_seconds("32y").unwrap_err().contains("too large"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, Args, Parser};
 
-use crate::error::{exit_codes_help, Error};
+use crate::error::{escape, exit_codes_help, Error};
 use crate::host::Host;
 use crate::man;
 
@@ -110,29 +110,31 @@ pub struct Log {
     pub debug: bool,
 }
 
+/// Every line is one line: control characters in it are escaped
+/// ([`crate::error::escape`]).
 impl Log {
     /// A line shown with `--verbose`.
     pub fn verbose(&self, msg: impl AsRef<str>) {
         if self.verbose {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", escape(msg.as_ref()));
         }
     }
 
     /// A line shown with `--debug`.
     pub fn debug(&self, msg: impl AsRef<str>) {
         if self.debug {
-            eprintln!("# {}", msg.as_ref());
+            eprintln!("# {}", escape(msg.as_ref()));
         }
     }
 
     /// An error line, always shown: `tool: message`.
     pub fn error(&self, msg: impl AsRef<str>) {
-        eprintln!("{}: {}", self.tool, msg.as_ref());
+        eprintln!("{}: {}", self.tool, escape(msg.as_ref()));
     }
 
     /// A warning line, always shown: `tool: warning: message`.
     pub fn warn(&self, msg: impl AsRef<str>) {
-        eprintln!("{}: warning: {}", self.tool, msg.as_ref());
+        eprintln!("{}: warning: {}", self.tool, escape(msg.as_ref()));
     }
 }
 

@@ -6,6 +6,7 @@
 //! printed in every tool's `--help` and copied into `docs/exit-codes.md`
 //! (a unit test keeps the two identical).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::process::ExitStatus;
 
@@ -152,25 +153,79 @@ impl CommandError {
     }
 }
 
+/// One line, whatever the command and its stderr hold: long ones are cut
+/// ([`clip`]), control characters escaped ([`escape`]).
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stderr = self.stderr_line();
-        if self.unreachable() {
-            write!(f, "cannot reach {} over ssh", self.host)?;
+        let mut line = if self.unreachable() {
+            format!("cannot reach {} over ssh", self.host)
         } else if self.not_found() {
-            write!(
-                f,
+            format!(
                 "{} not found on {} (is it installed and in PATH?)",
                 self.program, self.host
-            )?;
+            )
         } else {
-            write!(f, "{} on {}: {}", self.command, self.host, self.status)?;
-        }
+            format!(
+                "{} on {}: {}",
+                clip(&self.command, MAX_QUOTED),
+                self.host,
+                self.status
+            )
+        };
         if !stderr.is_empty() {
-            write!(f, ": {stderr}")?;
+            line.push_str(": ");
+            line.push_str(&clip(&stderr, MAX_QUOTED));
         }
-        Ok(())
+        f.write_str(&escape(&line))
     }
+}
+
+/// Outside text (a name, a command's stderr) with its control characters
+/// written out: `\n`, `\r`, `\t`, `\x1b`, `\u{85}`. An error or verbose line
+/// stays one line, and no escape sequence reaches the terminal.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.contains(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The most of a command line or of a command's stderr an error quotes.
+pub const MAX_QUOTED: usize = 1000;
+
+/// `s` cut to about `max` bytes when longer: its start and its end, and
+/// how many bytes were left out between them (`zfs destroy tank/a@s1,… [88000
+/// bytes cut] …,s5000`).
+pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
+    if s.len() <= max {
+        return Cow::Borrowed(s);
+    }
+    let mut head = max / 2;
+    while !s.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = s.len() - max / 2;
+    while !s.is_char_boundary(tail) {
+        tail += 1;
+    }
+    Cow::Owned(format!(
+        "{} [{} bytes cut] {}",
+        &s[..head],
+        tail - head,
+        &s[tail..]
+    ))
 }
 
 /// Every error a zab tool can end with.
@@ -213,20 +268,26 @@ impl Error {
     }
 }
 
+/// One line: control characters in the text are escaped ([`escape`]).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(m) | Error::Nothing(m) | Error::Io(m) => f.write_str(m),
-            Error::Interrupted(m) => write!(f, "interrupted: {m}"),
-            Error::Input { line: 0, message } => write!(f, "end of input: {message}"),
-            Error::Input { line, message } => write!(f, "line {line}: {message}"),
-            Error::Command(c) => c.fmt(f),
-            Error::Parse { command, message } => {
-                write!(f, "cannot understand the output of {command}: {message}")
+        let line = match self {
+            Error::Usage(m) | Error::Nothing(m) | Error::Io(m) => m.clone(),
+            Error::Interrupted(m) => format!("interrupted: {m}"),
+            Error::Input { line: 0, message } => {
+                format!("end of input: {}", clip(message, MAX_QUOTED))
             }
-            Error::Failed(n) => write!(f, "{n} dataset(s) failed"),
-            Error::BrokenPipe => f.write_str("broken pipe"),
-        }
+            Error::Input { line, message } => format!("line {line}: {}", clip(message, MAX_QUOTED)),
+            Error::Command(c) => c.to_string(),
+            Error::Parse { command, message } => format!(
+                "cannot understand the output of {}: {}",
+                clip(command, MAX_QUOTED),
+                clip(message, MAX_QUOTED)
+            ),
+            Error::Failed(n) => format!("{n} dataset(s) failed"),
+            Error::BrokenPipe => "broken pipe".into(),
+        };
+        f.write_str(&escape(&line))
     }
 }
 
@@ -331,6 +392,63 @@ mod tests {
             "",
         );
         assert!(e.not_found());
+    }
+
+    /// A name or a command's stderr with a newline or an escape sequence
+    /// must not break the error line or reach the terminal raw.
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut e = cmd_err(
+            false,
+            Status::Code(1),
+            "bad \x1b[31mred\x1b[0m\rover\u{85}x",
+        );
+        e.command = "zfs destroy 'tank/a\nb@x'".into();
+        let line = e.to_string();
+        assert_eq!(
+            line,
+            "zfs destroy 'tank/a\\nb@x' on backup1: exit 1: bad \\x1b[31mred\\x1b[0m\\rover\\u{85}x"
+        );
+        let e = Error::Input {
+            line: 2,
+            message: "tank/a\n\tb\x07".into(),
+        };
+        assert_eq!(e.to_string(), "line 2: tank/a\\n\\tb\\x07");
+        for e in [
+            Error::Usage("a\nb".into()),
+            Error::Io("a\x1bb".into()),
+            Error::Parse {
+                command: "zfs list\n".into(),
+                message: "x\ry".into(),
+            },
+        ] {
+            assert!(!e.to_string().contains(char::is_control), "{e}");
+        }
+        assert_eq!(escape("plain é text"), "plain é text");
+    }
+
+    /// A `zfs destroy` of 5,000 snapshots is one argument of 90 KB: the
+    /// error line keeps its start and its end, and says how much was cut.
+    #[test]
+    fn long_command_lines_are_cut() {
+        let names: Vec<String> = (0..5000).map(|i| format!("offsite1-{i:08}")).collect();
+        let mut e = cmd_err(false, Status::Code(1), &"x".repeat(50_000));
+        e.command = format!("zfs destroy tank/a@{}", names.join(","));
+        let line = e.to_string();
+        assert!(line.len() < 3000, "{} bytes", line.len());
+        assert!(
+            line.starts_with("zfs destroy tank/a@offsite1-00000000,"),
+            "{line}"
+        );
+        assert!(
+            line.contains("offsite1-00004999 on backup1: exit 1: xxx"),
+            "{line}"
+        );
+        assert!(line.contains(" bytes cut]"), "{line}");
+        let long = "é".repeat(10_000);
+        let cut = clip(&long, 100);
+        assert!(cut.len() < 200 && cut.contains("bytes cut"), "{cut}");
+        assert_eq!(clip("short", 100), "short");
     }
 
     #[test]

@@ -6,17 +6,21 @@
 //!   parsers of their output.
 //! * [`record`] and [`ndjson`]: the NDJSON records passed between tools
 //!   (specified in `docs/records.md`), read with line numbers in errors.
+//! * [`name`]: ZFS's grammar of dataset and snapshot names.
 //! * [`naming`]: snapshot names, and which snapshots are ours.
 //! * [`schedule`]: thinning schedules and the pure thinner.
 //! * [`size`]: how large a memory buffer may be (zab-buffer, zab-send).
+//! * [`duration`]: the one grammar of durations (zfs-autobackup's units).
 //! * [`error`]: one error type and the one exit-code scheme.
 //! * [`cli`]: the flags every tool shares, and the parsing every `main` calls.
 //! * [`man`]: man pages rendered from each tool's clap command.
 
 pub mod cli;
+pub mod duration;
 pub mod error;
 pub mod host;
 pub mod man;
+pub mod name;
 pub mod naming;
 pub mod ndjson;
 pub mod record;

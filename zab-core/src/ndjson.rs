@@ -14,12 +14,18 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::record::{Dataset, End, Record};
 
-/// Reads one JSON value per line; blank lines are skipped.
+/// The longest line a reader accepts, newline included: 1 MiB. A dataset
+/// record is a few hundred bytes; the cap keeps a runaway producer from
+/// filling memory.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Reads one JSON value per line; blank lines are skipped. A line longer
+/// than [`MAX_LINE`] is an error, found without reading it whole.
 #[derive(Debug)]
 pub struct Reader<R> {
     inner: R,
     line: usize,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -27,7 +33,35 @@ impl<R: BufRead> Reader<R> {
         Reader {
             inner,
             line: 0,
-            buf: String::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads the next line into `buf`, newline included: its length, 0 at
+    /// the end of input. Stops at [`MAX_LINE`] bytes.
+    fn read_line(&mut self) -> Result<usize, Error> {
+        self.buf.clear();
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.error(&format!("read error: {e}"))),
+            };
+            if available.is_empty() {
+                return Ok(self.buf.len());
+            }
+            let (take, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (available.len(), false),
+            };
+            if self.buf.len() + take > MAX_LINE {
+                return Err(self.error(&format!("longer than {MAX_LINE} bytes")));
+            }
+            self.buf.extend_from_slice(&available[..take]);
+            self.inner.consume(take);
+            if done {
+                return Ok(self.buf.len());
+            }
         }
     }
 
@@ -39,22 +73,21 @@ impl<R: BufRead> Reader<R> {
     /// The next value, or None at the end of input.
     pub fn next_value<T: DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
         loop {
-            self.buf.clear();
             self.line += 1;
-            match self.inner.read_line(&mut self.buf) {
+            match self.read_line() {
                 Ok(0) => return None,
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    return Some(Err(self.error("not valid UTF-8")));
-                }
-                Err(e) => return Some(Err(self.error(&format!("read error: {e}")))),
+                Err(e) => return Some(Err(e)),
             }
-            if !self.buf.ends_with('\n') {
+            let Ok(text) = std::str::from_utf8(&self.buf) else {
+                return Some(Err(self.error("not valid UTF-8")));
+            };
+            if !text.ends_with('\n') {
                 return Some(Err(
                     self.error("the last line has no newline: the input was cut off")
                 ));
             }
-            let text = self.buf.trim();
+            let text = text.trim();
             if text.is_empty() {
                 continue;
             }
@@ -131,6 +164,8 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
     let mut datasets = Vec::new();
     let mut lines = Vec::new();
     let mut end = None;
+    // (host, name) → line: a dataset named twice is bad input.
+    let mut seen: std::collections::HashMap<(Option<String>, String), usize> = Default::default();
     while let Some(rec) = reader.next_value::<Record>() {
         let rec = rec?;
         if end.is_some() {
@@ -141,6 +176,20 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
         }
         match rec {
             Record::Dataset(d) => {
+                d.check().map_err(|message| Error::Input {
+                    line: reader.line(),
+                    message,
+                })?;
+                let key = (d.host.clone(), d.name.clone());
+                if let Some(first) = seen.insert(key, reader.line()) {
+                    return Err(Error::Input {
+                        line: reader.line(),
+                        message: format!(
+                            "a second record for {} (the first is on line {first})",
+                            d.name
+                        ),
+                    });
+                }
                 datasets.push(d);
                 lines.push(reader.line());
             }
@@ -181,10 +230,6 @@ impl Stream {
                         d.host.as_deref().unwrap_or("this host (local)")
                     ));
                 }
-            }
-            if d.selected && d.error.is_none() && (d.name.is_empty() || d.name.contains(['@', '#']))
-            {
-                return bad(format!("{:?} is not a dataset name", d.name));
             }
         }
         Ok(())
@@ -248,7 +293,8 @@ mod tests {
 
     #[test]
     fn reads_a_whole_stream() {
-        let s = stream(&format!("{DS}\n\n{DS}\n{END}\n")).unwrap();
+        let b = DS.replace("tank/a", "tank/b");
+        let s = stream(&format!("{DS}\n\n{b}\n{END}\n")).unwrap();
         assert_eq!(s.datasets.len(), 2);
         assert_eq!(s.lines, vec![1, 3]);
         assert_eq!(s.end.tool, "zab-select");
@@ -257,7 +303,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let err = stream(&format!("{DS}\n{DS}\n{{\"kind\":\"dataset\"}}\n{END}\n")).unwrap_err();
+        let err = stream(&format!("{DS}\n\n{{\"kind\":\"dataset\"}}\n{END}\n")).unwrap_err();
         assert_eq!(err.to_string(), "line 3: missing field `backup`");
         let err = stream(&format!("{DS}\nnot json\n")).unwrap_err();
         assert!(err.to_string().starts_with("line 2: expected"), "{err}");
@@ -294,12 +340,14 @@ mod tests {
             "line 1: tank/a is on this host (local), not on --ssh-source root@nas"
         );
         assert!(s.refuse_failures("thinning").is_ok());
-        let failed = DS.replace(r#""written":0"#, r#""written":0,"error":"boom""#);
+        let failed = DS
+            .replace("tank/a", "tank/b")
+            .replace(r#""written":0"#, r#""written":0,"error":"boom""#);
         let s = stream(&format!("{DS}\n{failed}\n{END}\n")).unwrap();
         let e = s.refuse_failures("thinning").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "line 2: tank/a failed upstream (boom): not thinning on incomplete information"
+            "line 2: tank/b failed upstream (boom): not thinning on incomplete information"
         );
         // Records dropped by a filter, but counted in the end record.
         let end = END.replace(r#""failed":0"#, r#""failed":2"#);
@@ -309,6 +357,137 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("reports 2 failed"));
+    }
+
+    /// Two records for one dataset: which one wins is unclear, so neither does.
+    #[test]
+    fn duplicate_dataset_records_are_refused() {
+        let err = stream(&format!("{DS}\n{DS}\n{END}\n")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 2: a second record for tank/a (the first is on line 1)"
+        );
+        assert_eq!(err.exit(), crate::Exit::Input);
+        // The same name on another host is another dataset.
+        let other = DS.replace(r#""host":null"#, r#""host":"root@nas""#);
+        assert!(stream(&format!("{DS}\n{other}\n{END}\n")).is_ok());
+    }
+
+    /// A record named `-R` would have become a zfs flag; a snapshot is not
+    /// a dataset record.
+    #[test]
+    fn bad_names_and_types_are_refused() {
+        for (from, to, why) in [
+            (
+                r#""name":"tank/a""#,
+                r#""name":"-R""#,
+                r#""-R" is not a dataset name"#,
+            ),
+            (
+                r#""name":"tank/a""#,
+                r#""name":"tank/a@s""#,
+                "is not a dataset name",
+            ),
+            (
+                r#""name":"tank/a""#,
+                r#""name":"tank//a""#,
+                "is not a dataset name",
+            ),
+            (
+                r#""name":"tank/a""#,
+                r#""name":"tank/a\nb""#,
+                "is not a dataset name",
+            ),
+            (
+                r#""type":"filesystem""#,
+                r#""type":"snapshot""#,
+                "type snapshot",
+            ),
+            (
+                r#""type":"filesystem""#,
+                r#""type":"bookmark""#,
+                "type bookmark",
+            ),
+            (
+                r#""inherited_from":null"#,
+                r#""inherited_from":"-o""#,
+                "is not a dataset name",
+            ),
+        ] {
+            let bad = DS.replace(from, to);
+            assert_ne!(bad, DS);
+            let err = stream(&format!("{bad}\n{END}\n")).unwrap_err();
+            assert_eq!(err.exit(), crate::Exit::Input, "{to}");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("line 1: ") && msg.contains(why),
+                "{to}: {msg}"
+            );
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        // zab-snap's snapshot names: zab-send --test plans with them.
+        for snapshot in [
+            r#"{"name":"a/b","status":"would-create","previous":null,"written":null}"#,
+            r#"{"name":"s1","status":"created","previous":"x@y","written":0}"#,
+        ] {
+            let bad = DS.replace(
+                r#""written":0}"#,
+                &format!(r#""written":0,"snapshot":{snapshot}}}"#),
+            );
+            let err = stream(&format!("{bad}\n{END}\n")).unwrap_err();
+            assert!(err.to_string().contains("is not a snapshot name"), "{err}");
+        }
+        // Refused whether selected or not, failed or not.
+        let bad = DS
+            .replace(r#""name":"tank/a""#, r#""name":"-R""#)
+            .replace(r#""selected":true"#, r#""selected":false"#);
+        assert!(stream(&format!("{bad}\n{END}\n")).is_err());
+    }
+
+    /// A 1 GiB line was 1 GiB of memory: now it is refused after the limit,
+    /// without reading the rest.
+    #[test]
+    fn long_lines_are_refused_without_reading_them() {
+        struct Endless(std::rc::Rc<std::cell::Cell<usize>>);
+        impl std::io::Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                // 64 MiB of one line without a newline, then the end.
+                let left = (64 << 20) - self.0.get();
+                let n = buf.len().min(left);
+                buf[..n].fill(b' ');
+                self.0.set(self.0.get() + n);
+                Ok(n)
+            }
+        }
+        let served = std::rc::Rc::new(std::cell::Cell::new(0));
+        let input = std::io::BufReader::new(Endless(served.clone()));
+        let err = read_stream(input).unwrap_err();
+        assert_eq!(err.to_string(), "line 1: longer than 1048576 bytes");
+        assert_eq!(err.exit(), crate::Exit::Input);
+        assert!(served.get() < 2 << 20, "read {} bytes", served.get());
+        // A line of exactly the limit (newline included) is read.
+        let pad = MAX_LINE - DS.len() - 1;
+        let long = DS.replace(
+            r#""written":0"#,
+            &format!(r#""written":0{}"#, " ".repeat(pad)),
+        );
+        assert_eq!(long.len() + 1, MAX_LINE);
+        assert!(stream(&format!("{long}\n{END}\n")).is_ok());
+        let err = stream(&format!("{DS}\n {long}\n{END}\n")).unwrap_err();
+        assert_eq!(err.to_string(), "line 2: longer than 1048576 bytes");
+    }
+
+    /// serde quotes the bad value: a 100 KB one must not make a 100 KB line.
+    #[test]
+    fn a_long_bad_value_is_cut_in_the_message() {
+        let bad = DS.replace(
+            r#""type":"filesystem""#,
+            &format!(r#""type":"{}""#, "x".repeat(100_000)),
+        );
+        let err = stream(&format!("{bad}\n{END}\n")).unwrap_err().to_string();
+        assert!(err.len() < 2000, "{} bytes", err.len());
+        assert!(err.starts_with("line 1: unknown variant `xxx"), "{err}");
+        assert!(err.contains("bytes cut]"), "{err}");
     }
 
     #[test]

@@ -130,6 +130,36 @@ pub struct Dataset {
     pub extra: Map<String, Value>,
 }
 
+impl Dataset {
+    /// Checks what later stages hand to `zfs`: the name, `inherited_from`
+    /// and zab-snap's snapshot names follow ZFS's grammar ([`crate::name`]),
+    /// and the type is a dataset's (`filesystem` or `volume`, not `snapshot`).
+    pub fn check(&self) -> Result<(), String> {
+        crate::name::dataset(&self.name)?;
+        if let Some(from) = &self.inherited_from {
+            crate::name::dataset(from).map_err(|e| format!("inherited_from: {e}"))?;
+        }
+        if let Some(snap) = &self.snapshot {
+            let check = |n: &str| {
+                crate::name::snapshot_name(n).map_err(|e| format!("{}: snapshot: {e}", self.name))
+            };
+            check(&snap.name)?;
+            snap.previous.as_deref().map(check).transpose()?;
+        }
+        match self.kind {
+            DatasetType::Filesystem | DatasetType::Volume => Ok(()),
+            DatasetType::Snapshot | DatasetType::Bookmark => Err(format!(
+                "{}: a dataset record has type {}, not filesystem or volume",
+                self.name,
+                serde_json::to_value(self.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+}
+
 /// What zab-snap did with one dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapOutcome {

@@ -9,16 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-/// Units, longest name first so `min` is not read as `m`.
-const UNITS: &[(&str, i64, &str)] = &[
-    ("min", 60, "minute"),
-    ("s", 1, "second"),
-    ("h", 3600, "hour"),
-    ("d", 86400, "day"),
-    ("w", 604800, "week"),
-    ("m", 2592000, "month"),
-    ("y", 31557600, "year"),
-];
+use crate::duration::UNITS_HELP;
 
 /// One rule: keep one snapshot every `period` seconds for `ttl` seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,30 +35,29 @@ pub struct Schedule {
     pub rules: Vec<Rule>,
 }
 
-/// Reads `<digits><unit>` from the front of `s`.
+/// Reads `<digits><unit>` from the front of `s`, in the units of
+/// [`crate::duration`].
 fn amount_unit(s: &str) -> Option<(i64, &'static str, i64, &'static str, &str)> {
     let digits = s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     if digits == 0 {
         return None;
     }
     let n: i64 = s[..digits].parse().ok()?;
-    let rest = &s[digits..];
-    let (name, secs, desc) = UNITS
-        .iter()
-        .find(|(u, _, _)| rest.len() >= u.len() && rest[..u.len()].eq_ignore_ascii_case(u))?;
-    Some((n, name, secs.checked_mul(n)?, desc, &rest[name.len()..]))
+    let (name, secs, desc, rest) = crate::duration::unit(&s[digits..])?;
+    Some((
+        n,
+        name,
+        i64::try_from(secs).ok()?.checked_mul(n)?,
+        desc,
+        rest,
+    ))
 }
 
-/// Parses a duration in the schedule's units (`30d`, `1y`, `0s`, `12h`), as
-/// `--destroy-missing` takes it: seconds. Exactly one amount and unit.
+/// `--destroy-missing DURATION` in whole seconds: [`crate::duration::parse`],
+/// the grammar of every duration (`30d`, `1y`, `0s`, `12h`).
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    match amount_unit(s.trim()) {
-        Some((_, _, secs, _, "")) => Ok(secs),
-        Some((_, _, _, _, rest)) => Err(format!("invalid duration {s:?}: {rest:?} left over")),
-        None => Err(format!(
-            "invalid duration {s:?}: give a number and a unit (s, min, h, d, w, m, y), e.g. 30d"
-        )),
-    }
+    let d = crate::duration::parse(s)?;
+    i64::try_from(d.as_secs()).map_err(|_| format!("duration {s:?} is too long"))
 }
 
 fn plural(n: i64, word: &str) -> String {
@@ -104,8 +94,8 @@ impl Schedule {
                 count_seen = Some(item);
                 continue;
             }
-            let unit_help = "expected <number><unit><number><unit> such as 1d1w \
-                             (units s, min, h, d, w, m, y)";
+            let unit_help =
+                &format!("expected <number><unit><number><unit> such as 1d1w (units {UNITS_HELP})");
             let (pn, pu, period, pdesc, rest) = amount_unit(item).ok_or_else(|| bad(unit_help))?;
             let (tn, tu, ttl, tdesc, rest) = amount_unit(rest).ok_or_else(|| bad(unit_help))?;
             if !rest.is_empty() {
@@ -297,6 +287,38 @@ mod tests {
         ] {
             let err = Schedule::parse(bad).unwrap_err();
             assert!(err.contains(why), "{bad:?}: {err}");
+        }
+    }
+
+    /// `1é` panicked (exit 70): a byte index cut the `é` in two.
+    #[test]
+    fn non_ascii_after_a_number_is_an_error_not_a_panic() {
+        for bad in ["1é", "1d1é", "5,1é1w", "1dé", "1ß1w", "1\u{1F600}"] {
+            let err = Schedule::parse(bad).unwrap_err();
+            assert!(err.contains("invalid schedule"), "{bad:?}: {err}");
+        }
+        assert!(parse_duration("1é").is_err());
+        assert!(parse_duration("é").is_err());
+    }
+
+    /// Every string of up to 4 characters over an alphabet of digits, unit
+    /// letters, commas and multibyte characters: an answer, never a panic.
+    #[test]
+    fn no_string_of_a_small_alphabet_panics() {
+        let alphabet = ['1', '0', 'd', 'm', 'i', 'n', ',', '-', ' ', 'é', 'ß', '€'];
+        let mut level = vec![String::new()];
+        let mut strings = level.clone();
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(level.iter().cloned());
+        }
+        assert!(strings.len() > 20_000);
+        for s in &strings {
+            let _ = Schedule::parse(s);
+            let _ = parse_duration(s);
         }
     }
 

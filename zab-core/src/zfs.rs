@@ -188,6 +188,9 @@ pub fn parse_snapshots(
         let list = map
             .get_mut(ds)
             .ok_or_else(|| bad("a snapshot of a dataset that was not asked for"))?;
+        if list.iter().any(|s| s.name == name) {
+            return Err(bad("the same snapshot listed twice"));
+        }
         list.push(Snapshot {
             name: name.to_string(),
             createtxg: txg.parse().map_err(|_| bad("createtxg is not a number"))?,
@@ -498,6 +501,9 @@ fn parse_tree_columns(output: &str, target: bool) -> Result<Tree, String> {
                     return Err(bad("unexpected bookmark"));
                 }
                 num(txg, "createtxg")?;
+                if tree.snapshots.contains_key(name) {
+                    return Err(bad("the same dataset listed twice"));
+                }
                 tree.datasets.push((name.to_string(), kind));
                 tree.snapshots.entry(name.to_string()).or_default();
                 if target && cols[6] != "-" && !cols[6].is_empty() {
@@ -507,10 +513,14 @@ fn parse_tree_columns(output: &str, target: bool) -> Result<Tree, String> {
         }
     }
     for (ds, s) in snaps {
-        tree.snapshots
+        let list = tree
+            .snapshots
             .get_mut(&ds)
-            .ok_or_else(|| format!("snapshot {ds}@{} of a dataset not listed", s.name))?
-            .push(s);
+            .ok_or_else(|| format!("snapshot {ds}@{} of a dataset not listed", s.name))?;
+        if list.iter().any(|o| o.name == s.name) {
+            return Err(format!("snapshot {ds}@{} listed twice", s.name));
+        }
+        list.push(s);
     }
     for list in tree.snapshots.values_mut() {
         list.sort_by_key(|s| s.createtxg);
@@ -645,6 +655,20 @@ mod tests {
         assert!(parse_snapshots("snapfix/a\t11\t5\n", &["snapfix/a"]).is_err());
         // The fast columns say nothing of holds.
         assert_eq!(map["snapfix/a"][0].userrefs, None);
+    }
+
+    /// A duplicate row made zab-send plan `zfs send -i X X`.
+    #[test]
+    fn duplicate_snapshot_rows_are_refused() {
+        let rows = "t/a@s1\t11\t5\nt/a@s2\t12\t6\nt/a@s1\t11\t5\n";
+        let err = parse_snapshots(rows, &["t/a"]).unwrap_err();
+        assert!(err.contains("line 3") && err.contains("twice"), "{err}");
+        // The same name on two datasets is no duplicate.
+        assert!(parse_snapshots("t/a@s1\t11\t5\nt/b@s1\t11\t7\n", &["t/a", "t/b"]).is_ok());
+        let tree = "t\t1\t1\nt@s1\t11\t5\nt@s1\t11\t5\n";
+        assert!(parse_tree(tree).unwrap_err().contains("twice"));
+        let tree = "t\t1\t1\nt/a\t2\t2\nt/a\t2\t2\n";
+        assert!(parse_tree(tree).unwrap_err().contains("twice"));
     }
 
     #[test]

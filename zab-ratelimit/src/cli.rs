@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(short = 's', long, value_name = "BYTES", value_parser = parse_bytes)]
     pub size: Option<u64>,
 
-    /// Seconds between progress updates.
+    /// Seconds between progress updates (or with a unit: 2s, 1min).
     #[arg(short = 'i', long, value_name = "SECONDS", default_value = "1",
           value_parser = parse_interval)]
     pub interval: Duration,
@@ -161,12 +161,10 @@ fn parse_rate(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Seconds (`0.5`) or a duration with a unit (`2s`, `1min`), as every zab
+/// option reads them ([`zab_core::duration`]).
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let v: f64 = s
-        .trim()
-        .trim_end_matches('s')
-        .parse()
-        .map_err(|_| format!("invalid interval {s:?} (seconds, e.g. 0.5)"))?;
+    let v = zab_core::duration::parse_seconds(s)?.as_secs_f64();
     if !(0.01..=3600.0).contains(&v) {
         return Err(format!("interval {s:?} must be 0.01 to 3600 seconds"));
     }
@@ -225,6 +223,16 @@ mod tests {
         assert!(config(&["-L", "0"], false).is_err());
         assert!(config(&["-L", "fast"], false).is_err());
         assert!(config(&["-i", "0"], false).is_err());
+        // The one duration grammar (zab_core::duration): units, `m` a month.
+        assert_eq!(
+            config(&["-i", "1min"], false).unwrap().interval,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            config(&["-i", "0.5s"], false).unwrap().interval,
+            Duration::from_millis(500)
+        );
+        assert!(config(&["-i", "1m"], false).unwrap_err().contains("3600"));
         assert!(config(&["--json", "-q"], false).is_err());
         assert!(config(&["--json", "-n"], false).is_err());
     }

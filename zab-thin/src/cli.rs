@@ -88,7 +88,8 @@ pub struct Args {
     pub no_guid_check: bool,
 
     /// Destroy target datasets that are gone from the source once their
-    /// newest snapshot of ours is older than DURATION (e.g. 30d).
+    /// newest snapshot of ours is older than DURATION: a number and a unit
+    /// (s, min, h, d, w, m = 30 days, y = 365.25 days), e.g. 30d.
     #[arg(long, value_name = "DURATION")]
     pub destroy_missing: Option<String>,
 

@@ -1,0 +1,198 @@
+//! ZFS's name grammar: which dataset and snapshot names `zfs` accepts.
+//!
+//! Names read from outside (NDJSON records, the command line) go into `zfs`
+//! argv. A name that is not one ZFS could have made is refused before it
+//! gets there: `-R` must never become a flag, `tank@x` is not a dataset.
+//! The rules are OpenZFS's (`module/zcommon/zfs_namecheck.c`,
+//! `entity_namecheck` and `pool_namecheck`, and the names `zpool create`
+//! reserves):
+//!
+//! * at most 255 bytes in all (`ZFS_MAX_DATASET_NAME_LEN` is 256 with the NUL);
+//! * components separated by `/`, none empty, none `.` or `..`, no leading
+//!   or trailing `/`;
+//! * components of ASCII letters and digits, `_ - : .`, space, and `%`
+//!   (which ZFS uses for its temporary clones);
+//! * the first component is the pool: it starts with a letter, has no `%`,
+//!   and is not `log` nor begins with `mirror`, `raidz`, `draid` or `spare`;
+//! * a snapshot is a dataset, `@`, and one more component of the same
+//!   characters (no `/`, `@` or `#`).
+
+/// The longest name ZFS accepts, in bytes.
+pub const MAX_LEN: usize = 255;
+
+/// The longest pool name: room is left for `/$ORIGIN@$ORIGIN`.
+const MAX_POOL_LEN: usize = 239;
+
+/// The characters of a name component besides `%` (ZFS's `valid_char`).
+fn valid_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | ' ')
+}
+
+/// Checks one component (between `/`, or after `@`).
+fn component(c: &str) -> Result<(), String> {
+    if c.is_empty() {
+        return Err("it has an empty component (`//`, or `/` or `@` at an end)".into());
+    }
+    if c == "." || c == ".." {
+        return Err(format!("it has a component {c:?}"));
+    }
+    match c.chars().find(|&ch| !valid_char(ch) && ch != '%') {
+        Some(ch) => Err(format!(
+            "{ch:?} is not allowed (letters, digits, space and _ - : . %)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks the pool name (the first component).
+fn pool(p: &str) -> Result<(), String> {
+    if !p.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(format!("the pool name {p:?} does not start with a letter"));
+    }
+    if p.contains('%') {
+        return Err(format!("the pool name {p:?} has a %"));
+    }
+    if p.len() > MAX_POOL_LEN {
+        return Err(format!("the pool name is longer than {MAX_POOL_LEN} bytes"));
+    }
+    let reserved = ["mirror", "raidz", "draid", "spare"];
+    if p == "log" || reserved.iter().any(|r| p.starts_with(r)) {
+        return Err(format!("the pool name {p:?} is reserved by ZFS"));
+    }
+    Ok(())
+}
+
+/// Checks a dataset's path, whichever the caller found it in.
+fn dataset_path(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".into());
+    }
+    if name.len() > MAX_LEN {
+        return Err(format!("it is longer than {MAX_LEN} bytes"));
+    }
+    if name.contains('#') {
+        return Err("it has a # (a bookmark?)".into());
+    }
+    for c in name.split('/') {
+        component(c)?;
+    }
+    pool(name.split('/').next().unwrap_or(name))
+}
+
+/// Checks a dataset name (filesystem or volume): `tank/data/vm-1`.
+pub fn dataset(name: &str) -> Result<(), String> {
+    let bad = |why: String| Err(format!("{name:?} is not a dataset name: {why}"));
+    if name.contains('@') {
+        return bad("it has an @ (a snapshot?)".into());
+    }
+    dataset_path(name).or_else(bad)
+}
+
+/// Checks a snapshot's name after the `@`: `offsite1-20261122101500`.
+pub fn snapshot_name(name: &str) -> Result<(), String> {
+    let bad = |why: String| Err(format!("{name:?} is not a snapshot name: {why}"));
+    if name.contains(['@', '/', '#']) {
+        return bad("it has an @, / or #".into());
+    }
+    if name.len() > MAX_LEN {
+        return bad(format!("it is longer than {MAX_LEN} bytes"));
+    }
+    component(name).or_else(bad)
+}
+
+/// Checks a full snapshot name: `tank/data@offsite1-20261122101500`.
+pub fn snapshot(name: &str) -> Result<(), String> {
+    let bad = |why: String| Err(format!("{name:?} is not a snapshot name: {why}"));
+    let Some((ds, snap)) = name.split_once('@') else {
+        return bad("it has no @".into());
+    };
+    if name.len() > MAX_LEN {
+        return bad(format!("it is longer than {MAX_LEN} bytes"));
+    }
+    if snap.contains(['@', '/', '#']) {
+        return bad("the part after the @ has an @, / or #".into());
+    }
+    dataset_path(ds).or_else(bad)?;
+    component(snap).or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_names() {
+        for ok in [
+            "tank",
+            "tank/a",
+            "rpool/data/vm-1",
+            "t/a b",
+            "T0/x:y.z_w-v",
+            "tank/%recv",
+            "logs/a",
+            "z",
+        ] {
+            assert_eq!(dataset(ok), Ok(()), "{ok}");
+            assert_eq!(snapshot(&format!("{ok}@offsite1-20261122101500")), Ok(()));
+        }
+        assert_eq!(snapshot_name("s 1:x.y_z-%"), Ok(()));
+        let longest = format!("t/{}", "a".repeat(MAX_LEN - 2));
+        assert_eq!(dataset(&longest), Ok(()));
+    }
+
+    #[test]
+    fn bad_dataset_names() {
+        for (bad, why) in [
+            ("-R", "does not start with a letter"),
+            ("", "empty"),
+            ("/tank", "empty component"),
+            ("tank/", "empty component"),
+            ("tank//a", "empty component"),
+            ("tank@x", "snapshot"),
+            ("tank#b", "bookmark"),
+            ("tank/./a", "component \".\""),
+            ("tank/..", "component \"..\""),
+            ("tank/a\nb", "'\\n' is not allowed"),
+            ("tank/é", "'é' is not allowed"),
+            ("tank/a*", "'*' is not allowed"),
+            ("1tank", "does not start with a letter"),
+            ("mirror", "reserved"),
+            ("raidz2/a", "reserved"),
+            ("draid", "reserved"),
+            ("spare1", "reserved"),
+            ("log", "reserved"),
+            ("ta%nk", "has a %"),
+        ] {
+            let err = dataset(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(err.contains("is not a dataset name"), "{err}");
+        }
+        let too_long = format!("t/{}", "a".repeat(MAX_LEN - 1));
+        assert!(dataset(&too_long).unwrap_err().contains("longer than 255"));
+        assert!(dataset(&"p".repeat(240)).unwrap_err().contains("239"));
+    }
+
+    #[test]
+    fn bad_snapshot_names() {
+        for bad in [
+            "tank",
+            "tank@",
+            "@x",
+            "tank@a@b",
+            "tank@a/b",
+            "tank@a#b",
+            "tank@.",
+            "-R@x",
+            "tank/@x",
+            "tank@x\u{1b}[2J",
+        ] {
+            let err = snapshot(bad).unwrap_err();
+            assert!(err.contains("is not a snapshot name"), "{bad:?}: {err}");
+        }
+        let too_long = format!("t@{}", "a".repeat(MAX_LEN - 1));
+        assert!(snapshot(&too_long).is_err());
+        for bad in ["", "a@b", "a/b", "..", "a\tb"] {
+            assert!(snapshot_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
