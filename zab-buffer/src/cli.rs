@@ -77,8 +77,8 @@ pub struct Args {
     pub low_watermark: u8,
 
     /// Watchdog: fail when no byte was read or written for this long
-    /// (seconds, or with a unit: 90s, 10min, 1h; m is a month, as in
-    /// zfs-autobackup). Make it longer than a block takes at the slowest
+    /// (seconds, or with a unit: 90s, 10min, 1h; `10m` is refused, since m
+    /// is a month in zab's schedules). Make it longer than a block takes at the slowest
     /// expected rate.
     #[arg(short = 'W', long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub watchdog: Option<Duration>,
@@ -270,14 +270,15 @@ mod tests {
     }
 
     /// -W reads durations as every zab option does (zab_core::duration):
-    /// `m` is zfs-autobackup's month, not a minute, as in --destroy-missing.
+    /// `m` is zfs-autobackup's month, so here, where mbuffer's users mean
+    /// minutes, it is refused rather than read as 30 days.
     #[test]
     fn durations() {
         assert_eq!(parse_seconds("30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_seconds("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_seconds("10min"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_seconds("1m"), Ok(Duration::from_secs(30 * 86400)));
+        assert!(parse_seconds("1m").unwrap_err().contains("write min"));
         assert_eq!(parse_seconds("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_seconds("1d"), Ok(Duration::from_secs(86400)));
         assert!(parse_seconds("-1").is_err());

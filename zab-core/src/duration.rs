@@ -90,10 +90,15 @@ pub fn parse(s: &str) -> Result<Duration, String> {
 }
 
 /// [`parse`], or a bare number of seconds (`600`, `0.5`), as mbuffer's
-/// `-W` and pv's `-i` take them.
+/// `-W` and pv's `-i` take them. These options are short times, where a
+/// user of mbuffer or pv would read `10m` as ten minutes: the month unit
+/// `m` is refused here with a pointer to `min`, never read as 30 days.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     match number(s.trim()) {
         Some((n, "")) => seconds(s, n),
+        Some((_, rest)) if rest.eq_ignore_ascii_case("m") => Err(format!(
+            "invalid duration {s:?}: m is a month in zab (as in schedules); write min for minutes"
+        )),
         _ => parse_as(s, "give seconds (600, 0.5) or a number and a unit"),
     }
 }
@@ -167,7 +172,8 @@ mod tests {
         assert_eq!(s("600"), Ok(600.0));
         assert_eq!(s("0.5"), Ok(0.5));
         assert_eq!(s("10min"), Ok(600.0));
-        assert_eq!(s("1m"), Ok(2592000.0));
+        assert!(s("10m").unwrap_err().contains("write min for minutes"));
+        assert!(s("10M").unwrap_err().contains("write min for minutes"));
         assert!(s("1e10")
             .unwrap_err()
             .contains("give seconds (600, 0.5) or"));
