@@ -6,6 +6,7 @@
 //!   parsers of their output.
 //! * [`record`] and [`ndjson`]: the NDJSON records passed between tools
 //!   (specified in `docs/records.md`), read with line numbers in errors.
+//! * [`name`]: ZFS's dataset and snapshot name grammar; the TARGET-PATH check.
 //! * [`naming`]: snapshot names, and which snapshots are ours.
 //! * [`schedule`]: thinning schedules and the pure thinner.
 //! * [`error`]: one error type and the one exit-code scheme.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod error;
 pub mod host;
 pub mod man;
+pub mod name;
 pub mod naming;
 pub mod ndjson;
 pub mod record;
