@@ -411,7 +411,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
 fn list_target(host: &Host, root: &str) -> Result<BTreeMap<String, TargetDs>, Error> {
     let argv = listing::target_args(root);
     match host.output(&argv) {
-        Ok(out) => listing::parse_target(&out).map_err(|message| Error::Parse {
+        Ok(out) => listing::parse_target(&out, root).map_err(|message| Error::Parse {
             command: quote_argv(&argv),
             message: format!("on {}: {message}", host.name()),
         }),
