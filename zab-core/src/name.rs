@@ -12,6 +12,8 @@
 //! tool that takes one.
 
 use crate::error::Error;
+use crate::record::Dataset;
+use crate::zfs::is_under;
 
 /// ZFS_MAX_DATASET_NAME_LEN: a name, with its terminating NUL, fits in 256
 /// bytes.
@@ -99,6 +101,37 @@ pub fn target_path(path: &str) -> Result<(), Error> {
     })
 }
 
+/// Refuses a TARGET-PATH on `target_host` (None: this machine) that is a
+/// selected source dataset on the same host (both local, or the same ssh
+/// destination), above one or below one. Backups there would mix with
+/// their sources, and thinning the target tree would take sources for
+/// backups whose source is gone.
+pub fn target_overlap(
+    path: &str,
+    target_host: Option<&str>,
+    datasets: &[Dataset],
+) -> Result<(), Error> {
+    let sources = datasets
+        .iter()
+        .filter(|d| d.selected && d.host.as_deref() == target_host);
+    for src in sources.map(|d| d.name.as_str()) {
+        let how = if src == path {
+            "is"
+        } else if is_under(src, path) {
+            "is above"
+        } else if is_under(path, src) {
+            "is below"
+        } else {
+            continue;
+        };
+        return Err(Error::Usage(format!(
+            "TARGET-PATH {path} {how} the selected source dataset {src} on the same host: \
+             give a target outside the datasets backed up"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,7 +150,11 @@ mod tests {
             assert_eq!(validate_dataset(good), Ok(()), "{good}");
         }
         let why = |n: &str| validate_dataset(n).unwrap_err();
-        assert!(why("-r").contains("must start with a letter"), "{}", why("-r"));
+        assert!(
+            why("-r").contains("must start with a letter"),
+            "{}",
+            why("-r")
+        );
         assert!(why("tank@x").contains("snapshot"));
         assert!(why("tank#x").contains("bookmark"));
         assert!(why("a//b").contains("empty component"));
@@ -165,5 +202,67 @@ mod tests {
         );
         let e = target_path("tank/a\nb").unwrap_err().to_string();
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    fn record(host: Option<&str>, name: &str, selected: bool) -> Dataset {
+        serde_json::from_value(serde_json::json!({
+            "backup": "b", "host": host, "name": name, "type": "filesystem",
+            "selected": selected, "reason": if selected { "selected" } else { "unset" },
+            "value": null, "source": "local", "inherited_from": null,
+            "createtxg": 1, "written": 0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_target_path_may_not_overlap_a_source_on_the_same_host() {
+        let src = [
+            record(None, "tank/a", true),
+            record(None, "tank/b/c", true),
+            record(None, "tank/off", false),
+            record(Some("root@nas"), "nas/a", true),
+        ];
+        let ok = |t: &str, host: Option<&str>| target_overlap(t, host, &src).is_ok();
+        assert!(ok("backup/host1", None));
+        assert!(ok("tank/backup", None));
+        // A string prefix is not a path prefix.
+        assert!(ok("tank/ab", None) && ok("tank/b/cc", None));
+        // Not selected: not a source.
+        assert!(ok("tank/off/x", None));
+        // Another host: no overlap, whatever the names.
+        assert!(ok("tank", Some("root@nas")) && ok("nas", None));
+        assert!(ok("nas/b", Some("root@nas")) && ok("x", Some("root@other")));
+        let e = |t: &str, host: Option<&str>| target_overlap(t, host, &src).unwrap_err();
+        assert!(matches!(e("tank", None), Error::Usage(_)));
+        assert_eq!(
+            e("tank", None).to_string(),
+            "TARGET-PATH tank is above the selected source dataset tank/a on the same host: \
+             give a target outside the datasets backed up"
+        );
+        let says = |t: &str, host: Option<&str>, what: &str| {
+            let m = e(t, host).to_string();
+            assert!(m.contains(what), "{m}");
+        };
+        says(
+            "tank/b",
+            None,
+            "is above the selected source dataset tank/b/c",
+        );
+        says(
+            "tank/a",
+            None,
+            "tank/a is the selected source dataset tank/a",
+        );
+        says(
+            "tank/a/backup",
+            None,
+            "is below the selected source dataset tank/a",
+        );
+        says("tank/b/c/d/e", None, "is below");
+        says(
+            "nas",
+            Some("root@nas"),
+            "is above the selected source dataset nas/a",
+        );
     }
 }

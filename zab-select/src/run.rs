@@ -49,11 +49,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     check_backup_name(&args.backup)?;
     let property = property_name(&args.property_format, &args.backup)?;
     if let Some(t) = &args.target_path {
-        if t.is_empty() || t.starts_with('/') || t.ends_with('/') {
-            return Err(Error::Usage(format!(
-                "invalid TARGET-PATH {t:?}: give a dataset name such as backup/host1, not a path"
-            )));
-        }
+        zab_core::name::target_path(t)?;
     }
     let log = args.common.log(TOOL);
     let host = args.common.host(args.ssh_source.as_deref())?;

@@ -84,6 +84,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     if destroy_missing.is_some() && args.target_path.is_none() {
         return Err(Error::Usage("--destroy-missing needs a TARGET-PATH".into()));
     }
+    if let Some(t) = &args.target_path {
+        zab_core::name::target_path(t)?;
+    }
     if let Some(s) = &args.ssh_source {
         Host::ssh(s)?;
     }
@@ -99,6 +102,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     let stream = read_stream(std::io::stdin().lock())?;
     stream.check(backup, args.ssh_source.as_deref())?;
+    if let Some(t) = &args.target_path {
+        zab_core::name::target_overlap(t, args.ssh_target.as_deref(), &stream.datasets)?;
+    }
     let failed_upstream = failed_upstream(&stream, args.skip_failed)?;
     for &i in &failed_upstream {
         log.verbose(format!(
