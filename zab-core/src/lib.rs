@@ -9,6 +9,8 @@
 //! * [`name`]: ZFS's dataset and snapshot name grammar; the TARGET-PATH check.
 //! * [`naming`]: snapshot names, and which snapshots are ours.
 //! * [`schedule`]: thinning schedules and the pure thinner.
+//! * [`select`]: zfs-autobackup's selection rules (zab-select, and zab-thin's
+//!   check before it treats a target dataset as missing).
 //! * [`error`]: one error type and the one exit-code scheme.
 //! * [`cli`]: the flags every tool shares, and the parsing every `main` calls.
 //! * [`man`]: man pages rendered from each tool's clap command.
@@ -22,6 +24,7 @@ pub mod naming;
 pub mod ndjson;
 pub mod record;
 pub mod schedule;
+pub mod select;
 pub mod zfs;
 
 pub use error::{Error, Exit};
