@@ -623,7 +623,11 @@ fn refuses_a_target_over_its_sources(lab: &Lab) {
     let before = names(lab, &a);
     let below = format!("{a}/backup");
     for target in [parent.as_str(), &a, &below, "zab-b"] {
-        let out = thin(lab, &ns, &["--destroy-missing", "1d", "--keep-target", "0", target]);
+        let out = thin(
+            lab,
+            &ns,
+            &["--destroy-missing", "1d", "--keep-target", "0", target],
+        );
         assert_eq!(out.code, 2, "{target}: {}", out.stderr);
         assert!(
             out.stderr.contains("the selected source dataset") && out.stderr.lines().count() == 1,

@@ -88,9 +88,18 @@ pub struct Args {
     pub no_guid_check: bool,
 
     /// Destroy target datasets that are gone from the source once their
-    /// newest snapshot of ours is older than DURATION (e.g. 30d).
+    /// newest snapshot of ours is older than DURATION (e.g. 30d). A target
+    /// dataset is gone from the source when no input record maps to it and
+    /// the source's selection (--property-format, asked with one `zfs get`)
+    /// does not select its source either: one whose record a filter dropped
+    /// is left alone, and the run says so.
     #[arg(long, value_name = "DURATION")]
     pub destroy_missing: Option<String>,
+
+    /// The selection property, as given to zab-select; {} is the backup
+    /// name. Asked only when target datasets have no record in the input.
+    #[arg(long, value_name = "FORMAT", default_value = "autobackup:{}")]
+    pub property_format: String,
 
     /// Plan and report, destroy nothing.
     #[arg(long)]
