@@ -46,7 +46,8 @@ pub struct Args {
     #[arg(value_name = "BACKUP-NAME", required_unless_present_any = ["offline", "describe"])]
     pub backup: Option<String>,
 
-    /// The target dataset: also thin the target datasets under it.
+    /// The target dataset: also thin the target datasets under it. On the
+    /// sources' host it may not be a selected source, nor above or below one.
     #[arg(value_name = "TARGET-PATH")]
     pub target_path: Option<String>,
 
