@@ -388,8 +388,10 @@ fn target_keeps_common_and_unsent(lab: &Lab) {
         ],
     )
     .ok();
-    // One listing per side, one holds query, one release, and one destroy
-    // per dataset that loses snapshots (source, target, the missing one).
+    // One listing per side, one selection (a target dataset has no
+    // record: is its source still selected?), one holds query, one
+    // release, and one destroy per dataset that loses snapshots (source,
+    // target, the missing one).
     let calls: Vec<&str> = out
         .stderr
         .lines()
@@ -397,10 +399,11 @@ fn target_keeps_common_and_unsent(lab: &Lab) {
         .collect();
     let count = |p: &str| calls.iter().filter(|c| c.starts_with(p)).count();
     assert_eq!(count("zfs list "), 2, "{calls:#?}");
+    assert_eq!(count("zfs get "), 1, "{calls:#?}");
     assert_eq!(count("zfs holds "), 1, "{calls:#?}");
     assert_eq!(count("zfs release "), 1, "{calls:#?}");
     assert_eq!(count("zfs destroy "), 3, "{calls:#?}");
-    assert_eq!(calls.len(), 7, "{calls:#?}");
+    assert_eq!(calls.len(), 8, "{calls:#?}");
 
     // Source: the newest (d0), the common (d2) and d1 (not sent; a target
     // keeping the last 3 wants it), and the foreign snapshot.
