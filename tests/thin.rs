@@ -25,6 +25,14 @@ pub const TESTS: &[Test] = &[
         target_keeps_common_and_unsent,
     ),
     ("thin_destroy_missing_cases", destroy_missing_cases),
+    (
+        "thin_missing_after_a_filter_is_not_missing",
+        missing_after_a_filter_is_not_missing,
+    ),
+    (
+        "thin_refuses_a_target_over_its_sources",
+        refuses_a_target_over_its_sources,
+    ),
 ];
 
 /// Makes, oldest first and one command each (so createtxg follows time),
@@ -380,8 +388,10 @@ fn target_keeps_common_and_unsent(lab: &Lab) {
         ],
     )
     .ok();
-    // One listing per side, one holds query, one release, and one destroy
-    // per dataset that loses snapshots (source, target, the missing one).
+    // One listing per side, one selection (a target dataset has no
+    // record: is its source still selected?), one holds query, one
+    // release, and one destroy per dataset that loses snapshots (source,
+    // target, the missing one).
     let calls: Vec<&str> = out
         .stderr
         .lines()
@@ -389,10 +399,11 @@ fn target_keeps_common_and_unsent(lab: &Lab) {
         .collect();
     let count = |p: &str| calls.iter().filter(|c| c.starts_with(p)).count();
     assert_eq!(count("zfs list "), 2, "{calls:#?}");
+    assert_eq!(count("zfs get "), 1, "{calls:#?}");
     assert_eq!(count("zfs holds "), 1, "{calls:#?}");
     assert_eq!(count("zfs release "), 1, "{calls:#?}");
     assert_eq!(count("zfs destroy "), 3, "{calls:#?}");
-    assert_eq!(calls.len(), 7, "{calls:#?}");
+    assert_eq!(calls.len(), 8, "{calls:#?}");
 
     // Source: the newest (d0), the common (d2) and d1 (not sent; a target
     // keeping the last 3 wants it), and the foreign snapshot.
@@ -528,4 +539,113 @@ fn destroy_missing_cases(lab: &Lab) {
     );
     // The source is untouched (two dailies, within the default schedule).
     assert_eq!(names(lab, &src).len(), 2);
+}
+
+/// A filter between the stages drops a selected dataset's record: its
+/// backup is not "missing" (zab-thin asks the source's selection), so
+/// `--destroy-missing 0s` leaves it alone and says why. The backup of a
+/// dataset whose property was removed, and of one that is gone, are
+/// still destroyed.
+fn missing_after_a_filter_is_not_missing(lab: &Lab) {
+    let ns = Ns::new("thin_filtered");
+    let src = |r: &str| ns.ds("zab-b", r);
+    let tpath = ns.ds("zab-t", "");
+    let t = |r: &str| format!("{tpath}/{}", src(r));
+    lab.sh(&format!(
+        "set -e; zfs create {root}
+        for d in stay filtered deselected; do zfs create -o {p}=true {root}/$d; done
+        zfs inherit {p} {root}/deselected
+        zfs create {tpath}
+        for d in stay filtered deselected deleted; do zfs create -p {tpath}/{root}/$d; done",
+        root = src(""),
+        p = ns.prop(),
+    ));
+    for r in ["stay", "filtered", "deselected", "deleted"] {
+        daily(lab, &ns, &t(r), 3..=5, &[]);
+    }
+    let filtered_before = names(lab, &t("filtered"));
+    // grep -v: the guest has no jq; the end record stays.
+    let out = lab.ssh(&format!(
+        "zab-select {b} | grep -v '\"name\":\"{f}\"' | \
+         zab-thin --utc {b} --destroy-missing 0s {tpath} -v",
+        b = ns.backup(),
+        f = src("filtered"),
+    ));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let exists = |d: &str| lab.ssh(&format!("zfs list -H -o name {d}")).code == 0;
+    assert_eq!(
+        names(lab, &t("filtered")),
+        filtered_before,
+        "filtered out, still selected: untouched"
+    );
+    assert!(!exists(&t("deselected")), "property removed: missing");
+    assert!(!exists(&t("deleted")), "source gone: missing");
+    assert_eq!(names(lab, &t("stay")).len(), 3, "in the input: thinned");
+    let ds = out.datasets();
+    assert_eq!(ds.len(), 1, "only stay is in the input");
+    let end = out.end();
+    let note = |d: &str| -> String {
+        end.extra["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["dataset"] == d)
+            .and_then(|m| m["note"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        note(&t("filtered")).contains("source still selected, but not in the input"),
+        "{}",
+        note(&t("filtered"))
+    );
+    assert_eq!(note(&t("deselected")), "Destroying");
+    assert_eq!(note(&t("deleted")), "Destroying");
+    assert!(
+        out.stderr.contains(&format!(
+            "[Target] {}: Kept: source still selected, but not in the input",
+            t("filtered")
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A TARGET-PATH above the selected sources on the same host (here their
+/// parent): zab-thin refuses before anything runs, and nothing is
+/// destroyed. So do an option where a dataset name should be, and the
+/// target equal to or below a source.
+fn refuses_a_target_over_its_sources(lab: &Lab) {
+    let ns = Ns::new("thin_overlap");
+    let (parent, a) = (ns.ds("zab-b", ""), ns.ds("zab-b", "a"));
+    lab.sh(&format!(
+        "zfs create {parent}; zfs create -o {}=true {a}",
+        ns.prop()
+    ));
+    daily(lab, &ns, &a, 3..=5, &[]);
+    let before = names(lab, &a);
+    let below = format!("{a}/backup");
+    for target in [parent.as_str(), &a, &below, "zab-b"] {
+        let out = thin(
+            lab,
+            &ns,
+            &["--destroy-missing", "1d", "--keep-target", "0", target],
+        );
+        assert_eq!(out.code, 2, "{target}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("the selected source dataset") && out.stderr.lines().count() == 1,
+            "{target}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{target}: {}", out.stdout);
+        assert_eq!(names(lab, &a), before, "{target}: nothing destroyed");
+    }
+    let out = thin(lab, &ns, &["--destroy-missing", "1d", "--", "-r"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("invalid TARGET-PATH \"-r\""),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(names(lab, &a), before);
 }

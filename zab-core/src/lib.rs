@@ -6,9 +6,11 @@
 //!   parsers of their output.
 //! * [`record`] and [`ndjson`]: the NDJSON records passed between tools
 //!   (specified in `docs/records.md`), read with line numbers in errors.
-//! * [`name`]: ZFS's grammar of dataset and snapshot names.
+//! * [`name`]: ZFS's dataset and snapshot name grammar; the TARGET-PATH check.
 //! * [`naming`]: snapshot names, and which snapshots are ours.
 //! * [`schedule`]: thinning schedules and the pure thinner.
+//! * [`select`]: zfs-autobackup's selection rules (zab-select, and zab-thin's
+//!   check before it treats a target dataset as missing).
 //! * [`size`]: how large a memory buffer may be (zab-buffer, zab-send).
 //! * [`duration`]: the one grammar of durations (zfs-autobackup's units).
 //! * [`error`]: one error type and the one exit-code scheme.
@@ -25,6 +27,7 @@ pub mod naming;
 pub mod ndjson;
 pub mod record;
 pub mod schedule;
+pub mod select;
 pub mod size;
 pub mod zfs;
 

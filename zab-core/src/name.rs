@@ -16,6 +16,14 @@
 //!   and is not `log` nor begins with `mirror`, `raidz`, `draid` or `spare`;
 //! * a snapshot is a dataset, `@`, and one more component of the same
 //!   characters (no `/`, `@` or `#`).
+//!
+//! [`target_path`] is the one check of a TARGET-PATH argument, for every
+//! tool that takes one, and [`target_overlap`] refuses a TARGET-PATH that
+//! mixes with the sources it backs up.
+
+use crate::error::Error;
+use crate::record::Dataset;
+use crate::zfs::is_under;
 
 /// The longest name ZFS accepts, in bytes.
 pub const MAX_LEN: usize = 255;
@@ -116,6 +124,47 @@ pub fn snapshot(name: &str) -> Result<(), String> {
     component(snap).or_else(bad)
 }
 
+/// The check of a TARGET-PATH argument, the same in every tool: a dataset
+/// name, or a usage error (exit 2) that says which and why.
+pub fn target_path(path: &str) -> Result<(), Error> {
+    dataset(path).map_err(|why| {
+        Error::Usage(format!(
+            "invalid TARGET-PATH: {why} (give a dataset name such as backup/host1)"
+        ))
+    })
+}
+
+/// Refuses a TARGET-PATH on `target_host` (None: this machine) that is a
+/// selected source dataset on the same host (both local, or the same ssh
+/// destination), above one or below one. Backups there would mix with
+/// their sources, and thinning the target tree would take sources for
+/// backups whose source is gone.
+pub fn target_overlap(
+    path: &str,
+    target_host: Option<&str>,
+    datasets: &[Dataset],
+) -> Result<(), Error> {
+    let sources = datasets
+        .iter()
+        .filter(|d| d.selected && d.host.as_deref() == target_host);
+    for src in sources.map(|d| d.name.as_str()) {
+        let how = if src == path {
+            "is"
+        } else if is_under(src, path) {
+            "is above"
+        } else if is_under(path, src) {
+            "is below"
+        } else {
+            continue;
+        };
+        return Err(Error::Usage(format!(
+            "TARGET-PATH {path} {how} the selected source dataset {src} on the same host: \
+             give a target outside the datasets backed up"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +243,81 @@ mod tests {
         for bad in ["", "a@b", "a/b", "..", "a\tb"] {
             assert!(snapshot_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn target_path_errors_are_usage_errors_on_one_line() {
+        assert!(target_path("backup/host1").is_ok());
+        let e = target_path("-r").unwrap_err();
+        assert!(matches!(e, Error::Usage(_)));
+        assert_eq!(
+            e.to_string(),
+            "invalid TARGET-PATH: \"-r\" is not a dataset name: the pool name \"-r\" \
+             does not start with a letter (give a dataset name such as backup/host1)"
+        );
+        let e = target_path("tank/a\nb").unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    fn record(host: Option<&str>, name: &str, selected: bool) -> Dataset {
+        serde_json::from_value(serde_json::json!({
+            "backup": "b", "host": host, "name": name, "type": "filesystem",
+            "selected": selected, "reason": if selected { "selected" } else { "unset" },
+            "value": null, "source": "local", "inherited_from": null,
+            "createtxg": 1, "written": 0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_target_path_may_not_overlap_a_source_on_the_same_host() {
+        let src = [
+            record(None, "tank/a", true),
+            record(None, "tank/b/c", true),
+            record(None, "tank/off", false),
+            record(Some("root@nas"), "nas/a", true),
+        ];
+        let ok = |t: &str, host: Option<&str>| target_overlap(t, host, &src).is_ok();
+        assert!(ok("backup/host1", None));
+        assert!(ok("tank/backup", None));
+        // A string prefix is not a path prefix.
+        assert!(ok("tank/ab", None) && ok("tank/b/cc", None));
+        // Not selected: not a source.
+        assert!(ok("tank/off/x", None));
+        // Another host: no overlap, whatever the names.
+        assert!(ok("tank", Some("root@nas")) && ok("nas", None));
+        assert!(ok("nas/b", Some("root@nas")) && ok("x", Some("root@other")));
+        let e = |t: &str, host: Option<&str>| target_overlap(t, host, &src).unwrap_err();
+        assert!(matches!(e("tank", None), Error::Usage(_)));
+        assert_eq!(
+            e("tank", None).to_string(),
+            "TARGET-PATH tank is above the selected source dataset tank/a on the same host: \
+             give a target outside the datasets backed up"
+        );
+        let says = |t: &str, host: Option<&str>, what: &str| {
+            let m = e(t, host).to_string();
+            assert!(m.contains(what), "{m}");
+        };
+        says(
+            "tank/b",
+            None,
+            "is above the selected source dataset tank/b/c",
+        );
+        says(
+            "tank/a",
+            None,
+            "tank/a is the selected source dataset tank/a",
+        );
+        says(
+            "tank/a/backup",
+            None,
+            "is below the selected source dataset tank/a",
+        );
+        says("tank/b/c/d/e", None, "is below");
+        says(
+            "nas",
+            Some("root@nas"),
+            "is above the selected source dataset nas/a",
+        );
     }
 }

@@ -438,19 +438,21 @@ pub fn list_target_tree_args(root: &str) -> Vec<String> {
     )
 }
 
-/// Parses [`list_tree_args`] output.
-pub fn parse_tree(output: &str) -> Result<Tree, String> {
-    parse_tree_columns(output, false)
+/// Parses [`list_tree_args`] output of the tree under `root`.
+pub fn parse_tree(output: &str, root: &str) -> Result<Tree, String> {
+    parse_tree_columns(output, root, false)
 }
 
-/// Parses [`list_target_tree_args`] output.
-pub fn parse_target_tree(output: &str) -> Result<Tree, String> {
-    parse_tree_columns(output, true)
+/// Parses [`list_target_tree_args`] output of the tree under `root`.
+pub fn parse_target_tree(output: &str, root: &str) -> Result<Tree, String> {
+    parse_tree_columns(output, root, true)
 }
 
 /// Both tree parsers; `target`: the target tree's seven columns, else the
-/// three fast ones.
-fn parse_tree_columns(output: &str, target: bool) -> Result<Tree, String> {
+/// three fast ones. A row that is neither `root` nor below `root/` is an
+/// error: the listing is not the tree asked for, and a dataset outside it
+/// must never be taken for one of ours.
+fn parse_tree_columns(output: &str, root: &str, target: bool) -> Result<Tree, String> {
     let mut tree = Tree::default();
     let mut snaps: Vec<(String, Snapshot)> = Vec::new();
     let columns = if target { 7 } else { 3 };
@@ -465,6 +467,10 @@ fn parse_tree_columns(output: &str, target: bool) -> Result<Tree, String> {
                 .map_err(|_| bad(&format!("{what} is not a number")))
         };
         let name = cols[0];
+        let dataset = name.split(['@', '#']).next().unwrap_or(name);
+        if !is_under(dataset, root) {
+            return Err(bad(&format!("outside the tree of {root}")));
+        }
         // The fast listing has no type: a snapshot's name has an `@`.
         let (kind, txg, guid) = if target {
             let kind = DatasetType::parse(cols[1]).ok_or_else(|| bad("unexpected type"))?;
@@ -534,7 +540,7 @@ fn parse_tree_columns(output: &str, target: bool) -> Result<Tree, String> {
 pub fn list_tree(host: &Host, root: &str) -> Result<Tree, Error> {
     let argv = list_tree_args(root);
     let out = host.output(&argv)?;
-    parse_tree(&out).map_err(|message| Error::Parse {
+    parse_tree(&out, root).map_err(|message| Error::Parse {
         command: quote_argv(&argv),
         message: format!("on {}: {message}", host.name()),
     })
@@ -666,9 +672,9 @@ mod tests {
         // The same name on two datasets is no duplicate.
         assert!(parse_snapshots("t/a@s1\t11\t5\nt/b@s1\t11\t7\n", &["t/a", "t/b"]).is_ok());
         let tree = "t\t1\t1\nt@s1\t11\t5\nt@s1\t11\t5\n";
-        assert!(parse_tree(tree).unwrap_err().contains("twice"));
+        assert!(parse_tree(tree, "t").unwrap_err().contains("twice"));
         let tree = "t\t1\t1\nt/a\t2\t2\nt/a\t2\t2\n";
-        assert!(parse_tree(tree).unwrap_err().contains("twice"));
+        assert!(parse_tree(tree, "t").unwrap_err().contains("twice"));
     }
 
     #[test]
@@ -782,7 +788,10 @@ mod tests {
     #[test]
     fn parses_a_recorded_tree() {
         let (full, fast) = TREE.split_once("#\n").unwrap();
-        let (t, f) = (parse_target_tree(full).unwrap(), parse_tree(fast).unwrap());
+        let (t, f) = (
+            parse_target_tree(full, "treefix").unwrap(),
+            parse_tree(fast, "treefix").unwrap(),
+        );
         let names: Vec<&str> = t.datasets.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -813,10 +822,28 @@ mod tests {
         }
         assert_eq!(f.snapshots["treefix/a"][0].userrefs, None);
         assert!(f.written.is_empty());
-        assert!(parse_tree("treefix\tfilesystem\t1\t2\n").is_err());
-        assert!(parse_tree("x@s\t1\t2\n").is_err());
-        assert!(parse_tree("treefix#bm\t1\t2\n").is_err());
-        assert!(parse_target_tree("treefix\tbookmark\t1\t2\t-\t0\t-\n").is_err());
+        assert!(parse_tree("treefix\tfilesystem\t1\t2\n", "treefix").is_err());
+        assert!(parse_tree("x@s\t1\t2\n", "x").is_err());
+        assert!(parse_tree("treefix#bm\t1\t2\n", "treefix").is_err());
+        assert!(parse_target_tree("treefix\tbookmark\t1\t2\t-\t0\t-\n", "treefix").is_err());
+    }
+
+    #[test]
+    fn a_tree_row_outside_the_root_is_an_error() {
+        let (full, fast) = TREE.split_once("#\n").unwrap();
+        // The recorded tree is treefix's: below treefix/a, its parent and
+        // siblings are outside.
+        for root in ["treefix/a", "treefi", "other"] {
+            let e = parse_tree(fast, root).unwrap_err();
+            assert!(e.contains(&format!("outside the tree of {root}")), "{e}");
+            assert!(parse_target_tree(full, root).is_err(), "{root}");
+        }
+        let ok = "t/b\t5\t9\nt/b/c\t6\t10\nt/b/c@s\t7\t11\n";
+        assert_eq!(parse_tree(ok, "t/b").unwrap().datasets.len(), 2);
+        // A string prefix is not a path prefix; a snapshot of the parent is outside.
+        assert!(parse_tree("t/bc\t5\t9\n", "t/b").is_err());
+        assert!(parse_tree("t\t5\t9\nt@s\t7\t11\n", "t/b").is_err());
+        assert!(parse_tree("t@s\t7\t11\n", "t/b").is_err());
     }
 
     #[test]

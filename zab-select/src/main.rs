@@ -2,12 +2,11 @@
 //!
 //! Reads the selection property (`autobackup:NAME`) of every filesystem and
 //! volume on the source host with one `zfs get`, applies zfs-autobackup's
-//! selection rules (see `select.rs`), and writes one NDJSON `dataset` record
+//! selection rules (zab-core's `select`), and writes one NDJSON `dataset` record
 //! per selected dataset (with `--all`, per dataset), then an `end` record.
 
 mod cli;
 mod run;
-mod select;
 
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-select");

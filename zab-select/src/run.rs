@@ -5,10 +5,9 @@ use std::io::Write;
 use zab_core::error::Error;
 use zab_core::ndjson::Writer;
 use zab_core::record::{End, Reason, Record};
-use zab_core::zfs;
+use zab_core::select::{property_name, Options};
 
 use crate::cli::Args;
-use crate::select::{select, Options};
 
 const TOOL: &str = "zab-select";
 
@@ -26,34 +25,11 @@ fn check_backup_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The selection property for `backup`: `--property-format` with `{}` replaced.
-pub fn property_name(format: &str, backup: &str) -> Result<String, Error> {
-    let prop = format.replace("{}", backup);
-    let (ns, rest) = prop.split_once(':').unwrap_or(("", ""));
-    let valid = !ns.is_empty()
-        && !rest.is_empty()
-        && prop.len() <= 256
-        && prop
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
-    if !valid {
-        return Err(Error::Usage(format!(
-            "--property-format {format:?} gives {prop:?}, which is not a ZFS user property \
-             (it needs a ':' and only letters, digits, '_', '-', '.' and ':')"
-        )));
-    }
-    Ok(prop)
-}
-
 pub fn run(args: &Args) -> Result<(), Error> {
     check_backup_name(&args.backup)?;
     let property = property_name(&args.property_format, &args.backup)?;
     if let Some(t) = &args.target_path {
-        if t.is_empty() || t.starts_with('/') || t.ends_with('/') {
-            return Err(Error::Usage(format!(
-                "invalid TARGET-PATH {t:?}: give a dataset name such as backup/host1, not a path"
-            )));
-        }
+        zab_core::name::target_path(t)?;
     }
     let log = args.common.log(TOOL);
     let host = args.common.host(args.ssh_source.as_deref())?;
@@ -78,16 +54,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
     }
 
-    let rows = zfs::get(
-        &host,
-        &["filesystem", "volume"],
-        &[&property, "type", "createtxg", "written"],
-        &[],
-    )?;
-    let all = select(&rows, &opts).map_err(|message| Error::Parse {
-        command: "zfs get".into(),
-        message: format!("on {}: {message}", host.name()),
-    })?;
+    let all = zab_core::select::list(&host, &opts)?;
 
     let stdout = std::io::stdout();
     let mut out = Writer::new(stdout.lock());
@@ -133,18 +100,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn property_names() {
-        assert_eq!(
-            property_name("autobackup:{}", "offsite1").unwrap(),
-            "autobackup:offsite1"
-        );
-        assert_eq!(property_name("zab:{}:x", "b").unwrap(), "zab:b:x");
-        assert!(property_name("autobackup{}", "x").is_err());
-        assert!(property_name("auto backup:{}", "x").is_err());
-        assert!(property_name(":{}", "x").is_err());
-    }
 
     #[test]
     fn backup_names() {

@@ -47,6 +47,8 @@ pub struct Args {
     pub backup: String,
 
     /// The target dataset, which must exist; each source dataset goes below it.
+    /// On the sources' host it may not be a selected source, nor above or
+    /// below one.
     #[arg(value_name = "TARGET-PATH")]
     pub target_path: String,
 

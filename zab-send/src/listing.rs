@@ -58,9 +58,9 @@ pub fn target_args(root: &str) -> Vec<String> {
     zfs::list_target_tree_args(root)
 }
 
-/// Parses [`target_args`] output.
-pub fn parse_target(output: &str) -> Result<BTreeMap<String, TargetDs>, String> {
-    let mut tree = zfs::parse_target_tree(output)?;
+/// Parses [`target_args`] output of the tree under `root`.
+pub fn parse_target(output: &str, root: &str) -> Result<BTreeMap<String, TargetDs>, String> {
+    let mut tree = zfs::parse_target_tree(output, root)?;
     let mut map = BTreeMap::new();
     for (name, kind) in tree.datasets {
         let snapshots = tree
@@ -138,7 +138,7 @@ zab-t/exp/s@b\tsnapshot\t15\t17599766133560230176\t0\t0\t-
 
     #[test]
     fn target_tree_with_tokens_and_written() {
-        let t = parse_target(TARGET).unwrap();
+        let t = parse_target(TARGET, "zab-t/exp").unwrap();
         assert_eq!(t.len(), 3);
         assert_eq!(
             t["zab-t/exp/r"].target.token.as_deref(),
@@ -153,8 +153,10 @@ zab-t/exp/s@b\tsnapshot\t15\t17599766133560230176\t0\t0\t-
             .map(|(s, w)| (s.name.as_str(), *w))
             .collect();
         assert_eq!(names, vec![("a", 21011456), ("extra", 0), ("b", 0)]);
-        assert!(parse_target("x\tfilesystem\t1\n").is_err());
-        assert!(parse_target("x@a\tsnapshot\t1\t2\t0\t0\t-\n").is_err());
+        assert!(parse_target("x\tfilesystem\t1\n", "x").is_err());
+        assert!(parse_target("x@a\tsnapshot\t1\t2\t0\t0\t-\n", "x").is_err());
+        // A row outside the root: not the tree asked for.
+        assert!(parse_target(TARGET, "zab-t/exp/s").is_err());
     }
 
     #[test]

@@ -72,12 +72,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 .map_err(|e| Error::Usage(format!("--exclude-snapshot-pattern {p:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if args.target_path.starts_with('/') || args.target_path.contains('@') {
-        return Err(Error::Usage(format!(
-            "TARGET-PATH {:?} is not a dataset name",
-            args.target_path
-        )));
-    }
+    zab_core::name::target_path(&args.target_path)?;
     // The target tree does not depend on the records: without the options
     // that destroy or roll back on the target, it is listed from the start,
     // while the stages before this one still run and while the sources are
@@ -92,6 +87,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let stream = read_stream(stdin.lock())?;
     stream.check(&args.backup, args.ssh_source.as_deref())?;
     let mut datasets = stream.datasets;
+    zab_core::name::target_overlap(&args.target_path, args.ssh_target.as_deref(), &datasets)?;
 
     // Hosts and target names; collisions and over-stripping end the run
     // before anything is done.
@@ -411,7 +407,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
 fn list_target(host: &Host, root: &str) -> Result<BTreeMap<String, TargetDs>, Error> {
     let argv = listing::target_args(root);
     match host.output(&argv) {
-        Ok(out) => listing::parse_target(&out).map_err(|message| Error::Parse {
+        Ok(out) => listing::parse_target(&out, root).map_err(|message| Error::Parse {
             command: quote_argv(&argv),
             message: format!("on {}: {message}", host.name()),
         }),

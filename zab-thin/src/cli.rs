@@ -46,7 +46,8 @@ pub struct Args {
     #[arg(value_name = "BACKUP-NAME", required_unless_present_any = ["offline", "describe"])]
     pub backup: Option<String>,
 
-    /// The target dataset: also thin the target datasets under it.
+    /// The target dataset: also thin the target datasets under it. On the
+    /// sources' host it may not be a selected source, nor above or below one.
     #[arg(value_name = "TARGET-PATH")]
     pub target_path: Option<String>,
 
@@ -89,9 +90,18 @@ pub struct Args {
 
     /// Destroy target datasets that are gone from the source once their
     /// newest snapshot of ours is older than DURATION: a number and a unit
-    /// (s, min, h, d, w, m = 30 days, y = 365.25 days), e.g. 30d.
+    /// (s, min, h, d, w, m = 30 days, y = 365.25 days), e.g. 30d. A target
+    /// dataset is gone from the source when no input record maps to it and
+    /// the source's selection (--property-format, asked with one `zfs get`)
+    /// does not select its source either: one whose record a filter dropped
+    /// is left alone, and the run says so.
     #[arg(long, value_name = "DURATION")]
     pub destroy_missing: Option<String>,
+
+    /// The selection property, as given to zab-select; {} is the backup
+    /// name. Asked only when target datasets have no record in the input.
+    #[arg(long, value_name = "FORMAT", default_value = "autobackup:{}")]
+    pub property_format: String,
 
     /// Plan and report, destroy nothing.
     #[arg(long)]

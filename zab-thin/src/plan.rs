@@ -8,10 +8,10 @@
 //! mode a snapshot carrying our hold is the common snapshot and is kept. zab
 //! adds: a snapshot held by anyone else is kept and reported, never forced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use zab_core::naming::SnapshotFormat;
-use zab_core::record::Spared;
+use zab_core::record::{Dataset, Reason, Spared};
 use zab_core::schedule::{Schedule, Verdict};
 use zab_core::zfs::Snapshot;
 
@@ -270,6 +270,88 @@ pub fn missing(
     })
 }
 
+/// Which target datasets without a record in the input are not missing on
+/// the source after all, each with the note that says why (they are left
+/// alone: neither thinned nor destroyed as missing).
+///
+/// `candidates`: the target datasets under `root` that no input record
+/// maps to. `selections`: for each source host (its name, for messages),
+/// the selection asked again there (zab_core::select), or why it could not
+/// be. `input`: the records read; `upstream`: how many dataset records the
+/// previous stage's end record counts.
+///
+/// A candidate is missing only when no source dataset the selection
+/// selects (or cannot decide on: an invalid property) maps to it. Nothing
+/// is missing when a selection could not be read, or when it does not
+/// select a dataset the input says is selected (not the same property as
+/// zab-select's: --property-format).
+pub fn not_missing(
+    candidates: &[&str],
+    selections: &[(String, Result<Vec<Dataset>, String>)],
+    input: &[Dataset],
+    upstream: usize,
+    root: &str,
+    strip: usize,
+) -> BTreeMap<String, String> {
+    let all = |note: String| -> BTreeMap<String, String> {
+        candidates
+            .iter()
+            .map(|c| (c.to_string(), note.clone()))
+            .collect()
+    };
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for (host, sel) in selections {
+        let sel = match sel {
+            Ok(sel) => sel,
+            Err(e) => {
+                return all(format!(
+                    "Kept: not treated as missing, the selection on {host} could not be read: {e}"
+                ))
+            }
+        };
+        for d in sel {
+            if d.selected || d.reason == Reason::Invalid {
+                if let Ok(t) = zab_core::zfs::target_name(&d.name, root, strip) {
+                    wanted.insert(t);
+                }
+            }
+        }
+    }
+    let disagree = input.iter().find(|d| {
+        d.selected
+            && d.error.is_none()
+            && !selections.iter().any(|(_, sel)| {
+                sel.as_ref()
+                    .is_ok_and(|s| s.iter().any(|x| x.name == d.name && x.selected))
+            })
+    });
+    if let Some(d) = disagree {
+        return all(format!(
+            "Kept: not treated as missing, the source's selection does not select {}, \
+             which the input does (is --property-format zab-select's?)",
+            d.name
+        ));
+    }
+    let why = if upstream > input.len() {
+        format!(
+            "a filter dropped {} of the {upstream} records?",
+            upstream - input.len()
+        )
+    } else {
+        "filtered?".to_string()
+    };
+    candidates
+        .iter()
+        .filter(|c| wanted.contains(**c))
+        .map(|c| {
+            (
+                c.to_string(),
+                format!("Kept: source still selected, but not in the input ({why})"),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,5 +564,98 @@ mod tests {
             .unwrap()
             .note
             .contains("please destroy manually"));
+    }
+
+    fn rec(name: &str, selected: bool, reason: &str) -> Dataset {
+        serde_json::from_value(serde_json::json!({
+            "backup": "b", "host": null, "name": name, "type": "filesystem",
+            "selected": selected, "reason": reason, "value": null, "source": "local",
+            "inherited_from": null, "createtxg": 1, "written": 0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_filtered_dataset_is_not_missing() {
+        // On the source: a and f selected, gone unset (its property
+        // removed), bad with an invalid property; deleted does not exist.
+        let sel = vec![
+            rec("p/a", true, "selected"),
+            rec("p/f", true, "selected"),
+            rec("p/gone", false, "unset"),
+            rec("p/bad", false, "invalid"),
+        ];
+        let input = vec![rec("p/a", true, "selected")];
+        let cands = ["t/p/f", "t/p/gone", "t/p/bad", "t/p/deleted"];
+        let host = "this host".to_string();
+        let kept = not_missing(
+            &cands,
+            &[(host.clone(), Ok(sel.clone()))],
+            &input,
+            2,
+            "t",
+            0,
+        );
+        let names: Vec<&str> = kept.keys().map(String::as_str).collect();
+        assert_eq!(names, vec!["t/p/bad", "t/p/f"]);
+        assert_eq!(
+            kept["t/p/f"],
+            "Kept: source still selected, but not in the input \
+             (a filter dropped 1 of the 2 records?)"
+        );
+        // The end record does not count more: still kept, said shorter.
+        let kept = not_missing(
+            &cands,
+            &[(host.clone(), Ok(sel.clone()))],
+            &input,
+            1,
+            "t",
+            0,
+        );
+        assert!(kept["t/p/f"].ends_with("(filtered?)"));
+        // --strip-path maps the same way as the transfer does.
+        let kept = not_missing(
+            &["t/f"],
+            &[(host.clone(), Ok(sel.clone()))],
+            &input,
+            1,
+            "t",
+            1,
+        );
+        assert!(kept.contains_key("t/f"));
+        // No input at all (everything filtered): the selection still decides.
+        let kept = not_missing(&cands, &[(host.clone(), Ok(sel.clone()))], &[], 1, "t", 0);
+        assert_eq!(kept.len(), 2, "{kept:?}");
+    }
+
+    #[test]
+    fn nothing_is_missing_on_incomplete_information() {
+        let input = vec![rec("p/a", true, "selected")];
+        let cands = ["t/p/gone", "t/p/deleted"];
+        let host = "root@nas".to_string();
+        let kept = not_missing(
+            &cands,
+            &[(host.clone(), Err("exit 255".into()))],
+            &input,
+            1,
+            "t",
+            0,
+        );
+        assert_eq!(kept.len(), 2);
+        assert_eq!(
+            kept["t/p/gone"],
+            "Kept: not treated as missing, the selection on root@nas could not be read: exit 255"
+        );
+        // Another property than zab-select's: it does not select p/a.
+        let other = vec![rec("p/a", false, "unset"), rec("p/gone", false, "unset")];
+        let kept = not_missing(&cands, &[(host.clone(), Ok(other))], &input, 1, "t", 0);
+        assert_eq!(kept.len(), 2);
+        assert!(
+            kept["t/p/deleted"].contains("does not select p/a"),
+            "{kept:?}"
+        );
+        // When it agrees, what it does not select is missing.
+        let same = vec![rec("p/a", true, "selected"), rec("p/gone", false, "unset")];
+        assert!(not_missing(&cands, &[(host, Ok(same))], &input, 1, "t", 0).is_empty());
     }
 }

@@ -7,7 +7,11 @@
 //! hold marks the common snapshot). With one, it lists the whole target tree
 //! once, thins each source dataset and its target together (the common
 //! snapshot is kept on both sides), thins target datasets whose source is no
-//! longer selected, and applies `--destroy-missing`.
+//! longer selected, and applies `--destroy-missing`. A target dataset with
+//! no record in the input is "missing" only when the source's selection,
+//! asked again (one `zfs get` per source host, only when there are such
+//! datasets), does not select its source either: a filter between the
+//! stages never makes a backup look gone.
 //!
 //! Nothing is destroyed on incomplete information: input without the
 //! previous stage's `end` record, or with a dataset that failed upstream, is
@@ -29,12 +33,13 @@ use zab_core::naming::SnapshotFormat;
 use zab_core::ndjson::{read_stream, Stream, Writer};
 use zab_core::record::{End, Record, Spared, ThinOutcome, ThinSide};
 use zab_core::schedule::parse_duration;
+use zab_core::select::{self, Options as SelectOptions};
 use zab_core::zfs::{self, Snapshot};
 use zab_core::Host;
 
 use crate::cli::Args;
 use crate::picture::{self, Timeline};
-use crate::plan::{missing, outcome, pair, Plan};
+use crate::plan::{missing, not_missing, outcome, pair, Plan};
 
 const TOOL: &str = "zab-thin";
 
@@ -75,6 +80,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .ok_or_else(|| Error::Usage("BACKUP-NAME is required".into()))?;
     let fmt = SnapshotFormat::new(&args.snapshot_format, backup, args.utc)?;
     let our_tag = args.hold_format.replace("{}", backup);
+    let property = select::property_name(&args.property_format, backup)?;
     let destroy_missing = args
         .destroy_missing
         .as_deref()
@@ -83,6 +89,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .map_err(|e| Error::Usage(format!("--destroy-missing: {e}")))?;
     if destroy_missing.is_some() && args.target_path.is_none() {
         return Err(Error::Usage("--destroy-missing needs a TARGET-PATH".into()));
+    }
+    if let Some(t) = &args.target_path {
+        zab_core::name::target_path(t)?;
     }
     if let Some(s) = &args.ssh_source {
         Host::ssh(s)?;
@@ -99,6 +108,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     let stream = read_stream(std::io::stdin().lock())?;
     stream.check(backup, args.ssh_source.as_deref())?;
+    if let Some(t) = &args.target_path {
+        zab_core::name::target_overlap(t, args.ssh_target.as_deref(), &stream.datasets)?;
+    }
     let failed_upstream = failed_upstream(&stream, args.skip_failed)?;
     for &i in &failed_upstream {
         log.verbose(format!(
@@ -108,6 +120,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         ));
     }
     let selected = stream.selected_by_host();
+    let upstream = stream.end.datasets;
     let mut datasets = stream.datasets;
     let now = Utc::now().timestamp();
 
@@ -245,12 +258,73 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .filter_map(|&i| zfs::target_name(&datasets[i].name, root, args.strip_path).ok())
             .collect();
         let used: BTreeSet<&String> = map.values().chain(&left_alone).collect();
+        // The target path itself is where backups go, never "missing"; a
+        // container with no snapshot of ours has nothing to thin or destroy.
+        let candidates: Vec<&str> = tree
+            .datasets
+            .iter()
+            .map(|(t, _)| t)
+            .filter(|t| !used.contains(t) && *t != root)
+            .filter(|t| {
+                tree.snapshots[*t]
+                    .iter()
+                    .any(|s| fmt.parse(&s.name).is_some())
+                    || !tree.has_children(t)
+            })
+            .map(String::as_str)
+            .collect();
+        // Only then is the source's selection asked again, once per source
+        // host: a record a filter dropped must not make a backup look gone.
+        let mut kept = BTreeMap::new();
+        if !candidates.is_empty() {
+            let mut sources: BTreeSet<Option<String>> =
+                datasets.iter().map(|d| d.host.clone()).collect();
+            if datasets.is_empty() || args.ssh_source.is_some() {
+                sources.insert(args.ssh_source.clone());
+            }
+            let mut selections = Vec::new();
+            for dest in sources {
+                let h = host_of(&dest, &mut hosts)?;
+                let opts = SelectOptions {
+                    backup: backup.to_string(),
+                    property: property.clone(),
+                    host: dest.clone(),
+                    exclude_paths: match dest == args.ssh_target {
+                        true => vec![root.to_string()],
+                        false => Vec::new(),
+                    },
+                    exclude_received: false,
+                    exclude_unchanged: 0,
+                };
+                let sel = select::list(&hosts[h].1, &opts).map_err(|e| e.to_string());
+                if let Err(e) = &sel {
+                    log.error(format!("[Source] reading the selection: {e}"));
+                }
+                selections.push((hosts[h].1.name().to_string(), sel));
+            }
+            kept = not_missing(
+                &candidates,
+                &selections,
+                &datasets,
+                upstream,
+                root,
+                args.strip_path,
+            );
+        }
         for (tname, _) in &tree.datasets {
-            // The target path itself is where backups go, never "missing".
             if used.contains(tname) || tname == root {
                 continue;
             }
             let tsnaps = &tree.snapshots[tname];
+            if let Some(note) = kept.get(tname) {
+                let p = Plan::new(tsnaps, &fmt, &args.keep_target, now, &[]);
+                let mut j = job(*th, "[Target]", tname, &p, None);
+                j.kept = p.names.len();
+                j.note = Some(note.clone());
+                j.by_schedule = false;
+                jobs.push(j);
+                continue;
+            }
             let decided = destroy_missing
                 .and_then(|d| missing(tsnaps, &fmt, now, d, tree.has_children(tname)));
             match decided {

@@ -1,5 +1,6 @@
 //! zab-thin as a program: `--offline` end to end, with stdin, stdout, stderr
-//! and the exit code checked strictly. No ZFS is needed (nor touched).
+//! and the exit code checked strictly, and the TARGET-PATH check that comes
+//! before any input is read. No ZFS is needed (nor touched).
 //!
 //! The main fixture is the worked example of zfs-autobackup's thinner
 //! (reference §3.3, verified against upstream's Thinner class): schedule
@@ -66,12 +67,10 @@ fn zab_thin(args: &[&str], stdin: &str) -> Out {
         .stderr(Stdio::piped())
         .spawn()
         .expect("zab-thin starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // A run that stops before reading (a usage error) closes its stdin.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     let out = child.wait_with_output().unwrap();
     Out {
         code: out.status.code().expect("exited, not killed"),
@@ -466,4 +465,24 @@ fn verbose_and_debug_talk_on_stderr() {
         "{}",
         out.stderr
     );
+}
+
+/// A TARGET-PATH that is not a dataset name (`-r` would reach `zfs list`
+/// as an option and list every pool) is a usage error before anything is
+/// read or run: one line, exit 2, no output.
+#[test]
+fn target_path_must_be_a_dataset_name() {
+    let end = "{\"kind\":\"end\",\"tool\":\"zab-select\",\"version\":\"0.1.0\",\"datasets\":0,\"failed\":0}\n";
+    for bad in ["-r", "tank@x", "a//b", "tank/", "/tank", "tank/a b\tc"] {
+        let out = zab_thin(&["--destroy-missing", "1d", "offsite1", "--", bad], end);
+        assert_eq!(out.code, 2, "{bad:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with(&format!(
+                "zab-thin: invalid TARGET-PATH: {bad:?} is not a dataset name: "
+            )) && out.stderr.lines().count() == 1,
+            "{bad:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "", "{bad:?}");
+    }
 }

@@ -1,9 +1,13 @@
 //! The selection rules of zfs-autobackup, as a pure function of one listing.
 //!
+//! zab-select writes what they decide; zab-thin asks them again before it
+//! treats a target dataset as missing on the source (a filter between the
+//! stages may have dropped its record).
+//!
 //! Input: the rows of one `zfs get -t filesystem,volume PROPERTY,type,createtxg,written`
-//! over the whole host. Output: one [`Dataset`] record per dataset, sorted
-//! parents first, each with its [`Reason`]. The rules, in upstream's order
-//! (reference §1.3, §2.3):
+//! over the whole host ([`list`] runs it). Output: one [`Dataset`] record
+//! per dataset, sorted parents first, each with its [`Reason`]. The rules,
+//! in upstream's order (reference §1.3, §2.3):
 //!
 //! 1. Inheritance is followed: `inherited from X` takes X's source, so a
 //!    value inherited from a received one counts as received.
@@ -18,8 +22,46 @@
 use std::collections::HashMap;
 
 use serde_json::Map;
-use zab_core::record::{Dataset, PropSource, Reason};
-use zab_core::zfs::{is_under, parent_of, pool_of, DatasetType, PropRow, Source};
+
+use crate::error::Error;
+use crate::host::Host;
+use crate::record::{Dataset, PropSource, Reason};
+use crate::zfs::{self, is_under, parent_of, pool_of, DatasetType, PropRow, Source};
+
+/// The selection property for `backup`: `--property-format` with `{}`
+/// replaced; a usage error when that is not a ZFS user property.
+pub fn property_name(format: &str, backup: &str) -> Result<String, Error> {
+    let prop = format.replace("{}", backup);
+    let (ns, rest) = prop.split_once(':').unwrap_or(("", ""));
+    let valid = !ns.is_empty()
+        && !rest.is_empty()
+        && prop.len() <= 256
+        && prop
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
+    if !valid {
+        return Err(Error::Usage(format!(
+            "--property-format {format:?} gives {prop:?}, which is not a ZFS user property \
+             (it needs a ':' and only letters, digits, '_', '-', '.' and ':')"
+        )));
+    }
+    Ok(prop)
+}
+
+/// Lists every filesystem and volume on `host` with one `zfs get` of the
+/// selection property and what the rules need, and applies the rules.
+pub fn list(host: &Host, opts: &Options) -> Result<Vec<Dataset>, Error> {
+    let rows = zfs::get(
+        host,
+        &["filesystem", "volume"],
+        &[&opts.property, "type", "createtxg", "written"],
+        &[],
+    )?;
+    select(&rows, opts).map_err(|message| Error::Parse {
+        command: "zfs get".into(),
+        message: format!("on {}: {message}", host.name()),
+    })
+}
 
 /// What decides the selection, besides the listing.
 #[derive(Debug, Clone, Default)]
@@ -234,12 +276,12 @@ fn parents_first(mut all: Vec<Dataset>) -> Vec<Dataset> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zab_core::zfs::parse_get;
+    use crate::zfs::parse_get;
 
     /// Recorded in the lab (OpenZFS 2.3.2): the tree built by
-    /// `zab-core/tests/fixtures/selection-tree.sh`, listed with
+    /// `tests/fixtures/selection-tree.sh`, listed with
     /// `zfs get -H -p -o name,property,value,source -t filesystem,volume autobackup:fix,type,createtxg,written`.
-    const RECORDED: &str = include_str!("../../zab-core/tests/fixtures/selection-tree.txt");
+    const RECORDED: &str = include_str!("../tests/fixtures/selection-tree.txt");
 
     fn opts() -> Options {
         Options {
@@ -429,6 +471,18 @@ mod tests {
         r += "p/a\tautobackup:fix\ttrue\tinherited from p\n";
         let err = select(&parse_get(&r).unwrap(), &opts()).unwrap_err();
         assert_eq!(err, "the listing has no type for p/a");
+    }
+
+    #[test]
+    fn property_names() {
+        assert_eq!(
+            property_name("autobackup:{}", "offsite1").unwrap(),
+            "autobackup:offsite1"
+        );
+        assert_eq!(property_name("zab:{}:x", "b").unwrap(), "zab:b:x");
+        assert!(property_name("autobackup{}", "x").is_err());
+        assert!(property_name("auto backup:{}", "x").is_err());
+        assert!(property_name(":{}", "x").is_err());
     }
 
     /// The whole rule set on a listing recorded from real OpenZFS.
