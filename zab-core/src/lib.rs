@@ -10,13 +10,18 @@
 //! * [`schedule`]: thinning schedules and the pure thinner.
 //! * [`error`]: one error type and the one exit-code scheme.
 //! * [`cli`]: the flags every tool shares, and the parsing every `main` calls.
+//! * [`private`]: the directory only the invoking user can write (ssh
+//!   control sockets, run locks).
+//! * [`lock`]: the run lock, one run per backup name and target.
 //! * [`man`]: man pages rendered from each tool's clap command.
 
 pub mod cli;
 pub mod error;
 pub mod host;
+pub mod lock;
 pub mod man;
 pub mod naming;
+pub mod private;
 pub mod ndjson;
 pub mod record;
 pub mod schedule;
