@@ -76,7 +76,8 @@ pub struct RunLock {
 
 #[derive(Debug)]
 enum Held {
-    /// Our own open file, locked; unlocked when dropped.
+    /// Our own open file, locked; unlocked when dropped (kept only for that).
+    #[allow(dead_code)]
     Own(Flock<File>),
     /// The caller's descriptor (ZAB_LOCK_FD), locked by the caller or us;
     /// it stays locked until the last process that has it ends.
