@@ -18,8 +18,14 @@ pub const TESTS: &[Test] = &[
     ("host_quoting_round_trip", host_quoting_round_trip),
     ("zfs_list_snapshots_one_call", list_snapshots_one_call),
     ("host_long_command_over_ssh", long_command_over_ssh),
-    ("ssh_socket_in_tmp_is_never_used", ssh_socket_in_tmp_is_never_used),
-    ("lock_held_send_and_thin_exit_75", lock_held_send_and_thin_exit_75),
+    (
+        "ssh_socket_in_tmp_is_never_used",
+        ssh_socket_in_tmp_is_never_used,
+    ),
+    (
+        "lock_held_send_and_thin_exit_75",
+        lock_held_send_and_thin_exit_75,
+    ),
     ("lock_send_pipe_thin_runs", lock_send_pipe_thin_runs),
 ];
 
@@ -187,7 +193,10 @@ fn old_control_path(lab: &Lab) -> PathBuf {
         .lines()
         .find_map(|l| l.strip_prefix("controlpath ").map(str::to_string))
         .unwrap();
-    assert!(line.starts_with("/tmp/zab-ssh-") && line.len() == 13 + 40, "{line}");
+    assert!(
+        line.starts_with("/tmp/zab-ssh-") && line.len() == 13 + 40,
+        "{line}"
+    );
     PathBuf::from(line)
 }
 
@@ -196,7 +205,11 @@ fn old_control_path(lab: &Lab) -> PathBuf {
 /// mux client connected to it and would have handed it root's commands).
 fn ssh_socket_in_tmp_is_never_used(lab: &Lab) {
     let ns = Ns::new("ssh_socket");
-    lab.sh(&format!("zfs create -o {}=true {}", ns.prop(), ns.ds("zab-a", "")));
+    lab.sh(&format!(
+        "zfs create -o {}=true {}",
+        ns.prop(),
+        ns.ds("zab-a", "")
+    ));
     let path = old_control_path(lab);
     if std::fs::symlink_metadata(&path).is_ok() {
         // A master left by an older zab (ControlPersist=60): ask it to go.
@@ -238,9 +251,13 @@ fn lock_held_send_and_thin_exit_75(lab: &Lab) {
     let ns = Ns::new("lock_held");
     let b = ns.backup();
     let (src, tp) = (ns.ds("zab-a", ""), ns.ds("zab-t", ""));
-    lab.sh(&format!("zfs create -o {}=true {src}; zfs create {tp}", ns.prop()));
+    lab.sh(&format!(
+        "zfs create -o {}=true {src}; zfs create {tp}",
+        ns.prop()
+    ));
     snap_ago(lab, b, &src, 300);
-    lab.ssh(&format!("zab-select {b} | zab-send --utc {b} {tp}")).ok();
+    lab.ssh(&format!("zab-select {b} | zab-send --utc {b} {tp}"))
+        .ok();
     let tgt = format!("{tp}/{src}");
     let before = (lab.snapshot_names(&src), lab.snapshot_names(&tgt));
     assert_eq!(before.1.len(), 1);
@@ -273,7 +290,11 @@ fn lock_held_send_and_thin_exit_75(lab: &Lab) {
     let thin = format!("zab-select {b} | zab-thin --utc --keep-source 1 --keep-target 1 {b} {tp}");
     let (out, _) = held(&thin, &lock);
     assert!(out.stdout.ends_with("exit=75\n"), "{out:?}");
-    assert!(out.stderr.contains("zab-thin: another run of backup"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("zab-thin: another run of backup"),
+        "{}",
+        out.stderr
+    );
     // Source-only thinning: the lock of the name alone.
     let only = format!("zab-select {b} | zab-thin --utc --keep-source 1 {b}");
     let (out, _) = held(&only, &format!("/run/zab/{b}.lock"));
@@ -297,15 +318,13 @@ fn lock_held_send_and_thin_exit_75(lab: &Lab) {
     ));
     assert!(out.stdout.ends_with("exit=2\n"), "{out:?}");
     assert!(
-        out.stderr
-            .contains(&format!("zab-send: ZAB_LOCK_FD=9 is not the lock of this backup ({lock})")),
+        out.stderr.contains(&format!(
+            "zab-send: ZAB_LOCK_FD=9 is not the lock of this backup ({lock})"
+        )),
         "{}",
         out.stderr
     );
-    assert_eq!(
-        (lab.snapshot_names(&src), lab.snapshot_names(&tgt)),
-        before
-    );
+    assert_eq!((lab.snapshot_names(&src), lab.snapshot_names(&tgt)), before);
 }
 
 /// `zab-send | zab-thin` of one backup and target runs: zab-thin takes the
@@ -315,7 +334,10 @@ fn lock_send_pipe_thin_runs(lab: &Lab) {
     let ns = Ns::new("lock_pipe");
     let b = ns.backup();
     let (src, tp) = (ns.ds("zab-a", ""), ns.ds("zab-t", ""));
-    lab.sh(&format!("zfs create -o {}=true {src}; zfs create {tp}", ns.prop()));
+    lab.sh(&format!(
+        "zfs create -o {}=true {src}; zfs create {tp}",
+        ns.prop()
+    ));
     let tgt = format!("{tp}/{src}");
     let first = snap_ago(lab, b, &src, 300);
     let pipe = format!(

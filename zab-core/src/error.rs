@@ -223,9 +223,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) | Error::Nothing(m) | Error::Io(m) | Error::Locked(m) => {
-                f.write_str(m)
-            }
+            Error::Usage(m) | Error::Nothing(m) | Error::Io(m) | Error::Locked(m) => f.write_str(m),
             Error::Interrupted(m) => write!(f, "interrupted: {m}"),
             Error::Input { line: 0, message } => write!(f, "end of input: {message}"),
             Error::Input { line, message } => write!(f, "line {line}: {message}"),

@@ -153,9 +153,7 @@ impl Host {
     /// (without the sharing options when the runtime directory is unsafe:
     /// then that command never runs).
     pub fn display<S: AsRef<str>>(&self, argv: &[S]) -> String {
-        let full = self
-            .wrap(argv)
-            .unwrap_or_else(|_| self.wrap_in(argv, None));
+        let full = self.wrap(argv).unwrap_or_else(|_| self.wrap_in(argv, None));
         quote_argv(&full)
     }
 
@@ -175,10 +173,7 @@ impl Host {
     /// (Linux limits one argument to 128 KiB): ssh runs `sh`, and the command
     /// line goes to it on stdin. Returns None when the command is short
     /// enough, or the host is local.
-    fn long_remote<S: AsRef<str>>(
-        &self,
-        argv: &[S],
-    ) -> Result<Option<(Command, String)>, Error> {
+    fn long_remote<S: AsRef<str>>(&self, argv: &[S]) -> Result<Option<(Command, String)>, Error> {
         if self.ssh.is_none() {
             return Ok(None);
         }
@@ -415,10 +410,18 @@ mod tests {
 
     #[test]
     fn destinations_are_plain_words() {
-        for good in ["backup1", "root@backup1", "root@10.0.0.1", "u@[fe80::1%eth0]", "a-b.c_d:22"] {
+        for good in [
+            "backup1",
+            "root@backup1",
+            "root@10.0.0.1",
+            "u@[fe80::1%eth0]",
+            "a-b.c_d:22",
+        ] {
             assert!(Host::ssh(good).is_ok(), "{good}");
         }
-        for bad in ["a;b", "a$(x)", "a`x`", "a'b", "a\"b", "a/b", "a\\b", "a\nb", "a*", "a~b", "é@h"] {
+        for bad in [
+            "a;b", "a$(x)", "a`x`", "a'b", "a\"b", "a/b", "a\\b", "a\nb", "a*", "a~b", "é@h",
+        ] {
             assert!(Host::ssh(bad).is_err(), "{bad:?} was accepted");
         }
     }

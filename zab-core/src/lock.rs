@@ -154,9 +154,7 @@ pub fn acquire_in(
                 .mode(0o600)
                 .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
                 .open(&path)
-                .map_err(|e| {
-                    Error::Io(format!("cannot open the lock {}: {e}", path.display()))
-                })?;
+                .map_err(|e| Error::Io(format!("cannot open the lock {}: {e}", path.display())))?;
             loop {
                 match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                     Ok(l) => break Held::Own(l),
@@ -166,10 +164,7 @@ pub fn acquire_in(
                     }
                     Err((_, Errno::EWOULDBLOCK)) => return Err(busy()),
                     Err((_, e)) => {
-                        return Err(Error::Io(format!(
-                            "cannot lock {}: {e}",
-                            path.display()
-                        )))
+                        return Err(Error::Io(format!("cannot lock {}: {e}", path.display())))
                     }
                 }
             }
@@ -289,8 +284,7 @@ mod tests {
         )
         .unwrap();
         let fd = caller.as_raw_fd().to_string();
-        let held =
-            acquire_in(&dir, "b", Some((None, "t")), Some(&fd), Duration::ZERO).unwrap();
+        let held = acquire_in(&dir, "b", Some((None, "t")), Some(&fd), Duration::ZERO).unwrap();
         assert_eq!(held.path(), path);
         // It is really held: a run of its own is refused.
         let err = acquire_in(&dir, "b", Some((None, "t")), None, Duration::ZERO).unwrap_err();
@@ -317,8 +311,8 @@ mod tests {
             assert_eq!(err.exit().code(), 2);
         }
         // The right file, but another run holds it: busy, not ours to take.
-        let _theirs = Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusiveNonblock)
-            .unwrap();
+        let _theirs =
+            Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusiveNonblock).unwrap();
         let mine = File::open(&path).unwrap();
         let fd = mine.as_raw_fd().to_string();
         let err = acquire_in(&dir, "b", t, Some(&fd), Duration::ZERO).unwrap_err();
