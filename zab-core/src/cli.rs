@@ -79,9 +79,16 @@ pub struct Common {
 
     /// Use this ssh config file for every ssh connection (ssh -F FILE).
     /// Without it, ssh reads ~/.ssh/config as usual. Connections to one host
-    /// are shared (zab sets ControlMaster=auto, ControlPersist=60).
+    /// are shared (zab sets ControlMaster=auto, ControlPersist=60, and a
+    /// ControlPath in /run/zab for root, else $XDG_RUNTIME_DIR/zab or
+    /// ~/.cache/zab, a directory only you can write).
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+
+    /// Do not share ssh connections: pass no ControlMaster, ControlPath or
+    /// ControlPersist option, so the ssh config's settings apply.
+    #[arg(long)]
+    pub ssh_no_share: bool,
 }
 
 impl Common {
@@ -89,6 +96,7 @@ impl Common {
     pub fn host(&self, dest: Option<&str>) -> Result<Host, Error> {
         Ok(Host::from_option(dest)?
             .with_ssh_config(self.ssh_config.as_deref())
+            .with_ssh_share(!self.ssh_no_share)
             .with_debug(self.debug))
     }
 

@@ -31,6 +31,9 @@ pub enum Exit {
     Nothing = 5,
     /// A bug in zab. Please report it.
     Internal = 70,
+    /// Another run of this backup (name and target) holds its run lock
+    /// (zab_core::lock); nothing was done.
+    Locked = 75,
     /// Interrupted by a signal (SIGINT or SIGTERM).
     Interrupted = 130,
 }
@@ -56,6 +59,7 @@ pub const EXIT_CODES: &[(Exit, &str)] = &[
         "nothing selected: no dataset carries the selection property",
     ),
     (Exit::Internal, "internal error (a bug in zab)"),
+    (Exit::Locked, "another run of this backup holds its lock"),
     (Exit::Interrupted, "interrupted by SIGINT or SIGTERM"),
 ];
 
@@ -250,6 +254,8 @@ pub enum Error {
     BrokenPipe,
     /// SIGINT or SIGTERM arrived; the text says what was still done.
     Interrupted(String),
+    /// Another run holds the run lock (the text names it).
+    Locked(String),
 }
 
 impl Error {
@@ -264,6 +270,7 @@ impl Error {
             Error::Io(_) => Exit::External,
             Error::BrokenPipe => Exit::Ok,
             Error::Interrupted(_) => Exit::Interrupted,
+            Error::Locked(_) => Exit::Locked,
         }
     }
 }
@@ -272,7 +279,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let line = match self {
-            Error::Usage(m) | Error::Nothing(m) | Error::Io(m) => m.clone(),
+            Error::Usage(m) | Error::Nothing(m) | Error::Io(m) | Error::Locked(m) => m.clone(),
             Error::Interrupted(m) => format!("interrupted: {m}"),
             Error::Input { line: 0, message } => {
                 format!("end of input: {}", clip(message, MAX_QUOTED))

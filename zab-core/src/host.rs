@@ -19,16 +19,27 @@ use crate::error::{CommandError, Error, Status};
 
 /// Every ssh shares one connection per destination (a ControlMaster that
 /// stays 60 s after its last use), so the many short commands of a run cost
-/// one handshake. Options given on the command line win over the ssh
-/// config's; `%C` is a hash of the local user, host, port and remote user.
-pub const SSH_SHARING: &[&str] = &[
-    "-o",
-    "ControlMaster=auto",
-    "-o",
-    "ControlPath=/tmp/zab-ssh-%C",
-    "-o",
-    "ControlPersist=60",
-];
+/// one handshake. The socket lives in the private runtime directory
+/// ([`crate::private::runtime_dir`]), never in a world-writable one: an ssh
+/// mux client uses whatever socket sits at its ControlPath. Options given
+/// on the command line win over the ssh config's; `%C` is a hash of the
+/// local user, host, port and remote user. Off with `--ssh-no-share`.
+pub fn ssh_sharing(dir: &Path) -> Vec<String> {
+    vec![
+        "-o".into(),
+        "ControlMaster=auto".into(),
+        "-o".into(),
+        format!("ControlPath={}", dir.join("ssh-%C").display()),
+        "-o".into(),
+        "ControlPersist=60".into(),
+    ]
+}
+
+/// True for the characters an ssh destination may have: `[user@]host`, an
+/// alias, an IPv6 address in brackets with a zone (`%eth0`), a port.
+fn is_dest_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._@:%[]-".contains(c)
+}
 
 /// A machine that runs commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +47,8 @@ pub struct Host {
     ssh: Option<String>,
     ssh_config: Option<PathBuf>,
     debug: bool,
+    /// Share one connection per destination (see [`ssh_sharing`]).
+    share: bool,
 }
 
 impl Host {
@@ -45,19 +58,22 @@ impl Host {
             ssh: None,
             ssh_config: None,
             debug: false,
+            share: true,
         }
     }
 
     /// A machine reached as `ssh DEST`, where DEST is `[user@]host` or an
-    /// alias from the ssh config.
+    /// alias from the ssh config: letters, digits and `._@:%[]-` only, not
+    /// starting with `-`.
     pub fn ssh(dest: &str) -> Result<Host, Error> {
-        if dest.is_empty() || dest.starts_with('-') || dest.chars().any(char::is_whitespace) {
+        if dest.is_empty() || dest.starts_with('-') || !dest.chars().all(is_dest_char) {
             return Err(Error::Usage(format!("invalid ssh destination {dest:?}")));
         }
         Ok(Host {
             ssh: Some(dest.to_string()),
             ssh_config: None,
             debug: false,
+            share: true,
         })
     }
 
@@ -72,6 +88,13 @@ impl Host {
     /// Uses this ssh config file (`ssh -F FILE`).
     pub fn with_ssh_config(mut self, file: Option<&Path>) -> Host {
         self.ssh_config = file.map(Path::to_path_buf);
+        self
+    }
+
+    /// Shares one ssh connection per destination (the default), or leaves
+    /// that to the user's ssh config (`--ssh-no-share`).
+    pub fn with_ssh_share(mut self, share: bool) -> Host {
+        self.share = share;
         self
     }
 
@@ -92,8 +115,20 @@ impl Host {
     }
 
     /// The argv that runs `argv` on this host: `argv` itself locally, or
-    /// `ssh [-F FILE] -- DEST 'quoted command'`.
-    pub fn wrap<S: AsRef<str>>(&self, argv: &[S]) -> Vec<String> {
+    /// `ssh [-F FILE] [SHARING] -- DEST 'quoted command'`. Sharing needs the
+    /// private runtime directory, checked once per process: when it is
+    /// unsafe, this fails and no ssh runs.
+    pub fn wrap<S: AsRef<str>>(&self, argv: &[S]) -> Result<Vec<String>, Error> {
+        let dir = match self.ssh.is_some() && self.share {
+            true => Some(crate::private::runtime_dir()?),
+            false => None,
+        };
+        Ok(self.wrap_in(argv, dir.as_deref()))
+    }
+
+    /// [`Host::wrap`] with the control socket's directory given (None: no
+    /// sharing options).
+    fn wrap_in<S: AsRef<str>>(&self, argv: &[S], share_dir: Option<&Path>) -> Vec<String> {
         let argv: Vec<String> = argv.iter().map(|a| a.as_ref().to_string()).collect();
         match &self.ssh {
             None => argv,
@@ -103,7 +138,9 @@ impl Host {
                     out.push("-F".into());
                     out.push(cfg.to_string_lossy().into_owned());
                 }
-                out.extend(SSH_SHARING.iter().map(|o| o.to_string()));
+                if let Some(dir) = share_dir.filter(|_| self.share) {
+                    out.extend(ssh_sharing(dir));
+                }
                 out.push("--".into());
                 out.push(dest.clone());
                 out.push(quote_argv(&argv));
@@ -112,41 +149,46 @@ impl Host {
         }
     }
 
-    /// The line that `--debug` prints: the wrapped command, shell-quoted.
+    /// The line that `--debug` prints: the wrapped command, shell-quoted
+    /// (without the sharing options when the runtime directory is unsafe:
+    /// then that command never runs).
     pub fn display<S: AsRef<str>>(&self, argv: &[S]) -> String {
-        quote_argv(&self.wrap(argv))
+        let full = self.wrap(argv).unwrap_or_else(|_| self.wrap_in(argv, None));
+        quote_argv(&full)
     }
 
     /// A process that runs `argv` on this host, stdin closed (so ssh never
     /// eats our own input). Prints the command first when debugging.
-    pub fn command<S: AsRef<str>>(&self, argv: &[S]) -> Command {
-        let full = self.wrap(argv);
+    pub fn command<S: AsRef<str>>(&self, argv: &[S]) -> Result<Command, Error> {
+        let full = self.wrap(argv)?;
         if self.debug {
             eprintln!("{}", quote_argv(&full));
         }
         let mut cmd = Command::new(&full[0]);
         cmd.args(&full[1..]).stdin(Stdio::null());
-        cmd
+        Ok(cmd)
     }
 
     /// For a remote command too long for one argument of the remote shell
     /// (Linux limits one argument to 128 KiB): ssh runs `sh`, and the command
     /// line goes to it on stdin. Returns None when the command is short
     /// enough, or the host is local.
-    fn long_remote<S: AsRef<str>>(&self, argv: &[S]) -> Option<(Command, String)> {
-        self.ssh.as_ref()?;
+    fn long_remote<S: AsRef<str>>(&self, argv: &[S]) -> Result<Option<(Command, String)>, Error> {
+        if self.ssh.is_none() {
+            return Ok(None);
+        }
         let line = quote_argv(argv);
         if line.len() <= LONG_REMOTE_COMMAND {
-            return None;
+            return Ok(None);
         }
+        let full = self.wrap(&["sh"])?;
         if self.debug {
             eprintln!("{}", self.display(argv));
         }
-        let full = self.wrap(&["sh"]);
         let mut cmd = Command::new(&full[0]);
         cmd.args(&full[1..]).stdin(Stdio::piped());
         // `exec` on one line: sh has read the whole command before it runs.
-        Some((cmd, format!("exec {line}\n")))
+        Ok(Some((cmd, format!("exec {line}\n"))))
     }
 
     /// Runs `argv` and returns its standard output. Any failure carries the
@@ -159,9 +201,9 @@ impl Host {
     /// failure carries the host, the command line, the exit status and
     /// standard error.
     pub fn capture<S: AsRef<str>>(&self, argv: &[S]) -> Result<Captured, Error> {
-        let (mut cmd, script) = match self.long_remote(argv) {
+        let (mut cmd, script) = match self.long_remote(argv)? {
             Some((cmd, script)) => (cmd, Some(script)),
-            None => (self.command(argv), None),
+            None => (self.command(argv)?, None),
         };
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let fail = |status: Status, stderr: String| -> Error {
@@ -323,8 +365,9 @@ mod tests {
         let h = Host::ssh("root@backup1")
             .unwrap()
             .with_ssh_config(Some(Path::new("lab/ssh config")));
+        let dir = Path::new("/run/zab");
         assert_eq!(
-            h.wrap(&["zfs", "get", "-H", "autobackup:a b"]),
+            h.wrap_in(&["zfs", "get", "-H", "autobackup:a b"], Some(dir)),
             vec![
                 "ssh",
                 "-F",
@@ -332,7 +375,7 @@ mod tests {
                 "-o",
                 "ControlMaster=auto",
                 "-o",
-                "ControlPath=/tmp/zab-ssh-%C",
+                "ControlPath=/run/zab/ssh-%C",
                 "-o",
                 "ControlPersist=60",
                 "--",
@@ -341,10 +384,21 @@ mod tests {
             ]
         );
         assert_eq!(
-            h.display(&["zfs", "list"]),
-            "ssh -F 'lab/ssh config' -o ControlMaster=auto -o ControlPath=/tmp/zab-ssh-%C -o ControlPersist=60 -- root@backup1 'zfs list'"
+            quote_argv(&h.wrap_in(&["zfs", "list"], Some(dir))),
+            "ssh -F 'lab/ssh config' -o ControlMaster=auto -o ControlPath=/run/zab/ssh-%C -o ControlPersist=60 -- root@backup1 'zfs list'"
         );
-        assert_eq!(Host::local().wrap(&["zfs", "list"]), vec!["zfs", "list"]);
+        assert_eq!(
+            Host::local().wrap(&["zfs", "list"]).unwrap(),
+            vec!["zfs", "list"]
+        );
+    }
+
+    #[test]
+    fn no_sharing_leaves_it_to_the_ssh_config() {
+        let h = Host::ssh("backup1").unwrap().with_ssh_share(false);
+        let argv = h.wrap(&["zfs", "list"]).unwrap();
+        assert_eq!(argv, vec!["ssh", "--", "backup1", "zfs list"]);
+        assert!(!argv.iter().any(|a| a.contains("Control")), "{argv:?}");
     }
 
     #[test]
@@ -352,6 +406,34 @@ mod tests {
         assert!(Host::ssh("-oProxyCommand=x").is_err());
         assert!(Host::ssh("").is_err());
         assert!(Host::ssh("a b").is_err());
+    }
+
+    #[test]
+    fn destinations_are_plain_words() {
+        for good in [
+            "backup1",
+            "root@backup1",
+            "root@10.0.0.1",
+            "u@[fe80::1%eth0]",
+            "a-b.c_d:22",
+        ] {
+            assert!(Host::ssh(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "a;b", "a$(x)", "a`x`", "a'b", "a\"b", "a/b", "a\\b", "a\nb", "a*", "a~b", "é@h",
+        ] {
+            assert!(Host::ssh(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn ssh_sockets_are_never_in_tmp() {
+        let h = Host::ssh("root@backup1").unwrap();
+        let argv = h.wrap(&["zfs", "list"]).unwrap();
+        assert!(!argv.iter().any(|a| a.contains("/tmp")), "{argv:?}");
+        let dir = crate::private::runtime_dir().unwrap();
+        let path = format!("ControlPath={}", dir.join("ssh-%C").display());
+        assert!(argv.contains(&path), "{argv:?}");
     }
 
     #[test]

@@ -15,16 +15,21 @@
 //! * [`duration`]: the one grammar of durations (zfs-autobackup's units).
 //! * [`error`]: one error type and the one exit-code scheme.
 //! * [`cli`]: the flags every tool shares, and the parsing every `main` calls.
+//! * [`private`]: the directory only the invoking user can write (ssh
+//!   control sockets, run locks).
+//! * [`lock`]: the run lock, one run per backup name and target.
 //! * [`man`]: man pages rendered from each tool's clap command.
 
 pub mod cli;
 pub mod duration;
 pub mod error;
 pub mod host;
+pub mod lock;
 pub mod man;
 pub mod name;
 pub mod naming;
 pub mod ndjson;
+pub mod private;
 pub mod record;
 pub mod schedule;
 pub mod select;

@@ -39,6 +39,12 @@ const EXAMPLES: &str = "  \
 /// status. Each side is listed once (datasets, snapshots, guids; the target
 /// with holds and resume tokens), the plan is made as data, then carried
 /// out. A failing dataset is reported in its record and the others go on.
+///
+/// One run per backup and target: zab-send takes the run lock of BACKUP-NAME
+/// and TARGET-PATH on its target host before it reads or changes anything
+/// and holds it until it exits (or checks the one ZAB_LOCK_FD names); when
+/// another run holds it, it exits 75 at once. --test and --plan take no
+/// lock.
 #[derive(Parser, Debug)]
 #[command(name = "zab-send", version, after_long_help = after_help(EXAMPLES))]
 pub struct Args {

@@ -79,6 +79,16 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // listed (a read, as that of a run started a moment later). With them,
     // it is listed after the input and the sources, as before.
     let target_host = args.common.host(args.ssh_target.as_deref())?;
+    // The run lock, before anything is read or changed, held to the end. A
+    // run that changes nothing (--test, --plan) takes none.
+    let _lock = match args.test || args.plan {
+        true => None,
+        false => Some(zab_core::lock::acquire(
+            &args.backup,
+            Some((args.ssh_target.as_deref(), &args.target_path)),
+            std::time::Duration::ZERO,
+        )?),
+    };
     let early = (!(args.destroy_incompatible || args.rollback || args.force)).then(|| {
         let (host, root) = (target_host.clone(), args.target_path.clone());
         std::thread::spawn(move || list_target(&host, &root))

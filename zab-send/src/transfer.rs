@@ -122,7 +122,10 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
         seconds: t0.elapsed().as_secs_f64(),
         error: Some(e),
     };
-    let mut src_cmd = sides.source.command(&["sh", "-c", &sides.source_line]);
+    let mut src_cmd = match sides.source.command(&["sh", "-c", &sides.source_line]) {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
     src_cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut src = match spawn(&mut src_cmd, running, sides.source.dest().is_none()) {
         Ok(c) => c,
@@ -155,7 +158,13 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
             }
         }
     };
-    let mut tgt_cmd = sides.target.command(&["sh", "-c", &sides.target_line]);
+    let mut tgt_cmd = match sides.target.command(&["sh", "-c", &sides.target_line]) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = src.kill();
+            return fail(e.to_string());
+        }
+    };
     tgt_cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -39,6 +39,11 @@ const EXAMPLES: &str = "  \
 /// common to source and target, and so is any snapshot held by someone.
 /// Input that does not end with the previous stage's `end` record, or that
 /// carries upstream failures, is refused before anything is destroyed.
+///
+/// One run per backup and target: once its input is read, zab-thin takes
+/// the run lock that zab-send holds until it exits (waiting up to 10 s for
+/// it), or the one ZAB_LOCK_FD names; when another run holds it, it exits
+/// 75 and destroys nothing. --test and --offline take no lock.
 #[derive(Parser, Debug)]
 #[command(name = "zab-thin", version, after_long_help = after_help(EXAMPLES))]
 pub struct Args {

@@ -43,6 +43,10 @@ use crate::plan::{missing, not_missing, outcome, pair, Plan};
 
 const TOOL: &str = "zab-thin";
 
+/// How long zab-thin waits for the run lock after reading its input (the
+/// stage before it may still be exiting), before it gives up (exit 75).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One dataset's destroys, on one host.
 #[derive(Debug)]
 struct Job {
@@ -111,6 +115,19 @@ pub fn run(args: &Args) -> Result<(), Error> {
     if let Some(t) = &args.target_path {
         zab_core::name::target_overlap(t, args.ssh_target.as_deref(), &stream.datasets)?;
     }
+    // The run lock, only now that the whole input is read: in `zab-send |
+    // zab-thin`, zab-send holds it until it exits, right after its end
+    // record. A dry run changes nothing and takes none.
+    let _lock = match args.test {
+        true => None,
+        false => Some(zab_core::lock::acquire(
+            backup,
+            args.target_path
+                .as_deref()
+                .map(|p| (args.ssh_target.as_deref(), p)),
+            LOCK_WAIT,
+        )?),
+    };
     let failed_upstream = failed_upstream(&stream, args.skip_failed)?;
     for &i in &failed_upstream {
         log.verbose(format!(
