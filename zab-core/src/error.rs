@@ -195,6 +195,14 @@ pub enum Error {
     BrokenPipe,
     /// SIGINT or SIGTERM arrived; the text says what was still done.
     Interrupted(String),
+    /// A read-only host (`--test`) refused a command that may change
+    /// something; it did not run. A bug in zab: read-only modes never ask.
+    ReadOnly {
+        host: String,
+        command: String,
+        /// The option that asked for read-only mode (`--test`).
+        mode: String,
+    },
 }
 
 impl Error {
@@ -209,6 +217,7 @@ impl Error {
             Error::Io(_) => Exit::External,
             Error::BrokenPipe => Exit::Ok,
             Error::Interrupted(_) => Exit::Interrupted,
+            Error::ReadOnly { .. } => Exit::Internal,
         }
     }
 }
@@ -226,6 +235,14 @@ impl fmt::Display for Error {
             }
             Error::Failed(n) => write!(f, "{n} dataset(s) failed"),
             Error::BrokenPipe => f.write_str("broken pipe"),
+            Error::ReadOnly {
+                host,
+                command,
+                mode,
+            } => write!(
+                f,
+                "refusing to run \"{command}\" on {host} in read-only mode ({mode})"
+            ),
         }
     }
 }

@@ -122,7 +122,15 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
         seconds: t0.elapsed().as_secs_f64(),
         error: Some(e),
     };
-    let mut src_cmd = sides.source.command(&["sh", "-c", &sides.source_line]);
+    // Both sides' commands first: a read-only host refuses them (a transfer
+    // changes the target), and then nothing has started.
+    let (mut src_cmd, mut tgt_cmd) = match (
+        sides.source.command(&["sh", "-c", &sides.source_line]),
+        sides.target.command(&["sh", "-c", &sides.target_line]),
+    ) {
+        (Ok(s), Ok(t)) => (s, t),
+        (Err(e), _) | (_, Err(e)) => return fail(e.to_string()),
+    };
     src_cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut src = match spawn(&mut src_cmd, running, sides.source.dest().is_none()) {
         Ok(c) => c,
@@ -155,7 +163,6 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
             }
         }
     };
-    let mut tgt_cmd = sides.target.command(&["sh", "-c", &sides.target_line]);
     tgt_cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
