@@ -199,6 +199,21 @@ pub struct Args {
     pub common: Common,
 }
 
+impl Args {
+    /// The read-only mode of this run's hosts: `--test` and `--plan` run
+    /// only the commands that read (zab_core::host::is_read_only), any
+    /// other is refused.
+    pub fn read_only(&self) -> Option<&'static str> {
+        if self.test {
+            Some("--test")
+        } else if self.plan {
+            Some("--plan")
+        } else {
+            None
+        }
+    }
+}
+
 /// Parses `P=V` (the value may contain `=`).
 fn parse_prop(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -247,5 +262,13 @@ mod tests {
         assert!(Args::try_parse_from(["zab-send", "b", "t", "--jobs", "0"]).is_err());
         assert!(Args::try_parse_from(["zab-send", "b"]).is_err());
         assert!(Args::try_parse_from(["zab-send", "b", "t", "--set-properties", "x"]).is_err());
+    }
+
+    #[test]
+    fn test_and_plan_are_read_only_modes() {
+        let a = |argv: &[&str]| Args::try_parse_from(argv).unwrap().read_only();
+        assert_eq!(a(&["zab-send", "b", "t", "--test"]), Some("--test"));
+        assert_eq!(a(&["zab-send", "b", "t", "--plan"]), Some("--plan"));
+        assert_eq!(a(&["zab-send", "b", "t"]), None);
     }
 }

@@ -83,7 +83,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // while the stages before this one still run and while the sources are
     // listed (a read, as that of a run started a moment later). With them,
     // it is listed after the input and the sources, as before.
-    let target_host = args.common.host(args.ssh_target.as_deref())?;
+    let target_host = args
+        .common
+        .host(args.ssh_target.as_deref())?
+        .with_read_only(args.read_only());
     let early = (!(args.destroy_incompatible || args.rollback || args.force)).then(|| {
         let (host, root) = (target_host.clone(), args.target_path.clone());
         std::thread::spawn(move || list_target(&host, &root))
@@ -108,7 +111,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let mut picked: Vec<(usize, usize, String)> = Vec::new(); // (record, host, target)
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (dest, idx) in &by_host {
-        hosts.push(args.common.host(dest.as_deref())?);
+        hosts.push(
+            args.common
+                .host(dest.as_deref())?
+                .with_read_only(args.read_only()),
+        );
         let h = hosts.len() - 1;
         for &i in idx {
             let name = &datasets[i].name;
