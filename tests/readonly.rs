@@ -36,11 +36,20 @@ fn create_pools(lab: &Lab) {
 }
 
 fn destroy_pools(lab: &Lab) {
-    lab.sh(&format!(
+    lab.ssh(&format!(
         "for p in {SRC} {TGT}; do
             zpool destroy -f $p 2>/dev/null; rm -f /var/tmp/$p.img
-        done; true"
+        done"
     ));
+}
+
+/// Destroys the pools when the test ends, failed or not.
+struct Pools<'a>(&'a Lab);
+
+impl Drop for Pools<'_> {
+    fn drop(&mut self) {
+        destroy_pools(self.0);
+    }
 }
 
 /// Everything a mutating command could change: every dataset and snapshot
@@ -77,6 +86,7 @@ fn guest_ok(lab: &Lab, script: &str) -> Out {
 
 fn test_modes_change_nothing(lab: &Lab) {
     create_pools(lab);
+    let pools = Pools(lab);
     let data = format!("{SRC}/data");
     let target = format!("{TGT}/backup");
     // data (selected) with children a, b and gone; ten daily snapshots of
@@ -124,6 +134,14 @@ fn test_modes_change_nothing(lab: &Lab) {
     // --destroy-missing 1s: `gone`'s newest snapshot is a second old.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let before = state(lab);
+    // After each tool's runs: the pools are as they were.
+    let unchanged = |what: &str| {
+        let after = state(lab);
+        if after != before {
+            let diff = diff_lines(&before, &after);
+            panic!("{what} changed the pools:\n{}", diff.join("\n"));
+        }
+    };
 
     let thin_args = "--keep-source 1 --keep-target 2 --destroy-missing 1s";
     let select = format!("zab-select {BACKUP}");
@@ -160,6 +178,7 @@ fn test_modes_change_nothing(lab: &Lab) {
         "zab-snap --test would snapshot: {}",
         out.stderr
     );
+    unchanged("zab-select | zab-snap --test | zab-send --test | zab-thin --test");
     for want in [
         "\"status\":\"planned\"",
         "\"kind\":\"resumed\"",
@@ -178,6 +197,7 @@ fn test_modes_change_nothing(lab: &Lab) {
             {select} | zab-thin --test --utc --keep-source 1 {BACKUP} >/dev/null"
         ),
     );
+    unchanged("zab-send --plan, zab-thin --no-thinning or zab-thin --test");
     // The same tools here, reaching the lab over ssh.
     let ssh = "--ssh-config \"$CFG\"";
     let script = format!(
@@ -191,6 +211,7 @@ fn test_modes_change_nothing(lab: &Lab) {
         quote_argv(&[&script])
     ));
     assert_eq!(out.code, 0, "over ssh: {}", out.stderr);
+    unchanged("the test modes over ssh");
     assert!(out.end().extra["would_destroy"].as_u64().unwrap_or(0) > 0);
     // The wrapper's --test, with everything that acts in a real run.
     let out = lab.guest(
@@ -212,15 +233,13 @@ fn test_modes_change_nothing(lab: &Lab) {
         ],
     );
     assert_eq!(out.code, 0, "{WRAPPER} --test: {}", out.stderr);
-
-    let after = state(lab);
-    let hook_ran = lab.ssh(&format!("test -e /{SRC}/hook-ran")).code == 0;
-    destroy_pools(lab);
-    assert!(!hook_ran, "a pre-snapshot command ran in a test mode");
-    if before != after {
-        let diff: Vec<String> = diff_lines(&before, &after);
-        panic!("a test mode changed the pools:\n{}", diff.join("\n"));
-    }
+    unchanged(&format!("{WRAPPER} --test"));
+    assert_ne!(
+        lab.ssh(&format!("test -e /{SRC}/hook-ran")).code,
+        0,
+        "a pre-snapshot command ran in a test mode"
+    );
+    drop(pools);
 }
 
 /// The lines only in `a` (`-`) or only in `b` (`+`).
