@@ -199,6 +199,14 @@ pub struct Args {
     pub common: Common,
 }
 
+/// Parses `P=V` (the value may contain `=`).
+fn parse_prop(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((p, v)) if !p.is_empty() => Ok((p.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not PROPERTY=VALUE")),
+    }
+}
+
 impl Args {
     /// The read-only mode of this run's hosts: `--test` and `--plan` run
     /// only the commands that read (zab_core::host::is_read_only), any
@@ -214,14 +222,6 @@ impl Args {
     }
 }
 
-/// Parses `P=V` (the value may contain `=`).
-fn parse_prop(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((p, v)) if !p.is_empty() => Ok((p.to_string(), v.to_string())),
-        _ => Err(format!("{s:?} is not PROPERTY=VALUE")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +230,14 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn test_and_plan_are_read_only_modes() {
+        let a = |argv: &[&str]| Args::try_parse_from(argv).unwrap().read_only();
+        assert_eq!(a(&["zab-send", "b", "t", "--test"]), Some("--test"));
+        assert_eq!(a(&["zab-send", "b", "t", "--plan"]), Some("--plan"));
+        assert_eq!(a(&["zab-send", "b", "t"]), None);
     }
 
     /// docs/man/zab-send.1 is what `zab-send --man` prints (scripts/man).
@@ -262,13 +270,5 @@ mod tests {
         assert!(Args::try_parse_from(["zab-send", "b", "t", "--jobs", "0"]).is_err());
         assert!(Args::try_parse_from(["zab-send", "b"]).is_err());
         assert!(Args::try_parse_from(["zab-send", "b", "t", "--set-properties", "x"]).is_err());
-    }
-
-    #[test]
-    fn test_and_plan_are_read_only_modes() {
-        let a = |argv: &[&str]| Args::try_parse_from(argv).unwrap().read_only();
-        assert_eq!(a(&["zab-send", "b", "t", "--test"]), Some("--test"));
-        assert_eq!(a(&["zab-send", "b", "t", "--plan"]), Some("--plan"));
-        assert_eq!(a(&["zab-send", "b", "t"]), None);
     }
 }
