@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod core;
+mod readonly;
 mod select;
 mod send;
 mod snap;
@@ -40,6 +41,7 @@ fn main() {
         thin::TESTS,
         send::TESTS,
         wrapper::TESTS,
+        readonly::TESTS,
     ]
     .concat();
     let tests: Vec<Test> = all
@@ -52,6 +54,7 @@ fn main() {
         + thin::TESTS.len()
         + send::TESTS.len()
         + wrapper::TESTS.len()
+        + readonly::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 

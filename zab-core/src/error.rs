@@ -256,6 +256,14 @@ pub enum Error {
     Interrupted(String),
     /// Another run holds the run lock (the text names it).
     Locked(String),
+    /// A read-only host (`--test`) refused a command that may change
+    /// something; it did not run. A bug in zab: read-only modes never ask.
+    ReadOnly {
+        host: String,
+        command: String,
+        /// The option that asked for read-only mode (`--test`).
+        mode: String,
+    },
 }
 
 impl Error {
@@ -271,6 +279,7 @@ impl Error {
             Error::BrokenPipe => Exit::Ok,
             Error::Interrupted(_) => Exit::Interrupted,
             Error::Locked(_) => Exit::Locked,
+            Error::ReadOnly { .. } => Exit::Internal,
         }
     }
 }
@@ -293,6 +302,14 @@ impl fmt::Display for Error {
             ),
             Error::Failed(n) => format!("{n} dataset(s) failed"),
             Error::BrokenPipe => "broken pipe".into(),
+            Error::ReadOnly {
+                host,
+                command,
+                mode,
+            } => format!(
+                "refusing to run \"{}\" on {host} in read-only mode ({mode})",
+                clip(command, MAX_QUOTED)
+            ),
         };
         f.write_str(&escape(&line))
     }

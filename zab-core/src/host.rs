@@ -9,6 +9,13 @@
 //!
 //! With `debug` on, every command is printed to stderr before it runs, as a
 //! line an admin can paste into a shell.
+//!
+//! In read-only mode ([`Host::with_read_only`], what `--test` switches on)
+//! a host refuses every command that is not on the read-only allow-list
+//! ([`is_read_only`]: `zfs list`, `zfs get`, `zfs holds`, a dry-run
+//! `zfs send -n`, `zpool get`, ...): the refusal is an error
+//! ([`Error::ReadOnly`]) and nothing runs. Printing a command
+//! ([`Host::display`]) is never refused.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -49,6 +56,8 @@ pub struct Host {
     debug: bool,
     /// Share one connection per destination (see [`ssh_sharing`]).
     share: bool,
+    /// Read-only mode, and the option that asked for it (`--test`).
+    read_only: Option<&'static str>,
 }
 
 impl Host {
@@ -59,6 +68,7 @@ impl Host {
             ssh_config: None,
             debug: false,
             share: true,
+            read_only: None,
         }
     }
 
@@ -74,6 +84,7 @@ impl Host {
             ssh_config: None,
             debug: false,
             share: true,
+            read_only: None,
         })
     }
 
@@ -102,6 +113,33 @@ impl Host {
     pub fn with_debug(mut self, debug: bool) -> Host {
         self.debug = debug;
         self
+    }
+
+    /// Read-only mode when `mode` is given (the option that asks for it, for
+    /// messages: `--test`): from then on, every command that
+    /// [`is_read_only`] does not allow is refused with [`Error::ReadOnly`]
+    /// and never runs.
+    pub fn with_read_only(mut self, mode: Option<&'static str>) -> Host {
+        self.read_only = mode;
+        self
+    }
+
+    /// The option that put this host in read-only mode, if any.
+    pub fn read_only(&self) -> Option<&'static str> {
+        self.read_only
+    }
+
+    /// The read-only gate: an error for `argv` when this host is read-only
+    /// and `argv` may change something.
+    fn gate<S: AsRef<str>>(&self, argv: &[S]) -> Result<(), Error> {
+        match self.read_only {
+            Some(mode) if !is_read_only(argv) => Err(Error::ReadOnly {
+                host: self.name().to_string(),
+                command: quote_argv(argv),
+                mode: mode.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The ssh destination, or None for this machine.
@@ -158,8 +196,10 @@ impl Host {
     }
 
     /// A process that runs `argv` on this host, stdin closed (so ssh never
-    /// eats our own input). Prints the command first when debugging.
+    /// eats our own input). Prints the command first when debugging. In
+    /// read-only mode, an error for a command that may change something.
     pub fn command<S: AsRef<str>>(&self, argv: &[S]) -> Result<Command, Error> {
+        self.gate(argv)?;
         let full = self.wrap(argv)?;
         if self.debug {
             eprintln!("{}", quote_argv(&full));
@@ -201,6 +241,7 @@ impl Host {
     /// failure carries the host, the command line, the exit status and
     /// standard error.
     pub fn capture<S: AsRef<str>>(&self, argv: &[S]) -> Result<Captured, Error> {
+        self.gate(argv)?;
         let (mut cmd, script) = match self.long_remote(argv)? {
             Some((cmd, script)) => (cmd, Some(script)),
             None => (self.command(argv)?, None),
@@ -257,6 +298,89 @@ impl Host {
         })?;
         Ok(Captured { stdout, stderr })
     }
+}
+
+/// True when `argv` only reads: the commands a read-only host runs
+/// ([`Host::with_read_only`]). The allow-list: `zfs list`, `zfs get`,
+/// `zfs holds`, `zfs version`, `zfs send` with its dry-run option (`-n` or
+/// `--dryrun`, before the first operand), and `zpool get`, `zpool list`,
+/// `zpool status`, `zpool version`. Everything else is refused: every other
+/// verb (`zfs destroy`, `snapshot`, `recv`, `set`, `hold`, ...), a real
+/// `zfs send` (which feeds a receive), any shell (`sh -c` runs anything).
+pub fn is_read_only<S: AsRef<str>>(argv: &[S]) -> bool {
+    let argv: Vec<&str> = argv.iter().map(AsRef::as_ref).collect();
+    match argv.as_slice() {
+        ["zfs", "list" | "get" | "holds" | "version", ..] => true,
+        ["zfs", "send", rest @ ..] => send_is_dry_run(rest),
+        ["zpool", "get" | "list" | "status" | "version", ..] => true,
+        _ => false,
+    }
+}
+
+/// `zfs send`'s options that take a value (OpenZFS 2.x, `zfs_do_send`).
+const SEND_SHORT_WITH_VALUE: &str = "iItdX";
+const SEND_LONG_WITH_VALUE: &[&str] = &["redact", "resume", "exclude"];
+const SEND_LONG: &[&str] = &[
+    "replicate",
+    "skip-missing",
+    "props",
+    "parsable",
+    "dedup",
+    "proctitle",
+    "verbose",
+    "dryrun",
+    "large-block",
+    "embed",
+    "compressed",
+    "raw",
+    "backup",
+    "holds",
+    "saved",
+];
+
+/// True when the options of `zfs send` (the arguments after `send`) hold
+/// its dry-run option before the first operand, as getopt reads them: not
+/// as the value of `-i`, `-t`, ... A long option zab does not know (or an
+/// abbreviated one) makes it false: in doubt, refuse.
+fn send_is_dry_run(args: &[&str]) -> bool {
+    let mut i = 0;
+    while let Some(&a) = args.get(i) {
+        if a == "--" || a == "-" || !a.starts_with('-') {
+            return false;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            let (name, value) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            if name == "dryrun" && value.is_none() {
+                return true;
+            }
+            if SEND_LONG_WITH_VALUE.contains(&name) {
+                if value.is_none() {
+                    i += 1;
+                }
+            } else if !SEND_LONG.contains(&name) || value.is_some() {
+                return false;
+            }
+        } else {
+            let letters = &a[1..];
+            for (k, c) in letters.char_indices() {
+                if c == 'n' {
+                    return true;
+                }
+                if SEND_SHORT_WITH_VALUE.contains(c) {
+                    // The rest of the word is the value, or else the next word.
+                    if k + c.len_utf8() == letters.len() {
+                        i += 1;
+                    }
+                    break;
+                }
+            }
+        }
+        i += 1;
+    }
+    false
 }
 
 /// What a successful command printed.
@@ -472,5 +596,140 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(out.len(), 300000);
+    }
+
+    fn words(line: &str) -> Vec<&str> {
+        line.split(' ').collect()
+    }
+
+    /// Every command the tools run in their read-only modes is allowed.
+    #[test]
+    fn read_only_allows_the_queries() {
+        for line in [
+            "zfs list -H -p -t snapshot -o name,createtxg,guid -s createtxg -d 1 p/a",
+            "zfs get -H -p -o name,property,value,source -t filesystem,volume autobackup:b",
+            "zfs holds -H -p p/a@x p/b@y",
+            "zfs version",
+            "zfs send -nv -t 1-abc-def",
+            "zfs send -n -P p/a@x",
+            "zfs send -L -e -n -i p/a@x p/a@y",
+            "zfs send -Lecn p/a@y",
+            "zfs send -i p/a@x -nP p/a@y",
+            "zfs send --dryrun --parsable p/a@x",
+            "zfs send -t 1-abc -n",
+            "zpool get -H -p -o property,value feature@large_blocks p",
+            "zpool list -H p",
+            "zpool status p",
+        ] {
+            assert!(is_read_only(&words(line)), "{line}");
+        }
+    }
+
+    /// Everything else is refused: every verb that changes something, a
+    /// real send, a shell, other programs, look-alikes.
+    #[test]
+    fn read_only_refuses_everything_else() {
+        for line in [
+            "zfs destroy p/a@x",
+            "zfs destroy -r p/a",
+            "zfs snapshot p/a@x",
+            "zfs set autobackup:b=true p/a",
+            "zfs inherit autobackup:b p/a",
+            "zfs hold zfs_autobackup:b p/a@x",
+            "zfs release zfs_autobackup:b p/a@x",
+            "zfs recv -u p/a",
+            "zfs receive -A p/a",
+            "zfs rollback p/a@x",
+            "zfs mount p/a",
+            "zfs mount -R p/a",
+            "zfs create -o canmount=off p/a",
+            "zfs rename p/a p/b",
+            "zfs program -n p x.lua",
+            "zfs send p/a@x",
+            "zfs send -P -t 1-abc",
+            "zfs send -Lec p/a@y",
+            // -n after the operand, or as the value of an option.
+            "zfs send p/a@x -n",
+            "zfs send -i -n p/a@y",
+            "zfs send -t -n",
+            "zfs send --redact -n p/a@x",
+            "zfs send --dry p/a@x",
+            "zfs send --dryrun=yes p/a@x",
+            "zfs send -- -n",
+            "zfs -n send p/a@x",
+            "zpool destroy p",
+            "zpool export p",
+            "zpool scrub p",
+            "sh -c zfs list",
+            "/sbin/zfs list",
+            "zfs",
+            "zpool",
+            "true",
+        ] {
+            assert!(!is_read_only(&words(line)), "{line}");
+        }
+        let none: [&str; 0] = [];
+        assert!(!is_read_only(&none));
+    }
+
+    /// A read-only host refuses a command that changes something and runs
+    /// nothing; the same host without the mode runs it. The probe is a
+    /// file that `sh -c` would create.
+    #[test]
+    fn read_only_host_refuses_and_runs_nothing() {
+        let dir = std::env::temp_dir().join(format!("zab-host-ro-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let probe = dir.join("ran");
+        let script = format!("touch {}", quote(&probe.to_string_lossy()));
+        let argv = ["sh", "-c", script.as_str()];
+        let host = Host::local().with_read_only(Some("--test"));
+        assert_eq!(host.read_only(), Some("--test"));
+        let err = host.output(&argv).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "refusing to run \"{}\" on local in read-only mode (--test)",
+                quote_argv(&argv)
+            )
+        );
+        assert_eq!(err.exit(), crate::error::Exit::Internal);
+        assert!(host.capture(&argv).is_err());
+        assert!(host.command(&argv).is_err());
+        let err = host.output(&zfs_destroy()).unwrap_err();
+        assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
+        assert!(!probe.exists(), "a refused command ran");
+        // Printing is not running: the line is still there for --test.
+        assert_eq!(host.display(&argv), quote_argv(&argv));
+        Host::local().output(&argv).unwrap();
+        assert!(probe.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn zfs_destroy() -> Vec<String> {
+        crate::zfs::destroy_snapshots_args("p/a", &["x", "y"])
+    }
+
+    /// Over ssh too, the gate looks at the command, not at `ssh`, and a
+    /// long command line (sent to the remote shell on stdin) is no way
+    /// around it.
+    #[test]
+    fn read_only_gate_applies_to_remote_and_long_commands() {
+        let host = Host::ssh("zab-no-such-host.invalid")
+            .unwrap()
+            .with_read_only(Some("--plan"));
+        let long = format!("p/a@{}", "x".repeat(LONG_REMOTE_COMMAND));
+        for argv in [
+            vec!["zfs".to_string(), "destroy".into(), long],
+            zfs_destroy(),
+        ] {
+            match host.output(&argv) {
+                Err(Error::ReadOnly { host, mode, .. }) => {
+                    assert_eq!(host, "zab-no-such-host.invalid");
+                    assert_eq!(mode, "--plan");
+                }
+                other => panic!("not refused: {other:?}"),
+            }
+        }
     }
 }

@@ -32,7 +32,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
         zab_core::name::target_path(t)?;
     }
     let log = args.common.log(TOOL);
-    let host = args.common.host(args.ssh_source.as_deref())?;
+    // zab-select only reads: its host refuses anything else.
+    let host = args
+        .common
+        .host(args.ssh_source.as_deref())?
+        .with_read_only(Some("zab-select only reads"));
 
     // zfs-autobackup's automatic rules, when source and target are one host:
     // never back up into the source selection, and in snapshot-only mode do

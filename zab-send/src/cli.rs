@@ -225,6 +225,21 @@ fn parse_prop(s: &str) -> Result<(String, String), String> {
     }
 }
 
+impl Args {
+    /// The read-only mode of this run's hosts: `--test` and `--plan` run
+    /// only the commands that read (zab_core::host::is_read_only), any
+    /// other is refused.
+    pub fn read_only(&self) -> Option<&'static str> {
+        if self.test {
+            Some("--test")
+        } else if self.plan {
+            Some("--plan")
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +248,14 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn test_and_plan_are_read_only_modes() {
+        let a = |argv: &[&str]| Args::try_parse_from(argv).unwrap().read_only();
+        assert_eq!(a(&["zab-send", "b", "t", "--test"]), Some("--test"));
+        assert_eq!(a(&["zab-send", "b", "t", "--plan"]), Some("--plan"));
+        assert_eq!(a(&["zab-send", "b", "t"]), None);
     }
 
     /// docs/man/zab-send.1 is what `zab-send --man` prints (scripts/man).

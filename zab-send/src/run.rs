@@ -78,7 +78,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // while the stages before this one still run and while the sources are
     // listed (a read, as that of a run started a moment later). With them,
     // it is listed after the input and the sources, as before.
-    let target_host = args.common.host(args.ssh_target.as_deref())?;
+    let target_host = args
+        .common
+        .host(args.ssh_target.as_deref())?
+        .with_read_only(args.read_only());
     // The run lock, before anything is read or changed, held to the end. A
     // run that changes nothing (--test, --plan) takes none.
     let _lock = match args.test || args.plan {
@@ -114,7 +117,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let mut picked: Vec<(usize, usize, String)> = Vec::new(); // (record, host, target)
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (dest, idx) in &by_host {
-        hosts.push(args.common.host(dest.as_deref())?);
+        hosts.push(
+            args.common
+                .host(dest.as_deref())?
+                .with_read_only(args.read_only()),
+        );
         let h = hosts.len() - 1;
         for &i in idx {
             let name = &datasets[i].name;

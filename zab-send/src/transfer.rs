@@ -122,9 +122,14 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
         seconds: t0.elapsed().as_secs_f64(),
         error: Some(e),
     };
-    let mut src_cmd = match sides.source.command(&["sh", "-c", &sides.source_line]) {
-        Ok(c) => c,
-        Err(e) => return fail(e.to_string()),
+    // Both sides' commands first: a read-only host refuses them (a transfer
+    // changes the target), and then nothing has started.
+    let (mut src_cmd, mut tgt_cmd) = match (
+        sides.source.command(&["sh", "-c", &sides.source_line]),
+        sides.target.command(&["sh", "-c", &sides.target_line]),
+    ) {
+        (Ok(s), Ok(t)) => (s, t),
+        (Err(e), _) | (_, Err(e)) => return fail(e.to_string()),
     };
     src_cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut src = match spawn(&mut src_cmd, running, sides.source.dest().is_none()) {
@@ -156,13 +161,6 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
                     return fail(e);
                 }
             }
-        }
-    };
-    let mut tgt_cmd = match sides.target.command(&["sh", "-c", &sides.target_line]) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = src.kill();
-            return fail(e.to_string());
         }
     };
     tgt_cmd

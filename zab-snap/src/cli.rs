@@ -98,6 +98,13 @@ pub struct Args {
 }
 
 impl Args {
+    /// The read-only mode of this run's hosts: `--test` runs only the
+    /// commands that read (zab_core::host::is_read_only), any other is
+    /// refused.
+    pub fn read_only(&self) -> Option<&'static str> {
+        self.test.then_some("--test")
+    }
+
     /// The threshold in effect (`--allow-empty` means 0).
     pub fn min_change(&self) -> u64 {
         if self.allow_empty {
@@ -198,5 +205,12 @@ mod tests {
             Args::try_parse_from(["zab-snap", "x", "--set-snapshot-properties", "=v"]).is_err()
         );
         assert!(Args::try_parse_from(["zab-snap"]).is_err());
+    }
+
+    #[test]
+    fn test_is_a_read_only_mode() {
+        let a = |argv: &[&str]| Args::try_parse_from(argv).unwrap().read_only();
+        assert_eq!(a(&["zab-snap", "x", "--test"]), Some("--test"));
+        assert_eq!(a(&["zab-snap", "x"]), None);
     }
 }

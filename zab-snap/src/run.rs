@@ -42,7 +42,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let name = fmt.name_at(Utc::now());
     let mut decisions: Vec<Option<Decision>> = vec![None; datasets.len()];
     for (dest, idx) in &hosts {
-        let host = args.common.host(dest.as_deref())?;
+        let host = args
+            .common
+            .host(dest.as_deref())?
+            .with_read_only(args.read_only());
         let names: Vec<&str> = idx.iter().map(|&i| datasets[i].name.as_str()).collect();
         // With --allow-empty every dataset is snapshotted whatever it holds,
         // so the listing is skipped, as zfs-autobackup skips it.
@@ -90,7 +93,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
         log.verbose("No changes anywhere: not creating snapshots.");
     } else if args.test {
         for (dest, idx) in &hosts {
-            let host = args.common.host(dest.as_deref())?;
+            let host = args
+                .common
+                .host(dest.as_deref())?
+                .with_read_only(args.read_only());
             for cmd in &args.pre_snapshot_cmd {
                 log.verbose(format!(
                     "[Source] --test: not running pre-snapshot-cmd: {cmd}"
@@ -123,7 +129,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
         // behaviour stays, which is no worse than before.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
         for (dest, idx) in &hosts {
-            let host = args.common.host(dest.as_deref())?;
+            let host = args
+                .common
+                .host(dest.as_deref())?
+                .with_read_only(args.read_only());
             let take: Vec<usize> = idx
                 .iter()
                 .copied()

@@ -164,6 +164,21 @@ pub struct Args {
     pub common: Common,
 }
 
+impl Args {
+    /// The read-only mode of this run's hosts: `--test` and `--no-thinning`
+    /// destroy and release nothing, so they run only the commands that read
+    /// (zab_core::host::is_read_only), any other is refused.
+    pub fn read_only(&self) -> Option<&'static str> {
+        if self.test {
+            Some("--test")
+        } else if self.no_thinning {
+            Some("--no-thinning")
+        } else {
+            None
+        }
+    }
+}
+
 /// `--describe`: the schedule in zfs-autobackup's words, one line per
 /// item; a schedule that keeps nothing says so.
 pub fn describe(text: &str) -> Result<Vec<String>, Error> {
@@ -200,6 +215,17 @@ mod tests {
         assert!(Args::try_parse_from(["zab-thin"]).is_err());
         assert!(Args::try_parse_from(["zab-thin", "--offline"]).is_ok());
         assert!(Args::try_parse_from(["zab-thin", "x", "--now", "5"]).is_err());
+    }
+
+    #[test]
+    fn test_and_no_thinning_are_read_only_modes() {
+        let a = |argv: &[&str]| Args::try_parse_from(argv).unwrap().read_only();
+        assert_eq!(a(&["zab-thin", "x", "--test"]), Some("--test"));
+        assert_eq!(
+            a(&["zab-thin", "x", "--no-thinning"]),
+            Some("--no-thinning")
+        );
+        assert_eq!(a(&["zab-thin", "x"]), None);
     }
 
     #[test]

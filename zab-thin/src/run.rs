@@ -148,7 +148,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
             if let Some(i) = hosts.iter().position(|(d, _)| d == dest) {
                 return Ok(i);
             }
-            hosts.push((dest.clone(), args.common.host(dest.as_deref())?));
+            let host = args
+                .common
+                .host(dest.as_deref())?
+                .with_read_only(args.read_only());
+            hosts.push((dest.clone(), host));
             Ok(hosts.len() - 1)
         };
     let mut by_host: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
