@@ -579,4 +579,25 @@ fn run_lock(lab: &Lab) {
     assert_eq!(lab.snapshot_names(&a).len(), 1);
     assert_eq!(lab.snaps(&format!("{tp}/{a}")), lab.snaps(&a));
     assert_eq!(lab.sh("stat -c %a /run/zab"), "700\n");
+    assert_eq!(
+        lab.sh(&format!("stat -c %a {}", quote_argv(&[&lock]))),
+        "600\n"
+    );
+
+    // A lock directory others may enter is refused before anything runs
+    // (as a user other than root: $XDG_RUNTIME_DIR/zab).
+    let xdg = format!("/var/tmp/{}", ns.name);
+    let out = lab.ssh(&format!(
+        "rm -rf {xdg}; mkdir -m 755 {xdg} {xdg}/zab; chown nobody {xdg} {xdg}/zab; \
+         setpriv --reuid=nobody --regid=nogroup --clear-groups \
+           env XDG_RUNTIME_DIR={xdg} {WRAPPER} --utc {b} {tp}; s=$?; rm -rf {xdg}; exit $s"
+    ));
+    assert_eq!(out.code, 255, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "zfs-autobackup: lock directory {xdg}/zab has owner uid "
+        )) && out.stderr.contains("mode 0755: it must be owned by uid"),
+        "{}",
+        out.stderr
+    );
 }
