@@ -2,9 +2,12 @@
 //! zab's tools. Snapshot-only mode (the --verbose sections, a quiet run that
 //! prints nothing), taking over a backup made by zfs-autobackup 3.3 with the
 //! same arguments and handing it back, locally and over ssh, without a full
-//! re-send; an encrypted source (sent raw); and the exit status monitoring
-//! reads. zfs-autobackup itself is installed in the guest as
-//! `zfs-autobackup`, the wrapper as [`WRAPPER`].
+//! re-send; an encrypted source (sent raw); the exit status monitoring
+//! reads (a failing pre-snapshot command: 255, as upstream); SIGTERM in the
+//! middle of a transfer (passed on at once, upstream's words when the
+//! resume token is aborted next time); and the run lock. zfs-autobackup
+//! itself is installed in the guest as `zfs-autobackup`, the wrapper as
+//! [`WRAPPER`].
 
 use zab_core::host::quote_argv;
 use zab_tests::{Lab, Ns, Out, WRAPPER};
@@ -17,6 +20,15 @@ pub const TESTS: &[Test] = &[
     ("wrapper_migration_over_ssh", migration_over_ssh),
     ("wrapper_encrypted_source", encrypted_source),
     ("wrapper_exit_status", exit_status),
+    (
+        "wrapper_pre_snapshot_cmd_is_fatal",
+        pre_snapshot_cmd_is_fatal,
+    ),
+    (
+        "wrapper_sigterm_stops_the_transfer",
+        sigterm_stops_the_transfer,
+    ),
+    ("wrapper_run_lock", run_lock),
 ];
 
 /// The wrapper in the guest, as cron runs it.
@@ -387,6 +399,206 @@ fn exit_status(lab: &Lab) {
     assert!(
         out.stderr
             .contains("error: unrecognized arguments: --no-such-option"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A failing pre-snapshot command is fatal, as upstream: exit 255, no
+/// snapshot, nothing sent (not even a snapshot taken before that waits to
+/// be sent), and the post-snapshot commands still ran. zfs-autobackup and
+/// the wrapper side by side, with the same arguments.
+fn pre_snapshot_cmd_is_fatal(lab: &Lab) {
+    let ns = Ns::new("wrap_precmd");
+    let b = ns.backup();
+    let p = ns.prop();
+    let root = ns.ds("zab-a", "");
+    let (a, c) = (ns.ds("zab-a", "a"), ns.ds("zab-a", "c"));
+    let tp = ns.ds("zab-t", "");
+    let post = format!("/tmp/{}.post", ns.name);
+    lab.sh(&format!(
+        "set -e; rm -f {post}; zfs create -p {root}; zfs create -o {p}=true {a}; \
+         zfs create -o {p}=true {c}; zfs create -p {tp}"
+    ));
+    lab.fill(&a, 20);
+    lab.fill(&c, 20);
+    // Snapshots taken, not sent: the next run would send them.
+    wrapper(lab, &["--no-send", "--utc", b, &tp]).ok();
+    let taken = lab.snapshot_names(&a);
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(lab.snapshot_names(&c), taken);
+
+    for who in ["zfs-autobackup", WRAPPER] {
+        next_second();
+        // a changed (it needs a snapshot), c did not.
+        lab.fill(&a, 10);
+        let args = [
+            "--utc",
+            "--pre-snapshot-cmd",
+            "false",
+            "--post-snapshot-cmd",
+            &format!("touch {post}"),
+            b,
+            &tp,
+        ];
+        let out = if who == WRAPPER {
+            wrapper(lab, &args)
+        } else {
+            upstream(lab, &args)
+        };
+        assert_eq!(out.code, 255, "{who}: {}\n{}", out.stdout, out.stderr);
+        assert_eq!(lab.snapshot_names(&a), taken, "{who}: no new snapshot");
+        assert_eq!(lab.snapshot_names(&c), taken, "{who}: no new snapshot");
+        assert_eq!(
+            lab.sh(&format!("zfs list -H -o name -r {tp}")),
+            format!("{tp}\n"),
+            "{who}: nothing was sent"
+        );
+        lab.sh(&format!("rm {post}"));
+        if who == WRAPPER {
+            assert!(
+                out.stderr.lines().last().is_some_and(|l| l.starts_with(
+                    "zfs-autobackup: a pre-snapshot command failed (1 dataset(s) not snapshotted)"
+                )),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+}
+
+/// SIGTERM to the wrapper in the middle of a slow transfer is passed on at
+/// once: the transfer stops (the target keeps what it received, as a resume
+/// token), the wrapper ends with upstream's "Aborted" and 255, and no
+/// process of the run is left. The snapshot the token leads to then goes
+/// away on the source, and the next run aborts the token in upstream's
+/// words.
+fn sigterm_stops_the_transfer(lab: &Lab) {
+    let ns = Ns::new("wrap_sigterm");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    let ta = format!("{tp}/{a}");
+    lab.sh(&format!(
+        "set -e; zfs create -o {}=true -o compression=off {a}; zfs create {tp}",
+        ns.prop()
+    ));
+    lab.fill(&a, 100);
+    wrapper(lab, &["--utc", b, &tp]).ok();
+    let first = lab.snapshot_names(&a);
+    assert_eq!(lab.snapshot_names(&ta), first);
+
+    // 16 MiB at 1 MB/s: the transfer needs about 16 s; SIGTERM comes a
+    // second after it started (its progress line).
+    next_second();
+    lab.fill(&a, 16 * 1024);
+    let out = lab.ssh(&format!(
+        "err=$(mktemp); {WRAPPER} --utc --rate 1M --progress {b} {tp} >/dev/null 2>$err & pid=$!; \
+         i=0; until grep -q ' ETA ' $err || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done; \
+         sleep 1; kill -TERM $pid; wait $pid; s=$?; tr '\\r' '\\n' < $err | tail -n 4 >&2; rm -f $err; \
+         pgrep -af '[w]rap-sigterm' | grep -v \"^$$ \"; exit $s"
+    ));
+    assert_eq!(out.code, 255, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(" ETA "),
+        "the transfer ran: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("! Aborted (SIGTERM): zab-send stopped")),
+        "{}",
+        out.stderr
+    );
+    // Nothing of the run is still running (zab-send, zfs send, zfs recv
+    // and their shells all name the backup or its datasets).
+    assert_eq!(out.stdout, "", "processes left running");
+    // The transfer did not finish: the new snapshot is not on the target,
+    // what was received waits as a resume token.
+    let s = lab.snapshot_names(&a);
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(lab.snapshot_names(&ta), first, "the transfer was stopped");
+    assert!(lab.prop(&ta, "receive_resume_token").len() > 10);
+
+    // The token leads to a snapshot that is gone: the next run aborts it,
+    // in upstream's words, and sends the newest snapshot.
+    lab.sh(&format!("zfs destroy {a}@{}", s[1]));
+    next_second();
+    lab.fill(&a, 50);
+    let out = wrapper(lab, &["--verbose", "--utc", b, &tp]).ok();
+    assert!(
+        out.stderr.lines().any(|l| l.starts_with(&format!(
+            "[Target] {ta}: Aborting resume, its no longer valid."
+        ))),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lab.prop(&ta, "receive_resume_token"), "-");
+    assert_eq!(lab.snaps(&ta), lab.snaps(&a));
+    lab.same_files(&a, &ta);
+}
+
+/// One run per backup and target at a time: while another process holds
+/// the lock file the tools lock too, the wrapper exits at once with 75 and
+/// changes nothing; once it is free, the run goes on, with ZAB_LOCK_FD=9
+/// for the stages. A snapshot-only run has its own lock, named after the
+/// backup only.
+fn run_lock(lab: &Lab) {
+    let ns = Ns::new("wrap_lock");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "");
+    let tp = ns.ds("zab-t", "");
+    let fd = format!("/tmp/{}.fd", ns.name);
+    lab.sh(&format!(
+        "set -e; rm -f {fd}; zfs create -o {}=true {a}; zfs create {tp}",
+        ns.prop()
+    ));
+    lab.fill(&a, 20);
+    let lock = format!("/run/zab/{b}@local:{}.lock", tp.replace('/', "%"));
+    let only = format!("/run/zab/{b}.lock");
+    for (file, target) in [(&lock, Some(tp.as_str())), (&only, None)] {
+        let mut argv = vec!["flock", "-o", file.as_str(), WRAPPER, "--utc", b];
+        argv.extend(target);
+        let out = lab.ssh(&format!(
+            "mkdir -p -m 700 /run/zab && {}",
+            quote_argv(&argv)
+        ));
+        assert_eq!(out.code, 75, "{}", out.stderr);
+        assert_eq!(
+            out.stderr,
+            format!("zfs-autobackup: another run of backup {b} holds the lock {file}\n")
+        );
+        assert_eq!(lab.snapshot_names(&a), Vec::<String>::new());
+    }
+
+    // Free: the run goes on, the stages told that they run under the lock
+    // (the file made anew: flock(1) made it above, with its own mode).
+    lab.sh(&format!("rm {}", quote_argv(&[&lock])));
+    let hook = format!("echo \"$ZAB_LOCK_FD\" > {fd}");
+    wrapper(lab, &["--utc", "--pre-snapshot-cmd", &hook, b, &tp]).ok();
+    assert_eq!(lab.sh(&format!("cat {fd}; rm {fd}")), "9\n");
+    assert_eq!(lab.snapshot_names(&a).len(), 1);
+    assert_eq!(lab.snaps(&format!("{tp}/{a}")), lab.snaps(&a));
+    assert_eq!(lab.sh("stat -c %a /run/zab"), "700\n");
+    assert_eq!(
+        lab.sh(&format!("stat -c %a {}", quote_argv(&[&lock]))),
+        "600\n"
+    );
+
+    // A lock directory others may enter is refused before anything runs
+    // (as a user other than root: $XDG_RUNTIME_DIR/zab).
+    let xdg = format!("/var/tmp/{}", ns.name);
+    let out = lab.ssh(&format!(
+        "rm -rf {xdg}; mkdir -m 755 {xdg} {xdg}/zab; chown nobody {xdg} {xdg}/zab; \
+         setpriv --reuid=nobody --regid=nogroup --clear-groups \
+           env XDG_RUNTIME_DIR={xdg} {WRAPPER} --utc {b} {tp}; s=$?; rm -rf {xdg}; exit $s"
+    ));
+    assert_eq!(out.code, 255, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "zfs-autobackup: lock directory {xdg}/zab has owner uid "
+        )) && out.stderr.contains("mode 0755: it must be owned by uid"),
         "{}",
         out.stderr
     );

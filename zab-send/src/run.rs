@@ -470,10 +470,21 @@ fn log_plan(job: &Job, log: &Log) {
         ));
     }
     if let Resume::Abort(why) = &p.resume {
-        log.verbose(format!("[Target] {t}: aborting the resume token: {why}"));
+        log.verbose(format!("[Target] {t}: {} ({why})", abort_words(p)));
     }
     for s in &p.steps {
         log.verbose(format!("[Target] {t}@{}: {}", s.to, describe(s)));
+    }
+}
+
+/// zfs-autobackup's words for aborting a resume token, which admins grep
+/// for: "obsolete" when nothing is to be sent, "no longer valid" when the
+/// token leads elsewhere or cannot be read.
+fn abort_words(p: &Plan) -> &'static str {
+    if p.steps.is_empty() {
+        "Aborting resume, its obsolete."
+    } else {
+        "Aborting resume, its no longer valid."
     }
 }
 

@@ -88,6 +88,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .is_some_and(|d| d.outcome.status == SnapStatus::WouldCreate)
     };
     let mut hook_failures = 0;
+    let mut pre_hook_failures = 0;
     let mut interrupted = None;
     if !decisions.iter().any(wanted) {
         log.verbose("No changes anywhere: not creating snapshots.");
@@ -160,6 +161,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                         take.len()
                     ));
                     fail(&mut decisions, &take, &format!("not snapshotted: {e}"));
+                    pre_hook_failures += 1;
                     pre_ok = false;
                     break;
                 }
@@ -241,6 +243,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     }
     if hook_failures > 0 {
         extra.insert("hook_failures".into(), json!(hook_failures));
+    }
+    if pre_hook_failures > 0 {
+        extra.insert("pre_hook_failures".into(), json!(pre_hook_failures));
     }
     end.extra = extra;
     out.write(&Record::End(end))?;
