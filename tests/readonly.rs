@@ -198,10 +198,13 @@ fn test_modes_change_nothing(lab: &Lab) {
         ),
     );
     unchanged("zab-send --plan, zab-thin --no-thinning or zab-thin --test");
-    // The same tools here, reaching the lab over ssh.
+    // The same tools here, reaching the lab over ssh. zab-select is told
+    // that the target is that host too, so that it leaves out the received
+    // backups as zfs-autobackup does (else zab-send refuses a target above
+    // selected datasets on its own host).
     let ssh = "--ssh-config \"$CFG\"";
     let script = format!(
-        "zab-select --ssh-source {ALIAS} {ssh} {BACKUP} |
+        "zab-select --ssh-source {ALIAS} --ssh-target {ALIAS} {ssh} {BACKUP} |
         zab-snap --test --utc {ssh} {BACKUP} |
         zab-send --test --utc --ssh-target {ALIAS} {ssh} {BACKUP} {target} |
         zab-thin --test --utc --ssh-target {ALIAS} {ssh} {thin_args} {BACKUP} {target}"

@@ -643,7 +643,8 @@ fn refuses_a_target_over_its_sources(lab: &Lab) {
     let out = thin(lab, &ns, &["--destroy-missing", "1d", "--", "-r"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
-        out.stderr.contains("invalid TARGET-PATH \"-r\""),
+        out.stderr
+            .contains("invalid TARGET-PATH: \"-r\" is not a dataset name"),
         "{}",
         out.stderr
     );
