@@ -1073,7 +1073,24 @@ fn hold_cmd(
     }
     let mut argv = vec!["zfs".to_string(), verb.to_string(), tag.to_string()];
     argv.extend(plain.iter().cloned());
-    host.output(&argv).err().map(|e| (plain, e))
+    match host.output(&argv) {
+        Ok(_) => None,
+        Err(Error::Command(c)) if verb == "hold" => {
+            let failed: Vec<String> = holds::hold_failures(&c.stderr, &plain)
+                .into_iter()
+                .cloned()
+                .collect();
+            if failed.is_empty() {
+                ctx.log.debug(format!(
+                    "zfs hold: our hold was there already ({})",
+                    c.stderr_line()
+                ));
+                return None;
+            }
+            Some((failed, Error::Command(c)))
+        }
+        Err(e) => Some((plain, e)),
+    }
 }
 
 /// Mounts the filesystems received for the first time, as zfs-autobackup
