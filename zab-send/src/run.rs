@@ -84,10 +84,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // listed (a read, as that of a run started a moment later). With them,
     // it is listed after the input and the sources, as before.
     let target_host = args.common.host(args.ssh_target.as_deref())?;
-    let early = (!(args.destroy_incompatible || args.rollback || args.force)).then(|| {
-        let (host, root) = (target_host.clone(), args.target_path.clone());
-        std::thread::spawn(move || list_target(&host, &root))
-    });
+    let early = Early(
+        (!(args.destroy_incompatible || args.rollback || args.force)).then(|| {
+            let (host, root) = (target_host.clone(), args.target_path.clone());
+            std::thread::spawn(move || list_target(&host, &root))
+        }),
+    );
     let stdin = std::io::stdin();
     let stream = read_stream(stdin.lock())?;
     stream.check(&args.backup, args.ssh_source.as_deref())?;
@@ -135,7 +137,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .collect();
         sources.extend(zfs::list_snapshots(host, &names)?);
     }
-    let target_tree = match early {
+    let target_tree = match early.take() {
         Some(listing) => listing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
@@ -405,6 +407,30 @@ pub fn run(args: &Args) -> Result<(), Error> {
         return Err(Error::Failed(failed));
     }
     Ok(())
+}
+
+/// The target listing started before the input is read. When the run
+/// ends without using it (bad input, a collision, a failed source
+/// listing), dropping it waits for it to finish, so that its process (an
+/// `ssh … zfs list` for a remote target) never outlives zab-send.
+struct Early(Option<Listing>);
+
+type Listing = std::thread::JoinHandle<Result<BTreeMap<String, TargetDs>, Error>>;
+
+impl Early {
+    fn take(
+        mut self,
+    ) -> Option<std::thread::JoinHandle<Result<BTreeMap<String, TargetDs>, Error>>> {
+        self.0.take()
+    }
+}
+
+impl Drop for Early {
+    fn drop(&mut self) {
+        if let Some(listing) = self.0.take() {
+            let _ = listing.join();
+        }
+    }
 }
 
 /// Lists the target tree; a missing TARGET-PATH is said as such.
