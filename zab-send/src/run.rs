@@ -418,9 +418,7 @@ struct Early(Option<Listing>);
 type Listing = std::thread::JoinHandle<Result<BTreeMap<String, TargetDs>, Error>>;
 
 impl Early {
-    fn take(
-        mut self,
-    ) -> Option<std::thread::JoinHandle<Result<BTreeMap<String, TargetDs>, Error>>> {
+    fn take(mut self) -> Option<Listing> {
         self.0.take()
     }
 }
