@@ -26,8 +26,9 @@ use zab_core::zfs::{self, DatasetType, Snapshot};
 use zab_core::Host;
 
 use crate::cli::Args;
+use crate::flags;
 use crate::holds;
-use crate::listing::{self, TargetDs};
+use crate::listing::{self, Features, TargetDs};
 use crate::plan::{self, Plan, Resume, Step};
 use crate::stream::{self, Buffer, BufferTool, StreamSpec};
 use crate::transfer::{self, Running, Sides};
@@ -45,6 +46,11 @@ struct Job {
     target: String,
     kind: DatasetType,
     raw: bool,
+    /// The source is encrypted (read only where it matters, see below).
+    encrypted: bool,
+    /// What it receives lands in an encrypted dataset (read only where it
+    /// decides `-e`).
+    lands_encrypted: bool,
     /// The target existed before this run (with at least a partial receive).
     existed: bool,
     plan: Plan,
@@ -213,16 +219,19 @@ pub fn run(args: &Args) -> Result<(), Error> {
             target: target.clone(),
             kind: datasets[*record].kind,
             raw,
+            encrypted: raw,
+            lands_encrypted: false,
             existed: tgt.is_some(),
             plan: p,
             after: None,
         }
     };
     let mut jobs: Vec<Job> = (0..picked.len()).map(|k| plan_one(k, false)).collect();
-    // Encrypted sources are sent raw (unless --decrypt), which changes a
-    // plan only where it sends or the target has snapshots after the common
-    // one: only those datasets' encryption is read, one call per host.
-    if !args.decrypt {
+    // Encrypted sources are sent raw (unless --decrypt, then without -p),
+    // which changes a plan or the flags only where it sends or the target
+    // has snapshots after the common one: only those datasets' encryption
+    // is read, one call per host.
+    {
         let ask: Vec<usize> = (0..jobs.len())
             .filter(|&k| {
                 jobs[k]
@@ -249,7 +258,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
             for &k in &ask {
                 let name = &datasets[picked[k].0].name;
                 if picked[k].1 == h && encrypted.contains(name) {
-                    jobs[k] = plan_one(k, true);
+                    if args.decrypt {
+                        jobs[k].encrypted = true;
+                    } else {
+                        jobs[k] = plan_one(k, true);
+                    }
                 }
             }
         }
@@ -272,8 +285,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
             &target_host.output(&listing::features_args(zfs::pool_of(&args.target_path)))?,
         )
     } else {
-        BTreeSet::new()
+        Features::default()
     };
+    lands_encrypted(args, &target_host, &features, &target_tree, &mut jobs)?;
 
     // Carry out.
     let dry = args.test || args.plan;
@@ -540,13 +554,71 @@ fn missing_parents(jobs: &[Job], tree: &BTreeMap<String, TargetDs>, root: &str) 
     v
 }
 
+/// Sets each job's `lands_encrypted` where it decides `-e`: a non-raw
+/// stream, with `embedded_data` on the target pool and without
+/// `--encrypt` (which leaves `-e` out anyway). The target's datasets can be
+/// encrypted only when its pool's `encryption` feature is active; then the
+/// encryption of the targets and their existing ancestors is read, one
+/// call. Without it, only a parent received raw in this run encrypts.
+fn lands_encrypted(
+    args: &Args,
+    host: &Host,
+    features: &Features,
+    tree: &BTreeMap<String, TargetDs>,
+    jobs: &mut [Job],
+) -> Result<(), Error> {
+    let asks = |j: &Job| j.plan.error.is_none() && !j.plan.steps.is_empty() && !j.raw;
+    if !features.enabled("embedded_data") || args.encrypt || !jobs.iter().any(asks) {
+        return Ok(());
+    }
+    let mut existing: BTreeMap<String, bool> = BTreeMap::new();
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for j in jobs.iter().filter(|j| asks(j)) {
+        let mut d = Some(j.target.as_str());
+        while let Some(n) = d {
+            if tree.contains_key(n) {
+                names.insert(n);
+            }
+            d = zfs::parent_of(n);
+        }
+    }
+    if features.active("encryption") && !names.is_empty() {
+        let names: Vec<&str> = names.into_iter().collect();
+        let argv = listing::encryption_args(&names);
+        let out = host.output(&argv)?;
+        let encrypted =
+            listing::parse_encryption(&out, &names).map_err(|message| Error::Parse {
+                command: quote_argv(&argv),
+                message: format!("on {}: {message}", host.name()),
+            })?;
+        existing.extend(
+            names
+                .iter()
+                .map(|n| (n.to_string(), encrypted.contains(*n))),
+        );
+    } else {
+        existing.extend(names.iter().map(|n| (n.to_string(), false)));
+    }
+    let received: BTreeMap<String, bool> = jobs
+        .iter()
+        .filter(|j| j.plan.error.is_none() && !tree.contains_key(&j.target))
+        .map(|j| (j.target.clone(), j.raw))
+        .collect();
+    for j in jobs.iter_mut() {
+        if asks(j) {
+            j.lands_encrypted = flags::lands_encrypted(&j.target, &existing, &received);
+        }
+    }
+    Ok(())
+}
+
 /// What every job needs to run.
 struct Ctx<'a> {
     args: &'a Args,
     log: &'a Log,
     hosts: &'a [Host],
     target: &'a Host,
-    features: &'a BTreeSet<String>,
+    features: &'a Features,
     running: &'a Running,
     progress: bool,
 }
@@ -725,21 +797,16 @@ fn sides<'a>(ctx: &Ctx<'a>, job: &Job, step: &Step) -> Sides<'a> {
             send.extend(["-P".into(), "-t".into(), token.clone()]);
         }
         _ => {
-            if f.contains("large_blocks") {
-                send.push("-L".into());
-            }
-            if f.contains("embedded_data") && (job.raw || !a.encrypt) {
-                send.push("-e".into());
-            }
-            if a.zfs_compressed {
-                send.push("-c".into());
-            }
-            if job.raw {
-                send.push("-w".into());
-            }
-            if !a.decrypt {
-                send.push("-p".into());
-            }
+            let flags = flags::flags(&flags::Inputs {
+                large_blocks: f.enabled("large_blocks"),
+                embedded_data: f.enabled("embedded_data"),
+                zfs_compressed: a.zfs_compressed,
+                source_encrypted: job.encrypted,
+                decrypt: a.decrypt,
+                encrypt: a.encrypt,
+                lands_encrypted: job.lands_encrypted,
+            });
+            send.extend(flags.args().into_iter().map(String::from));
             send.push("-P".into());
             if let Some(from) = &step.from {
                 send.push(if step.snapshots > 1 { "-I" } else { "-i" }.into());
@@ -772,7 +839,7 @@ fn sides<'a>(ctx: &Ctx<'a>, job: &Job, step: &Step) -> Sides<'a> {
     if a.force {
         recv.push("-F".into());
     }
-    if ctx.features.contains("extensible_dataset") {
+    if ctx.features.enabled("extensible_dataset") {
         recv.push("-s".into());
     }
     recv.push(job.target.clone());
