@@ -5,6 +5,7 @@ mod cli;
 mod flags;
 mod holds;
 mod listing;
+mod mounts;
 mod plan;
 mod run;
 mod stream;

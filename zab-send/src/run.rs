@@ -29,6 +29,7 @@ use crate::cli::Args;
 use crate::flags;
 use crate::holds;
 use crate::listing::{self, Features, TargetDs};
+use crate::mounts;
 use crate::plan::{self, Plan, Resume, Step};
 use crate::stream::{self, Buffer, BufferTool, StreamSpec};
 use crate::transfer::{self, Running, Sides};
@@ -336,7 +337,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             hold(&ctx, &jobs, &mut results, &sources, &target_tree, &tag);
         }
         if !running.stopped() {
-            mount(&ctx, &jobs, &mut results, &target_tree);
+            mount(&ctx, &jobs, &mut results);
         }
     }
 
@@ -1185,10 +1186,14 @@ fn hold_cmd(
 }
 
 /// Mounts the filesystems received for the first time, as zfs-autobackup
-/// 3.3 does: when canmount=on, the mountpoint is a path and the key is
-/// available.
-fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done], tree: &BTreeMap<String, TargetDs>) {
-    let fresh: Vec<usize> = (0..jobs.len())
+/// 3.3 does (when canmount=on, the mountpoint is a path and the key is
+/// available), and with them whatever else of their subtrees is mountable
+/// and not mounted (a `-F` receive onto an existing dataset unmounts its
+/// subtree): in tree order, unmounting first what a parent would hide
+/// (see mounts.rs). One `zfs get` of the received subtrees, then a
+/// `zfs mount -R` per subtree mounted whole, a `zfs mount` per other one.
+fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done]) {
+    let fresh: Vec<String> = (0..jobs.len())
         .filter(|&j| {
             let job = &jobs[j];
             job.kind == DatasetType::Filesystem
@@ -1198,98 +1203,106 @@ fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done], tree: &BTreeMap<String, 
                     .any(|t| t.done && t.kind != TransferKind::Incremental)
                 && job.plan.common.is_none()
         })
+        .map(|j| jobs[j].target.clone())
         .collect();
     if fresh.is_empty() {
         return;
     }
-    let names: Vec<&str> = fresh.iter().map(|&j| jobs[j].target.as_str()).collect();
-    let mut argv: Vec<String> = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
-        .map(String::from)
-        .to_vec();
-    argv.push("canmount,mountpoint,keystatus".into());
-    argv.extend(names.iter().map(|s| s.to_string()));
-    let rows = match ctx.target.output(&argv) {
-        Ok(o) => match zfs::parse_get(&o) {
-            Ok(rows) => rows,
-            Err(e) => {
-                ctx.log
-                    .warn(format!("[Target] reading mount properties: {e}"));
-                return;
-            }
-        },
+    let roots: Vec<&str> = fresh
+        .iter()
+        .filter(|f| !fresh.iter().any(|o| o != *f && zfs::is_under(f, o)))
+        .map(String::as_str)
+        .collect();
+    let argv = zfs::get_args(&["filesystem"], mounts::PROPS, &roots);
+    let all = match ctx.target.output(&argv).map(|o| zfs::parse_get(&o)) {
+        Ok(Ok(rows)) => mounts::filesystems(&rows),
+        Ok(Err(e)) => {
+            ctx.log
+                .warn(format!("[Target] reading mount properties: {e}"));
+            return;
+        }
         Err(e) => {
             ctx.log
                 .warn(format!("[Target] reading mount properties failed: {e}"));
             return;
         }
     };
-    let prop = |ds: &str, p: &str| {
-        rows.iter()
-            .find(|r| r.name == ds && r.property == p)
-            .map(|r| r.value.clone())
+    let plan = mounts::plan(&all, &fresh);
+    for (name, why) in &plan.skipped {
+        ctx.log.warn(format!("[Target] {name}: not mounted: {why}"));
+    }
+    let mountpoint = |name: &str| {
+        all.iter()
+            .find(|f| f.name == name)
+            .map(|f| f.mountpoint.clone())
             .unwrap_or_default()
     };
-    let mut mountable: Vec<(usize, String)> = Vec::new();
-    for &j in &fresh {
-        let t = &jobs[j].target;
-        let mp = prop(t, "mountpoint");
-        if prop(t, "canmount") != "on"
-            || mp == "none"
-            || mp == "legacy"
-            || prop(t, "keystatus") == "unavailable"
-        {
-            continue;
+    // Mountpoints still in use below which nothing may be mounted now.
+    let mut stuck: Vec<String> = Vec::new();
+    let mut mounted: BTreeSet<String> = BTreeSet::new();
+    let mount_one = |name: &str, stuck: &[String]| -> bool {
+        let mp = mountpoint(name);
+        if let Some(s) = stuck.iter().find(|s| mounts::path_below(s, &mp)) {
+            ctx.log.warn(format!(
+                "[Target] {name}: not mounted: {s} below it could not be unmounted"
+            ));
+            return false;
         }
-        mountable.push((j, mp));
-    }
-    // `zfs mount -R` (OpenZFS 2.2.4 and later) for each subtree where every
-    // dataset it could mount is one to mount, as far as is known: the
-    // target tree listed before, every job's target and the parents made.
-    let want: Vec<String> = mountable
-        .iter()
-        .map(|(j, _)| jobs[*j].target.clone())
-        .collect();
-    let mut affected: BTreeSet<String> = tree.keys().cloned().collect();
-    affected.extend(jobs.iter().map(|j| j.target.clone()));
-    affected.extend(missing_parents(jobs, tree, &ctx.args.target_path));
-    let (roots, _) = holds::dataset_roots(&want, &affected);
-    let mut by_name: Vec<&(usize, String)> = Vec::new();
-    let mut done: BTreeSet<usize> = BTreeSet::new();
-    for root in &roots {
-        let below: Vec<&(usize, String)> = mountable
-            .iter()
-            .filter(|(j, _)| zfs::is_under(&jobs[*j].target, root))
-            .collect();
-        match ctx.target.output(&["zfs", "mount", "-R", root]) {
-            Ok(_) => done.extend(below.iter().map(|(j, _)| *j)),
+        match ctx.target.output(&["zfs", "mount", name]) {
+            Ok(_) => true,
+            // Mounted by a `zfs mount -R` that failed further on.
+            Err(Error::Command(c)) if c.stderr.contains("already mounted") => true,
             Err(e) => {
                 ctx.log
-                    .debug(format!("zfs mount -R {root} failed ({e}): by name instead"));
-                by_name.extend(below);
+                    .warn(format!("[Target] {name}: mounting failed: {e}"));
+                false
+            }
+        }
+    };
+    for step in &plan.steps {
+        match step {
+            mounts::Step::Unmount(name) => {
+                if let Err(e) = ctx.target.output(&["zfs", "unmount", name]) {
+                    ctx.log.warn(format!(
+                        "[Target] {name}: unmounting (to mount its parent first) failed: {e}"
+                    ));
+                    stuck.push(mountpoint(name));
+                }
+            }
+            mounts::Step::Mount(name) => {
+                if mount_one(name, &stuck) {
+                    mounted.insert(name.clone());
+                }
+            }
+            mounts::Step::MountRecursive(root, below) => {
+                let mp = mountpoint(root);
+                let whole = !stuck.iter().any(|s| mounts::path_below(s, &mp))
+                    && match ctx.target.output(&["zfs", "mount", "-R", root]) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            ctx.log.debug(format!(
+                                "zfs mount -R {root} failed ({e}): by name instead"
+                            ));
+                            false
+                        }
+                    };
+                if whole {
+                    mounted.extend(below.iter().cloned());
+                } else {
+                    for name in below {
+                        if mount_one(name, &stuck) {
+                            mounted.insert(name.clone());
+                        }
+                    }
+                }
             }
         }
     }
-    by_name.extend(
-        mountable
-            .iter()
-            .filter(|(j, _)| !roots.iter().any(|r| zfs::is_under(&jobs[*j].target, r))),
-    );
-    for (j, _) in by_name {
-        let t = &jobs[*j].target;
-        match ctx.target.output(&["zfs", "mount", t]) {
-            Ok(_) => {
-                done.insert(*j);
-            }
-            // Mounted by a `zfs mount -R` that failed further on.
-            Err(Error::Command(c)) if c.stderr.contains("already mounted") => {
-                done.insert(*j);
-            }
-            Err(e) => ctx.log.warn(format!("[Target] {t}: mounting failed: {e}")),
-        }
-    }
-    for (j, mp) in &mountable {
-        if done.contains(j) {
-            results[*j].notes.push(format!("mounted on {mp}"));
+    for (j, job) in jobs.iter().enumerate() {
+        if mounted.contains(&job.target) {
+            results[j]
+                .notes
+                .push(format!("mounted on {}", mountpoint(&job.target)));
         }
     }
 }
