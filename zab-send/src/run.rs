@@ -8,7 +8,9 @@
 //! then per dataset its transfers; then at most one `zfs holds`, one
 //! `zfs hold` and one `zfs release` per side. Extra commands only where
 //! there is extra work: a dry run per resume token, a `zfs create` per
-//! missing parent, a `zfs mount` per dataset received for the first time.
+//! missing parent, the target's encryption when a plain stream may land in
+//! an encrypted dataset (flags.rs), and after a first receive one `zfs get`
+//! of the received subtrees and their mounts (mounts.rs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
