@@ -1035,16 +1035,21 @@ fn pool_roots_mount_in_tree_order_and_hold_exactly(lab: &Lab) {
     // "zabpr-a" (datasets selected one by one) sorts before "zabpr-b"
     // (its root selected), so its dataset comes first in the records.
     let pools = ["zabpr-a", "zabpr-b", "zabpr-t"];
-    let cleanup = pools
-        .iter()
-        .map(|p| {
-            format!(
-                "zpool destroy -f {p} 2>/dev/null; rm -f /var/tmp/{p}.img; \
+    // Our mounts first, deepest first and lazily: a stacked mount (the bug
+    // this test is about) keeps zpool destroy from unmounting.
+    let cleanup =
+        "awk '$1 ~ /^zabpr-/ {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l; "
+            .to_string()
+            + &pools
+                .iter()
+                .map(|p| {
+                    format!(
+                        "zpool destroy -f {p} 2>/dev/null; rm -f /var/tmp/{p}.img; \
                  mountpoint -q /{p} || rm -rf /{p}"
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
     let mut script = format!("{cleanup}; set -e\n");
     for p in pools {
         script +=
@@ -1207,6 +1212,9 @@ fn bad_input_leaves_no_listing_running(lab: &Lab) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // The bad line comes a moment later, as from a stage before that takes
+    // its time: the listing is running by then.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     child
         .stdin
         .take()
