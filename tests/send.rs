@@ -37,6 +37,18 @@ pub const TESTS: &[Test] = &[
     ),
     ("send_test_changes_nothing", test_changes_nothing),
     ("send_jobs_equal_serial", jobs_equal_serial),
+    (
+        "send_pool_roots_mount_in_tree_order_and_hold_exactly",
+        pool_roots_mount_in_tree_order_and_hold_exactly,
+    ),
+    (
+        "send_decrypt_into_an_encrypted_parent",
+        decrypt_into_an_encrypted_parent,
+    ),
+    (
+        "send_bad_input_leaves_no_listing_running",
+        bad_input_leaves_no_listing_running,
+    ),
 ];
 
 /// Snapshot names for the whole suite, a minute apart, starting six hours
@@ -1010,4 +1022,221 @@ fn jobs_equal_serial(lab: &Lab) {
         lab.same_files(d, &format!("{parallel}/{d}"));
     }
     assert!(exists(lab, &format!("{parallel}/{root}/d3/e1")));
+}
+
+/// Pool roots replicated onto a pool root (`--strip-path 1 --force`), with
+/// a second pool's datasets landing under the same target, one under a
+/// parent zab-send creates: both pools snapshotted in the same second (one
+/// zab-snap run), so `zfs hold -r` on the target root reaches the second
+/// pool's dataset too. Its own pools: a pool root is shared by no test.
+fn pool_roots_mount_in_tree_order_and_hold_exactly(lab: &Lab) {
+    let ns = Ns::new("send_poolroots");
+    let b = ns.backup();
+    // "zabpr-a" (datasets selected one by one) sorts before "zabpr-b"
+    // (its root selected), so its dataset comes first in the records.
+    let pools = ["zabpr-a", "zabpr-b", "zabpr-t"];
+    // Our mounts first, deepest first and lazily: a stacked mount (the bug
+    // this test is about) keeps zpool destroy from unmounting.
+    let cleanup =
+        "awk '$1 ~ /^zabpr-/ {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l; "
+            .to_string()
+            + &pools
+                .iter()
+                .map(|p| {
+                    format!(
+                        "zpool destroy -f {p} 2>/dev/null; rm -f /var/tmp/{p}.img; \
+                 mountpoint -q /{p} || rm -rf /{p}"
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+    let mut script = format!("{cleanup}; set -e\n");
+    for p in pools {
+        script +=
+            &format!("truncate -s 256M /var/tmp/{p}.img; zpool create {p} /var/tmp/{p}.img\n");
+    }
+    script += "zfs create zabpr-a/c; zfs create -p zabpr-a/x/b; zfs create zabpr-b/a\n";
+    script += "for d in zabpr-a/c zabpr-a/x/b zabpr-b zabpr-b/a; do echo \"$d\" > /$d/f; done\n";
+    lab.sh(&script);
+    let pipeline = format!(
+        "zab-select {b} | zab-snap --utc {b} | zab-send --utc --strip-path 1 --force {b} zabpr-t"
+    );
+    // A first run: zabpr-a/c alone, received and mounted under the pool root.
+    lab.sh(&format!("zfs set autobackup:{b}=true zabpr-a/c"));
+    lab.ssh(&pipeline).ok();
+    assert_eq!(lab.prop("zabpr-t/c", "mounted"), "yes");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Then the second pool's root and the dataset under a missing parent.
+    lab.sh(&format!(
+        "zfs set autobackup:{b}=true zabpr-b zabpr-a/x/b; echo more > /zabpr-a/c/g"
+    ));
+    let out = lab.ssh(&pipeline);
+    assert_eq!(out.code, 0, "{}\n{}", out.stderr, out.stdout);
+    assert_eq!(out.end().failed, 0, "{}", out.stdout);
+    for d in out.datasets() {
+        assert_eq!(d.error, None, "{}", d.name);
+    }
+
+    // Every target filesystem that can be mounted is, where its mountpoint
+    // says, and no mountpoint is used twice (nothing stacked).
+    let rows = lab.sh("zfs list -H -r -t filesystem -o name,canmount,mounted,mountpoint zabpr-t");
+    let mounts = lab.sh("cat /proc/mounts");
+    let mut seen = std::collections::BTreeMap::new();
+    for l in mounts.lines() {
+        let c: Vec<&str> = l.split(' ').collect();
+        if c.len() > 2 && c[1].starts_with("/zabpr-t") {
+            *seen.entry(c[1].to_string()).or_insert(0) += 1;
+            assert!(c[0].starts_with("zabpr-t"), "{l}");
+        }
+    }
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "stacked mounts: {seen:?}\n{mounts}"
+    );
+    let mut mounted = 0;
+    for l in rows.lines() {
+        let c: Vec<&str> = l.split('\t').collect();
+        let (name, canmount, is_mounted, mp) = (c[0], c[1], c[2], c[3]);
+        if canmount == "on" {
+            assert_eq!(is_mounted, "yes", "{name} is not mounted:\n{rows}");
+            assert_eq!(seen.get(mp), Some(&1), "{name} on {mp}:\n{mounts}");
+            mounted += 1;
+        }
+    }
+    assert_eq!(mounted, 4, "{rows}");
+    for (src, tgt) in [
+        ("zabpr-a/c", "zabpr-t/c"),
+        ("zabpr-a/x/b", "zabpr-t/x/b"),
+        ("zabpr-b", "zabpr-t"),
+        ("zabpr-b/a", "zabpr-t/a"),
+    ] {
+        // The files are visible at the mountpoint, not hidden under another mount.
+        assert_eq!(
+            lab.sh(&format!(
+                "cat \"$(zfs get -H -o value mountpoint {tgt})/f\""
+            ))
+            .trim(),
+            src
+        );
+        // The newest snapshot, and only it, carries the hold on both sides.
+        let newest = lab.snapshot_names(tgt).pop().unwrap();
+        let tag = format!("zfs_autobackup:{b}");
+        for ds in [src, tgt] {
+            assert_eq!(holds(lab, ds), vec![format!("{newest} {tag}")], "{ds}");
+        }
+    }
+    // Nothing keeps the target pool busy.
+    let out = lab.ssh("zpool export zabpr-t");
+    assert_eq!(out.code, 0, "export: {}", out.stderr);
+    lab.ssh(&cleanup);
+}
+
+/// --decrypt with an encrypted and a plain source under one encrypted
+/// target parent: the plain one keeps `-p` (upstream drops it only for
+/// encrypted sources) and arrives with its properties, unencrypted; the
+/// encrypted one arrives decrypted and is encrypted by the target's parent;
+/// neither stream carries `-e`, which an encrypted receive refuses.
+fn decrypt_into_an_encrypted_parent(lab: &Lab) {
+    let ns = Ns::new("send_decrypt_mixed");
+    let b = ns.backup();
+    let key = format!("/root/{}.key", ns.name);
+    let root = ns.ds("zab-a", "");
+    let (enc, plain) = (ns.ds("zab-a", "enc"), ns.ds("zab-a", "plain"));
+    let tp = ns.ds("zab-t", "");
+    let tpe = ns.ds("zab-t", "encrypted");
+    lab.sh(&format!(
+        "set -e; printf 'zab lab passphrase' > {key}; zfs create -p {root}; \
+         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} {enc}; \
+         zfs create -o zab:note=kept {plain}; zfs create -p {tp}; \
+         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} {tpe}; \
+         zfs set autobackup:{b}=true {enc} {plain}; \
+         for d in {enc} {plain}; do echo small > \"$(zfs get -H -o value mountpoint $d)/small\"; done"
+    ));
+    lab.fill(&enc, 100);
+    lab.fill(&plain, 100);
+    snap(lab, b, &[&enc, &plain]);
+    let out = send(lab, b, &tpe, &["--decrypt", "--debug"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let sends: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("zfs send"))
+        .collect();
+    assert!(sends.len() >= 2, "{}", out.stderr);
+    for l in &sends {
+        assert!(!l.contains(" -e "), "no -e into an encrypted parent: {l}");
+    }
+    let (te, tpl) = (format!("{tpe}/{enc}"), format!("{tpe}/{plain}"));
+    assert_eq!(lab.prop(&te, "encryptionroot"), tpe);
+    assert_eq!(lab.prop(&tpl, "encryption"), "off");
+    assert_eq!(
+        lab.prop(&tpl, "zab:note"),
+        "kept",
+        "-p for the plain source"
+    );
+    lab.same_files(&enc, &te);
+    lab.same_files(&plain, &tpl);
+    // Incremental too. (The dataset encrypted by the target, once mounted,
+    // shows as modified to the next receive on OpenZFS 2.3: --force.)
+    lab.fill(&enc, 10);
+    lab.fill(&plain, 10);
+    snap(lab, b, &[&enc, &plain]);
+    let out = send(lab, b, &tpe, &["--decrypt", "--force"]).ok();
+    for d in [&enc, &plain] {
+        assert_eq!(transfers(&outcome(&out, d))[0].0, TransferKind::Incremental);
+    }
+    lab.same_files(&enc, &te);
+    lab.same_files(&plain, &tpl);
+}
+
+/// Bad input ends zab-send at once; the target listing it started before
+/// reading (over ssh here, and slow: a few hundred snapshots) must not
+/// outlive it.
+fn bad_input_leaves_no_listing_running(lab: &Lab) {
+    use std::io::Write;
+    let ns = Ns::new("send_orphan");
+    let b = ns.backup();
+    let tp = ns.ds("zab-t", "");
+    // 400 snapshots in one transaction group: a channel program.
+    lab.sh(&format!(
+        "set -e; zfs create -p {tp}; f=$(mktemp); \
+         echo 'for i = 1, 400 do zfs.sync.snapshot(\"{tp}@s\" .. i) end' > $f; \
+         zfs program zab-t $f; rm -f $f"
+    ));
+    let mut child = std::process::Command::new(lab.bin_dir.join("zab-send"))
+        .args(["--ssh-target", ALIAS])
+        .args(lab.ssh_config_args())
+        .args([b, &tp])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The bad line comes a moment later, as from a stage before that takes
+    // its time: the listing is running by then.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"this is not a record\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    // Right after it exits: no process of ours still lists the target.
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains("zfs list") && cmd.contains(&tp) {
+                left.push(cmd);
+            }
+        }
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.starts_with("zab-send: line 1: "), "{stderr}");
+    assert!(
+        left.is_empty(),
+        "still running after zab-send exited: {left:?}"
+    );
 }

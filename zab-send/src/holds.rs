@@ -15,8 +15,12 @@ use zab_core::zfs::{is_under, parent_of};
 /// descendant (itself included) that is in `affected` (every snapshot the
 /// recursive command would touch, as far as is known: a superset is safe)
 /// is wanted too, and that covers at least one other wanted snapshot.
-/// Roots are as high as that allows; each wanted name is under exactly one
-/// root or in the plain list. Both lists keep `want`'s order.
+/// Each wanted name goes under its highest such ancestor: `zfs hold -r`
+/// goes down through datasets that lack the snapshot (a parent created
+/// with canmount=off), so a name below one can never be held again by
+/// name after its root's `-r`. Each wanted name is under exactly one root
+/// or in the plain list, and no plain name is under a root. Both lists
+/// keep `want`'s order.
 pub fn recursive_roots(want: &[String], affected: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
     let wanted: BTreeSet<&str> = want.iter().map(String::as_str).collect();
     // Every descendant of `ds` that has `@snap` and would be touched is wanted.
@@ -26,24 +30,26 @@ pub fn recursive_roots(want: &[String], affected: &BTreeSet<String>) -> (Vec<Str
             _ => true,
         })
     };
+    // The highest wanted and exact ancestor (itself included). Exactness
+    // only grows downwards, so this is the same root for every name below it.
     let mut root_of: Vec<Option<String>> = Vec::with_capacity(want.len());
     for w in want {
         let Some((ds, snap)) = w.split_once('@') else {
             root_of.push(None);
             continue;
         };
-        if !exact(ds, snap) {
-            root_of.push(None);
-            continue;
-        }
-        let mut top = ds;
-        while let Some(p) = parent_of(top) {
-            if !wanted.contains(format!("{p}@{snap}").as_str()) || !exact(p, snap) {
+        let mut top = None;
+        let mut d = Some(ds);
+        while let Some(cur) = d {
+            if !exact(cur, snap) {
                 break;
             }
-            top = p;
+            if wanted.contains(format!("{cur}@{snap}").as_str()) {
+                top = Some(cur);
+            }
+            d = parent_of(cur);
         }
-        root_of.push(Some(format!("{top}@{snap}")));
+        root_of.push(top.map(|t| format!("{t}@{snap}")));
     }
     let mut roots: Vec<String> = Vec::new();
     let mut plain: Vec<String> = Vec::new();
@@ -86,6 +92,35 @@ pub fn under<'a>(root: &str, want: &'a [String]) -> Vec<&'a String> {
             w.split_once('@')
                 .is_some_and(|(d, s)| s == rs && is_under(d, rd))
         })
+        .collect()
+}
+
+/// Which of `names` a failed `zfs hold TAG NAME…` did not hold: zfs tries
+/// each name on its own and says `cannot hold snapshot 'NAME': …` for each
+/// failure. "tag already exists on this dataset" is our hold being there
+/// (placed by a `zfs hold -r` above it), so it is no failure. Any other
+/// line, or one that names no snapshot asked for, fails every name.
+pub fn hold_failures<'a>(stderr: &str, names: &'a [String]) -> Vec<&'a String> {
+    let mut failed: BTreeSet<&str> = BTreeSet::new();
+    for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let parsed = line
+            .strip_prefix("cannot hold snapshot '")
+            .and_then(|rest| rest.split_once("': "))
+            .filter(|(name, _)| names.iter().any(|n| n == name));
+        match parsed {
+            Some((_, why)) if why.starts_with("tag already exists") => {}
+            Some((name, _)) => {
+                failed.insert(name);
+            }
+            None => return names.iter().collect(),
+        }
+    }
+    if stderr.trim().is_empty() {
+        return names.iter().collect();
+    }
+    names
+        .iter()
+        .filter(|n| failed.contains(n.as_str()))
         .collect()
 }
 
@@ -161,5 +196,75 @@ mod tests {
         assert_eq!(roots, v(&["t/b@n"]));
         assert_eq!(plain, v(&["t/bb@n"]));
         assert_eq!(under("t/b@n", &want), vec![&want[0], &want[2]]);
+    }
+
+    #[test]
+    fn a_name_below_a_parent_without_the_snapshot_goes_under_the_root() {
+        // t/x was created by zab-send (canmount=off, no snapshots): `zfs
+        // hold -r t@n` reaches t/x/b@n through it, so t/x/b@n must not be
+        // held by name too ("tag already exists").
+        let want = v(&["t/x/b@n", "t@n", "t/a@n"]);
+        let affected = set(&["t@n", "t/a@n", "t/x/b@n", "t/x/b@old"]);
+        let (roots, plain) = recursive_roots(&want, &affected);
+        assert_eq!(roots, v(&["t@n"]));
+        assert!(plain.is_empty(), "{plain:?}");
+        assert_eq!(under("t@n", &want).len(), 3);
+        // With t/x@n there and not wanted, t is no root, and neither is t/x/b.
+        let affected = set(&["t@n", "t/a@n", "t/x@n", "t/x/b@n"]);
+        let (roots, plain) = recursive_roots(&want, &affected);
+        assert!(roots.is_empty(), "{roots:?}");
+        assert_eq!(plain, want);
+    }
+
+    #[test]
+    fn no_plain_name_is_under_a_root() {
+        // Every shape of a small tree: whatever is wanted and affected, a
+        // plain name is never reached by a root's -r.
+        let all = ["t", "t/a", "t/a/b", "t/c", "t/c/d", "t/c/d/e"];
+        for mask_w in 0u32..64 {
+            for mask_a in 0u32..64 {
+                let want: Vec<String> = (0..6)
+                    .filter(|i| mask_w & (1 << i) != 0)
+                    .map(|i| format!("{}@n", all[i]))
+                    .collect();
+                let mut affected: BTreeSet<String> = want.iter().cloned().collect();
+                affected.extend(
+                    (0..6)
+                        .filter(|i| mask_a & (1 << i) != 0)
+                        .map(|i| format!("{}@n", all[i])),
+                );
+                let (roots, plain) = recursive_roots(&want, &affected);
+                for r in &roots {
+                    for p in &plain {
+                        assert!(
+                            under(r, std::slice::from_ref(p)).is_empty(),
+                            "{p} under {r}: want {want:?} affected {affected:?}"
+                        );
+                    }
+                    // A root touches nothing unwanted.
+                    let (rd, _) = r.split_once('@').unwrap();
+                    for a in &affected {
+                        let (d, _) = a.split_once('@').unwrap();
+                        assert!(!is_under(d, rd) || want.contains(a), "{r} touches {a}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn our_tag_already_there_is_no_failure() {
+        let names = v(&["t/a@n", "t/b@n", "t/c@n"]);
+        // Recorded from OpenZFS 2.3.2: zfs holds the others and exits 1.
+        let err = "cannot hold snapshot 't/b@n': tag already exists on this dataset\n";
+        assert!(hold_failures(err, &names).is_empty());
+        let err = "cannot hold snapshot 't/b@n': tag already exists on this dataset\n\
+                   cannot hold snapshot 't/c@n': dataset does not exist\n";
+        assert_eq!(hold_failures(err, &names), vec![&names[2]]);
+        // Whatever cannot be told apart fails every name.
+        assert_eq!(hold_failures("", &names).len(), 3);
+        assert_eq!(hold_failures("out of memory\n", &names).len(), 3);
+        let err = "cannot hold snapshot 'other@n': tag already exists on this dataset\n";
+        assert_eq!(hold_failures(err, &names).len(), 3);
     }
 }

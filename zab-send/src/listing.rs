@@ -90,12 +90,33 @@ pub fn parse_target(output: &str, root: &str) -> Result<BTreeMap<String, TargetD
     Ok(map)
 }
 
-/// The pool features that decide send and receive flags.
+/// The pool features that decide send and receive flags (`encryption`:
+/// whether any dataset of the pool can be encrypted, when active).
 pub const FEATURES: &[&str] = &[
     "feature@large_blocks",
     "feature@embedded_data",
     "feature@extensible_dataset",
+    "feature@encryption",
 ];
+
+/// A pool's features, without the `feature@` prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Enabled or active.
+    pub enabled: BTreeSet<String>,
+    /// Active: in use by some dataset.
+    pub active: BTreeSet<String>,
+}
+
+impl Features {
+    pub fn enabled(&self, name: &str) -> bool {
+        self.enabled.contains(name)
+    }
+
+    pub fn active(&self, name: &str) -> bool {
+        self.active.contains(name)
+    }
+}
 
 /// Reads the features of `pool`: one call.
 pub fn features_args(pool: &str) -> Vec<String> {
@@ -111,14 +132,19 @@ pub fn features_args(pool: &str) -> Vec<String> {
     ])
 }
 
-/// Parses [`features_args`] output: the features enabled or active.
-pub fn parse_features(output: &str) -> BTreeSet<String> {
-    output
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .filter(|(_, v)| *v == "enabled" || *v == "active")
-        .map(|(p, _)| p.trim_start_matches("feature@").to_string())
-        .collect()
+/// Parses [`features_args`] output.
+pub fn parse_features(output: &str) -> Features {
+    let mut f = Features::default();
+    for (p, v) in output.lines().filter_map(|l| l.split_once('\t')) {
+        let name = p.trim_start_matches("feature@").to_string();
+        if v == "active" {
+            f.active.insert(name.clone());
+        }
+        if v == "enabled" || v == "active" {
+            f.enabled.insert(name);
+        }
+    }
+    f
 }
 
 #[cfg(test)]
@@ -173,9 +199,11 @@ zab-t/exp/s@b\tsnapshot\t15\t17599766133560230176\t0\t0\t-
 
     #[test]
     fn features_enabled_or_active() {
-        let out = "feature@large_blocks\tenabled\nfeature@embedded_data\tactive\nfeature@extensible_dataset\tdisabled\n";
+        let out = "feature@large_blocks\tenabled\nfeature@embedded_data\tactive\nfeature@extensible_dataset\tdisabled\nfeature@encryption\tenabled\n";
         let f = parse_features(out);
-        assert!(f.contains("large_blocks") && f.contains("embedded_data"));
-        assert!(!f.contains("extensible_dataset"));
+        assert!(f.enabled("large_blocks") && f.enabled("embedded_data"));
+        assert!(!f.enabled("extensible_dataset"));
+        assert!(f.enabled("encryption") && !f.active("encryption"));
+        assert!(f.active("embedded_data") && !f.active("large_blocks"));
     }
 }

@@ -2,8 +2,10 @@
 //! target (full, incremental, resumed), locally or over ssh.
 
 mod cli;
+mod flags;
 mod holds;
 mod listing;
+mod mounts;
 mod plan;
 mod run;
 mod stream;

@@ -8,7 +8,9 @@
 //! then per dataset its transfers; then at most one `zfs holds`, one
 //! `zfs hold` and one `zfs release` per side. Extra commands only where
 //! there is extra work: a dry run per resume token, a `zfs create` per
-//! missing parent, a `zfs mount` per dataset received for the first time.
+//! missing parent, the target's encryption when a plain stream may land in
+//! an encrypted dataset (flags.rs), and after a first receive one `zfs get`
+//! of the received subtrees and their mounts (mounts.rs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
@@ -26,8 +28,10 @@ use zab_core::zfs::{self, DatasetType, Snapshot};
 use zab_core::Host;
 
 use crate::cli::Args;
+use crate::flags;
 use crate::holds;
-use crate::listing::{self, TargetDs};
+use crate::listing::{self, Features, TargetDs};
+use crate::mounts;
 use crate::plan::{self, Plan, Resume, Step};
 use crate::stream::{self, Buffer, BufferTool, StreamSpec};
 use crate::transfer::{self, Running, Sides};
@@ -45,6 +49,11 @@ struct Job {
     target: String,
     kind: DatasetType,
     raw: bool,
+    /// The source is encrypted (read only where it matters, see below).
+    encrypted: bool,
+    /// What it receives lands in an encrypted dataset (read only where it
+    /// decides `-e`).
+    lands_encrypted: bool,
     /// The target existed before this run (with at least a partial receive).
     existed: bool,
     plan: Plan,
@@ -92,10 +101,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
             std::time::Duration::ZERO,
         )?),
     };
-    let early = (!(args.destroy_incompatible || args.rollback || args.force)).then(|| {
-        let (host, root) = (target_host.clone(), args.target_path.clone());
-        std::thread::spawn(move || list_target(&host, &root))
-    });
+    let early = Early(
+        (!(args.destroy_incompatible || args.rollback || args.force)).then(|| {
+            let (host, root) = (target_host.clone(), args.target_path.clone());
+            std::thread::spawn(move || list_target(&host, &root))
+        }),
+    );
     let stdin = std::io::stdin();
     let stream = read_stream(stdin.lock())?;
     stream.check(&args.backup, args.ssh_source.as_deref())?;
@@ -148,7 +159,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .collect();
         sources.extend(zfs::list_snapshots(host, &names)?);
     }
-    let target_tree = match early {
+    let target_tree = match early.take() {
         Some(listing) => listing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
@@ -224,16 +235,19 @@ pub fn run(args: &Args) -> Result<(), Error> {
             target: target.clone(),
             kind: datasets[*record].kind,
             raw,
+            encrypted: raw,
+            lands_encrypted: false,
             existed: tgt.is_some(),
             plan: p,
             after: None,
         }
     };
     let mut jobs: Vec<Job> = (0..picked.len()).map(|k| plan_one(k, false)).collect();
-    // Encrypted sources are sent raw (unless --decrypt), which changes a
-    // plan only where it sends or the target has snapshots after the common
-    // one: only those datasets' encryption is read, one call per host.
-    if !args.decrypt {
+    // Encrypted sources are sent raw (unless --decrypt, then without -p),
+    // which changes a plan or the flags only where it sends or the target
+    // has snapshots after the common one: only those datasets' encryption
+    // is read, one call per host.
+    {
         let ask: Vec<usize> = (0..jobs.len())
             .filter(|&k| {
                 jobs[k]
@@ -260,7 +274,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
             for &k in &ask {
                 let name = &datasets[picked[k].0].name;
                 if picked[k].1 == h && encrypted.contains(name) {
-                    jobs[k] = plan_one(k, true);
+                    if args.decrypt {
+                        jobs[k].encrypted = true;
+                    } else {
+                        jobs[k] = plan_one(k, true);
+                    }
                 }
             }
         }
@@ -283,8 +301,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
             &target_host.output(&listing::features_args(zfs::pool_of(&args.target_path)))?,
         )
     } else {
-        BTreeSet::new()
+        Features::default()
     };
+    lands_encrypted(args, &target_host, &features, &target_tree, &mut jobs)?;
 
     // Carry out.
     let dry = args.test || args.plan;
@@ -333,7 +352,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             hold(&ctx, &jobs, &mut results, &sources, &target_tree, &tag);
         }
         if !running.stopped() {
-            mount(&ctx, &jobs, &mut results, &target_tree);
+            mount(&ctx, &jobs, &mut results);
         }
     }
 
@@ -418,6 +437,28 @@ pub fn run(args: &Args) -> Result<(), Error> {
         return Err(Error::Failed(failed));
     }
     Ok(())
+}
+
+/// The target listing started before the input is read. When the run
+/// ends without using it (bad input, a collision, a failed source
+/// listing), dropping it waits for it to finish, so that its process (an
+/// `ssh … zfs list` for a remote target) never outlives zab-send.
+struct Early(Option<Listing>);
+
+type Listing = std::thread::JoinHandle<Result<BTreeMap<String, TargetDs>, Error>>;
+
+impl Early {
+    fn take(mut self) -> Option<Listing> {
+        self.0.take()
+    }
+}
+
+impl Drop for Early {
+    fn drop(&mut self) {
+        if let Some(listing) = self.0.take() {
+            let _ = listing.join();
+        }
+    }
 }
 
 /// Lists the target tree; a missing TARGET-PATH is said as such.
@@ -540,13 +581,71 @@ fn missing_parents(jobs: &[Job], tree: &BTreeMap<String, TargetDs>, root: &str) 
     v
 }
 
+/// Sets each job's `lands_encrypted` where it decides `-e`: a non-raw
+/// stream, with `embedded_data` on the target pool and without
+/// `--encrypt` (which leaves `-e` out anyway). The target's datasets can be
+/// encrypted only when its pool's `encryption` feature is active; then the
+/// encryption of the targets and their existing ancestors is read, one
+/// call. Without it, only a parent received raw in this run encrypts.
+fn lands_encrypted(
+    args: &Args,
+    host: &Host,
+    features: &Features,
+    tree: &BTreeMap<String, TargetDs>,
+    jobs: &mut [Job],
+) -> Result<(), Error> {
+    let asks = |j: &Job| j.plan.error.is_none() && !j.plan.steps.is_empty() && !j.raw;
+    if !features.enabled("embedded_data") || args.encrypt || !jobs.iter().any(asks) {
+        return Ok(());
+    }
+    let mut existing: BTreeMap<String, bool> = BTreeMap::new();
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for j in jobs.iter().filter(|j| asks(j)) {
+        let mut d = Some(j.target.as_str());
+        while let Some(n) = d {
+            if tree.contains_key(n) {
+                names.insert(n);
+            }
+            d = zfs::parent_of(n);
+        }
+    }
+    if features.active("encryption") && !names.is_empty() {
+        let names: Vec<&str> = names.into_iter().collect();
+        let argv = listing::encryption_args(&names);
+        let out = host.output(&argv)?;
+        let encrypted =
+            listing::parse_encryption(&out, &names).map_err(|message| Error::Parse {
+                command: quote_argv(&argv),
+                message: format!("on {}: {message}", host.name()),
+            })?;
+        existing.extend(
+            names
+                .iter()
+                .map(|n| (n.to_string(), encrypted.contains(*n))),
+        );
+    } else {
+        existing.extend(names.iter().map(|n| (n.to_string(), false)));
+    }
+    let received: BTreeMap<String, bool> = jobs
+        .iter()
+        .filter(|j| j.plan.error.is_none() && !tree.contains_key(&j.target))
+        .map(|j| (j.target.clone(), j.raw))
+        .collect();
+    for j in jobs.iter_mut() {
+        if asks(j) {
+            j.lands_encrypted = flags::lands_encrypted(&j.target, &existing, &received);
+        }
+    }
+    Ok(())
+}
+
 /// What every job needs to run.
 struct Ctx<'a> {
     args: &'a Args,
     log: &'a Log,
     hosts: &'a [Host],
     target: &'a Host,
-    features: &'a BTreeSet<String>,
+    features: &'a Features,
     running: &'a Running,
     progress: bool,
 }
@@ -725,21 +824,16 @@ fn sides<'a>(ctx: &Ctx<'a>, job: &Job, step: &Step) -> Sides<'a> {
             send.extend(["-P".into(), "-t".into(), token.clone()]);
         }
         _ => {
-            if f.contains("large_blocks") {
-                send.push("-L".into());
-            }
-            if f.contains("embedded_data") && (job.raw || !a.encrypt) {
-                send.push("-e".into());
-            }
-            if a.zfs_compressed {
-                send.push("-c".into());
-            }
-            if job.raw {
-                send.push("-w".into());
-            }
-            if !a.decrypt {
-                send.push("-p".into());
-            }
+            let flags = flags::flags(&flags::Inputs {
+                large_blocks: f.enabled("large_blocks"),
+                embedded_data: f.enabled("embedded_data"),
+                zfs_compressed: a.zfs_compressed,
+                source_encrypted: job.encrypted,
+                decrypt: a.decrypt,
+                encrypt: a.encrypt,
+                lands_encrypted: job.lands_encrypted,
+            });
+            send.extend(flags.args().into_iter().map(String::from));
             send.push("-P".into());
             if let Some(from) = &step.from {
                 send.push(if step.snapshots > 1 { "-I" } else { "-i" }.into());
@@ -772,7 +866,7 @@ fn sides<'a>(ctx: &Ctx<'a>, job: &Job, step: &Step) -> Sides<'a> {
     if a.force {
         recv.push("-F".into());
     }
-    if ctx.features.contains("extensible_dataset") {
+    if ctx.features.enabled("extensible_dataset") {
         recv.push("-s".into());
     }
     recv.push(job.target.clone());
@@ -1097,14 +1191,35 @@ fn hold_cmd(
     }
     let mut argv = vec!["zfs".to_string(), verb.to_string(), tag.to_string()];
     argv.extend(plain.iter().cloned());
-    host.output(&argv).err().map(|e| (plain, e))
+    match host.output(&argv) {
+        Ok(_) => None,
+        Err(Error::Command(c)) if verb == "hold" => {
+            let failed: Vec<String> = holds::hold_failures(&c.stderr, &plain)
+                .into_iter()
+                .cloned()
+                .collect();
+            if failed.is_empty() {
+                ctx.log.debug(format!(
+                    "zfs hold: our hold was there already ({})",
+                    c.stderr_line()
+                ));
+                return None;
+            }
+            Some((failed, Error::Command(c)))
+        }
+        Err(e) => Some((plain, e)),
+    }
 }
 
 /// Mounts the filesystems received for the first time, as zfs-autobackup
-/// 3.3 does: when canmount=on, the mountpoint is a path and the key is
-/// available.
-fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done], tree: &BTreeMap<String, TargetDs>) {
-    let fresh: Vec<usize> = (0..jobs.len())
+/// 3.3 does (when canmount=on, the mountpoint is a path and the key is
+/// available), and with them whatever else of their subtrees is mountable
+/// and not mounted (a `-F` receive onto an existing dataset unmounts its
+/// subtree): in tree order, unmounting first what a parent would hide
+/// (see mounts.rs). One `zfs get` of the received subtrees, then a
+/// `zfs mount -R` per subtree mounted whole, a `zfs mount` per other one.
+fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done]) {
+    let fresh: Vec<String> = (0..jobs.len())
         .filter(|&j| {
             let job = &jobs[j];
             job.kind == DatasetType::Filesystem
@@ -1114,98 +1229,106 @@ fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done], tree: &BTreeMap<String, 
                     .any(|t| t.done && t.kind != TransferKind::Incremental)
                 && job.plan.common.is_none()
         })
+        .map(|j| jobs[j].target.clone())
         .collect();
     if fresh.is_empty() {
         return;
     }
-    let names: Vec<&str> = fresh.iter().map(|&j| jobs[j].target.as_str()).collect();
-    let mut argv: Vec<String> = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
-        .map(String::from)
-        .to_vec();
-    argv.push("canmount,mountpoint,keystatus".into());
-    argv.extend(names.iter().map(|s| s.to_string()));
-    let rows = match ctx.target.output(&argv) {
-        Ok(o) => match zfs::parse_get(&o) {
-            Ok(rows) => rows,
-            Err(e) => {
-                ctx.log
-                    .warn(format!("[Target] reading mount properties: {e}"));
-                return;
-            }
-        },
+    let roots: Vec<&str> = fresh
+        .iter()
+        .filter(|f| !fresh.iter().any(|o| o != *f && zfs::is_under(f, o)))
+        .map(String::as_str)
+        .collect();
+    let argv = zfs::get_args(&["filesystem"], mounts::PROPS, &roots);
+    let all = match ctx.target.output(&argv).map(|o| zfs::parse_get(&o)) {
+        Ok(Ok(rows)) => mounts::filesystems(&rows),
+        Ok(Err(e)) => {
+            ctx.log
+                .warn(format!("[Target] reading mount properties: {e}"));
+            return;
+        }
         Err(e) => {
             ctx.log
                 .warn(format!("[Target] reading mount properties failed: {e}"));
             return;
         }
     };
-    let prop = |ds: &str, p: &str| {
-        rows.iter()
-            .find(|r| r.name == ds && r.property == p)
-            .map(|r| r.value.clone())
+    let plan = mounts::plan(&all, &fresh);
+    for (name, why) in &plan.skipped {
+        ctx.log.warn(format!("[Target] {name}: not mounted: {why}"));
+    }
+    let mountpoint = |name: &str| {
+        all.iter()
+            .find(|f| f.name == name)
+            .map(|f| f.mountpoint.clone())
             .unwrap_or_default()
     };
-    let mut mountable: Vec<(usize, String)> = Vec::new();
-    for &j in &fresh {
-        let t = &jobs[j].target;
-        let mp = prop(t, "mountpoint");
-        if prop(t, "canmount") != "on"
-            || mp == "none"
-            || mp == "legacy"
-            || prop(t, "keystatus") == "unavailable"
-        {
-            continue;
+    // Mountpoints still in use below which nothing may be mounted now.
+    let mut stuck: Vec<String> = Vec::new();
+    let mut mounted: BTreeSet<String> = BTreeSet::new();
+    let mount_one = |name: &str, stuck: &[String]| -> bool {
+        let mp = mountpoint(name);
+        if let Some(s) = stuck.iter().find(|s| mounts::path_below(s, &mp)) {
+            ctx.log.warn(format!(
+                "[Target] {name}: not mounted: {s} below it could not be unmounted"
+            ));
+            return false;
         }
-        mountable.push((j, mp));
-    }
-    // `zfs mount -R` (OpenZFS 2.2.4 and later) for each subtree where every
-    // dataset it could mount is one to mount, as far as is known: the
-    // target tree listed before, every job's target and the parents made.
-    let want: Vec<String> = mountable
-        .iter()
-        .map(|(j, _)| jobs[*j].target.clone())
-        .collect();
-    let mut affected: BTreeSet<String> = tree.keys().cloned().collect();
-    affected.extend(jobs.iter().map(|j| j.target.clone()));
-    affected.extend(missing_parents(jobs, tree, &ctx.args.target_path));
-    let (roots, _) = holds::dataset_roots(&want, &affected);
-    let mut by_name: Vec<&(usize, String)> = Vec::new();
-    let mut done: BTreeSet<usize> = BTreeSet::new();
-    for root in &roots {
-        let below: Vec<&(usize, String)> = mountable
-            .iter()
-            .filter(|(j, _)| zfs::is_under(&jobs[*j].target, root))
-            .collect();
-        match ctx.target.output(&["zfs", "mount", "-R", root]) {
-            Ok(_) => done.extend(below.iter().map(|(j, _)| *j)),
+        match ctx.target.output(&["zfs", "mount", name]) {
+            Ok(_) => true,
+            // Mounted by a `zfs mount -R` that failed further on.
+            Err(Error::Command(c)) if c.stderr.contains("already mounted") => true,
             Err(e) => {
                 ctx.log
-                    .debug(format!("zfs mount -R {root} failed ({e}): by name instead"));
-                by_name.extend(below);
+                    .warn(format!("[Target] {name}: mounting failed: {e}"));
+                false
+            }
+        }
+    };
+    for step in &plan.steps {
+        match step {
+            mounts::Step::Unmount(name) => {
+                if let Err(e) = ctx.target.output(&["zfs", "unmount", name]) {
+                    ctx.log.warn(format!(
+                        "[Target] {name}: unmounting (to mount its parent first) failed: {e}"
+                    ));
+                    stuck.push(mountpoint(name));
+                }
+            }
+            mounts::Step::Mount(name) => {
+                if mount_one(name, &stuck) {
+                    mounted.insert(name.clone());
+                }
+            }
+            mounts::Step::MountRecursive(root, below) => {
+                let mp = mountpoint(root);
+                let whole = !stuck.iter().any(|s| mounts::path_below(s, &mp))
+                    && match ctx.target.output(&["zfs", "mount", "-R", root]) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            ctx.log.debug(format!(
+                                "zfs mount -R {root} failed ({e}): by name instead"
+                            ));
+                            false
+                        }
+                    };
+                if whole {
+                    mounted.extend(below.iter().cloned());
+                } else {
+                    for name in below {
+                        if mount_one(name, &stuck) {
+                            mounted.insert(name.clone());
+                        }
+                    }
+                }
             }
         }
     }
-    by_name.extend(
-        mountable
-            .iter()
-            .filter(|(j, _)| !roots.iter().any(|r| zfs::is_under(&jobs[*j].target, r))),
-    );
-    for (j, _) in by_name {
-        let t = &jobs[*j].target;
-        match ctx.target.output(&["zfs", "mount", t]) {
-            Ok(_) => {
-                done.insert(*j);
-            }
-            // Mounted by a `zfs mount -R` that failed further on.
-            Err(Error::Command(c)) if c.stderr.contains("already mounted") => {
-                done.insert(*j);
-            }
-            Err(e) => ctx.log.warn(format!("[Target] {t}: mounting failed: {e}")),
-        }
-    }
-    for (j, mp) in &mountable {
-        if done.contains(j) {
-            results[*j].notes.push(format!("mounted on {mp}"));
+    for (j, job) in jobs.iter().enumerate() {
+        if mounted.contains(&job.target) {
+            results[j]
+                .notes
+                .push(format!("mounted on {}", mountpoint(&job.target)));
         }
     }
 }
