@@ -542,7 +542,7 @@ fn sigterm_stops_the_transfer(lab: &Lab) {
 /// One run per backup and target at a time: while another process holds
 /// the lock file the tools lock too, the wrapper exits at once with 75 and
 /// changes nothing; once it is free, the run goes on, with ZAB_LOCK_FD=9
-/// for the stages. A snapshot-only run has its own lock, named after the
+/// for zab-send and zab-thin (not for the hooks). A snapshot-only run has its own lock, named after the
 /// backup only.
 fn run_lock(lab: &Lab) {
     let ns = Ns::new("wrap_lock");
@@ -575,9 +575,13 @@ fn run_lock(lab: &Lab) {
     // Free: the run goes on, the stages told that they run under the lock
     // (the file made anew: flock(1) made it above, with its own mode).
     lab.sh(&format!("rm {}", quote_argv(&[&lock])));
-    let hook = format!("echo \"$ZAB_LOCK_FD\" > {fd}");
+    // zab-send and zab-thin run under it (they check ZAB_LOCK_FD and fail
+    // with 2 when it is not the lock); a hook neither sees nor holds it.
+    let hook = format!(
+        "echo \"${{ZAB_LOCK_FD:-unset}} $(if [ -e /dev/fd/9 ]; then echo open; else echo closed; fi)\" > {fd}"
+    );
     wrapper(lab, &["--utc", "--pre-snapshot-cmd", &hook, b, &tp]).ok();
-    assert_eq!(lab.sh(&format!("cat {fd}; rm {fd}")), "9\n");
+    assert_eq!(lab.sh(&format!("cat {fd}; rm {fd}")), "unset closed\n");
     assert_eq!(lab.snapshot_names(&a).len(), 1);
     assert_eq!(lab.snaps(&format!("{tp}/{a}")), lab.snaps(&a));
     assert_eq!(lab.sh("stat -c %a /run/zab"), "700\n");
