@@ -264,13 +264,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             if names.is_empty() {
                 continue;
             }
-            let argv = listing::encryption_args(&names);
-            let out = host.output(&argv)?;
-            let encrypted =
-                listing::parse_encryption(&out, &names).map_err(|message| Error::Parse {
-                    command: quote_argv(&argv),
-                    message: format!("on {}: {message}", host.name()),
-                })?;
+            let encrypted = list_encryption(host, &names)?;
             for &k in &ask {
                 let name = &datasets[picked[k].0].name;
                 if picked[k].1 == h && encrypted.contains(name) {
@@ -611,13 +605,7 @@ fn lands_encrypted(
     }
     if features.active("encryption") && !names.is_empty() {
         let names: Vec<&str> = names.into_iter().collect();
-        let argv = listing::encryption_args(&names);
-        let out = host.output(&argv)?;
-        let encrypted =
-            listing::parse_encryption(&out, &names).map_err(|message| Error::Parse {
-                command: quote_argv(&argv),
-                message: format!("on {}: {message}", host.name()),
-            })?;
+        let encrypted = list_encryption(host, &names)?;
         existing.extend(
             names
                 .iter()
@@ -1331,4 +1319,14 @@ fn mount(ctx: &Ctx, jobs: &[Job], results: &mut [Done]) {
                 .push(format!("mounted on {}", mountpoint(&job.target)));
         }
     }
+}
+
+/// The encrypted ones of `names` on `host`: one `zfs list -o name,encryption`.
+fn list_encryption(host: &Host, names: &[&str]) -> Result<BTreeSet<String>, Error> {
+    let argv = listing::encryption_args(names);
+    let out = host.output(&argv)?;
+    listing::parse_encryption(&out, names).map_err(|message| Error::Parse {
+        command: quote_argv(&argv),
+        message: format!("on {}: {message}", host.name()),
+    })
 }
