@@ -179,7 +179,7 @@ pub struct Args {
     pub buffer_chunk_size: Option<u64>,
 
     /// Limit the transfer rate (bytes per second, with units: 20M).
-    #[arg(long, value_name = "RATE", value_parser = parse_bytes)]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
 
     /// Transfer this many datasets at once (parents before children).
@@ -215,6 +215,16 @@ fn parse_buffer(s: &str) -> Result<u64, String> {
     let n = parse_bytes(s)?;
     zab_core::size::check_buffer(n, zab_core::size::available_memory())?;
     Ok(n)
+}
+
+/// Parses `--rate`: bytes per second, above 0 (zab-ratelimit refuses 0,
+/// so a 0 accepted here would fail every transfer instead of the command
+/// line).
+fn parse_rate(s: &str) -> Result<u64, String> {
+    match parse_bytes(s)? {
+        0 => Err(format!("rate {s:?} must be above 0")),
+        n => Ok(n),
+    }
 }
 
 /// Parses `P=V` (the value may contain `=`).
@@ -300,5 +310,14 @@ mod tests {
         );
         let a = Args::try_parse_from(["zab-send", "b", "t", "--buffer", "16M"]).unwrap();
         assert_eq!(a.buffer, Some(16 << 20));
+    }
+
+    #[test]
+    fn a_rate_of_zero_is_refused_when_parsed() {
+        let err = Args::try_parse_from(["zab-send", "b", "t", "--rate", "0"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("must be above 0"), "{err}");
+        let a = Args::try_parse_from(["zab-send", "b", "t", "--rate", "20M"]).unwrap();
+        assert_eq!(a.rate, Some(20 << 20));
     }
 }
