@@ -92,10 +92,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .host(args.ssh_target.as_deref())?
         .with_read_only(args.read_only());
     // The run lock, before anything is read or changed, held to the end. A
-    // run that changes nothing (--test, --plan) takes none.
-    let _lock = match args.test || args.plan {
-        true => None,
-        false => Some(zab_core::lock::acquire(
+    // read-only run (--test, --plan) changes nothing and takes none.
+    let _lock = match args.read_only() {
+        Some(_) => None,
+        None => Some(zab_core::lock::acquire(
             &args.backup,
             Some((args.ssh_target.as_deref(), &args.target_path)),
             std::time::Duration::ZERO,
