@@ -9,9 +9,21 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, Args, Parser};
 
+use chrono::{DateTime, Utc};
+
 use crate::error::{escape, exit_codes_help, Error};
 use crate::host::Host;
 use crate::man;
+use crate::naming::{SnapshotFormat, DEFAULT_FORMAT};
+
+/// zfs-autobackup's default thinning schedule, for source and target.
+pub const DEFAULT_SCHEDULE: &str = "10,1d1w,1w1m,1m1y";
+
+/// zfs-autobackup's hold tag; `{}` is the backup name.
+pub const DEFAULT_HOLD_FORMAT: &str = "zfs_autobackup:{}";
+
+/// zfs-autobackup's selection property; `{}` is the backup name.
+pub const DEFAULT_PROPERTY_FORMAT: &str = "autobackup:{}";
 
 /// What a tool's command line asks for.
 #[derive(Debug)]
@@ -89,6 +101,11 @@ pub struct Common {
     /// ControlPersist option, so the ssh config's settings apply.
     #[arg(long)]
     pub ssh_no_share: bool,
+
+    /// "Now", in seconds since the epoch, instead of the clock: the time a
+    /// snapshot is named after and schedules are applied at. For tests.
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    pub now: Option<i64>,
 }
 
 impl Common {
@@ -100,12 +117,121 @@ impl Common {
             .with_debug(self.debug))
     }
 
+    /// "Now": `--now`, or the clock.
+    pub fn now(&self) -> Result<DateTime<Utc>, Error> {
+        // Up to the last second of 9999: snapshot names have four-digit years.
+        const MAX: i64 = 253_402_300_799;
+        match self.now {
+            None => Ok(Utc::now()),
+            Some(secs) => (0..=MAX)
+                .contains(&secs)
+                .then(|| DateTime::from_timestamp(secs, 0))
+                .flatten()
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--now {secs} is out of range (seconds since 1970, up to the year 9999)"
+                    ))
+                }),
+        }
+    }
+
     /// The log these flags ask for.
     pub fn log(&self, tool: &'static str) -> Log {
         Log {
             tool,
             verbose: self.verbose || self.debug,
             debug: self.debug,
+        }
+    }
+}
+
+/// Which snapshots are ours, and what a new one is called (zab-snap,
+/// zab-send, zab-thin).
+#[derive(Args, Debug, Clone)]
+pub struct Naming {
+    /// Our snapshot names: {} is the backup name, then strftime fields. A
+    /// snapshot is "ours" exactly when its name parses with this format. A
+    /// format that cannot give back its time to the second is refused.
+    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_FORMAT)]
+    pub snapshot_format: String,
+
+    /// Snapshot names are in UTC rather than local time.
+    #[arg(long)]
+    pub utc: bool,
+}
+
+impl Naming {
+    /// The checked format of `backup`'s snapshot names.
+    pub fn format(&self, backup: &str) -> Result<SnapshotFormat, Error> {
+        SnapshotFormat::new(&self.snapshot_format, backup, self.utc)
+    }
+}
+
+/// Our hold tag (zab-send, zab-thin).
+#[derive(Args, Debug, Clone)]
+pub struct Holds {
+    /// Our hold tag; {} is the backup name.
+    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_HOLD_FORMAT)]
+    pub hold_format: String,
+}
+
+impl Holds {
+    /// `backup`'s hold tag.
+    pub fn tag(&self, backup: &str) -> String {
+        self.hold_format.replace("{}", backup)
+    }
+}
+
+/// Where the backups are: TARGET-PATH on the target host, and how source
+/// names map below it (zab-send, zab-thin). Flatten it right after the
+/// BACKUP-NAME argument; a tool that needs TARGET-PATH makes it required
+/// with `#[command(mut_arg("target_path", |a| a.required(true)))]`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Target {
+    /// The target dataset, which must exist; each source dataset goes below
+    /// it. On the sources' host it may not be a selected source, nor above
+    /// or below one.
+    #[arg(value_name = "TARGET-PATH")]
+    pub target_path: Option<String>,
+
+    /// The target host (push); local when absent.
+    #[arg(long, value_name = "USER@HOST")]
+    pub ssh_target: Option<String>,
+
+    /// Strip this many leading components from source names on the target.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub strip_path: usize,
+
+    /// Compare only names, not guids, to find the common snapshot.
+    #[arg(long)]
+    pub no_guid_check: bool,
+}
+
+impl Target {
+    /// TARGET-PATH, checked with the one rule ([`crate::name::target_path`]);
+    /// None when not given.
+    pub fn path(&self) -> Result<Option<&str>, Error> {
+        match &self.target_path {
+            None => Ok(None),
+            Some(p) => crate::name::target_path(p).map(|()| Some(p.as_str())),
+        }
+    }
+
+    /// TARGET-PATH, checked, for a tool that requires it.
+    pub fn required_path(&self) -> Result<&str, Error> {
+        self.path()?
+            .ok_or_else(|| Error::Usage("TARGET-PATH is required".into()))
+    }
+
+    /// Where each of `sources` goes below TARGET-PATH
+    /// ([`crate::name::target_map`]); empty without a TARGET-PATH.
+    pub fn map<'a>(
+        &self,
+        sources: impl IntoIterator<Item = &'a str>,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        match self.path()? {
+            None => Ok(Default::default()),
+            Some(p) => crate::name::target_map(sources, p, self.strip_path),
         }
     }
 }
@@ -262,6 +388,29 @@ mod tests {
         assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
         assert!(!help.to_string().contains("--man"), "--man is hidden");
         assert!(!man::render(&Demo::command()).contains("\\-\\-man"));
+    }
+
+    #[test]
+    fn now_is_the_clock_or_the_hidden_flag() {
+        let common = |now| Common {
+            now,
+            ..Common::default()
+        };
+        assert_eq!(common(Some(5)).now().unwrap().timestamp(), 5);
+        let before = Utc::now().timestamp();
+        assert!(common(None).now().unwrap().timestamp() >= before);
+        for bad in [-1, 253_402_300_800] {
+            let e = common(Some(bad)).now().unwrap_err();
+            assert!(e.to_string().contains("out of range"), "{e}");
+        }
+        match parsed(&["b", "--now", "7"]) {
+            Ok(Parsed::Args(a)) => assert_eq!(a.common.now, Some(7)),
+            other => panic!("{other:?}"),
+        }
+        assert!(!parsed(&["--help"])
+            .unwrap_err()
+            .to_string()
+            .contains("--now"));
     }
 
     #[test]

@@ -19,11 +19,13 @@
 //!
 //! [`target_path`] is the one check of a TARGET-PATH argument, for every
 //! tool that takes one, and [`target_overlap`] refuses a TARGET-PATH that
-//! mixes with the sources it backs up.
+//! mixes with the sources it backs up. [`target_map`] is the one mapping
+//! of source datasets to their target datasets (`--strip-path`), with the
+//! one collision check.
 
 use crate::error::Error;
 use crate::record::Dataset;
-use crate::zfs::is_under;
+use crate::zfs::{is_under, target_name};
 
 /// The longest name ZFS accepts, in bytes.
 pub const MAX_LEN: usize = 255;
@@ -163,6 +165,31 @@ pub fn target_overlap(
         )));
     }
     Ok(())
+}
+
+/// Where each of `sources` goes under `target_path` with `--strip-path
+/// strip` (see [`target_name`]), source name → target name: the one
+/// mapping of zab-send and zab-thin. Stripping more components than a name
+/// has, or two sources that land on one target dataset, is a usage error
+/// (exit 2), found before anything is done.
+pub fn target_map<'a>(
+    sources: impl IntoIterator<Item = &'a str>,
+    target_path: &str,
+    strip: usize,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let mut map = std::collections::BTreeMap::new();
+    let mut seen: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+    for src in sources {
+        let t = target_name(src, target_path, strip).map_err(Error::Usage)?;
+        // The same name twice (two source hosts) collides too.
+        if let Some(other) = seen.insert(t.clone(), src) {
+            return Err(Error::Usage(format!(
+                "target collision: {other} and {src} both map to {t} (--strip-path {strip})"
+            )));
+        }
+        map.insert(src.to_string(), t);
+    }
+    Ok(map)
 }
 
 #[cfg(test)]
@@ -319,5 +346,27 @@ mod tests {
             Some("root@nas"),
             "is above the selected source dataset nas/a",
         );
+    }
+
+    #[test]
+    fn the_target_map_strips_and_refuses_collisions() {
+        let m = target_map(["rpool/data/vm", "rpool/data"], "backup/h1", 1).unwrap();
+        assert_eq!(m["rpool/data/vm"], "backup/h1/data/vm");
+        assert_eq!(m["rpool/data"], "backup/h1/data");
+        let m = target_map(["rpool/data"], "backup/h1", 2).unwrap();
+        assert_eq!(m["rpool/data"], "backup/h1");
+        let e = target_map(["a/x/y", "b/x/y"], "t", 1).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)));
+        assert_eq!(
+            e.to_string(),
+            "target collision: a/x/y and b/x/y both map to t/x/y (--strip-path 1)"
+        );
+        let e = target_map(["a/x", "a/x"], "t", 0).unwrap_err();
+        assert!(
+            e.to_string().contains("a/x and a/x both map to t/a/x"),
+            "{e}"
+        );
+        let e = target_map(["a/b"], "t", 3).unwrap_err();
+        assert!(e.to_string().contains("strips too much"), "{e}");
     }
 }

@@ -136,6 +136,37 @@ impl<W: Write> Writer<W> {
     pub fn into_inner(self) -> W {
         self.inner
     }
+
+    /// Ends a stage's output, the same in every tool: the `end` record of
+    /// `tool` (`datasets` records written, `failed` of them with an error),
+    /// with the tool's own fields `extra` (a struct that serializes to a
+    /// JSON object, or `()` for none) flattened into it, then a flush.
+    /// `Err(Error::Failed(failed))` when any dataset failed: the exit status
+    /// then says so, after the records are all out.
+    pub fn finish<E: Serialize>(
+        mut self,
+        tool: &str,
+        datasets: usize,
+        failed: usize,
+        extra: &E,
+    ) -> Result<(), Error> {
+        let mut end = End::new(tool, datasets, failed);
+        match serde_json::to_value(extra).map_err(|e| Error::Io(e.to_string()))? {
+            serde_json::Value::Object(map) => end.extra = map,
+            serde_json::Value::Null => {}
+            other => {
+                return Err(Error::Io(format!(
+                    "internal: end fields {other} are not an object"
+                )))
+            }
+        }
+        self.write(&Record::End(end))?;
+        self.inner.flush()?;
+        match failed {
+            0 => Ok(()),
+            n => Err(Error::Failed(n)),
+        }
+    }
 }
 
 /// A whole stage's output: its dataset records and its end record.
@@ -530,5 +561,47 @@ mod tests {
         }
         let err = Writer::new(Closed).write(&1).unwrap_err();
         assert!(matches!(err, Error::BrokenPipe));
+    }
+
+    #[test]
+    fn finish_writes_the_end_record_with_the_tools_fields() {
+        #[derive(Serialize)]
+        struct Extra {
+            snapshot: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            would_create: Option<usize>,
+        }
+        let mut buf = Vec::new();
+        let extra = Extra {
+            snapshot: "b-1",
+            would_create: None,
+        };
+        Writer::new(&mut buf)
+            .finish("zab-snap", 2, 0, &extra)
+            .unwrap();
+        let line = String::from_utf8(buf).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["kind"], "end");
+        assert_eq!(v["tool"], "zab-snap");
+        assert_eq!(
+            (v["datasets"].as_u64(), v["failed"].as_u64()),
+            (Some(2), Some(0))
+        );
+        assert_eq!(v["snapshot"], "b-1");
+        assert!(v.get("would_create").is_none(), "{line}");
+
+        // Failures: the record first, then the error that sets the exit.
+        let mut buf = Vec::new();
+        let e = Writer::new(&mut buf)
+            .finish("zab-thin", 3, 2, &())
+            .unwrap_err();
+        assert!(matches!(e, Error::Failed(2)), "{e:?}");
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["failed"], 2);
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            5,
+            "kind, tool, version, datasets, failed"
+        );
     }
 }

@@ -7,6 +7,26 @@
 use crate::error::Error;
 use crate::host::{quote_argv, Host};
 
+/// Runs `argv` on `host` and parses its output with `parse`: the one place
+/// where a parser's complaint becomes [`Error::Parse`], naming the command
+/// and the host. A failed command is its own error, never empty output.
+pub fn query<T>(
+    host: &Host,
+    argv: &[String],
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, Error> {
+    let out = host.output(argv)?;
+    parse(&out).map_err(|message| parse_error(host, argv, message))
+}
+
+/// The error of output from `argv` on `host` that says `message`.
+pub fn parse_error(host: &Host, argv: &[String], message: String) -> Error {
+    Error::Parse {
+        command: quote_argv(argv),
+        message: format!("on {}: {message}", host.name()),
+    }
+}
+
 /// Where a property's value comes from (`zfs get`'s `source` column).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -114,11 +134,7 @@ pub fn get(
     roots: &[&str],
 ) -> Result<Vec<PropRow>, Error> {
     let argv = get_args(types, props, roots);
-    let out = host.output(&argv)?;
-    parse_get(&out).map_err(|message| Error::Parse {
-        command: quote_argv(&argv),
-        message: format!("on {}: {message}", host.name()),
-    })
+    query(host, &argv, parse_get)
 }
 
 /// One snapshot of a dataset.
@@ -213,11 +229,7 @@ pub fn list_snapshots(
     datasets: &[&str],
 ) -> Result<std::collections::BTreeMap<String, Vec<Snapshot>>, Error> {
     let argv = list_snapshots_args(datasets);
-    let out = host.output(&argv)?;
-    parse_snapshots(&out, datasets).map_err(|message| Error::Parse {
-        command: quote_argv(&argv),
-        message: format!("on {}: {message}", host.name()),
-    })
+    query(host, &argv, |out| parse_snapshots(out, datasets))
 }
 
 /// The argv of one `zfs get` of `written@NAME` for every name in `names`,
@@ -264,20 +276,17 @@ pub fn written(
     datasets: &[&str],
 ) -> Result<std::collections::BTreeMap<(String, String), Option<u64>>, Error> {
     let argv = written_args(names, datasets);
-    let out = host.output(&argv)?;
-    let bad = |message: String| Error::Parse {
-        command: quote_argv(&argv),
-        message: format!("on {}: {message}", host.name()),
-    };
-    let map = parse_written(&out).map_err(bad)?;
-    for d in datasets {
-        for n in names {
-            if !map.contains_key(&(d.to_string(), n.to_string())) {
-                return Err(bad(format!("no written@{n} for {d}")));
+    query(host, &argv, |out| {
+        let map = parse_written(out)?;
+        for d in datasets {
+            for n in names {
+                if !map.contains_key(&(d.to_string(), n.to_string())) {
+                    return Err(format!("no written@{n} for {d}"));
+                }
             }
         }
-    }
-    Ok(map)
+        Ok(map)
+    })
 }
 
 /// The argv of one `zfs snapshot` of `datasets`, all named `@name`, with
@@ -332,11 +341,7 @@ pub fn holds(
     snapshots: &[&str],
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>, Error> {
     let argv = holds_args(snapshots);
-    let out = host.output(&argv)?;
-    parse_holds(&out).map_err(|message| Error::Parse {
-        command: quote_argv(&argv),
-        message: format!("on {}: {message}", host.name()),
-    })
+    query(host, &argv, parse_holds)
 }
 
 /// The argv that destroys snapshots `names` of `dataset`: one command.
@@ -539,11 +544,7 @@ fn parse_tree_columns(output: &str, root: &str, target: bool) -> Result<Tree, St
 /// columns. A missing root is an error, never an empty tree.
 pub fn list_tree(host: &Host, root: &str) -> Result<Tree, Error> {
     let argv = list_tree_args(root);
-    let out = host.output(&argv)?;
-    parse_tree(&out, root).map_err(|message| Error::Parse {
-        command: quote_argv(&argv),
-        message: format!("on {}: {message}", host.name()),
-    })
+    query(host, &argv, |out| parse_tree(out, root))
 }
 
 /// The kind of a dataset.

@@ -1,7 +1,7 @@
 //! zab-select's command line.
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common};
+use zab_core::cli::{after_help, parse_bytes, Common, DEFAULT_PROPERTY_FORMAT};
 
 const EXAMPLES: &str = "  \
   # What would be backed up as 'offsite1' on this host?
@@ -50,7 +50,7 @@ pub struct Args {
     pub ssh_target: Option<String>,
 
     /// The selection property; {} is replaced by the backup name.
-    #[arg(long, value_name = "FORMAT", default_value = "autobackup:{}")]
+    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_PROPERTY_FORMAT)]
     pub property_format: String,
 
     /// Exclude datasets whose property was received (set by zfs receive, or

@@ -1,13 +1,8 @@
 //! zab-send's command line.
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common};
-use zab_core::naming::DEFAULT_FORMAT;
+use zab_core::cli::{after_help, parse_bytes, Common, Holds, Naming, Target, DEFAULT_SCHEDULE};
 use zab_core::schedule::Schedule;
-
-/// zfs-autobackup's default schedule (the target's, for deciding what not
-/// to send).
-pub const DEFAULT_SCHEDULE: &str = "10,1d1w,1w1m,1m1y";
 
 const EXAMPLES: &str = "  \
   # A complete backup of 'offsite1' into backup/host1, on this machine:
@@ -46,42 +41,25 @@ const EXAMPLES: &str = "  \
 /// another run holds it, it exits 75 at once. --test and --plan take no
 /// lock.
 #[derive(Parser, Debug)]
-#[command(name = "zab-send", version, after_long_help = after_help(EXAMPLES))]
+#[command(name = "zab-send", version, after_long_help = after_help(EXAMPLES), mut_arg("target_path", |a| a.required(true)))]
 pub struct Args {
     /// The backup name; every record must be for this backup.
     #[arg(value_name = "BACKUP-NAME")]
     pub backup: String,
 
-    /// The target dataset, which must exist; each source dataset goes below it.
-    /// On the sources' host it may not be a selected source, nor above or
-    /// below one.
-    #[arg(value_name = "TARGET-PATH")]
-    pub target_path: String,
+    #[command(flatten)]
+    pub target: Target,
+
+    #[command(flatten)]
+    pub naming: Naming,
+
+    #[command(flatten)]
+    pub holds: Holds,
 
     /// The source host (pull). Optional: the records say where each dataset
     /// is; when given, every record must be from this host.
     #[arg(long, value_name = "USER@HOST")]
     pub ssh_source: Option<String>,
-
-    /// The target host (push); local when absent.
-    #[arg(long, value_name = "USER@HOST")]
-    pub ssh_target: Option<String>,
-
-    /// Strip this many leading components from source names on the target.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub strip_path: usize,
-
-    /// Our snapshot names: {} is the backup name.
-    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_FORMAT)]
-    pub snapshot_format: String,
-
-    /// Snapshot names are in UTC rather than local time.
-    #[arg(long)]
-    pub utc: bool,
-
-    /// Our hold tag; {} is the backup name.
-    #[arg(long, value_name = "FORMAT", default_value = "zfs_autobackup:{}")]
-    pub hold_format: String,
 
     /// Do not hold the common snapshot on source and target.
     #[arg(long)]
@@ -101,10 +79,6 @@ pub struct Args {
     /// receiving them are not sent.
     #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
     pub keep_target: Schedule,
-
-    /// Compare only names, not guids, to find the common snapshot.
-    #[arg(long)]
-    pub no_guid_check: bool,
 
     /// Destroy target snapshots after the common one that block the
     /// receive, then roll back to the common snapshot.

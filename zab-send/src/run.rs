@@ -21,7 +21,6 @@ use serde_json::{json, Map};
 use zab_core::cli::Log;
 use zab_core::error::Error;
 use zab_core::host::quote_argv;
-use zab_core::naming::SnapshotFormat;
 use zab_core::ndjson::{read_stream, Writer};
 use zab_core::record::{End, Record, SendOutcome, SendStatus, SnapStatus, Transfer, TransferKind};
 use zab_core::zfs::{self, DatasetType, Snapshot};
@@ -71,8 +70,9 @@ struct Done {
 
 pub fn run(args: &Args) -> Result<(), Error> {
     let log = args.common.log(TOOL);
-    let fmt = SnapshotFormat::new(&args.snapshot_format, &args.backup, args.utc)?;
-    let tag = args.hold_format.replace("{}", &args.backup);
+    let fmt = args.naming.format(&args.backup)?;
+    let tag = args.holds.tag(&args.backup);
+    let target_path = args.target.required_path()?;
     let exclude = args
         .exclude_snapshot_pattern
         .iter()
@@ -81,7 +81,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 .map_err(|e| Error::Usage(format!("--exclude-snapshot-pattern {p:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    zab_core::name::target_path(&args.target_path)?;
     // The target tree does not depend on the records: without the options
     // that destroy or roll back on the target, it is listed from the start,
     // while the stages before this one still run and while the sources are
@@ -89,7 +88,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // it is listed after the input and the sources, as before.
     let target_host = args
         .common
-        .host(args.ssh_target.as_deref())?
+        .host(args.target.ssh_target.as_deref())?
         .with_read_only(args.read_only());
     // The run lock, before anything is read or changed, held to the end. A
     // read-only run (--test, --plan) changes nothing and takes none.
@@ -97,13 +96,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
         Some(_) => None,
         None => Some(zab_core::lock::acquire(
             &args.backup,
-            Some((args.ssh_target.as_deref(), &args.target_path)),
+            Some((args.target.ssh_target.as_deref(), target_path)),
             std::time::Duration::ZERO,
         )?),
     };
     let early = Early(
         (!(args.destroy_incompatible || args.rollback || args.force)).then(|| {
-            let (host, root) = (target_host.clone(), args.target_path.clone());
+            let (host, root) = (target_host.clone(), target_path.to_string());
             std::thread::spawn(move || list_target(&host, &root))
         }),
     );
@@ -111,7 +110,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let stream = read_stream(stdin.lock())?;
     stream.check(&args.backup, args.ssh_source.as_deref())?;
     let mut datasets = stream.datasets;
-    zab_core::name::target_overlap(&args.target_path, args.ssh_target.as_deref(), &datasets)?;
+    zab_core::name::target_overlap(target_path, args.target.ssh_target.as_deref(), &datasets)?;
 
     // Hosts and target names; collisions and over-stripping end the run
     // before anything is done.
@@ -124,9 +123,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
         m
     };
+    let map = args.target.map(
+        by_host
+            .values()
+            .flatten()
+            .map(|&i| datasets[i].name.as_str()),
+    )?;
     let mut hosts: Vec<Host> = Vec::new();
     let mut picked: Vec<(usize, usize, String)> = Vec::new(); // (record, host, target)
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (dest, idx) in &by_host {
         hosts.push(
             args.common
@@ -135,15 +139,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         );
         let h = hosts.len() - 1;
         for &i in idx {
-            let name = &datasets[i].name;
-            let t =
-                zfs::target_name(name, &args.target_path, args.strip_path).map_err(Error::Usage)?;
-            if let Some(other) = seen.insert(t.clone(), name.clone()) {
-                return Err(Error::Usage(format!(
-                    "target collision: {other} and {name} both map to {t} (--strip-path {})",
-                    args.strip_path
-                )));
-            }
+            let t = map[datasets[i].name.as_str()].clone();
             picked.push((i, h, t));
         }
     }
@@ -163,7 +159,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         Some(listing) => listing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-        None => list_target(&target_host, &args.target_path)?,
+        None => list_target(&target_host, target_path)?,
     };
 
     // Plans.
@@ -174,7 +170,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         exclude: &exclude,
         keep_target: &args.keep_target,
         now,
-        guid_check: !args.no_guid_check,
+        guid_check: !args.target.no_guid_check,
         destroy_incompatible: args.destroy_incompatible,
         rollback: args.rollback,
     };
@@ -292,7 +288,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .any(|j| j.plan.error.is_none() && !j.plan.steps.is_empty())
     {
         listing::parse_features(
-            &target_host.output(&listing::features_args(zfs::pool_of(&args.target_path)))?,
+            &target_host.output(&listing::features_args(zfs::pool_of(target_path)))?,
         )
     } else {
         Features::default()
@@ -309,7 +305,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             let r = running.clone();
             let _ = ctrlc::set_handler(move || r.interrupt());
         }
-        let parents = missing_parents(&jobs, &target_tree, &args.target_path);
+        let parents = missing_parents(&jobs, &target_tree, target_path);
         let mut failed_parents: BTreeMap<String, String> = BTreeMap::new();
         for p in &parents {
             if failed_parents.keys().any(|f| zfs::is_under(p, f)) {
@@ -413,7 +409,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let failed_total = datasets.iter().filter(|d| d.error.is_some()).count();
     let mut end = End::new(TOOL, datasets.len(), failed_total);
     let mut extra = Map::new();
-    extra.insert("target".into(), json!(args.target_path));
+    extra.insert("target".into(), json!(target_path));
     extra.insert("transfers".into(), json!(transfers));
     extra.insert("bytes".into(), json!(bytes));
     if !created_parents.is_empty() {

@@ -1,8 +1,7 @@
 //! zab-snap's command line.
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common};
-use zab_core::naming::DEFAULT_FORMAT;
+use zab_core::cli::{after_help, parse_bytes, Common, Naming};
 
 const EXAMPLES: &str = "  \
   # Snapshot every dataset selected for 'offsite1' that changed since its
@@ -46,20 +45,13 @@ pub struct Args {
     #[arg(value_name = "BACKUP-NAME")]
     pub backup: String,
 
+    #[command(flatten)]
+    pub naming: Naming,
+
     /// The source host. Optional: the records already say where each dataset
     /// is; when given, every record must be from this host.
     #[arg(long, value_name = "USER@HOST")]
     pub ssh_source: Option<String>,
-
-    /// The snapshot name: {} is the backup name, then strftime fields. A
-    /// snapshot is "ours" exactly when its name parses with this format. A
-    /// format that cannot give back its time to the second is refused.
-    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_FORMAT)]
-    pub snapshot_format: String,
-
-    /// Use UTC in snapshot names instead of local time.
-    #[arg(long)]
-    pub utc: bool,
 
     /// Snapshot a dataset only when at least BYTES were written since its
     /// newest snapshot of this backup (written@SNAPSHOT). A dataset without
@@ -191,7 +183,7 @@ mod tests {
             ]
         );
         assert_eq!(a.pre_snapshot_cmd, vec!["echo one", "echo two"]);
-        assert!(a.utc);
+        assert!(a.naming.utc);
         let e = Args::try_parse_from(["zab-snap", "x", "--allow-empty"]).unwrap();
         assert_eq!(e.min_change(), 0);
         assert_eq!(

@@ -13,7 +13,6 @@ use chrono::Utc;
 use serde_json::{json, Map};
 use zab_core::cli::Log;
 use zab_core::error::{CommandError, Error};
-use zab_core::naming::SnapshotFormat;
 use zab_core::ndjson::{read_stream, Writer};
 use zab_core::record::{End, Record, SnapStatus};
 use zab_core::zfs;
@@ -25,7 +24,7 @@ use crate::plan::{by_pool, decide, latest_ours, written_query, Decision, Written
 const TOOL: &str = "zab-snap";
 
 pub fn run(args: &Args) -> Result<(), Error> {
-    let fmt = SnapshotFormat::new(&args.snapshot_format, &args.backup, args.utc)?;
+    let fmt = args.naming.format(&args.backup)?;
     if let Some(s) = &args.ssh_source {
         Host::ssh(s)?;
     }

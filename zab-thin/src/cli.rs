@@ -3,14 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use zab_core::cli::{after_help, Common};
+use zab_core::cli::{
+    after_help, Common, Holds, Naming, Target, DEFAULT_PROPERTY_FORMAT, DEFAULT_SCHEDULE,
+};
 use zab_core::error::Error;
-use zab_core::naming::DEFAULT_FORMAT;
 use zab_core::schedule::Schedule;
-
-/// zfs-autobackup's default schedule: the last 10, then one a day for a
-/// week, one a week for a month, one a month for a year.
-pub const DEFAULT_SCHEDULE: &str = "10,1d1w,1w1m,1m1y";
 
 const EXAMPLES: &str = "  \
   # Thin the source snapshots of the backup 'offsite1' (snapshot-only mode):
@@ -51,10 +48,14 @@ pub struct Args {
     #[arg(value_name = "BACKUP-NAME", required_unless_present_any = ["offline", "describe"])]
     pub backup: Option<String>,
 
-    /// The target dataset: also thin the target datasets under it. On the
-    /// sources' host it may not be a selected source, nor above or below one.
-    #[arg(value_name = "TARGET-PATH")]
-    pub target_path: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+
+    #[command(flatten)]
+    pub naming: Naming,
+
+    #[command(flatten)]
+    pub holds: Holds,
 
     /// The schedule for the source snapshots.
     #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
@@ -64,34 +65,9 @@ pub struct Args {
     #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
     pub keep_target: Schedule,
 
-    /// Our snapshot names: {} is the backup name. Only snapshots whose name
-    /// parses with it are ever destroyed.
-    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_FORMAT)]
-    pub snapshot_format: String,
-
-    /// Snapshot names are in UTC rather than local time.
-    #[arg(long)]
-    pub utc: bool,
-
-    /// Our hold tag; {} is the backup name.
-    #[arg(long, value_name = "FORMAT", default_value = "zfs_autobackup:{}")]
-    pub hold_format: String,
-
     /// The source host. Optional: the records say where each dataset is.
     #[arg(long, value_name = "USER@HOST")]
     pub ssh_source: Option<String>,
-
-    /// The target host (push mode); local when absent.
-    #[arg(long, value_name = "USER@HOST")]
-    pub ssh_target: Option<String>,
-
-    /// Strip this many leading components from source names on the target.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub strip_path: usize,
-
-    /// Compare only names, not guids, to find the common snapshot.
-    #[arg(long)]
-    pub no_guid_check: bool,
 
     /// Destroy target datasets that are gone from the source once their
     /// newest snapshot of ours is older than DURATION: a number and a unit
@@ -105,7 +81,7 @@ pub struct Args {
 
     /// The selection property, as given to zab-select; {} is the backup
     /// name. Asked only when target datasets have no record in the input.
-    #[arg(long, value_name = "FORMAT", default_value = "autobackup:{}")]
+    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_PROPERTY_FORMAT)]
     pub property_format: String,
 
     /// Plan and report, destroy nothing.
@@ -141,17 +117,14 @@ pub struct Args {
 
     /// Thin a list of snapshot records from stdin, without ZFS: each
     /// {"kind":"snapshot","name":…,"timestamp":…} comes back with its action
-    /// (keep or destroy) and reason (docs/records.md).
+    /// (keep or destroy) and reason (docs/records.md). "Now" is the clock,
+    /// or --now SECONDS (since the epoch).
     #[arg(long)]
     pub offline: bool,
 
     /// The schedule for --offline: the last N, then rules <interval><ttl>.
     #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse, requires = "offline")]
     pub keep: Schedule,
-
-    /// "Now" for --offline, in seconds since the epoch (default: the clock).
-    #[arg(long, value_name = "SECONDS", requires = "offline")]
-    pub now: Option<i64>,
 
     /// Print SCHEDULE in words, one sentence per item ("Keep the last 10
     /// snapshots.", "Keep every 1 day, delete after 1 week."), and exit. A
@@ -214,7 +187,6 @@ mod tests {
         assert_eq!(a.keep_source.to_string(), DEFAULT_SCHEDULE);
         assert!(Args::try_parse_from(["zab-thin"]).is_err());
         assert!(Args::try_parse_from(["zab-thin", "--offline"]).is_ok());
-        assert!(Args::try_parse_from(["zab-thin", "x", "--now", "5"]).is_err());
     }
 
     #[test]

@@ -308,7 +308,7 @@ pub fn write<W: Write>(
 pub fn run(args: &Args) -> Result<(), Error> {
     let log = args.common.log(TOOL);
     let schedule = &args.keep;
-    let now = match args.now {
+    let now = match args.common.now {
         Some(n) if (0..=MAX_TIME).contains(&n) => n,
         Some(n) => {
             return Err(Error::Usage(format!(

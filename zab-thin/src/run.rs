@@ -29,7 +29,6 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 use zab_core::cli::Log;
 use zab_core::error::Error;
-use zab_core::naming::SnapshotFormat;
 use zab_core::ndjson::{read_stream, Stream, Writer};
 use zab_core::record::{End, Record, Spared, ThinOutcome, ThinSide};
 use zab_core::schedule::parse_duration;
@@ -82,8 +81,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .backup
         .as_deref()
         .ok_or_else(|| Error::Usage("BACKUP-NAME is required".into()))?;
-    let fmt = SnapshotFormat::new(&args.snapshot_format, backup, args.utc)?;
-    let our_tag = args.hold_format.replace("{}", backup);
+    let fmt = args.naming.format(backup)?;
+    let our_tag = args.holds.tag(backup);
     let property = select::property_name(&args.property_format, backup)?;
     let destroy_missing = args
         .destroy_missing
@@ -91,12 +90,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .map(parse_duration)
         .transpose()
         .map_err(|e| Error::Usage(format!("--destroy-missing: {e}")))?;
-    if destroy_missing.is_some() && args.target_path.is_none() {
+    if destroy_missing.is_some() && args.target.target_path.is_none() {
         return Err(Error::Usage("--destroy-missing needs a TARGET-PATH".into()));
     }
-    if let Some(t) = &args.target_path {
-        zab_core::name::target_path(t)?;
-    }
+    args.target.path()?;
     if let Some(s) = &args.ssh_source {
         Host::ssh(s)?;
     }
@@ -104,7 +101,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for line in args.keep_source.describe() {
         log.verbose(format!("[Source] {line}"));
     }
-    if args.target_path.is_some() {
+    if args.target.target_path.is_some() {
         for line in args.keep_target.describe() {
             log.verbose(format!("[Target] {line}"));
         }
@@ -112,8 +109,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     let stream = read_stream(std::io::stdin().lock())?;
     stream.check(backup, args.ssh_source.as_deref())?;
-    if let Some(t) = &args.target_path {
-        zab_core::name::target_overlap(t, args.ssh_target.as_deref(), &stream.datasets)?;
+    if let Some(t) = &args.target.target_path {
+        zab_core::name::target_overlap(t, args.target.ssh_target.as_deref(), &stream.datasets)?;
     }
     // The run lock, only now that the whole input is read: in `zab-send |
     // zab-thin`, zab-send holds it until it exits, right after its end
@@ -122,9 +119,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
         true => None,
         false => Some(zab_core::lock::acquire(
             backup,
-            args.target_path
+            args.target
+                .target_path
                 .as_deref()
-                .map(|p| (args.ssh_target.as_deref(), p)),
+                .map(|p| (args.target.ssh_target.as_deref(), p)),
             LOCK_WAIT,
         )?),
     };
@@ -162,8 +160,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     // Every read first, at the same time: one snapshot listing per source
     // host and one of the whole target tree. Any failure ends the run.
-    let target_host = match &args.target_path {
-        Some(_) => Some(host_of(&args.ssh_target, &mut hosts)?),
+    let target_host = match &args.target.target_path {
+        Some(_) => Some(host_of(&args.target.ssh_target, &mut hosts)?),
         None => None,
     };
     let (listed, tree) = std::thread::scope(|scope| {
@@ -175,7 +173,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 scope.spawn(move || zfs::list_snapshots(host, &names))
             })
             .collect();
-        let tree = match (target_host, &args.target_path) {
+        let tree = match (target_host, &args.target.target_path) {
             (Some(h), Some(path)) => Some(zfs::list_tree(&hosts[h].1, path)),
             _ => None,
         };
@@ -192,23 +190,20 @@ pub fn run(args: &Args) -> Result<(), Error> {
             src_snaps.insert(i, listed.remove(&datasets[i].name).unwrap_or_default());
         }
     }
-    let target = match (&args.target_path, target_host, tree) {
-        (Some(path), Some(h), Some(tree)) => {
+    let target = match (&args.target.target_path, target_host, tree) {
+        (Some(_), Some(h), Some(tree)) => {
             let tree = tree?;
-            let mut map: BTreeMap<usize, String> = BTreeMap::new();
-            let mut seen: BTreeMap<String, String> = BTreeMap::new();
-            for idx in by_host.values() {
-                for &i in idx {
-                    let src = &datasets[i].name;
-                    let t = zfs::target_name(src, path, args.strip_path).map_err(Error::Usage)?;
-                    if let Some(other) = seen.insert(t.clone(), src.clone()) {
-                        return Err(Error::Usage(format!(
-                            "target collision: {other} and {src} both map to {t} (check --strip-path)"
-                        )));
-                    }
-                    map.insert(i, t);
-                }
-            }
+            let names = args.target.map(
+                by_host
+                    .values()
+                    .flatten()
+                    .map(|&i| datasets[i].name.as_str()),
+            )?;
+            let map: BTreeMap<usize, String> = by_host
+                .values()
+                .flatten()
+                .map(|&i| (i, names[datasets[i].name.as_str()].clone()))
+                .collect();
             Some((h, tree, map))
         }
         _ => None,
@@ -255,7 +250,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                         &args.keep_source,
                         &args.keep_target,
                         now,
-                        !args.no_guid_check,
+                        !args.target.no_guid_check,
                     );
                     if let Some(c) = &pr.common {
                         log.debug(format!("{name}: common snapshot {c}"));
@@ -273,10 +268,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // Target datasets whose source is not selected (any more). The targets
     // of datasets that failed upstream (--skip-failed) are not "missing".
     if let Some((th, tree, map)) = &target {
-        let root = args.target_path.as_deref().unwrap_or_default();
+        let root = args.target.target_path.as_deref().unwrap_or_default();
         let left_alone: Vec<String> = failed_upstream
             .iter()
-            .filter_map(|&i| zfs::target_name(&datasets[i].name, root, args.strip_path).ok())
+            .filter_map(|&i| zfs::target_name(&datasets[i].name, root, args.target.strip_path).ok())
             .collect();
         let used: BTreeSet<&String> = map.values().chain(&left_alone).collect();
         // The target path itself is where backups go, never "missing"; a
@@ -310,7 +305,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                     backup: backup.to_string(),
                     property: property.clone(),
                     host: dest.clone(),
-                    exclude_paths: match dest == args.ssh_target {
+                    exclude_paths: match dest == args.target.ssh_target {
                         true => vec![root.to_string()],
                         false => Vec::new(),
                     },
@@ -329,7 +324,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 &datasets,
                 upstream,
                 root,
-                args.strip_path,
+                args.target.strip_path,
             );
         }
         for (tname, _) in &tree.datasets {
