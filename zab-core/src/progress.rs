@@ -387,7 +387,8 @@ mod tests {
         assert_eq!(numeric(&p), "1320702444");
     }
 
-    /// The example line in the module docs is what a record looks like.
+    /// The example line in the module docs (and in docs/records.md) is
+    /// what a record looks like.
     #[test]
     fn json_record_matches_the_docs() {
         let mut m = Meter::new(Some(1 << 30), WINDOW, secs(1.0));
@@ -395,6 +396,8 @@ mod tests {
         let line = Record::new(&p, false).to_line();
         let doc = include_str!("progress.rs");
         assert!(doc.contains(&format!("//! {line}\n")), "{line}");
+        let records = include_str!("../../docs/records.md");
+        assert!(records.contains(&format!("    {line}\n")), "{line}");
         let p = m.sample(secs(1.0), 50 * MIB);
         let done = Record::new(&p, true).to_line();
         assert!(done.ends_with(r#""done":true}"#), "{done}");
