@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -60,23 +60,61 @@ enum Event {
     Interrupted,
 }
 
+/// How the reader ended: whether at the end of the input, and how long it
+/// waited for room.
+type ReaderEnd = (bool, Duration);
+/// How the writer ended: the hash (if asked for), and how long it waited
+/// for data.
+type WriterEnd = (Option<u64>, Duration);
+
 pub fn run(cfg: &Config) -> Result<(), Error> {
+    let (input, output) = open_ends()?;
+    let (filler, drainer) = allocate(cfg)?;
+    let counts = Arc::new(Counts::default());
+    let start = Instant::now();
+    let events = start_threads(cfg, input, output, filler, drainer, &counts)?;
+    let ((_, reader_waited), (hash, writer_waited)) = watch(cfg, &events, &counts)?;
+    finish(
+        cfg,
+        &counts,
+        start.elapsed(),
+        reader_waited,
+        writer_waited,
+        hash,
+    )
+}
+
+/// stdin and stdout as `File`s of their own, pipes grown.
+fn open_ends() -> Result<(File, File), Error> {
     let input = io::stdin().as_fd().try_clone_to_owned();
     let input = File::from(input.map_err(|e| Error::Io(format!("stdin: {e}")))?);
     let output = io::stdout().as_fd().try_clone_to_owned();
     let output = File::from(output.map_err(|e| Error::Io(format!("stdout: {e}")))?);
     grow_pipes(&[&input, &output]);
-    let counts = Arc::new(Counts::default());
-    let (filler, drainer) = pool(cfg.blocks, cfg.block, cfg.start_writing, cfg.resume_reading)
-        .map_err(|e| {
-            Error::Usage(format!(
-                "cannot allocate the buffer (--size {}): {e}",
-                format_bytes(cfg.bytes() as u64)
-            ))
-        })?;
-    let (tx, rx) = mpsc::channel();
-    let start = Instant::now();
+    Ok((input, output))
+}
 
+/// The blocks, allocated before any byte moves.
+fn allocate(cfg: &Config) -> Result<(Filler, Drainer), Error> {
+    pool(cfg.blocks, cfg.block, cfg.start_writing, cfg.resume_reading).map_err(|e| {
+        Error::Usage(format!(
+            "cannot allocate the buffer (--size {}): {e}",
+            format_bytes(cfg.bytes() as u64)
+        ))
+    })
+}
+
+/// The signal handler, the reader and the writer, each telling the main
+/// thread when it is done.
+fn start_threads(
+    cfg: &Config,
+    input: File,
+    output: File,
+    filler: Filler,
+    drainer: Drainer,
+    counts: &Arc<Counts>,
+) -> Result<Receiver<Event>, Error> {
+    let (tx, rx) = mpsc::channel();
     // Before any byte moves, so an interrupted transfer always says so.
     let t = tx.clone();
     ctrlc::set_handler(move || {
@@ -92,15 +130,23 @@ pub fn run(cfg: &Config) -> Result<(), Error> {
             let r = read_loop(input, filler, &c, verbose);
             let _ = t.send(Event::Read(r));
         })?;
-    let (c, t, hash) = (counts.clone(), tx.clone(), cfg.hash);
+    let (c, hash) = (counts.clone(), cfg.hash);
     thread::Builder::new()
         .name("writer".into())
         .spawn(move || {
             let r = write_loop(output, drainer, &c, hash.then(Xxh64::new), verbose);
-            let _ = t.send(Event::Wrote(r));
+            let _ = tx.send(Event::Wrote(r));
         })?;
-    drop(tx);
+    Ok(rx)
+}
 
+/// Waits for both threads to end well; the first failure, interruption or
+/// watchdog alarm ends the wait with its error.
+fn watch(
+    cfg: &Config,
+    events: &Receiver<Event>,
+    counts: &Counts,
+) -> Result<(ReaderEnd, WriterEnd), Error> {
     let mut watchdog = cfg
         .watchdog
         .map(|limit| Watchdog::new(limit, Instant::now()));
@@ -108,31 +154,8 @@ pub fn run(cfg: &Config) -> Result<(), Error> {
         .watchdog
         .map(|w| (w / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
     let mut reader = None;
-    let mut done = None;
-    loop {
-        let event = match tick {
-            Some(tick) => match rx.recv_timeout(tick) {
-                Ok(e) => e,
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Some(w) = &mut watchdog {
-                        let moved = counts.read() + counts.written();
-                        if let Some(idle) = w.check(moved, Instant::now()) {
-                            return Err(Error::Io(format!(
-                                "watchdog: no data moved for {:.1} s; {}",
-                                idle.as_secs_f64(),
-                                counts.tally()
-                            )));
-                        }
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(e) => e,
-                Err(_) => break,
-            },
-        };
+    let mut writer = None;
+    while let Some(event) = next_event(events, tick, watchdog.as_mut(), counts)? {
         match event {
             Event::Read(Ok(r)) => reader = Some(r),
             Event::Read(Err(e)) => {
@@ -141,7 +164,7 @@ pub fn run(cfg: &Config) -> Result<(), Error> {
                     counts.tally()
                 )))
             }
-            Event::Wrote(Ok(d)) => done = Some(d),
+            Event::Wrote(Ok(w)) => writer = Some(w),
             Event::Wrote(Err(e)) => {
                 return Err(Error::Io(format!(
                     "write to stdout failed: {e}; {}{}",
@@ -158,13 +181,44 @@ pub fn run(cfg: &Config) -> Result<(), Error> {
         }
         // The writer ends only after the reader has; the reader's event (an
         // error, perhaps) is the last one to wait for.
-        if let (Some((_, rw)), Some((hash, ww))) = (reader, done) {
-            return finish(cfg, &counts, start.elapsed(), rw, ww, hash);
+        if let (Some(r), Some(w)) = (reader, writer) {
+            return Ok((r, w));
         }
     }
     Err(Error::Io(
         "internal error: a thread ended without a word".into(),
     ))
+}
+
+/// The next event (None: every sender is gone). With a watchdog, wakes up
+/// every `tick` to check that bytes still move, and fails when they have
+/// not for its limit.
+fn next_event(
+    events: &Receiver<Event>,
+    tick: Option<Duration>,
+    mut watchdog: Option<&mut Watchdog>,
+    counts: &Counts,
+) -> Result<Option<Event>, Error> {
+    let Some(tick) = tick else {
+        return Ok(events.recv().ok());
+    };
+    loop {
+        match events.recv_timeout(tick) {
+            Ok(e) => return Ok(Some(e)),
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(w) = watchdog.as_deref_mut() {
+            let moved = counts.read() + counts.written();
+            if let Some(idle) = w.check(moved, Instant::now()) {
+                return Err(Error::Io(format!(
+                    "watchdog: no data moved for {:.1} s; {}",
+                    idle.as_secs_f64(),
+                    counts.tally()
+                )));
+            }
+        }
+    }
 }
 
 /// The summary and hash lines, once every byte was written.

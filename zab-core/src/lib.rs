@@ -15,6 +15,7 @@
 //! * [`duration`]: the one grammar of durations (zfs-autobackup's units).
 //! * [`error`]: one error type and the one exit-code scheme.
 //! * [`cli`]: the flags every tool shares, and the parsing every `main` calls.
+//! * [`progress`]: the progress meter of the byte streams and its lines.
 //! * [`private`]: the directory only the invoking user can write (ssh
 //!   control sockets, run locks).
 //! * [`lock`]: the run lock, one run per backup name and target.
@@ -30,6 +31,7 @@ pub mod name;
 pub mod naming;
 pub mod ndjson;
 pub mod private;
+pub mod progress;
 pub mod record;
 pub mod schedule;
 pub mod select;

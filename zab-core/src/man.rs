@@ -34,7 +34,17 @@ pub fn render(cmd: &Command) -> String {
     cmd.build();
     let name = cmd.get_name().to_string();
     let mut page = Page::default();
+    title(&mut page, &cmd, &name);
+    name_and_synopsis(&mut page, &mut cmd, &name);
+    description(&mut page, &cmd);
+    arguments_and_options(&mut page, &cmd);
+    after_help(&mut page, &cmd);
+    see_also(&mut page, &name);
+    page.0
+}
 
+/// The comment that says where the page comes from, and the title line.
+fn title(page: &mut Page, cmd: &Command, name: &str) {
     page.comment(&format!(
         "{name}(1): generated from {name}'s command line by zab-core (src/man.rs); \
          do not edit, run scripts/man."
@@ -49,18 +59,23 @@ pub fn render(cmd: &Command) -> String {
     // Left-aligned and unhyphenated: option names stay whole, for copying.
     page.raw(".ad l");
     page.raw(".nh");
+}
 
+/// NAME (the about line) and SYNOPSIS (clap's usage).
+fn name_and_synopsis(page: &mut Page, cmd: &mut Command, name: &str) {
     page.section("NAME");
     match cmd.get_about() {
         Some(about) => page.text(&format!("{name} - {}", one_line(&about.to_string()))),
-        None => page.text(&name),
+        None => page.text(name),
     }
-
     page.section("SYNOPSIS");
     let usage = cmd.render_usage().to_string();
     let usage = usage.trim().trim_start_matches("Usage:").trim();
-    page.raw(&synopsis(&name, usage));
+    page.raw(&synopsis(name, usage));
+}
 
+/// DESCRIPTION: the long about (or the about), paragraph by paragraph.
+fn description(page: &mut Page, cmd: &Command) {
     let description = cmd
         .get_long_about()
         .or(cmd.get_about())
@@ -72,17 +87,19 @@ pub fn render(cmd: &Command) -> String {
             page.text(&sentence(&paragraph));
         }
     }
+}
 
+/// ARGUMENTS and OPTIONS, each a tagged paragraph; hidden ones left out.
+fn arguments_and_options(page: &mut Page, cmd: &Command) {
     let positionals: Vec<&Arg> = cmd.get_positionals().filter(|a| !a.is_hide_set()).collect();
     if !positionals.is_empty() {
         page.section("ARGUMENTS");
         for arg in positionals {
             page.raw(".TP");
             page.raw(&format!("\\fI{}\\fR", escape(&value_names(arg).join(" "))));
-            arg_body(&mut page, arg);
+            arg_body(page, arg);
         }
     }
-
     let options: Vec<&Arg> = cmd
         .get_arguments()
         .filter(|a| !a.is_positional() && !a.is_hide_set())
@@ -92,10 +109,13 @@ pub fn render(cmd: &Command) -> String {
         for arg in options {
             page.raw(".TP");
             page.raw(&option_tag(arg));
-            arg_body(&mut page, arg);
+            arg_body(page, arg);
         }
     }
+}
 
+/// The sections of the after-help text (EXAMPLES, EXIT STATUS, ...).
+fn after_help(page: &mut Page, cmd: &Command) {
     let after = cmd
         .get_after_long_help()
         .or(cmd.get_after_help())
@@ -106,23 +126,25 @@ pub fn render(cmd: &Command) -> String {
             None => page.section("NOTES"),
         }
         for block in blocks(&body) {
-            block_roff(&mut page, &block);
+            block_roff(page, &block);
         }
     }
+}
 
+/// SEE ALSO: the other zab tools, then what this one stands in for.
+fn see_also(page: &mut Page, name: &str) {
     page.section("SEE ALSO");
     let mut see_also: Vec<(&str, &str)> = TOOLS
         .iter()
         .filter(|t| **t != name)
         .map(|t| (*t, "1"))
         .collect();
-    see_also.extend_from_slice(related(&name));
+    see_also.extend_from_slice(related(name));
     let last = see_also.len().saturating_sub(1);
     for (i, (page_name, section)) in see_also.iter().enumerate() {
         let comma = if i == last { "" } else { "," };
         page.raw(&format!(".BR {} ({section}){comma}", escape(page_name)));
     }
-    page.0
 }
 
 /// Panics, saying how to fix it, when `committed` (a page in `docs/man/`)

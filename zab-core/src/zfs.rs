@@ -460,65 +460,27 @@ pub fn parse_target_tree(output: &str, root: &str) -> Result<Tree, String> {
 fn parse_tree_columns(output: &str, root: &str, target: bool) -> Result<Tree, String> {
     let mut tree = Tree::default();
     let mut snaps: Vec<(String, Snapshot)> = Vec::new();
-    let columns = if target { 7 } else { 3 };
     for (i, line) in output.lines().enumerate() {
-        let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
-        let cols: Vec<&str> = line.split('\t').collect();
-        if cols.len() != columns {
-            return Err(bad(&format!("expected {columns} tab-separated columns")));
-        }
-        let num = |v: &str, what: &str| -> Result<u64, String> {
-            v.parse()
-                .map_err(|_| bad(&format!("{what} is not a number")))
-        };
-        let name = cols[0];
-        let dataset = name.split(['@', '#']).next().unwrap_or(name);
-        if !is_under(dataset, root) {
-            return Err(bad(&format!("outside the tree of {root}")));
-        }
-        // The fast listing has no type: a snapshot's name has an `@`.
-        let (kind, txg, guid) = if target {
-            let kind = DatasetType::parse(cols[1]).ok_or_else(|| bad("unexpected type"))?;
-            (Some(kind), cols[2], cols[3])
-        } else if name.contains('@') {
-            (Some(DatasetType::Snapshot), cols[1], cols[2])
-        } else {
-            (None, cols[1], cols[2])
-        };
-        match kind {
-            Some(DatasetType::Snapshot) => {
-                let (ds, snap) = name.split_once('@').ok_or_else(|| bad("not a snapshot"))?;
-                let userrefs = match target {
-                    true => {
-                        tree.written
-                            .insert(name.to_string(), num(cols[5], "written")?);
-                        Some(num(cols[4], "userrefs")?)
-                    }
-                    false => None,
-                };
-                snaps.push((
-                    ds.to_string(),
-                    Snapshot {
-                        name: snap.to_string(),
-                        createtxg: num(txg, "createtxg")?,
-                        guid: num(guid, "guid")?,
-                        userrefs,
-                    },
-                ));
+        match parse_tree_row(line, i + 1, root, target)? {
+            TreeRow::Snapshot {
+                dataset,
+                snapshot,
+                written,
+            } => {
+                if let Some(w) = written {
+                    tree.written
+                        .insert(format!("{dataset}@{}", snapshot.name), w);
+                }
+                snaps.push((dataset, snapshot));
             }
-            Some(DatasetType::Bookmark) => return Err(bad("unexpected type")),
-            kind => {
-                if name.contains('#') {
-                    return Err(bad("unexpected bookmark"));
+            TreeRow::Dataset { name, kind, token } => {
+                if tree.snapshots.contains_key(&name) {
+                    return Err(bad_tree_row(i + 1, line, "the same dataset listed twice"));
                 }
-                num(txg, "createtxg")?;
-                if tree.snapshots.contains_key(name) {
-                    return Err(bad("the same dataset listed twice"));
-                }
-                tree.datasets.push((name.to_string(), kind));
-                tree.snapshots.entry(name.to_string()).or_default();
-                if target && cols[6] != "-" && !cols[6].is_empty() {
-                    tree.tokens.insert(name.to_string(), cols[6].to_string());
+                tree.datasets.push((name.clone(), kind));
+                tree.snapshots.entry(name.clone()).or_default();
+                if let Some(token) = token {
+                    tree.tokens.insert(name, token);
                 }
             }
         }
@@ -538,6 +500,91 @@ fn parse_tree_columns(output: &str, root: &str, target: bool) -> Result<Tree, St
     }
     tree.datasets.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(tree)
+}
+
+/// One row of a tree listing.
+enum TreeRow {
+    Snapshot {
+        dataset: String,
+        snapshot: Snapshot,
+        /// Its `written` (the target tree only).
+        written: Option<u64>,
+    },
+    Dataset {
+        name: String,
+        kind: Option<DatasetType>,
+        /// Its `receive_resume_token` (the target tree only; `-` is none).
+        token: Option<String>,
+    },
+}
+
+/// The error for row `n`: `line N: WHY: "ROW"`.
+fn bad_tree_row(n: usize, line: &str, why: &str) -> String {
+    format!("line {n}: {why}: {line:?}")
+}
+
+/// Row `n` of [`parse_tree_columns`]'s listing, checked on its own.
+fn parse_tree_row(line: &str, n: usize, root: &str, target: bool) -> Result<TreeRow, String> {
+    let bad = |why: &str| bad_tree_row(n, line, why);
+    let columns = if target { 7 } else { 3 };
+    let cols: Vec<&str> = line.split('\t').collect();
+    if cols.len() != columns {
+        return Err(bad(&format!("expected {columns} tab-separated columns")));
+    }
+    let num = |v: &str, what: &str| -> Result<u64, String> {
+        v.parse()
+            .map_err(|_| bad(&format!("{what} is not a number")))
+    };
+    let name = cols[0];
+    let dataset = name.split(['@', '#']).next().unwrap_or(name);
+    if !is_under(dataset, root) {
+        return Err(bad(&format!("outside the tree of {root}")));
+    }
+    // The fast listing has no type: a snapshot's name has an `@`.
+    let (kind, txg, guid) = if target {
+        let kind = DatasetType::parse(cols[1]).ok_or_else(|| bad("unexpected type"))?;
+        (Some(kind), cols[2], cols[3])
+    } else if name.contains('@') {
+        (Some(DatasetType::Snapshot), cols[1], cols[2])
+    } else {
+        (None, cols[1], cols[2])
+    };
+    match kind {
+        Some(DatasetType::Snapshot) => {
+            let (ds, snap) = name.split_once('@').ok_or_else(|| bad("not a snapshot"))?;
+            let (written, userrefs) = match target {
+                true => (
+                    Some(num(cols[5], "written")?),
+                    Some(num(cols[4], "userrefs")?),
+                ),
+                false => (None, None),
+            };
+            Ok(TreeRow::Snapshot {
+                dataset: ds.to_string(),
+                snapshot: Snapshot {
+                    name: snap.to_string(),
+                    createtxg: num(txg, "createtxg")?,
+                    guid: num(guid, "guid")?,
+                    userrefs,
+                },
+                written,
+            })
+        }
+        Some(DatasetType::Bookmark) => Err(bad("unexpected type")),
+        kind => {
+            if name.contains('#') {
+                return Err(bad("unexpected bookmark"));
+            }
+            num(txg, "createtxg")?;
+            let token =
+                (target && cols[6] != "-" && !cols[6].is_empty()).then(|| cols[6].to_string());
+            Ok(TreeRow::Dataset {
+                name: name.to_string(),
+                kind,
+                token,
+            })
+        }
+    }
 }
 
 /// Lists the tree under `root` on `host` with one `zfs list` in the fast

@@ -2,13 +2,12 @@
 //! show how it goes.
 //!
 //! It does pv's job in zab's pipelines: the token bucket in `bucket.rs`
-//! limits the rate exactly, `meter.rs` turns byte counts into rates, a
+//! limits the rate exactly, `zab_core::progress` turns byte counts into rates, a
 //! percentage and an ETA, and `run.rs` moves the data (with splice(2) when a
 //! pipe allows it) while a second thread draws the progress.
 
 mod bucket;
 mod cli;
-mod meter;
 mod run;
 
 use std::io::IsTerminal;

@@ -24,10 +24,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use zab_core::error::Error;
+use zab_core::progress::{line, numeric, summary, Meter, Record, WINDOW};
 
 use crate::bucket::{Grant, TokenBucket};
 use crate::cli::{Config, Show};
-use crate::meter::{line, numeric, summary, Meter, Record, WINDOW};
 
 const TOOL: &str = "zab-ratelimit";
 

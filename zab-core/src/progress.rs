@@ -1,14 +1,20 @@
-//! Progress maths and its three renderings: pure, with `now` passed in.
+//! The one progress meter of the byte streams (zab-ratelimit, zab-send):
+//! pure, with `now` passed in as the time since the start.
 //!
 //! A [`Meter`] takes the byte count at each display tick and keeps the
-//! samples of the last [`WINDOW`]. From them come the current rate (since the
-//! previous tick), the average rate (since the start) and, with an expected
-//! size, the percentage and the ETA. The ETA divides what is left by the
-//! rate over the window, so it follows a transfer that speeds up or slows
-//! down without jumping at every tick (pv's `--average-rate-window`).
+//! samples of the last window (zab-ratelimit: [`WINDOW`], zab-send:
+//! [`SEND_WINDOW`]). From them come the current rate (since the previous
+//! tick), the rate over the window, the average rate (since the start) and,
+//! with an expected size, the percentage and the ETA. The ETA divides what
+//! is left by the rate over the window, so it follows a transfer that speeds
+//! up or slows down without jumping at every tick (pv's
+//! `--average-rate-window`).
 //!
-//! `--json` writes one [`Record`] per tick and a last one with `done: true`,
-//! one per line (NDJSON), on stderr:
+//! The renderings: zab-ratelimit's [`line`], [`summary`], [`numeric`] and
+//! its `--json` [`Record`]; zab-send's [`labelled`] line, one per transfer.
+//!
+//! zab-ratelimit's `--json` writes one [`Record`] per tick and a last one
+//! with `done: true`, one per line (NDJSON), on stderr:
 //!
 //! ```text
 //! {"kind":"progress","bytes":52428800,"elapsed":1.0,"rate":52428800,"avg_rate":52428800,"size":1073741824,"percent":4.9,"eta":19.48,"done":false}
@@ -29,10 +35,14 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::Serialize;
-use zab_core::cli::format_bytes;
 
-/// How far back the ETA's rate looks.
+use crate::cli::format_bytes;
+
+/// How far back the ETA's rate looks in zab-ratelimit.
 pub const WINDOW: Duration = Duration::from_secs(10);
+
+/// How far back zab-send's rate and ETA look.
+pub const SEND_WINDOW: Duration = Duration::from_secs(5);
 
 /// Where the transfer stands at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +51,8 @@ pub struct Progress {
     pub elapsed: Duration,
     /// Bytes per second since the previous sample.
     pub rate: f64,
+    /// Bytes per second over the meter's window (what the ETA uses).
+    pub window_rate: f64,
     /// Bytes per second since the start.
     pub avg_rate: f64,
     pub size: Option<u64>,
@@ -70,6 +82,12 @@ impl Meter {
             window,
             samples,
         }
+    }
+
+    /// The expected size, once it is known (zab-send learns it from
+    /// `zfs send -P` after the transfer started); None or 0: unknown.
+    pub fn set_size(&mut self, size: Option<u64>) {
+        self.size = size.filter(|&s| s > 0);
     }
 
     /// Records `bytes` passed at `elapsed` and says where that stands.
@@ -107,6 +125,7 @@ impl Meter {
             bytes,
             elapsed,
             rate,
+            window_rate,
             avg_rate: per_sec(bytes, elapsed),
             size: self.size,
             percent,
@@ -172,6 +191,27 @@ pub fn numeric(p: &Progress) -> String {
         Some(pc) => format!("{}", pc.floor() as u64),
         None => p.bytes.to_string(),
     }
+}
+
+/// zab-send's line, one per transfer, under a label:
+/// `pool/b/data@snap: 1.23 GiB 0:00:12 [98.2 MiB/s] 45.0% ETA 0:00:10`.
+/// The rate is the one over the window; the percentage stops at 100 (the
+/// size is `zfs send -P`'s estimate).
+pub fn labelled(label: &str, p: &Progress) -> String {
+    let mut s = format!(
+        "{label}: {} {} [{}]",
+        format_bytes(p.bytes),
+        clock(p.elapsed),
+        rate(p.window_rate)
+    );
+    if let Some(pc) = p.percent.filter(|_| p.size.is_some_and(|s| s > 0)) {
+        s.push_str(&format!(" {:.1}%", pc.min(100.0)));
+        match p.eta {
+            Some(eta) => s.push_str(&format!(" ETA {}", clock(eta))),
+            None => s.push_str(" ETA -:--:--"),
+        }
+    }
+    s
 }
 
 /// One `--json` record: the wire format is in the module docs.
@@ -304,6 +344,7 @@ mod tests {
             bytes: 1_320_702_444,
             elapsed: secs(12.4),
             rate: 102_970_000.0,
+            window_rate: 104_000_000.0,
             avg_rate: 106_000_000.0,
             size: Some(2_934_894_320),
             percent: Some(45.0),
@@ -346,14 +387,17 @@ mod tests {
         assert_eq!(numeric(&p), "1320702444");
     }
 
-    /// The example line in the module docs is what a record looks like.
+    /// The example line in the module docs (and in docs/records.md) is
+    /// what a record looks like.
     #[test]
     fn json_record_matches_the_docs() {
         let mut m = Meter::new(Some(1 << 30), WINDOW, secs(1.0));
         let p = m.sample(secs(1.0), 50 * MIB);
         let line = Record::new(&p, false).to_line();
-        let doc = include_str!("meter.rs");
+        let doc = include_str!("progress.rs");
         assert!(doc.contains(&format!("//! {line}\n")), "{line}");
+        let records = include_str!("../../docs/records.md");
+        assert!(records.contains(&format!("    {line}\n")), "{line}");
         let p = m.sample(secs(1.0), 50 * MIB);
         let done = Record::new(&p, true).to_line();
         assert!(done.ends_with(r#""done":true}"#), "{done}");
@@ -365,5 +409,77 @@ mod tests {
             none.to_line(),
             r#"{"kind":"progress","bytes":1,"elapsed":0.25,"rate":4,"avg_rate":4,"size":null,"percent":null,"eta":null,"done":false}"#
         );
+    }
+
+    /// zab-send's expected lines (its stream.rs tests), from a meter fed
+    /// the way zab-send feeds it: a tick every 250 ms, the estimate once
+    /// `zfs send -P` said it.
+    #[test]
+    fn zab_send_lines_with_and_without_an_estimate() {
+        let mut m = Meter::new(None, SEND_WINDOW, secs(0.25));
+        m.set_size(Some(0)); // no estimate yet
+                             // Nothing for 2 s, then 64 MiB/s: 512 MiB at 10 s.
+        let mut p = None;
+        for tick in 1..=40u64 {
+            let t = tick as f64 / 4.0;
+            let bytes = ((t - 2.0).max(0.0) * (64 * MIB) as f64) as u64;
+            if tick == 20 {
+                m.set_size(Some(1 << 30));
+            }
+            p = Some(m.sample(secs(t), bytes));
+        }
+        let p = p.unwrap();
+        assert_eq!(p.window_rate, (64 * MIB) as f64);
+        assert_eq!(
+            labelled("t/a@s", &p),
+            "t/a@s: 512 MiB 0:00:10 [64.0 MiB/s] 50.0% ETA 0:00:08"
+        );
+        // No estimate, and nothing moved over the window.
+        let mut m = Meter::new(None, SEND_WINDOW, secs(0.25));
+        let mut p = None;
+        for tick in 1..=40u64 {
+            let t = tick as f64 / 4.0;
+            p = Some(m.sample(secs(t), (512 * MIB).min(tick * 64 * MIB)));
+        }
+        assert_eq!(
+            labelled("t/a@s", &p.unwrap()),
+            "t/a@s: 512 MiB 0:00:10 [0 B/s]"
+        );
+    }
+
+    /// zab-send's RateWindow test: the rate over the last five seconds.
+    #[test]
+    fn zab_send_rate_over_the_window() {
+        let mut m = Meter::new(None, SEND_WINDOW, secs(1.0));
+        let mut p = m.sample(Duration::ZERO, 0);
+        assert_eq!(p.window_rate, 0.0);
+        for t in 0..=20u64 {
+            // 1 MB/s for 10 s, then 3 MB/s.
+            let b = if t <= 10 {
+                t * 1_000_000
+            } else {
+                10_000_000 + (t - 10) * 3_000_000
+            };
+            p = m.sample(secs(t as f64), b);
+        }
+        assert_eq!(p.window_rate, 3_000_000.0);
+        assert_eq!(p.avg_rate, 2_000_000.0);
+    }
+
+    #[test]
+    fn the_labelled_line_stops_at_100_percent() {
+        let p = Progress {
+            bytes: 1500,
+            size: Some(1000),
+            percent: Some(150.0),
+            eta: Some(Duration::ZERO),
+            ..progress()
+        };
+        assert_eq!(
+            labelled("x", &p),
+            "x: 1.46 KiB 0:00:12 [99.2 MiB/s] 100.0% ETA 0:00:00"
+        );
+        let p = Progress { eta: None, ..p };
+        assert!(labelled("x", &p).ends_with(" 100.0% ETA -:--:--"));
     }
 }
