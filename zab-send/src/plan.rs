@@ -310,6 +310,46 @@ pub fn plan(
     p
 }
 
+/// [`plan`], and a dataset without snapshots fails: zab-snap comes first.
+pub fn dataset(
+    name: &str,
+    source: &[Snapshot],
+    target: Option<&Target>,
+    raw: bool,
+    token_to: Option<&str>,
+    o: &Options,
+) -> Plan {
+    let mut p = plan(name, source, target, raw, token_to, o);
+    if source.is_empty() && p.error.is_none() {
+        p.error = Some("no snapshots to send: run zab-snap first".into());
+    }
+    p
+}
+
+/// What a dataset's plan starts from: its snapshots as listed and, in a
+/// dry run, the one `zab-snap --test` upstream would have taken
+/// (`would_create`), as the newest: a dry run shows what a real run would
+/// send.
+pub fn source_snapshots(
+    listed: &[Snapshot],
+    would_create: Option<&str>,
+    dry: bool,
+) -> Vec<Snapshot> {
+    let mut snaps = listed.to_vec();
+    if let Some(name) = would_create.filter(|_| dry) {
+        if !snaps.iter().any(|x| x.name == name) {
+            let txg = snaps.last().map_or(0, |x| x.createtxg) + 1;
+            snaps.push(Snapshot {
+                name: name.to_string(),
+                createtxg: txg,
+                guid: 0,
+                userrefs: None,
+            });
+        }
+    }
+    snaps
+}
+
 /// True when a step's stream holds every source snapshot between its ends
 /// (always true for a single `-i`, checked for `-I` runs).
 fn last_is_gapless(step: &Step, pos: &dyn Fn(&str) -> Option<usize>) -> bool {
@@ -704,6 +744,28 @@ mod tests {
         assert_eq!(p.resume, Resume::Continue("1-def".into()));
         assert_eq!(p.steps[0].kind, TransferKind::Resumed);
         assert_eq!(p.steps[0].from, None);
+    }
+
+    #[test]
+    fn a_dry_run_plans_the_snapshot_zab_snap_would_take() {
+        let src = [ours(2), ours(1)];
+        let s = source_snapshots(&src, Some("new"), true);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            (s[2].name.as_str(), s[2].createtxg),
+            ("new", src[1].createtxg + 1)
+        );
+        assert_eq!(source_snapshots(&src, Some("new"), false), src.to_vec());
+        assert_eq!(
+            source_snapshots(&src, Some(&src[1].name), true),
+            src.to_vec()
+        );
+        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
+        let p = dataset("p/a", &[], None, false, None, &opts(&f, &keep));
+        assert_eq!(
+            p.error.as_deref(),
+            Some("no snapshots to send: run zab-snap first")
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! One transfer's processes: the source side (a shell line run on the
 //! source host) writes the stream, zab-send relays it (counting the bytes,
 //! through a local zab-ratelimit with `--rate`), and the target side (a
-//! shell line run on the target host) receives it.
+//! shell line run on the target host) receives it. Every process is built
+//! by `zab_core::host` (zab-ratelimit as a command of the local host); it
+//! is started here, with its pipes.
 //!
 //! Every process is registered while it runs, so that SIGINT or SIGTERM
 //! stops them all: a `zfs recv -s` that is stopped keeps what it received,
@@ -76,12 +78,10 @@ pub struct Sides<'a> {
     pub rate: Option<(String, u64)>,
     /// Draw progress on stderr under this label.
     pub progress: Option<String>,
-    /// The whole pipeline in one readable line, for messages.
-    pub display: String,
 }
 
 /// How a transfer ended.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub bytes: u64,
     pub seconds: f64,
@@ -143,10 +143,12 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
     let reader: Box<dyn Read + Send> = match &sides.rate {
         None => Box::new(src_out),
         Some((prog, rate)) => {
-            let mut cmd = Command::new(prog);
-            cmd.args(["-q", "-L", &rate.to_string()])
-                .stdin(Stdio::from(src_out))
-                .stdout(Stdio::piped());
+            let mut cmd =
+                match Host::local().command(&[prog.as_str(), "-q", "-L", &rate.to_string()]) {
+                    Ok(c) => c,
+                    Err(e) => return fail(e.to_string()),
+                };
+            cmd.stdin(Stdio::from(src_out)).stdout(Stdio::piped());
             match spawn(&mut cmd, running, false) {
                 Ok(mut c) => {
                     let out = c.stdout.take();
