@@ -59,7 +59,7 @@ pub struct Ctx<'a> {
     pub target: &'a Host,
     pub world: &'a World,
     pub sink: &'a dyn Sink,
-    pub running: &'a Running,
+    pub running: &'a std::sync::Arc<Running>,
 }
 
 /// Creates the parents, then runs the jobs.

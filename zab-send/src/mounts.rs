@@ -165,9 +165,16 @@ pub fn plan(all: &[Fs], fresh: &[String]) -> Plan {
         ));
         false
     });
-    // `zfs mount -R` where it mounts exactly these and in this order: every
-    // filesystem below the root is to be mounted, under the root's
-    // mountpoint, and nothing else to mount goes under that mountpoint.
+    out.steps.extend(mount_steps(all, &mount));
+    out
+}
+
+/// The mount steps of `mount` (in order): `zfs mount -R` where it mounts
+/// exactly these and in this order (every filesystem below the root is to
+/// be mounted, under the root's mountpoint, and nothing else to mount goes
+/// under that mountpoint), `zfs mount` for the others.
+fn mount_steps(all: &[Fs], mount: &[&Fs]) -> Vec<Step> {
+    let mut steps = Vec::new();
     let names: Vec<String> = mount.iter().map(|f| f.name.clone()).collect();
     let affected: BTreeSet<String> = all.iter().map(|f| f.name.clone()).collect();
     let (roots, _) = holds::dataset_roots(&names, &affected);
@@ -183,17 +190,17 @@ pub fn plan(all: &[Fs], fresh: &[String]) -> Plan {
         })
     };
     let roots: Vec<&String> = roots.iter().filter(|r| fits(r)).collect();
-    for f in &mount {
+    for f in mount {
         match roots.iter().find(|r| is_under(&f.name, r)) {
             Some(r) if **r == f.name => {
                 let below = names.iter().filter(|n| is_under(n, r)).cloned().collect();
-                out.steps.push(Step::MountRecursive(f.name.clone(), below));
+                steps.push(Step::MountRecursive(f.name.clone(), below));
             }
             Some(_) => {}
-            None => out.steps.push(Step::Mount(f.name.clone())),
+            None => steps.push(Step::Mount(f.name.clone())),
         }
     }
-    out
+    steps
 }
 
 /// The filesystems received for the first time (a full or resumed

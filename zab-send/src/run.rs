@@ -22,12 +22,12 @@ use std::sync::Arc;
 
 use zab_core::error::Error;
 
-use crate::cli::Args;
+use crate::cli::{Args, Config};
 use crate::execute::{self, Ctx, Executed};
 use crate::gather;
 use crate::holds;
 use crate::input;
-use crate::jobs;
+use crate::jobs::{self, Jobs};
 use crate::mounts;
 use crate::report;
 use crate::sink::ZfsRecv;
@@ -41,60 +41,33 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .common
         .host(cfg.target.ssh_target.as_deref())?
         .with_read_only(cfg.read_only);
-    // The run lock, before anything is read or changed, held to the end. A
-    // read-only run (--test, --plan) changes nothing and takes none.
-    let _lock = match cfg.read_only {
-        Some(_) => None,
-        None => Some(zab_core::lock::acquire(
-            &cfg.backup,
-            Some((cfg.target.ssh_target.as_deref(), cfg.target_path.as_str())),
-            std::time::Duration::ZERO,
-        )?),
-    };
+    let _lock = lock(&cfg)?;
     let early = gather::start(&cfg, &target);
     let mut input = input::read(&cfg)?;
     let world = gather::gather(&cfg, &input, &target, early, &log)?;
     let plan = jobs::plan(&cfg, &input, &world);
     jobs::log(&plan.jobs, &log);
     let running = Arc::new(Running::default());
-    let mut ex = Executed::default();
-    if !cfg.dry() {
-        let r = running.clone();
-        let _ = ctrlc::set_handler(move || r.interrupt());
-        let sink = ZfsRecv {
-            host: &target,
-            rate: cfg.rate.map(|r| (stream::sibling("zab-ratelimit"), r)),
-            progress: cfg.progress,
-        };
-        let ctx = Ctx {
-            cfg: &cfg,
-            log: &log,
-            hosts: &input.hosts,
-            target: &target,
-            world: &world,
-            sink: &sink,
-            running: &running,
-        };
-        ex = execute::execute(&ctx, &plan);
-        if cfg.holds && !running.stopped() {
-            let on = holds::Hosts {
-                sources: &input.hosts,
-                target: &target,
-                log: &log,
+    let ex = match cfg.dry() {
+        true => Executed::default(),
+        false => {
+            let sink = ZfsRecv {
+                host: &target,
+                rate: cfg.rate.map(|r| (stream::sibling("zab-ratelimit"), r)),
+                progress: cfg.progress,
             };
-            holds::apply(
-                &on,
-                &plan.jobs,
-                &mut ex.done,
-                &world.sources,
-                &world.tree,
-                &cfg.tag,
-            );
+            let ctx = Ctx {
+                cfg: &cfg,
+                log: &log,
+                hosts: &input.hosts,
+                target: &target,
+                world: &world,
+                sink: &sink,
+                running: &running,
+            };
+            carry_out(&ctx, &plan)
         }
-        if !running.stopped() {
-            mounts::apply(&target, &log, &plan.jobs, &mut ex.done);
-        }
-    }
+    };
     let written = report::write(
         &mut input.datasets,
         &plan.jobs,
@@ -111,4 +84,46 @@ pub fn run(args: &Args) -> Result<(), Error> {
         return Err(report::interrupted());
     }
     written
+}
+
+/// The run lock, before anything is read or changed, held to the end. A
+/// read-only run (--test, --plan) changes nothing and takes none.
+fn lock(cfg: &Config) -> Result<Option<zab_core::lock::RunLock>, Error> {
+    match cfg.read_only {
+        Some(_) => Ok(None),
+        None => zab_core::lock::acquire(
+            &cfg.backup,
+            Some((cfg.target.ssh_target.as_deref(), cfg.target_path.as_str())),
+            std::time::Duration::ZERO,
+        )
+        .map(Some),
+    }
+}
+
+/// The transfers, then the holds, then the mounts; SIGINT or SIGTERM
+/// stops the transfers and skips the rest.
+fn carry_out(ctx: &Ctx, plan: &Jobs) -> Executed {
+    let r = Arc::clone(ctx.running);
+    let _ = ctrlc::set_handler(move || r.interrupt());
+    let mut ex = execute::execute(ctx, plan);
+    if ctx.cfg.holds && !ctx.running.stopped() {
+        let on = holds::Hosts {
+            sources: ctx.hosts,
+            target: ctx.target,
+            log: ctx.log,
+        };
+        let w = ctx.world;
+        holds::apply(
+            &on,
+            &plan.jobs,
+            &mut ex.done,
+            &w.sources,
+            &w.tree,
+            &ctx.cfg.tag,
+        );
+    }
+    if !ctx.running.stopped() {
+        mounts::apply(ctx.target, ctx.log, &plan.jobs, &mut ex.done);
+    }
+    ex
 }
