@@ -510,6 +510,146 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
+    use crate::jobs::testing::{done, job};
+    use crate::plan::Target;
+    use zab_core::record::TransferKind::{Full, Incremental};
+    use zab_core::zfs::DatasetType;
+
+    fn snap(name: &str, userrefs: Option<u64>) -> Snapshot {
+        Snapshot {
+            name: name.into(),
+            createtxg: 1,
+            guid: 1,
+            userrefs,
+        }
+    }
+
+    fn target_tree(rows: &[(&str, &[(&str, u64)])]) -> BTreeMap<String, TargetDs> {
+        rows.iter()
+            .map(|(name, snaps)| {
+                let snapshots = snaps.iter().map(|(s, r)| (snap(s, Some(*r)), 0)).collect();
+                (
+                    name.to_string(),
+                    TargetDs {
+                        kind: DatasetType::Filesystem,
+                        target: Target {
+                            snapshots,
+                            token: None,
+                        },
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_hold_plan_holds_the_new_common_and_releases_the_old_on_both_sides() {
+        let jobs = [
+            // Sent @2 and @3 on top of @1.
+            job(
+                "p/a",
+                "t/a",
+                Some("1"),
+                &[(Some("1"), "2", Incremental), (Some("2"), "3", Incremental)],
+            ),
+            // First transfer, failed after @1.
+            job(
+                "p/b",
+                "t/b",
+                None,
+                &[(None, "1", Full), (Some("1"), "2", Incremental)],
+            ),
+            // Nothing to send; the target's @1 was never held.
+            job("p/c", "t/c", Some("1"), &[]),
+            // Nothing to send; held already.
+            job("p/d", "t/d", Some("1"), &[]),
+        ];
+        let done = [
+            done(2, false),
+            done(1, true),
+            done(0, false),
+            done(0, false),
+        ];
+        let sources: BTreeMap<String, Vec<Snapshot>> = [
+            (
+                "p/a",
+                vec![snap("1", None), snap("2", None), snap("3", None)],
+            ),
+            ("p/b", vec![snap("1", None), snap("2", None)]),
+        ]
+        .map(|(n, s)| (n.to_string(), s))
+        .into();
+        let tree = target_tree(&[
+            ("t/a", &[("1", 1)]),
+            ("t/c", &[("1", 0)]),
+            ("t/d", &[("1", 1)]),
+        ]);
+        let p = plan(&jobs, &done, 1, &sources, &tree);
+        let wants = |side: usize| -> Vec<(String, Option<String>)> {
+            p.sides[side]
+                .wants
+                .iter()
+                .map(|w| (w.new.clone(), w.old.as_ref().map(|o| o.0.clone())))
+                .collect()
+        };
+        let o = |s: &str| Some(s.to_string());
+        assert_eq!(p.sides[0].label(), "Source");
+        assert_eq!(
+            wants(0),
+            vec![("p/a@3".into(), o("p/a@1")), ("p/b@1".into(), None)]
+        );
+        assert_eq!(p.sides[1].label(), "Target");
+        assert_eq!(
+            wants(1),
+            vec![
+                ("t/a@3".into(), o("t/a@1")),
+                ("t/b@1".into(), None),
+                ("t/c@1".into(), None)
+            ]
+        );
+        // What -r could touch on the target: the listed snapshots, and the
+        // source's of what received something; released: the held ones.
+        assert_eq!(
+            p.target_hold,
+            set(&["t/a@1", "t/a@2", "t/a@3", "t/b@1", "t/b@2", "t/c@1", "t/d@1"])
+        );
+        assert_eq!(p.target_release, set(&["t/a@1", "t/d@1"]));
+        // Asked: what may have a hold (t/c@1 has none; t/a@3 was not listed).
+        assert_eq!(ask(&p.sides[1].wants), vec!["t/a@3", "t/a@1", "t/b@1"]);
+    }
+
+    #[test]
+    fn only_what_lacks_our_hold_is_held_and_only_ours_released() {
+        let w = |new: &str, old: Option<&str>| Want {
+            job: 0,
+            new: new.into(),
+            new_refs: None,
+            old: old.map(|o| (o.to_string(), None)),
+        };
+        let wants = [w("t/a@3", Some("t/a@1")), w("t/b@2", Some("t/b@1"))];
+        let held: BTreeMap<String, Vec<String>> = [
+            ("t/a@1", vec!["zfs_autobackup:b"]),
+            ("t/b@2", vec!["other", "zfs_autobackup:b"]),
+            ("t/b@1", vec!["other"]),
+        ]
+        .map(|(n, t)| (n.to_string(), t.into_iter().map(String::from).collect()))
+        .into();
+        let (hold, release) = decide(&wants, &held, "zfs_autobackup:b");
+        assert_eq!(hold, vec![&wants[0]]);
+        assert_eq!(release, v(&["t/a@1"]));
+    }
+
+    #[test]
+    fn a_source_lists_the_subtrees_of_its_roots() {
+        let hold = v(&["p/a@3", "p/a/x@3", "p/b@3"]);
+        let release = v(&["p/a@1", "p/a/x@1"]);
+        assert_eq!(subtree_roots(&hold, &release), v(&["p/a"]));
+        assert!(subtree_roots(&v(&["p/a@3"]), &[]).is_empty());
+        let (all, held) = parse_subtrees("p/a@1\t1\np/a@3\t0\n").unwrap();
+        assert_eq!((all, held), (set(&["p/a@1", "p/a@3"]), set(&["p/a@1"])));
+        assert!(parse_subtrees("p/a@1\n").is_err());
+    }
+
     #[test]
     fn datasets_to_mount_share_a_root_where_nothing_else_is_below() {
         let want = v(&["t/a", "t/a/b", "t/a/b/c", "t/d", "t/d/e"]);

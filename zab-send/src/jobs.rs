@@ -151,31 +151,76 @@ fn describe(s: &Step) -> String {
     }
 }
 
+/// Jobs and outcomes for the unit tests of the modules that take them.
 #[cfg(test)]
-mod tests {
+pub mod testing {
     use super::*;
+    use crate::execute::Done;
+    use crate::transfer::Outcome;
 
-    fn job(target: &str) -> Job {
+    /// A job of `source` into `target` with `common` and steps `(from, to,
+    /// kind)`, one snapshot each.
+    pub fn job(
+        source: &str,
+        target: &str,
+        common: Option<&str>,
+        steps: &[(Option<&str>, &str, TransferKind)],
+    ) -> Job {
         Job {
             record: 0,
             host: 0,
-            source: String::new(),
+            source: source.into(),
             target: target.into(),
             kind: DatasetType::Filesystem,
-            existed: false,
+            existed: common.is_some(),
             plan: Plan {
-                common: None,
+                common: common.map(String::from),
                 incompatible: vec![],
                 destroy: vec![],
                 rollback: None,
                 resume: Resume::None,
-                steps: vec![],
+                steps: steps
+                    .iter()
+                    .map(|(from, to, kind)| Step {
+                        from: from.map(String::from),
+                        to: to.to_string(),
+                        kind: *kind,
+                        snapshots: 1,
+                    })
+                    .collect(),
                 skipped: vec![],
                 error: None,
             },
             argv: vec![],
             after: None,
         }
+    }
+
+    /// The first `ok` steps received, then one failed when `failed`.
+    pub fn done(ok: usize, failed: bool) -> Done {
+        let outcome = |error: Option<String>| Outcome {
+            bytes: 1,
+            seconds: 0.5,
+            error,
+        };
+        let mut outcomes: Vec<Outcome> = (0..ok).map(|_| outcome(None)).collect();
+        if failed {
+            outcomes.push(outcome(Some("no".into())));
+        }
+        Done {
+            outcomes,
+            error: failed.then(|| "no".into()),
+            ..Done::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(target: &str) -> Job {
+        testing::job("", target, None, &[])
     }
 
     #[test]

@@ -360,6 +360,31 @@ impl Mounter<'_> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn fresh_are_the_first_receives_of_filesystems() {
+        use crate::jobs::testing::{done, job};
+        use zab_core::record::TransferKind::{Full, Incremental, Resumed};
+        let mut vol = job("p/v", "t/v", None, &[(None, "1", Full)]);
+        vol.kind = DatasetType::Volume;
+        let jobs = [
+            job("p/a", "t/a", None, &[(None, "1", Full)]),
+            job("p/a/b", "t/a/b", None, &[(None, "1", Resumed)]),
+            job("p/c", "t/c", Some("1"), &[(Some("1"), "2", Incremental)]),
+            job("p/d", "t/d", None, &[(None, "1", Full)]),
+            vol,
+        ];
+        let done = [
+            done(1, false),
+            done(1, false),
+            done(1, false),
+            done(0, true),
+            done(1, false),
+        ];
+        let f = fresh(&jobs, &done);
+        assert_eq!(f, vec!["t/a", "t/a/b"]);
+        assert_eq!(roots(&f), vec!["t/a"]);
+    }
+
     fn fs(name: &str, mounted: bool, mp: &str, canmount: &str) -> Fs {
         Fs {
             name: name.into(),

@@ -62,30 +62,13 @@ pub fn notes(job: &Job, created: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Plan, Resume};
     use zab_core::zfs::DatasetType;
 
     fn job(target: &str, error: bool, existed: bool) -> Job {
-        Job {
-            record: 0,
-            host: 0,
-            source: String::new(),
-            target: target.into(),
-            kind: DatasetType::Filesystem,
-            existed,
-            plan: Plan {
-                common: None,
-                incompatible: vec![],
-                destroy: vec![],
-                rollback: None,
-                resume: Resume::None,
-                steps: vec![],
-                skipped: vec![],
-                error: error.then(|| "no".to_string()),
-            },
-            argv: vec![],
-            after: None,
-        }
+        let mut j = crate::jobs::testing::job("", target, None, &[]);
+        j.plan.error = error.then(|| "no".to_string());
+        j.existed = existed;
+        j
     }
 
     fn tree(names: &[&str]) -> BTreeMap<String, TargetDs> {
