@@ -245,10 +245,6 @@ fn transfer(
 ) -> (Outcome, String) {
     let cfg = ctx.cfg;
     let source = &ctx.hosts[job.host];
-    let tools = |h: &Host| match cfg.buffer {
-        Some(_) => ctx.world.tool(h),
-        None => crate::stream::BufferTool::None,
-    };
     let spec = StreamSpec {
         send_argv: send,
         recv_argv: recv,
@@ -256,8 +252,8 @@ fn transfer(
         recv_pipes: &cfg.recv_pipe,
         compress: cfg.compress,
         buffer: cfg.buffer,
-        source_buffer: tools(source),
-        target_buffer: tools(ctx.target),
+        source_buffer: ctx.world.tool(source),
+        target_buffer: ctx.world.tool(ctx.target),
         source_remote: source.dest().is_some(),
         target_remote: ctx.target.dest().is_some(),
     };

@@ -208,7 +208,7 @@ fn token_target(host: &Host, token: &str, dataset: &str, log: &Log) -> Option<St
 /// The plan of selected dataset `k` with its stream raw or not.
 fn plan_of(cfg: &Config, input: &Input, w: &World, k: usize, raw: bool) -> Plan {
     let p = &input.picked[k];
-    plan::dataset(
+    plan::plan(
         input.name(p),
         &w.snapshots[k],
         w.tree.get(&p.target).map(|t| &t.target),

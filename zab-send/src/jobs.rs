@@ -58,7 +58,7 @@ pub fn plan(cfg: &Config, input: &Input, w: &World) -> Jobs {
                 lands_encrypted: w.lands_encrypted[k],
             };
             let tgt = w.tree.get(&p.target);
-            let plan = plan::dataset(
+            let plan = plan::plan(
                 d.source,
                 &w.snapshots[k],
                 tgt.map(|t| &t.target),

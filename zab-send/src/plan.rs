@@ -18,6 +18,8 @@
 //!    stream, which receives exactly the same snapshots;
 //! 5. a pending resume token is resumed when it leads to the first snapshot
 //!    to send, and aborted otherwise.
+//!
+//! A source without snapshots fails: zab-snap comes first.
 
 use regex::Regex;
 use zab_core::naming::SnapshotFormat;
@@ -183,6 +185,9 @@ pub fn plan(
     }
     if o.rollback && !p.steps.is_empty() && p.rollback.is_none() {
         p.rollback = kept_target.last().map(|s| s.name.clone());
+    }
+    if source.is_empty() {
+        p.error = Some("no snapshots to send: run zab-snap first".into());
     }
     p
 }
@@ -368,22 +373,6 @@ fn resume(
         )),
         (None, _) => Resume::Abort("the token could not be read on the source".into()),
     }
-}
-
-/// [`plan`], and a dataset without snapshots fails: zab-snap comes first.
-pub fn dataset(
-    name: &str,
-    source: &[Snapshot],
-    target: Option<&Target>,
-    raw: bool,
-    token_to: Option<&str>,
-    o: &Options,
-) -> Plan {
-    let mut p = plan(name, source, target, raw, token_to, o);
-    if source.is_empty() && p.error.is_none() {
-        p.error = Some("no snapshots to send: run zab-snap first".into());
-    }
-    p
 }
 
 /// What a dataset's plan starts from: its snapshots as listed and, in a
@@ -821,7 +810,7 @@ mod tests {
             src.to_vec()
         );
         let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
-        let p = dataset("p/a", &[], None, false, None, &opts(&f, &keep));
+        let p = plan("p/a", &[], None, false, None, &opts(&f, &keep));
         assert_eq!(
             p.error.as_deref(),
             Some("no snapshots to send: run zab-snap first")
