@@ -1,6 +1,5 @@
 //! zab-send's reads, all of them before anything changes: each source
-//! host's snapshots (while the target tree is listed, started before the
-//! input is read), where each resume token leads (a dry run on the
+//! host's snapshots (while the target tree is listed, early.rs), where each resume token leads (a dry run on the
 //! source), the encryption of the sources where a raw stream plans
 //! differently, the target pool's features and the target's encryption
 //! where they decide a flag, and which buffer tool each host has. What
@@ -16,6 +15,7 @@ use zab_core::zfs::{self, replicate, Snapshot};
 use zab_core::Host;
 
 use crate::cli::Config;
+use crate::early::Early;
 use crate::flags;
 use crate::input::Input;
 use crate::listing::{self, Features, TargetDs};
@@ -54,43 +54,12 @@ impl World {
     }
 }
 
-/// The target listing started before the input is read. When the run
-/// ends without using it (bad input, a collision, a failed source
-/// listing), dropping it waits for it to finish, so that its process (an
-/// `ssh … zfs list` for a remote target) never outlives zab-send.
-pub struct Early(Option<Listing>);
-
-type Listing = std::thread::JoinHandle<Result<BTreeMap<String, TargetDs>, Error>>;
-
-impl Drop for Early {
-    fn drop(&mut self) {
-        if let Some(listing) = self.0.take() {
-            let _ = listing.join();
-        }
-    }
-}
-
-/// Starts listing the target tree. The tree does not depend on the
-/// records: without the options that destroy or roll back on the target,
-/// it is listed from the start, while the stages before this one still run
-/// and while the sources are listed (a read, as that of a run started a
-/// moment later). With them, it is listed after the input and the
-/// sources.
-pub fn start(cfg: &Config, target: &Host) -> Early {
-    Early(
-        (!(cfg.destroy_incompatible || cfg.rollback || cfg.flags.force)).then(|| {
-            let (host, root) = (target.clone(), cfg.target_path.clone());
-            std::thread::spawn(move || list_target(&host, &root))
-        }),
-    )
-}
-
 /// Reads everything the plans need.
 pub fn gather(
     cfg: &Config,
     input: &Input,
     target: &Host,
-    mut early: Early,
+    early: Early,
     log: &Log,
 ) -> Result<World, Error> {
     let mut sources = BTreeMap::new();
@@ -103,12 +72,7 @@ pub fn gather(
             .collect();
         sources.extend(zfs::list_snapshots(host, &names)?);
     }
-    let tree = match early.0.take() {
-        Some(listing) => listing
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-        None => list_target(target, &cfg.target_path)?,
-    };
+    let tree = early.tree()?;
     let mut world = World {
         snapshots: snapshots(cfg, input, &sources),
         sources,
@@ -137,21 +101,6 @@ pub fn gather(
 /// A plan that sends something.
 fn sends(p: &Plan) -> bool {
     p.error.is_none() && !p.steps.is_empty()
-}
-
-/// Lists the target tree; a missing TARGET-PATH is said as such.
-fn list_target(host: &Host, root: &str) -> Result<BTreeMap<String, TargetDs>, Error> {
-    match zfs::query(host, &listing::target_args(root), |out| {
-        listing::parse_target(out, root)
-    }) {
-        Err(Error::Command(c)) if c.stderr.contains("dataset does not exist") => {
-            Err(Error::Usage(format!(
-                "TARGET-PATH {root} does not exist on {}: create it first (zfs create {root})",
-                host.name()
-            )))
-        }
-        other => other,
-    }
 }
 
 /// Per selected dataset, the snapshots its plan starts from.

@@ -1,6 +1,6 @@
 //! zab-send's run, as a table of contents: the checked command line
-//! (cli.rs), the run lock, the input (input.rs), every listing
-//! (gather.rs), every plan as data (jobs.rs, from plan.rs, flags.rs and
+//! (cli.rs), the run lock, the target listing started early (early.rs),
+//! the input (input.rs), every listing (gather.rs), every plan as data (jobs.rs, from plan.rs, flags.rs and
 //! parents.rs), the transfers (execute.rs, through the target sink of
 //! sink.rs), the holds (holds.rs), the mounts (mounts.rs), and the records
 //! (report.rs).
@@ -23,6 +23,7 @@ use std::sync::Arc;
 use zab_core::error::Error;
 
 use crate::cli::{Args, Config};
+use crate::early;
 use crate::execute::{self, Ctx, Executed};
 use crate::gather;
 use crate::holds;
@@ -42,7 +43,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .host(cfg.target.ssh_target.as_deref())?
         .with_read_only(cfg.read_only);
     let _lock = lock(&cfg)?;
-    let early = gather::start(&cfg, &target);
+    let early = early::start(&cfg, &target);
     let mut input = input::read(&cfg)?;
     let world = gather::gather(&cfg, &input, &target, early, &log)?;
     let plan = jobs::plan(&cfg, &input, &world);
