@@ -3,7 +3,8 @@
 //! * [`host`]: run commands locally or through the system `ssh`, quoted
 //!   argument by argument, with `--debug` lines an admin can paste.
 //! * [`zfs`]: `zfs` argv builders (always `-H -p`, explicit columns) and pure
-//!   parsers of their output.
+//!   parsers of their output; [`zfs::replicate`] the verbs of replication.
+//! * [`zpool`]: `zpool` argv builders.
 //! * [`record`] and [`ndjson`]: the NDJSON records passed between tools
 //!   (specified in `docs/records.md`), read with line numbers in errors.
 //! * [`name`]: ZFS's dataset and snapshot name grammar; the TARGET-PATH check.
@@ -37,6 +38,7 @@ pub mod schedule;
 pub mod select;
 pub mod size;
 pub mod zfs;
+pub mod zpool;
 
 pub use error::{Error, Exit};
 pub use host::Host;

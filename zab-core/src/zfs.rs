@@ -4,6 +4,8 @@
 //! tab-separated machine values: exact byte counts, no headers, no human
 //! dates. Builders here return argv vectors; [`crate::host::Host`] runs them.
 
+pub mod replicate;
+
 use crate::error::Error;
 use crate::host::{quote_argv, Host};
 

@@ -1,8 +1,17 @@
 //! zab-send's command line.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
+use regex::Regex;
 use zab_core::cli::{after_help, parse_bytes, Common, Holds, Naming, Target, DEFAULT_SCHEDULE};
+use zab_core::error::Error;
+use zab_core::naming::SnapshotFormat;
 use zab_core::schedule::Schedule;
+
+use crate::flags;
+use crate::plan;
+use crate::stream::{self, Buffer, Compressor};
 
 const EXAMPLES: &str = "  \
   # A complete backup of 'offsite1' into backup/host1, on this machine:
@@ -209,7 +218,114 @@ fn parse_prop(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The command line, checked once: every value typed and validated. After
+/// [`Args::config`] nothing reads [`Args`].
+#[derive(Debug)]
+pub struct Config {
+    pub backup: String,
+    pub common: Common,
+    /// The target group; its TARGET-PATH is checked.
+    pub target: Target,
+    pub target_path: String,
+    pub ssh_source: Option<String>,
+    pub format: SnapshotFormat,
+    /// Our hold tag.
+    pub tag: String,
+    /// "Now" (`--now`, else the clock), in seconds: the target schedule's.
+    pub now: i64,
+    /// `--test` or `--plan`: only read-only commands run, nothing changes.
+    pub read_only: Option<&'static str>,
+    pub other_snapshots: bool,
+    pub exclude: Vec<Regex>,
+    pub keep_target: Schedule,
+    pub destroy_incompatible: bool,
+    pub rollback: bool,
+    /// What decides the send and receive flags.
+    pub flags: flags::Options,
+    pub send_pipe: Vec<String>,
+    pub recv_pipe: Vec<String>,
+    pub compress: Option<&'static Compressor>,
+    pub buffer: Option<Buffer>,
+    pub rate: Option<u64>,
+    pub jobs: usize,
+    /// Draw progress on stderr.
+    pub progress: bool,
+    pub holds: bool,
+    pub ignore_transfer_errors: bool,
+}
+
+impl Config {
+    /// A dry run (`--test`, `--plan`): plans, and changes nothing.
+    pub fn dry(&self) -> bool {
+        self.read_only.is_some()
+    }
+
+    /// The options one dataset's plan depends on.
+    pub fn plan_options(&self) -> plan::Options<'_> {
+        plan::Options {
+            format: &self.format,
+            other_snapshots: self.other_snapshots,
+            exclude: &self.exclude,
+            keep_target: &self.keep_target,
+            now: self.now,
+            guid_check: !self.target.no_guid_check,
+            destroy_incompatible: self.destroy_incompatible,
+            rollback: self.rollback,
+        }
+    }
+}
+
 impl Args {
+    /// Checks the command line once and gives the [`Config`] the run reads.
+    pub fn config(&self) -> Result<Config, Error> {
+        let format = self.naming.format(&self.backup)?;
+        let target_path = self.target.required_path()?.to_string();
+        let exclude = self
+            .exclude_snapshot_pattern
+            .iter()
+            .map(|p| {
+                Regex::new(p)
+                    .map_err(|e| Error::Usage(format!("--exclude-snapshot-pattern {p:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = self.common.now()?.timestamp();
+        Ok(Config {
+            backup: self.backup.clone(),
+            common: self.common.clone(),
+            target: self.target.clone(),
+            target_path,
+            ssh_source: self.ssh_source.clone(),
+            format,
+            tag: self.holds.tag(&self.backup),
+            now,
+            read_only: self.read_only(),
+            other_snapshots: self.other_snapshots,
+            exclude,
+            keep_target: self.keep_target.clone(),
+            destroy_incompatible: self.destroy_incompatible,
+            rollback: self.rollback,
+            flags: flags::Options {
+                zfs_compressed: self.zfs_compressed,
+                decrypt: self.decrypt,
+                encrypt: self.encrypt,
+                force: self.force,
+                filter_properties: self.filter_properties.clone(),
+                set_properties: self.set_properties.clone(),
+                clear_refreservation: self.clear_refreservation,
+                clear_mountpoint: self.clear_mountpoint,
+            },
+            send_pipe: self.send_pipe.clone(),
+            recv_pipe: self.recv_pipe.clone(),
+            compress: self.compress.as_deref().and_then(stream::compressor),
+            buffer: Buffer::from_options(self.buffer, self.buffer_chunk_size),
+            rate: self.rate,
+            jobs: usize::from(self.jobs),
+            progress: (self.progress || std::io::stderr().is_terminal()) && !self.no_progress,
+            holds: !self.no_holds,
+            ignore_transfer_errors: self.ignore_transfer_errors,
+        })
+    }
+
     /// The read-only mode of this run's hosts: `--test` and `--plan` run
     /// only the commands that read (zab_core::host::is_read_only), any
     /// other is refused.
@@ -284,6 +400,31 @@ mod tests {
         );
         let a = Args::try_parse_from(["zab-send", "b", "t", "--buffer", "16M"]).unwrap();
         assert_eq!(a.buffer, Some(16 << 20));
+    }
+
+    #[test]
+    fn config_checks_once_and_takes_now() {
+        let c = |argv: &[&str]| Args::try_parse_from(argv).unwrap().config();
+        let cfg = c(&[
+            "zab-send",
+            "b",
+            "t/p",
+            "--now",
+            "1000",
+            "--no-holds",
+            "--test",
+        ])
+        .unwrap();
+        assert_eq!(cfg.now, 1000);
+        assert!(!cfg.holds && cfg.dry());
+        assert_eq!(cfg.target_path, "t/p");
+        assert_eq!(cfg.tag, "zfs_autobackup:b");
+        let err = c(&["zab-send", "b", "t", "--exclude-snapshot-pattern", "("]).unwrap_err();
+        assert!(
+            err.to_string().contains("--exclude-snapshot-pattern"),
+            "{err}"
+        );
+        assert!(c(&["zab-send", "b", "t", "--now=-1"]).is_err());
     }
 
     #[test]

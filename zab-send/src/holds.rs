@@ -1,4 +1,12 @@
-//! Which holds can be placed or released with `-r`.
+//! Holds on the common snapshots: after the transfers, each dataset's new
+//! common snapshot is held on both sides and our hold on the previous one
+//! is released. At most one `zfs holds`, one `zfs hold` and one
+//! `zfs release` per side (each split into a `-r` per recursive root and
+//! one plain command for the rest, see below), and none of them where
+//! nothing was sent and the common snapshot carries a hold. [`plan`] and
+//! the functions below it decide, purely; [`apply`] carries that out.
+//!
+//! Which holds can be placed or released with `-r`:
 //!
 //! `zfs hold TAG a@s b@s …` places each hold in its own sync task, one
 //! transaction group each: 100 snapshots take 3.6 s in the lab, where
@@ -6,9 +14,375 @@
 //! (`zfs release` alike). But `-r` acts on every descendant that has the
 //! snapshot, so it is used only where that is exactly what is wanted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use zab_core::zfs::{is_under, parent_of};
+use zab_core::cli::Log;
+use zab_core::error::Error;
+use zab_core::zfs::{self, is_under, parent_of, replicate, Snapshot};
+use zab_core::Host;
+
+use crate::execute::Done;
+use crate::jobs::Job;
+use crate::listing::TargetDs;
+
+/// A snapshot to hold, and the previous one whose hold to release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
+    /// The job it is for.
+    pub job: usize,
+    /// Full name.
+    pub new: String,
+    /// Its holds as listed (None: not listed, maybe held).
+    pub new_refs: Option<u64>,
+    pub old: Option<(String, Option<u64>)>,
+}
+
+/// One side's holds: a source host (by index) or the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Side {
+    /// Index into the source hosts; None for the target.
+    pub host: Option<usize>,
+    pub wants: Vec<Want>,
+}
+
+impl Side {
+    /// `[Source]` or `[Target]`, as the messages say.
+    pub fn label(&self) -> &'static str {
+        match self.host {
+            Some(_) => "Source",
+            None => "Target",
+        }
+    }
+}
+
+/// The hold plan: each side's wants (the sources in host order, then the
+/// target), and what `-r` could touch on the target: every snapshot listed
+/// before the transfers and every source snapshot of a dataset that
+/// received something (a superset of what it has now), and for
+/// releasing, the listed snapshots with holds. A source's is listed when
+/// needed ([`subtree_roots`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub sides: Vec<Side>,
+    pub target_hold: BTreeSet<String>,
+    pub target_release: BTreeSet<String>,
+}
+
+/// Plans the holds of `jobs` after they were carried out (`done`).
+pub fn plan(
+    jobs: &[Job],
+    done: &[Done],
+    hosts: usize,
+    sources: &BTreeMap<String, Vec<Snapshot>>,
+    tree: &BTreeMap<String, TargetDs>,
+) -> Plan {
+    let mut sides: Vec<Side> = (0..hosts)
+        .map(Some)
+        .chain([None])
+        .map(|host| Side {
+            host,
+            wants: Vec::new(),
+        })
+        .collect();
+    for (j, job) in jobs.iter().enumerate() {
+        if job.plan.error.is_some() {
+            continue;
+        }
+        let Some(new) = done[j]
+            .received(job)
+            .last()
+            .map(|s| s.to.clone())
+            .or(job.plan.common.clone())
+        else {
+            continue;
+        };
+        let old = job.plan.common.clone().filter(|o| *o != new);
+        let src_refs = |name: &str| {
+            sources
+                .get(&job.source)
+                .and_then(|s| s.iter().find(|x| x.name == name))
+                .and_then(|x| x.userrefs)
+        };
+        let tgt_refs = |name: &str| {
+            tree.get(&job.target)
+                .and_then(|t| t.target.snapshots.iter().find(|(x, _)| x.name == name))
+                .and_then(|(x, _)| x.userrefs)
+        };
+        // Nothing sent: the common snapshot is the one held by the run
+        // that sent it. Only a target snapshot without any hold (that run
+        // was stopped before holding, or used --no-holds) is held now, and
+        // that needs no `zfs holds`: a quiet run costs no zfs process here.
+        // (A source's listing does not say: its snapshot is held by the
+        // next run that sends.)
+        let sent = old.is_some() || done[j].received(job).next().is_some();
+        let want = |ds: &str, refs: &dyn Fn(&str) -> Option<u64>| Want {
+            job: j,
+            new: format!("{ds}@{new}"),
+            new_refs: refs(&new),
+            old: old.as_ref().map(|o| (format!("{ds}@{o}"), refs(o))),
+        };
+        for (side, w) in [
+            (job.host, want(&job.source, &src_refs)),
+            (hosts, want(&job.target, &tgt_refs)),
+        ] {
+            if sent || w.new_refs == Some(0) {
+                sides[side].wants.push(w);
+            }
+        }
+    }
+    let (target_hold, target_release) = target_affected(jobs, done, sources, tree);
+    Plan {
+        sides,
+        target_hold,
+        target_release,
+    }
+}
+
+/// What `zfs hold -r`/`zfs release -r` could touch on the target (see
+/// [`Plan`]).
+fn target_affected(
+    jobs: &[Job],
+    done: &[Done],
+    sources: &BTreeMap<String, Vec<Snapshot>>,
+    tree: &BTreeMap<String, TargetDs>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut hold: BTreeSet<String> = BTreeSet::new();
+    let mut release: BTreeSet<String> = BTreeSet::new();
+    for (t, ds) in tree {
+        for (s, _) in &ds.target.snapshots {
+            hold.insert(format!("{t}@{}", s.name));
+            if s.userrefs != Some(0) {
+                release.insert(format!("{t}@{}", s.name));
+            }
+        }
+    }
+    for (j, job) in jobs.iter().enumerate() {
+        if done[j].received(job).next().is_some() {
+            for s in sources.get(&job.source).into_iter().flatten() {
+                hold.insert(format!("{}@{}", job.target, s.name));
+            }
+        }
+    }
+    (hold, release)
+}
+
+/// The snapshots to ask `zfs holds` about: those that have a hold, or
+/// may have.
+pub fn ask(wants: &[Want]) -> Vec<&str> {
+    let mut ask: Vec<&str> = Vec::new();
+    for w in wants {
+        if w.new_refs != Some(0) {
+            ask.push(&w.new);
+        }
+        if let Some((o, r)) = &w.old {
+            if *r != Some(0) {
+                ask.push(o);
+            }
+        }
+    }
+    ask
+}
+
+/// Given who holds what (`held`, from [`ask`]'s `zfs holds`): the wants
+/// whose new snapshot lacks our hold, and the old snapshots that carry it.
+pub fn decide<'a>(
+    wants: &'a [Want],
+    held: &BTreeMap<String, Vec<String>>,
+    tag: &str,
+) -> (Vec<&'a Want>, Vec<String>) {
+    let ours = |name: &str| held.get(name).is_some_and(|t| t.iter().any(|x| x == tag));
+    let to_hold = wants.iter().filter(|w| !ours(&w.new)).collect();
+    let release = wants
+        .iter()
+        .filter_map(|w| w.old.as_ref())
+        .filter(|(o, _)| ours(o))
+        .map(|(o, _)| o.clone())
+        .collect();
+    (to_hold, release)
+}
+
+/// On a source, where only the selected datasets were listed: the
+/// datasets to list (`zfs list -r`) to know what `-r` could touch under
+/// the roots that `hold` and `release` would have if nothing else were
+/// there; roots under other roots are listed with them. Empty: no root.
+pub fn subtree_roots(hold: &[String], release: &[String]) -> Vec<String> {
+    let mut roots: BTreeSet<String> = BTreeSet::new();
+    for names in [hold, release] {
+        let all: BTreeSet<String> = names.iter().cloned().collect();
+        for r in recursive_roots(names, &all).0 {
+            roots.insert(r.split_once('@').map_or(r.clone(), |(d, _)| d.to_string()));
+        }
+    }
+    roots
+        .iter()
+        .filter(|r| !roots.iter().any(|o| o != *r && is_under(r, o)))
+        .cloned()
+        .collect()
+}
+
+/// Parses `zfs list -H -p -t snapshot -o name,userrefs -r ROOTS`: (every
+/// snapshot, those with holds).
+pub fn parse_subtrees(out: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), String> {
+    let (mut all, mut held) = (BTreeSet::new(), BTreeSet::new());
+    for (i, line) in out.lines().enumerate() {
+        let (name, refs) = line
+            .split_once('\t')
+            .ok_or_else(|| format!("line {}: expected name, userrefs: {line:?}", i + 1))?;
+        if refs != "0" {
+            held.insert(name.to_string());
+        }
+        all.insert(name.to_string());
+    }
+    Ok((all, held))
+}
+
+/// Where the holds are carried out.
+pub struct Hosts<'a> {
+    pub sources: &'a [Host],
+    pub target: &'a Host,
+    pub log: &'a Log,
+}
+
+/// Carries out the hold plan of `jobs`: a failed hold fails its dataset;
+/// a failed release or `zfs holds` is a warning.
+pub fn apply(
+    on: &Hosts,
+    jobs: &[Job],
+    done: &mut [Done],
+    sources: &BTreeMap<String, Vec<Snapshot>>,
+    tree: &BTreeMap<String, TargetDs>,
+    tag: &str,
+) {
+    let p = plan(jobs, done, on.sources.len(), sources, tree);
+    for side in p.sides.iter().filter(|s| !s.wants.is_empty()) {
+        let host = side.host.map_or(on.target, |h| &on.sources[h]);
+        let label = side.label();
+        let ask = ask(&side.wants);
+        let held = if ask.is_empty() {
+            BTreeMap::new()
+        } else {
+            match zfs::holds(host, &ask) {
+                Ok(h) => h,
+                Err(e) => {
+                    on.log.warn(format!("[{label}] reading holds failed: {e}"));
+                    continue;
+                }
+            }
+        };
+        let (to_hold, release) = decide(&side.wants, &held, tag);
+        let hold_names: Vec<String> = to_hold.iter().map(|w| w.new.clone()).collect();
+        // `-r` where it is exact: on the target, whose whole tree was
+        // listed; on a source, after listing the subtrees it could touch.
+        let listed = match side.host {
+            None => Some((p.target_hold.clone(), p.target_release.clone())),
+            Some(_) => subtrees(on.log, host, &hold_names, &release),
+        };
+        let (for_hold, for_release) = match &listed {
+            Some((h, r)) => (Some(h), Some(r)),
+            None => (None, None),
+        };
+        if !hold_names.is_empty() {
+            if let Some((failed, e)) = hold_cmd(on.log, host, true, tag, &hold_names, for_hold) {
+                for w in to_hold.iter().filter(|w| failed.contains(&w.new)) {
+                    done[w.job]
+                        .error
+                        .get_or_insert(format!("[{label}] holding {} failed: {e}", w.new));
+                }
+                continue;
+            }
+        }
+        if !release.is_empty() {
+            if let Some((_, e)) = hold_cmd(on.log, host, false, tag, &release, for_release) {
+                on.log
+                    .warn(format!("[{label}] releasing old holds failed: {e}"));
+            }
+        }
+    }
+}
+
+/// On a source: one `zfs list -r` of [`subtree_roots`]; None when there is
+/// no such root or the listing fails (then everything is done by name).
+fn subtrees(
+    log: &Log,
+    host: &Host,
+    hold: &[String],
+    release: &[String],
+) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+    let top = subtree_roots(hold, release);
+    if top.is_empty() {
+        return None;
+    }
+    let top: Vec<&str> = top.iter().map(String::as_str).collect();
+    let argv = zfs::list_args("snapshot", "name,userrefs", &["-r"], &top);
+    match zfs::query(host, &argv, parse_subtrees) {
+        Ok(sets) => Some(sets),
+        Err(e) => {
+            log.debug(format!(
+                "listing for zfs hold -r failed ({e}): by name instead"
+            ));
+            None
+        }
+    }
+}
+
+/// Runs `zfs hold TAG` (`hold`) or `zfs release TAG` on `names`: with
+/// `-r`, one command per root, where `affected` (every snapshot `-r` could
+/// touch) allows it exactly ([`recursive_roots`]), falling back to the
+/// plain command for that root's names when `-r` fails; plainly for the
+/// rest. Returns the names of a failed plain command and its error.
+fn hold_cmd(
+    log: &Log,
+    host: &Host,
+    hold: bool,
+    tag: &str,
+    names: &[String],
+    affected: Option<&BTreeSet<String>>,
+) -> Option<(Vec<String>, Error)> {
+    let verb = if hold { "hold" } else { "release" };
+    let (roots, mut plain) = match affected {
+        Some(a) => recursive_roots(names, a),
+        None => (Vec::new(), names.to_vec()),
+    };
+    for r in &roots {
+        let argv = if hold {
+            replicate::hold_recursive_args(tag, r)
+        } else {
+            replicate::release_recursive_args(tag, r)
+        };
+        if let Err(e) = host.output(&argv) {
+            log.debug(format!(
+                "zfs {verb} -r {r} failed ({e}): one by one instead"
+            ));
+            plain.extend(under(r, names).into_iter().cloned());
+        }
+    }
+    if plain.is_empty() {
+        return None;
+    }
+    let argv = if hold {
+        replicate::hold_args(tag, &plain)
+    } else {
+        zfs::release_args(tag, &plain.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    match host.output(&argv) {
+        Ok(_) => None,
+        Err(Error::Command(c)) if hold => {
+            let failed: Vec<String> = hold_failures(&c.stderr, &plain)
+                .into_iter()
+                .cloned()
+                .collect();
+            if failed.is_empty() {
+                log.debug(format!(
+                    "zfs hold: our hold was there already ({})",
+                    c.stderr_line()
+                ));
+                return None;
+            }
+            Some((failed, Error::Command(c)))
+        }
+        Err(e) => Some((plain, e)),
+    }
+}
 
 /// Splits `want` (full snapshot names, `dataset@name`) into recursive
 /// roots and plain names. A root is a wanted snapshot whose dataset's every
@@ -134,6 +508,146 @@ mod tests {
 
     fn set(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    use crate::jobs::testing::{done, job};
+    use crate::plan::Target;
+    use zab_core::record::TransferKind::{Full, Incremental};
+    use zab_core::zfs::DatasetType;
+
+    fn snap(name: &str, userrefs: Option<u64>) -> Snapshot {
+        Snapshot {
+            name: name.into(),
+            createtxg: 1,
+            guid: 1,
+            userrefs,
+        }
+    }
+
+    fn target_tree(rows: &[(&str, &[(&str, u64)])]) -> BTreeMap<String, TargetDs> {
+        rows.iter()
+            .map(|(name, snaps)| {
+                let snapshots = snaps.iter().map(|(s, r)| (snap(s, Some(*r)), 0)).collect();
+                (
+                    name.to_string(),
+                    TargetDs {
+                        kind: DatasetType::Filesystem,
+                        target: Target {
+                            snapshots,
+                            token: None,
+                        },
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_hold_plan_holds_the_new_common_and_releases_the_old_on_both_sides() {
+        let jobs = [
+            // Sent @2 and @3 on top of @1.
+            job(
+                "p/a",
+                "t/a",
+                Some("1"),
+                &[(Some("1"), "2", Incremental), (Some("2"), "3", Incremental)],
+            ),
+            // First transfer, failed after @1.
+            job(
+                "p/b",
+                "t/b",
+                None,
+                &[(None, "1", Full), (Some("1"), "2", Incremental)],
+            ),
+            // Nothing to send; the target's @1 was never held.
+            job("p/c", "t/c", Some("1"), &[]),
+            // Nothing to send; held already.
+            job("p/d", "t/d", Some("1"), &[]),
+        ];
+        let done = [
+            done(2, false),
+            done(1, true),
+            done(0, false),
+            done(0, false),
+        ];
+        let sources: BTreeMap<String, Vec<Snapshot>> = [
+            (
+                "p/a",
+                vec![snap("1", None), snap("2", None), snap("3", None)],
+            ),
+            ("p/b", vec![snap("1", None), snap("2", None)]),
+        ]
+        .map(|(n, s)| (n.to_string(), s))
+        .into();
+        let tree = target_tree(&[
+            ("t/a", &[("1", 1)]),
+            ("t/c", &[("1", 0)]),
+            ("t/d", &[("1", 1)]),
+        ]);
+        let p = plan(&jobs, &done, 1, &sources, &tree);
+        let wants = |side: usize| -> Vec<(String, Option<String>)> {
+            p.sides[side]
+                .wants
+                .iter()
+                .map(|w| (w.new.clone(), w.old.as_ref().map(|o| o.0.clone())))
+                .collect()
+        };
+        let o = |s: &str| Some(s.to_string());
+        assert_eq!(p.sides[0].label(), "Source");
+        assert_eq!(
+            wants(0),
+            vec![("p/a@3".into(), o("p/a@1")), ("p/b@1".into(), None)]
+        );
+        assert_eq!(p.sides[1].label(), "Target");
+        assert_eq!(
+            wants(1),
+            vec![
+                ("t/a@3".into(), o("t/a@1")),
+                ("t/b@1".into(), None),
+                ("t/c@1".into(), None)
+            ]
+        );
+        // What -r could touch on the target: the listed snapshots, and the
+        // source's of what received something; released: the held ones.
+        assert_eq!(
+            p.target_hold,
+            set(&["t/a@1", "t/a@2", "t/a@3", "t/b@1", "t/b@2", "t/c@1", "t/d@1"])
+        );
+        assert_eq!(p.target_release, set(&["t/a@1", "t/d@1"]));
+        // Asked: what may have a hold (t/c@1 has none; t/a@3 was not listed).
+        assert_eq!(ask(&p.sides[1].wants), vec!["t/a@3", "t/a@1", "t/b@1"]);
+    }
+
+    #[test]
+    fn only_what_lacks_our_hold_is_held_and_only_ours_released() {
+        let w = |new: &str, old: Option<&str>| Want {
+            job: 0,
+            new: new.into(),
+            new_refs: None,
+            old: old.map(|o| (o.to_string(), None)),
+        };
+        let wants = [w("t/a@3", Some("t/a@1")), w("t/b@2", Some("t/b@1"))];
+        let held: BTreeMap<String, Vec<String>> = [
+            ("t/a@1", vec!["zfs_autobackup:b"]),
+            ("t/b@2", vec!["other", "zfs_autobackup:b"]),
+            ("t/b@1", vec!["other"]),
+        ]
+        .map(|(n, t)| (n.to_string(), t.into_iter().map(String::from).collect()))
+        .into();
+        let (hold, release) = decide(&wants, &held, "zfs_autobackup:b");
+        assert_eq!(hold, vec![&wants[0]]);
+        assert_eq!(release, v(&["t/a@1"]));
+    }
+
+    #[test]
+    fn a_source_lists_the_subtrees_of_its_roots() {
+        let hold = v(&["p/a@3", "p/a/x@3", "p/b@3"]);
+        let release = v(&["p/a@1", "p/a/x@1"]);
+        assert_eq!(subtree_roots(&hold, &release), v(&["p/a"]));
+        assert!(subtree_roots(&v(&["p/a@3"]), &[]).is_empty());
+        let (all, held) = parse_subtrees("p/a@1\t1\np/a@3\t0\n").unwrap();
+        assert_eq!((all, held), (set(&["p/a@1", "p/a@3"]), set(&["p/a@1"])));
+        assert!(parse_subtrees("p/a@1\n").is_err());
     }
 
     #[test]

@@ -11,10 +11,6 @@ use zab_core::zfs::{self, DatasetType};
 
 use crate::plan::Target;
 
-fn argv(words: &[&str]) -> Vec<String> {
-    words.iter().map(|s| s.to_string()).collect()
-}
-
 /// Reads the `encryption` of exactly `datasets` (not their children): one
 /// call, made only when some plan sends or meets target snapshots after the
 /// common one, where a raw stream plans differently.
@@ -120,20 +116,12 @@ impl Features {
 
 /// Reads the features of `pool`: one call.
 pub fn features_args(pool: &str) -> Vec<String> {
-    argv(&[
-        "zpool",
-        "get",
-        "-H",
-        "-p",
-        "-o",
-        "property,value",
-        &FEATURES.join(","),
-        pool,
-    ])
+    zab_core::zpool::get_args(FEATURES, pool)
 }
 
-/// Parses [`features_args`] output.
-pub fn parse_features(output: &str) -> Features {
+/// Parses [`features_args`] output (never fails: an unknown line is no
+/// feature; a `Result` for `zab_core::zfs::query`).
+pub fn parse_features(output: &str) -> Result<Features, String> {
     let mut f = Features::default();
     for (p, v) in output.lines().filter_map(|l| l.split_once('\t')) {
         let name = p.trim_start_matches("feature@").to_string();
@@ -144,7 +132,7 @@ pub fn parse_features(output: &str) -> Features {
             f.enabled.insert(name);
         }
     }
-    f
+    Ok(f)
 }
 
 #[cfg(test)]
@@ -200,7 +188,12 @@ zab-t/exp/s@b\tsnapshot\t15\t17599766133560230176\t0\t0\t-
     #[test]
     fn features_enabled_or_active() {
         let out = "feature@large_blocks\tenabled\nfeature@embedded_data\tactive\nfeature@extensible_dataset\tdisabled\nfeature@encryption\tenabled\n";
-        let f = parse_features(out);
+        let f = parse_features(out).unwrap();
+        assert_eq!(
+            features_args("t").join(" "),
+            "zpool get -H -p -o property,value feature@large_blocks,feature@embedded_data,\
+             feature@extensible_dataset,feature@encryption t"
+        );
         assert!(f.enabled("large_blocks") && f.enabled("embedded_data"));
         assert!(!f.enabled("extensible_dataset"));
         assert!(f.enabled("encryption") && !f.active("encryption"));

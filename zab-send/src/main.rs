@@ -2,12 +2,20 @@
 //! target (full, incremental, resumed), locally or over ssh.
 
 mod cli;
+mod early;
+mod execute;
 mod flags;
+mod gather;
 mod holds;
+mod input;
+mod jobs;
 mod listing;
 mod mounts;
+mod parents;
 mod plan;
+mod report;
 mod run;
+mod sink;
 mod stream;
 mod transfer;
 

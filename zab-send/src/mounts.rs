@@ -10,13 +10,20 @@
 //! every mountable filesystem of the received subtrees that is not mounted
 //! is mounted, shallowest mountpoint first; a mounted filesystem below a
 //! mountpoint to be used is unmounted first (deepest first) and mounted
-//! again after it; a mountpoint already in use is left alone.
+//! again after it; a mountpoint already in use is left alone. [`plan`]
+//! decides, purely; [`apply`] reads the subtrees and carries it out.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use zab_core::zfs::{is_under, PropRow};
+use zab_core::cli::Log;
+use zab_core::error::Error;
+use zab_core::record::TransferKind;
+use zab_core::zfs::{self, is_under, replicate, DatasetType, PropRow};
+use zab_core::Host;
 
+use crate::execute::Done;
 use crate::holds;
+use crate::jobs::Job;
 
 /// The columns read: `zfs get -t filesystem -r PROPS ROOTS`.
 pub const PROPS: &[&str] = &["mounted", "mountpoint", "canmount", "keystatus"];
@@ -158,9 +165,16 @@ pub fn plan(all: &[Fs], fresh: &[String]) -> Plan {
         ));
         false
     });
-    // `zfs mount -R` where it mounts exactly these and in this order: every
-    // filesystem below the root is to be mounted, under the root's
-    // mountpoint, and nothing else to mount goes under that mountpoint.
+    out.steps.extend(mount_steps(all, &mount));
+    out
+}
+
+/// The mount steps of `mount` (in order): `zfs mount -R` where it mounts
+/// exactly these and in this order (every filesystem below the root is to
+/// be mounted, under the root's mountpoint, and nothing else to mount goes
+/// under that mountpoint), `zfs mount` for the others.
+fn mount_steps(all: &[Fs], mount: &[&Fs]) -> Vec<Step> {
+    let mut steps = Vec::new();
     let names: Vec<String> = mount.iter().map(|f| f.name.clone()).collect();
     let affected: BTreeSet<String> = all.iter().map(|f| f.name.clone()).collect();
     let (roots, _) = holds::dataset_roots(&names, &affected);
@@ -176,22 +190,200 @@ pub fn plan(all: &[Fs], fresh: &[String]) -> Plan {
         })
     };
     let roots: Vec<&String> = roots.iter().filter(|r| fits(r)).collect();
-    for f in &mount {
+    for f in mount {
         match roots.iter().find(|r| is_under(&f.name, r)) {
             Some(r) if **r == f.name => {
                 let below = names.iter().filter(|n| is_under(n, r)).cloned().collect();
-                out.steps.push(Step::MountRecursive(f.name.clone(), below));
+                steps.push(Step::MountRecursive(f.name.clone(), below));
             }
             Some(_) => {}
-            None => out.steps.push(Step::Mount(f.name.clone())),
+            None => steps.push(Step::Mount(f.name.clone())),
         }
     }
-    out
+    steps
+}
+
+/// The filesystems received for the first time (a full or resumed
+/// transfer done, no common snapshot before): the subtrees to mount.
+pub fn fresh(jobs: &[Job], done: &[Done]) -> Vec<String> {
+    jobs.iter()
+        .zip(done)
+        .filter(|(job, d)| {
+            job.kind == DatasetType::Filesystem
+                && d.received(job).any(|s| s.kind != TransferKind::Incremental)
+                && job.plan.common.is_none()
+        })
+        .map(|(job, _)| job.target.clone())
+        .collect()
+}
+
+/// The roots of `fresh` (none under another): what `zfs get -r` reads.
+pub fn roots(fresh: &[String]) -> Vec<&str> {
+    fresh
+        .iter()
+        .filter(|f| !fresh.iter().any(|o| o != *f && is_under(f, o)))
+        .map(String::as_str)
+        .collect()
+}
+
+/// Mounts what [`plan`] says, after one `zfs get` of the received
+/// subtrees, as zfs-autobackup 3.3 does: a `zfs mount -R` per subtree
+/// mounted whole, a `zfs mount` per other one, an unmount first of what a
+/// parent would hide. Every failure is a warning; each job mounted gets a
+/// note.
+pub fn apply(target: &Host, log: &Log, jobs: &[Job], done: &mut [Done]) {
+    let fresh = fresh(jobs, done);
+    if fresh.is_empty() {
+        return;
+    }
+    let argv = zfs::get_args(&["filesystem"], PROPS, &roots(&fresh));
+    let all = match zfs::query(target, &argv, zfs::parse_get) {
+        Ok(rows) => filesystems(&rows),
+        Err(e @ Error::Parse { .. }) => {
+            log.warn(format!("[Target] reading mount properties: {e}"));
+            return;
+        }
+        Err(e) => {
+            log.warn(format!("[Target] reading mount properties failed: {e}"));
+            return;
+        }
+    };
+    let plan = plan(&all, &fresh);
+    for (name, why) in &plan.skipped {
+        log.warn(format!("[Target] {name}: not mounted: {why}"));
+    }
+    let m = Mounter {
+        target,
+        log,
+        all: &all,
+    };
+    let mounted = m.run(&plan.steps);
+    for (job, d) in jobs.iter().zip(done.iter_mut()) {
+        if mounted.contains(&job.target) {
+            d.notes
+                .push(format!("mounted on {}", m.mountpoint(&job.target)));
+        }
+    }
+}
+
+/// Carries out mount steps on the target.
+struct Mounter<'a> {
+    target: &'a Host,
+    log: &'a Log,
+    all: &'a [Fs],
+}
+
+impl Mounter<'_> {
+    fn mountpoint(&self, name: &str) -> String {
+        self.all
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.mountpoint.clone())
+            .unwrap_or_default()
+    }
+
+    /// The steps in order; the filesystems mounted.
+    fn run(&self, steps: &[Step]) -> BTreeSet<String> {
+        // Mountpoints still in use below which nothing may be mounted now.
+        let mut stuck: Vec<String> = Vec::new();
+        let mut mounted: BTreeSet<String> = BTreeSet::new();
+        for step in steps {
+            match step {
+                Step::Unmount(name) => {
+                    if let Err(e) = self.target.output(&replicate::unmount_args(name)) {
+                        self.log.warn(format!(
+                            "[Target] {name}: unmounting (to mount its parent first) failed: {e}"
+                        ));
+                        stuck.push(self.mountpoint(name));
+                    }
+                }
+                Step::Mount(name) => {
+                    if self.mount_one(name, &stuck) {
+                        mounted.insert(name.clone());
+                    }
+                }
+                Step::MountRecursive(root, below) => {
+                    if self.mount_tree(root, &stuck) {
+                        mounted.extend(below.iter().cloned());
+                    } else {
+                        for name in below {
+                            if self.mount_one(name, &stuck) {
+                                mounted.insert(name.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        mounted
+    }
+
+    /// `zfs mount -R ROOT`, unless something below it is stuck; false when
+    /// not done (then by name).
+    fn mount_tree(&self, root: &str, stuck: &[String]) -> bool {
+        let mp = self.mountpoint(root);
+        if stuck.iter().any(|s| path_below(s, &mp)) {
+            return false;
+        }
+        match self.target.output(&replicate::mount_recursive_args(root)) {
+            Ok(_) => true,
+            Err(e) => {
+                self.log
+                    .debug(format!("zfs mount -R {root} failed ({e}): by name instead"));
+                false
+            }
+        }
+    }
+
+    fn mount_one(&self, name: &str, stuck: &[String]) -> bool {
+        let mp = self.mountpoint(name);
+        if let Some(s) = stuck.iter().find(|s| path_below(s, &mp)) {
+            self.log.warn(format!(
+                "[Target] {name}: not mounted: {s} below it could not be unmounted"
+            ));
+            return false;
+        }
+        match self.target.output(&replicate::mount_args(name)) {
+            Ok(_) => true,
+            // Mounted by a `zfs mount -R` that failed further on.
+            Err(Error::Command(c)) if c.stderr.contains("already mounted") => true,
+            Err(e) => {
+                self.log
+                    .warn(format!("[Target] {name}: mounting failed: {e}"));
+                false
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fresh_are_the_first_receives_of_filesystems() {
+        use crate::jobs::testing::{done, job};
+        use zab_core::record::TransferKind::{Full, Incremental, Resumed};
+        let mut vol = job("p/v", "t/v", None, &[(None, "1", Full)]);
+        vol.kind = DatasetType::Volume;
+        let jobs = [
+            job("p/a", "t/a", None, &[(None, "1", Full)]),
+            job("p/a/b", "t/a/b", None, &[(None, "1", Resumed)]),
+            job("p/c", "t/c", Some("1"), &[(Some("1"), "2", Incremental)]),
+            job("p/d", "t/d", None, &[(None, "1", Full)]),
+            vol,
+        ];
+        let done = [
+            done(1, false),
+            done(1, false),
+            done(1, false),
+            done(0, true),
+            done(1, false),
+        ];
+        let f = fresh(&jobs, &done);
+        assert_eq!(f, vec!["t/a", "t/a/b"]);
+        assert_eq!(roots(&f), vec!["t/a"]);
+    }
 
     fn fs(name: &str, mounted: bool, mp: &str, canmount: &str) -> Fs {
         Fs {

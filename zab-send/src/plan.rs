@@ -18,6 +18,8 @@
 //!    stream, which receives exactly the same snapshots;
 //! 5. a pending resume token is resumed when it leads to the first snapshot
 //!    to send, and aborted otherwise.
+//!
+//! A source without snapshots fails: zab-snap comes first.
 
 use regex::Regex;
 use zab_core::naming::SnapshotFormat;
@@ -144,38 +146,12 @@ pub fn plan(
     });
     p.common = common.map(|c| c.name.clone());
     if common.is_none() && !tsnaps.is_empty() {
-        let clash = tsnaps
-            .iter()
-            .rev()
-            .find(|t| source.iter().any(|s| s.name == t.name));
-        p.error = Some(match clash {
-            Some(c) => format!(
-                "no common snapshot: the target's @{} has another guid than the source's \
-                 (not the same snapshot); --no-guid-check compares names only",
-                c.name
-            ),
-            None => format!(
-                "no common snapshot: the target has {} snapshot(s), none of them on the source; \
-                 rename or destroy the target dataset to send it again in full",
-                tsnaps.len()
-            ),
-        });
+        p.error = Some(no_common(source, &tsnaps));
         return p;
     }
 
     // 2. Incompatible target snapshots.
-    let after = common_t.map_or(0, |i| i + 1);
-    let first_blocking = if raw {
-        Some(after)
-    } else {
-        t.snapshots[after..]
-            .iter()
-            .position(|(_, w)| *w != 0)
-            .map(|i| after + i)
-    };
-    if let Some(i) = first_blocking {
-        p.incompatible = tsnaps[i..].iter().map(|s| s.name.clone()).collect();
-    }
+    p.incompatible = incompatible(t, common_t, raw);
     if !p.incompatible.is_empty() {
         if !o.destroy_incompatible {
             p.error = Some(format!(
@@ -195,15 +171,86 @@ pub fn plan(
 
     // 3. Candidates, and what the target would keep of them.
     let start = common_s.map_or(0, |i| i + 1);
+    let candidates = candidates(dataset, &source[start..], o, &mut p.skipped);
+    let wanted = wanted(&kept_target, candidates, o, &mut p.skipped);
+    p.skipped
+        .sort_by_key(|sp| source.iter().position(|s| s.name == sp.name));
+
+    // 4. Steps: -i per snapshot, runs without gaps as one -I.
+    p.steps = steps(source, p.common.clone(), &wanted);
+
+    // 5. The resume token.
+    if let Some(token) = &t.token {
+        p.resume = resume(&mut p.steps, source, token, token_to);
+    }
+    if o.rollback && !p.steps.is_empty() && p.rollback.is_none() {
+        p.rollback = kept_target.last().map(|s| s.name.clone());
+    }
+    if source.is_empty() {
+        p.error = Some("no snapshots to send: run zab-snap first".into());
+    }
+    p
+}
+
+/// Why there is no common snapshot.
+fn no_common(source: &[Snapshot], tsnaps: &[Snapshot]) -> String {
+    let clash = tsnaps
+        .iter()
+        .rev()
+        .find(|t| source.iter().any(|s| s.name == t.name));
+    match clash {
+        Some(c) => format!(
+            "no common snapshot: the target's @{} has another guid than the source's \
+             (not the same snapshot); --no-guid-check compares names only",
+            c.name
+        ),
+        None => format!(
+            "no common snapshot: the target has {} snapshot(s), none of them on the source; \
+             rename or destroy the target dataset to send it again in full",
+            tsnaps.len()
+        ),
+    }
+}
+
+/// The target snapshots after the common one (at `common_t`) that block a
+/// receive: from the first with data written on, all of them when raw.
+fn incompatible(t: &Target, common_t: Option<usize>, raw: bool) -> Vec<String> {
+    let after = common_t.map_or(0, |i| i + 1);
+    let first_blocking = if raw {
+        Some(after)
+    } else {
+        t.snapshots[after..]
+            .iter()
+            .position(|(_, w)| *w != 0)
+            .map(|i| after + i)
+    };
+    match first_blocking {
+        Some(i) => t.snapshots[i..]
+            .iter()
+            .map(|(s, _)| s.name.clone())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The source snapshots after the common one that may be sent: ours (or
+/// every one with `--other-snapshots`), minus the excluded ones (noted in
+/// `skipped`).
+fn candidates<'a>(
+    dataset: &str,
+    after: &'a [Snapshot],
+    o: &Options,
+    skipped: &mut Vec<Spared>,
+) -> Vec<&'a Snapshot> {
     let mut candidates: Vec<&Snapshot> = Vec::new();
-    for s in &source[start..] {
+    for s in after {
         let ours = o.format.is_ours(&s.name);
         if !ours && !o.other_snapshots {
             continue;
         }
         let full = format!("{dataset}@{}", s.name);
         if let Some(re) = o.exclude.iter().find(|re| re.is_match(&full)) {
-            p.skipped.push(Spared {
+            skipped.push(Spared {
                 name: s.name.clone(),
                 why: format!("matches --exclude-snapshot-pattern {}", re.as_str()),
             });
@@ -211,10 +258,21 @@ pub fn plan(
         }
         candidates.push(s);
     }
-    // The target's own snapshots, real then virtual, thinned together.
+    candidates
+}
+
+/// The candidates the target schedule keeps, thinned together with the
+/// target's own snapshots as if all had arrived (the newest is kept); the
+/// others are noted in `skipped`.
+fn wanted<'a>(
+    kept_target: &[&Snapshot],
+    candidates: Vec<&'a Snapshot>,
+    o: &Options,
+    skipped: &mut Vec<Spared>,
+) -> Vec<&'a Snapshot> {
     let mut times = Vec::new();
     let mut virtual_index = Vec::new();
-    for s in &kept_target {
+    for s in kept_target {
         if let Some(t) = o.format.parse(&s.name) {
             times.push(t);
             virtual_index.push(None);
@@ -238,9 +296,9 @@ pub fn plan(
         }
     }
     let mut wanted: Vec<&Snapshot> = Vec::new();
-    for (s, u) in candidates.iter().zip(&unwanted) {
+    for (s, u) in candidates.into_iter().zip(&unwanted) {
         if *u {
-            p.skipped.push(Spared {
+            skipped.push(Spared {
                 name: s.name.clone(),
                 why: "the target's schedule would destroy it at once".into(),
             });
@@ -248,12 +306,15 @@ pub fn plan(
             wanted.push(s);
         }
     }
-    p.skipped
-        .sort_by_key(|sp| source.iter().position(|s| s.name == sp.name));
+    wanted
+}
 
-    // 4. Steps: -i per snapshot, runs without gaps as one -I.
+/// The steps that send `wanted` after `common`: `-i` per snapshot, runs
+/// without gaps as one `-I`.
+fn steps(source: &[Snapshot], common: Option<String>, wanted: &[&Snapshot]) -> Vec<Step> {
     let pos = |name: &str| source.iter().position(|s| s.name == name);
-    let mut from = p.common.clone();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut from = common;
     for s in wanted {
         let kind = if from.is_none() {
             TransferKind::Full
@@ -265,7 +326,7 @@ pub fn plan(
             .and_then(pos)
             .zip(pos(&s.name))
             .is_some_and(|(a, b)| b == a + 1);
-        match p.steps.last_mut() {
+        match steps.last_mut() {
             Some(last)
                 if kind == TransferKind::Incremental
                     && last.kind == TransferKind::Incremental
@@ -276,7 +337,7 @@ pub fn plan(
                 last.to = s.name.clone();
                 last.snapshots += 1;
             }
-            _ => p.steps.push(Step {
+            _ => steps.push(Step {
                 from: from.clone(),
                 to: s.name.clone(),
                 kind,
@@ -285,29 +346,57 @@ pub fn plan(
         }
         from = Some(s.name.clone());
     }
+    steps
+}
 
-    // 5. The resume token.
-    if let Some(token) = &t.token {
-        let first = p.steps.first().map(|s| first_snapshot(s, source));
-        p.resume = match (token_to, first) {
-            (Some(to), Some(Some(first))) if to == first => {
-                split_first(&mut p.steps, source);
-                p.steps[0].kind = TransferKind::Resumed;
-                Resume::Continue(token.clone())
-            }
-            (Some(to), Some(Some(first))) => Resume::Abort(format!(
-                "the token resumes @{to}, but the next snapshot to send is @{first}"
-            )),
-            (Some(to), _) => Resume::Abort(format!(
-                "the token resumes @{to}, and nothing is to be sent"
-            )),
-            (None, _) => Resume::Abort("the token could not be read on the source".into()),
-        };
+/// What happens to the target's resume `token`, which leads to
+/// `token_to`: resumed when it leads to the first snapshot to send (that
+/// snapshot then a step of its own), else aborted.
+fn resume(
+    steps: &mut Vec<Step>,
+    source: &[Snapshot],
+    token: &str,
+    token_to: Option<&str>,
+) -> Resume {
+    let first = steps.first().map(|s| first_snapshot(s, source));
+    match (token_to, first) {
+        (Some(to), Some(Some(first))) if to == first => {
+            split_first(steps, source);
+            steps[0].kind = TransferKind::Resumed;
+            Resume::Continue(token.to_string())
+        }
+        (Some(to), Some(Some(first))) => Resume::Abort(format!(
+            "the token resumes @{to}, but the next snapshot to send is @{first}"
+        )),
+        (Some(to), _) => Resume::Abort(format!(
+            "the token resumes @{to}, and nothing is to be sent"
+        )),
+        (None, _) => Resume::Abort("the token could not be read on the source".into()),
     }
-    if o.rollback && !p.steps.is_empty() && p.rollback.is_none() {
-        p.rollback = kept_target.last().map(|s| s.name.clone());
+}
+
+/// What a dataset's plan starts from: its snapshots as listed and, in a
+/// dry run, the one `zab-snap --test` upstream would have taken
+/// (`would_create`), as the newest: a dry run shows what a real run would
+/// send.
+pub fn source_snapshots(
+    listed: &[Snapshot],
+    would_create: Option<&str>,
+    dry: bool,
+) -> Vec<Snapshot> {
+    let mut snaps = listed.to_vec();
+    if let Some(name) = would_create.filter(|_| dry) {
+        if !snaps.iter().any(|x| x.name == name) {
+            let txg = snaps.last().map_or(0, |x| x.createtxg) + 1;
+            snaps.push(Snapshot {
+                name: name.to_string(),
+                createtxg: txg,
+                guid: 0,
+                userrefs: None,
+            });
+        }
     }
-    p
+    snaps
 }
 
 /// True when a step's stream holds every source snapshot between its ends
@@ -704,6 +793,28 @@ mod tests {
         assert_eq!(p.resume, Resume::Continue("1-def".into()));
         assert_eq!(p.steps[0].kind, TransferKind::Resumed);
         assert_eq!(p.steps[0].from, None);
+    }
+
+    #[test]
+    fn a_dry_run_plans_the_snapshot_zab_snap_would_take() {
+        let src = [ours(2), ours(1)];
+        let s = source_snapshots(&src, Some("new"), true);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            (s[2].name.as_str(), s[2].createtxg),
+            ("new", src[1].createtxg + 1)
+        );
+        assert_eq!(source_snapshots(&src, Some("new"), false), src.to_vec());
+        assert_eq!(
+            source_snapshots(&src, Some(&src[1].name), true),
+            src.to_vec()
+        );
+        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
+        let p = plan("p/a", &[], None, false, None, &opts(&f, &keep));
+        assert_eq!(
+            p.error.as_deref(),
+            Some("no snapshots to send: run zab-snap first")
+        );
     }
 
     #[test]

@@ -107,6 +107,16 @@ impl Buffer {
     }
 }
 
+/// A zab tool next to this binary, else by name from PATH.
+pub fn sibling(name: &str) -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string())
+}
+
 /// Everything that shapes the two lines.
 #[derive(Debug)]
 pub struct StreamSpec<'a> {

@@ -1,7 +1,9 @@
 //! One transfer's processes: the source side (a shell line run on the
 //! source host) writes the stream, zab-send relays it (counting the bytes,
 //! through a local zab-ratelimit with `--rate`), and the target side (a
-//! shell line run on the target host) receives it.
+//! shell line run on the target host) receives it. Every process is built
+//! by `zab_core::host` (zab-ratelimit as a command of the local host); it
+//! is started here, with its pipes.
 //!
 //! Every process is registered while it runs, so that SIGINT or SIGTERM
 //! stops them all: a `zfs recv -s` that is stopped keeps what it received,
@@ -76,12 +78,10 @@ pub struct Sides<'a> {
     pub rate: Option<(String, u64)>,
     /// Draw progress on stderr under this label.
     pub progress: Option<String>,
-    /// The whole pipeline in one readable line, for messages.
-    pub display: String,
 }
 
 /// How a transfer ended.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub bytes: u64,
     pub seconds: f64,
@@ -114,14 +114,17 @@ fn collect(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<
     })
 }
 
-/// Runs one transfer to its end.
-pub fn run(sides: &Sides, running: &Running) -> Outcome {
-    let t0 = Instant::now();
-    let fail = |e: String| Outcome {
-        bytes: 0,
-        seconds: t0.elapsed().as_secs_f64(),
-        error: Some(e),
-    };
+/// The processes of one transfer, started: the source side, zab-ratelimit
+/// with `--rate`, the target side, and what the relay reads.
+struct Started {
+    src: Child,
+    limiter: Option<Child>,
+    tgt: Child,
+    reader: Box<dyn Read + Send>,
+}
+
+/// Starts the processes of a transfer; on an error, none is left running.
+fn start(sides: &Sides, running: &Running) -> Result<Started, String> {
     // Both sides' commands first: a read-only host refuses them (a transfer
     // changes the target), and then nothing has started.
     let (mut src_cmd, mut tgt_cmd) = match (
@@ -129,36 +132,36 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
         sides.target.command(&["sh", "-c", &sides.target_line]),
     ) {
         (Ok(s), Ok(t)) => (s, t),
-        (Err(e), _) | (_, Err(e)) => return fail(e.to_string()),
+        (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
     };
     src_cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut src = match spawn(&mut src_cmd, running, sides.source.dest().is_none()) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
+    let mut src = spawn(&mut src_cmd, running, sides.source.dest().is_none())?;
     let Some(src_out) = src.stdout.take() else {
-        return fail("no stdout from the source side".into());
+        return Err("no stdout from the source side".into());
     };
     let mut limiter = None;
     let reader: Box<dyn Read + Send> = match &sides.rate {
         None => Box::new(src_out),
         Some((prog, rate)) => {
-            let mut cmd = Command::new(prog);
-            cmd.args(["-q", "-L", &rate.to_string()])
-                .stdin(Stdio::from(src_out))
-                .stdout(Stdio::piped());
-            match spawn(&mut cmd, running, false) {
+            let started = Host::local()
+                .command(&[prog.as_str(), "-q", "-L", &rate.to_string()])
+                .map_err(|e| e.to_string())
+                .and_then(|mut cmd| {
+                    cmd.stdin(Stdio::from(src_out)).stdout(Stdio::piped());
+                    spawn(&mut cmd, running, false)
+                });
+            match started {
                 Ok(mut c) => {
                     let out = c.stdout.take();
                     limiter = Some(c);
                     match out {
                         Some(o) => Box::new(o),
-                        None => return fail("no stdout from zab-ratelimit".into()),
+                        None => return Err("no stdout from zab-ratelimit".into()),
                     }
                 }
                 Err(e) => {
                     let _ = src.kill();
-                    return fail(e);
+                    return Err(e);
                 }
             }
         }
@@ -167,11 +170,36 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut tgt = match spawn(&mut tgt_cmd, running, sides.target.dest().is_none()) {
-        Ok(c) => c,
+    match spawn(&mut tgt_cmd, running, sides.target.dest().is_none()) {
+        Ok(tgt) => Ok(Started {
+            src,
+            limiter,
+            tgt,
+            reader,
+        }),
         Err(e) => {
             let _ = src.kill();
-            return fail(e);
+            Err(e)
+        }
+    }
+}
+
+/// Runs one transfer to its end.
+pub fn run(sides: &Sides, running: &Running) -> Outcome {
+    let t0 = Instant::now();
+    let Started {
+        mut src,
+        mut limiter,
+        mut tgt,
+        reader,
+    } = match start(sides, running) {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome {
+                bytes: 0,
+                seconds: t0.elapsed().as_secs_f64(),
+                error: Some(e),
+            }
         }
     };
 
@@ -198,10 +226,53 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
     // The relay.
     let bytes = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
-    let counter = bytes.clone();
-    let mut writer = tgt.stdin.take();
-    let mut reader = reader;
-    let relay = std::thread::spawn(move || -> Result<(), String> {
+    let relay = relay(reader, tgt.stdin.take(), bytes.clone());
+    let drawer = sides.progress.clone().map(|label| {
+        let (bytes, done, estimate) = (bytes.clone(), done.clone(), estimate.clone());
+        std::thread::spawn(move || draw(&label, &bytes, &estimate, &done, t0))
+    });
+
+    let relayed = relay
+        .join()
+        .unwrap_or_else(|_| Err("relay panicked".into()));
+    let ended = Ended {
+        src: src.wait(),
+        limiter: limiter.as_mut().map(|c| c.wait()),
+        tgt: tgt.wait(),
+        src_msgs: Vec::new(),
+        tgt_msgs: String::new(),
+        relayed,
+    };
+    done.store(true, Ordering::SeqCst);
+    if let Some(d) = drawer {
+        let _ = d.join();
+    }
+    for c in [Some(&src), limiter.as_ref(), Some(&tgt)]
+        .into_iter()
+        .flatten()
+    {
+        running.remove(c.id());
+    }
+    let ended = Ended {
+        src_msgs: src_err.join().unwrap_or_default(),
+        tgt_msgs: tgt_err.join().unwrap_or_default(),
+        ..ended
+    };
+    let _ = tgt_out.join();
+    Outcome {
+        bytes: bytes.load(Ordering::Relaxed),
+        seconds: t0.elapsed().as_secs_f64(),
+        error: ended.error(running.stopped()),
+    }
+}
+
+/// Copies the stream to the target side's stdin, counting the bytes.
+fn relay(
+    mut reader: Box<dyn Read + Send>,
+    mut writer: Option<std::process::ChildStdin>,
+    counter: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<Result<(), String>> {
+    std::thread::spawn(move || -> Result<(), String> {
         let Some(w) = writer.as_mut() else {
             return Err("no stdin to the target side".into());
         };
@@ -213,98 +284,81 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
             }
             counter.fetch_add(n, Ordering::Relaxed);
         }
-    });
-    let drawer = sides.progress.clone().map(|label| {
-        let (bytes, done, estimate) = (bytes.clone(), done.clone(), estimate.clone());
-        std::thread::spawn(move || draw(&label, &bytes, &estimate, &done, t0))
-    });
+    })
+}
 
-    let relayed = relay
-        .join()
-        .unwrap_or_else(|_| Err("relay panicked".into()));
-    let src_status = src.wait();
-    let lim_status = limiter.as_mut().map(|c| c.wait());
-    let tgt_status = tgt.wait();
-    done.store(true, Ordering::SeqCst);
-    if let Some(d) = drawer {
-        let _ = d.join();
-    }
-    for c in [Some(&src), limiter.as_ref(), Some(&tgt)]
-        .into_iter()
-        .flatten()
-    {
-        running.remove(c.id());
-    }
-    let src_msgs = src_err.join().unwrap_or_default();
-    let tgt_msgs = tgt_err.join().unwrap_or_default();
-    let _ = tgt_out.join();
+type Exit = std::io::Result<std::process::ExitStatus>;
 
-    let bytes = bytes.load(Ordering::Relaxed);
-    let seconds = t0.elapsed().as_secs_f64();
-    let status_text = |s: &std::io::Result<std::process::ExitStatus>| match s {
-        Ok(st) if st.success() => None,
-        Ok(st) => Some(zab_core::error::Status::from_exit(*st).to_string()),
-        Err(e) => Some(e.to_string()),
-    };
-    let first = |text: &str| {
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let mut errors = Vec::new();
-    // When the receiving side failed, a sending side that only died of the
-    // broken pipe (SIGPIPE, 141 from a shell) says nothing more.
-    let sigpipe = |s: &std::io::Result<std::process::ExitStatus>, msgs: &[String]| {
+/// How the processes of a transfer ended.
+struct Ended {
+    src: Exit,
+    limiter: Option<Exit>,
+    tgt: Exit,
+    /// The source side's stderr lines that are not progress.
+    src_msgs: Vec<String>,
+    tgt_msgs: String,
+    relayed: Result<(), String>,
+}
+
+impl Ended {
+    /// What failed, in one line; None when the transfer succeeded.
+    fn error(&self, stopped: bool) -> Option<String> {
+        let status_text = |s: &Exit| match s {
+            Ok(st) if st.success() => None,
+            Ok(st) => Some(zab_core::error::Status::from_exit(*st).to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        let first = |text: &str| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let with = |what: String, msg: String| {
+            if msg.is_empty() {
+                what
+            } else {
+                format!("{what}: {msg}")
+            }
+        };
+        let mut errors = Vec::new();
+        let target_failed = status_text(&self.tgt).is_some();
+        if target_failed && self.source_only_piped() {
+            // Reported by the receiving side.
+        } else if let Some(s) = status_text(&self.src) {
+            let msg = first(&self.src_msgs.join("\n"));
+            errors.push(with(format!("the sending side failed ({s})"), msg));
+        }
+        if let Some(Some(s)) = self.limiter.as_ref().map(status_text) {
+            errors.push(format!("zab-ratelimit failed ({s})"));
+        }
+        if let Some(s) = status_text(&self.tgt) {
+            let msg = first(&self.tgt_msgs);
+            errors.push(with(format!("the receiving side failed ({s})"), msg));
+        }
+        if let Err(e) = &self.relayed {
+            if errors.is_empty() {
+                errors.push(e.clone());
+            }
+        }
+        if stopped && !errors.is_empty() {
+            errors.insert(0, "interrupted".into());
+        }
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
+
+    /// When the receiving side failed, a sending side that only died of
+    /// the broken pipe (SIGPIPE, 141 from a shell) says nothing more.
+    fn source_only_piped(&self) -> bool {
         use std::os::unix::process::ExitStatusExt;
-        let piped = match s {
+        let piped = match &self.src {
             Ok(st) => st.signal() == Some(13) || st.code() == Some(141),
             Err(_) => false,
         };
-        let stages_piped = msgs.iter().all(|m| m.ends_with("exit status 141"));
-        (piped || matches!(s, Ok(st) if st.code() == Some(1)) && !msgs.is_empty()) && stages_piped
-    };
-    let target_failed = status_text(&tgt_status).is_some();
-    if target_failed && sigpipe(&src_status, &src_msgs) {
-        // Reported by the receiving side.
-    } else if let Some(s) = status_text(&src_status) {
-        let msg = first(&src_msgs.join("\n"));
-        errors.push(format!(
-            "the sending side failed ({s}){}",
-            if msg.is_empty() {
-                String::new()
-            } else {
-                format!(": {msg}")
-            }
-        ));
-    }
-    if let Some(Some(s)) = lim_status.as_ref().map(status_text) {
-        errors.push(format!("zab-ratelimit failed ({s})"));
-    }
-    if let Some(s) = status_text(&tgt_status) {
-        let msg = first(&tgt_msgs);
-        errors.push(format!(
-            "the receiving side failed ({s}){}",
-            if msg.is_empty() {
-                String::new()
-            } else {
-                format!(": {msg}")
-            }
-        ));
-    }
-    if let Err(e) = relayed {
-        if errors.is_empty() {
-            errors.push(e);
-        }
-    }
-    if running.stopped() && !errors.is_empty() {
-        errors.insert(0, "interrupted".into());
-    }
-    Outcome {
-        bytes,
-        seconds,
-        error: (!errors.is_empty()).then(|| errors.join("; ")),
+        let stages_piped = self.src_msgs.iter().all(|m| m.ends_with("exit status 141"));
+        (piped || matches!(&self.src, Ok(st) if st.code() == Some(1)) && !self.src_msgs.is_empty())
+            && stages_piped
     }
 }
 

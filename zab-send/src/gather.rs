@@ -1,0 +1,317 @@
+//! zab-send's reads, all of them before anything changes: each source
+//! host's snapshots (while the target tree is listed, early.rs), where each resume token leads (a dry run on the
+//! source), the encryption of the sources where a raw stream plans
+//! differently, the target pool's features and the target's encryption
+//! where they decide a flag, and which buffer tool each host has. What
+//! to read is decided by plan.rs's pure functions on what was read
+//! before (no process where it changes nothing); what is read decides
+//! nothing here: jobs.rs plans from it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use zab_core::cli::Log;
+use zab_core::error::Error;
+use zab_core::zfs::{self, replicate, Snapshot};
+use zab_core::Host;
+
+use crate::cli::Config;
+use crate::early::Early;
+use crate::flags;
+use crate::input::Input;
+use crate::listing::{self, Features, TargetDs};
+use crate::plan::{self, Plan};
+use crate::stream::{self, BufferTool};
+
+/// Everything read.
+#[derive(Debug)]
+pub struct World {
+    /// Each source dataset's snapshots as listed.
+    pub sources: BTreeMap<String, Vec<Snapshot>>,
+    /// The target tree.
+    pub tree: BTreeMap<String, TargetDs>,
+    /// Per selected dataset: the snapshots its plan starts from.
+    pub snapshots: Vec<Vec<Snapshot>>,
+    /// Per selected dataset: the snapshot its target's resume token leads to.
+    pub tokens: Vec<Option<String>>,
+    /// Per selected dataset: its source is encrypted (read where it matters).
+    pub encrypted: Vec<bool>,
+    /// The target pool's features (read when something is to be sent).
+    pub features: Features,
+    /// Per selected dataset: what it receives lands in an encrypted dataset
+    /// (read where it decides `-e`).
+    pub lands_encrypted: Vec<bool>,
+    /// Each host's buffer tool, by host name (probed with `--buffer` only).
+    pub tools: BTreeMap<String, BufferTool>,
+}
+
+impl World {
+    /// The buffer tool of `host`.
+    pub fn tool(&self, host: &Host) -> BufferTool {
+        self.tools
+            .get(host.name())
+            .cloned()
+            .unwrap_or(BufferTool::None)
+    }
+}
+
+/// Reads everything the plans need.
+pub fn gather(
+    cfg: &Config,
+    input: &Input,
+    target: &Host,
+    early: Early,
+    log: &Log,
+) -> Result<World, Error> {
+    let mut sources = BTreeMap::new();
+    for (h, host) in input.hosts.iter().enumerate() {
+        let names: Vec<&str> = input
+            .picked
+            .iter()
+            .filter(|p| p.host == h)
+            .map(|p| input.name(p))
+            .collect();
+        sources.extend(zfs::list_snapshots(host, &names)?);
+    }
+    let tree = early.tree()?;
+    let mut world = World {
+        snapshots: snapshots(cfg, input, &sources),
+        sources,
+        tree,
+        tokens: Vec::new(),
+        encrypted: vec![false; input.picked.len()],
+        features: Features::default(),
+        lands_encrypted: vec![false; input.picked.len()],
+        tools: BTreeMap::new(),
+    };
+    world.tokens = tokens(input, &world.tree, log);
+    world.encrypted = source_encryption(cfg, input, &world)?;
+    let plans = plans(cfg, input, &world);
+    if plans.iter().any(sends) {
+        world.features = zfs::query(
+            target,
+            &listing::features_args(zfs::pool_of(&cfg.target_path)),
+            listing::parse_features,
+        )?;
+    }
+    world.lands_encrypted = lands_encrypted(cfg, input, target, &world, &plans)?;
+    world.tools = probe(cfg, input, target, &plans);
+    Ok(world)
+}
+
+/// A plan that sends something.
+fn sends(p: &Plan) -> bool {
+    p.error.is_none() && !p.steps.is_empty()
+}
+
+/// Per selected dataset, the snapshots its plan starts from.
+fn snapshots(
+    cfg: &Config,
+    input: &Input,
+    sources: &BTreeMap<String, Vec<Snapshot>>,
+) -> Vec<Vec<Snapshot>> {
+    input
+        .picked
+        .iter()
+        .map(|p| {
+            let would_create = input.datasets[p.record]
+                .snapshot
+                .as_ref()
+                .filter(|s| s.status == zab_core::record::SnapStatus::WouldCreate)
+                .map(|s| s.name.as_str());
+            let listed = sources.get(input.name(p)).map_or(&[][..], Vec::as_slice);
+            plan::source_snapshots(listed, would_create, cfg.dry())
+        })
+        .collect()
+}
+
+/// Where each target's resume token leads (asked once per token).
+fn tokens(input: &Input, tree: &BTreeMap<String, TargetDs>, log: &Log) -> Vec<Option<String>> {
+    input
+        .picked
+        .iter()
+        .map(|p| {
+            let token = tree.get(&p.target)?.target.token.as_deref()?;
+            token_target(&input.hosts[p.host], token, input.name(p), log)
+        })
+        .collect()
+}
+
+/// The snapshot name (after `@`) a resume token leads to, from a dry run
+/// on the source; None (and a warning) when it cannot be read or is for
+/// another dataset.
+fn token_target(host: &Host, token: &str, dataset: &str, log: &Log) -> Option<String> {
+    let out = match host.capture(&replicate::send_resume_dry_args(token)) {
+        Ok(c) => format!("{}\n{}", c.stdout, c.stderr),
+        Err(e) => {
+            log.warn(format!(
+                "[Source] {dataset}: reading the resume token failed: {e}"
+            ));
+            return None;
+        }
+    };
+    let to = stream::resume_toname(&out)?;
+    let (ds, snap) = to.split_once('@')?;
+    (ds == dataset).then(|| snap.to_string())
+}
+
+/// The plan of selected dataset `k` with its stream raw or not.
+fn plan_of(cfg: &Config, input: &Input, w: &World, k: usize, raw: bool) -> Plan {
+    let p = &input.picked[k];
+    plan::plan(
+        input.name(p),
+        &w.snapshots[k],
+        w.tree.get(&p.target).map(|t| &t.target),
+        raw,
+        w.tokens[k].as_deref(),
+        &cfg.plan_options(),
+    )
+}
+
+/// The plans as they will be made, the encryption of the sources known.
+fn plans(cfg: &Config, input: &Input, w: &World) -> Vec<Plan> {
+    (0..input.picked.len())
+        .map(|k| plan_of(cfg, input, w, k, w.encrypted[k] && !cfg.flags.decrypt))
+        .collect()
+}
+
+/// Encrypted sources are sent raw (unless `--decrypt`, then without
+/// `-p`), which changes a plan or the flags only where it sends or the
+/// target has snapshots after the common one: only those datasets'
+/// encryption is read, one call per host.
+fn source_encryption(cfg: &Config, input: &Input, w: &World) -> Result<Vec<bool>, Error> {
+    let ask: Vec<usize> = (0..input.picked.len())
+        .filter(|&k| {
+            let target = w.tree.get(&input.picked[k].target).map(|t| &t.target);
+            plan_of(cfg, input, w, k, false).raw_matters(target)
+        })
+        .collect();
+    let mut encrypted = vec![false; input.picked.len()];
+    for (h, host) in input.hosts.iter().enumerate() {
+        let names: Vec<&str> = ask
+            .iter()
+            .filter(|&&k| input.picked[k].host == h)
+            .map(|&k| input.name(&input.picked[k]))
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let found = list_encryption(host, &names)?;
+        for &k in ask.iter().filter(|&&k| input.picked[k].host == h) {
+            encrypted[k] = found.contains(input.name(&input.picked[k]));
+        }
+    }
+    Ok(encrypted)
+}
+
+/// The encrypted ones of `names` on `host`: one `zfs list -o name,encryption`.
+fn list_encryption(host: &Host, names: &[&str]) -> Result<BTreeSet<String>, Error> {
+    zfs::query(host, &listing::encryption_args(names), |out| {
+        listing::parse_encryption(out, names)
+    })
+}
+
+/// Where each stream lands encrypted, read where it decides `-e`: a
+/// non-raw stream, with `embedded_data` on the target pool and without
+/// `--encrypt` (which leaves `-e` out anyway). The target's datasets can
+/// be encrypted only when its pool's `encryption` feature is active; then
+/// the encryption of the targets and their existing ancestors is read,
+/// one call. Without it, only a parent received raw in this run encrypts.
+fn lands_encrypted(
+    cfg: &Config,
+    input: &Input,
+    target: &Host,
+    w: &World,
+    plans: &[Plan],
+) -> Result<Vec<bool>, Error> {
+    let raw = |k: usize| w.encrypted[k] && !cfg.flags.decrypt;
+    let asks = |k: usize| sends(&plans[k]) && !raw(k);
+    let n = input.picked.len();
+    if !w.features.enabled("embedded_data") || cfg.flags.encrypt || !(0..n).any(asks) {
+        return Ok(vec![false; n]);
+    }
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for k in (0..n).filter(|&k| asks(k)) {
+        let mut d = Some(input.picked[k].target.as_str());
+        while let Some(name) = d {
+            if w.tree.contains_key(name) {
+                names.insert(name);
+            }
+            d = zfs::parent_of(name);
+        }
+    }
+    let names: Vec<&str> = names.into_iter().collect();
+    let encrypted = if w.features.active("encryption") && !names.is_empty() {
+        list_encryption(target, &names)?
+    } else {
+        BTreeSet::new()
+    };
+    let existing: BTreeMap<String, bool> = names
+        .iter()
+        .map(|n| (n.to_string(), encrypted.contains(*n)))
+        .collect();
+    let received: BTreeMap<String, bool> = (0..n)
+        .filter(|&k| plans[k].error.is_none() && !w.tree.contains_key(&input.picked[k].target))
+        .map(|k| (input.picked[k].target.clone(), raw(k)))
+        .collect();
+    Ok((0..n)
+        .map(|k| asks(k) && flags::lands_encrypted(&input.picked[k].target, &existing, &received))
+        .collect())
+}
+
+/// The buffer tool of each host that sends or receives something, probed
+/// once, with `--buffer` and not in a dry run.
+fn probe(
+    cfg: &Config,
+    input: &Input,
+    target: &Host,
+    plans: &[Plan],
+) -> BTreeMap<String, BufferTool> {
+    let mut tools = BTreeMap::new();
+    if cfg.buffer.is_none() || cfg.dry() {
+        return tools;
+    }
+    let mut hosts: Vec<&Host> = (0..plans.len())
+        .filter(|&k| sends(&plans[k]))
+        .map(|k| &input.hosts[input.picked[k].host])
+        .collect();
+    if !hosts.is_empty() {
+        hosts.push(target);
+    }
+    for host in hosts {
+        if !tools.contains_key(host.name()) {
+            tools.insert(host.name().to_string(), buffer_tool(host));
+        }
+    }
+    tools
+}
+
+/// zab-buffer where it is installed, else mbuffer, else nothing.
+fn buffer_tool(host: &Host) -> BufferTool {
+    if host.dest().is_none() {
+        let next_to_us = stream::sibling("zab-buffer");
+        if std::path::Path::new(&next_to_us).is_file() {
+            BufferTool::ZabBuffer(next_to_us)
+        } else if which("zab-buffer") {
+            BufferTool::ZabBuffer("zab-buffer".into())
+        } else if which("mbuffer") {
+            BufferTool::Mbuffer
+        } else {
+            BufferTool::None
+        }
+    } else {
+        match host.output(&[
+            "sh",
+            "-c",
+            "command -v zab-buffer || command -v mbuffer || true",
+        ]) {
+            Ok(o) if o.contains("zab-buffer") => BufferTool::ZabBuffer("zab-buffer".into()),
+            Ok(o) if o.contains("mbuffer") => BufferTool::Mbuffer,
+            _ => BufferTool::None,
+        }
+    }
+}
+
+fn which(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+}

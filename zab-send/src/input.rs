@@ -1,0 +1,78 @@
+//! zab-send's input: the records on stdin, checked against the command
+//! line, and for each selected dataset its source host and its target
+//! name (the one target map, with its collision check: a collision or an
+//! over-stripped name ends the run before anything is done).
+
+use zab_core::error::Error;
+use zab_core::ndjson::read_stream;
+use zab_core::record::Dataset;
+use zab_core::Host;
+
+use crate::cli::Config;
+
+/// One selected dataset.
+#[derive(Debug, Clone)]
+pub struct Picked {
+    /// Index into the records.
+    pub record: usize,
+    /// Index into the source hosts.
+    pub host: usize,
+    /// Its target dataset.
+    pub target: String,
+}
+
+/// The records, the source hosts, and the selected datasets.
+#[derive(Debug)]
+pub struct Input {
+    pub datasets: Vec<Dataset>,
+    pub hosts: Vec<Host>,
+    pub picked: Vec<Picked>,
+}
+
+impl Input {
+    /// The source name of a selected dataset.
+    pub fn name(&self, p: &Picked) -> &str {
+        &self.datasets[p.record].name
+    }
+}
+
+/// Reads and checks stdin's records, and maps each selected dataset.
+pub fn read(cfg: &Config) -> Result<Input, Error> {
+    let stdin = std::io::stdin();
+    let stream = read_stream(stdin.lock())?;
+    stream.check(&cfg.backup, cfg.ssh_source.as_deref())?;
+    zab_core::name::target_overlap(
+        &cfg.target_path,
+        cfg.target.ssh_target.as_deref(),
+        &stream.datasets,
+    )?;
+    let by_host = stream.selected_by_host();
+    let datasets = stream.datasets;
+    let map = cfg.target.map(
+        by_host
+            .values()
+            .flatten()
+            .map(|&i| datasets[i].name.as_str()),
+    )?;
+    let mut hosts: Vec<Host> = Vec::new();
+    let mut picked = Vec::new();
+    for (dest, idx) in &by_host {
+        hosts.push(
+            cfg.common
+                .host(dest.as_deref())?
+                .with_read_only(cfg.read_only),
+        );
+        for &record in idx {
+            picked.push(Picked {
+                record,
+                host: hosts.len() - 1,
+                target: map[datasets[record].name.as_str()].clone(),
+            });
+        }
+    }
+    Ok(Input {
+        datasets,
+        hosts,
+        picked,
+    })
+}
