@@ -17,9 +17,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const TOOLS: [&str; 4] = ["zab-select", "zab-snap", "zab-send", "zab-thin"];
@@ -816,14 +817,23 @@ fn lock_held_is_75() {
             .unwrap();
     }
     let file = dir.join(format!("{b}@local:{}.lock", T.replace('/', "%")));
-    let held = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&file)
+    // flock(1) holds it until its stdin closes (File::lock is newer than
+    // our rust-version); its first line says that it holds it.
+    let mut held = Command::new("flock")
+        .arg(&file)
+        .args(["sh", "-c", "echo held; exec cat >/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-    held.lock().unwrap();
+    let mut line = String::new();
+    BufReader::new(held.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "held\n");
     let r = s.run(&[b, T]);
-    drop(held);
+    drop(held.stdin.take());
+    held.wait().unwrap();
     assert_eq!(r.code, 75, "{r:#?}");
     assert_eq!(
         r.stderr,
