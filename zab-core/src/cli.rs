@@ -1,7 +1,7 @@
 //! Command-line pieces every tool shares: the parsing every `main` calls
-//! (clap's, plus the hidden `--man`), the common flags (flattened into each
-//! tool's clap struct), the log that `--verbose` and `--debug` switch on,
-//! and the `--help` trailer with the exit codes.
+//! (clap's, plus the hidden `--man` and `--end-record`), the common flags
+//! (flattened into each tool's clap struct), the log that `--verbose` and
+//! `--debug` switch on, and the `--help` trailer with the exit codes.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -32,12 +32,16 @@ pub enum Parsed<A> {
     Args(A),
     /// Its man page (`--man`), to print.
     Man(String),
+    /// A stage's output file whose end record to print (`--end-record FILE`,
+    /// see [`end_record_fields`]).
+    EndRecord(PathBuf),
 }
 
-/// Parses the command line as `A::parse()` does, with one more option,
+/// Parses the command line as `A::parse()` does, with two more options,
 /// hidden from `--help`: `--man` prints the tool's man page (roff, from the
-/// same clap definition as `--help`) and exits 0. Usage errors, `--help`
-/// and `--version` exit as clap makes them.
+/// same clap definition as `--help`) and exits 0; `--end-record FILE`
+/// prints the end record of a stage's output ([`print_end_record`]).
+/// Usage errors, `--help` and `--version` exit as clap makes them.
 pub fn parse<A: Parser>() -> A {
     match try_parse_from::<A, _, _>(std::env::args_os()) {
         Ok(Parsed::Args(args)) => args,
@@ -45,6 +49,9 @@ pub fn parse<A: Parser>() -> A {
             // A reader that went away (`| head`) is not an error here.
             let _ = std::io::stdout().lock().write_all(page.as_bytes());
             std::process::exit(0);
+        }
+        Ok(Parsed::EndRecord(file)) => {
+            std::process::exit(print_end_record(A::command().get_name(), &file).into())
         }
         Err(e) => e.exit(),
     }
@@ -65,9 +72,15 @@ where
         .exclusive(true)
         .hide(true)
         .help("Print the man page (roff) and exit");
-    let mut matches = A::command().arg(man_flag).try_get_matches_from(argv)?;
+    let mut matches = A::command()
+        .arg(man_flag)
+        .arg(end_record_flag())
+        .try_get_matches_from(argv)?;
     if matches.get_flag(MAN_ID) {
         return Ok(Parsed::Man(man::render(&A::command())));
+    }
+    if let Some(file) = matches.get_one::<PathBuf>(END_RECORD_ID) {
+        return Ok(Parsed::EndRecord(file.clone()));
     }
     A::from_arg_matches_mut(&mut matches)
         .map(Parsed::Args)
@@ -76,6 +89,69 @@ where
 
 /// The id of `--man`, chosen to clash with no field of a tool's arguments.
 const MAN_ID: &str = "zab-core-man";
+
+// --- --end-record: a stage's outcome, for scripts/zfs-autobackup ----------
+
+/// The id of `--end-record`, chosen to clash with no field of a tool's arguments.
+const END_RECORD_ID: &str = "zab-core-end-record";
+
+/// `--end-record FILE`, hidden: alone on the line, as `--man`.
+fn end_record_flag() -> Arg {
+    Arg::new(END_RECORD_ID)
+        .long("end-record")
+        .value_name("FILE")
+        .value_parser(clap::value_parser!(PathBuf))
+        .exclusive(true)
+        .hide(true)
+        .help("Print the end record's counts of a stage's output FILE and exit")
+}
+
+/// The counts of an end record that [`end_record_fields`] prints when the
+/// record has them (zab-snap's; every end record has `datasets` and `failed`).
+const END_RECORD_COUNTS: [&str; 2] = ["hook_failures", "pre_hook_failures"];
+
+/// Reads a whole stage's output ([`crate::ndjson::read_stream`]: every
+/// record checked, the `end` record last) and returns the counts of its end
+/// record as `NAME VALUE` lines, a shell reads them with `read -r name
+/// value` and no `eval`: `datasets N`, `failed N`, then `hook_failures N`
+/// and `pre_hook_failures N` where the record has them. Only these names,
+/// whatever else the record carries, and only whole numbers: nothing from
+/// the input reaches the output but digits.
+pub fn end_record_fields<R: std::io::BufRead>(input: R) -> Result<String, Error> {
+    let end = crate::ndjson::read_stream(input)?.end;
+    let mut out = format!("datasets {}\nfailed {}\n", end.datasets, end.failed);
+    for name in END_RECORD_COUNTS {
+        if let Some(value) = end.extra.get(name) {
+            let n = value.as_u64().ok_or_else(|| Error::Input {
+                line: 0,
+                message: format!("the end record's {name} is not a count: {value}"),
+            })?;
+            out.push_str(&format!("{name} {n}\n"));
+        }
+    }
+    Ok(out)
+}
+
+/// `TOOL --end-record FILE`: prints [`end_record_fields`] of FILE on
+/// stdout and returns 0, or says why not on one line (`TOOL: FILE: end of
+/// input: no end record: …`) and returns the error's exit code (3 for bad
+/// or incomplete input, 4 for a file that cannot be read).
+pub fn print_end_record(tool: &str, file: &std::path::Path) -> u8 {
+    let fields = std::fs::File::open(file)
+        .map_err(|e| Error::Io(format!("cannot open: {e}")))
+        .and_then(|f| end_record_fields(std::io::BufReader::new(f)));
+    match fields {
+        Ok(text) => {
+            // A reader that went away is not an error (the record tools' policy).
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            0
+        }
+        Err(e) => {
+            eprintln!("{tool}: {}: {e}", escape(&file.display().to_string()));
+            e.exit().code()
+        }
+    }
+}
 
 /// Flags common to every zab tool that talks to ZFS.
 #[derive(Args, Debug, Clone, Default)]
@@ -388,6 +464,111 @@ mod tests {
         assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
         assert!(!help.to_string().contains("--man"), "--man is hidden");
         assert!(!man::render(&Demo::command()).contains("\\-\\-man"));
+    }
+
+    /// `--end-record FILE` needs no other argument, is hidden, and is
+    /// alone on the line.
+    #[test]
+    fn end_record_is_a_hidden_option_alone() {
+        match parsed(&["--end-record", "out.ndjson"]) {
+            Ok(Parsed::EndRecord(f)) => assert_eq!(f, PathBuf::from("out.ndjson")),
+            other => panic!("{other:?}"),
+        }
+        match parsed(&["--end-record=x y"]) {
+            Ok(Parsed::EndRecord(f)) => assert_eq!(f, PathBuf::from("x y")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parsed(&["--end-record", "f", "offsite1"])
+                .unwrap_err()
+                .kind(),
+            clap::error::ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            parsed(&["--end-record"]).unwrap_err().kind(),
+            clap::error::ErrorKind::InvalidValue
+        );
+        let help = parsed(&["--help"]).unwrap_err().to_string();
+        assert!(!help.contains("--end-record"), "{help}");
+        assert!(!man::render(&Demo::command()).contains("end\\-record"));
+    }
+
+    const DS: &str = r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/a","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":7,"written":0}"#;
+
+    fn fields(text: &str) -> Result<String, Error> {
+        end_record_fields(text.as_bytes())
+    }
+
+    #[test]
+    fn end_record_fields_are_counts_on_lines() {
+        let end = r#"{"kind":"end","tool":"zab-send","version":"0.1.0","datasets":1,"failed":1}"#;
+        assert_eq!(
+            fields(&format!("{DS}\n{end}\n")).unwrap(),
+            "datasets 1\nfailed 1\n"
+        );
+        // Any field order, spaces, other fields: a JSON reader, not a grep.
+        let end = r#"{ "failed" : 3, "note": "\"failed\":0", "kind": "end", "tool": "zab-snap", "version": "0.1.0", "datasets": 4, "pre_hook_failures": 2, "hook_failures": 1 }"#;
+        assert_eq!(
+            fields(&format!("{end}\n")).unwrap(),
+            "datasets 4\nfailed 3\nhook_failures 1\npre_hook_failures 2\n"
+        );
+        // A name that is not ours, even one with a newline, is never printed.
+        let end =
+            r#"{"kind":"end","tool":"t","version":"v","datasets":0,"failed":0,"x\nfailed 9":1}"#;
+        assert_eq!(
+            fields(&format!("{end}\n")).unwrap(),
+            "datasets 0\nfailed 0\n"
+        );
+    }
+
+    #[test]
+    fn end_record_fields_refuse_incomplete_or_bad_output() {
+        let end = r#"{"kind":"end","tool":"t","version":"v","datasets":1,"failed":0}"#;
+        for (text, want) in [
+            (String::new(), "end of input: no end record"),
+            (format!("{DS}\n"), "end of input: no end record"),
+            (
+                format!("{DS}\n{end}"),
+                "line 2: the last line has no newline",
+            ),
+            (
+                format!("{end}\n{DS}\n"),
+                "line 2: record after the end record",
+            ),
+            (format!("{DS}\nnot json\n{end}\n"), "line 2: expected"),
+            (
+                end.replace(r#""failed":0"#, r#""failed":"0""#) + "\n",
+                "line 1: invalid type",
+            ),
+            (
+                end.replace(r#""failed":0"#, r#""failed":0,"hook_failures":-1"#) + "\n",
+                "end of input: the end record's hook_failures is not a count: -1",
+            ),
+            (
+                end.replace(r#""failed":0"#, r#""failed":0,"pre_hook_failures":"1; rm""#) + "\n",
+                "the end record's pre_hook_failures is not a count",
+            ),
+        ] {
+            let err = fields(&text).unwrap_err();
+            assert!(
+                err.to_string().starts_with(want) || err.to_string().contains(want),
+                "{text:?}: {err}"
+            );
+            assert_eq!(err.exit(), crate::Exit::Input, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn print_end_record_says_why_on_one_line() {
+        use std::os::unix::fs::DirBuilderExt;
+        // Ours alone: made here (create fails on anything already there), 0700.
+        let dir = std::env::temp_dir().join(format!("zab-core-end-record-{}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        let file = dir.join("out");
+        std::fs::write(&file, format!("{DS}\n")).unwrap();
+        assert_eq!(print_end_record("zab-demo", &file), 3);
+        assert_eq!(print_end_record("zab-demo", &dir.join("missing")), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
