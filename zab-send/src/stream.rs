@@ -9,11 +9,8 @@
 //! descriptor that the side collects, and prints
 //! `zab-send: STAGE: exit status N` on stderr.
 //!
-//! Also here: reading `zfs send -P`'s stderr, and the progress line.
+//! Also here: reading `zfs send -P`'s stderr (its byte counts feed the progress line, drawn by transfer.rs with zab_core::progress).
 
-use std::time::Duration;
-
-use zab_core::cli::format_bytes;
 use zab_core::host::{quote, quote_argv};
 
 /// A compressor and its decompressor, as upstream runs them (its types,
@@ -290,75 +287,6 @@ pub fn resume_toname(output: &str) -> Option<String> {
     })
 }
 
-/// Where one transfer stands.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
-    pub bytes: u64,
-    /// `zfs send -P`'s estimate.
-    pub estimate: Option<u64>,
-    pub elapsed: Duration,
-    /// Bytes per second over the recent window.
-    pub rate: f64,
-}
-
-fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-/// `pool/b/data@snap: 1.23 GiB 0:00:12 [98.2 MiB/s] 45.0% ETA 0:00:10`.
-pub fn progress_line(label: &str, p: &Progress) -> String {
-    let mut s = format!(
-        "{label}: {} {} [{}/s]",
-        format_bytes(p.bytes),
-        clock(p.elapsed),
-        format_bytes(p.rate.round() as u64)
-    );
-    if let Some(est) = p.estimate.filter(|&e| e > 0) {
-        let pc = p.bytes as f64 * 100.0 / est as f64;
-        s.push_str(&format!(" {:.1}%", pc.min(100.0)));
-        if p.rate > 0.0 {
-            let left = est.saturating_sub(p.bytes) as f64 / p.rate;
-            s.push_str(&format!(" ETA {}", clock(Duration::from_secs_f64(left))));
-        } else {
-            s.push_str(" ETA -:--:--");
-        }
-    }
-    s
-}
-
-/// The rate over the last few seconds, from (seconds, bytes) samples.
-#[derive(Debug)]
-pub struct RateWindow {
-    points: std::collections::VecDeque<(f64, u64)>,
-    span: f64,
-}
-
-impl RateWindow {
-    /// A window of 5 seconds.
-    pub fn new() -> Self {
-        RateWindow {
-            points: Default::default(),
-            span: 5.0,
-        }
-    }
-
-    pub fn push(&mut self, t: f64, bytes: u64) {
-        self.points.push_back((t, bytes));
-        // Keep one point at or before the start of the window.
-        while self.points.len() > 2 && t - self.points[1].0 >= self.span {
-            self.points.pop_front();
-        }
-    }
-
-    pub fn rate(&self) -> f64 {
-        match (self.points.front(), self.points.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => b.1.saturating_sub(a.1) as f64 / (b.0 - a.0),
-            _ => 0.0,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,41 +477,5 @@ mod tests {
             resume_toname("resume token contents:\nnvlist version: 0\n\ttoname = zab-a/exp@s2\n"),
             Some("zab-a/exp@s2".into())
         );
-    }
-
-    #[test]
-    fn progress_with_and_without_an_estimate() {
-        let p = Progress {
-            bytes: 512 << 20,
-            estimate: Some(1 << 30),
-            elapsed: Duration::from_secs(10),
-            rate: (64 << 20) as f64,
-        };
-        assert_eq!(
-            progress_line("t/a@s", &p),
-            "t/a@s: 512 MiB 0:00:10 [64.0 MiB/s] 50.0% ETA 0:00:08"
-        );
-        let p = Progress {
-            estimate: None,
-            rate: 0.0,
-            ..p
-        };
-        assert_eq!(progress_line("t/a@s", &p), "t/a@s: 512 MiB 0:00:10 [0 B/s]");
-    }
-
-    #[test]
-    fn the_rate_over_the_window() {
-        let mut w = RateWindow::new();
-        assert_eq!(w.rate(), 0.0);
-        for t in 0..=20 {
-            // 1 MB/s for 10 s, then 3 MB/s.
-            let b = if t <= 10 {
-                t * 1_000_000
-            } else {
-                10_000_000 + (t - 10) * 3_000_000
-            };
-            w.push(t as f64, b);
-        }
-        assert!((w.rate() - 3_000_000.0).abs() < 1.0, "{}", w.rate());
     }
 }

@@ -20,7 +20,9 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use zab_core::Host;
 
-use crate::stream::{parse_send_line, progress_line, Progress, RateWindow, SendLine};
+use zab_core::progress::{labelled, Meter, SEND_WINDOW};
+
+use crate::stream::{parse_send_line, SendLine};
 
 /// The pids of the processes running now, and whether we were interrupted.
 #[derive(Debug, Default)]
@@ -365,26 +367,19 @@ impl Ended {
 /// Redraws the progress line about once a second until `done`.
 fn draw(label: &str, bytes: &AtomicU64, estimate: &AtomicU64, done: &AtomicBool, t0: Instant) {
     use std::io::Write;
-    let mut window = RateWindow::new();
+    let tick = Duration::from_millis(250);
+    let mut meter = Meter::new(None, SEND_WINDOW, tick);
     let mut drawn = false;
     while !done.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(250));
-        let t = t0.elapsed().as_secs_f64();
-        let b = bytes.load(Ordering::Relaxed);
-        window.push(t, b);
-        if t < 1.0 {
+        std::thread::sleep(tick);
+        let elapsed = t0.elapsed();
+        // zfs send -P's estimate arrives after the start; 0 is unknown.
+        meter.set_size(Some(estimate.load(Ordering::Relaxed)));
+        let p = meter.sample(elapsed, bytes.load(Ordering::Relaxed));
+        if elapsed < Duration::from_secs(1) {
             continue;
         }
-        let est = estimate.load(Ordering::Relaxed);
-        let line = progress_line(
-            label,
-            &Progress {
-                bytes: b,
-                estimate: (est > 0).then_some(est),
-                elapsed: Duration::from_secs_f64(t),
-                rate: window.rate(),
-            },
-        );
+        let line = labelled(label, &p);
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[K{line}");
         let _ = err.flush();
