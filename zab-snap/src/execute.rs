@@ -258,6 +258,98 @@ fn capitalise(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Args;
+    use crate::plan::Decision;
+    use clap::Parser;
+    use zab_core::record::SnapOutcome;
+
+    fn config(extra: &[&str]) -> Config {
+        let argv = ["zab-snap", "off"].iter().chain(extra);
+        Args::try_parse_from(argv).unwrap().config().unwrap()
+    }
+
+    /// Two datasets to take on this machine, in one "pool" whose command is
+    /// `argv` (plain commands here: this tests the executor, not zfs).
+    fn plan(argv: &[&str]) -> Plan {
+        let would = Decision {
+            outcome: SnapOutcome {
+                name: "off-1".into(),
+                status: SnapStatus::WouldCreate,
+                previous: None,
+                written: None,
+                reason: None,
+            },
+            error: None,
+        };
+        Plan {
+            name: "off-1".into(),
+            decisions: vec![Some(would.clone()), None, Some(would)],
+            hosts: vec![HostPlan {
+                host: 0,
+                datasets: vec![0, 2],
+                pools: vec![PoolPlan {
+                    pool: "t".into(),
+                    datasets: vec![0, 2],
+                    argv: argv.iter().map(|a| a.to_string()).collect(),
+                }],
+            }],
+        }
+    }
+
+    fn statuses(o: &Outcome) -> Vec<Option<SnapStatus>> {
+        o.decisions
+            .iter()
+            .map(|d| d.as_ref().map(|d| d.outcome.status))
+            .collect()
+    }
+
+    const NAMES: [&str; 3] = ["t/a", "t/b", "t/c"];
+
+    #[test]
+    fn test_mode_runs_nothing_and_leaves_would_create() {
+        // Under --test the host refuses any command that writes; the
+        // executor must not even try, hooks included.
+        let c = config(&[
+            "--test",
+            "--pre-snapshot-cmd",
+            "exit 3",
+            "--post-snapshot-cmd",
+            "exit 4",
+        ]);
+        let host = Host::local().with_read_only(c.read_only);
+        let o = execute(&c, &[host], &NAMES, plan(&["false"])).unwrap();
+        use SnapStatus::*;
+        assert_eq!(statuses(&o), [Some(WouldCreate), None, Some(WouldCreate)]);
+        assert_eq!((o.hook_failures, o.pre_hook_failures), (0, 0));
+    }
+
+    #[test]
+    fn acting_runs_hooks_and_the_pool_command() {
+        use SnapStatus::*;
+        let c = config(&["--post-snapshot-cmd", "exit 4"]);
+        let o = execute(&c, &[Host::local()], &NAMES, plan(&["true"])).unwrap();
+        assert_eq!(statuses(&o), [Some(Created), None, Some(Created)]);
+        assert_eq!((o.hook_failures, o.pre_hook_failures), (1, 0));
+
+        let o = execute(&c, &[Host::local()], &NAMES, plan(&["false"])).unwrap();
+        assert_eq!(statuses(&o), [Some(Failed), None, Some(Failed)]);
+
+        // A failing pre-snapshot command: no snapshot, the post ones still run.
+        let c = config(&[
+            "--pre-snapshot-cmd",
+            "exit 3",
+            "--post-snapshot-cmd",
+            "exit 4",
+        ]);
+        let o = execute(&c, &[Host::local()], &NAMES, plan(&["true"])).unwrap();
+        assert_eq!(statuses(&o), [Some(Failed), None, Some(Failed)]);
+        assert_eq!((o.hook_failures, o.pre_hook_failures), (1, 1));
+        let e = o.decisions[0].as_ref().unwrap().error.as_deref().unwrap();
+        assert!(
+            e.starts_with("not snapshotted: pre-snapshot-cmd \"exit 3\" failed on local: exit 3"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn reasons_are_capitalised_as_sentences() {
