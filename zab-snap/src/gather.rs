@@ -136,22 +136,10 @@ pub fn written_query<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::tests::snaps;
 
     fn fmt() -> SnapshotFormat {
         SnapshotFormat::new("{}-%Y%m%d%H%M%S", "off", true).unwrap()
-    }
-
-    fn snaps(names: &[&str]) -> Vec<Snapshot> {
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| Snapshot {
-                name: n.to_string(),
-                createtxg: 10 + i as u64,
-                guid: 100 + i as u64,
-                userrefs: None,
-            })
-            .collect()
     }
 
     #[test]

@@ -175,10 +175,11 @@ fn by_pool<'a>(names: &[&'a str], take: &[usize]) -> BTreeMap<&'a str, Vec<usize
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn snaps(names: &[&str]) -> Vec<Snapshot> {
+    /// Snapshots named `names`, oldest first.
+    pub(crate) fn snaps(names: &[&str]) -> Vec<Snapshot> {
         names
             .iter()
             .enumerate()
