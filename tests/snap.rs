@@ -75,9 +75,14 @@ fn zfs_calls(out: &Out) -> Vec<String> {
         .collect()
 }
 
-/// zab-snap names snapshots to the second: wait for the next one.
-fn next_second() {
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+/// zab-snap names snapshots to the second. A run after the first of a test
+/// passes `--now NOW+n` (hidden, for tests) rather than waiting for the next
+/// second: 2100-01-01 00:00:00 UTC and after, never the clock's.
+const NOW: u64 = 4_102_444_800;
+
+/// `--now NOW+n`.
+fn now(n: u64) -> String {
+    format!("--now={}", NOW + n)
 }
 
 fn atomic_per_pool_and_batched(lab: &Lab) {
@@ -162,15 +167,16 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     // Second run: only x changed. A foreign snapshot on y is newer than ours
     // and nothing was written before or after it. One listing in the fast
     // columns, one `zfs get` of written@<ours> on every dataset, one snapshot.
-    next_second();
+    // Named after --now, not the clock.
     lab.sh(&format!(
         "set -e; dd if=/dev/urandom of=/{a}/x/f bs=64k count=1 2>/dev/null
         zfs snapshot {a}/x/y@manual; zpool sync zab-a"
     ));
-    let out = snap(lab, &ns, &["--debug"]).ok();
+    let out = snap(lab, &ns, &["--debug", &now(0), "--utc"]).ok();
     let ds = out.datasets();
     let second = ds[0].snapshot.as_ref().unwrap().name.clone();
-    assert_ne!(second, name);
+    assert_eq!(second, format!("{}-21000101000000", ns.backup()));
+    assert_eq!(out.end().extra["snapshot"], second.as_str());
     for d in &all {
         let want = if d == &format!("{a}/x") {
             SnapStatus::Created
@@ -208,7 +214,6 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     // foreign snapshot after ours: written@<ours> still counts them. One
     // `zfs get` asks every dataset, with the two different newest snapshots
     // of ours (x's is the second run's, the others' the first's).
-    next_second();
     lab.sh(&format!(
         "set -e; dd if=/dev/urandom of=/{a}/x/g bs=64k count=1 2>/dev/null
         dd if=/dev/urandom of=/{a}/x/y/g bs=64k count=1 2>/dev/null
@@ -216,7 +221,7 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
         zfs snapshot {a}/x@manual {a}/x/y@manual2
         zpool sync zab-a zab-b"
     ));
-    let out = snap(lab, &ns, &["--debug"]).ok();
+    let out = snap(lab, &ns, &["--debug", &now(1)]).ok();
     let calls = zfs_calls(&out);
     assert_eq!(calls.len(), 4, "{calls:#?}");
     let get = &calls[1];
@@ -251,7 +256,6 @@ fn min_change_threshold(lab: &Lab) {
         .clone()
         .unwrap()
         .name;
-    next_second();
     let w: u64 = lab
         .sh(&format!(
             "set -e; dd if=/dev/urandom of=/{d}/f bs=64k count=1 2>/dev/null
@@ -283,14 +287,13 @@ fn min_change_threshold(lab: &Lab) {
     assert_eq!(count(), 1);
 
     // Exactly at the threshold: taken.
-    let out = snap(lab, &ns, &["--min-change", &w.to_string()]).ok();
+    let out = snap(lab, &ns, &["--min-change", &w.to_string(), &now(0)]).ok();
     let s = out.datasets()[0].snapshot.clone().unwrap();
     assert_eq!((s.status, s.written), (SnapStatus::Created, Some(w)));
     assert_eq!(count(), 2);
 
     // Nothing written since: the default (1 byte) skips it.
-    next_second();
-    let out = snap(lab, &ns, &["-v"]).ok();
+    let out = snap(lab, &ns, &["-v", &now(1)]).ok();
     let s2 = out.datasets()[0].snapshot.clone().unwrap();
     assert_eq!(s2.status, SnapStatus::Skipped);
     assert_eq!(s2.reason, Some(format!("no changes since {}", s.name)));
@@ -308,12 +311,11 @@ fn allow_empty(lab: &Lab) {
     let d = ns.ds("zab-b", "");
     lab.sh(&format!("zfs create -o {}=true {d}", ns.prop()));
     snap(lab, &ns, &[]).ok();
-    next_second();
     assert_eq!(
         status_of(&snap(lab, &ns, &[]).ok().datasets(), &d),
         SnapStatus::Skipped
     );
-    let out = snap(lab, &ns, &["--allow-empty", "--debug"]).ok();
+    let out = snap(lab, &ns, &["--allow-empty", "--debug", &now(0)]).ok();
     let s = out.datasets()[0].snapshot.clone().unwrap();
     assert_eq!(s.status, SnapStatus::Created);
     // Neither a listing nor a written@ query is needed: one zfs snapshot.
@@ -366,12 +368,17 @@ fn hook_order(lab: &Lab) {
     assert_eq!(out.stderr, "", "a successful run is quiet");
 
     // Nothing changed: no snapshot, so no hooks either (as upstream).
-    next_second();
     lab.sh(&format!("rm -f {log}"));
     let out = snap(
         lab,
         &ns,
-        &["--pre-snapshot-cmd", &pre2, "--post-snapshot-cmd", &post2],
+        &[
+            "--pre-snapshot-cmd",
+            &pre2,
+            "--post-snapshot-cmd",
+            &post2,
+            &now(0),
+        ],
     )
     .ok();
     assert_eq!(status_of(&out.datasets(), &d), SnapStatus::Skipped);
@@ -581,9 +588,9 @@ fn over_ssh(lab: &Lab) {
     );
 
     // --ssh-source on zab-snap too, as the wrapper passes it; unchanged now.
-    next_second();
     let out = lab.local_sh(&format!(
-        "zab-select --ssh-source {ALIAS} --ssh-config \"$CFG\" {b} | zab-snap --ssh-source {ALIAS} --ssh-config \"$CFG\" -v {b}"
+        "zab-select --ssh-source {ALIAS} --ssh-config \"$CFG\" {b} | zab-snap --ssh-source {ALIAS} --ssh-config \"$CFG\" -v {} {b}",
+        now(0)
     ));
     let out = out.ok();
     assert!(out

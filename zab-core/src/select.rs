@@ -51,16 +51,18 @@ pub fn property_name(format: &str, backup: &str) -> Result<String, Error> {
 /// Lists every filesystem and volume on `host` with one `zfs get` of the
 /// selection property and what the rules need, and applies the rules.
 pub fn list(host: &Host, opts: &Options) -> Result<Vec<Dataset>, Error> {
-    let rows = zfs::get(
-        host,
+    let argv = get_args(&opts.property);
+    zfs::query(host, &argv, |out| select(&zfs::parse_get(out)?, opts))
+}
+
+/// The argv of the one `zfs get` the rules read: `property` and what else
+/// they need, on every filesystem and volume of the host.
+pub fn get_args(property: &str) -> Vec<String> {
+    zfs::get_args(
         &["filesystem", "volume"],
-        &[&opts.property, "type", "createtxg", "written"],
+        &[property, "type", "createtxg", "written"],
         &[],
-    )?;
-    select(&rows, opts).map_err(|message| Error::Parse {
-        command: "zfs get".into(),
-        message: format!("on {}: {message}", host.name()),
-    })
+    )
 }
 
 /// What decides the selection, besides the listing.
@@ -319,6 +321,16 @@ mod tests {
             s += &format!("{name}\twritten\t{written}\t-\n");
         }
         s
+    }
+
+    /// The listing RECORDED was made with: byte for byte what runs.
+    #[test]
+    fn one_get_of_the_property_and_what_the_rules_need() {
+        assert_eq!(
+            get_args("autobackup:fix").join(" "),
+            "zfs get -H -p -o name,property,value,source -t filesystem,volume \
+             autobackup:fix,type,createtxg,written"
+        );
     }
 
     #[test]

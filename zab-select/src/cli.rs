@@ -1,7 +1,13 @@
-//! zab-select's command line.
+//! zab-select's command line, and [`Config`]: the same, checked once, with
+//! zfs-autobackup's automatic exclusions decided.
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common, DEFAULT_PROPERTY_FORMAT};
+use zab_core::cli::{after_help, parse_bytes, Common, Log, DEFAULT_PROPERTY_FORMAT};
+use zab_core::error::Error;
+use zab_core::select::{property_name, Options};
+use zab_core::Host;
+
+pub const TOOL: &str = "zab-select";
 
 const EXAMPLES: &str = "  \
   # What would be backed up as 'offsite1' on this host?
@@ -77,6 +83,74 @@ pub struct Args {
     pub common: Common,
 }
 
+impl Args {
+    /// Every check of the command line, once: the backup name, the property,
+    /// TARGET-PATH and the source host; and the selection options they give.
+    /// After this, nothing reads `Args`.
+    pub fn config(&self) -> Result<Config, Error> {
+        check_backup_name(&self.backup)?;
+        let property = property_name(&self.property_format, &self.backup)?;
+        if let Some(t) = &self.target_path {
+            zab_core::name::target_path(t)?;
+        }
+        // zab-select only reads: its host refuses anything else.
+        let host = self
+            .common
+            .host(self.ssh_source.as_deref())?
+            .with_read_only(Some("zab-select only reads"));
+        let mut options = Options {
+            backup: self.backup.clone(),
+            property,
+            host: host.dest().map(str::to_string),
+            exclude_paths: Vec::new(),
+            exclude_received: self.exclude_received,
+            exclude_unchanged: self.exclude_unchanged,
+        };
+        // zfs-autobackup's automatic rules, when source and target are one
+        // host: never back up into the source selection, and in snapshot-only
+        // mode do not select received datasets (a backup server's backups).
+        if self.ssh_source == self.ssh_target {
+            match &self.target_path {
+                Some(t) => options.exclude_paths.push(t.clone()),
+                None if !self.include_received => options.exclude_received = true,
+                None => {}
+            }
+        }
+        Ok(Config {
+            options,
+            all: self.all,
+            host,
+            log: self.common.log(TOOL),
+        })
+    }
+}
+
+/// What a run of zab-select is asked to do: the command line, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What decides the selection, besides the listing.
+    pub options: Options,
+    /// Write the datasets that are not selected too.
+    pub all: bool,
+    /// The source host, read-only.
+    pub host: Host,
+    pub log: Log,
+}
+
+/// A backup name may only hold characters that are valid in a snapshot name.
+fn check_backup_name(name: &str) -> Result<(), Error> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+    {
+        return Err(Error::Usage(format!(
+            "invalid backup name {name:?}: use letters, digits, '_', '-', '.' and ':'"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +195,78 @@ mod tests {
             "--include-received"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn backup_names() {
+        assert!(check_backup_name("offsite1").is_ok());
+        assert!(check_backup_name("").is_err());
+        assert!(check_backup_name("a/b").is_err());
+        assert!(check_backup_name("a b").is_err());
+        assert!(check_backup_name("a@b").is_err());
+    }
+
+    fn config(argv: &[&str]) -> Result<Config, Error> {
+        Args::try_parse_from(std::iter::once("zab-select").chain(argv.iter().copied()))
+            .unwrap()
+            .config()
+    }
+
+    #[test]
+    fn one_host_excludes_the_target_or_received_datasets() {
+        // TARGET-PATH on the source's host: it and below are excluded.
+        let o = config(&["b", "backup/x"]).unwrap().options;
+        assert_eq!(
+            (o.exclude_paths, o.exclude_received),
+            (vec!["backup/x".into()], false)
+        );
+        let o = config(&["b", "backup/x", "--ssh-source", "h", "--ssh-target", "h"])
+            .unwrap()
+            .options;
+        assert_eq!(o.exclude_paths, vec!["backup/x".to_string()]);
+        assert_eq!(o.host.as_deref(), Some("h"));
+        // Snapshot-only on one host: received datasets are excluded, unless
+        // --include-received.
+        let o = config(&["b"]).unwrap().options;
+        assert!(o.exclude_paths.is_empty() && o.exclude_received);
+        assert!(
+            !config(&["b", "--include-received"])
+                .unwrap()
+                .options
+                .exclude_received
+        );
+        // Two hosts: neither rule.
+        for argv in [
+            &["b", "backup/x", "--ssh-target", "t"][..],
+            &["b", "--ssh-source", "s"],
+        ] {
+            let o = config(argv).unwrap().options;
+            assert!(
+                o.exclude_paths.is_empty() && !o.exclude_received,
+                "{argv:?}"
+            );
+        }
+        assert!(
+            config(&["b", "--ssh-source", "s", "--exclude-received"])
+                .unwrap()
+                .options
+                .exclude_received
+        );
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for argv in [
+            &["a/b"][..],
+            &["b", "--property-format", "nocolon{}"],
+            &["b", "/abs"],
+            &["b", "--ssh-source=-oProxyCommand=x"],
+        ] {
+            let e = config(argv).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{argv:?}: {e}");
+        }
+        let c = config(&["b", "--property-format", "com.x:{}"]).unwrap();
+        assert_eq!(c.options.property, "com.x:b");
+        assert_eq!(c.host.read_only(), Some("zab-select only reads"));
     }
 }

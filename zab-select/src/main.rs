@@ -6,6 +6,7 @@
 //! per selected dataset (with `--all`, per dataset), then an `end` record.
 
 mod cli;
+mod report;
 mod run;
 
 fn main() -> std::process::ExitCode {

@@ -1,7 +1,13 @@
-//! zab-snap's command line.
+//! zab-snap's command line, and [`Config`]: the same, checked once.
 
+use chrono::{DateTime, Utc};
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common, Naming};
+use zab_core::cli::{after_help, parse_bytes, Common, Log, Naming};
+use zab_core::error::Error;
+use zab_core::naming::SnapshotFormat;
+use zab_core::Host;
+
+pub const TOOL: &str = "zab-snap";
 
 const EXAMPLES: &str = "  \
   # Snapshot every dataset selected for 'offsite1' that changed since its
@@ -90,28 +96,73 @@ pub struct Args {
 }
 
 impl Args {
+    /// Every check of the command line, once: the snapshot format, the
+    /// `--ssh-source` destination and `--now`. After this, nothing reads
+    /// `Args`.
+    pub fn config(&self) -> Result<Config, Error> {
+        let format = self.naming.format(&self.backup)?;
+        if let Some(s) = &self.ssh_source {
+            Host::ssh(s)?;
+        }
+        // `--now` is checked here; without it the clock is read when the
+        // snapshot is named ([`Config::now`]).
+        let now = match self.common.now {
+            Some(_) => Some(self.common.now()?),
+            None => None,
+        };
+        Ok(Config {
+            backup: self.backup.clone(),
+            format,
+            ssh_source: self.ssh_source.clone(),
+            min_change: if self.allow_empty { 0 } else { self.min_change },
+            properties: self
+                .set_snapshot_properties
+                .iter()
+                .flat_map(|p| p.0.iter().cloned())
+                .collect(),
+            pre_snapshot_cmd: self.pre_snapshot_cmd.clone(),
+            post_snapshot_cmd: self.post_snapshot_cmd.clone(),
+            act: !self.test,
+            read_only: self.test.then_some("--test"),
+            now,
+            common: self.common.clone(),
+            log: self.common.log(TOOL),
+        })
+    }
+}
+
+/// What a run of zab-snap is asked to do: the command line, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The backup name every record must carry.
+    pub backup: String,
+    /// Which snapshots are ours, and what the new one is called.
+    pub format: SnapshotFormat,
+    /// When given, every record must be from this host.
+    pub ssh_source: Option<String>,
+    /// The threshold in effect (`--allow-empty` means 0).
+    pub min_change: u64,
+    /// Every `-o` property of `--set-snapshot-properties`, in the order given.
+    pub properties: Vec<(String, String)>,
+    pub pre_snapshot_cmd: Vec<String>,
+    pub post_snapshot_cmd: Vec<String>,
+    /// False under `--test`: run nothing that writes, report would-create.
+    pub act: bool,
     /// The read-only mode of this run's hosts: `--test` runs only the
     /// commands that read (zab_core::host::is_read_only), any other is
     /// refused.
-    pub fn read_only(&self) -> Option<&'static str> {
-        self.test.then_some("--test")
-    }
+    pub read_only: Option<&'static str>,
+    /// `--now`, when given.
+    now: Option<DateTime<Utc>>,
+    /// The ssh and log flags, for the hosts.
+    pub common: Common,
+    pub log: Log,
+}
 
-    /// The threshold in effect (`--allow-empty` means 0).
-    pub fn min_change(&self) -> u64 {
-        if self.allow_empty {
-            0
-        } else {
-            self.min_change
-        }
-    }
-
-    /// Every `-o` property, in the order given.
-    pub fn snapshot_properties(&self) -> Vec<(String, String)> {
-        self.set_snapshot_properties
-            .iter()
-            .flat_map(|p| p.0.iter().cloned())
-            .collect()
+impl Config {
+    /// The time the snapshot is named after: `--now`, or the clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now.unwrap_or_else(Utc::now)
     }
 }
 
@@ -173,25 +224,25 @@ mod tests {
             "--utc",
         ])
         .unwrap();
-        assert_eq!(a.min_change(), 1 << 20);
+        let c = a.config().unwrap();
+        assert_eq!(c.min_change, 1 << 20);
         assert_eq!(
-            a.snapshot_properties(),
+            c.properties,
             vec![
                 ("com.x:a".to_string(), "1".to_string()),
                 ("com.x:b".to_string(), "x=y".to_string()),
                 ("com.x:c".to_string(), String::new()),
             ]
         );
-        assert_eq!(a.pre_snapshot_cmd, vec!["echo one", "echo two"]);
+        assert_eq!(c.pre_snapshot_cmd, vec!["echo one", "echo two"]);
         assert!(a.naming.utc);
-        let e = Args::try_parse_from(["zab-snap", "x", "--allow-empty"]).unwrap();
-        assert_eq!(e.min_change(), 0);
         assert_eq!(
-            Args::try_parse_from(["zab-snap", "x"])
+            config(&["zab-snap", "x", "--allow-empty"])
                 .unwrap()
-                .min_change(),
-            1
+                .min_change,
+            0
         );
+        assert_eq!(config(&["zab-snap", "x"]).unwrap().min_change, 1);
         assert!(Args::try_parse_from(["zab-snap", "x", "--set-snapshot-properties", "a"]).is_err());
         assert!(
             Args::try_parse_from(["zab-snap", "x", "--set-snapshot-properties", "=v"]).is_err()
@@ -201,8 +252,36 @@ mod tests {
 
     #[test]
     fn test_is_a_read_only_mode() {
-        let a = |argv: &[&str]| Args::try_parse_from(argv).unwrap().read_only();
-        assert_eq!(a(&["zab-snap", "x", "--test"]), Some("--test"));
-        assert_eq!(a(&["zab-snap", "x"]), None);
+        let c = config(&["zab-snap", "x", "--test"]).unwrap();
+        assert_eq!((c.read_only, c.act), (Some("--test"), false));
+        let c = config(&["zab-snap", "x"]).unwrap();
+        assert_eq!((c.read_only, c.act), (None, true));
+    }
+
+    #[test]
+    fn now_names_the_snapshot() {
+        let c = config(&["zab-snap", "off", "--utc", "--now", "4102444800"]).unwrap();
+        assert_eq!(c.format.name_at(c.now()), "off-21000101000000");
+        // Without it, the clock, read when asked.
+        let c = config(&["zab-snap", "off"]).unwrap();
+        let before = Utc::now().timestamp();
+        let t = c.now().timestamp();
+        assert!(before <= t && t <= Utc::now().timestamp());
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for argv in [
+            &["zab-snap", "x", "--now=-1"][..],
+            &["zab-snap", "x", "--ssh-source=-oProxyCommand=x"],
+            &["zab-snap", "x", "--snapshot-format", "{}-%Y"],
+        ] {
+            let e = config(argv).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{argv:?}: {e}");
+        }
+    }
+
+    fn config(argv: &[&str]) -> Result<Config, Error> {
+        Args::try_parse_from(argv).unwrap().config()
     }
 }

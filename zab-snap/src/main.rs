@@ -8,7 +8,10 @@
 //! snapshot, then an `end` record.
 
 mod cli;
+mod execute;
+mod gather;
 mod plan;
+mod report;
 mod run;
 
 fn main() -> std::process::ExitCode {

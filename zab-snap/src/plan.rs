@@ -1,46 +1,106 @@
-//! The pure part of zab-snap: from a snapshot listing and the `written@…`
-//! values, which datasets get this run's snapshot, and why the others don't.
+//! zab-snap's plan, pure: from what was read on each host, which datasets
+//! get this run's snapshot and why the others don't, and the commands that
+//! take it: one `zfs snapshot` per pool, host by host.
 //!
 //! The rules are zfs-autobackup's (`is_changed_ours`): a dataset is
 //! snapshotted when it has no snapshot of ours yet, when `--min-change` is 0,
 //! or when `written@<our newest snapshot>` reaches `--min-change`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use zab_core::naming::SnapshotFormat;
 use zab_core::record::{SnapOutcome, SnapStatus};
-use zab_core::zfs::Snapshot;
+use zab_core::zfs::{self, Snapshot};
 
-/// `(dataset, snapshot name) → written@name`, None where zfs showed `-`.
-pub type Written = BTreeMap<(String, String), Option<u64>>;
+use crate::gather::{Listing, Written};
 
-/// The name of our newest snapshot among `snaps` (oldest first).
-pub fn latest_ours<'a>(snaps: &'a [Snapshot], fmt: &SnapshotFormat) -> Option<&'a str> {
-    snaps
-        .iter()
-        .rev()
-        .find(|s| fmt.is_ours(&s.name))
-        .map(|s| s.name.as_str())
+/// Everything a run does, decided before anything is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// This run's snapshot name (the part after `@`).
+    pub name: String,
+    /// What to do with each input record; None for one this stage does not
+    /// act on (not selected, or failed upstream).
+    pub decisions: Vec<Option<Decision>>,
+    /// The hosts with something to snapshot, in the order they were read.
+    pub hosts: Vec<HostPlan>,
 }
 
-/// The one `zfs get` a run needs: the distinct snapshot names to ask
-/// `written@` for, and the datasets to ask. Empty when nothing is needed.
-pub fn written_query(
-    latest: &[(String, Option<String>)],
+/// The snapshots to take on one host, between its hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPlan {
+    /// Which host: an index into the hosts that were read.
+    pub host: usize,
+    /// Every dataset to snapshot there (input indices, input order).
+    pub datasets: Vec<usize>,
+    /// One atomic `zfs snapshot` per pool, pools in name order.
+    pub pools: Vec<PoolPlan>,
+}
+
+/// One `zfs snapshot` of every dataset of a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolPlan {
+    pub pool: String,
+    /// Its datasets (input indices, input order).
+    pub datasets: Vec<usize>,
+    pub argv: Vec<String>,
+}
+
+/// The plan for snapshot `name` of the datasets read on each host
+/// (`listings`, in host order); `names` are the input records' dataset
+/// names, `properties` the `-o` of every snapshot.
+pub fn plan(
+    listings: &[Listing],
+    names: &[&str],
+    name: &str,
     min_change: u64,
-) -> (Vec<String>, Vec<String>) {
-    if min_change == 0 {
-        return (Vec::new(), Vec::new());
-    }
-    let mut names = BTreeSet::new();
-    let mut datasets = Vec::new();
-    for (ds, prev) in latest {
-        if let Some(p) = prev {
-            names.insert(p.clone());
-            datasets.push(ds.clone());
+    properties: &[(String, String)],
+) -> Plan {
+    let mut decisions: Vec<Option<Decision>> = vec![None; names.len()];
+    let mut hosts = Vec::new();
+    for (host, l) in listings.iter().enumerate() {
+        for (&i, latest) in l.datasets.iter().zip(&l.latest) {
+            let snaps = l.snapshots.get(names[i]).map(Vec::as_slice);
+            let snaps = snaps.unwrap_or_default();
+            let latest = latest.as_deref();
+            decisions[i] = Some(decide(
+                names[i], name, snaps, latest, &l.written, min_change,
+            ));
         }
+        let take: Vec<usize> = l
+            .datasets
+            .iter()
+            .copied()
+            .filter(|&i| {
+                decisions[i]
+                    .as_ref()
+                    .is_some_and(|d| d.outcome.status == SnapStatus::WouldCreate)
+            })
+            .collect();
+        if take.is_empty() {
+            continue;
+        }
+        let pools = by_pool(names, &take)
+            .into_iter()
+            .map(|(pool, datasets)| {
+                let members: Vec<&str> = datasets.iter().map(|&i| names[i]).collect();
+                PoolPlan {
+                    pool: pool.to_string(),
+                    argv: zfs::snapshot_args(properties, &members, name),
+                    datasets,
+                }
+            })
+            .collect();
+        hosts.push(HostPlan {
+            host,
+            datasets: take,
+            pools,
+        });
     }
-    (names.into_iter().collect(), datasets)
+    Plan {
+        name: name.to_string(),
+        decisions,
+        hosts,
+    }
 }
 
 /// What to do with one dataset.
@@ -104,25 +164,22 @@ pub fn decide(
     }
 }
 
-/// The datasets to snapshot, grouped by pool (pools in name order, datasets
-/// in input order): each group is one `zfs snapshot`.
-pub fn by_pool<'a>(datasets: impl IntoIterator<Item = &'a str>) -> BTreeMap<&'a str, Vec<&'a str>> {
-    let mut pools: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for d in datasets {
-        pools.entry(zab_core::zfs::pool_of(d)).or_default().push(d);
+/// The datasets `take` (indices into `names`), grouped by pool (pools in
+/// name order, datasets in the order given): each group is one `zfs snapshot`.
+fn by_pool<'a>(names: &[&'a str], take: &[usize]) -> BTreeMap<&'a str, Vec<usize>> {
+    let mut pools: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in take {
+        pools.entry(zfs::pool_of(names[i])).or_default().push(i);
     }
     pools
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn fmt() -> SnapshotFormat {
-        SnapshotFormat::new("{}-%Y%m%d%H%M%S", "off", true).unwrap()
-    }
-
-    fn snaps(names: &[&str]) -> Vec<Snapshot> {
+    /// Snapshots named `names`, oldest first.
+    pub(crate) fn snaps(names: &[&str]) -> Vec<Snapshot> {
         names
             .iter()
             .enumerate()
@@ -142,20 +199,6 @@ mod tests {
             .iter()
             .map(|(d, s, w)| ((d.to_string(), s.to_string()), *w))
             .collect()
-    }
-
-    #[test]
-    fn newest_of_ours_ignores_foreign_and_other_backups() {
-        let s = snaps(&[
-            "off-20260101000000",
-            "off-20260102000000",
-            "other-20260103000000",
-            "manual",
-            "off-2026",
-        ]);
-        assert_eq!(latest_ours(&s, &fmt()), Some("off-20260102000000"));
-        assert_eq!(latest_ours(&snaps(&["manual"]), &fmt()), None);
-        assert_eq!(latest_ours(&[], &fmt()), None);
     }
 
     #[test]
@@ -209,8 +252,6 @@ mod tests {
         let d = decide("t/a", NEW, &snaps(&[prev]), Some(prev), &Written::new(), 0);
         assert_eq!(d.outcome.status, SnapStatus::WouldCreate);
         assert_eq!(d.outcome.written, None);
-        let latest = vec![("t/a".to_string(), Some(prev.to_string()))];
-        assert_eq!(written_query(&latest, 0), (vec![], vec![]));
     }
 
     #[test]
@@ -232,27 +273,124 @@ mod tests {
     }
 
     #[test]
-    fn one_written_query_with_distinct_names() {
-        let latest = vec![
-            ("t/a".to_string(), Some("off-1".to_string())),
-            ("t/b".to_string(), None),
-            ("u/c".to_string(), Some("off-1".to_string())),
-            ("u/d".to_string(), Some("off-0".to_string())),
-        ];
+    fn pools_group_in_input_order() {
+        let g = by_pool(&["t/b", "u/x", "t", "t/a", "u/y"], &[0, 1, 2, 3]);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g["t"], vec![0, 2, 3]);
+        assert_eq!(g["u"], vec![1]);
+    }
+
+    /// Two hosts: on the first, t/a unchanged, t/b and u/c changed, t/new
+    /// without a snapshot of ours; on the second nothing changed.
+    /// Record 2 is not acted on (failed upstream).
+    #[test]
+    fn plans_one_snapshot_per_pool_per_host_with_something_to_take() {
+        let prev = "off-20260102000000";
+        let names = ["t/a", "t/b", "x/failed", "u/c", "t/new", "v/d"];
+        let listing = |datasets: Vec<usize>, latest: Vec<Option<&str>>, w: Written| Listing {
+            snapshots: datasets
+                .iter()
+                .zip(&latest)
+                .map(|(&i, l)| {
+                    (
+                        names[i].to_string(),
+                        snaps(&l.iter().copied().collect::<Vec<_>>()),
+                    )
+                })
+                .collect(),
+            datasets,
+            latest: latest.iter().map(|l| l.map(str::to_string)).collect(),
+            written: w,
+        };
+        let first = listing(
+            vec![0, 1, 3, 4],
+            vec![Some(prev), Some(prev), Some(prev), None],
+            written(&[
+                ("t/a", prev, Some(0)),
+                ("t/b", prev, Some(5)),
+                ("u/c", prev, Some(9)),
+            ]),
+        );
+        let second = listing(
+            vec![5],
+            vec![Some(prev)],
+            written(&[("v/d", prev, Some(0))]),
+        );
+        let props = [("com.x:a".to_string(), "1".to_string())];
+        let p = plan(&[first, second], &names, NEW, 1, &props);
+
+        assert_eq!(p.name, NEW);
+        let status: Vec<Option<SnapStatus>> = p
+            .decisions
+            .iter()
+            .map(|d| d.as_ref().map(|d| d.outcome.status))
+            .collect();
+        use SnapStatus::*;
         assert_eq!(
-            written_query(&latest, 1),
-            (
-                vec!["off-0".to_string(), "off-1".to_string()],
-                vec!["t/a".to_string(), "u/c".to_string(), "u/d".to_string()]
-            )
+            status,
+            [
+                Some(Skipped),
+                Some(WouldCreate),
+                None,
+                Some(WouldCreate),
+                Some(WouldCreate),
+                Some(Skipped)
+            ]
+        );
+        // The second host has nothing to take: no hooks, no command there.
+        assert_eq!(p.hosts.len(), 1);
+        let h = &p.hosts[0];
+        assert_eq!((h.host, &h.datasets), (0, &vec![1, 3, 4]));
+        let pools: Vec<(&str, &[usize], String)> = h
+            .pools
+            .iter()
+            .map(|p| (p.pool.as_str(), p.datasets.as_slice(), p.argv.join(" ")))
+            .collect();
+        assert_eq!(
+            pools,
+            [
+                (
+                    "t",
+                    &[1, 4][..],
+                    format!("zfs snapshot -o com.x:a=1 t/b@{NEW} t/new@{NEW}")
+                ),
+                (
+                    "u",
+                    &[3][..],
+                    format!("zfs snapshot -o com.x:a=1 u/c@{NEW}")
+                ),
+            ]
         );
     }
 
     #[test]
-    fn pools_group_in_input_order() {
-        let g = by_pool(["t/b", "u/x", "t", "t/a"]);
-        assert_eq!(g.len(), 2);
-        assert_eq!(g["t"], vec!["t/b", "t", "t/a"]);
-        assert_eq!(g["u"], vec!["u/x"]);
+    fn nothing_changed_plans_no_host() {
+        let prev = "off-20260102000000";
+        let l = Listing {
+            datasets: vec![0],
+            snapshots: [("t/a".to_string(), snaps(&[prev]))].into_iter().collect(),
+            latest: vec![Some(prev.to_string())],
+            written: written(&[("t/a", prev, Some(0))]),
+        };
+        let p = plan(&[l], &["t/a"], NEW, 1, &[]);
+        assert!(p.hosts.is_empty());
+        assert_eq!(
+            p.decisions[0].as_ref().unwrap().outcome.status,
+            SnapStatus::Skipped
+        );
+    }
+
+    #[test]
+    fn allow_empty_plans_every_dataset_without_a_listing() {
+        let l = Listing {
+            datasets: vec![0, 1],
+            latest: vec![None, None],
+            ..Listing::default()
+        };
+        let p = plan(&[l], &["t/a", "t/b"], NEW, 0, &[]);
+        assert_eq!(
+            p.hosts[0].pools[0].argv.join(" "),
+            format!("zfs snapshot t/a@{NEW} t/b@{NEW}")
+        );
     }
 }
