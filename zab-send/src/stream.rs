@@ -9,7 +9,8 @@
 //! descriptor that the side collects, and prints
 //! `zab-send: STAGE: exit status N` on stderr.
 //!
-//! Also here: reading `zfs send -P`'s stderr (its byte counts feed the progress line, drawn by transfer.rs with zab_core::progress).
+//! Also here: reading `zfs send -P`'s stderr, whose byte counts feed the
+//! progress line (drawn by transfer.rs with `zab_core::progress`).
 
 use zab_core::host::{quote, quote_argv};
 
