@@ -221,6 +221,44 @@ impl Common {
     }
 }
 
+/// The source host (zab-select, zab-snap, zab-send, zab-thin).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Source {
+    /// The source host (pull mode), e.g. root@nas; this machine when
+    /// absent. zab-select selects there; the other tools take each
+    /// dataset's host from its record, and when this is given, every record
+    /// must be from this host.
+    #[arg(long, value_name = "USER@HOST")]
+    pub ssh_source: Option<String>,
+}
+
+impl Source {
+    /// `--ssh-source`, checked as an ssh destination.
+    pub fn checked(&self) -> Result<Option<String>, Error> {
+        if let Some(s) = &self.ssh_source {
+            Host::ssh(s)?;
+        }
+        Ok(self.ssh_source.clone())
+    }
+}
+
+/// The selection property (zab-select, and zab-thin's check before it
+/// treats a target dataset as missing).
+#[derive(Args, Debug, Clone)]
+pub struct Selection {
+    /// The selection property, as zab-select reads it; {} is the backup
+    /// name.
+    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_PROPERTY_FORMAT)]
+    pub property_format: String,
+}
+
+impl Selection {
+    /// The property that selects `backup`'s datasets, checked.
+    pub fn property(&self, backup: &str) -> Result<String, Error> {
+        crate::select::property_name(&self.property_format, backup)
+    }
+}
+
 /// Which snapshots are ours, and what a new one is called (zab-snap,
 /// zab-send, zab-thin).
 #[derive(Args, Debug, Clone)]

@@ -2,9 +2,9 @@
 //! zfs-autobackup's automatic exclusions decided.
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common, Log, DEFAULT_PROPERTY_FORMAT};
+use zab_core::cli::{after_help, parse_bytes, Common, Log, Selection, Source};
 use zab_core::error::Error;
-use zab_core::select::{property_name, Options};
+use zab_core::select::Options;
 use zab_core::Host;
 
 pub const TOOL: &str = "zab-select";
@@ -41,23 +41,21 @@ pub struct Args {
     #[arg(value_name = "BACKUP-NAME")]
     pub backup: String,
 
+    #[command(flatten)]
+    pub source: Source,
+
+    #[command(flatten)]
+    pub selection: Selection,
+
     /// The target dataset. When source and target are the same host,
     /// datasets at or under it are excluded (reason target-path).
     #[arg(value_name = "TARGET-PATH")]
     pub target_path: Option<String>,
 
-    /// Select on this host through ssh (pull mode), e.g. root@nas.
-    #[arg(long, value_name = "USER@HOST")]
-    pub ssh_source: Option<String>,
-
     /// Where the target is (push mode). Only used to tell whether source and
     /// target are the same host.
     #[arg(long, value_name = "USER@HOST")]
     pub ssh_target: Option<String>,
-
-    /// The selection property; {} is replaced by the backup name.
-    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_PROPERTY_FORMAT)]
-    pub property_format: String,
 
     /// Exclude datasets whose property was received (set by zfs receive, or
     /// inherited from such a dataset). On by default when there is no
@@ -89,14 +87,14 @@ impl Args {
     /// After this, nothing reads `Args`.
     pub fn config(&self) -> Result<Config, Error> {
         check_backup_name(&self.backup)?;
-        let property = property_name(&self.property_format, &self.backup)?;
+        let property = self.selection.property(&self.backup)?;
         if let Some(t) = &self.target_path {
             zab_core::name::target_path(t)?;
         }
         // zab-select only reads: its host refuses anything else.
         let host = self
             .common
-            .host(self.ssh_source.as_deref())?
+            .host(self.source.ssh_source.as_deref())?
             .with_read_only(Some("zab-select only reads"));
         let mut options = Options {
             backup: self.backup.clone(),
@@ -109,7 +107,7 @@ impl Args {
         // zfs-autobackup's automatic rules, when source and target are one
         // host: never back up into the source selection, and in snapshot-only
         // mode do not select received datasets (a backup server's backups).
-        if self.ssh_source == self.ssh_target {
+        if self.source.ssh_source == self.ssh_target {
             match &self.target_path {
                 Some(t) => options.exclude_paths.push(t.clone()),
                 None if !self.include_received => options.exclude_received = true,

@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use regex::Regex;
-use zab_core::cli::{after_help, parse_bytes, Common, Holds, Naming, Target, DEFAULT_SCHEDULE};
+use zab_core::cli::{
+    after_help, parse_bytes, Common, Holds, Naming, Source, Target, DEFAULT_SCHEDULE,
+};
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
 use zab_core::schedule::Schedule;
@@ -57,6 +59,9 @@ pub struct Args {
     pub backup: String,
 
     #[command(flatten)]
+    pub source: Source,
+
+    #[command(flatten)]
     pub target: Target,
 
     #[command(flatten)]
@@ -64,11 +69,6 @@ pub struct Args {
 
     #[command(flatten)]
     pub holds: Holds,
-
-    /// The source host (pull). Optional: the records say where each dataset
-    /// is; when given, every record must be from this host.
-    #[arg(long, value_name = "USER@HOST")]
-    pub ssh_source: Option<String>,
 
     /// Do not hold the common snapshot on source and target.
     #[arg(long)]
@@ -294,7 +294,7 @@ impl Args {
             common: self.common.clone(),
             target: self.target.clone(),
             target_path,
-            ssh_source: self.ssh_source.clone(),
+            ssh_source: self.source.checked()?,
             format,
             tag: self.holds.tag(&self.backup),
             now,

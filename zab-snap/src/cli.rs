@@ -2,10 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common, Log, Naming};
+use zab_core::cli::{after_help, parse_bytes, Common, Log, Naming, Source};
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
-use zab_core::Host;
 
 pub const TOOL: &str = "zab-snap";
 
@@ -52,12 +51,10 @@ pub struct Args {
     pub backup: String,
 
     #[command(flatten)]
-    pub naming: Naming,
+    pub source: Source,
 
-    /// The source host. Optional: the records already say where each dataset
-    /// is; when given, every record must be from this host.
-    #[arg(long, value_name = "USER@HOST")]
-    pub ssh_source: Option<String>,
+    #[command(flatten)]
+    pub naming: Naming,
 
     /// Snapshot a dataset only when at least BYTES were written since its
     /// newest snapshot of this backup (written@SNAPSHOT). A dataset without
@@ -101,9 +98,7 @@ impl Args {
     /// `Args`.
     pub fn config(&self) -> Result<Config, Error> {
         let format = self.naming.format(&self.backup)?;
-        if let Some(s) = &self.ssh_source {
-            Host::ssh(s)?;
-        }
+        let ssh_source = self.source.checked()?;
         // `--now` is checked here; without it the clock is read when the
         // snapshot is named ([`Config::now`]).
         let now = match self.common.now {
@@ -113,7 +108,7 @@ impl Args {
         Ok(Config {
             backup: self.backup.clone(),
             format,
-            ssh_source: self.ssh_source.clone(),
+            ssh_source,
             min_change: if self.allow_empty { 0 } else { self.min_change },
             properties: self
                 .set_snapshot_properties
