@@ -1,7 +1,7 @@
 //! zab-send's run, as a table of contents: the checked command line
 //! (cli.rs), the run lock, the target listing started early (early.rs),
-//! the input (input.rs), every listing (gather.rs), every plan as data (jobs.rs, from plan.rs, flags.rs and
-//! parents.rs), the transfers (execute.rs, through the target sink of
+//! the input (input.rs), every listing (gather.rs), every plan as data
+//! (jobs.rs, from plan.rs, flags.rs and parents.rs), the transfers (execute.rs, through the target sink of
 //! sink.rs), the holds (holds.rs), the mounts (mounts.rs), and the records
 //! (report.rs).
 //!
