@@ -8,30 +8,31 @@
 //! `--describe SCHEDULE` says a schedule in words.
 
 mod cli;
+mod execute;
+mod gather;
+mod input;
 mod offline;
 mod picture;
 mod plan;
+mod report;
 mod run;
+mod show;
+
+use cli::Config;
 
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-thin");
     let args = zab_core::cli::parse::<cli::Args>();
-    if let Some(text) = &args.describe {
-        return match cli::describe(text) {
-            Ok(lines) => {
-                let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-                // A reader that went away is not an error (the record tools' policy).
-                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => zab_core::error::report("zab-thin", &e),
-        };
-    }
-    let result = if args.offline {
-        offline::run(&args)
-    } else {
-        run::run(&args)
-    };
+    let result = args.config().and_then(|config| match config {
+        Config::Describe(lines) => {
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            // A reader that went away is not an error (the record tools' policy).
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            Ok(())
+        }
+        Config::Offline(config) => offline::run(&config),
+        Config::Zfs(config) => run::run(&config),
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => zab_core::error::report("zab-thin", &e),

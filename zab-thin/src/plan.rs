@@ -13,7 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use zab_core::naming::SnapshotFormat;
 use zab_core::record::{Dataset, Reason, Spared};
 use zab_core::schedule::{Schedule, Verdict};
-use zab_core::zfs::Snapshot;
+use zab_core::zfs::{self, Snapshot};
+
+use crate::cli::Zfs;
+use crate::gather::{Listed, TargetTree};
+use crate::input::Input;
 
 /// One dataset's snapshots of ours, with the schedule's verdicts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,36 +111,86 @@ pub fn outcome(
             });
             continue;
         }
-        let tags = holds
-            .get(&format!("{dataset}@{name}"))
-            .cloned()
-            .unwrap_or_default();
-        if tags.is_empty() {
-            // No hold (one placed since is refused by `zfs destroy`).
-            out.destroy.push(name.to_string());
-            continue;
-        }
-        let others: Vec<&str> = tags
-            .iter()
-            .map(String::as_str)
-            .filter(|t| *t != our_tag)
-            .collect();
         let spare = |why: String| Spared {
             name: name.to_string(),
             why,
         };
-        if !others.is_empty() {
-            out.spared
-                .push(spare(format!("held by {}", others.join(", "))));
-        } else if snapshot_only {
-            out.spared
-                .push(spare(format!("the common snapshot (held by {our_tag})")));
-        } else {
-            out.release.push(name.to_string());
-            out.destroy.push(name.to_string());
+        match held(holds, dataset, name, our_tag) {
+            // No hold (one placed since is refused by `zfs destroy`).
+            Held::Free => out.destroy.push(name.to_string()),
+            Held::Others(others) => out
+                .spared
+                .push(spare(format!("held by {}", others.join(", ")))),
+            Held::Ours if snapshot_only => out
+                .spared
+                .push(spare(format!("the common snapshot (held by {our_tag})"))),
+            Held::Ours => {
+                out.release.push(name.to_string());
+                out.destroy.push(name.to_string());
+            }
         }
     }
     out
+}
+
+/// Who holds one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held<'a> {
+    /// No one.
+    Free,
+    /// Only we do (our tag).
+    Ours,
+    /// Someone else does (their tags), and maybe we too.
+    Others(Vec<&'a str>),
+}
+
+/// Who holds `dataset@name`, from `holds` (one it does not name has none).
+fn held<'a>(
+    holds: &'a BTreeMap<String, Vec<String>>,
+    dataset: &str,
+    name: &str,
+    our_tag: &str,
+) -> Held<'a> {
+    let tags = match holds.get(&format!("{dataset}@{name}")) {
+        Some(tags) if !tags.is_empty() => tags,
+        _ => return Held::Free,
+    };
+    let others: Vec<&str> = tags
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != our_tag)
+        .collect();
+    match others.is_empty() {
+        true => Held::Ours,
+        false => Held::Others(others),
+    }
+}
+
+/// `--destroy-missing`'s destroys of `dataset` (from [`missing`]) once the
+/// holds are known: our hold is released first; a snapshot anyone else
+/// holds is kept, and then so is the dataset (`true`: blocked).
+pub fn missing_outcome(
+    dataset: &str,
+    destroy: &[String],
+    holds: &BTreeMap<String, Vec<String>>,
+    our_tag: &str,
+) -> (Outcome, bool) {
+    let mut out = Outcome::default();
+    for name in destroy {
+        match held(holds, dataset, name, our_tag) {
+            Held::Free => out.destroy.push(name.clone()),
+            Held::Ours => {
+                out.release.push(name.clone());
+                out.destroy.push(name.clone());
+            }
+            Held::Others(_) => out.spared.push(Spared {
+                name: name.clone(),
+                why: "held by someone else".into(),
+            }),
+        }
+    }
+    let blocked = !out.spared.is_empty();
+    (out, blocked)
 }
 
 /// One source dataset and its target, thinned together.
@@ -350,6 +404,314 @@ pub fn not_missing(
             )
         })
         .collect()
+}
+
+/// The side a job thins, as messages name it.
+pub const SOURCE: &str = "[Source]";
+/// See [`SOURCE`].
+pub const TARGET: &str = "[Target]";
+
+/// One dataset's destroys, on one host: what the plan decided, then what
+/// the execution did.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Index into the run's hosts.
+    pub host: usize,
+    /// [`SOURCE`] or [`TARGET`], for messages.
+    pub side: &'static str,
+    pub dataset: String,
+    pub kept: usize,
+    pub destroy: Vec<String>,
+    /// Of `destroy`, the ones whose hold of ours is released first.
+    pub release: Vec<String>,
+    pub spared: Vec<Spared>,
+    /// `--destroy-missing`: then destroy the dataset itself.
+    pub destroy_dataset: bool,
+    pub note: Option<String>,
+    /// The record it belongs to and whether it is its target side; None for
+    /// a target dataset that is missing on the source.
+    pub record: Option<(usize, bool)>,
+    /// The schedule's verdicts, for --explain and --svg.
+    pub plan: Plan,
+    /// Thinned by --keep-target (else --keep-source).
+    pub by_target: bool,
+    /// Decided by the schedule (false: by --destroy-missing), so the
+    /// pictures show it.
+    pub by_schedule: bool,
+    /// Set by the execution when a command failed.
+    pub error: Option<String>,
+    /// Set by the execution once its snapshots are destroyed.
+    pub done: bool,
+}
+
+impl Job {
+    fn new(host: usize, side: &'static str, dataset: &str, plan: Plan) -> Job {
+        Job {
+            host,
+            side,
+            dataset: dataset.to_string(),
+            kept: plan.kept(),
+            plan,
+            by_target: side == TARGET,
+            by_schedule: true,
+            destroy: Vec::new(),
+            release: Vec::new(),
+            spared: Vec::new(),
+            destroy_dataset: false,
+            note: None,
+            record: None,
+            error: None,
+            done: false,
+        }
+    }
+
+    /// Of the record at `i` (its target side when `target`).
+    fn of(mut self, i: usize, target: bool) -> Job {
+        self.record = Some((i, target));
+        self
+    }
+
+    /// True for a `--destroy-missing` job that destroys something.
+    fn destroys_missing(&self) -> bool {
+        self.record.is_none() && !self.destroy.is_empty()
+    }
+}
+
+/// A job whose obsolete snapshots wait for their holds.
+#[derive(Debug)]
+struct Pending {
+    job: usize,
+    plan: Plan,
+    /// Obsolete snapshots kept anyway, and why.
+    spare: BTreeMap<String, String>,
+    snapshot_only: bool,
+}
+
+/// The plan before the holds are known.
+#[derive(Debug, Default)]
+pub struct Draft {
+    pub jobs: Vec<Job>,
+    pending: Vec<Pending>,
+    /// Each source dataset's common snapshot with its target, for --debug.
+    pub commons: Vec<(String, String)>,
+}
+
+impl Draft {
+    fn push(&mut self, job: Job, pending: Option<(BTreeMap<String, String>, bool)>) {
+        if let Some((spare, snapshot_only)) = pending {
+            self.pending.push(Pending {
+                job: self.jobs.len(),
+                plan: job.plan.clone(),
+                spare,
+                snapshot_only,
+            });
+        }
+        self.jobs.push(job);
+    }
+}
+
+/// The selected source datasets thinned by `--keep-source`, each with its
+/// target (if it has one) by `--keep-target`; without a TARGET-PATH, in
+/// snapshot-only mode.
+pub fn thin(config: &Zfs, datasets: &[Dataset], listed: &Listed) -> Draft {
+    let mut draft = Draft::default();
+    let (fmt, now) = (&config.format, config.now);
+    for (&h, idx) in &listed.by_host {
+        for &i in idx {
+            let src = &listed.snapshots[&i];
+            let name = datasets[i].name.as_str();
+            let Some(t) = &listed.target else {
+                let p = Plan::new(src, fmt, &config.keep_source, now, &[]);
+                draft.push(
+                    Job::new(h, SOURCE, name, p).of(i, false),
+                    Some((BTreeMap::new(), true)),
+                );
+                continue;
+            };
+            let tname = &t.map[&i];
+            let tsnaps = t.tree.snapshots.get(tname).cloned().unwrap_or_default();
+            let guid_check = config.target.as_ref().is_some_and(|t| t.guid_check);
+            let pr = pair(
+                src,
+                &tsnaps,
+                fmt,
+                &config.keep_source,
+                &config.keep_target,
+                now,
+                guid_check,
+            );
+            if let Some(c) = &pr.common {
+                draft.commons.push((name.to_string(), c.clone()));
+            }
+            draft.push(
+                Job::new(h, SOURCE, name, pr.source).of(i, false),
+                Some((pr.unsent, false)),
+            );
+            if t.tree.snapshots.contains_key(tname) {
+                let job = Job::new(t.host, TARGET, tname, pr.target).of(i, true);
+                draft.push(job, Some((BTreeMap::new(), false)));
+            }
+        }
+    }
+    draft
+}
+
+/// The target datasets that no input record maps to (nor a record that
+/// failed upstream, left alone with `--skip-failed`), other than the target
+/// path itself: where backups go is never "missing".
+fn unmapped<'a>(config: &Zfs, input: &Input, target: &'a TargetTree) -> Vec<&'a str> {
+    let Some(t) = &config.target else {
+        return Vec::new();
+    };
+    let left_alone: Vec<String> = input
+        .failed
+        .iter()
+        .filter_map(|&i| zfs::target_name(&input.datasets[i].name, &t.path, t.strip).ok())
+        .collect();
+    let used: BTreeSet<&String> = target.map.values().chain(&left_alone).collect();
+    target
+        .tree
+        .datasets
+        .iter()
+        .map(|(d, _)| d)
+        .filter(|d| !used.contains(d) && **d != t.path)
+        .map(String::as_str)
+        .collect()
+}
+
+/// The target datasets that may be missing on the source: unmapped, and
+/// with a snapshot of ours or no children (a container with no snapshot of
+/// ours has nothing to thin or destroy). Only when there are any is the
+/// source's selection asked again.
+pub fn candidates<'a>(config: &Zfs, input: &Input, listed: &'a Listed) -> Vec<&'a str> {
+    let Some(target) = &listed.target else {
+        return Vec::new();
+    };
+    let tree = &target.tree;
+    unmapped(config, input, target)
+        .into_iter()
+        .filter(|t| {
+            tree.snapshots[*t]
+                .iter()
+                .any(|s| config.format.parse(&s.name).is_some())
+                || !tree.has_children(t)
+        })
+        .collect()
+}
+
+/// Adds the target datasets whose source is not selected (any more):
+/// left alone when the selection still wants their source ([`not_missing`]),
+/// destroyed by `--destroy-missing` when it says so ([`missing`]), else
+/// thinned by `--keep-target`.
+pub fn add_missing(
+    draft: &mut Draft,
+    config: &Zfs,
+    input: &Input,
+    listed: &Listed,
+    selections: &[(String, Result<Vec<Dataset>, String>)],
+) {
+    let (Some(target), Some(t)) = (&listed.target, &config.target) else {
+        return;
+    };
+    let candidates = candidates(config, input, listed);
+    let kept = match candidates.is_empty() {
+        true => BTreeMap::new(),
+        false => not_missing(
+            &candidates,
+            selections,
+            &input.datasets,
+            input.upstream,
+            &t.path,
+            t.strip,
+        ),
+    };
+    let (fmt, now, tree) = (&config.format, config.now, &target.tree);
+    for tname in unmapped(config, input, target) {
+        let tsnaps = &tree.snapshots[tname];
+        let p = Plan::new(tsnaps, fmt, &config.keep_target, now, &[]);
+        let mut j = Job::new(target.host, TARGET, tname, p);
+        if let Some(note) = kept.get(tname) {
+            j.kept = j.plan.names.len();
+            j.note = Some(note.clone());
+            j.by_schedule = false;
+            draft.push(j, None);
+            continue;
+        }
+        let decided = config
+            .destroy_missing
+            .and_then(|d| missing(tsnaps, fmt, now, d, tree.has_children(tname)));
+        match decided {
+            Some(m) if !m.destroy.is_empty() || m.destroy_dataset => {
+                j.kept = j.plan.names.len() - m.destroy.len();
+                j.destroy = m.destroy;
+                j.destroy_dataset = m.destroy_dataset;
+                j.note = Some(m.note);
+                j.by_schedule = false;
+                draft.push(j, None);
+            }
+            other => {
+                j.note = other.map(|m| m.note);
+                draft.push(j, Some((BTreeMap::new(), false)));
+            }
+        }
+    }
+}
+
+/// The snapshots whose holds decide the plan, by host: the obsolete ones
+/// (but those kept anyway), then all that `--destroy-missing` destroys. The
+/// listings do not count holds: it would make zfs read every property of
+/// every snapshot.
+pub fn hold_queries(draft: &Draft) -> BTreeMap<usize, Vec<String>> {
+    let mut want: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for p in &draft.pending {
+        let job = &draft.jobs[p.job];
+        for s in p.plan.obsolete().filter(|s| !p.spare.contains_key(*s)) {
+            want.entry(job.host)
+                .or_default()
+                .push(format!("{}@{s}", job.dataset));
+        }
+    }
+    for j in draft.jobs.iter().filter(|j| j.destroys_missing()) {
+        for s in &j.destroy {
+            want.entry(j.host)
+                .or_default()
+                .push(format!("{}@{s}", j.dataset));
+        }
+    }
+    want
+}
+
+/// The plan, once the holds of [`hold_queries`] are known: each job's
+/// destroys, releases and spared snapshots ([`outcome`],
+/// [`missing_outcome`]).
+pub fn decide(draft: Draft, holds: &BTreeMap<String, Vec<String>>, our_tag: &str) -> Vec<Job> {
+    let mut jobs = draft.jobs;
+    for p in &draft.pending {
+        let job = &mut jobs[p.job];
+        let o = outcome(
+            &job.dataset,
+            &p.plan,
+            holds,
+            our_tag,
+            p.snapshot_only,
+            &p.spare,
+        );
+        job.kept += o.spared.len();
+        job.destroy = o.destroy;
+        job.release = o.release;
+        job.spared = o.spared;
+    }
+    for j in jobs.iter_mut().filter(|j| j.destroys_missing()) {
+        let (o, blocked) = missing_outcome(&j.dataset, &j.destroy, holds, our_tag);
+        j.destroy = o.destroy;
+        j.release = o.release;
+        j.spared.extend(o.spared);
+        if blocked {
+            j.destroy_dataset = false;
+            j.note = Some("Still held by others".into());
+        }
+    }
+    jobs
 }
 
 #[cfg(test)]
