@@ -376,4 +376,59 @@ mod tests {
         );
         assert!(Args::try_parse_from(["zab-thin", "--describe", "10", "--offline"]).is_err());
     }
+
+    fn config(argv: &[&str]) -> Result<Config, Error> {
+        Args::try_parse_from(argv).unwrap().config()
+    }
+
+    #[test]
+    fn now_is_the_hidden_flag_with_zfs_too() {
+        match config(&["zab-thin", "x", "--now", "1763900000"]) {
+            Ok(Config::Zfs(c)) => assert_eq!(c.now, 1_763_900_000),
+            other => panic!("{other:?}"),
+        }
+        match config(&["zab-thin", "--offline", "--now", "5"]) {
+            Ok(Config::Offline(c)) => assert_eq!(c.now, 5),
+            other => panic!("{other:?}"),
+        }
+        for argv in [&["zab-thin", "x"][..], &["zab-thin", "--offline"]] {
+            let mut argv = argv.to_vec();
+            argv.push("--now=-1");
+            let e = config(&argv).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{e}");
+            assert!(e.to_string().contains("--now -1 is out of range"), "{e}");
+        }
+    }
+
+    #[test]
+    fn config_checks_every_option_once() {
+        let usage = |argv: &[&str], words: &str| {
+            let e = config(argv).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{e}");
+            assert!(e.to_string().contains(words), "{e}");
+        };
+        usage(
+            &["zab-thin", "x", "--destroy-missing", "3q"],
+            "--destroy-missing",
+        );
+        usage(
+            &["zab-thin", "x", "--destroy-missing", "3d"],
+            "needs a TARGET-PATH",
+        );
+        assert!(config(&["zab-thin", "x", "/bad"]).is_err());
+        assert!(config(&["zab-thin", "x", "--snapshot-format", "nothing"]).is_err());
+        match config(&["zab-thin", "x", "b/t", "--destroy-missing", "1d", "--test"]) {
+            Ok(Config::Zfs(c)) => {
+                assert_eq!(c.destroy_missing, Some(86400));
+                assert_eq!(c.target.as_ref().map(|t| t.path.as_str()), Some("b/t"));
+                assert_eq!((c.read_only, c.act()), (Some("--test"), false));
+                assert_eq!(c.tag, "zfs_autobackup:x");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            config(&["zab-thin", "--describe", "1"]),
+            Ok(Config::Describe(_))
+        ));
+    }
 }

@@ -717,6 +717,7 @@ pub fn decide(draft: Draft, holds: &BTreeMap<String, Vec<String>>, our_tag: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zab_core::zfs::Tree;
 
     const DAY: i64 = 86400;
 
@@ -1019,5 +1020,175 @@ mod tests {
         // When it agrees, what it does not select is missing.
         let same = vec![rec("p/a", true, "selected"), rec("p/gone", false, "unset")];
         assert!(not_missing(&cands, &[(host, Ok(same))], &input, 1, "t", 0).is_empty());
+    }
+
+    #[test]
+    fn destroy_missing_releases_ours_and_stops_at_anyone_elses() {
+        let tag = "zfs_autobackup:off";
+        let destroy: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let mut holds = BTreeMap::new();
+        holds.insert("t/gone@a".to_string(), vec![tag.to_string()]);
+        // No one holds any: all destroyed, the dataset too.
+        let (o, blocked) = missing_outcome("t/gone", &destroy, &BTreeMap::new(), tag);
+        assert_eq!(
+            (o.destroy.clone(), o.release.len(), blocked),
+            (destroy.clone(), 0, false)
+        );
+        // Ours is released first, and does not block.
+        let (o, blocked) = missing_outcome("t/gone", &destroy, &holds, tag);
+        assert_eq!(o.destroy, destroy);
+        assert_eq!((o.release, blocked), (vec!["a".to_string()], false));
+        // Anyone else's keeps that snapshot (with ours too) and blocks the
+        // dataset's destroy.
+        holds.insert(
+            "t/gone@b".to_string(),
+            vec![tag.to_string(), "keep".to_string()],
+        );
+        let (o, blocked) = missing_outcome("t/gone", &destroy, &holds, tag);
+        assert_eq!(o.destroy, vec!["a".to_string(), "c".to_string()]);
+        assert_eq!(o.release, vec!["a".to_string()]);
+        let why: Vec<(&str, &str)> = o
+            .spared
+            .iter()
+            .map(|s| (s.name.as_str(), s.why.as_str()))
+            .collect();
+        assert_eq!(why, vec![("b", "held by someone else")]);
+        assert!(blocked);
+    }
+
+    /// A config, input and listings: source `tank/a` on the local host
+    /// with its target `backup/a`, and `backup/gone` with no source.
+    fn scene(
+        argv: &[&str],
+        src: &[String],
+        tgt: &[String],
+        gone: &[String],
+    ) -> (Zfs, Input, Listed) {
+        use clap::Parser;
+        let mut full = vec!["zab-thin", "off", "backup"];
+        full.extend(argv);
+        let config = match crate::cli::Args::try_parse_from(full).unwrap().config() {
+            Ok(crate::cli::Config::Zfs(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        let input = Input {
+            datasets: vec![rec("tank/a", true, "selected")],
+            selected: BTreeMap::from([(None, vec![0])]),
+            upstream: 1,
+            failed: Vec::new(),
+            _lock: None,
+        };
+        let tree = Tree {
+            datasets: vec![
+                ("backup".to_string(), None),
+                ("backup/a".to_string(), None),
+                ("backup/gone".to_string(), None),
+            ],
+            snapshots: BTreeMap::from([
+                ("backup".to_string(), Vec::new()),
+                ("backup/a".to_string(), listing(tgt)),
+                ("backup/gone".to_string(), listing(gone)),
+            ]),
+            ..Tree::default()
+        };
+        let listed = Listed {
+            by_host: BTreeMap::from([(0, vec![0])]),
+            snapshots: BTreeMap::from([(0, listing(src))]),
+            target: Some(TargetTree {
+                host: 1,
+                tree,
+                map: BTreeMap::from([(0, "backup/a".to_string())]),
+            }),
+        };
+        (config, input, listed)
+    }
+
+    /// The names of our snapshots `days` days old, oldest first.
+    fn aged(now: i64, days: &[i64]) -> Vec<String> {
+        days.iter().map(|d| name_at(now - d * DAY)).collect()
+    }
+
+    #[test]
+    fn a_whole_plan_with_a_target_and_a_missing_dataset() {
+        let now = 1_763_800_000;
+        let at = now.to_string();
+        let argv = [
+            "--keep-source",
+            "1",
+            "--keep-target",
+            "2",
+            "--destroy-missing",
+            "1d",
+            "--now",
+            at.as_str(),
+        ];
+        let src = aged(now, &[5, 4, 3]);
+        let gone = aged(now, &[9, 8]);
+        // The target has the first two (same names and guids).
+        let (config, input, listed) = scene(&argv, &src, &src[..2], &gone);
+        assert_eq!(config.now, now);
+        let selected = vec![rec("tank/a", true, "selected")];
+        let selections = vec![("localhost".to_string(), Ok(selected))];
+        let mut draft = thin(&config, &input.datasets, &listed);
+        assert_eq!(draft.commons, vec![("tank/a".to_string(), src[1].clone())]);
+        assert_eq!(candidates(&config, &input, &listed), vec!["backup/gone"]);
+        add_missing(&mut draft, &config, &input, &listed, &selections);
+        let want = hold_queries(&draft);
+        // The source keeps the newest (and the common), the target keeps 2;
+        // the missing dataset's snapshots are all asked about.
+        assert_eq!(
+            want,
+            BTreeMap::from([
+                (0, vec![format!("tank/a@{}", src[0])]),
+                (
+                    1,
+                    vec![
+                        format!("backup/gone@{}", gone[0]),
+                        format!("backup/gone@{}", gone[1])
+                    ]
+                ),
+            ])
+        );
+        let mut holds = BTreeMap::new();
+        holds.insert(format!("tank/a@{}", src[0]), vec![config.tag.clone()]);
+        holds.insert(format!("backup/gone@{}", gone[1]), vec!["keep".to_string()]);
+        let jobs = decide(draft, &holds, &config.tag);
+        let brief: Vec<_> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.side,
+                    j.dataset.as_str(),
+                    j.destroy.clone(),
+                    j.release.clone(),
+                    j.destroy_dataset,
+                    j.record,
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                (
+                    SOURCE,
+                    "tank/a",
+                    vec![src[0].clone()],
+                    vec![src[0].clone()],
+                    false,
+                    Some((0, false))
+                ),
+                (TARGET, "backup/a", vec![], vec![], false, Some((0, true))),
+                (
+                    TARGET,
+                    "backup/gone",
+                    vec![gone[0].clone()],
+                    vec![],
+                    false,
+                    None
+                ),
+            ]
+        );
+        assert_eq!(jobs[2].note.as_deref(), Some("Still held by others"));
+        assert_eq!(jobs[2].spared.len(), 1);
     }
 }
