@@ -150,7 +150,7 @@ pub enum Config {
     /// `--offline`: thin a list of snapshot records, without ZFS.
     Offline(Offline),
     /// Thin with ZFS.
-    Zfs(Zfs),
+    Zfs(Box<Zfs>),
 }
 
 /// `--offline`'s checked options.
@@ -234,7 +234,7 @@ impl Args {
                 log: self.common.log(TOOL),
             }));
         }
-        self.zfs().map(Config::Zfs)
+        self.zfs().map(|z| Config::Zfs(Box::new(z)))
     }
 
     fn zfs(&self) -> Result<Zfs, Error> {

@@ -43,6 +43,10 @@ impl Hosts {
     }
 }
 
+/// A source host's name (for messages) and its selection, asked again, or
+/// why it could not be read.
+pub type Selection = (String, Result<Vec<Dataset>, String>);
+
 /// The target tree, and where each selected source dataset goes in it.
 #[derive(Debug)]
 pub struct TargetTree {
@@ -130,7 +134,7 @@ pub fn selections(
     input: &Input,
     hosts: &mut Hosts,
     needed: bool,
-) -> Result<Vec<(String, Result<Vec<Dataset>, String>)>, Error> {
+) -> Result<Vec<Selection>, Error> {
     let mut selections = Vec::new();
     let Some(target) = config.target.as_ref().filter(|_| needed) else {
         return Ok(selections);

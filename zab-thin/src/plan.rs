@@ -16,7 +16,7 @@ use zab_core::schedule::{Schedule, Verdict};
 use zab_core::zfs::{self, Snapshot};
 
 use crate::cli::Zfs;
-use crate::gather::{Listed, TargetTree};
+use crate::gather::{Listed, Selection, TargetTree};
 use crate::input::Input;
 
 /// One dataset's snapshots of ours, with the schedule's verdicts.
@@ -341,7 +341,7 @@ pub fn missing(
 /// zab-select's: --property-format).
 pub fn not_missing(
     candidates: &[&str],
-    selections: &[(String, Result<Vec<Dataset>, String>)],
+    selections: &[Selection],
     input: &[Dataset],
     upstream: usize,
     root: &str,
@@ -608,7 +608,7 @@ pub fn add_missing(
     config: &Zfs,
     input: &Input,
     listed: &Listed,
-    selections: &[(String, Result<Vec<Dataset>, String>)],
+    selections: &[Selection],
 ) {
     let (Some(target), Some(t)) = (&listed.target, &config.target) else {
         return;
@@ -1100,7 +1100,7 @@ mod tests {
                 map: BTreeMap::from([(0, "backup/a".to_string())]),
             }),
         };
-        (config, input, listed)
+        (*config, input, listed)
     }
 
     /// The names of our snapshots `days` days old, oldest first.
