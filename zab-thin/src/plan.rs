@@ -471,9 +471,10 @@ impl Job {
         self
     }
 
-    /// True for a `--destroy-missing` job that destroys something.
+    /// True for a `--destroy-missing` job that destroys something (not a
+    /// target dataset without a source that the schedule thins).
     fn destroys_missing(&self) -> bool {
-        self.record.is_none() && !self.destroy.is_empty()
+        self.record.is_none() && !self.by_schedule && !self.destroy.is_empty()
     }
 }
 
@@ -1190,5 +1191,26 @@ mod tests {
         );
         assert_eq!(jobs[2].note.as_deref(), Some("Still held by others"));
         assert_eq!(jobs[2].spared.len(), 1);
+    }
+
+    #[test]
+    fn a_target_without_a_source_thinned_by_the_schedule_releases_once() {
+        let now = 1_763_800_000;
+        let at = now.to_string();
+        let argv = ["--keep-target", "1", "--now", at.as_str()];
+        let src = aged(now, &[2]);
+        let gone = aged(now, &[9, 8]);
+        let (config, input, listed) = scene(&argv, &src, &src, &gone);
+        let mut draft = thin(&config, &input.datasets, &listed);
+        let selected = vec![rec("tank/a", true, "selected")];
+        let selections = vec![("localhost".to_string(), Ok(selected))];
+        add_missing(&mut draft, &config, &input, &listed, &selections);
+        let mut holds = BTreeMap::new();
+        holds.insert(format!("backup/gone@{}", gone[0]), vec![config.tag.clone()]);
+        let jobs = decide(draft, &holds, &config.tag);
+        let j = jobs.iter().find(|j| j.dataset == "backup/gone").unwrap();
+        assert!(j.by_schedule && j.record.is_none());
+        assert_eq!(j.destroy, vec![gone[0].clone()]);
+        assert_eq!(j.release, vec![gone[0].clone()], "released once");
     }
 }
