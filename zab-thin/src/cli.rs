@@ -12,7 +12,8 @@ use zab_core::schedule::{parse_duration, Schedule};
 use zab_core::select;
 use zab_core::Host;
 
-const TOOL: &str = "zab-thin";
+/// The tool's name, in messages and records.
+pub const TOOL: &str = "zab-thin";
 
 const EXAMPLES: &str = "  \
   # Thin the source snapshots of the backup 'offsite1' (snapshot-only mode):

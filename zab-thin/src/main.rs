@@ -6,6 +6,14 @@
 //! `--keep-target`), and destroys with one `zfs destroy ds@a,b,c` per dataset.
 //! With `--offline` it thins a list of snapshot records without touching ZFS;
 //! `--describe SCHEDULE` says a schedule in words.
+//!
+//! Where each decision is made: `cli.rs` checks every option once
+//! (`Args::config`); with ZFS, `run.rs` then goes through `input.rs` (the
+//! records and the run lock), `gather.rs` (every read), `plan.rs` (what to
+//! destroy, keep or release, and why: schedules, `--destroy-missing`,
+//! holds; pure), `show.rs` (`--explain`, `--svg`), `execute.rs` (carries the
+//! plan out, decides nothing) and `report.rs` (the records). `offline.rs`
+//! is `--offline`; `picture.rs` draws timelines for both.
 
 mod cli;
 mod execute;
@@ -21,7 +29,7 @@ mod show;
 use cli::Config;
 
 fn main() -> std::process::ExitCode {
-    zab_core::error::exit_on_panic("zab-thin");
+    zab_core::error::exit_on_panic(cli::TOOL);
     let args = zab_core::cli::parse::<cli::Args>();
     let result = args.config().and_then(|config| match config {
         Config::Describe(lines) => {
@@ -35,6 +43,6 @@ fn main() -> std::process::ExitCode {
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => zab_core::error::report("zab-thin", &e),
+        Err(e) => zab_core::error::report(cli::TOOL, &e),
     }
 }

@@ -20,10 +20,8 @@ use zab_core::error::Error;
 use zab_core::ndjson::{Reader, Writer};
 use zab_core::schedule::{Schedule, Verdict};
 
-use crate::cli::Offline;
+use crate::cli::{Offline, TOOL};
 use crate::picture::{self, Timeline};
-
-const TOOL: &str = "zab-thin";
 
 /// The latest time accepted (9999-12-31 23:59:59 UTC).
 const MAX_TIME: i64 = 253_402_300_799;

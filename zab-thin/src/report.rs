@@ -8,9 +8,8 @@ use zab_core::error::Error;
 use zab_core::ndjson::Writer;
 use zab_core::record::{Dataset, Record, ThinOutcome, ThinSide};
 
+use crate::cli::TOOL;
 use crate::plan::Job;
-
-const TOOL: &str = "zab-thin";
 
 /// The `end` record's own fields.
 #[derive(Debug, Serialize)]
