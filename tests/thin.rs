@@ -33,6 +33,10 @@ pub const TESTS: &[Test] = &[
         "thin_refuses_a_target_over_its_sources",
         refuses_a_target_over_its_sources,
     ),
+    (
+        "thin_now_is_the_time_thinned_at",
+        now_is_the_time_thinned_at,
+    ),
 ];
 
 /// Makes, oldest first and one command each (so createtxg follows time),
@@ -649,4 +653,25 @@ fn refuses_a_target_over_its_sources(lab: &Lab) {
         out.stderr
     );
     assert_eq!(names(lab, &a), before);
+}
+
+/// The hidden `--now SECONDS` is "now" for thinning with ZFS too: four
+/// snapshots a day apart, all kept by one a day for a week at the clock's
+/// now, are a month old at `--now` a month later, and only the newest stays.
+fn now_is_the_time_thinned_at(lab: &Lab) {
+    let ns = Ns::new("thin_now");
+    let a = ns.ds("zab-a", "");
+    lab.sh(&format!("zfs create -o {}=true {a}", ns.prop()));
+    daily(lab, &ns, &a, 0..=3, &[]);
+    let before = names(lab, &a);
+    assert_eq!(before.len(), 4);
+    let keep = ["--keep-source", "1,1d1w"];
+    let out = thin(lab, &ns, &[&keep[..], &["--test"]].concat()).ok();
+    assert_eq!(out.end().extra["would_destroy"], 0, "at the clock's now");
+    let later = (lab.sh("date +%s").trim().parse::<i64>().unwrap() + 30 * 86400).to_string();
+    let out = thin(lab, &ns, &[&keep[..], &["--now", &later]].concat()).ok();
+    let t = record(&out.datasets(), &a).thin.clone().unwrap().source;
+    assert_eq!(t.destroy, before[..3].to_vec(), "a month later");
+    assert!(t.destroyed);
+    assert_eq!(names(lab, &a), before[3..].to_vec());
 }

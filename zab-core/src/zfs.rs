@@ -9,6 +9,8 @@ pub mod replicate;
 use crate::error::Error;
 use crate::host::{quote_argv, Host};
 
+pub mod destroy;
+
 /// Runs `argv` on `host` and parses its output with `parse`: the one place
 /// where a parser's complaint becomes [`Error::Parse`], naming the command
 /// and the host. A failed command is its own error, never empty output.

@@ -1,13 +1,19 @@
-//! zab-thin's command line.
+//! zab-thin's command line, and [`Config`]: every option checked once.
 
 use std::path::PathBuf;
 
 use clap::Parser;
 use zab_core::cli::{
-    after_help, Common, Holds, Naming, Target, DEFAULT_PROPERTY_FORMAT, DEFAULT_SCHEDULE,
+    after_help, Common, Holds, Log, Naming, Target, DEFAULT_PROPERTY_FORMAT, DEFAULT_SCHEDULE,
 };
 use zab_core::error::Error;
-use zab_core::schedule::Schedule;
+use zab_core::naming::SnapshotFormat;
+use zab_core::schedule::{parse_duration, Schedule};
+use zab_core::select;
+use zab_core::Host;
+
+/// The tool's name, in messages and records.
+pub const TOOL: &str = "zab-thin";
 
 const EXAMPLES: &str = "  \
   # Thin the source snapshots of the backup 'offsite1' (snapshot-only mode):
@@ -137,7 +143,148 @@ pub struct Args {
     pub common: Common,
 }
 
+/// What a run does, checked: the only thing the rest of zab-thin reads.
+#[derive(Debug)]
+pub enum Config {
+    /// `--describe`: these lines, then exit.
+    Describe(Vec<String>),
+    /// `--offline`: thin a list of snapshot records, without ZFS.
+    Offline(Offline),
+    /// Thin with ZFS.
+    Zfs(Box<Zfs>),
+}
+
+/// `--offline`'s checked options.
+#[derive(Debug)]
+pub struct Offline {
+    pub keep: Schedule,
+    /// "Now" (`--now`, or the clock), in seconds since the epoch.
+    pub now: i64,
+    pub explain: bool,
+    pub svg: Option<PathBuf>,
+    pub log: Log,
+}
+
+/// Where the backups are, when a TARGET-PATH is given.
+#[derive(Debug)]
+pub struct TargetSide {
+    /// TARGET-PATH, checked.
+    pub path: String,
+    /// The target host (None: local).
+    pub ssh: Option<String>,
+    pub strip: usize,
+    pub guid_check: bool,
+    /// The flags it came from, for the one target map ([`Target::map`]).
+    pub group: Target,
+}
+
+/// zab-thin with ZFS: its checked options.
+#[derive(Debug)]
+pub struct Zfs {
+    pub backup: String,
+    /// Which snapshots are ours.
+    pub format: SnapshotFormat,
+    /// Our hold tag.
+    pub tag: String,
+    /// The selection property, for the re-check before "missing".
+    pub property: String,
+    /// `--destroy-missing`, in seconds.
+    pub destroy_missing: Option<i64>,
+    pub target: Option<TargetSide>,
+    pub ssh_source: Option<String>,
+    pub keep_source: Schedule,
+    pub keep_target: Schedule,
+    pub skip_failed: bool,
+    /// `--test`: no run lock either.
+    pub test: bool,
+    /// The hosts' read-only mode (`--test`, `--no-thinning`), or None.
+    pub read_only: Option<&'static str>,
+    /// "Now" (`--now`, or the clock), in seconds since the epoch.
+    pub now: i64,
+    pub explain: bool,
+    pub svg: Option<PathBuf>,
+    /// The host flags (ssh config, sharing, --debug).
+    pub common: Common,
+    pub log: Log,
+}
+
+impl Zfs {
+    /// Destroys and releases (false: `--test`, `--no-thinning`).
+    pub fn act(&self) -> bool {
+        self.read_only.is_none()
+    }
+
+    /// The host `dest` names, with the host flags and the read-only mode.
+    pub fn host(&self, dest: Option<&str>) -> Result<Host, Error> {
+        Ok(self.common.host(dest)?.with_read_only(self.read_only))
+    }
+}
+
 impl Args {
+    /// Every check of the command line, once: the run's [`Config`].
+    pub fn config(&self) -> Result<Config, Error> {
+        if let Some(text) = &self.describe {
+            return describe(text).map(Config::Describe);
+        }
+        if self.offline {
+            return Ok(Config::Offline(Offline {
+                now: self.common.now()?.timestamp(),
+                keep: self.keep.clone(),
+                explain: self.explain,
+                svg: self.svg.clone(),
+                log: self.common.log(TOOL),
+            }));
+        }
+        self.zfs().map(|z| Config::Zfs(Box::new(z)))
+    }
+
+    fn zfs(&self) -> Result<Zfs, Error> {
+        let backup = self
+            .backup
+            .as_deref()
+            .ok_or_else(|| Error::Usage("BACKUP-NAME is required".into()))?;
+        let format = self.naming.format(backup)?;
+        let property = select::property_name(&self.property_format, backup)?;
+        let destroy_missing = self
+            .destroy_missing
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--destroy-missing: {e}")))?;
+        if destroy_missing.is_some() && self.target.target_path.is_none() {
+            return Err(Error::Usage("--destroy-missing needs a TARGET-PATH".into()));
+        }
+        let target = self.target.path()?.map(|path| TargetSide {
+            path: path.to_string(),
+            ssh: self.target.ssh_target.clone(),
+            strip: self.target.strip_path,
+            guid_check: !self.target.no_guid_check,
+            group: self.target.clone(),
+        });
+        if let Some(s) = &self.ssh_source {
+            Host::ssh(s)?;
+        }
+        Ok(Zfs {
+            backup: backup.to_string(),
+            format,
+            tag: self.holds.tag(backup),
+            property,
+            destroy_missing,
+            target,
+            ssh_source: self.ssh_source.clone(),
+            keep_source: self.keep_source.clone(),
+            keep_target: self.keep_target.clone(),
+            skip_failed: self.skip_failed,
+            test: self.test,
+            read_only: self.read_only(),
+            now: self.common.now()?.timestamp(),
+            explain: self.explain,
+            svg: self.svg.clone(),
+            common: self.common.clone(),
+            log: self.common.log(TOOL),
+        })
+    }
+
     /// The read-only mode of this run's hosts: `--test` and `--no-thinning`
     /// destroy and release nothing, so they run only the commands that read
     /// (zab_core::host::is_read_only), any other is refused.
@@ -229,5 +376,60 @@ mod tests {
             "one line, the parser's"
         );
         assert!(Args::try_parse_from(["zab-thin", "--describe", "10", "--offline"]).is_err());
+    }
+
+    fn config(argv: &[&str]) -> Result<Config, Error> {
+        Args::try_parse_from(argv).unwrap().config()
+    }
+
+    #[test]
+    fn now_is_the_hidden_flag_with_zfs_too() {
+        match config(&["zab-thin", "x", "--now", "1763900000"]) {
+            Ok(Config::Zfs(c)) => assert_eq!(c.now, 1_763_900_000),
+            other => panic!("{other:?}"),
+        }
+        match config(&["zab-thin", "--offline", "--now", "5"]) {
+            Ok(Config::Offline(c)) => assert_eq!(c.now, 5),
+            other => panic!("{other:?}"),
+        }
+        for argv in [&["zab-thin", "x"][..], &["zab-thin", "--offline"]] {
+            let mut argv = argv.to_vec();
+            argv.push("--now=-1");
+            let e = config(&argv).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{e}");
+            assert!(e.to_string().contains("--now -1 is out of range"), "{e}");
+        }
+    }
+
+    #[test]
+    fn config_checks_every_option_once() {
+        let usage = |argv: &[&str], words: &str| {
+            let e = config(argv).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{e}");
+            assert!(e.to_string().contains(words), "{e}");
+        };
+        usage(
+            &["zab-thin", "x", "--destroy-missing", "3q"],
+            "--destroy-missing",
+        );
+        usage(
+            &["zab-thin", "x", "--destroy-missing", "3d"],
+            "needs a TARGET-PATH",
+        );
+        assert!(config(&["zab-thin", "x", "/bad"]).is_err());
+        assert!(config(&["zab-thin", "x", "--snapshot-format", "nothing"]).is_err());
+        match config(&["zab-thin", "x", "b/t", "--destroy-missing", "1d", "--test"]) {
+            Ok(Config::Zfs(c)) => {
+                assert_eq!(c.destroy_missing, Some(86400));
+                assert_eq!(c.target.as_ref().map(|t| t.path.as_str()), Some("b/t"));
+                assert_eq!((c.read_only, c.act()), (Some("--test"), false));
+                assert_eq!(c.tag, "zfs_autobackup:x");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            config(&["zab-thin", "--describe", "1"]),
+            Ok(Config::Describe(_))
+        ));
     }
 }

@@ -6,34 +6,43 @@
 //! `--keep-target`), and destroys with one `zfs destroy ds@a,b,c` per dataset.
 //! With `--offline` it thins a list of snapshot records without touching ZFS;
 //! `--describe SCHEDULE` says a schedule in words.
+//!
+//! Where each decision is made: `cli.rs` checks every option once
+//! (`Args::config`); with ZFS, `run.rs` then goes through `input.rs` (the
+//! records and the run lock), `gather.rs` (every read), `plan.rs` (what to
+//! destroy, keep or release, and why: schedules, `--destroy-missing`,
+//! holds; pure), `show.rs` (`--explain`, `--svg`), `execute.rs` (carries the
+//! plan out, decides nothing) and `report.rs` (the records). `offline.rs`
+//! is `--offline`; `picture.rs` draws timelines for both.
 
 mod cli;
+mod execute;
+mod gather;
+mod input;
 mod offline;
 mod picture;
 mod plan;
+mod report;
 mod run;
+mod show;
+
+use cli::Config;
 
 fn main() -> std::process::ExitCode {
-    zab_core::error::exit_on_panic("zab-thin");
+    zab_core::error::exit_on_panic(cli::TOOL);
     let args = zab_core::cli::parse::<cli::Args>();
-    if let Some(text) = &args.describe {
-        return match cli::describe(text) {
-            Ok(lines) => {
-                let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-                // A reader that went away is not an error (the record tools' policy).
-                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => zab_core::error::report("zab-thin", &e),
-        };
-    }
-    let result = if args.offline {
-        offline::run(&args)
-    } else {
-        run::run(&args)
-    };
+    let result = args.config().and_then(|config| match config {
+        Config::Describe(lines) => {
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            // A reader that went away is not an error (the record tools' policy).
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            Ok(())
+        }
+        Config::Offline(config) => offline::run(&config),
+        Config::Zfs(config) => run::run(&config),
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => zab_core::error::report("zab-thin", &e),
+        Err(e) => zab_core::error::report(cli::TOOL, &e),
     }
 }

@@ -18,13 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zab_core::error::Error;
 use zab_core::ndjson::{Reader, Writer};
-use zab_core::record::End;
 use zab_core::schedule::{Schedule, Verdict};
 
-use crate::cli::Args;
+use crate::cli::{Offline, TOOL};
 use crate::picture::{self, Timeline};
-
-const TOOL: &str = "zab-thin";
 
 /// The latest time accepted (9999-12-31 23:59:59 UTC).
 const MAX_TIME: i64 = 253_402_300_799;
@@ -70,12 +67,19 @@ pub struct Snapshot {
     pub extra: Map<String, Value>,
 }
 
-/// A line of output.
+/// A line of output before the end record.
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum Output<'a> {
     Snapshot(Decided<'a>),
-    End(End),
+}
+
+/// The end record's own fields (docs/records.md).
+#[derive(Debug, Serialize)]
+struct EndFields {
+    snapshots: usize,
+    keep: usize,
+    destroy: usize,
 }
 
 /// A snapshot with its decision.
@@ -267,7 +271,7 @@ impl Plan {
 /// decision and reason (`reasons` from [`Plan::reasons`]), then the end
 /// record.
 pub fn write<W: Write>(
-    out: &mut Writer<W>,
+    mut out: Writer<W>,
     snaps: &[Snapshot],
     plan: &Plan,
     reasons: &[Vec<String>],
@@ -297,26 +301,18 @@ pub fn write<W: Write>(
             extra: &s.extra,
         }))?;
     }
-    let mut end = End::new(TOOL, plan.groups.len(), 0);
-    end.extra.insert("snapshots".into(), snaps.len().into());
-    end.extra.insert("keep".into(), kept.into());
-    end.extra
-        .insert("destroy".into(), (snaps.len() - kept).into());
-    out.write(&Output::End(end))
+    let end = EndFields {
+        snapshots: snaps.len(),
+        keep: kept,
+        destroy: snaps.len() - kept,
+    };
+    out.finish(TOOL, plan.groups.len(), 0, &end)
 }
 
-pub fn run(args: &Args) -> Result<(), Error> {
-    let log = args.common.log(TOOL);
-    let schedule = &args.keep;
-    let now = match args.common.now {
-        Some(n) if (0..=MAX_TIME).contains(&n) => n,
-        Some(n) => {
-            return Err(Error::Usage(format!(
-                "--now {n} is out of range (seconds since 1970, up to the year 9999)"
-            )))
-        }
-        None => chrono::Utc::now().timestamp(),
-    };
+pub fn run(config: &Offline) -> Result<(), Error> {
+    let log = config.log;
+    let schedule = &config.keep;
+    let now = config.now;
     for line in schedule.describe() {
         log.verbose(line);
     }
@@ -352,13 +348,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
             n - kept
         ));
     }
-    if let Some(path) = &args.svg {
+    if let Some(path) = &config.svg {
         let started = Instant::now();
         picture::write_svg(path, &picture::svg(&timelines))?;
         log.debug(format!("drew {} in {}", path.display(), ms(started)));
     }
 
-    if args.explain {
+    if config.explain {
         let text: Vec<String> = timelines.iter().map(picture::explain).collect();
         return put(text.join("\n").as_bytes());
     }
@@ -370,9 +366,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
         ms(started)
     ));
     let started = Instant::now();
-    let mut out = Writer::new(Vec::new());
-    write(&mut out, &snaps, &plan, &reasons, schedule)?;
-    let out = out.into_inner();
+    let mut out = Vec::new();
+    write(Writer::new(&mut out), &snaps, &plan, &reasons, schedule)?;
     put(&out)?;
     log.debug(format!("wrote {} bytes in {}", out.len(), ms(started)));
     Ok(())
@@ -404,9 +399,16 @@ mod tests {
         let s = snaps(text).unwrap();
         let schedule = Schedule::parse(keep).unwrap();
         let p = plan(&s, &schedule, now);
-        let mut w = Writer::new(Vec::new());
-        write(&mut w, &s, &p, &p.reasons(&schedule, now), &schedule).unwrap();
-        String::from_utf8(w.into_inner()).unwrap()
+        let mut w = Vec::new();
+        write(
+            Writer::new(&mut w),
+            &s,
+            &p,
+            &p.reasons(&schedule, now),
+            &schedule,
+        )
+        .unwrap();
+        String::from_utf8(w).unwrap()
     }
 
     #[test]

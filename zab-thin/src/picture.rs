@@ -283,7 +283,6 @@ pub fn explain(t: &Timeline) -> String {
     let n = t.names.len();
     let kept = t.kept();
     let s = t.schedule;
-    let labels = t.rule_labels();
     let title = if t.dataset.is_empty() {
         "snapshots"
     } else {
@@ -303,9 +302,36 @@ pub fn explain(t: &Timeline) -> String {
     if n == 0 {
         return o;
     }
+    let labels = t.rule_labels();
+    explain_blocks(&mut o, t, &labels);
+    explain_tail(&mut o, t);
+    writeln!(o, "\n  snapshots, oldest first:").ok();
+    let width = t.names.iter().map(|s| s.len()).max().unwrap_or(0).min(40);
+    for i in 0..n {
+        let action = if t.verdicts[i].keep {
+            "keep"
+        } else {
+            "destroy"
+        };
+        write!(
+            o,
+            "    {action:<7}  {}  {:<width$}  ",
+            utc(t.times[i]),
+            t.names[i]
+        )
+        .ok();
+        why(&mut o, t, i, &labels, false);
+        o.push('\n');
+    }
+    o
+}
+
+/// [`explain`]'s part per rule: its blocks within the TTL and the snapshot
+/// that holds each one.
+fn explain_blocks(o: &mut String, t: &Timeline, labels: &[String]) {
     let held = t.held_blocks();
     let newest = t.times.iter().copied().max().unwrap_or(t.now).max(t.now);
-    for (r, rule) in s.rules.iter().enumerate() {
+    for (r, rule) in t.schedule.rules.iter().enumerate() {
         let p = rule.period;
         let from = t.now - rule.ttl;
         writeln!(
@@ -339,7 +365,7 @@ pub fn explain(t: &Timeline) -> String {
             .ok();
         };
         for b in blocks {
-            gap(&mut o, next, b);
+            gap(o, next, b);
             let (j, by) = held[&(p, b)];
             // A block shared with a longer rule of the same period may be
             // held by a snapshot too old for this one.
@@ -364,14 +390,19 @@ pub fn explain(t: &Timeline) -> String {
             .ok();
             next = b + 1;
         }
-        gap(&mut o, next, last + 1);
+        gap(o, next, last + 1);
     }
+}
+
+/// [`explain`]'s last-N tail and the protected snapshots.
+fn explain_tail(o: &mut String, t: &Timeline) {
+    let n = t.names.len();
     let tail: Vec<&str> = (0..n)
         .filter(|&i| t.verdicts[i].tail)
         .map(|i| t.names[i].as_str())
         .collect();
-    if s.keep_last > 0 {
-        writeln!(o, "\n  last {}: {}", s.keep_last, tail.join(", ")).ok();
+    if t.schedule.keep_last > 0 {
+        writeln!(o, "\n  last {}: {}", t.schedule.keep_last, tail.join(", ")).ok();
     }
     let protected: Vec<String> = (0..n)
         .filter(|&i| t.verdicts[i].protected)
@@ -383,25 +414,6 @@ pub fn explain(t: &Timeline) -> String {
     if !protected.is_empty() {
         writeln!(o, "  protected: {}", protected.join(", ")).ok();
     }
-    writeln!(o, "\n  snapshots, oldest first:").ok();
-    let width = t.names.iter().map(|s| s.len()).max().unwrap_or(0).min(40);
-    for i in 0..n {
-        let action = if t.verdicts[i].keep {
-            "keep"
-        } else {
-            "destroy"
-        };
-        write!(
-            o,
-            "    {action:<7}  {}  {:<width$}  ",
-            utc(t.times[i]),
-            t.names[i]
-        )
-        .ok();
-        why(&mut o, t, i, &labels, false);
-        o.push('\n');
-    }
-    o
 }
 
 #[cfg(test)]

@@ -13,7 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use zab_core::naming::SnapshotFormat;
 use zab_core::record::{Dataset, Reason, Spared};
 use zab_core::schedule::{Schedule, Verdict};
-use zab_core::zfs::Snapshot;
+use zab_core::zfs::{self, Snapshot};
+
+use crate::cli::Zfs;
+use crate::gather::{Listed, Selection, TargetTree};
+use crate::input::Input;
 
 /// One dataset's snapshots of ours, with the schedule's verdicts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,36 +111,86 @@ pub fn outcome(
             });
             continue;
         }
-        let tags = holds
-            .get(&format!("{dataset}@{name}"))
-            .cloned()
-            .unwrap_or_default();
-        if tags.is_empty() {
-            // No hold (one placed since is refused by `zfs destroy`).
-            out.destroy.push(name.to_string());
-            continue;
-        }
-        let others: Vec<&str> = tags
-            .iter()
-            .map(String::as_str)
-            .filter(|t| *t != our_tag)
-            .collect();
         let spare = |why: String| Spared {
             name: name.to_string(),
             why,
         };
-        if !others.is_empty() {
-            out.spared
-                .push(spare(format!("held by {}", others.join(", "))));
-        } else if snapshot_only {
-            out.spared
-                .push(spare(format!("the common snapshot (held by {our_tag})")));
-        } else {
-            out.release.push(name.to_string());
-            out.destroy.push(name.to_string());
+        match held(holds, dataset, name, our_tag) {
+            // No hold (one placed since is refused by `zfs destroy`).
+            Held::Free => out.destroy.push(name.to_string()),
+            Held::Others(others) => out
+                .spared
+                .push(spare(format!("held by {}", others.join(", ")))),
+            Held::Ours if snapshot_only => out
+                .spared
+                .push(spare(format!("the common snapshot (held by {our_tag})"))),
+            Held::Ours => {
+                out.release.push(name.to_string());
+                out.destroy.push(name.to_string());
+            }
         }
     }
     out
+}
+
+/// Who holds one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held<'a> {
+    /// No one.
+    Free,
+    /// Only we do (our tag).
+    Ours,
+    /// Someone else does (their tags), and maybe we too.
+    Others(Vec<&'a str>),
+}
+
+/// Who holds `dataset@name`, from `holds` (one it does not name has none).
+fn held<'a>(
+    holds: &'a BTreeMap<String, Vec<String>>,
+    dataset: &str,
+    name: &str,
+    our_tag: &str,
+) -> Held<'a> {
+    let tags = match holds.get(&format!("{dataset}@{name}")) {
+        Some(tags) if !tags.is_empty() => tags,
+        _ => return Held::Free,
+    };
+    let others: Vec<&str> = tags
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != our_tag)
+        .collect();
+    match others.is_empty() {
+        true => Held::Ours,
+        false => Held::Others(others),
+    }
+}
+
+/// `--destroy-missing`'s destroys of `dataset` (from [`missing`]) once the
+/// holds are known: our hold is released first; a snapshot anyone else
+/// holds is kept, and then so is the dataset (`true`: blocked).
+pub fn missing_outcome(
+    dataset: &str,
+    destroy: &[String],
+    holds: &BTreeMap<String, Vec<String>>,
+    our_tag: &str,
+) -> (Outcome, bool) {
+    let mut out = Outcome::default();
+    for name in destroy {
+        match held(holds, dataset, name, our_tag) {
+            Held::Free => out.destroy.push(name.clone()),
+            Held::Ours => {
+                out.release.push(name.clone());
+                out.destroy.push(name.clone());
+            }
+            Held::Others(_) => out.spared.push(Spared {
+                name: name.clone(),
+                why: "held by someone else".into(),
+            }),
+        }
+    }
+    let blocked = !out.spared.is_empty();
+    (out, blocked)
 }
 
 /// One source dataset and its target, thinned together.
@@ -287,7 +341,7 @@ pub fn missing(
 /// zab-select's: --property-format).
 pub fn not_missing(
     candidates: &[&str],
-    selections: &[(String, Result<Vec<Dataset>, String>)],
+    selections: &[Selection],
     input: &[Dataset],
     upstream: usize,
     root: &str,
@@ -352,9 +406,319 @@ pub fn not_missing(
         .collect()
 }
 
+/// The side a job thins, as messages name it.
+pub const SOURCE: &str = "[Source]";
+/// See [`SOURCE`].
+pub const TARGET: &str = "[Target]";
+
+/// One dataset's destroys, on one host: what the plan decided, then what
+/// the execution did.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Index into the run's hosts.
+    pub host: usize,
+    /// [`SOURCE`] or [`TARGET`], for messages.
+    pub side: &'static str,
+    pub dataset: String,
+    pub kept: usize,
+    pub destroy: Vec<String>,
+    /// Of `destroy`, the ones whose hold of ours is released first.
+    pub release: Vec<String>,
+    pub spared: Vec<Spared>,
+    /// `--destroy-missing`: then destroy the dataset itself.
+    pub destroy_dataset: bool,
+    pub note: Option<String>,
+    /// The record it belongs to and whether it is its target side; None for
+    /// a target dataset that is missing on the source.
+    pub record: Option<(usize, bool)>,
+    /// The schedule's verdicts, for --explain and --svg.
+    pub plan: Plan,
+    /// Thinned by --keep-target (else --keep-source).
+    pub by_target: bool,
+    /// Decided by the schedule (false: by --destroy-missing), so the
+    /// pictures show it.
+    pub by_schedule: bool,
+    /// Set by the execution when a command failed.
+    pub error: Option<String>,
+    /// Set by the execution once its snapshots are destroyed.
+    pub done: bool,
+}
+
+impl Job {
+    fn new(host: usize, side: &'static str, dataset: &str, plan: Plan) -> Job {
+        Job {
+            host,
+            side,
+            dataset: dataset.to_string(),
+            kept: plan.kept(),
+            plan,
+            by_target: side == TARGET,
+            by_schedule: true,
+            destroy: Vec::new(),
+            release: Vec::new(),
+            spared: Vec::new(),
+            destroy_dataset: false,
+            note: None,
+            record: None,
+            error: None,
+            done: false,
+        }
+    }
+
+    /// Of the record at `i` (its target side when `target`).
+    fn of(mut self, i: usize, target: bool) -> Job {
+        self.record = Some((i, target));
+        self
+    }
+
+    /// True for a `--destroy-missing` job that destroys something (not a
+    /// target dataset without a source that the schedule thins).
+    fn destroys_missing(&self) -> bool {
+        self.record.is_none() && !self.by_schedule && !self.destroy.is_empty()
+    }
+}
+
+/// A job whose obsolete snapshots wait for their holds.
+#[derive(Debug)]
+struct Pending {
+    job: usize,
+    plan: Plan,
+    /// Obsolete snapshots kept anyway, and why.
+    spare: BTreeMap<String, String>,
+    snapshot_only: bool,
+}
+
+/// The plan before the holds are known.
+#[derive(Debug, Default)]
+pub struct Draft {
+    pub jobs: Vec<Job>,
+    pending: Vec<Pending>,
+    /// Each source dataset's common snapshot with its target, for --debug.
+    pub commons: Vec<(String, String)>,
+}
+
+impl Draft {
+    fn push(&mut self, job: Job, pending: Option<(BTreeMap<String, String>, bool)>) {
+        if let Some((spare, snapshot_only)) = pending {
+            self.pending.push(Pending {
+                job: self.jobs.len(),
+                plan: job.plan.clone(),
+                spare,
+                snapshot_only,
+            });
+        }
+        self.jobs.push(job);
+    }
+}
+
+/// The selected source datasets thinned by `--keep-source`, each with its
+/// target (if it has one) by `--keep-target`; without a TARGET-PATH, in
+/// snapshot-only mode.
+pub fn thin(config: &Zfs, datasets: &[Dataset], listed: &Listed) -> Draft {
+    let mut draft = Draft::default();
+    let (fmt, now) = (&config.format, config.now);
+    for (&h, idx) in &listed.by_host {
+        for &i in idx {
+            let src = &listed.snapshots[&i];
+            let name = datasets[i].name.as_str();
+            let Some(t) = &listed.target else {
+                let p = Plan::new(src, fmt, &config.keep_source, now, &[]);
+                draft.push(
+                    Job::new(h, SOURCE, name, p).of(i, false),
+                    Some((BTreeMap::new(), true)),
+                );
+                continue;
+            };
+            let tname = &t.map[&i];
+            let tsnaps = t.tree.snapshots.get(tname).cloned().unwrap_or_default();
+            let guid_check = config.target.as_ref().is_some_and(|t| t.guid_check);
+            let pr = pair(
+                src,
+                &tsnaps,
+                fmt,
+                &config.keep_source,
+                &config.keep_target,
+                now,
+                guid_check,
+            );
+            if let Some(c) = &pr.common {
+                draft.commons.push((name.to_string(), c.clone()));
+            }
+            draft.push(
+                Job::new(h, SOURCE, name, pr.source).of(i, false),
+                Some((pr.unsent, false)),
+            );
+            if t.tree.snapshots.contains_key(tname) {
+                let job = Job::new(t.host, TARGET, tname, pr.target).of(i, true);
+                draft.push(job, Some((BTreeMap::new(), false)));
+            }
+        }
+    }
+    draft
+}
+
+/// The target datasets that no input record maps to (nor a record that
+/// failed upstream, left alone with `--skip-failed`), other than the target
+/// path itself: where backups go is never "missing".
+fn unmapped<'a>(config: &Zfs, input: &Input, target: &'a TargetTree) -> Vec<&'a str> {
+    let Some(t) = &config.target else {
+        return Vec::new();
+    };
+    let left_alone: Vec<String> = input
+        .failed
+        .iter()
+        .filter_map(|&i| zfs::target_name(&input.datasets[i].name, &t.path, t.strip).ok())
+        .collect();
+    let used: BTreeSet<&String> = target.map.values().chain(&left_alone).collect();
+    target
+        .tree
+        .datasets
+        .iter()
+        .map(|(d, _)| d)
+        .filter(|d| !used.contains(d) && **d != t.path)
+        .map(String::as_str)
+        .collect()
+}
+
+/// The target datasets that may be missing on the source: unmapped, and
+/// with a snapshot of ours or no children (a container with no snapshot of
+/// ours has nothing to thin or destroy). Only when there are any is the
+/// source's selection asked again.
+pub fn candidates<'a>(config: &Zfs, input: &Input, listed: &'a Listed) -> Vec<&'a str> {
+    let Some(target) = &listed.target else {
+        return Vec::new();
+    };
+    let tree = &target.tree;
+    unmapped(config, input, target)
+        .into_iter()
+        .filter(|t| {
+            tree.snapshots[*t]
+                .iter()
+                .any(|s| config.format.parse(&s.name).is_some())
+                || !tree.has_children(t)
+        })
+        .collect()
+}
+
+/// Adds the target datasets whose source is not selected (any more):
+/// left alone when the selection still wants their source ([`not_missing`]),
+/// destroyed by `--destroy-missing` when it says so ([`missing`]), else
+/// thinned by `--keep-target`.
+pub fn add_missing(
+    draft: &mut Draft,
+    config: &Zfs,
+    input: &Input,
+    listed: &Listed,
+    selections: &[Selection],
+) {
+    let (Some(target), Some(t)) = (&listed.target, &config.target) else {
+        return;
+    };
+    let candidates = candidates(config, input, listed);
+    let kept = match candidates.is_empty() {
+        true => BTreeMap::new(),
+        false => not_missing(
+            &candidates,
+            selections,
+            &input.datasets,
+            input.upstream,
+            &t.path,
+            t.strip,
+        ),
+    };
+    let (fmt, now, tree) = (&config.format, config.now, &target.tree);
+    for tname in unmapped(config, input, target) {
+        let tsnaps = &tree.snapshots[tname];
+        let p = Plan::new(tsnaps, fmt, &config.keep_target, now, &[]);
+        let mut j = Job::new(target.host, TARGET, tname, p);
+        if let Some(note) = kept.get(tname) {
+            j.kept = j.plan.names.len();
+            j.note = Some(note.clone());
+            j.by_schedule = false;
+            draft.push(j, None);
+            continue;
+        }
+        let decided = config
+            .destroy_missing
+            .and_then(|d| missing(tsnaps, fmt, now, d, tree.has_children(tname)));
+        match decided {
+            Some(m) if !m.destroy.is_empty() || m.destroy_dataset => {
+                j.kept = j.plan.names.len() - m.destroy.len();
+                j.destroy = m.destroy;
+                j.destroy_dataset = m.destroy_dataset;
+                j.note = Some(m.note);
+                j.by_schedule = false;
+                draft.push(j, None);
+            }
+            other => {
+                j.note = other.map(|m| m.note);
+                draft.push(j, Some((BTreeMap::new(), false)));
+            }
+        }
+    }
+}
+
+/// The snapshots whose holds decide the plan, by host: the obsolete ones
+/// (but those kept anyway), then all that `--destroy-missing` destroys. The
+/// listings do not count holds: it would make zfs read every property of
+/// every snapshot.
+pub fn hold_queries(draft: &Draft) -> BTreeMap<usize, Vec<String>> {
+    let mut want: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for p in &draft.pending {
+        let job = &draft.jobs[p.job];
+        for s in p.plan.obsolete().filter(|s| !p.spare.contains_key(*s)) {
+            want.entry(job.host)
+                .or_default()
+                .push(format!("{}@{s}", job.dataset));
+        }
+    }
+    for j in draft.jobs.iter().filter(|j| j.destroys_missing()) {
+        for s in &j.destroy {
+            want.entry(j.host)
+                .or_default()
+                .push(format!("{}@{s}", j.dataset));
+        }
+    }
+    want
+}
+
+/// The plan, once the holds of [`hold_queries`] are known: each job's
+/// destroys, releases and spared snapshots ([`outcome`],
+/// [`missing_outcome`]).
+pub fn decide(draft: Draft, holds: &BTreeMap<String, Vec<String>>, our_tag: &str) -> Vec<Job> {
+    let mut jobs = draft.jobs;
+    for p in &draft.pending {
+        let job = &mut jobs[p.job];
+        let o = outcome(
+            &job.dataset,
+            &p.plan,
+            holds,
+            our_tag,
+            p.snapshot_only,
+            &p.spare,
+        );
+        job.kept += o.spared.len();
+        job.destroy = o.destroy;
+        job.release = o.release;
+        job.spared = o.spared;
+    }
+    for j in jobs.iter_mut().filter(|j| j.destroys_missing()) {
+        let (o, blocked) = missing_outcome(&j.dataset, &j.destroy, holds, our_tag);
+        j.destroy = o.destroy;
+        j.release = o.release;
+        j.spared.extend(o.spared);
+        if blocked {
+            j.destroy_dataset = false;
+            j.note = Some("Still held by others".into());
+        }
+    }
+    jobs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zab_core::zfs::Tree;
 
     const DAY: i64 = 86400;
 
@@ -657,5 +1021,196 @@ mod tests {
         // When it agrees, what it does not select is missing.
         let same = vec![rec("p/a", true, "selected"), rec("p/gone", false, "unset")];
         assert!(not_missing(&cands, &[(host, Ok(same))], &input, 1, "t", 0).is_empty());
+    }
+
+    #[test]
+    fn destroy_missing_releases_ours_and_stops_at_anyone_elses() {
+        let tag = "zfs_autobackup:off";
+        let destroy: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let mut holds = BTreeMap::new();
+        holds.insert("t/gone@a".to_string(), vec![tag.to_string()]);
+        // No one holds any: all destroyed, the dataset too.
+        let (o, blocked) = missing_outcome("t/gone", &destroy, &BTreeMap::new(), tag);
+        assert_eq!(
+            (o.destroy.clone(), o.release.len(), blocked),
+            (destroy.clone(), 0, false)
+        );
+        // Ours is released first, and does not block.
+        let (o, blocked) = missing_outcome("t/gone", &destroy, &holds, tag);
+        assert_eq!(o.destroy, destroy);
+        assert_eq!((o.release, blocked), (vec!["a".to_string()], false));
+        // Anyone else's keeps that snapshot (with ours too) and blocks the
+        // dataset's destroy.
+        holds.insert(
+            "t/gone@b".to_string(),
+            vec![tag.to_string(), "keep".to_string()],
+        );
+        let (o, blocked) = missing_outcome("t/gone", &destroy, &holds, tag);
+        assert_eq!(o.destroy, vec!["a".to_string(), "c".to_string()]);
+        assert_eq!(o.release, vec!["a".to_string()]);
+        let why: Vec<(&str, &str)> = o
+            .spared
+            .iter()
+            .map(|s| (s.name.as_str(), s.why.as_str()))
+            .collect();
+        assert_eq!(why, vec![("b", "held by someone else")]);
+        assert!(blocked);
+    }
+
+    /// A config, input and listings: source `tank/a` on the local host
+    /// with its target `backup/a`, and `backup/gone` with no source.
+    fn scene(
+        argv: &[&str],
+        src: &[String],
+        tgt: &[String],
+        gone: &[String],
+    ) -> (Zfs, Input, Listed) {
+        use clap::Parser;
+        let mut full = vec!["zab-thin", "off", "backup"];
+        full.extend(argv);
+        let config = match crate::cli::Args::try_parse_from(full).unwrap().config() {
+            Ok(crate::cli::Config::Zfs(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        let input = Input {
+            datasets: vec![rec("tank/a", true, "selected")],
+            selected: BTreeMap::from([(None, vec![0])]),
+            upstream: 1,
+            failed: Vec::new(),
+            _lock: None,
+        };
+        let tree = Tree {
+            datasets: vec![
+                ("backup".to_string(), None),
+                ("backup/a".to_string(), None),
+                ("backup/gone".to_string(), None),
+            ],
+            snapshots: BTreeMap::from([
+                ("backup".to_string(), Vec::new()),
+                ("backup/a".to_string(), listing(tgt)),
+                ("backup/gone".to_string(), listing(gone)),
+            ]),
+            ..Tree::default()
+        };
+        let listed = Listed {
+            by_host: BTreeMap::from([(0, vec![0])]),
+            snapshots: BTreeMap::from([(0, listing(src))]),
+            target: Some(TargetTree {
+                host: 1,
+                tree,
+                map: BTreeMap::from([(0, "backup/a".to_string())]),
+            }),
+        };
+        (*config, input, listed)
+    }
+
+    /// The names of our snapshots `days` days old, oldest first.
+    fn aged(now: i64, days: &[i64]) -> Vec<String> {
+        days.iter().map(|d| name_at(now - d * DAY)).collect()
+    }
+
+    #[test]
+    fn a_whole_plan_with_a_target_and_a_missing_dataset() {
+        let now = 1_763_800_000;
+        let at = now.to_string();
+        let argv = [
+            "--keep-source",
+            "1",
+            "--keep-target",
+            "2",
+            "--destroy-missing",
+            "1d",
+            "--now",
+            at.as_str(),
+        ];
+        let src = aged(now, &[5, 4, 3]);
+        let gone = aged(now, &[9, 8]);
+        // The target has the first two (same names and guids).
+        let (config, input, listed) = scene(&argv, &src, &src[..2], &gone);
+        assert_eq!(config.now, now);
+        let selected = vec![rec("tank/a", true, "selected")];
+        let selections = vec![("localhost".to_string(), Ok(selected))];
+        let mut draft = thin(&config, &input.datasets, &listed);
+        assert_eq!(draft.commons, vec![("tank/a".to_string(), src[1].clone())]);
+        assert_eq!(candidates(&config, &input, &listed), vec!["backup/gone"]);
+        add_missing(&mut draft, &config, &input, &listed, &selections);
+        let want = hold_queries(&draft);
+        // The source keeps the newest (and the common), the target keeps 2;
+        // the missing dataset's snapshots are all asked about.
+        assert_eq!(
+            want,
+            BTreeMap::from([
+                (0, vec![format!("tank/a@{}", src[0])]),
+                (
+                    1,
+                    vec![
+                        format!("backup/gone@{}", gone[0]),
+                        format!("backup/gone@{}", gone[1])
+                    ]
+                ),
+            ])
+        );
+        let mut holds = BTreeMap::new();
+        holds.insert(format!("tank/a@{}", src[0]), vec![config.tag.clone()]);
+        holds.insert(format!("backup/gone@{}", gone[1]), vec!["keep".to_string()]);
+        let jobs = decide(draft, &holds, &config.tag);
+        let brief: Vec<_> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.side,
+                    j.dataset.as_str(),
+                    j.destroy.clone(),
+                    j.release.clone(),
+                    j.destroy_dataset,
+                    j.record,
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                (
+                    SOURCE,
+                    "tank/a",
+                    vec![src[0].clone()],
+                    vec![src[0].clone()],
+                    false,
+                    Some((0, false))
+                ),
+                (TARGET, "backup/a", vec![], vec![], false, Some((0, true))),
+                (
+                    TARGET,
+                    "backup/gone",
+                    vec![gone[0].clone()],
+                    vec![],
+                    false,
+                    None
+                ),
+            ]
+        );
+        assert_eq!(jobs[2].note.as_deref(), Some("Still held by others"));
+        assert_eq!(jobs[2].spared.len(), 1);
+    }
+
+    #[test]
+    fn a_target_without_a_source_thinned_by_the_schedule_releases_once() {
+        let now = 1_763_800_000;
+        let at = now.to_string();
+        let argv = ["--keep-target", "1", "--now", at.as_str()];
+        let src = aged(now, &[2]);
+        let gone = aged(now, &[9, 8]);
+        let (config, input, listed) = scene(&argv, &src, &src, &gone);
+        let mut draft = thin(&config, &input.datasets, &listed);
+        let selected = vec![rec("tank/a", true, "selected")];
+        let selections = vec![("localhost".to_string(), Ok(selected))];
+        add_missing(&mut draft, &config, &input, &listed, &selections);
+        let mut holds = BTreeMap::new();
+        holds.insert(format!("backup/gone@{}", gone[0]), vec![config.tag.clone()]);
+        let jobs = decide(draft, &holds, &config.tag);
+        let j = jobs.iter().find(|j| j.dataset == "backup/gone").unwrap();
+        assert!(j.by_schedule && j.record.is_none());
+        assert_eq!(j.destroy, vec![gone[0].clone()]);
+        assert_eq!(j.release, vec![gone[0].clone()], "released once");
     }
 }
