@@ -4,12 +4,11 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use zab_core::cli::{
-    after_help, Common, Holds, Log, Naming, Target, DEFAULT_PROPERTY_FORMAT, DEFAULT_SCHEDULE,
+    after_help, Common, Holds, Log, Naming, Selection, Source, Target, DEFAULT_SCHEDULE,
 };
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
 use zab_core::schedule::{parse_duration, Schedule};
-use zab_core::select;
 use zab_core::Host;
 
 /// The tool's name, in messages and records.
@@ -71,9 +70,8 @@ pub struct Args {
     #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
     pub keep_target: Schedule,
 
-    /// The source host. Optional: the records say where each dataset is.
-    #[arg(long, value_name = "USER@HOST")]
-    pub ssh_source: Option<String>,
+    #[command(flatten)]
+    pub source: Source,
 
     /// Destroy target datasets that are gone from the source once their
     /// newest snapshot of ours is older than DURATION: a number and a unit
@@ -85,10 +83,9 @@ pub struct Args {
     #[arg(long, value_name = "DURATION")]
     pub destroy_missing: Option<String>,
 
-    /// The selection property, as given to zab-select; {} is the backup
-    /// name. Asked only when target datasets have no record in the input.
-    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_PROPERTY_FORMAT)]
-    pub property_format: String,
+    // Asked only when target datasets have no record in the input.
+    #[command(flatten)]
+    pub selection: Selection,
 
     /// Plan and report, destroy nothing.
     #[arg(long)]
@@ -244,7 +241,7 @@ impl Args {
             .as_deref()
             .ok_or_else(|| Error::Usage("BACKUP-NAME is required".into()))?;
         let format = self.naming.format(backup)?;
-        let property = select::property_name(&self.property_format, backup)?;
+        let property = self.selection.property(backup)?;
         let destroy_missing = self
             .destroy_missing
             .as_deref()
@@ -261,9 +258,7 @@ impl Args {
             guid_check: !self.target.no_guid_check,
             group: self.target.clone(),
         });
-        if let Some(s) = &self.ssh_source {
-            Host::ssh(s)?;
-        }
+        let ssh_source = self.source.checked()?;
         Ok(Zfs {
             backup: backup.to_string(),
             format,
@@ -271,7 +266,7 @@ impl Args {
             property,
             destroy_missing,
             target,
-            ssh_source: self.ssh_source.clone(),
+            ssh_source,
             keep_source: self.keep_source.clone(),
             keep_target: self.keep_target.clone(),
             skip_failed: self.skip_failed,
