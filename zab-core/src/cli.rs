@@ -350,6 +350,21 @@ impl Target {
     }
 }
 
+/// The groups of the tools that write and thin backups (zab-send,
+/// zab-thin), flattened as one: TARGET-PATH and its mapping, our snapshot
+/// names, our hold tag.
+#[derive(Args, Debug, Clone)]
+pub struct Backups {
+    #[command(flatten)]
+    pub target: Target,
+
+    #[command(flatten)]
+    pub naming: Naming,
+
+    #[command(flatten)]
+    pub holds: Holds,
+}
+
 /// Human messages on stderr. Records go to stdout; this never does.
 #[derive(Debug, Clone, Copy)]
 pub struct Log {

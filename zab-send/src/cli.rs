@@ -4,9 +4,7 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use regex::Regex;
-use zab_core::cli::{
-    after_help, parse_bytes, Common, Holds, Naming, Source, Target, DEFAULT_SCHEDULE,
-};
+use zab_core::cli::{after_help, parse_bytes, Backups, Common, Source, Target, DEFAULT_SCHEDULE};
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
 use zab_core::schedule::Schedule;
@@ -62,13 +60,7 @@ pub struct Args {
     pub source: Source,
 
     #[command(flatten)]
-    pub target: Target,
-
-    #[command(flatten)]
-    pub naming: Naming,
-
-    #[command(flatten)]
-    pub holds: Holds,
+    pub backups: Backups,
 
     /// Do not hold the common snapshot on source and target.
     #[arg(long)]
@@ -278,8 +270,8 @@ impl Config {
 impl Args {
     /// Checks the command line once and gives the [`Config`] the run reads.
     pub fn config(&self) -> Result<Config, Error> {
-        let format = self.naming.format(&self.backup)?;
-        let target_path = self.target.required_path()?.to_string();
+        let format = self.backups.naming.format(&self.backup)?;
+        let target_path = self.backups.target.required_path()?.to_string();
         let exclude = self
             .exclude_snapshot_pattern
             .iter()
@@ -292,11 +284,11 @@ impl Args {
         Ok(Config {
             backup: self.backup.clone(),
             common: self.common.clone(),
-            target: self.target.clone(),
+            target: self.backups.target.clone(),
             target_path,
             ssh_source: self.source.checked()?,
             format,
-            tag: self.holds.tag(&self.backup),
+            tag: self.backups.holds.tag(&self.backup),
             now,
             read_only: self.read_only(),
             other_snapshots: self.other_snapshots,

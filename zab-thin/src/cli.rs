@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use zab_core::cli::{
-    after_help, Common, Holds, Log, Naming, Selection, Source, Target, DEFAULT_SCHEDULE,
+    after_help, Backups, Common, Log, Selection, Source, Target, DEFAULT_SCHEDULE,
 };
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
@@ -54,13 +54,7 @@ pub struct Args {
     pub backup: Option<String>,
 
     #[command(flatten)]
-    pub target: Target,
-
-    #[command(flatten)]
-    pub naming: Naming,
-
-    #[command(flatten)]
-    pub holds: Holds,
+    pub backups: Backups,
 
     /// The schedule for the source snapshots.
     #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
@@ -240,7 +234,7 @@ impl Args {
             .backup
             .as_deref()
             .ok_or_else(|| Error::Usage("BACKUP-NAME is required".into()))?;
-        let format = self.naming.format(backup)?;
+        let format = self.backups.naming.format(backup)?;
         let property = self.selection.property(backup)?;
         let destroy_missing = self
             .destroy_missing
@@ -248,21 +242,21 @@ impl Args {
             .map(parse_duration)
             .transpose()
             .map_err(|e| Error::Usage(format!("--destroy-missing: {e}")))?;
-        if destroy_missing.is_some() && self.target.target_path.is_none() {
+        if destroy_missing.is_some() && self.backups.target.target_path.is_none() {
             return Err(Error::Usage("--destroy-missing needs a TARGET-PATH".into()));
         }
-        let target = self.target.path()?.map(|path| TargetSide {
+        let target = self.backups.target.path()?.map(|path| TargetSide {
             path: path.to_string(),
-            ssh: self.target.ssh_target.clone(),
-            strip: self.target.strip_path,
-            guid_check: !self.target.no_guid_check,
-            group: self.target.clone(),
+            ssh: self.backups.target.ssh_target.clone(),
+            strip: self.backups.target.strip_path,
+            guid_check: !self.backups.target.no_guid_check,
+            group: self.backups.target.clone(),
         });
         let ssh_source = self.source.checked()?;
         Ok(Zfs {
             backup: backup.to_string(),
             format,
-            tag: self.holds.tag(backup),
+            tag: self.backups.holds.tag(backup),
             property,
             destroy_missing,
             target,
