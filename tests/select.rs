@@ -426,7 +426,8 @@ fn nothing_selected(lab: &Lab) {
 
 fn unreachable_host_and_missing_zfs(lab: &Lab) {
     // A host that refuses connections, from our own ssh config.
-    let dir = std::env::temp_dir().join(format!("zab-test-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("zab-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("ssh_config");
     std::fs::write(

@@ -613,10 +613,12 @@ mod tests {
 
     #[test]
     fn print_end_record_says_why_on_one_line() {
-        use std::os::unix::fs::DirBuilderExt;
-        // Ours alone: made here (create fails on anything already there), 0700.
-        let dir = std::env::temp_dir().join(format!("zab-core-end-record-{}", std::process::id()));
-        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        // Under the build's own target dir, as the other tests' scratch
+        // directories: never a shared temporary directory.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/zab-core-tests/end-record");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("out");
         std::fs::write(&file, format!("{DS}\n")).unwrap();
         assert_eq!(print_end_record("zab-demo", &file), 3);

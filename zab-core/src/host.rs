@@ -677,7 +677,8 @@ mod tests {
     /// file that `sh -c` would create.
     #[test]
     fn read_only_host_refuses_and_runs_nothing() {
-        let dir = std::env::temp_dir().join(format!("zab-host-ro-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/zab-core-tests/host-read-only");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).unwrap();
         let probe = dir.join("ran");

@@ -81,8 +81,8 @@ struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(name: &str, data: &[u8]) -> Self {
-        let p =
-            std::env::temp_dir().join(format!("zab-ratelimit-test-{}-{name}", std::process::id()));
+        let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("zab-ratelimit-test-{}-{name}", std::process::id()));
         std::fs::write(&p, data).unwrap();
         TempFile(p)
     }

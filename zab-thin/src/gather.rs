@@ -16,6 +16,7 @@ use zab_core::Host;
 
 use crate::cli::Zfs;
 use crate::input::Input;
+use crate::plan::Reads;
 
 /// The hosts of this run, each made once: every source host in the
 /// records, then the target's, then any asked for the selection.
@@ -180,4 +181,27 @@ pub fn holds(
         holds.extend(zfs::holds(hosts.get(h), &refs)?);
     }
     Ok(holds)
+}
+
+/// The reads the plan asks for once it has a draft ([`Reads`]): the
+/// selection again ([`selections`]) and the holds ([`holds`]), on the
+/// hosts of the listings.
+#[derive(Debug)]
+pub struct Later<'a> {
+    pub config: &'a Zfs,
+    pub input: &'a Input,
+    pub hosts: &'a mut Hosts,
+}
+
+impl Reads for Later<'_> {
+    fn selections(&mut self, needed: bool) -> Result<Vec<Selection>, Error> {
+        selections(self.config, self.input, self.hosts, needed)
+    }
+
+    fn holds(
+        &mut self,
+        want: &BTreeMap<usize, Vec<String>>,
+    ) -> Result<BTreeMap<String, Vec<String>>, Error> {
+        holds(self.hosts, want)
+    }
 }

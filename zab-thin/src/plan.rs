@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
 use zab_core::record::{Dataset, Reason, Spared};
 use zab_core::schedule::{Schedule, Verdict};
@@ -490,7 +491,7 @@ struct Pending {
 
 /// The plan before the holds are known.
 #[derive(Debug, Default)]
-pub struct Draft {
+struct Draft {
     pub jobs: Vec<Job>,
     pending: Vec<Pending>,
     /// Each source dataset's common snapshot with its target, for --debug.
@@ -511,10 +512,56 @@ impl Draft {
     }
 }
 
+/// The reads that depend on the draft plan, answered by
+/// [`crate::gather::Later`] (unit tests answer them from data): the source's
+/// selection asked again (only when `needed`), and the holds of the
+/// snapshots the draft would destroy.
+pub trait Reads {
+    /// The selection of every source host, asked again when `needed`.
+    fn selections(&mut self, needed: bool) -> Result<Vec<Selection>, Error>;
+
+    /// The holds of `want` (host index → full snapshot names).
+    fn holds(
+        &mut self,
+        want: &BTreeMap<usize, Vec<String>>,
+    ) -> Result<BTreeMap<String, Vec<String>>, Error>;
+}
+
+/// The whole plan: the jobs, and each source dataset's common snapshot
+/// with its target (for `--debug`).
+#[derive(Debug)]
+pub struct Planned {
+    pub jobs: Vec<Job>,
+    pub commons: Vec<(String, String)>,
+}
+
+/// The whole plan from the listings: the schedules ([`thin`]), the target
+/// datasets without a record ([`add_missing`], after the selection is
+/// asked again when there are [`candidates`]), then the holds of what
+/// would be destroyed ([`hold_queries`], [`decide`]). `reads` answers the
+/// questions that only the draft can ask.
+pub fn plan(
+    config: &Zfs,
+    input: &Input,
+    listed: &Listed,
+    reads: &mut impl Reads,
+) -> Result<Planned, Error> {
+    let mut draft = thin(config, &input.datasets, listed);
+    let needed = !candidates(config, input, listed).is_empty();
+    let selections = reads.selections(needed)?;
+    add_missing(&mut draft, config, input, listed, &selections);
+    let holds = reads.holds(&hold_queries(&draft))?;
+    let commons = std::mem::take(&mut draft.commons);
+    Ok(Planned {
+        jobs: decide(draft, &holds, &config.tag),
+        commons,
+    })
+}
+
 /// The selected source datasets thinned by `--keep-source`, each with its
 /// target (if it has one) by `--keep-target`; without a TARGET-PATH, in
 /// snapshot-only mode.
-pub fn thin(config: &Zfs, datasets: &[Dataset], listed: &Listed) -> Draft {
+fn thin(config: &Zfs, datasets: &[Dataset], listed: &Listed) -> Draft {
     let mut draft = Draft::default();
     let (fmt, now) = (&config.format, config.now);
     for (&h, idx) in &listed.by_host {
@@ -584,7 +631,7 @@ fn unmapped<'a>(config: &Zfs, input: &Input, target: &'a TargetTree) -> Vec<&'a 
 /// with a snapshot of ours or no children (a container with no snapshot of
 /// ours has nothing to thin or destroy). Only when there are any is the
 /// source's selection asked again.
-pub fn candidates<'a>(config: &Zfs, input: &Input, listed: &'a Listed) -> Vec<&'a str> {
+fn candidates<'a>(config: &Zfs, input: &Input, listed: &'a Listed) -> Vec<&'a str> {
     let Some(target) = &listed.target else {
         return Vec::new();
     };
@@ -604,7 +651,7 @@ pub fn candidates<'a>(config: &Zfs, input: &Input, listed: &'a Listed) -> Vec<&'
 /// left alone when the selection still wants their source ([`not_missing`]),
 /// destroyed by `--destroy-missing` when it says so ([`missing`]), else
 /// thinned by `--keep-target`.
-pub fn add_missing(
+fn add_missing(
     draft: &mut Draft,
     config: &Zfs,
     input: &Input,
@@ -662,7 +709,7 @@ pub fn add_missing(
 /// (but those kept anyway), then all that `--destroy-missing` destroys. The
 /// listings do not count holds: it would make zfs read every property of
 /// every snapshot.
-pub fn hold_queries(draft: &Draft) -> BTreeMap<usize, Vec<String>> {
+fn hold_queries(draft: &Draft) -> BTreeMap<usize, Vec<String>> {
     let mut want: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for p in &draft.pending {
         let job = &draft.jobs[p.job];
@@ -685,7 +732,7 @@ pub fn hold_queries(draft: &Draft) -> BTreeMap<usize, Vec<String>> {
 /// The plan, once the holds of [`hold_queries`] are known: each job's
 /// destroys, releases and spared snapshots ([`outcome`],
 /// [`missing_outcome`]).
-pub fn decide(draft: Draft, holds: &BTreeMap<String, Vec<String>>, our_tag: &str) -> Vec<Job> {
+fn decide(draft: Draft, holds: &BTreeMap<String, Vec<String>>, our_tag: &str) -> Vec<Job> {
     let mut jobs = draft.jobs;
     for p in &draft.pending {
         let job = &mut jobs[p.job];
@@ -1212,5 +1259,85 @@ mod tests {
         assert!(j.by_schedule && j.record.is_none());
         assert_eq!(j.destroy, vec![gone[0].clone()]);
         assert_eq!(j.release, vec![gone[0].clone()], "released once");
+    }
+
+    /// Answers [`Reads`] from data, and remembers the questions.
+    struct Answers {
+        selected: Vec<Dataset>,
+        holds: BTreeMap<String, Vec<String>>,
+        asked: Vec<String>,
+    }
+
+    impl Reads for Answers {
+        fn selections(&mut self, needed: bool) -> Result<Vec<Selection>, Error> {
+            self.asked.push(format!("selections {needed}"));
+            Ok(match needed {
+                true => vec![("localhost".to_string(), Ok(self.selected.clone()))],
+                false => Vec::new(),
+            })
+        }
+
+        fn holds(
+            &mut self,
+            want: &BTreeMap<usize, Vec<String>>,
+        ) -> Result<BTreeMap<String, Vec<String>>, Error> {
+            self.asked.push(format!("holds {want:?}"));
+            Ok(self.holds.clone())
+        }
+    }
+
+    #[test]
+    fn the_plan_asks_for_the_selection_then_the_holds_of_its_draft() {
+        let now = 1_763_800_000;
+        let at = now.to_string();
+        let argv = [
+            "--keep-source",
+            "1",
+            "--destroy-missing",
+            "1d",
+            "--now",
+            &at,
+        ];
+        let src = aged(now, &[5, 4, 3]);
+        let gone = aged(now, &[9]);
+        let (config, input, listed) = scene(&argv, &src, &src[..2], &gone);
+        let mut answers = Answers {
+            // The selection still wants tank/a only: backup/gone is missing.
+            selected: vec![rec("tank/a", true, "selected")],
+            holds: BTreeMap::from([(format!("backup/gone@{}", gone[0]), vec!["keep".into()])]),
+            asked: Vec::new(),
+        };
+        let planned = plan(&config, &input, &listed, &mut answers).unwrap();
+        assert_eq!(
+            answers.asked,
+            vec![
+                "selections true".to_string(),
+                format!(
+                    "holds {{0: [\"tank/a@{}\"], 1: [\"backup/gone@{}\"]}}",
+                    src[0], gone[0]
+                ),
+            ]
+        );
+        assert_eq!(
+            planned.commons,
+            vec![("tank/a".to_string(), src[1].clone())]
+        );
+        let gone_job = planned
+            .jobs
+            .iter()
+            .find(|j| j.dataset == "backup/gone")
+            .unwrap();
+        // Held by someone else: spared, never forced.
+        assert!(gone_job.destroy.is_empty() && !gone_job.destroy_dataset);
+        assert_eq!(gone_job.spared.len(), 1);
+
+        // Nothing unmapped on the target: the selection is not asked.
+        let (config, input, mut listed) = scene(&argv, &src, &src[..2], &gone);
+        if let Some(t) = listed.target.as_mut() {
+            t.tree.datasets.retain(|(d, _)| d != "backup/gone");
+        }
+        answers.asked.clear();
+        plan(&config, &input, &listed, &mut answers).unwrap();
+        assert_eq!(answers.asked[0], "selections false");
     }
 }

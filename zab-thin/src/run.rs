@@ -18,8 +18,9 @@
 //!
 //! Some reads depend on the plan: the selection is asked again only for
 //! target datasets without a record, and the holds only of the snapshots
-//! the plan would destroy. So gathering and planning take turns, in this
-//! order, each step named here.
+//! the plan would destroy. The plan asks for them through
+//! [`plan::Reads`], which [`gather::Later`] answers, so that `run` visits
+//! each phase once.
 
 use zab_core::error::Error;
 
@@ -39,22 +40,17 @@ pub fn run(config: &Zfs) -> Result<(), Error> {
     }
     let input = input::read(config)?;
 
-    // The listings, then the schedules' plan.
     let mut hosts = Hosts::default();
     let listed = gather::listings(config, &input, &mut hosts)?;
-    let mut draft = plan::thin(config, &input.datasets, &listed);
-    for (dataset, common) in &draft.commons {
+    let mut later = gather::Later {
+        config,
+        input: &input,
+        hosts: &mut hosts,
+    };
+    let plan::Planned { mut jobs, commons } = plan::plan(config, &input, &listed, &mut later)?;
+    for (dataset, common) in &commons {
         log.debug(format!("{dataset}: common snapshot {common}"));
     }
-
-    // Target datasets without a record: the selection asked again first.
-    let needed = !plan::candidates(config, &input, &listed).is_empty();
-    let selections = gather::selections(config, &input, &mut hosts, needed)?;
-    plan::add_missing(&mut draft, config, &input, &listed, &selections);
-
-    // The holds of what would be destroyed decide the rest.
-    let holds = gather::holds(&hosts, &plan::hold_queries(&draft))?;
-    let mut jobs = plan::decide(draft, &holds, &config.tag);
 
     show::show(config, &jobs)?;
     execute::execute(&mut jobs, &hosts, &config.tag, config.act(), &log);
