@@ -379,25 +379,25 @@ impl Log {
     /// A line shown with `--verbose`.
     pub fn verbose(&self, msg: impl AsRef<str>) {
         if self.verbose {
-            eprintln!("{}", escape(msg.as_ref()));
+            crate::screen::above(|| eprintln!("{}", escape(msg.as_ref())));
         }
     }
 
     /// A line shown with `--debug`.
     pub fn debug(&self, msg: impl AsRef<str>) {
         if self.debug {
-            eprintln!("# {}", escape(msg.as_ref()));
+            crate::screen::above(|| eprintln!("# {}", escape(msg.as_ref())));
         }
     }
 
     /// An error line, always shown: `tool: message`.
     pub fn error(&self, msg: impl AsRef<str>) {
-        eprintln!("{}: {}", self.tool, escape(msg.as_ref()));
+        crate::screen::above(|| eprintln!("{}: {}", self.tool, escape(msg.as_ref())));
     }
 
     /// A warning line, always shown: `tool: warning: message`.
     pub fn warn(&self, msg: impl AsRef<str>) {
-        eprintln!("{}: warning: {}", self.tool, escape(msg.as_ref()));
+        crate::screen::above(|| eprintln!("{}: warning: {}", self.tool, escape(msg.as_ref())));
     }
 }
 

@@ -16,7 +16,10 @@
 //! * [`duration`]: the one grammar of durations (zfs-autobackup's units).
 //! * [`error`]: one error type and the one exit-code scheme.
 //! * [`cli`]: the flags every tool shares, and the parsing every `main` calls.
-//! * [`progress`]: the progress meter of the byte streams and its lines.
+//! * [`progress`]: the progress meter of the byte streams and its lines,
+//!   fitted to the terminal's width.
+//! * [`screen`]: the progress lines at the bottom of a terminal, kept apart
+//!   from the log lines printed while they are drawn.
 //! * [`private`]: the directory only the invoking user can write (ssh
 //!   control sockets, run locks).
 //! * [`lock`]: the run lock, one run per backup name and target.
@@ -35,6 +38,7 @@ pub mod private;
 pub mod progress;
 pub mod record;
 pub mod schedule;
+pub mod screen;
 pub mod select;
 pub mod size;
 pub mod zfs;

@@ -193,13 +193,13 @@ pub fn numeric(p: &Progress) -> String {
     }
 }
 
-/// zab-send's line, one per transfer, under a label:
-/// `pool/b/data@snap: 1.23 GiB 0:00:12 [98.2 MiB/s] 45.0% ETA 0:00:10`.
-/// The rate is the one over the window; the percentage stops at 100 (the
-/// size is `zfs send -P`'s estimate).
-pub fn labelled(label: &str, p: &Progress) -> String {
+/// zab-send's line, one per transfer, under a label, fitted to `width`
+/// ([`fit`]): `pool/b/data@snap: 1.23 GiB 0:00:12 [98.2 MiB/s] 45.0% ETA
+/// 0:00:10`. The rate is the one over the window; the percentage stops at
+/// 100 (the size is `zfs send -P`'s estimate).
+pub fn labelled(label: &str, p: &Progress, width: Option<usize>) -> String {
     let mut s = format!(
-        "{label}: {} {} [{}]",
+        "{} {} [{}]",
         format_bytes(p.bytes),
         clock(p.elapsed),
         rate(p.window_rate)
@@ -211,7 +211,69 @@ pub fn labelled(label: &str, p: &Progress) -> String {
             None => s.push_str(" ETA -:--:--"),
         }
     }
-    s
+    fit(label, &s, width)
+}
+
+/// The width that progress lines must fit in: `COLUMNS` when it is a
+/// positive number, else the width of the terminal on stderr; `None` when
+/// stderr is no terminal (lines written to a file are not cut).
+pub fn width() -> Option<usize> {
+    choose_width(std::env::var("COLUMNS").ok().as_deref(), || {
+        terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| usize::from(w.0))
+    })
+}
+
+/// [`width`], from `COLUMNS` and the terminal's width (asked only when
+/// `COLUMNS` is no positive number).
+fn choose_width(columns: Option<&str>, terminal: impl FnOnce() -> Option<usize>) -> Option<usize> {
+    match columns.and_then(|c| c.trim().parse::<usize>().ok()) {
+        Some(c) if c > 0 => Some(c),
+        _ => terminal(),
+    }
+}
+
+/// The shortest a label is cut to before the rest of the line is cut.
+const MIN_LABEL: usize = 12;
+
+/// `label: rest` in at most `width - 1` columns, so that it never wraps
+/// (the last column stays free): the label loses its middle first
+/// (`tank/a…ta@zab-2024`), down to [`MIN_LABEL`] characters, then the line
+/// loses its end.
+pub fn fit(label: &str, rest: &str, width: Option<usize>) -> String {
+    let full = format!("{label}: {rest}");
+    let Some(room) = width.map(|w| w.saturating_sub(1)) else {
+        return full;
+    };
+    let n = full.chars().count();
+    if n <= room {
+        return full;
+    }
+    let lc = label.chars().count();
+    let keep = lc.saturating_sub(n - room + 1).max(MIN_LABEL);
+    let label = match keep < lc {
+        true => middle(label, keep),
+        false => label.to_string(),
+    };
+    fit_line(&format!("{label}: {rest}"), width)
+}
+
+/// `line` in at most `width - 1` columns: its end cut.
+pub fn fit_line(line: &str, width: Option<usize>) -> String {
+    match width {
+        Some(w) => line.chars().take(w.saturating_sub(1)).collect(),
+        None => line.to_string(),
+    }
+}
+
+/// The first and last of `keep` characters of `s`, with `…` between.
+fn middle(s: &str, keep: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let head = keep.div_ceil(2);
+    let tail = keep - head;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
 }
 
 /// One `--json` record: the wire format is in the module docs.
@@ -431,7 +493,7 @@ mod tests {
         let p = p.unwrap();
         assert_eq!(p.window_rate, (64 * MIB) as f64);
         assert_eq!(
-            labelled("t/a@s", &p),
+            labelled("t/a@s", &p, None),
             "t/a@s: 512 MiB 0:00:10 [64.0 MiB/s] 50.0% ETA 0:00:08"
         );
         // No estimate, and nothing moved over the window.
@@ -442,7 +504,7 @@ mod tests {
             p = Some(m.sample(secs(t), (512 * MIB).min(tick * 64 * MIB)));
         }
         assert_eq!(
-            labelled("t/a@s", &p.unwrap()),
+            labelled("t/a@s", &p.unwrap(), None),
             "t/a@s: 512 MiB 0:00:10 [0 B/s]"
         );
     }
@@ -476,10 +538,47 @@ mod tests {
             ..progress()
         };
         assert_eq!(
-            labelled("x", &p),
+            labelled("x", &p, None),
             "x: 1.46 KiB 0:00:12 [99.2 MiB/s] 100.0% ETA 0:00:00"
         );
         let p = Progress { eta: None, ..p };
-        assert!(labelled("x", &p).ends_with(" 100.0% ETA -:--:--"));
+        assert!(labelled("x", &p, None).ends_with(" 100.0% ETA -:--:--"));
+    }
+
+    #[test]
+    fn lines_fit_the_width_by_cutting_the_label_in_the_middle() {
+        let rest = "1.23 GiB 0:00:12 [98.2 MiB/s] 45.0% ETA 0:00:10";
+        let label = "tank/very/long/dataset/name@zab-20241231235959";
+        // Wide enough: unchanged. No width (not a terminal): unchanged.
+        let whole = format!("{label}: {rest}");
+        assert_eq!(fit(label, rest, Some(200)), whole);
+        assert_eq!(fit(label, rest, None), whole);
+        // 80 columns: 79 characters, the label's middle gone, the rest whole.
+        let l = fit(label, rest, Some(80));
+        assert_eq!(l.chars().count(), 79, "{l}");
+        assert!(l.starts_with("tank/very/lo") && l.contains('…'), "{l}");
+        assert!(l.ends_with(&format!("231235959: {rest}")), "{l}");
+        // 45 columns: the label at its shortest, then the end cut.
+        let l = fit(label, rest, Some(45));
+        assert_eq!(l.chars().count(), 44, "{l}");
+        assert!(l.starts_with("tank/v…235959: 1.23 GiB"), "{l}");
+        // Tiny terminals never get a longer line than they have room for.
+        for w in [0, 1, 2, 10] {
+            assert!(fit(label, rest, Some(w)).chars().count() <= w.saturating_sub(1));
+        }
+        assert_eq!(fit_line("abcdef", Some(4)), "abc");
+        assert_eq!(middle("abcdefgh", 4), "ab…gh");
+        assert_eq!(middle("abcdefgh", 5), "abc…gh");
+    }
+
+    #[test]
+    fn columns_sets_the_width_else_the_terminal() {
+        assert_eq!(choose_width(Some("45"), || Some(100)), Some(45));
+        assert_eq!(choose_width(Some(" 45 "), || None), Some(45));
+        for bad in ["wide", "0", "-3", ""] {
+            assert_eq!(choose_width(Some(bad), || Some(100)), Some(100), "{bad}");
+        }
+        assert_eq!(choose_width(None, || Some(100)), Some(100));
+        assert_eq!(choose_width(None, || None), None);
     }
 }

@@ -24,7 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use zab_core::error::Error;
-use zab_core::progress::{line, numeric, summary, Meter, Record, WINDOW};
+use zab_core::progress::{fit_line, line, numeric, summary, width, Meter, Record, WINDOW};
 
 use crate::bucket::{Grant, TokenBucket};
 use crate::cli::{Config, Show};
@@ -259,8 +259,8 @@ fn display(cfg: &Config, done: Receiver<bool>, passed: &AtomicU64, start: Instan
         }
         let p = meter.sample(start.elapsed(), passed.load(Relaxed));
         match cfg.show {
-            Show::Redraw => eprint!("\r{}\x1b[K", line(&p)),
-            Show::Lines => eprintln!("{}", line(&p)),
+            Show::Redraw => eprint!("\r{}\x1b[K", fit_line(&line(&p), width())),
+            Show::Lines => eprintln!("{}", fit_line(&line(&p), width())),
             Show::Numeric => eprintln!("{}", numeric(&p)),
             Show::Json => eprintln!("{}", Record::new(&p, false).to_line()),
             Show::Summary | Show::Nothing => {}

@@ -305,6 +305,33 @@ fn a_summary_line_unless_quiet_and_progress_lines_with_force() {
     );
 }
 
+/// A progress line never wraps: with `COLUMNS=45` (a 45-column terminal)
+/// every line has at most 44 characters; the summary is not cut.
+#[test]
+fn progress_lines_fit_the_width() {
+    let mut c = zab_ratelimit(&["-f", "-i", "0.01", "-L", "1M", "-s", "512K"]);
+    let mut child = c
+        .env("COLUMNS", "45")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let feeder = feed(child.stdin.take().unwrap(), random_bytes(512 << 10, 4));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() >= 3, "{err}");
+    let (summary, progress) = lines.split_last().unwrap();
+    for l in progress {
+        assert!(l.chars().count() <= 44, "{l:?} is wider than 44");
+    }
+    // Cut, not dropped: the full line is longer than 44.
+    assert!(progress.iter().any(|l| l.chars().count() == 44), "{err}");
+    assert!(summary.starts_with("zab-ratelimit: 512 KiB in "), "{err}");
+}
+
 #[test]
 fn pv_display_switches_are_accepted() {
     let input = random_bytes(5000, 6);

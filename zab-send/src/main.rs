@@ -1,6 +1,7 @@
 //! zab-send: plans and runs the transfers of zfs-autobackup's datasets to a
 //! target (full, incremental, resumed), locally or over ssh.
 
+mod board;
 mod cli;
 mod early;
 mod execute;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use zab_core::error::Error;
 
+use crate::board::Board;
 use crate::cli::{Args, Config};
 use crate::early;
 use crate::execute::{self, Ctx, Executed};
@@ -52,10 +53,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let ex = match cfg.dry() {
         true => Executed::default(),
         false => {
+            let board = Board::new(cfg.jobs > 1);
             let sink = ZfsRecv {
                 host: &target,
                 rate: cfg.rate.map(|r| (stream::sibling("zab-ratelimit"), r)),
-                progress: cfg.progress,
+                progress: cfg.progress.then_some(&board),
             };
             let ctx = Ctx {
                 cfg: &cfg,
@@ -66,7 +68,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 sink: &sink,
                 running: &running,
             };
-            carry_out(&ctx, &plan)
+            std::thread::scope(|s| {
+                if cfg.progress {
+                    s.spawn(|| board.run());
+                }
+                let ex = carry_out(&ctx, &plan);
+                board.stop();
+                ex
+            })
         }
     };
     let written = report::write(

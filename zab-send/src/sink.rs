@@ -5,6 +5,7 @@
 
 use zab_core::Host;
 
+use crate::board::Board;
 use crate::stream::{self, StreamSpec};
 use crate::transfer::{self, Outcome, Running, Sides};
 
@@ -33,8 +34,8 @@ pub struct ZfsRecv<'a> {
     pub host: &'a Host,
     /// `--rate`: the local zab-ratelimit and the rate.
     pub rate: Option<(String, u64)>,
-    /// Draw each transfer's progress.
-    pub progress: bool,
+    /// Show each transfer's progress on this board.
+    pub progress: Option<&'a Board>,
 }
 
 impl Sink for ZfsRecv<'_> {
@@ -47,7 +48,7 @@ impl Sink for ZfsRecv<'_> {
             rate: self.rate.clone(),
             progress: self
                 .progress
-                .then(|| format!("{}@{}", r.dataset, r.snapshot)),
+                .map(|board| (board, format!("{}@{}", r.dataset, r.snapshot))),
         };
         transfer::run(&sides, running)
     }

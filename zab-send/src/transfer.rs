@@ -14,14 +14,13 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use zab_core::Host;
 
-use zab_core::progress::{labelled, Meter, SEND_WINDOW};
-
+use crate::board::Board;
 use crate::stream::{parse_send_line, SendLine};
 
 /// The pids of the processes running now, and whether we were interrupted.
@@ -78,8 +77,8 @@ pub struct Sides<'a> {
     pub target_line: String,
     /// `--rate`: the local zab-ratelimit and the rate.
     pub rate: Option<(String, u64)>,
-    /// Draw progress on stderr under this label.
-    pub progress: Option<String>,
+    /// Show progress on this board under this label.
+    pub progress: Option<(&'a Board, String)>,
 }
 
 /// How a transfer ended.
@@ -227,11 +226,12 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
 
     // The relay.
     let bytes = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
     let relay = relay(reader, tgt.stdin.take(), bytes.clone());
-    let drawer = sides.progress.clone().map(|label| {
-        let (bytes, done, estimate) = (bytes.clone(), done.clone(), estimate.clone());
-        std::thread::spawn(move || draw(&label, &bytes, &estimate, &done, t0))
+    let shown = sides.progress.as_ref().map(|(board, label)| {
+        (
+            board,
+            board.add(label.clone(), bytes.clone(), estimate.clone()),
+        )
     });
 
     let relayed = relay
@@ -245,9 +245,8 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
         tgt_msgs: String::new(),
         relayed,
     };
-    done.store(true, Ordering::SeqCst);
-    if let Some(d) = drawer {
-        let _ = d.join();
+    if let Some((board, id)) = shown {
+        board.remove(id);
     }
     for c in [Some(&src), limiter.as_ref(), Some(&tgt)]
         .into_iter()
@@ -361,33 +360,5 @@ impl Ended {
         let stages_piped = self.src_msgs.iter().all(|m| m.ends_with("exit status 141"));
         (piped || matches!(&self.src, Ok(st) if st.code() == Some(1)) && !self.src_msgs.is_empty())
             && stages_piped
-    }
-}
-
-/// Redraws the progress line about once a second until `done`.
-fn draw(label: &str, bytes: &AtomicU64, estimate: &AtomicU64, done: &AtomicBool, t0: Instant) {
-    use std::io::Write;
-    let tick = Duration::from_millis(250);
-    let mut meter = Meter::new(None, SEND_WINDOW, tick);
-    let mut drawn = false;
-    while !done.load(Ordering::SeqCst) {
-        std::thread::sleep(tick);
-        let elapsed = t0.elapsed();
-        // zfs send -P's estimate arrives after the start; 0 is unknown.
-        meter.set_size(Some(estimate.load(Ordering::Relaxed)));
-        let p = meter.sample(elapsed, bytes.load(Ordering::Relaxed));
-        if elapsed < Duration::from_secs(1) {
-            continue;
-        }
-        let line = labelled(label, &p);
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[K{line}");
-        let _ = err.flush();
-        drawn = true;
-    }
-    if drawn {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[K");
-        let _ = err.flush();
     }
 }
