@@ -127,8 +127,15 @@ pub fn snapshot(name: &str) -> Result<(), String> {
 }
 
 /// The check of a TARGET-PATH argument, the same in every tool: a dataset
-/// name, or a usage error (exit 2) that says which and why.
+/// name, or a usage error (exit 2) that says which and why. A trailing `/`
+/// is refused, not stripped, with the name to write instead.
 pub fn target_path(path: &str) -> Result<(), Error> {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed != path && !trimmed.is_empty() {
+        return Err(Error::Usage(format!(
+            "invalid TARGET-PATH {path:?}: it ends in a / (write {trimmed})"
+        )));
+    }
     dataset(path).map_err(|why| {
         Error::Usage(format!(
             "invalid TARGET-PATH: {why} (give a dataset name such as backup/host1)"
@@ -284,6 +291,21 @@ mod tests {
         );
         let e = target_path("tank/a\nb").unwrap_err().to_string();
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    /// A trailing slash was told to `zfs create backup/host1/`, itself
+    /// invalid: it is refused, with the name to write instead.
+    #[test]
+    fn a_target_path_with_a_trailing_slash_is_refused_plainly() {
+        for (path, fixed) in [("backup/host1/", "backup/host1"), ("backup//", "backup")] {
+            let e = target_path(path).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)));
+            assert_eq!(
+                e.to_string(),
+                format!("invalid TARGET-PATH {path:?}: it ends in a / (write {fixed})")
+            );
+        }
+        assert!(target_path("/").is_err());
     }
 
     fn record(host: Option<&str>, name: &str, selected: bool) -> Dataset {

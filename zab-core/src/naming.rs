@@ -33,7 +33,18 @@ const ALLOWED: &[char] = &['Y', 'm', 'd', 'H', 'M', 'S', 'y', 'j', '%'];
 
 impl SnapshotFormat {
     /// Checks `format` for `backup`. `utc` picks UTC over local time.
+    /// A backup name that cannot be part of a snapshot name is blamed,
+    /// not the format.
     pub fn new(format: &str, backup: &str, utc: bool) -> Result<SnapshotFormat, Error> {
+        let bad_name = |why: String| Error::Usage(format!("invalid BACKUP-NAME {backup:?}: {why}"));
+        if backup.is_empty() {
+            return Err(bad_name("it is empty".into()));
+        }
+        if let Some(c) = backup.chars().find(|&c| !valid_name_char(c)) {
+            return Err(bad_name(format!(
+                "ZFS does not allow {c:?} in a snapshot name (letters, digits and _ - : .)"
+            )));
+        }
         let bad = |why: &str| Error::Usage(format!("invalid --snapshot-format {format:?}: {why}"));
         if !format.contains("{}") {
             return Err(bad(
@@ -192,6 +203,27 @@ mod tests {
         assert!(msg("{}-%Y%m%d%H%M%S%").contains("lone %"));
         // Ambiguous without separators: %y%j%H... fine, %m%d with single digits not used.
         assert!(fmt("{}-%y%m%d%H%M%S").is_ok());
+    }
+
+    /// zab-snap blamed --snapshot-format for a bad backup name.
+    #[test]
+    fn a_bad_backup_name_is_blamed_not_the_format() {
+        for (backup, why) in [
+            ("b@d", "ZFS does not allow '@' in a snapshot name"),
+            ("a/b", "ZFS does not allow '/' in a snapshot name"),
+            ("a%Y", "ZFS does not allow '%' in a snapshot name"),
+            ("", "it is empty"),
+        ] {
+            let e = SnapshotFormat::new(DEFAULT_FORMAT, backup, true).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{e}");
+            let e = e.to_string();
+            assert!(
+                e.starts_with(&format!("invalid BACKUP-NAME {backup:?}: {why}")),
+                "{e}"
+            );
+            assert!(!e.contains("--snapshot-format"), "{e}");
+        }
+        assert!(SnapshotFormat::new(DEFAULT_FORMAT, "off_site-1.a:b", true).is_ok());
     }
 
     #[test]

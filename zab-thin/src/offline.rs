@@ -109,7 +109,9 @@ struct Hold<'a> {
 /// records after an `end` record, times out of range and a name given twice
 /// within one dataset, naming the line.
 pub fn read<R: BufRead>(input: R) -> Result<Vec<Snapshot>, Error> {
-    let mut reader = Reader::new(input);
+    let mut reader = Reader::new(input).expecting(
+        "one JSON object per line, such as {\"kind\":\"snapshot\",\"name\":\"a\",\"timestamp\":1763800000}",
+    );
     let mut snaps = Vec::new();
     let mut lines = Vec::new();
     let mut ended = false;
@@ -130,7 +132,7 @@ pub fn read<R: BufRead>(input: R) -> Result<Vec<Snapshot>, Error> {
             } else {
                 "timestamp"
             };
-            return Err(bad(format!("missing field `{field}`")));
+            return Err(bad(format!("missing field \"{field}\"")));
         };
         if name.is_empty() {
             return Err(bad("empty snapshot name".into()));
@@ -430,11 +432,11 @@ mod tests {
         for (text, want) in [
             (
                 format!("{ok}{{\"kind\":\"snapshot\",\"name\":\"b\"}}\n"),
-                "line 2: missing field `timestamp`",
+                "line 2: missing field \"timestamp\"",
             ),
             (
                 format!("{ok}{{\"kind\":\"dataset\"}}\n"),
-                "line 2: unknown variant `dataset`, expected `snapshot` or `end`",
+                "line 2: unknown record type \"dataset\" (expected one of: snapshot, end)",
             ),
             (
                 format!("{ok}{ok}"),
@@ -454,7 +456,7 @@ mod tests {
             ),
             (
                 "{\"kind\":\"snapshot\",\"name\":\"a\",\"timestamp\":1.5}\n".into(),
-                "line 1: invalid type: floating point `1.5`, expected i64",
+                "line 1: invalid type: floating point 1.5, expected a whole number",
             ),
             (
                 ok.trim_end().into(),
