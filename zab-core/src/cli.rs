@@ -795,4 +795,61 @@ mod tests {
         // What parse_bytes reads back.
         assert_eq!(parse_bytes(&format_bytes(8 << 30)), Ok(8 << 30));
     }
+
+    mod properties {
+        use super::*;
+        use crate::fuzz::{assert_plain_line, config, noise};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            /// `--rate`, `--buffer`, `--size`, `-m`, `--min-change`,
+            /// `--exclude-unchanged`: a byte count, or one line.
+            #[test]
+            fn any_text_is_a_byte_count_or_one_line(
+                s in prop_oneof![noise(), "[0-9. ]{0,25}[kKmMgGtTiIbB]{0,4}", "\\PC{0,12}"],
+            ) {
+                if let Err(e) = parse_bytes(&s) {
+                    assert_plain_line(&e, &s);
+                }
+                if let Err(e) = parse_now(&s) {
+                    assert_plain_line(&e, &s);
+                }
+            }
+
+            #[test]
+            fn a_byte_count_reads_back(n in any::<u64>(), unit in 0usize..5) {
+                prop_assert_eq!(parse_bytes(&n.to_string()), Ok(n));
+                let (suffix, mult) = [("", 1u64), ("K", 1 << 10), ("MiB", 1 << 20), ("g", 1 << 30), ("TB", 1 << 40)][unit];
+                let small = n % 100_000;
+                prop_assert_eq!(parse_bytes(&format!("{small}{suffix}")), Ok(small * mult));
+            }
+
+            /// Any command line gives the arguments, or one usage line.
+            #[test]
+            fn any_command_line_is_one_usage_line(
+                argv in proptest::collection::vec(
+                    prop_oneof![
+                        proptest::sample::select(vec![
+                            "-v", "--verbose", "--debug", "--now", "--ssh-config", "--man",
+                            "--end-record", "--help", "--", "-", "b",
+                        ]).prop_map(String::from),
+                        noise(),
+                    ],
+                    0..5,
+                ),
+            ) {
+                match parsed(&argv.iter().map(String::as_str).collect::<Vec<_>>()) {
+                    Ok(_) => {}
+                    Err(e) if !e.use_stderr() => {}
+                    Err(e) => {
+                        let line = usage_line("zab-demo", &e);
+                        prop_assert!(!line.contains(['\n', '\r']), "{:?}", line);
+                        prop_assert!(line.starts_with("zab-demo: ") && line.ends_with("(see zab-demo --help)"));
+                    }
+                }
+            }
+        }
+    }
 }

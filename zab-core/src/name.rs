@@ -41,7 +41,7 @@ fn valid_char(c: char) -> bool {
 /// Checks one component (between `/`, or after `@`).
 fn component(c: &str) -> Result<(), String> {
     if c.is_empty() {
-        return Err("it has an empty component (`//`, or `/` or `@` at an end)".into());
+        return Err("it has an empty component (two / in a row, or a / or @ at an end)".into());
     }
     if c == "." || c == ".." {
         return Err(format!("it has a component {c:?}"));
@@ -293,6 +293,17 @@ mod tests {
         assert!(!e.contains('\n'), "{e}");
     }
 
+    /// Found by the property tests: markdown quotes (`` `//` ``) in a
+    /// message for the terminal.
+    #[test]
+    fn an_empty_component_is_said_in_plain_words() {
+        assert_eq!(
+            dataset("tank//a").unwrap_err(),
+            "\"tank//a\" is not a dataset name: it has an empty component \
+             (two / in a row, or a / or @ at an end)"
+        );
+    }
+
     /// A trailing slash was told to `zfs create backup/host1/`, itself
     /// invalid: it is refused, with the name to write instead.
     #[test]
@@ -390,5 +401,34 @@ mod tests {
         );
         let e = target_map(["a/b"], "t", 3).unwrap_err();
         assert!(e.to_string().contains("strips too much"), "{e}");
+    }
+
+    mod properties {
+        use super::*;
+        use crate::fuzz::{assert_plain_line, config, damaged, noise};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            /// Names from records and TARGET-PATH: accepted, or one line.
+            #[test]
+            fn any_name_is_checked_in_one_line(
+                s in prop_oneof![noise(), damaged("tank/data/vm-1@offsite1-20261122101500"), "\\PC{0,20}", "[a-z/@#%. -]{0,300}"],
+            ) {
+                for checked in [dataset(&s), snapshot_name(&s), snapshot(&s)] {
+                    if let Err(e) = checked {
+                        assert_plain_line(&e, &s);
+                    }
+                }
+                match target_path(&s) {
+                    Ok(()) => prop_assert!(dataset(&s).is_ok()),
+                    Err(e) => {
+                        prop_assert_eq!(e.exit(), crate::Exit::Usage);
+                        assert_plain_line(&e.to_string(), &s);
+                    }
+                }
+            }
+        }
     }
 }

@@ -781,4 +781,117 @@ mod tests {
             "kind, tool, version, datasets, failed"
         );
     }
+
+    mod properties {
+        use super::*;
+        use crate::fuzz::{assert_plain_line, config, damaged};
+        use proptest::prelude::*;
+
+        /// A stream read whole or refused in one plain line, exit 3.
+        fn read_or_refuse(bytes: &[u8]) {
+            match read_stream(bytes) {
+                Ok(s) => assert_eq!(s.datasets.len(), s.lines.len()),
+                Err(e) => {
+                    assert_eq!(e.exit(), crate::Exit::Input, "{e}");
+                    assert_plain_line(&e.to_string(), &String::from_utf8_lossy(bytes));
+                }
+            }
+        }
+
+        const STREAM: &str = concat!(
+            r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/a","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":7,"written":0}"#,
+            "\n",
+            r#"{"kind":"dataset","backup":"b","host":"root@nas","name":"tank/b","type":"volume","selected":false,"reason":"child-only","value":"child","source":"received","inherited_from":"tank","createtxg":8,"written":5,"error":"x","snapshot":{"name":"b-1","status":"created","previous":"b-0","written":3},"x-user":[1,{"a":null}]}"#,
+            "\n\n",
+            r#"{"kind":"end","tool":"zab-snap","version":"0.1.0","datasets":2,"failed":1,"hook_failures":0}"#,
+            "\n",
+        );
+
+        /// A JSON value of any shape, with `kind` most often one a reader
+        /// knows, and fields that records have.
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                "[a-z/@ -]{0,8}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4)
+                        .prop_map(serde_json::Value::from),
+                    proptest::collection::btree_map(
+                        prop_oneof![
+                            proptest::sample::select(vec![
+                                "kind",
+                                "backup",
+                                "host",
+                                "name",
+                                "type",
+                                "selected",
+                                "reason",
+                                "value",
+                                "source",
+                                "inherited_from",
+                                "createtxg",
+                                "written",
+                                "error",
+                                "snapshot",
+                                "tool",
+                                "version",
+                                "datasets",
+                                "failed",
+                            ])
+                            .prop_map(String::from),
+                            "[a-z]{1,4}",
+                        ],
+                        inner,
+                        0..8,
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            #[test]
+            fn random_bytes_are_read_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                read_or_refuse(&bytes);
+            }
+
+            #[test]
+            fn a_damaged_stream_is_read_or_refused(text in damaged(STREAM)) {
+                read_or_refuse(text.as_bytes());
+            }
+
+            /// Whatever the JSON, serde's words never reach the user.
+            #[test]
+            fn any_json_is_refused_in_plain_words(
+                value in json(),
+                kind in proptest::option::of(prop_oneof![
+                    Just("dataset".to_string()), Just("end".to_string()), "[a-z]{0,6}"
+                ]),
+            ) {
+                let mut value = value;
+                if let (Some(kind), Some(map)) = (kind, value.as_object_mut()) {
+                    map.insert("kind".into(), kind.into());
+                }
+                let text = format!("{value}\n");
+                read_or_refuse(text.as_bytes());
+            }
+
+            /// A stream cut anywhere before its end record's newline is
+            /// refused, never read as shorter.
+            #[test]
+            fn a_cut_stream_is_refused(cut in 0..STREAM.len()) {
+                let cut = &STREAM.as_bytes()[..cut];
+                let err = read_stream(cut).unwrap_err();
+                assert_eq!(err.exit(), crate::Exit::Input);
+                assert_plain_line(&err.to_string(), STREAM);
+            }
+        }
+    }
 }
