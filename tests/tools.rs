@@ -213,6 +213,31 @@ fn empty_stdin_says_what_is_expected() {
     }
 }
 
+/// On a terminal (nothing piped in), a record tool waited for input that
+/// never came: it says what it expects instead, at once. The terminal is
+/// made by script(1) (util-linux, in every Debian); `timeout` ends a tool
+/// that waits.
+#[test]
+fn a_terminal_on_stdin_is_refused_at_once() {
+    for (name, args) in &READERS[..3] {
+        let command = format!("'{}' {}", tool(name).display(), args.join(" "));
+        let out = Command::new("timeout")
+            .args(["20", "script", "-qec", &command, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "{name}: {text}");
+        assert!(
+            text.starts_with(&format!(
+                "{name}: end of input: no records on stdin (it is a terminal): "
+            )),
+            "{name}: {text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+}
+
 /// Random bytes on stdin: refused in one line, or (zab-thin --offline, for
 /// blank input) an empty list thinned; never a panic.
 #[test]
