@@ -743,7 +743,7 @@ fn a_crashed_stage_is_fatal() {
         "zab-send",
         "",
         0,
-        "wrote no complete output, nothing after it was run: end of input: no end record",
+        "wrote no complete output, nothing after it was run: end of input: no records at all",
     );
     // The end record cut off.
     let cut = end("zab-snap", 0);

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
+use clap::error::ErrorKind;
 use clap::{Arg, ArgAction, Args, Parser};
 
 use chrono::{DateTime, Utc};
@@ -41,7 +42,8 @@ pub enum Parsed<A> {
 /// hidden from `--help`: `--man` prints the tool's man page (roff, from the
 /// same clap definition as `--help`) and exits 0; `--end-record FILE`
 /// prints the end record of a stage's output ([`print_end_record`]).
-/// Usage errors, `--help` and `--version` exit as clap makes them.
+/// `--help` and `--version` print and exit 0 as clap makes them; a usage
+/// error is one line on stderr ([`usage_line`]) and exit 2.
 pub fn parse<A: Parser>() -> A {
     match try_parse_from::<A, _, _>(std::env::args_os()) {
         Ok(Parsed::Args(args)) => args,
@@ -53,8 +55,50 @@ pub fn parse<A: Parser>() -> A {
         Ok(Parsed::EndRecord(file)) => {
             std::process::exit(print_end_record(A::command().get_name(), &file).into())
         }
+        Err(e)
+            if e.use_stderr()
+                && e.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            eprintln!("{}", usage_line(A::command().get_name(), &e));
+            std::process::exit(e.exit_code());
+        }
         Err(e) => e.exit(),
     }
+}
+
+/// A clap usage error as one line, prefixed with the tool's name, as every
+/// other error of zab: `zab-send: unexpected argument '--foo' found (see
+/// zab-send --help)`. clap's own text is several lines (the error, tips,
+/// the usage, a pointer to `--help`); this keeps the error, its list of
+/// values and a suggestion of a similar name, on one line.
+pub fn usage_line(tool: &str, error: &clap::Error) -> String {
+    let text = error.to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        match line.strip_prefix("tip:").map(str::trim) {
+            // "a similar argument exists: '--verbose'" helps; "to pass
+            // '--foo' as a value, use '-- --foo'" is noise on one line.
+            Some(tip) if tip.contains("similar") => parts.push(format!("({tip})")),
+            Some(_) => {}
+            None => parts.push(
+                line.strip_prefix("error:")
+                    .unwrap_or(line)
+                    .trim()
+                    .to_string(),
+            ),
+        }
+    }
+    if parts.is_empty() {
+        parts.push("invalid command line".into());
+    }
+    let line = parts.join(" ").replace(":  ", ": ");
+    format!("{tool}: {} (see {tool} --help)", escape(&line))
 }
 
 /// [`parse`] without exiting: the arguments or the man page, or clap's
@@ -153,6 +197,16 @@ pub fn print_end_record(tool: &str, file: &std::path::Path) -> u8 {
     }
 }
 
+/// `--now SECONDS`: a whole number of seconds since 1970 (the range is
+/// checked by [`Common::now`]).
+fn parse_now(s: &str) -> Result<i64, String> {
+    s.trim().parse().map_err(|_| {
+        "expected a Unix time: whole seconds since 1970-01-01 UTC, such as 1704888000 \
+         (date +%s prints one)"
+            .to_string()
+    })
+}
+
 /// Flags common to every zab tool that talks to ZFS.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Common {
@@ -180,7 +234,7 @@ pub struct Common {
 
     /// "Now", in seconds since the epoch, instead of the clock: the time a
     /// snapshot is named after and schedules are applied at. For tests.
-    #[arg(long, value_name = "SECONDS", hide = true)]
+    #[arg(long, value_name = "SECONDS", hide = true, value_parser = parse_now)]
     pub now: Option<i64>,
 }
 
@@ -489,6 +543,53 @@ mod tests {
         try_parse_from::<Demo, _, _>(std::iter::once("zab-demo").chain(argv.iter().copied()))
     }
 
+    fn usage(argv: &[&str]) -> String {
+        usage_line("zab-demo", &parsed(argv).unwrap_err())
+    }
+
+    /// clap's usage errors are 3 to 5 lines without the tool's name; ours
+    /// are one, named, with a pointer to --help.
+    #[test]
+    fn usage_errors_are_one_line_with_the_tools_name() {
+        for (argv, want) in [
+            (
+                &["b", "--foo"][..],
+                "zab-demo: unexpected argument '--foo' found (see zab-demo --help)",
+            ),
+            (
+                &[],
+                "zab-demo: the following required arguments were not provided: <BACKUP> \
+                 (see zab-demo --help)",
+            ),
+            (
+                &["b", "--verbos"],
+                "zab-demo: unexpected argument '--verbos' found \
+                 (a similar argument exists: '--verbose') (see zab-demo --help)",
+            ),
+            (
+                &["b", "--now", "2024-01-10"],
+                "zab-demo: invalid value '2024-01-10' for '--now <SECONDS>': expected a Unix \
+                 time: whole seconds since 1970-01-01 UTC, such as 1704888000 (date +%s prints \
+                 one) (see zab-demo --help)",
+            ),
+            (
+                &["b", "c"],
+                "zab-demo: unexpected argument 'c' found (see zab-demo --help)",
+            ),
+            (
+                &["--man", "b"],
+                "zab-demo: the argument '--man' cannot be used with one or more of the other \
+                 specified arguments (see zab-demo --help)",
+            ),
+        ] {
+            assert_eq!(usage(argv), want, "{argv:?}");
+        }
+        // An argument with a newline or an escape stays on the line.
+        let line = usage(&["b", "--x\n\x1b[2J"]);
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(!line.contains('\x1b'), "{line}");
+    }
+
     #[test]
     fn man_needs_no_other_argument_and_prints_the_page() {
         match parsed(&["--man"]) {
@@ -578,7 +679,7 @@ mod tests {
     fn end_record_fields_refuse_incomplete_or_bad_output() {
         let end = r#"{"kind":"end","tool":"t","version":"v","datasets":1,"failed":0}"#;
         for (text, want) in [
-            (String::new(), "end of input: no end record"),
+            (String::new(), "end of input: no records at all"),
             (format!("{DS}\n"), "end of input: no end record"),
             (
                 format!("{DS}\n{end}"),
@@ -588,7 +689,10 @@ mod tests {
                 format!("{end}\n{DS}\n"),
                 "line 2: record after the end record",
             ),
-            (format!("{DS}\nnot json\n{end}\n"), "line 2: expected"),
+            (
+                format!("{DS}\nnot json\n{end}\n"),
+                "line 2: not a JSON record",
+            ),
             (
                 end.replace(r#""failed":0"#, r#""failed":"0""#) + "\n",
                 "line 1: invalid type",
@@ -692,5 +796,62 @@ mod tests {
         assert_eq!(format_bytes(u64::MAX), "16.0 EiB");
         // What parse_bytes reads back.
         assert_eq!(parse_bytes(&format_bytes(8 << 30)), Ok(8 << 30));
+    }
+
+    mod properties {
+        use super::*;
+        use crate::fuzz::{assert_plain_line, config, noise};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            /// `--rate`, `--buffer`, `--size`, `-m`, `--min-change`,
+            /// `--exclude-unchanged`: a byte count, or one line.
+            #[test]
+            fn any_text_is_a_byte_count_or_one_line(
+                s in prop_oneof![noise(), "[0-9. ]{0,25}[kKmMgGtTiIbB]{0,4}", "\\PC{0,12}"],
+            ) {
+                if let Err(e) = parse_bytes(&s) {
+                    assert_plain_line(&e, &s);
+                }
+                if let Err(e) = parse_now(&s) {
+                    assert_plain_line(&e, &s);
+                }
+            }
+
+            #[test]
+            fn a_byte_count_reads_back(n in any::<u64>(), unit in 0usize..5) {
+                prop_assert_eq!(parse_bytes(&n.to_string()), Ok(n));
+                let (suffix, mult) = [("", 1u64), ("K", 1 << 10), ("MiB", 1 << 20), ("g", 1 << 30), ("TB", 1 << 40)][unit];
+                let small = n % 100_000;
+                prop_assert_eq!(parse_bytes(&format!("{small}{suffix}")), Ok(small * mult));
+            }
+
+            /// Any command line gives the arguments, or one usage line.
+            #[test]
+            fn any_command_line_is_one_usage_line(
+                argv in proptest::collection::vec(
+                    prop_oneof![
+                        proptest::sample::select(vec![
+                            "-v", "--verbose", "--debug", "--now", "--ssh-config", "--man",
+                            "--end-record", "--help", "--", "-", "b",
+                        ]).prop_map(String::from),
+                        noise(),
+                    ],
+                    0..5,
+                ),
+            ) {
+                match parsed(&argv.iter().map(String::as_str).collect::<Vec<_>>()) {
+                    Ok(_) => {}
+                    Err(e) if !e.use_stderr() => {}
+                    Err(e) => {
+                        let line = usage_line("zab-demo", &e);
+                        prop_assert!(!line.contains(['\n', '\r']), "{:?}", line);
+                        prop_assert!(line.starts_with("zab-demo: ") && line.ends_with("(see zab-demo --help)"));
+                    }
+                }
+            }
+        }
     }
 }

@@ -197,4 +197,33 @@ mod tests {
             }
         }
     }
+
+    mod properties {
+        use super::*;
+        use crate::fuzz::{assert_plain_line, config, noise};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            /// `--destroy-missing`, `zab-buffer -W`, `zab-ratelimit -i`.
+            #[test]
+            fn any_text_is_a_duration_or_one_line(s in prop_oneof![noise(), "[0-9.]{0,6}[a-zA-Z]{0,4}[0-9]{0,2}", "\\PC{0,10}"]) {
+                for parsed in [parse(&s), parse_seconds(&s)] {
+                    match parsed {
+                        Ok(d) => prop_assert!(d.as_secs_f64() <= MAX_SECS),
+                        Err(e) => assert_plain_line(&e, &s),
+                    }
+                }
+            }
+
+            #[test]
+            fn a_number_and_a_unit_is_their_product(n in 0u32..1000, u in 0..UNITS.len(), upper in any::<bool>()) {
+                let (name, secs, _) = UNITS[u];
+                let name = if upper { name.to_uppercase() } else { name.to_string() };
+                let d = parse(&format!("{n}{name}")).unwrap();
+                prop_assert_eq!(d.as_secs(), u64::from(n) * secs);
+            }
+        }
+    }
 }

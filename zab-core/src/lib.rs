@@ -44,5 +44,8 @@ pub mod size;
 pub mod zfs;
 pub mod zpool;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use error::{Error, Exit};
 pub use host::Host;

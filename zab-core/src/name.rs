@@ -41,7 +41,7 @@ fn valid_char(c: char) -> bool {
 /// Checks one component (between `/`, or after `@`).
 fn component(c: &str) -> Result<(), String> {
     if c.is_empty() {
-        return Err("it has an empty component (`//`, or `/` or `@` at an end)".into());
+        return Err("it has an empty component (two / in a row, or a / or @ at an end)".into());
     }
     if c == "." || c == ".." {
         return Err(format!("it has a component {c:?}"));
@@ -127,8 +127,15 @@ pub fn snapshot(name: &str) -> Result<(), String> {
 }
 
 /// The check of a TARGET-PATH argument, the same in every tool: a dataset
-/// name, or a usage error (exit 2) that says which and why.
+/// name, or a usage error (exit 2) that says which and why. A trailing `/`
+/// is refused, not stripped, with the name to write instead.
 pub fn target_path(path: &str) -> Result<(), Error> {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed != path && !trimmed.is_empty() {
+        return Err(Error::Usage(format!(
+            "invalid TARGET-PATH {path:?}: it ends in a / (write {trimmed})"
+        )));
+    }
     dataset(path).map_err(|why| {
         Error::Usage(format!(
             "invalid TARGET-PATH: {why} (give a dataset name such as backup/host1)"
@@ -286,6 +293,32 @@ mod tests {
         assert!(!e.contains('\n'), "{e}");
     }
 
+    /// Found by the property tests: markdown quotes (`` `//` ``) in a
+    /// message for the terminal.
+    #[test]
+    fn an_empty_component_is_said_in_plain_words() {
+        assert_eq!(
+            dataset("tank//a").unwrap_err(),
+            "\"tank//a\" is not a dataset name: it has an empty component \
+             (two / in a row, or a / or @ at an end)"
+        );
+    }
+
+    /// A trailing slash was told to `zfs create backup/host1/`, itself
+    /// invalid: it is refused, with the name to write instead.
+    #[test]
+    fn a_target_path_with_a_trailing_slash_is_refused_plainly() {
+        for (path, fixed) in [("backup/host1/", "backup/host1"), ("backup//", "backup")] {
+            let e = target_path(path).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)));
+            assert_eq!(
+                e.to_string(),
+                format!("invalid TARGET-PATH {path:?}: it ends in a / (write {fixed})")
+            );
+        }
+        assert!(target_path("/").is_err());
+    }
+
     fn record(host: Option<&str>, name: &str, selected: bool) -> Dataset {
         serde_json::from_value(serde_json::json!({
             "backup": "b", "host": host, "name": name, "type": "filesystem",
@@ -368,5 +401,34 @@ mod tests {
         );
         let e = target_map(["a/b"], "t", 3).unwrap_err();
         assert!(e.to_string().contains("strips too much"), "{e}");
+    }
+
+    mod properties {
+        use super::*;
+        use crate::fuzz::{assert_plain_line, config, damaged, noise};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            /// Names from records and TARGET-PATH: accepted, or one line.
+            #[test]
+            fn any_name_is_checked_in_one_line(
+                s in prop_oneof![noise(), damaged("tank/data/vm-1@offsite1-20261122101500"), "\\PC{0,20}", "[a-z/@#%. -]{0,300}"],
+            ) {
+                for checked in [dataset(&s), snapshot_name(&s), snapshot(&s)] {
+                    if let Err(e) = checked {
+                        assert_plain_line(&e, &s);
+                    }
+                }
+                match target_path(&s) {
+                    Ok(()) => prop_assert!(dataset(&s).is_ok()),
+                    Err(e) => {
+                        prop_assert_eq!(e.exit(), crate::Exit::Usage);
+                        assert_plain_line(&e.to_string(), &s);
+                    }
+                }
+            }
+        }
     }
 }

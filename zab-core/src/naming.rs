@@ -33,7 +33,18 @@ const ALLOWED: &[char] = &['Y', 'm', 'd', 'H', 'M', 'S', 'y', 'j', '%'];
 
 impl SnapshotFormat {
     /// Checks `format` for `backup`. `utc` picks UTC over local time.
+    /// A backup name that cannot be part of a snapshot name is blamed,
+    /// not the format.
     pub fn new(format: &str, backup: &str, utc: bool) -> Result<SnapshotFormat, Error> {
+        let bad_name = |why: String| Error::Usage(format!("invalid BACKUP-NAME {backup:?}: {why}"));
+        if backup.is_empty() {
+            return Err(bad_name("it is empty".into()));
+        }
+        if let Some(c) = backup.chars().find(|&c| !valid_name_char(c)) {
+            return Err(bad_name(format!(
+                "ZFS does not allow {c:?} in a snapshot name (letters, digits and _ - : .)"
+            )));
+        }
         let bad = |why: &str| Error::Usage(format!("invalid --snapshot-format {format:?}: {why}"));
         if !format.contains("{}") {
             return Err(bad(
@@ -68,6 +79,14 @@ impl SnapshotFormat {
         for s in samples {
             let t: DateTime<Utc> = s.parse().map_err(|_| bad("internal: sample time"))?;
             let name = t.naive_utc().format(&fmt.pattern).to_string();
+            // The dataset's name and the @ come on top of it.
+            if name.len() >= crate::name::MAX_LEN {
+                return Err(bad(&format!(
+                    "it makes names of {} bytes, and ZFS allows {} with the dataset name",
+                    name.len(),
+                    crate::name::MAX_LEN
+                )));
+            }
             if let Some(c) = name.chars().find(|&c| !valid_name_char(c)) {
                 return Err(bad(&format!(
                     "it makes names like {name:?}, and ZFS does not allow {c:?} in a snapshot name \
@@ -194,6 +213,40 @@ mod tests {
         assert!(fmt("{}-%y%m%d%H%M%S").is_ok());
     }
 
+    /// Found by the property tests: a format whose names are longer than
+    /// ZFS allows was accepted, and every `zfs snapshot` would fail.
+    #[test]
+    fn a_format_with_names_too_long_is_refused() {
+        let long = format!("{}{{}}-%Y%m%d%H%M%S", "x".repeat(240));
+        let e = fmt(&long).unwrap_err().to_string();
+        assert!(
+            e.contains("it makes names of 263 bytes, and ZFS allows 255 with the dataset name"),
+            "{e}"
+        );
+        assert!(fmt(&format!("{}{{}}-%Y%m%d%H%M%S", "x".repeat(200))).is_ok());
+    }
+
+    /// zab-snap blamed --snapshot-format for a bad backup name.
+    #[test]
+    fn a_bad_backup_name_is_blamed_not_the_format() {
+        for (backup, why) in [
+            ("b@d", "ZFS does not allow '@' in a snapshot name"),
+            ("a/b", "ZFS does not allow '/' in a snapshot name"),
+            ("a%Y", "ZFS does not allow '%' in a snapshot name"),
+            ("", "it is empty"),
+        ] {
+            let e = SnapshotFormat::new(DEFAULT_FORMAT, backup, true).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{e}");
+            let e = e.to_string();
+            assert!(
+                e.starts_with(&format!("invalid BACKUP-NAME {backup:?}: {why}")),
+                "{e}"
+            );
+            assert!(!e.contains("--snapshot-format"), "{e}");
+        }
+        assert!(SnapshotFormat::new(DEFAULT_FORMAT, "off_site-1.a:b", true).is_ok());
+    }
+
     #[test]
     fn every_second_round_trips_in_utc() {
         let f = fmt(DEFAULT_FORMAT).unwrap();
@@ -209,5 +262,55 @@ mod tests {
         let f = SnapshotFormat::new(DEFAULT_FORMAT, "b", false).unwrap();
         let t = utc("2024-05-05T12:34:56Z");
         assert_eq!(f.parse(&f.name_at(t)), Some(t.timestamp()));
+    }
+
+    mod properties {
+        use super::*;
+        use crate::fuzz::{assert_plain_line, config, damaged, noise};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            /// `--snapshot-format` and BACKUP-NAME: a format, or one line.
+            #[test]
+            fn any_format_and_name_is_checked_in_one_line(
+                format in prop_oneof![noise(), damaged(DEFAULT_FORMAT), damaged("zab_{}_%Y-%m-%d_%H:%M:%S"), "[{}%YmdHMSyjs_.:-]{0,16}"],
+                backup in prop_oneof![Just("offsite1".to_string()), "[a-z0-9%@/ .-]{0,6}"],
+                utc in any::<bool>(),
+            ) {
+                match SnapshotFormat::new(&format, &backup, utc) {
+                    Ok(f) => {
+                        // Any name ours parses back to its own second.
+                        let t = DateTime::from_timestamp(1_763_800_000, 0).unwrap();
+                        let name = f.name_at(t);
+                        prop_assert!(crate::name::snapshot_name(&name).is_ok(), "{name}");
+                        if utc {
+                            prop_assert_eq!(f.parse(&name), Some(t.timestamp()));
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(e.exit(), crate::Exit::Usage);
+                        assert_plain_line(&e.to_string(), &format!("{format}{backup}"));
+                    }
+                }
+            }
+
+            /// Which snapshots are ours: any name is answered, no panic.
+            #[test]
+            fn any_snapshot_name_is_ours_or_not(name in prop_oneof![noise(), damaged("offsite1-20240131235900"), "\\PC{0,30}"]) {
+                let f = fmt(DEFAULT_FORMAT).unwrap();
+                if let Some(t) = f.parse(&name) {
+                    prop_assert_eq!(f.name_at(DateTime::from_timestamp(t, 0).unwrap()), name);
+                }
+            }
+
+            #[test]
+            fn every_time_round_trips(secs in 0i64..253_402_300_799) {
+                let f = fmt(DEFAULT_FORMAT).unwrap();
+                let t = DateTime::from_timestamp(secs, 0).unwrap();
+                prop_assert_eq!(f.parse(&f.name_at(t)), Some(secs));
+            }
+        }
     }
 }

@@ -21,11 +21,13 @@ pub const MAX_LINE: usize = 1 << 20;
 
 /// Reads one JSON value per line; blank lines are skipped. A line longer
 /// than [`MAX_LINE`] is an error, found without reading it whole.
+/// Its errors are said in plain words ([`json_message`]), not serde's.
 #[derive(Debug)]
 pub struct Reader<R> {
     inner: R,
     line: usize,
     buf: Vec<u8>,
+    expected: &'static str,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -34,7 +36,15 @@ impl<R: BufRead> Reader<R> {
             inner,
             line: 0,
             buf: Vec::new(),
+            expected: "one JSON object per line",
         }
+    }
+
+    /// What a line that is not JSON is said to miss: `one JSON object per
+    /// line, as zab-select writes`.
+    pub fn expecting(mut self, expected: &'static str) -> Self {
+        self.expected = expected;
+        self
     }
 
     /// Reads the next line into `buf`, newline included: its length, 0 at
@@ -91,7 +101,10 @@ impl<R: BufRead> Reader<R> {
             if text.is_empty() {
                 continue;
             }
-            return Some(serde_json::from_str(text).map_err(|e| self.error(&json_message(&e))));
+            return Some(
+                serde_json::from_str(text)
+                    .map_err(|e| self.error(&json_message(&e, text, self.expected))),
+            );
         }
     }
 
@@ -103,13 +116,75 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
-/// serde_json's message without its own " at line 1 column N" suffix.
-fn json_message(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
+/// serde_json's error on `text` in plain words, on one line: `not a JSON
+/// record (expected EXPECTED)`, `unknown record type "dataseta" (expected
+/// one of: dataset, end)`, `missing field "backup"`, `invalid type: string
+/// "7", expected a whole number (0 or more)`. Never serde's own jargon
+/// (`expected value`, `` unknown variant `x` ``, `u64`), nor its " at line 1
+/// column N" (the line is named by the caller, the column means little).
+fn json_message(e: &serde_json::Error, text: &str, expected: &str) -> String {
+    use serde_json::error::Category;
+    if !matches!(e.classify(), Category::Data) {
+        return format!("not a JSON record (expected {expected})");
     }
+    let mut s = e.to_string();
+    if let Some(i) = s.rfind(" at line ") {
+        s.truncate(i);
+    }
+    // serde may stop at a missing field before it sees the line is no JSON.
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return format!("not a JSON record (expected {expected})");
+    };
+    let Some(object) = value.as_object() else {
+        return format!("not a JSON object (expected {expected})");
+    };
+    // An unknown `kind` is what serde calls an unknown variant of the tag.
+    if let Some(kind) = object.get("kind").and_then(|k| k.as_str()) {
+        if let Some(rest) = s.strip_prefix(&format!("unknown variant `{kind}`, ")) {
+            let names: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+            return format!(
+                "unknown record type {kind:?} (expected one of: {})",
+                names.join(", ")
+            );
+        }
+    }
+    plain_words(&s)
+}
+
+/// serde's data error with its Rust words replaced: `` `x` `` quoted as a
+/// JSON value would be, type names said as kinds of value.
+fn plain_words(serde: &str) -> String {
+    let mut out = String::with_capacity(serde.len());
+    for (i, part) in serde.split('`').enumerate() {
+        let quoted = i % 2 == 1;
+        let bare = part.parse::<f64>().is_ok() || matches!(part, "true" | "false" | "null");
+        match (quoted, bare) {
+            (true, true) => out.push_str(part),
+            (true, false) => {
+                out.push('"');
+                out.push_str(part);
+                out.push('"');
+            }
+            (false, _) => out.push_str(part),
+        }
+    }
+    for (rust, plain) in [
+        ("unknown variant", "unknown value"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected variant identifier", "expected a name"),
+        ("expected struct ", "expected an object: "),
+        ("expected internally tagged enum ", "expected a record: "),
+        ("expected a map", "expected an object"),
+        ("expected a sequence", "expected a list"),
+    ] {
+        out = out.replace(rust, plain);
+    }
+    out
 }
 
 /// Writes one JSON value per line, flushing after each.
@@ -191,7 +266,9 @@ impl Stream {
 /// end record, or when the input stops before an end record (the stage before
 /// crashed or was killed).
 pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
-    let mut reader = Reader::new(input);
+    let mut reader = Reader::new(input)
+        .expecting("one JSON object per line, as zab-select and the later stages write");
+    let mut records = 0;
     let mut datasets = Vec::new();
     let mut lines = Vec::new();
     let mut end = None;
@@ -199,6 +276,7 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
     let mut seen: std::collections::HashMap<(Option<String>, String), usize> = Default::default();
     while let Some(rec) = reader.next_value::<Record>() {
         let rec = rec?;
+        records += 1;
         if end.is_some() {
             return Err(Error::Input {
                 line: reader.line(),
@@ -229,14 +307,43 @@ pub fn read_stream<R: BufRead>(input: R) -> Result<Stream, Error> {
     }
     let end = end.ok_or_else(|| Error::Input {
         line: 0,
-        message: "no end record: the stage before this one did not finish \
+        message: match records {
+            0 => NO_RECORDS.into(),
+            _ => "no end record: the stage before this one did not finish \
                   (crashed, killed or cut off), so its output is incomplete"
-            .into(),
+                .into(),
+        },
     })?;
     Ok(Stream {
         datasets,
         lines,
         end,
+    })
+}
+
+/// [`read_stream`]'s error for input without a single record.
+const NO_RECORDS: &str = "no records at all (the input is empty)";
+
+/// [`read_stream`] of stdin, for the stage `tool`. Empty input, or a
+/// terminal (where nothing was piped in), is said as such, with the
+/// pipeline that was probably meant: nothing ran before, so "the stage
+/// before this one did not finish" would be a wrong hint.
+pub fn read_stdin(tool: &str) -> Result<Stream, Error> {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    let nothing = |how: &str| Error::Input {
+        line: 0,
+        message: format!(
+            "no records on stdin{how}: {tool} reads the records of zab-select or of a \
+             later stage (zab-select NAME | {tool} NAME)"
+        ),
+    };
+    if stdin.is_terminal() {
+        return Err(nothing(" (it is a terminal)"));
+    }
+    read_stream(stdin.lock()).map_err(|e| match e {
+        Error::Input { line: 0, message } if message == NO_RECORDS => nothing(""),
+        e => e,
     })
 }
 
@@ -335,9 +442,79 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let err = stream(&format!("{DS}\n\n{{\"kind\":\"dataset\"}}\n{END}\n")).unwrap_err();
-        assert_eq!(err.to_string(), "line 3: missing field `backup`");
+        assert_eq!(err.to_string(), "line 3: missing field \"backup\"");
         let err = stream(&format!("{DS}\nnot json\n")).unwrap_err();
-        assert!(err.to_string().starts_with("line 2: expected"), "{err}");
+        assert!(
+            err.to_string().starts_with("line 2: not a JSON record"),
+            "{err}"
+        );
+    }
+
+    /// serde's words reached users: `expected value`, `` unknown variant
+    /// `dataset` ``, `u64`.
+    #[test]
+    fn errors_are_plain_words() {
+        let with = |from: &str, to: &str| {
+            let bad = DS.replace(from, to);
+            assert_ne!(bad, DS);
+            stream(&format!("{bad}\n{END}\n")).unwrap_err().to_string()
+        };
+        let expected =
+            "(expected one JSON object per line, as zab-select and the later stages write)";
+        for (text, want) in [
+            ("not json", format!("line 1: not a JSON record {expected}")),
+            (
+                "{\"kind\":",
+                format!("line 1: not a JSON record {expected}"),
+            ),
+            ("{} x", format!("line 1: not a JSON record {expected}")),
+            ("5", format!("line 1: not a JSON object {expected}")),
+            (
+                "[\"dataset\"]",
+                format!("line 1: not a JSON object {expected}"),
+            ),
+            (
+                "{\"kind\":\"dataseta\"}",
+                "line 1: unknown record type \"dataseta\" (expected one of: dataset, end)".into(),
+            ),
+            ("{}", "line 1: missing field \"kind\"".into()),
+        ] {
+            assert_eq!(
+                stream(&format!("{text}\n")).unwrap_err().to_string(),
+                want,
+                "{text}"
+            );
+        }
+        assert_eq!(
+            with(r#""createtxg":7"#, r#""createtxg":"7""#),
+            "line 1: invalid type: string \"7\", expected a whole number (0 or more)"
+        );
+        assert_eq!(
+            with(r#""written":0"#, r#""written":-1"#),
+            "line 1: invalid value: integer -1, expected a whole number (0 or more)"
+        );
+        let e = with(r#""reason":"selected""#, r#""reason":"chosen""#);
+        assert!(
+            e.starts_with("line 1: unknown value \"chosen\", expected one of \"selected\", "),
+            "{e}"
+        );
+        assert_eq!(
+            with(r#""kind":"dataset""#, r#""kind":7"#),
+            "line 1: invalid type: integer 7, expected a name"
+        );
+    }
+
+    /// Empty input is not "the stage before did not finish": nothing ran.
+    #[test]
+    fn empty_input_is_said_as_such() {
+        for text in ["", "\n", " \n\n"] {
+            let err = stream(text).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "end of input: no records at all (the input is empty)"
+            );
+            assert_eq!(err.exit(), crate::Exit::Input);
+        }
     }
 
     #[test]
@@ -517,7 +694,7 @@ mod tests {
         );
         let err = stream(&format!("{bad}\n{END}\n")).unwrap_err().to_string();
         assert!(err.len() < 2000, "{} bytes", err.len());
-        assert!(err.starts_with("line 1: unknown variant `xxx"), "{err}");
+        assert!(err.starts_with("line 1: unknown value \"xxx"), "{err}");
         assert!(err.contains("bytes cut]"), "{err}");
     }
 
@@ -603,5 +780,118 @@ mod tests {
             5,
             "kind, tool, version, datasets, failed"
         );
+    }
+
+    mod properties {
+        use super::*;
+        use crate::fuzz::{assert_plain_line, config, damaged};
+        use proptest::prelude::*;
+
+        /// A stream read whole or refused in one plain line, exit 3.
+        fn read_or_refuse(bytes: &[u8]) {
+            match read_stream(bytes) {
+                Ok(s) => assert_eq!(s.datasets.len(), s.lines.len()),
+                Err(e) => {
+                    assert_eq!(e.exit(), crate::Exit::Input, "{e}");
+                    assert_plain_line(&e.to_string(), &String::from_utf8_lossy(bytes));
+                }
+            }
+        }
+
+        const STREAM: &str = concat!(
+            r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/a","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":7,"written":0}"#,
+            "\n",
+            r#"{"kind":"dataset","backup":"b","host":"root@nas","name":"tank/b","type":"volume","selected":false,"reason":"child-only","value":"child","source":"received","inherited_from":"tank","createtxg":8,"written":5,"error":"x","snapshot":{"name":"b-1","status":"created","previous":"b-0","written":3},"x-user":[1,{"a":null}]}"#,
+            "\n\n",
+            r#"{"kind":"end","tool":"zab-snap","version":"0.1.0","datasets":2,"failed":1,"hook_failures":0}"#,
+            "\n",
+        );
+
+        /// A JSON value of any shape, with `kind` most often one a reader
+        /// knows, and fields that records have.
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                "[a-z/@ -]{0,8}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4)
+                        .prop_map(serde_json::Value::from),
+                    proptest::collection::btree_map(
+                        prop_oneof![
+                            proptest::sample::select(vec![
+                                "kind",
+                                "backup",
+                                "host",
+                                "name",
+                                "type",
+                                "selected",
+                                "reason",
+                                "value",
+                                "source",
+                                "inherited_from",
+                                "createtxg",
+                                "written",
+                                "error",
+                                "snapshot",
+                                "tool",
+                                "version",
+                                "datasets",
+                                "failed",
+                            ])
+                            .prop_map(String::from),
+                            "[a-z]{1,4}",
+                        ],
+                        inner,
+                        0..8,
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            #[test]
+            fn random_bytes_are_read_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                read_or_refuse(&bytes);
+            }
+
+            #[test]
+            fn a_damaged_stream_is_read_or_refused(text in damaged(STREAM)) {
+                read_or_refuse(text.as_bytes());
+            }
+
+            /// Whatever the JSON, serde's words never reach the user.
+            #[test]
+            fn any_json_is_refused_in_plain_words(
+                value in json(),
+                kind in proptest::option::of(prop_oneof![
+                    Just("dataset".to_string()), Just("end".to_string()), "[a-z]{0,6}"
+                ]),
+            ) {
+                let mut value = value;
+                if let (Some(kind), Some(map)) = (kind, value.as_object_mut()) {
+                    map.insert("kind".into(), kind.into());
+                }
+                let text = format!("{value}\n");
+                read_or_refuse(text.as_bytes());
+            }
+
+            /// A stream cut anywhere before its end record's newline is
+            /// refused, never read as shorter.
+            #[test]
+            fn a_cut_stream_is_refused(cut in 0..STREAM.len()) {
+                let cut = &STREAM.as_bytes()[..cut];
+                let err = read_stream(cut).unwrap_err();
+                assert_eq!(err.exit(), crate::Exit::Input);
+                assert_plain_line(&err.to_string(), STREAM);
+            }
+        }
     }
 }

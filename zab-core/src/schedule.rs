@@ -467,4 +467,67 @@ mod tests {
             }
         }
     }
+
+    mod properties {
+        use super::*;
+        use crate::fuzz::{assert_plain_line, config, damaged, noise};
+        use proptest::prelude::*;
+
+        /// An item: a count, or a rule from the units (the TTL may be
+        /// shorter than the interval: that is refused, not a panic).
+        fn item() -> impl Strategy<Value = String> {
+            let unit =
+                proptest::sample::select(vec!["s", "min", "h", "d", "w", "m", "y", "D", "MIN"]);
+            prop_oneof![
+                (0u64..100).prop_map(|n| n.to_string()),
+                (0u64..400, unit.clone(), 0u64..400, unit)
+                    .prop_map(|(a, u, b, v)| format!("{a}{u}{b}{v}")),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            /// `--keep-source`, `--keep-target`, `--keep`, `--describe`.
+            #[test]
+            fn any_text_is_a_schedule_or_one_line(
+                s in prop_oneof![
+                    noise(),
+                    damaged("10,1d1w,1w1m,1m1y"),
+                    proptest::collection::vec(item(), 0..5).prop_map(|v| v.join(",")),
+                    "\\PC{0,16}",
+                ]
+            ) {
+                match Schedule::parse(&s) {
+                    // What it says is what it reads back.
+                    Ok(sched) => {
+                        prop_assert_eq!(Schedule::parse(&sched.to_string()), Ok(sched.clone()));
+                        for line in sched.describe() {
+                            prop_assert!(!line.contains('\n'));
+                        }
+                    }
+                    Err(e) => assert_plain_line(&e, &s),
+                }
+            }
+
+            /// The thinner on a parsed schedule and any times (some in the
+            /// future): one verdict each, every protected one kept, no panic.
+            #[test]
+            fn the_thinner_never_panics(
+                items in proptest::collection::vec(item(), 1..4),
+                times in proptest::collection::vec((0i64..4_000_000_000, any::<bool>()), 0..40),
+                now in 0i64..4_000_000_000,
+            ) {
+                let Ok(sched) = Schedule::parse(&items.join(",")) else { return Ok(()) };
+                let mut times = times;
+                times.sort_unstable();
+                let (times, protected): (Vec<i64>, Vec<bool>) = times.into_iter().unzip();
+                let keep = sched.thin(&times, &protected, now);
+                prop_assert_eq!(keep.len(), times.len());
+                for (k, p) in keep.iter().zip(&protected) {
+                    prop_assert!(*k || !*p, "a protected snapshot destroyed");
+                }
+            }
+        }
+    }
 }

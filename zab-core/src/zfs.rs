@@ -908,4 +908,93 @@ mod tests {
         assert!(is_under("tank/a", "tank/a"));
         assert!(!is_under("tank/ab", "tank/a"));
     }
+
+    /// The parsers on the recorded listings with random damage: each
+    /// reads or refuses, in one line, and never panics.
+    mod properties {
+        use super::*;
+        use crate::fuzz::{config, damaged};
+        use proptest::prelude::*;
+
+        const HOLDS: &str = "treefix/a@s1\tzfs_autobackup:b\t1763800000\n\
+                             treefix/a@s1\tkeep\t1763800001\ntreefix/v@s1\tzfs_autobackup:b\t1763800002\n";
+
+        /// A parser's error, as [`query`] makes it into one line.
+        fn one_line<T>(parsed: Result<T, String>) {
+            if let Err(message) = parsed {
+                assert!(!message.trim().is_empty());
+                let line = Error::Parse {
+                    command: "zfs list".into(),
+                    message,
+                }
+                .to_string();
+                assert!(!line.contains(['\n', '\r']), "{line:?}");
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            #[test]
+            fn get_listings(text in damaged(RECORDED)) {
+                one_line(parse_get(&text));
+                // And the selection rules on whatever rows it gives.
+                if let Ok(rows) = parse_get(&text) {
+                    let opts = crate::select::Options {
+                        backup: "fix".into(),
+                        property: "autobackup:fix".into(),
+                        ..Default::default()
+                    };
+                    one_line(crate::select::select(&rows, &opts));
+                }
+            }
+
+            #[test]
+            fn snapshot_listings(text in damaged(SNAPSHOTS)) {
+                let ds = ["snapfix/b", "snapfix/a", "snapfix/sp ace", "snapfix/none"];
+                one_line(parse_snapshots(&text, &ds));
+            }
+
+            #[test]
+            fn written_listings(text in damaged(WRITTEN)) {
+                one_line(parse_written(&text));
+            }
+
+            #[test]
+            fn tree_listings(text in damaged(TREE), root in prop_oneof![Just("treefix"), Just("treefix/a"), Just("")]) {
+                one_line(parse_tree(&text, root));
+                one_line(parse_target_tree(&text, root));
+            }
+
+            #[test]
+            fn holds_listings(text in damaged(HOLDS)) {
+                one_line(parse_holds(&text));
+            }
+
+            /// Snapshots listed in any order come back oldest first, each
+            /// under its dataset, whatever their names.
+            #[test]
+            fn snapshot_rows_are_read_back(
+                rows in proptest::collection::btree_map(
+                    ("[ab]", "[a-zA-Z0-9_.:-]{1,12}"),
+                    (any::<u64>(), any::<u64>()),
+                    0..20,
+                )
+            ) {
+                let text: String = rows
+                    .iter()
+                    .map(|((ds, name), (txg, guid))| format!("p/{ds}@{name}\t{txg}\t{guid}\n"))
+                    .collect();
+                let map = parse_snapshots(&text, &["p/a", "p/b"]).unwrap();
+                prop_assert_eq!(map.values().map(Vec::len).sum::<usize>(), rows.len());
+                for (ds, list) in &map {
+                    prop_assert!(list.windows(2).all(|w| w[0].createtxg <= w[1].createtxg));
+                    for s in list {
+                        let key = (ds.trim_start_matches("p/").to_string(), s.name.clone());
+                        prop_assert_eq!(rows.get(&key), Some(&(s.createtxg, s.guid)));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! over-stripped name ends the run before anything is done).
 
 use zab_core::error::Error;
-use zab_core::ndjson::read_stream;
+use zab_core::ndjson::read_stdin;
 use zab_core::record::Dataset;
 use zab_core::Host;
 
@@ -38,8 +38,7 @@ impl Input {
 
 /// Reads and checks stdin's records, and maps each selected dataset.
 pub fn read(cfg: &Config) -> Result<Input, Error> {
-    let stdin = std::io::stdin();
-    let stream = read_stream(stdin.lock())?;
+    let stream = read_stdin("zab-send")?;
     stream.check(&cfg.backup, cfg.ssh_source.as_deref())?;
     zab_core::name::target_overlap(
         &cfg.target_path,

@@ -3,7 +3,7 @@
 //! it (execute), and the records back out (report).
 
 use zab_core::error::Error;
-use zab_core::ndjson::read_stream;
+use zab_core::ndjson::read_stdin;
 
 use crate::cli::Args;
 use crate::{execute, gather, plan, report};
@@ -11,7 +11,7 @@ use crate::{execute, gather, plan, report};
 pub fn run(args: &Args) -> Result<(), Error> {
     let config = args.config()?;
 
-    let stream = read_stream(std::io::stdin().lock())?;
+    let stream = read_stdin(crate::cli::TOOL)?;
     stream.check(&config.backup, config.ssh_source.as_deref())?;
     // The records this run acts on, by host (None = this machine).
     let by_host = stream.selected_by_host();

@@ -108,15 +108,18 @@ pub struct Args {
     /// Draw the thinning as an SVG picture into FILE: time left to right, one
     /// lane per rule with its blocks, kept and destroyed snapshots marked
     /// (docs/thinning.md explains it). A symbolic link at FILE is not
-    /// followed: it is an error (exit 4).
+    /// followed: it is an error (exit 4). `-` is refused: stdout carries the
+    /// records.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
 
     /// Thin a list of snapshot records from stdin, without ZFS: each
     /// {"kind":"snapshot","name":…,"timestamp":…} comes back with its action
     /// (keep or destroy) and reason (docs/records.md). "Now" is the clock,
-    /// or --now SECONDS (since the epoch).
-    #[arg(long)]
+    /// or --now SECONDS (since the epoch). The options of thinning with ZFS
+    /// (BACKUP-NAME, TARGET-PATH, --keep-source, --test, ...) are refused
+    /// with it: use --keep.
+    #[arg(long, conflicts_with_all = OFFLINE_CONFLICTS)]
     pub offline: bool,
 
     /// The schedule for --offline: the last N, then rules <interval><ttl>.
@@ -133,6 +136,27 @@ pub struct Args {
     #[command(flatten)]
     pub common: Common,
 }
+
+/// The options of thinning with ZFS, refused with `--offline` rather than
+/// silently ignored (`--offline --keep-source 10` looks like it thins by 10).
+const OFFLINE_CONFLICTS: [&str; 16] = [
+    "backup",
+    "target_path",
+    "ssh_target",
+    "strip_path",
+    "no_guid_check",
+    "snapshot_format",
+    "utc",
+    "hold_format",
+    "keep_source",
+    "keep_target",
+    "ssh_source",
+    "destroy_missing",
+    "property_format",
+    "no_thinning",
+    "skip_failed",
+    "test",
+];
 
 /// What a run does, checked: the only thing the rest of zab-thin reads.
 #[derive(Debug)]
@@ -216,6 +240,11 @@ impl Args {
     pub fn config(&self) -> Result<Config, Error> {
         if let Some(text) = &self.describe {
             return describe(text).map(Config::Describe);
+        }
+        if self.svg.as_deref() == Some(std::path::Path::new("-")) {
+            return Err(Error::Usage(
+                "--svg -: stdout carries the records; give a file name (--svg thinning.svg)".into(),
+            ));
         }
         if self.offline {
             return Ok(Config::Offline(Offline {
@@ -369,6 +398,58 @@ mod tests {
 
     fn config(argv: &[&str]) -> Result<Config, Error> {
         Args::try_parse_from(argv).unwrap().config()
+    }
+
+    /// `--svg -` wrote a file named `-`.
+    #[test]
+    fn svg_to_a_dash_is_refused() {
+        for argv in [&["zab-thin", "x"][..], &["zab-thin", "--offline"]] {
+            let mut argv = argv.to_vec();
+            argv.extend(["--svg", "-"]);
+            let e = config(&argv).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{e}");
+            assert_eq!(
+                e.to_string(),
+                "--svg -: stdout carries the records; give a file name (--svg thinning.svg)"
+            );
+        }
+        assert!(config(&["zab-thin", "--offline", "--svg", "./-"]).is_ok());
+    }
+
+    /// `--offline --keep-source 10` was silently ignored: the options of
+    /// thinning with ZFS are refused with --offline.
+    #[test]
+    fn zfs_options_are_refused_with_offline() {
+        for extra in [
+            &["--keep-source", "10"][..],
+            &["--keep-target", "10"],
+            &["--destroy-missing", "30d"],
+            &["--skip-failed"],
+            &["--no-thinning"],
+            &["--test"],
+            &["--ssh-source", "root@nas"],
+            &["--ssh-target", "root@nas"],
+            &["--snapshot-format", "{}-%Y%m%d%H%M%S"],
+            &["--utc"],
+            &["--hold-format", "h"],
+            &["--property-format", "p:{}"],
+            &["--strip-path", "1"],
+            &["--no-guid-check"],
+            &["x"],
+        ] {
+            let mut argv = vec!["zab-thin", "--offline"];
+            argv.extend(extra);
+            let e = Args::try_parse_from(&argv).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{argv:?}"
+            );
+            let line = zab_core::cli::usage_line(TOOL, &e);
+            assert!(line.contains("'--offline' cannot be used with"), "{line}");
+        }
+        // With ZFS they are fine.
+        assert!(Args::try_parse_from(["zab-thin", "x", "--keep-source", "10"]).is_ok());
     }
 
     #[test]

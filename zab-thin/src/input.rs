@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use zab_core::error::Error;
 use zab_core::lock::RunLock;
-use zab_core::ndjson::{read_stream, Stream};
+use zab_core::ndjson::{read_stdin, Stream};
 use zab_core::record::Dataset;
 
 use crate::cli::Zfs;
@@ -43,7 +43,7 @@ pub struct Input {
 /// exits, right after its end record. A dry run changes nothing and takes
 /// none.
 pub fn read(config: &Zfs) -> Result<Input, Error> {
-    let stream = read_stream(std::io::stdin().lock())?;
+    let stream = read_stdin(crate::cli::TOOL)?;
     stream.check(&config.backup, config.ssh_source.as_deref())?;
     if let Some(t) = &config.target {
         zab_core::name::target_overlap(&t.path, t.ssh.as_deref(), &stream.datasets)?;
@@ -82,7 +82,17 @@ pub fn read(config: &Zfs) -> Result<Input, Error> {
 /// that dropped failed records would hide which datasets to leave alone.
 fn failed_upstream(stream: &Stream, skip_failed: bool) -> Result<Vec<usize>, Error> {
     if !skip_failed {
-        stream.refuse_failures("thinning")?;
+        // A failed record in the input: --skip-failed would thin the others.
+        stream.refuse_failures("thinning").map_err(|e| match e {
+            Error::Input { line, message } if line > 0 => Error::Input {
+                line,
+                message: format!(
+                    "{message} (with --skip-failed, zab-thin leaves the failed datasets \
+                     alone and thins the others)"
+                ),
+            },
+            e => e,
+        })?;
         return Ok(Vec::new());
     }
     let failed: Vec<usize> = stream
@@ -110,6 +120,7 @@ fn failed_upstream(stream: &Stream, skip_failed: bool) -> Result<Vec<usize>, Err
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zab_core::ndjson::read_stream;
 
     const OK: &str = r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/a","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":7,"written":0}"#;
     const FAILED: &str = r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/b","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":8,"written":0,"error":"zfs recv failed"}"#;
@@ -134,6 +145,13 @@ mod tests {
         let e = failed_upstream(&s, false).unwrap_err();
         assert!(matches!(e, Error::Input { line: 2, .. }), "{e}");
         assert!(e.to_string().contains("tank/b failed upstream"), "{e}");
+        // A hand-built pipeline is told how to thin the others anyway.
+        assert!(
+            e.to_string().ends_with(
+                "(with --skip-failed, zab-thin leaves the failed datasets alone and thins the others)"
+            ),
+            "{e}"
+        );
         assert_eq!(
             failed_upstream(&stream(&[OK], 0), false).unwrap(),
             Vec::<usize>::new()

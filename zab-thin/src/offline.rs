@@ -109,7 +109,9 @@ struct Hold<'a> {
 /// records after an `end` record, times out of range and a name given twice
 /// within one dataset, naming the line.
 pub fn read<R: BufRead>(input: R) -> Result<Vec<Snapshot>, Error> {
-    let mut reader = Reader::new(input);
+    let mut reader = Reader::new(input).expecting(
+        "one JSON object per line, such as {\"kind\":\"snapshot\",\"name\":\"a\",\"timestamp\":1763800000}",
+    );
     let mut snaps = Vec::new();
     let mut lines = Vec::new();
     let mut ended = false;
@@ -130,7 +132,7 @@ pub fn read<R: BufRead>(input: R) -> Result<Vec<Snapshot>, Error> {
             } else {
                 "timestamp"
             };
-            return Err(bad(format!("missing field `{field}`")));
+            return Err(bad(format!("missing field \"{field}\"")));
         };
         if name.is_empty() {
             return Err(bad("empty snapshot name".into()));
@@ -430,11 +432,11 @@ mod tests {
         for (text, want) in [
             (
                 format!("{ok}{{\"kind\":\"snapshot\",\"name\":\"b\"}}\n"),
-                "line 2: missing field `timestamp`",
+                "line 2: missing field \"timestamp\"",
             ),
             (
                 format!("{ok}{{\"kind\":\"dataset\"}}\n"),
-                "line 2: unknown variant `dataset`, expected `snapshot` or `end`",
+                "line 2: unknown record type \"dataset\" (expected one of: snapshot, end)",
             ),
             (
                 format!("{ok}{ok}"),
@@ -454,7 +456,7 @@ mod tests {
             ),
             (
                 "{\"kind\":\"snapshot\",\"name\":\"a\",\"timestamp\":1.5}\n".into(),
-                "line 1: invalid type: floating point `1.5`, expected i64",
+                "line 1: invalid type: floating point 1.5, expected a whole number",
             ),
             (
                 ok.trim_end().into(),
@@ -578,5 +580,90 @@ mod tests {
             &format!("\"version\":\"{}\"", env!("CARGO_PKG_VERSION")),
         );
         assert_eq!(out(&input, keep, now), want);
+    }
+
+    /// `--offline`'s reader and everything after it, on random input:
+    /// refused in one line, or thinned, explained and drawn without a panic.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed};
+
+        fn config(cases: u32) -> Config {
+            Config {
+                cases,
+                rng_seed: RngSeed::Fixed(15),
+                failure_persistence: None,
+                ..Config::default()
+            }
+        }
+
+        /// A record line: mostly snapshots, of two datasets or none, some
+        /// with odd fields; sometimes an `end` or a broken line.
+        fn line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                6 => (
+                    "[a-c]{1,2}",
+                    prop_oneof![0i64..2_000_000_000, any::<i64>()],
+                    proptest::option::of(prop_oneof![Just("tank/a"), Just("tank/b")]),
+                    proptest::option::of(any::<bool>()),
+                ).prop_map(|(name, t, ds, p)| {
+                    let mut v = serde_json::json!({"kind": "snapshot", "name": name, "timestamp": t});
+                    if let Some(ds) = ds { v["dataset"] = ds.into(); }
+                    if let Some(p) = p { v["protected"] = p.into(); }
+                    v.to_string()
+                }),
+                1 => Just(r#"{"kind":"end"}"#.to_string()),
+                1 => "\\PC{0,20}",
+                1 => r#"\{"kind":"(snapshot|end|x)","(name|timestamp|dataset|protected)":("a"|1|-1|1.5|true|null)\}"#,
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            #[test]
+            fn any_list_is_thinned_or_refused_in_one_line(
+                lines in proptest::collection::vec(line(), 0..12),
+                newline in any::<bool>(),
+                keep in prop_oneof![Just("10,1d1w,1w1m,1m1y"), Just("0"), Just("1,1s1min"), Just("2,1h1d,1d1y")],
+                now in 0i64..2_100_000_000,
+            ) {
+                let mut text = lines.join("\n");
+                if newline { text.push('\n'); }
+                let snaps = match read(text.as_bytes()) {
+                    Ok(snaps) => snaps,
+                    Err(e) => {
+                        let line = e.to_string();
+                        prop_assert_eq!(e.exit(), zab_core::Exit::Input);
+                        prop_assert!(!line.is_empty() && !line.contains(['\n', '\r']), "{:?}", line);
+                        prop_assert!(!line.contains('`') || text.contains('`'), "{:?}", line);
+                        return Ok(());
+                    }
+                };
+                let schedule = Schedule::parse(keep).unwrap();
+                let plan = plan(&snaps, &schedule, now);
+                let reasons = plan.reasons(&schedule, now);
+                let mut out = Vec::new();
+                write(Writer::new(&mut out), &snaps, &plan, &reasons, &schedule).unwrap();
+                let out = String::from_utf8(out).unwrap();
+                prop_assert_eq!(out.lines().count(), snaps.len() + 1);
+                // The newest of each dataset, and every protected one, kept.
+                for g in &plan.groups {
+                    prop_assert!(g.verdicts.last().map_or(true, |v| v.keep));
+                }
+                for (s, &(g, k)) in snaps.iter().zip(&plan.place) {
+                    if s.protected == Some(true) {
+                        prop_assert!(plan.groups[g].verdicts[k].keep);
+                    }
+                }
+                let timelines: Vec<Timeline> =
+                    plan.groups.iter().map(|g| g.timeline(&schedule, now)).collect();
+                for t in &timelines {
+                    let _ = picture::explain(t);
+                }
+                let _ = picture::svg(&timelines);
+            }
+        }
     }
 }
