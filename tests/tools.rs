@@ -315,3 +315,67 @@ fn random_option_values() {
         }
     });
 }
+
+/// `--help` groups every option of the ZFS tools under a heading of
+/// `zab_core::cli::heading` (selection, naming, transfer, stream, holds,
+/// ssh, output…): only --help and --version stay under "Options", and no
+/// group is a long flat list.
+#[test]
+fn help_groups_the_options_under_headings() {
+    use zab_core::cli::heading::*;
+    let known = [
+        SELECTION, SNAPSHOTS, NAMING, TARGET, TRANSFER, STREAM, HOLDS, THINNING, OFFLINE, SSH,
+        OUTPUT,
+    ];
+    for (name, least) in [
+        ("zab-select", 3),
+        ("zab-snap", 4),
+        ("zab-send", 8),
+        ("zab-thin", 8),
+    ] {
+        let ran = run(name, &["--help"], b"");
+        assert_eq!(ran.code, Some(0), "{name}: {}", ran.stderr);
+        let help = String::from_utf8(ran.stdout).unwrap();
+        // Each heading line ("Name:") with the options listed under it.
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for line in help.lines() {
+            if line == "Examples:" || line == "Exit status:" {
+                break;
+            }
+            if !line.starts_with(' ') && line.ends_with(':') && !line.contains(' ')
+                || known.contains(&line.trim_end_matches(':'))
+            {
+                groups.push((line.trim_end_matches(':').to_string(), Vec::new()));
+            } else if let (Some(g), true) = (groups.last_mut(), line.trim_start().starts_with('-'))
+            {
+                if line.starts_with("  -") || line.starts_with("      --") {
+                    g.1.push(line.trim().to_string());
+                }
+            }
+        }
+        let names: Vec<&str> = groups.iter().map(|(h, _)| h.as_str()).collect();
+        let option_groups: Vec<_> = groups
+            .iter()
+            .filter(|(h, _)| h != "Arguments" && h != "Options")
+            .collect();
+        assert!(option_groups.len() >= least, "{name}: only {names:?}");
+        for (h, opts) in &groups {
+            match h.as_str() {
+                "Arguments" => {}
+                "Options" => assert!(
+                    opts.iter()
+                        .all(|o| o.starts_with("-h, --help") || o.starts_with("-V, --version")),
+                    "{name}: ungrouped options {opts:?}"
+                ),
+                h => {
+                    assert!(
+                        known.contains(&h),
+                        "{name}: unknown heading {h:?} in {names:?}"
+                    );
+                    assert!(!opts.is_empty(), "{name}: {h} is empty");
+                    assert!(opts.len() <= 14, "{name}: {h} has {} options", opts.len());
+                }
+            }
+        }
+    }
+}

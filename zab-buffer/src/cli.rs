@@ -55,10 +55,10 @@ pub struct Args {
     /// needs a unit: 1.5G). At most the memory available (MemAvailable in
     /// /proc/meminfo): a larger buffer is a usage error. Allocated at start;
     /// pages are touched only as the buffer fills.
-    #[arg(short = 'm', long, value_name = "BYTES", default_value = "128M", value_parser = parse_bytes)]
+    #[arg(short = 'm', long = "memory", value_name = "BYTES", default_value = "128M", value_parser = parse_bytes)]
     pub size: u64,
 
-    /// Block size: the unit of reads and writes. SIZE / BLOCK blocks make
+    /// Block size: the unit of reads and writes. MEMORY / BLOCK blocks make
     /// the buffer (at least 2).
     #[arg(short = 's', long, value_name = "BYTES", default_value = "128K", value_parser = parse_bytes)]
     pub block: u64,
@@ -129,7 +129,7 @@ impl Config {
     /// as a usage error before anything is allocated.
     pub fn check_memory(&self, available: Option<u64>) -> Result<(), Error> {
         check_buffer(self.bytes() as u64, available)
-            .map_err(|e| Error::Usage(format!("--size {e}")))
+            .map_err(|e| Error::Usage(format!("--memory {e}")))
     }
 }
 
@@ -142,16 +142,18 @@ impl Args {
         let blocks = self.size / self.block;
         if blocks < 2 {
             return Err(Error::Usage(format!(
-                "--size ({}) must hold at least 2 blocks of --block ({})",
+                "--memory ({}) must hold at least 2 blocks of --block ({})",
                 self.size, self.block
             )));
         }
         let block = usize::try_from(self.block)
             .map_err(|_| Error::Usage("--block is too large for this machine".into()))?;
         let blocks = usize::try_from(blocks)
-            .map_err(|_| Error::Usage("--size is too large for this machine".into()))?;
+            .map_err(|_| Error::Usage("--memory is too large for this machine".into()))?;
         if block.checked_mul(blocks).is_none() {
-            return Err(Error::Usage("--size is too large for this machine".into()));
+            return Err(Error::Usage(
+                "--memory is too large for this machine".into(),
+            ));
         }
         Ok(Config {
             block,
@@ -300,7 +302,7 @@ mod tests {
         let c = config(&["-m", "1T"]).unwrap();
         let err = c.check_memory(Some(8 << 30)).unwrap_err().to_string();
         assert!(
-            err.starts_with("--size 1.00 TiB is more than the memory available (8.00 GiB"),
+            err.starts_with("--memory 1.00 TiB is more than the memory available (8.00 GiB"),
             "{err}"
         );
         assert!(c.check_memory(Some(2 << 40)).is_ok());

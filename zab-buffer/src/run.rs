@@ -98,7 +98,7 @@ fn open_ends() -> Result<(File, File), Error> {
 fn allocate(cfg: &Config) -> Result<(Filler, Drainer), Error> {
     pool(cfg.blocks, cfg.block, cfg.start_writing, cfg.resume_reading).map_err(|e| {
         Error::Usage(format!(
-            "cannot allocate the buffer (--size {}): {e}",
+            "cannot allocate the buffer (--memory {}): {e}",
             format_bytes(cfg.bytes() as u64)
         ))
     })

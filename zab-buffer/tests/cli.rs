@@ -488,7 +488,7 @@ fn bad_sizes_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out),
-        "zab-buffer: --size (4096) must hold at least 2 blocks of --block (4096)\n"
+        "zab-buffer: --memory (4096) must hold at least 2 blocks of --block (4096)\n"
     );
     let out = zab_buffer(&["-P", "120"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -505,7 +505,7 @@ fn a_buffer_larger_than_memory_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.starts_with("zab-buffer: --size 1.00 TiB is more than the memory available"),
+        err.starts_with("zab-buffer: --memory 1.00 TiB is more than the memory available"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -527,7 +527,7 @@ fn a_failed_allocation_is_a_usage_error() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.starts_with("zab-buffer: cannot allocate the buffer (--size 1.00 GiB): "),
+        err.starts_with("zab-buffer: cannot allocate the buffer (--memory 1.00 GiB): "),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -207,16 +207,32 @@ fn parse_now(s: &str) -> Result<i64, String> {
     })
 }
 
+/// The headings that `--help` groups options under, shared by every tool
+/// so that one kind of option is found under one name everywhere.
+pub mod heading {
+    pub const SELECTION: &str = "Selection";
+    pub const SNAPSHOTS: &str = "Snapshots";
+    pub const NAMING: &str = "Naming";
+    pub const TARGET: &str = "Target";
+    pub const TRANSFER: &str = "Transfer";
+    pub const STREAM: &str = "Stream";
+    pub const HOLDS: &str = "Holds";
+    pub const THINNING: &str = "Thinning";
+    pub const OFFLINE: &str = "Offline (no ZFS)";
+    pub const SSH: &str = "ssh";
+    pub const OUTPUT: &str = "Output";
+}
+
 /// Flags common to every zab tool that talks to ZFS.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Common {
     /// Print what is done, in the words zfs-autobackup uses, on stderr.
-    #[arg(short, long)]
+    #[arg(help_heading = heading::OUTPUT, short, long)]
     pub verbose: bool,
 
     /// Print every command before it runs, as a line you can paste into a
     /// shell, on stderr.
-    #[arg(short, long)]
+    #[arg(help_heading = heading::OUTPUT, short, long)]
     pub debug: bool,
 
     /// Use this ssh config file for every ssh connection (ssh -F FILE).
@@ -224,12 +240,12 @@ pub struct Common {
     /// are shared (zab sets ControlMaster=auto, ControlPersist=60, and a
     /// ControlPath in /run/zab for root, else $XDG_RUNTIME_DIR/zab or
     /// ~/.cache/zab, a directory only you can write).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::SSH, long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
 
     /// Do not share ssh connections: pass no ControlMaster, ControlPath or
     /// ControlPersist option, so the ssh config's settings apply.
-    #[arg(long)]
+    #[arg(help_heading = heading::SSH, long)]
     pub ssh_no_share: bool,
 
     /// "Now", in seconds since the epoch, instead of the clock: the time a
@@ -282,7 +298,7 @@ pub struct Source {
     /// absent. zab-select selects there; the other tools take each
     /// dataset's host from its record, and when this is given, every record
     /// must be from this host.
-    #[arg(long, value_name = "USER@HOST")]
+    #[arg(help_heading = heading::SSH, long, value_name = "USER@HOST")]
     pub ssh_source: Option<String>,
 }
 
@@ -302,7 +318,7 @@ impl Source {
 pub struct Selection {
     /// The selection property, as zab-select reads it; {} is the backup
     /// name.
-    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_PROPERTY_FORMAT)]
+    #[arg(help_heading = heading::SELECTION, long, value_name = "FORMAT", default_value = DEFAULT_PROPERTY_FORMAT)]
     pub property_format: String,
 }
 
@@ -320,11 +336,11 @@ pub struct Naming {
     /// Our snapshot names: {} is the backup name, then strftime fields. A
     /// snapshot is "ours" exactly when its name parses with this format. A
     /// format that cannot give back its time to the second is refused.
-    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_FORMAT)]
+    #[arg(help_heading = heading::NAMING, long, value_name = "FORMAT", default_value = DEFAULT_FORMAT)]
     pub snapshot_format: String,
 
     /// Snapshot names are in UTC rather than local time.
-    #[arg(long)]
+    #[arg(help_heading = heading::NAMING, long)]
     pub utc: bool,
 }
 
@@ -339,7 +355,7 @@ impl Naming {
 #[derive(Args, Debug, Clone)]
 pub struct Holds {
     /// Our hold tag; {} is the backup name.
-    #[arg(long, value_name = "FORMAT", default_value = DEFAULT_HOLD_FORMAT)]
+    #[arg(help_heading = heading::HOLDS, long, value_name = "FORMAT", default_value = DEFAULT_HOLD_FORMAT)]
     pub hold_format: String,
 }
 
@@ -363,15 +379,15 @@ pub struct Target {
     pub target_path: Option<String>,
 
     /// The target host (push); local when absent.
-    #[arg(long, value_name = "USER@HOST")]
+    #[arg(help_heading = heading::SSH, long, value_name = "USER@HOST")]
     pub ssh_target: Option<String>,
 
     /// Strip this many leading components from source names on the target.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(help_heading = heading::TARGET, long, value_name = "N", default_value_t = 0)]
     pub strip_path: usize,
 
     /// Compare only names, not guids, to find the common snapshot.
-    #[arg(long)]
+    #[arg(help_heading = heading::TARGET, long)]
     pub no_guid_check: bool,
 }
 

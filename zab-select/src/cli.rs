@@ -2,7 +2,7 @@
 //! zfs-autobackup's automatic exclusions decided.
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common, Log, Selection, Source};
+use zab_core::cli::{after_help, heading, parse_bytes, Common, Log, Selection, Source};
 use zab_core::error::Error;
 use zab_core::select::Options;
 use zab_core::Host;
@@ -41,8 +41,25 @@ pub struct Args {
     #[arg(value_name = "BACKUP-NAME")]
     pub backup: String,
 
-    #[command(flatten)]
-    pub source: Source,
+    /// Exclude datasets whose property was received (set by zfs receive, or
+    /// inherited from such a dataset). On by default when there is no
+    /// TARGET-PATH and source and target are the same host, as in
+    /// zfs-autobackup, so a backup server does not back up its backups.
+    #[arg(help_heading = heading::SELECTION, long)]
+    pub exclude_received: bool,
+
+    /// Do not exclude received datasets automatically (see --exclude-received).
+    #[arg(help_heading = heading::SELECTION, long, conflicts_with = "exclude_received")]
+    pub include_received: bool,
+
+    /// Exclude datasets with fewer than BYTES written since their latest
+    /// snapshot (of any kind). Units K, M, G, T are accepted. 0 turns it off.
+    #[arg(help_heading = heading::SELECTION, long, value_name = "BYTES", default_value = "0", value_parser = parse_bytes)]
+    pub exclude_unchanged: u64,
+
+    /// Also write the datasets that are not selected, with the reason.
+    #[arg(help_heading = heading::OUTPUT, long)]
+    pub all: bool,
 
     #[command(flatten)]
     pub selection: Selection,
@@ -54,28 +71,11 @@ pub struct Args {
 
     /// Where the target is (push mode). Only used to tell whether source and
     /// target are the same host.
-    #[arg(long, value_name = "USER@HOST")]
+    #[arg(help_heading = heading::SSH, long, value_name = "USER@HOST")]
     pub ssh_target: Option<String>,
 
-    /// Exclude datasets whose property was received (set by zfs receive, or
-    /// inherited from such a dataset). On by default when there is no
-    /// TARGET-PATH and source and target are the same host, as in
-    /// zfs-autobackup, so a backup server does not back up its backups.
-    #[arg(long)]
-    pub exclude_received: bool,
-
-    /// Do not exclude received datasets automatically (see --exclude-received).
-    #[arg(long, conflicts_with = "exclude_received")]
-    pub include_received: bool,
-
-    /// Exclude datasets with fewer than BYTES written since their latest
-    /// snapshot (of any kind). Units K, M, G, T are accepted. 0 turns it off.
-    #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_bytes)]
-    pub exclude_unchanged: u64,
-
-    /// Also write the datasets that are not selected, with the reason.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub source: Source,
 
     #[command(flatten)]
     pub common: Common,

@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use regex::Regex;
-use zab_core::cli::{after_help, parse_bytes, Backups, Common, Source, Target, DEFAULT_SCHEDULE};
+use zab_core::cli::{
+    after_help, heading, parse_bytes, Backups, Common, Source, Target, DEFAULT_SCHEDULE,
+};
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
 use zab_core::schedule::Schedule;
@@ -47,7 +49,7 @@ const EXAMPLES: &str = "  \
 /// One run per backup and target: zab-send takes the run lock of BACKUP-NAME
 /// and TARGET-PATH on its target host before it reads or changes anything
 /// and holds it until it exits (or checks the one ZAB_LOCK_FD names); when
-/// another run holds it, it exits 75 at once. --test and --plan take no
+/// another run holds it, it exits 75 at once. --test (--plan) takes no
 /// lock.
 #[derive(Parser, Debug)]
 #[command(name = "zab-send", version, after_long_help = after_help(EXAMPLES), mut_arg("target_path", |a| a.required(true)))]
@@ -56,129 +58,125 @@ pub struct Args {
     #[arg(value_name = "BACKUP-NAME")]
     pub backup: String,
 
-    #[command(flatten)]
-    pub source: Source,
-
-    #[command(flatten)]
-    pub backups: Backups,
-
-    /// Do not hold the common snapshot on source and target.
-    #[arg(long)]
-    pub no_holds: bool,
-
     /// Also send snapshots that are not ours (names that do not parse with
     /// --snapshot-format).
-    #[arg(long)]
+    #[arg(help_heading = heading::SELECTION, long)]
     pub other_snapshots: bool,
 
     /// Never send snapshots whose full name (dataset@snapshot) matches this
     /// regular expression (searched anywhere in the name). Repeatable.
-    #[arg(long, value_name = "REGEX")]
+    #[arg(help_heading = heading::SELECTION, long, value_name = "REGEX")]
     pub exclude_snapshot_pattern: Vec<String>,
 
     /// The target's schedule: our snapshots it would destroy right after
     /// receiving them are not sent.
-    #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
+    #[arg(help_heading = heading::SELECTION, long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
     pub keep_target: Schedule,
 
     /// Destroy target snapshots after the common one that block the
     /// receive, then roll back to the common snapshot.
-    #[arg(long)]
+    #[arg(help_heading = heading::TRANSFER, long)]
     pub destroy_incompatible: bool,
 
     /// Roll the target back to its latest snapshot before the first transfer.
-    #[arg(long)]
+    #[arg(help_heading = heading::TRANSFER, long)]
     pub rollback: bool,
 
     /// Receive with zfs recv -F.
-    #[arg(short = 'F', long)]
+    #[arg(help_heading = heading::TRANSFER, short = 'F', long)]
     pub force: bool,
 
     /// Accept a failed zfs recv when the target dataset exists afterwards.
-    #[arg(long)]
+    #[arg(help_heading = heading::TRANSFER, long)]
     pub ignore_transfer_errors: bool,
 
     /// Do not receive these properties (zfs recv -x); comma-separated.
-    #[arg(long, value_name = "P,…", value_delimiter = ',')]
+    #[arg(help_heading = heading::TRANSFER, long, value_name = "P,…", value_delimiter = ',')]
     pub filter_properties: Vec<String>,
 
     /// Set these properties on the target (zfs recv -o); comma-separated.
-    #[arg(long, value_name = "P=V,…", value_delimiter = ',', value_parser = parse_prop)]
+    #[arg(help_heading = heading::TRANSFER, long, value_name = "P=V,…", value_delimiter = ',', value_parser = parse_prop)]
     pub set_properties: Vec<(String, String)>,
 
     /// Do not receive refreservation (zfs recv -x refreservation).
-    #[arg(long)]
+    #[arg(help_heading = heading::TRANSFER, long)]
     pub clear_refreservation: bool,
 
     /// Receive with canmount=noauto, so nothing mounts over live paths.
-    #[arg(long)]
+    #[arg(help_heading = heading::TRANSFER, long)]
     pub clear_mountpoint: bool,
 
     /// Send encrypted datasets decrypted (not raw, and without -p).
-    #[arg(long)]
+    #[arg(help_heading = heading::TRANSFER, long)]
     pub decrypt: bool,
 
     /// Let the target encrypt what it receives (its encryption properties
     /// are not received).
-    #[arg(long)]
+    #[arg(help_heading = heading::TRANSFER, long)]
     pub encrypt: bool,
 
+    /// Transfer this many datasets at once (parents before children).
+    #[arg(help_heading = heading::TRANSFER, short, long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+
     /// Send compressed blocks as they are on disk (zfs send -c).
-    #[arg(long)]
+    #[arg(help_heading = heading::STREAM, long)]
     pub zfs_compressed: bool,
 
     /// Compress the stream between the hosts (zstd-fast when no TYPE).
-    #[arg(long, value_name = "TYPE", num_args = 0..=1, default_missing_value = "zstd-fast",
+    #[arg(help_heading = heading::STREAM, long, value_name = "TYPE", num_args = 0..=1, default_missing_value = "zstd-fast",
           value_parser = clap::builder::PossibleValuesParser::new(
               crate::stream::COMPRESSORS.iter().map(|c| c.name)))]
     pub compress: Option<String>,
 
     /// A command the stream passes through after zfs send (a shell command
     /// line, quoted as in sh). Repeatable.
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(help_heading = heading::STREAM, long, value_name = "COMMAND")]
     pub send_pipe: Vec<String>,
 
     /// A command the stream passes through before zfs recv. Repeatable.
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(help_heading = heading::STREAM, long, value_name = "COMMAND")]
     pub recv_pipe: Vec<String>,
 
     /// Buffer the stream in memory (zab-buffer) on the sending side, and on
     /// the receiving side when it is remote or the stream is piped. At most
     /// the memory available on this machine (MemAvailable); each host's
     /// zab-buffer checks its own.
-    #[arg(long, value_name = "SIZE", value_parser = parse_buffer)]
+    #[arg(help_heading = heading::STREAM, long, value_name = "SIZE", value_parser = parse_buffer)]
     pub buffer: Option<u64>,
 
     /// The buffer's block size.
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    #[arg(help_heading = heading::STREAM, long, value_name = "SIZE", value_parser = parse_bytes)]
     pub buffer_chunk_size: Option<u64>,
 
     /// Limit the transfer rate (bytes per second, with units: 20M).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(help_heading = heading::STREAM, long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
 
-    /// Transfer this many datasets at once (parents before children).
-    #[arg(short, long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: u16,
+    /// Do not hold the common snapshot on source and target.
+    #[arg(help_heading = heading::HOLDS, long)]
+    pub no_holds: bool,
 
     /// Show each transfer's progress on stderr (the default on a terminal).
-    #[arg(long, overrides_with = "no_progress")]
+    #[arg(help_heading = heading::OUTPUT, long, overrides_with = "no_progress")]
     pub progress: bool,
 
     /// No progress, even on a terminal.
-    #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT, long)]
     pub no_progress: bool,
 
-    /// Print the plan as records and change nothing (not even listing
-    /// resume tokens' contents beyond what is read-only).
-    #[arg(long)]
-    pub plan: bool,
-
-    /// Change nothing: run only read-only commands and report what would be
-    /// transferred.
-    #[arg(long)]
+    /// Change nothing: list, plan, and write the records of what would be
+    /// transferred (each with its transfers and why), running only
+    /// read-only commands and taking no run lock. --plan is the same.
+    #[arg(help_heading = heading::OUTPUT, long, visible_alias = "plan")]
     pub test: bool,
+
+    #[command(flatten)]
+    pub backups: Backups,
+
+    #[command(flatten)]
+    pub source: Source,
 
     #[command(flatten)]
     pub common: Common,
@@ -322,13 +320,7 @@ impl Args {
     /// only the commands that read (zab_core::host::is_read_only), any
     /// other is refused.
     pub fn read_only(&self) -> Option<&'static str> {
-        if self.test {
-            Some("--test")
-        } else if self.plan {
-            Some("--plan")
-        } else {
-            None
-        }
+        self.test.then_some("--test")
     }
 }
 
@@ -346,7 +338,8 @@ mod tests {
     fn test_and_plan_are_read_only_modes() {
         let a = |argv: &[&str]| Args::try_parse_from(argv).unwrap().read_only();
         assert_eq!(a(&["zab-send", "b", "t", "--test"]), Some("--test"));
-        assert_eq!(a(&["zab-send", "b", "t", "--plan"]), Some("--plan"));
+        // One mode under two names: --plan is --test.
+        assert_eq!(a(&["zab-send", "b", "t", "--plan"]), Some("--test"));
         assert_eq!(a(&["zab-send", "b", "t"]), None);
     }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common, Log, Naming, Source};
+use zab_core::cli::{after_help, heading, parse_bytes, Common, Log, Naming, Source};
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
 
@@ -50,43 +50,43 @@ pub struct Args {
     #[arg(value_name = "BACKUP-NAME")]
     pub backup: String,
 
-    #[command(flatten)]
-    pub source: Source,
-
-    #[command(flatten)]
-    pub naming: Naming,
-
     /// Snapshot a dataset only when at least BYTES were written since its
     /// newest snapshot of this backup (written@SNAPSHOT). A dataset without
     /// one is always snapshotted. Units K, M, G, T are accepted.
-    #[arg(long, value_name = "BYTES", default_value = "1", value_parser = parse_bytes)]
+    #[arg(help_heading = heading::SNAPSHOTS, long, value_name = "BYTES", default_value = "1", value_parser = parse_bytes)]
     pub min_change: u64,
 
     /// Snapshot every dataset, changed or not (--min-change 0). No snapshot
     /// listing is needed then, so records say "previous": null.
-    #[arg(long)]
+    #[arg(help_heading = heading::SNAPSHOTS, long)]
     pub allow_empty: bool,
 
     /// Set these properties on the new snapshots (zfs snapshot -o P=V),
     /// comma separated; may be repeated.
-    #[arg(long, value_name = "P=V,...", value_parser = parse_props)]
+    #[arg(help_heading = heading::SNAPSHOTS, long, value_name = "P=V,...", value_parser = parse_props)]
     pub set_snapshot_properties: Vec<Props>,
 
     /// Run this shell command on the source host before snapshotting; may be
     /// repeated. If one fails, the rest and the snapshot are skipped.
-    #[arg(long, value_name = "CMD")]
+    #[arg(help_heading = heading::SNAPSHOTS, long, value_name = "CMD")]
     pub pre_snapshot_cmd: Vec<String>,
 
     /// Run this shell command on the source host after snapshotting, always,
     /// even when a pre-snapshot command or the snapshot failed; may be
     /// repeated.
-    #[arg(long, value_name = "CMD")]
+    #[arg(help_heading = heading::SNAPSHOTS, long, value_name = "CMD")]
     pub post_snapshot_cmd: Vec<String>,
 
     /// Change nothing: run only read-only commands and report what would be
     /// snapshotted (status would-create). Hook commands are not run.
-    #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT, long)]
     pub test: bool,
+
+    #[command(flatten)]
+    pub naming: Naming,
+
+    #[command(flatten)]
+    pub source: Source,
 
     #[command(flatten)]
     pub common: Common,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use zab_core::cli::{
-    after_help, Backups, Common, Log, Selection, Source, Target, DEFAULT_SCHEDULE,
+    after_help, heading, Backups, Common, Log, Selection, Source, Target, DEFAULT_SCHEDULE,
 };
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
@@ -53,19 +53,13 @@ pub struct Args {
     #[arg(value_name = "BACKUP-NAME", required_unless_present_any = ["offline", "describe"])]
     pub backup: Option<String>,
 
-    #[command(flatten)]
-    pub backups: Backups,
-
     /// The schedule for the source snapshots.
-    #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
+    #[arg(help_heading = heading::THINNING, long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
     pub keep_source: Schedule,
 
     /// The schedule for the target snapshots.
-    #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
+    #[arg(help_heading = heading::THINNING, long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
     pub keep_target: Schedule,
-
-    #[command(flatten)]
-    pub source: Source,
 
     /// Destroy target datasets that are gone from the source once their
     /// newest snapshot of ours is older than DURATION: a number and a unit
@@ -74,35 +68,28 @@ pub struct Args {
     /// the source's selection (--property-format, asked with one `zfs get`)
     /// does not select its source either: one whose record a filter dropped
     /// is left alone, and the run says so.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = heading::THINNING, long, value_name = "DURATION")]
     pub destroy_missing: Option<String>,
-
-    // Asked only when target datasets have no record in the input.
-    #[command(flatten)]
-    pub selection: Selection,
-
-    /// Plan and report, destroy nothing.
-    #[arg(long)]
-    pub no_thinning: bool,
 
     /// Leave the datasets that failed upstream alone (and their target
     /// datasets, which are then not "missing") and thin the others, as
     /// zfs-autobackup does. Without it such input is refused. Input without
     /// the end record, or whose end record counts failures that are not in
     /// the input (a filter dropped them), is refused either way.
-    #[arg(long)]
+    #[arg(help_heading = heading::THINNING, long)]
     pub skip_failed: bool,
 
-    /// Change nothing: run only read-only commands and report what would be
-    /// destroyed.
-    #[arg(long)]
+    /// Change nothing: plan, and write the records of what would be
+    /// destroyed and released and why, running only read-only commands and
+    /// taking no run lock. --no-thinning is the same.
+    #[arg(help_heading = heading::OUTPUT, long, visible_alias = "no-thinning")]
     pub test: bool,
 
     /// Print each dataset's timeline: per rule, its blocks and the snapshot
     /// that holds each one, then every snapshot with its reason. With ZFS on
     /// stderr (the records stay on stdout); with --offline on stdout, instead
     /// of the records.
-    #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT, long)]
     pub explain: bool,
 
     /// Draw the thinning as an SVG picture into FILE: time left to right, one
@@ -110,7 +97,7 @@ pub struct Args {
     /// (docs/thinning.md explains it). A symbolic link at FILE is not
     /// followed: it is an error (exit 4). `-` is refused: stdout carries the
     /// records.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::OUTPUT, long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
 
     /// Thin a list of snapshot records from stdin, without ZFS: each
@@ -119,19 +106,29 @@ pub struct Args {
     /// or --now SECONDS (since the epoch). The options of thinning with ZFS
     /// (BACKUP-NAME, TARGET-PATH, --keep-source, --test, ...) are refused
     /// with it: use --keep.
-    #[arg(long, conflicts_with_all = OFFLINE_CONFLICTS)]
+    #[arg(help_heading = heading::OFFLINE, long, conflicts_with_all = OFFLINE_CONFLICTS)]
     pub offline: bool,
 
     /// The schedule for --offline: the last N, then rules <interval><ttl>.
-    #[arg(long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse, requires = "offline")]
+    #[arg(help_heading = heading::OFFLINE, long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse, requires = "offline")]
     pub keep: Schedule,
 
     /// Print SCHEDULE in words, one sentence per item ("Keep the last 10
     /// snapshots.", "Keep every 1 day, delete after 1 week."), and exit. A
     /// schedule that does not parse is a usage error (exit 2), said in one
     /// line.
-    #[arg(long, value_name = "SCHEDULE", conflicts_with = "offline")]
+    #[arg(help_heading = heading::OFFLINE, long, value_name = "SCHEDULE", conflicts_with = "offline")]
     pub describe: Option<String>,
+
+    #[command(flatten)]
+    pub backups: Backups,
+
+    #[command(flatten)]
+    pub source: Source,
+
+    // Asked only when target datasets have no record in the input.
+    #[command(flatten)]
+    pub selection: Selection,
 
     #[command(flatten)]
     pub common: Common,
@@ -139,7 +136,7 @@ pub struct Args {
 
 /// The options of thinning with ZFS, refused with `--offline` rather than
 /// silently ignored (`--offline --keep-source 10` looks like it thins by 10).
-const OFFLINE_CONFLICTS: [&str; 16] = [
+const OFFLINE_CONFLICTS: [&str; 15] = [
     "backup",
     "target_path",
     "ssh_target",
@@ -153,7 +150,6 @@ const OFFLINE_CONFLICTS: [&str; 16] = [
     "ssh_source",
     "destroy_missing",
     "property_format",
-    "no_thinning",
     "skip_failed",
     "test",
 ];
@@ -303,17 +299,11 @@ impl Args {
         })
     }
 
-    /// The read-only mode of this run's hosts: `--test` and `--no-thinning`
-    /// destroy and release nothing, so they run only the commands that read
-    /// (zab_core::host::is_read_only), any other is refused.
+    /// The read-only mode of this run's hosts: `--test` (`--no-thinning`)
+    /// destroys and releases nothing, so it runs only the commands that
+    /// read (zab_core::host::is_read_only), any other is refused.
     pub fn read_only(&self) -> Option<&'static str> {
-        if self.test {
-            Some("--test")
-        } else if self.no_thinning {
-            Some("--no-thinning")
-        } else {
-            None
-        }
+        self.test.then_some("--test")
     }
 }
 
@@ -358,10 +348,8 @@ mod tests {
     fn test_and_no_thinning_are_read_only_modes() {
         let a = |argv: &[&str]| Args::try_parse_from(argv).unwrap().read_only();
         assert_eq!(a(&["zab-thin", "x", "--test"]), Some("--test"));
-        assert_eq!(
-            a(&["zab-thin", "x", "--no-thinning"]),
-            Some("--no-thinning")
-        );
+        // One mode under two names: --no-thinning is --test.
+        assert_eq!(a(&["zab-thin", "x", "--no-thinning"]), Some("--test"));
         assert_eq!(a(&["zab-thin", "x"]), None);
     }
 
