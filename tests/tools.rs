@@ -291,7 +291,7 @@ fn byte_tools_pass_random_bytes_through() {
 #[test]
 fn random_option_values() {
     let options: [(&str, &[&str], &str); 7] = [
-        ("zab-buffer", &["-q"], "--size"),
+        ("zab-buffer", &["-q"], "--memory"),
         ("zab-buffer", &["-q"], "--watchdog"),
         ("zab-ratelimit", &["-q"], "--rate"),
         ("zab-ratelimit", &["-q"], "--interval"),
