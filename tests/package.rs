@@ -109,6 +109,13 @@ fn runs_from_systemd_and_purges_clean(lab: &Lab) {
     ] {
         lab.sh(&format!("test -f {path}"));
     }
+    // The package's own binaries run there (the wrapper in /usr/bin runs
+    // the tools next to it, not the suite's in /usr/local/bin).
+    for tool in TOOLS {
+        assert!(lab
+            .sh(&format!("/usr/bin/{tool} --version"))
+            .starts_with(tool));
+    }
     assert_eq!(
         lab.sh("zcat /usr/share/man/man1/zab-send.1.gz | sed -n '/^.SH \"NAME\"/{n;p}'")
             .trim(),
