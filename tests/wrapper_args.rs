@@ -1039,3 +1039,25 @@ TEST MODE - DID NOT MAKE ANY CHANGES!
     );
     assert_eq!(r.stderr, want);
 }
+
+/// docs/man/zab-autobackup.1 is what `scripts/man --wrapper` makes of the
+/// wrapper's --help: a changed --help needs scripts/man.
+#[test]
+fn man_page_is_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(root.join("scripts/man"))
+        .arg("--wrapper")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = fs::read_to_string(root.join("docs/man/zab-autobackup.1")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "docs/man/zab-autobackup.1 is out of date with scripts/zfs-autobackup --help; run scripts/man"
+    );
+}

@@ -13,6 +13,7 @@
 
 mod core;
 mod nonroot;
+mod package;
 mod readonly;
 mod select;
 mod send;
@@ -44,6 +45,7 @@ fn main() {
         wrapper::TESTS,
         readonly::TESTS,
         nonroot::TESTS,
+        package::TESTS,
     ]
     .concat();
     let tests: Vec<Test> = all
@@ -58,6 +60,7 @@ fn main() {
         + wrapper::TESTS.len()
         + readonly::TESTS.len()
         + nonroot::TESTS.len()
+        + package::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 

@@ -1,5 +1,6 @@
 //! Command-line pieces every tool shares: the parsing every `main` calls
-//! (clap's, plus the hidden `--man` and `--end-record`), the common flags
+//! (clap's, plus the hidden `--man`, `--completions` and `--end-record`),
+//! the common flags
 //! (flattened into each tool's clap struct), the log that `--verbose` and
 //! `--debug` switch on, and the `--help` trailer with the exit codes.
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::error::ErrorKind;
 use clap::{Arg, ArgAction, Args, Parser};
+use clap_complete::Shell;
 
 use chrono::{DateTime, Utc};
 
@@ -33,21 +35,26 @@ pub enum Parsed<A> {
     Args(A),
     /// Its man page (`--man`), to print.
     Man(String),
+    /// Its completion script for a shell (`--completions SHELL`), to print.
+    Completions(String),
     /// A stage's output file whose end record to print (`--end-record FILE`,
     /// see [`end_record_fields`]).
     EndRecord(PathBuf),
 }
 
-/// Parses the command line as `A::parse()` does, with two more options,
+/// Parses the command line as `A::parse()` does, with three more options,
 /// hidden from `--help`: `--man` prints the tool's man page (roff, from the
-/// same clap definition as `--help`) and exits 0; `--end-record FILE`
+/// same clap definition as `--help`) and exits 0; `--completions SHELL`
+/// prints its completion script for bash, zsh, fish (and clap_complete's
+/// other shells, elvish and powershell; from the same definition;
+/// `scripts/package` installs them) and exits 0; `--end-record FILE`
 /// prints the end record of a stage's output ([`print_end_record`]).
 /// `--help` and `--version` print and exit 0 as clap makes them; a usage
 /// error is one line on stderr ([`usage_line`]) and exit 2.
 pub fn parse<A: Parser>() -> A {
     match try_parse_from::<A, _, _>(std::env::args_os()) {
         Ok(Parsed::Args(args)) => args,
-        Ok(Parsed::Man(page)) => {
+        Ok(Parsed::Man(page) | Parsed::Completions(page)) => {
             // A reader that went away (`| head`) is not an error here.
             let _ = std::io::stdout().lock().write_all(page.as_bytes());
             std::process::exit(0);
@@ -118,10 +125,14 @@ where
         .help("Print the man page (roff) and exit");
     let mut matches = A::command()
         .arg(man_flag)
+        .arg(completions_flag())
         .arg(end_record_flag())
         .try_get_matches_from(argv)?;
     if matches.get_flag(MAN_ID) {
         return Ok(Parsed::Man(man::render(&A::command())));
+    }
+    if let Some(shell) = matches.get_one::<Shell>(COMPLETIONS_ID) {
+        return Ok(Parsed::Completions(completions(*shell, A::command())));
     }
     if let Some(file) = matches.get_one::<PathBuf>(END_RECORD_ID) {
         return Ok(Parsed::EndRecord(file.clone()));
@@ -133,6 +144,31 @@ where
 
 /// The id of `--man`, chosen to clash with no field of a tool's arguments.
 const MAN_ID: &str = "zab-core-man";
+
+/// The id of `--completions`, chosen to clash with no field of a tool's arguments.
+const COMPLETIONS_ID: &str = "zab-core-completions";
+
+/// `--completions SHELL`, hidden: alone on the line, as `--man`.
+fn completions_flag() -> Arg {
+    Arg::new(COMPLETIONS_ID)
+        .long("completions")
+        .value_name("SHELL")
+        .value_parser(clap::value_parser!(Shell))
+        .exclusive(true)
+        .hide(true)
+        .help(
+            "Print the completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit",
+        )
+}
+
+/// The completion script of `cmd` for `shell`, as clap_complete writes it.
+/// The hidden options are not in `cmd`, so they are never offered.
+fn completions(shell: Shell, mut cmd: clap::Command) -> String {
+    let name = cmd.get_name().to_string();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    String::from_utf8_lossy(&script).into_owned()
+}
 
 // --- --end-record: a stage's outcome, for scripts/zfs-autobackup ----------
 
@@ -471,13 +507,17 @@ impl Log {
     }
 }
 
-/// The text after a tool's `--help`: its examples, then the exit codes.
+/// The text after a tool's `--help`: its examples, the exit codes, and
+/// where the rest is on an installed system (the man pages; the docs that
+/// the Debian package puts in /usr/share/doc/zab, `docs/` of the source).
 pub fn after_help(examples: &str) -> String {
-    format!(
-        "Examples:\n{examples}\n{}\nRecords: docs/records.md. Exit codes: docs/exit-codes.md.",
-        exit_codes_help()
-    )
+    format!("Examples:\n{examples}\n{}\n{SEE_ALSO}", exit_codes_help())
 }
+
+/// The last lines of every tool's `--help`.
+const SEE_ALSO: &str = "Manual: man zab-select, zab-snap, zab-send, zab-thin, zab-buffer, \
+zab-ratelimit, zab-autobackup. The record format and exit codes: records.md and \
+exit-codes.md in /usr/share/doc/zab (docs/ in the source).";
 
 /// Parses a byte count: a whole number of bytes, or a number with a unit
 /// (`64K`, `1.5M`, `2GiB`; K, M, G, T are powers of 1024 as in zfs,
@@ -661,6 +701,49 @@ mod tests {
         let help = parsed(&["--help"]).unwrap_err().to_string();
         assert!(!help.contains("--end-record"), "{help}");
         assert!(!man::render(&Demo::command()).contains("end\\-record"));
+    }
+
+    #[test]
+    fn completions_is_a_hidden_option_alone() {
+        for (shell, marker) in [
+            ("bash", "complete -F _zab__demo"),
+            ("zsh", "#compdef zab-demo"),
+            ("fish", "complete -c zab-demo"),
+        ] {
+            match parsed(&["--completions", shell]) {
+                Ok(Parsed::Completions(script)) => {
+                    assert!(script.contains(marker), "{shell}: {script}");
+                    assert!(script.contains("verbose"), "{shell}: {script}");
+                    for hidden in ["--man", "-l man ", "completions", "end-record"] {
+                        assert!(!script.contains(hidden), "{shell} offers {hidden}");
+                    }
+                }
+                other => panic!("{shell}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            parsed(&["--completions", "bash", "offsite1"])
+                .unwrap_err()
+                .kind(),
+            clap::error::ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            parsed(&["--completions", "tcsh"]).unwrap_err().kind(),
+            clap::error::ErrorKind::InvalidValue
+        );
+        let help = parsed(&["--help"]).unwrap_err().to_string();
+        assert!(!help.contains("--completions"), "{help}");
+        assert!(!man::render(&Demo::command()).contains("completions"));
+    }
+
+    /// The end of --help names what an installed system has: the man
+    /// pages, and the docs in /usr/share/doc/zab; no bare `docs/` path.
+    #[test]
+    fn help_ends_with_the_manual() {
+        let text = after_help("  zab-demo x\n");
+        assert!(text.contains("man zab-select"), "{text}");
+        assert!(text.contains("/usr/share/doc/zab"), "{text}");
+        assert!(!text.contains("docs/records.md"), "{text}");
     }
 
     const DS: &str = r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/a","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":7,"written":0}"#;

@@ -1,8 +1,9 @@
 //! Man pages (section 1) rendered from a tool's clap command, the same
 //! definition that `--help` prints, so the two never disagree.
 //!
-//! [`render`] turns a `clap::Command` into roff for `man`: NAME (the about
-//! line), SYNOPSIS (clap's usage), DESCRIPTION (the long about), ARGUMENTS
+//! [`render`] turns a `clap::Command` into roff for `man`: NAME (the
+//! tool's one-line [`whatis`], which `man -k` and `apropos` show; else the
+//! about line), SYNOPSIS (clap's usage), DESCRIPTION (the long about), ARGUMENTS
 //! and OPTIONS (each with its value names, help, default and possible
 //! values), then the sections of the after-help text: `Examples:` becomes
 //! EXAMPLES (comment lines as prose, commands as literal blocks) and
@@ -26,6 +27,51 @@ pub const TOOLS: &[&str] = &[
     "zab-buffer",
     "zab-ratelimit",
 ];
+
+/// The wrapper, scripts/zfs-autobackup, by its installed name: its page
+/// is written by `scripts/man` from its `--help`, and every page names it
+/// in SEE ALSO.
+pub const WRAPPER: &str = "zab-autobackup";
+
+/// What each tool is, in the few words of a man page's NAME line: it has
+/// to fit on one line of `man` (see [`NAME_WIDTH`]) and in `apropos`.
+/// The about line (the first line of `--help`) says more.
+const WHATIS: &[(&str, &str)] = &[
+    (
+        "zab-select",
+        "Select the datasets to back up, as NDJSON records",
+    ),
+    (
+        "zab-snap",
+        "Take the backup snapshots, one atomic snapshot per pool",
+    ),
+    (
+        "zab-send",
+        "Replicate datasets to a target: full, incremental, resumed",
+    ),
+    (
+        "zab-thin",
+        "Destroy the snapshots a thinning schedule no longer wants",
+    ),
+    (
+        "zab-buffer",
+        "Buffer a byte stream in memory (mbuffer's job)",
+    ),
+    (
+        "zab-ratelimit",
+        "Limit a byte stream's rate, with progress (pv's job)",
+    ),
+    (WRAPPER, "zfs-autobackup's command line, run by zab's tools"),
+];
+
+/// The longest NAME line (`TOOL - WHATIS`) that `man` shows on one line
+/// of an 80-column terminal: 80, less the 7 columns of indent and a margin.
+pub const NAME_WIDTH: usize = 70;
+
+/// The NAME line's text after `TOOL - ` for a zab tool or the wrapper.
+pub fn whatis(name: &str) -> Option<&'static str> {
+    WHATIS.iter().find(|(n, _)| *n == name).map(|(_, w)| *w)
+}
 
 /// The man page (section 1) of `cmd`, as roff.
 pub fn render(cmd: &Command) -> String {
@@ -64,9 +110,10 @@ fn title(page: &mut Page, cmd: &Command, name: &str) {
 /// NAME (the about line) and SYNOPSIS (clap's usage).
 fn name_and_synopsis(page: &mut Page, cmd: &mut Command, name: &str) {
     page.section("NAME");
-    match cmd.get_about() {
-        Some(about) => page.text(&format!("{name} - {}", one_line(&about.to_string()))),
-        None => page.text(name),
+    match (whatis(name), cmd.get_about()) {
+        (Some(whatis), _) => page.text(&format!("{name} - {whatis}")),
+        (None, Some(about)) => page.text(&format!("{name} - {}", one_line(&about.to_string()))),
+        (None, None) => page.text(name),
     }
     page.section("SYNOPSIS");
     let usage = cmd.render_usage().to_string();
@@ -131,11 +178,13 @@ fn after_help(page: &mut Page, cmd: &Command) {
     }
 }
 
-/// SEE ALSO: the other zab tools, then what this one stands in for.
+/// SEE ALSO: the other zab tools and the wrapper, then what this one
+/// stands in for.
 fn see_also(page: &mut Page, name: &str) {
     page.section("SEE ALSO");
     let mut see_also: Vec<(&str, &str)> = TOOLS
         .iter()
+        .chain([&WRAPPER])
         .filter(|t| **t != name)
         .map(|t| (*t, "1"))
         .collect();
@@ -579,6 +628,51 @@ mod tests {
             )
     }
 
+    /// Every committed page, with its name.
+    const PAGES: &[(&str, &str)] = &[
+        ("zab-select", include_str!("../../docs/man/zab-select.1")),
+        ("zab-snap", include_str!("../../docs/man/zab-snap.1")),
+        ("zab-send", include_str!("../../docs/man/zab-send.1")),
+        ("zab-thin", include_str!("../../docs/man/zab-thin.1")),
+        ("zab-buffer", include_str!("../../docs/man/zab-buffer.1")),
+        (
+            "zab-ratelimit",
+            include_str!("../../docs/man/zab-ratelimit.1"),
+        ),
+        (WRAPPER, include_str!("../../docs/man/zab-autobackup.1")),
+    ];
+
+    /// Each page's NAME is one line of `man`, `TOOL - WHATIS`, and names
+    /// the wrapper in SEE ALSO (the wrapper's own page names the tools).
+    #[test]
+    fn every_page_has_a_one_line_name() {
+        assert_eq!(PAGES.len(), TOOLS.len() + 1);
+        for (tool, page) in PAGES {
+            let lines: Vec<&str> = page.lines().collect();
+            let at = lines
+                .iter()
+                .position(|l| *l == ".SH \"NAME\"")
+                .unwrap_or_else(|| panic!("{tool}: no NAME section"));
+            let name = lines[at + 1].replace("\\-", "-").replace("\\(aq", "'");
+            let whatis = whatis(tool).unwrap_or_else(|| panic!("{tool}: no whatis"));
+            assert_eq!(name, format!("{tool} - {whatis}"), "{tool}");
+            assert!(name.len() <= NAME_WIDTH, "{tool}: {name:?} is too long");
+            assert!(
+                lines[at + 2].starts_with(".SH "),
+                "{tool}: NAME is one line"
+            );
+            let other = if *tool == WRAPPER {
+                "zab-send"
+            } else {
+                WRAPPER
+            };
+            assert!(
+                page.contains(&format!(".BR {} (1)", escape(other))),
+                "{tool}: SEE ALSO {other}"
+            );
+        }
+    }
+
     #[test]
     fn sections_in_order() {
         let page = render(&demo());
@@ -603,7 +697,9 @@ mod tests {
             page.contains(".SH \"SYNOPSIS\"\n\\fBzab\\-demo\\fR [OPTIONS] \\fIBACKUP\\-NAME\\fR\n")
         );
         assert!(page.contains(".SH \"SEE ALSO\"\n.BR zab\\-select (1),\n"));
-        assert!(page.ends_with(".BR zab\\-ratelimit (1),\n.BR zfs (8)\n"));
+        assert!(
+            page.ends_with(".BR zab\\-ratelimit (1),\n.BR zab\\-autobackup (1),\n.BR zfs (8)\n")
+        );
     }
 
     #[test]
