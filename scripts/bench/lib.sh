@@ -15,7 +15,8 @@
 #   make_pool N         a fresh file-backed pool `bench` (mounted) with N
 #                       datasets under bench/data, marked autobackup:bench=true
 #   run_guest KEY CMD   time CMD in the guest (no ssh in the measurement) and
-#                       append "KEY ms zfs-calls" to $samples
+#                       append "KEY ms zfs-calls" to $samples; fails (and so
+#                       ends the script) when CMD fails
 #   summary KEY         "median-ms calls" of KEY's samples
 #   ratio A B           A / B with two decimals
 cfg=$(scripts/testvm config)
@@ -85,7 +86,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 run_guest() {
-    lab "rm -f /run/zab-bench-zfs-calls; s=\$(date +%s%3N); $2 >/dev/null; e=\$(date +%s%3N); echo $1 \$((e - s)) \$(wc -l < /run/zab-bench-zfs-calls)" >>"$samples"
+    lab "rm -f /run/zab-bench-zfs-calls; s=\$(date +%s%3N); $2 >/dev/null || { echo \"bench: $1 failed (exit \$?)\" >&2; exit 1; }; e=\$(date +%s%3N); echo $1 \$((e - s)) \$(wc -l < /run/zab-bench-zfs-calls)" >>"$samples"
 }
 
 summary() {

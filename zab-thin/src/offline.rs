@@ -52,19 +52,21 @@ enum Kind {
     End,
 }
 
-/// One snapshot to thin.
+/// One snapshot to thin. Boxed strings and a boxed map, as a million of
+/// these are held at once (56 bytes each, where `String`s and a `Map` made
+/// 88).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// Its name (unique within its dataset).
-    pub name: String,
+    pub name: Box<str>,
     /// Its time, in seconds since 1970-01-01 UTC.
     pub timestamp: i64,
     /// The dataset it belongs to; snapshots without one form one group.
-    pub dataset: Option<String>,
+    pub dataset: Option<Box<str>>,
     /// Keep it whatever the schedule says.
     pub protected: Option<bool>,
-    /// Anything else: passed through unchanged.
-    pub extra: Map<String, Value>,
+    /// Anything else: passed through unchanged (None: nothing).
+    pub extra: Option<Box<Map<String, Value>>>,
 }
 
 /// A line of output before the end record.
@@ -95,7 +97,7 @@ struct Decided<'a> {
     reason: &'a str,
     holds: Vec<Hold<'a>>,
     #[serde(flatten)]
-    extra: &'a Map<String, Value>,
+    extra: Option<&'a Map<String, Value>>,
 }
 
 /// A block held by a kept snapshot.
@@ -146,28 +148,44 @@ pub fn read<R: BufRead>(input: R) -> Result<Vec<Snapshot>, Error> {
             rec.extra.remove(k);
         }
         snaps.push(Snapshot {
-            name,
+            name: name.into_boxed_str(),
             timestamp,
-            dataset: rec.dataset,
+            dataset: rec.dataset.map(String::into_boxed_str),
             protected: rec.protected,
-            extra: rec.extra,
+            extra: (!rec.extra.is_empty()).then(|| Box::new(rec.extra)),
         });
         lines.push(line);
     }
-    let mut seen: HashMap<(Option<&str>, &str), usize> = HashMap::with_capacity(snaps.len());
-    for (s, &line) in snaps.iter().zip(&lines) {
-        if let Some(first) = seen.insert((s.dataset.as_deref(), &s.name), line) {
-            let within = match &s.dataset {
-                Some(d) => format!(" in dataset {d:?}"),
-                None => String::new(),
-            };
-            return Err(Error::Input {
-                line,
-                message: format!("snapshot {:?}{within} is already on line {first}", s.name),
-            });
-        }
+    if let Some((again, first)) = repeated(&snaps) {
+        let s = &snaps[again];
+        let within = match &s.dataset {
+            Some(d) => format!(" in dataset {d:?}"),
+            None => String::new(),
+        };
+        return Err(Error::Input {
+            line: lines[again],
+            message: format!(
+                "snapshot {:?}{within} is already on line {}",
+                s.name, lines[first]
+            ),
+        });
     }
     Ok(snaps)
+}
+
+/// The first snapshot (in input order) whose name came before in its
+/// dataset, with the one it repeats: (again, first), indices into `snaps`.
+/// Sorting indices costs 8 bytes a snapshot where a hash map of names
+/// cost about 60.
+fn repeated(snaps: &[Snapshot]) -> Option<(usize, usize)> {
+    let key = |i: usize| (snaps[i].dataset.as_deref(), &*snaps[i].name);
+    let mut idx: Vec<usize> = (0..snaps.len()).collect();
+    // Stable: equal names keep their input order.
+    idx.sort_by(|&a, &b| key(a).cmp(&key(b)));
+    idx.windows(2)
+        .filter(|w| key(w[0]) == key(w[1]))
+        .map(|w| (w[1], w[0]))
+        .min()
 }
 
 /// One group of snapshots (one dataset), oldest first, with the decisions.
@@ -204,8 +222,10 @@ pub struct Plan {
 }
 
 /// Thins each dataset's snapshots: sorted by time (then name), the newest
-/// and the ones marked `protected` kept whatever the schedule says.
-pub fn plan(snaps: &[Snapshot], schedule: &Schedule, now: i64) -> Plan {
+/// and the ones marked `protected` kept whatever the schedule says. The
+/// names move from `snaps` into the groups (`snaps[i].name` is empty
+/// after), as a second copy of every name cost 56 bytes a snapshot.
+pub fn plan(snaps: &mut [Snapshot], schedule: &Schedule, now: i64) -> Plan {
     let mut index: HashMap<Option<&str>, usize> = HashMap::new();
     let mut members: Vec<Vec<usize>> = Vec::new();
     let mut last: Option<(Option<&str>, usize)> = None;
@@ -227,18 +247,20 @@ pub fn plan(snaps: &[Snapshot], schedule: &Schedule, now: i64) -> Plan {
         .into_iter()
         .enumerate()
         .map(|(g, members)| {
-            // Names are unique within a group: the order is total.
-            let mut keyed: Vec<(i64, &str, usize)> = members
-                .iter()
-                .map(|&i| (snaps[i].timestamp, snaps[i].name.as_str(), i))
-                .collect();
-            keyed.sort_unstable();
-            let order: Vec<usize> = keyed.iter().map(|k| k.2).collect();
+            // Names are unique within a group: the order is total. The
+            // indices are sorted in place (a sort of (time, name, index)
+            // tuples cost 32 bytes a snapshot more).
+            let mut order = members;
+            let key = |i: usize| (snaps[i].timestamp, &*snaps[i].name);
+            order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
             for (k, &i) in order.iter().enumerate() {
                 place[i] = (g, k);
             }
-            let names: Vec<String> = keyed.iter().map(|k| k.1.to_string()).collect();
-            let times: Vec<i64> = keyed.iter().map(|k| k.0).collect();
+            let names: Vec<String> = order
+                .iter()
+                .map(|&i| std::mem::take(&mut snaps[i].name).into_string())
+                .collect();
+            let times: Vec<i64> = order.iter().map(|&i| snaps[i].timestamp).collect();
             let mut protected: Vec<bool> = order
                 .iter()
                 .map(|&i| snaps[i].protected == Some(true))
@@ -248,7 +270,7 @@ pub fn plan(snaps: &[Snapshot], schedule: &Schedule, now: i64) -> Plan {
             }
             let verdicts = schedule.explain(&times, &protected, now);
             Group {
-                dataset: snaps[order[0]].dataset.clone(),
+                dataset: snaps[order[0]].dataset.as_deref().map(str::to_string),
                 order,
                 names,
                 times,
@@ -259,39 +281,38 @@ pub fn plan(snaps: &[Snapshot], schedule: &Schedule, now: i64) -> Plan {
     Plan { groups, place }
 }
 
-impl Plan {
-    /// [`picture::reason`] for every snapshot: per group, oldest first.
-    pub fn reasons(&self, schedule: &Schedule, now: i64) -> Vec<Vec<String>> {
-        self.groups
-            .iter()
-            .map(|g| picture::reasons(&g.timeline(schedule, now)))
-            .collect()
-    }
-}
-
-/// The output records: each input snapshot in input order with its
-/// decision and reason (`reasons` from [`Plan::reasons`]), then the end
-/// record.
+/// The output records: each input snapshot (`snaps`, with their names in
+/// `plan`: see [`plan`]) in input order with its
+/// decision and reason ([`picture::reason`], said as each record is
+/// written, into one buffer), then the end record.
 pub fn write<W: Write>(
     mut out: Writer<W>,
     snaps: &[Snapshot],
     plan: &Plan,
-    reasons: &[Vec<String>],
     schedule: &Schedule,
+    now: i64,
 ) -> Result<(), Error> {
     let labels = picture::rule_labels(schedule);
+    let timelines: Vec<Timeline> = plan
+        .groups
+        .iter()
+        .map(|g| g.timeline(schedule, now))
+        .collect();
+    let mut reason = String::with_capacity(200);
     let mut kept = 0;
     for (s, &(g, k)) in snaps.iter().zip(&plan.place) {
         let group = &plan.groups[g];
         let v = &group.verdicts[k];
+        let name = &group.names[k];
         kept += usize::from(v.keep);
+        picture::reason_into(&mut reason, &timelines[g], k, &labels);
         out.write(&Output::Snapshot(Decided {
-            name: &s.name,
+            name,
             timestamp: s.timestamp,
             dataset: s.dataset.as_deref(),
             protected: s.protected,
             action: if v.keep { "keep" } else { "destroy" },
-            reason: &reasons[g][k],
+            reason: &reason,
             holds: v
                 .holds
                 .iter()
@@ -300,7 +321,7 @@ pub fn write<W: Write>(
                     block,
                 })
                 .collect(),
-            extra: &s.extra,
+            extra: s.extra.as_deref(),
         }))?;
     }
     let end = EndFields {
@@ -320,10 +341,10 @@ pub fn run(config: &Offline) -> Result<(), Error> {
     }
 
     let started = Instant::now();
-    let snaps = read(std::io::stdin().lock())?;
+    let mut snaps = read(std::io::stdin().lock())?;
     log.debug(format!("read {} snapshots in {}", snaps.len(), ms(started)));
     let started = Instant::now();
-    let plan = plan(&snaps, schedule, now);
+    let plan = plan(&mut snaps, schedule, now);
     log.debug(format!(
         "planned {} snapshots in {} ({} group{})",
         snaps.len(),
@@ -361,27 +382,74 @@ pub fn run(config: &Offline) -> Result<(), Error> {
         return put(text.join("\n").as_bytes());
     }
     let started = Instant::now();
-    let reasons = plan.reasons(schedule, now);
+    let mut out = Chunks::new(std::io::stdout().lock());
+    write(Writer::new(&mut out), &snaps, &plan, schedule, now)?;
+    let bytes = out.finish()?;
     log.debug(format!(
-        "explained {} snapshots in {}",
-        snaps.len(),
+        "wrote {bytes} bytes (the reasons said) in {}",
         ms(started)
     ));
-    let started = Instant::now();
-    let mut out = Vec::new();
-    write(Writer::new(&mut out), &snaps, &plan, &reasons, schedule)?;
-    put(&out)?;
-    log.debug(format!("wrote {} bytes in {}", out.len(), ms(started)));
     Ok(())
 }
 
-/// Writes all of the output at once. Everything is known before the first
-/// line, so it is made in memory: a write per line would cost more than the
-/// planning.
+/// Puts the whole text of `--explain` out at once.
 fn put(bytes: &[u8]) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(bytes)?;
     Ok(stdout.flush()?)
+}
+
+/// The output, passed on a chunk at a time. [`Writer`] flushes after each
+/// record, which on stdout is a write per line and costs more than the
+/// planning; everything is known before the first line, so a flush here
+/// passes the chunk on only once it is large ([`CHUNK`]), and
+/// [`Chunks::finish`] the rest. (The whole output in memory was 155 MB for
+/// 1M snapshots.)
+struct Chunks<W: Write> {
+    buf: Vec<u8>,
+    out: W,
+    written: usize,
+}
+
+/// How much output is held before it is written.
+const CHUNK: usize = 1 << 20;
+
+impl<W: Write> Chunks<W> {
+    fn new(out: W) -> Self {
+        Chunks {
+            buf: Vec::with_capacity(CHUNK + 4096),
+            out,
+            written: 0,
+        }
+    }
+
+    fn pass_on(&mut self) -> std::io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.written += self.buf.len();
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the rest and flushes: how many bytes were written in all.
+    fn finish(mut self) -> Result<usize, Error> {
+        self.pass_on()?;
+        self.out.flush()?;
+        Ok(self.written)
+    }
+}
+
+impl<W: Write> Write for Chunks<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.pass_on()?;
+        }
+        Ok(())
+    }
 }
 
 /// Milliseconds since `started`, for --debug: `12.3 ms`.
@@ -398,18 +466,11 @@ mod tests {
     }
 
     fn out(text: &str, keep: &str, now: i64) -> String {
-        let s = snaps(text).unwrap();
+        let mut s = snaps(text).unwrap();
         let schedule = Schedule::parse(keep).unwrap();
-        let p = plan(&s, &schedule, now);
+        let p = plan(&mut s, &schedule, now);
         let mut w = Vec::new();
-        write(
-            Writer::new(&mut w),
-            &s,
-            &p,
-            &p.reasons(&schedule, now),
-            &schedule,
-        )
-        .unwrap();
+        write(Writer::new(&mut w), &s, &p, &schedule, now).unwrap();
         String::from_utf8(w).unwrap()
     }
 
@@ -423,7 +484,10 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].dataset.as_deref(), Some("tank/a"));
         assert_eq!(s[0].protected, Some(false));
-        assert_eq!(s[0].extra["id"], serde_json::json!([1, 2]));
+        assert_eq!(
+            s[0].extra.as_ref().unwrap()["id"],
+            serde_json::json!([1, 2])
+        );
     }
 
     #[test]
@@ -478,6 +542,57 @@ mod tests {
             err.to_string(),
             "line 3: snapshot \"a\" in dataset \"y\" is already on line 2"
         );
+        // Of several names given twice, the first repeat in input order.
+        let rec = |n: &str| format!("{{\"kind\":\"snapshot\",\"name\":\"{n}\",\"timestamp\":5}}\n");
+        let text = [rec("b"), rec("a"), rec("c"), rec("a"), rec("b"), rec("c")].concat();
+        assert_eq!(
+            snaps(&text).unwrap_err().to_string(),
+            "line 4: snapshot \"a\" is already on line 2"
+        );
+    }
+
+    /// The output goes out in chunks of about [`CHUNK`] bytes, whole
+    /// records each, not a write per record and not all at the end.
+    #[test]
+    fn output_goes_out_in_chunks_of_whole_records() {
+        #[derive(Default)]
+        struct Sink(Vec<Vec<u8>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.push(b.to_vec());
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let n = 40_000;
+        let text: String = (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"kind\":\"snapshot\",\"name\":\"s{i}\",\"timestamp\":{}}}\n",
+                    i * 60
+                )
+            })
+            .collect();
+        let mut s = snaps(&text).unwrap();
+        let schedule = Schedule::parse("10,1d1w").unwrap();
+        let p = plan(&mut s, &schedule, n * 60);
+        let mut sink = Sink::default();
+        let mut chunks = Chunks::new(&mut sink);
+        write(Writer::new(&mut chunks), &s, &p, &schedule, n * 60).unwrap();
+        let bytes = chunks.finish().unwrap();
+        let all: Vec<u8> = sink.0.concat();
+        assert_eq!(all.len(), bytes);
+        assert!(
+            sink.0.len() > 1 && sink.0.len() < 10,
+            "{} writes",
+            sink.0.len()
+        );
+        for c in &sink.0 {
+            assert_eq!(c.last(), Some(&b'\n'));
+        }
+        assert_eq!(all.iter().filter(|&&b| b == b'\n').count(), n as usize + 1);
     }
 
     /// Groups by dataset, sorts by time then name within each, protects the
@@ -497,9 +612,9 @@ mod tests {
             rec("y", "y1", now - 3 * day),
         ]
         .concat();
-        let s = snaps(&text).unwrap();
+        let mut s = snaps(&text).unwrap();
         let schedule = Schedule::parse("0,1d1w").unwrap();
-        let p = plan(&s, &schedule, now);
+        let p = plan(&mut s, &schedule, now);
         assert_eq!(p.groups.len(), 2);
         assert_eq!(p.groups[0].dataset.as_deref(), Some("y"));
         assert_eq!(p.groups[0].names, vec!["y1", "y2"]);
@@ -508,12 +623,15 @@ mod tests {
         let keep: Vec<bool> = p.groups[1].verdicts.iter().map(|v| v.keep).collect();
         assert_eq!(keep, vec![false, false, true]);
         assert!(p.groups[1].verdicts[2].protected);
-        let reasons = picture::reasons(&p.groups[1].timeline(&schedule, now));
+        let t = p.groups[1].timeline(&schedule, now);
         assert_eq!(
-            reasons[2],
+            picture::reason(&t, 2),
             "keep: holds block 99 of 1d1w (Keep every 1 day, delete after 1 week.); protected (newest)"
         );
-        assert_eq!(reasons[0], "destroy: older than every rule's TTL");
+        assert_eq!(
+            picture::reason(&t, 0),
+            "destroy: older than every rule's TTL"
+        );
     }
 
     #[test]

@@ -178,23 +178,23 @@ pub fn reason(t: &Timeline, i: usize) -> String {
     reason_with(t, i, &t.rule_labels())
 }
 
-/// [`reason`] for every snapshot, oldest first.
-pub fn reasons(t: &Timeline) -> Vec<String> {
-    let labels = t.rule_labels();
-    (0..t.names.len())
-        .map(|i| reason_with(t, i, &labels))
-        .collect()
-}
-
 fn reason_with(t: &Timeline, i: usize, labels: &[String]) -> String {
     let mut o = String::with_capacity(80);
+    reason_into(&mut o, t, i, labels);
+    o
+}
+
+/// [`reason`] written into `o` (cleared first), with the rule labels of
+/// [`Timeline::rule_labels`] made once: the offline output says a reason
+/// for each of up to millions of snapshots, one buffer for them all.
+pub fn reason_into(o: &mut String, t: &Timeline, i: usize, labels: &[String]) {
+    o.clear();
     o.push_str(if t.verdicts[i].keep {
         "keep: "
     } else {
         "destroy: "
     });
-    why(&mut o, t, i, labels, true);
-    o
+    why(o, t, i, labels, true);
 }
 
 /// Writes the parts of snapshot `i`'s reason into `o`, separated by "; ";
