@@ -749,7 +749,7 @@ mod tests {
             ) {
                 let mut text = lines.join("\n");
                 if newline { text.push('\n'); }
-                let snaps = match read(text.as_bytes()) {
+                let mut snaps = match read(text.as_bytes()) {
                     Ok(snaps) => snaps,
                     Err(e) => {
                         let line = e.to_string();
@@ -760,10 +760,9 @@ mod tests {
                     }
                 };
                 let schedule = Schedule::parse(keep).unwrap();
-                let plan = plan(&snaps, &schedule, now);
-                let reasons = plan.reasons(&schedule, now);
+                let plan = plan(&mut snaps, &schedule, now);
                 let mut out = Vec::new();
-                write(Writer::new(&mut out), &snaps, &plan, &reasons, &schedule).unwrap();
+                write(Writer::new(&mut out), &snaps, &plan, &schedule, now).unwrap();
                 let out = String::from_utf8(out).unwrap();
                 prop_assert_eq!(out.lines().count(), snaps.len() + 1);
                 // The newest of each dataset, and every protected one, kept.
