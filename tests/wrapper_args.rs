@@ -6,9 +6,11 @@
 //! and zab-thin that append their argv (and whether they run under the run
 //! lock) to a log, print canned records and exit with a chosen status; the
 //! wrapper runs with `ZAB_BIN_DIR` pointing there. The stand-ins hand
-//! `--end-record` and `--describe` to the real zab-thin (built next to this
-//! test, as `cargo test --workspace` does), so the end records are read by
-//! the real reader. No zfs runs: this suite needs no lab and runs everywhere.
+//! `--end-record` and `--describe` to the real zab-thin, and
+//! `--check-options` to the real tool (all built next to this test, as
+//! `cargo test --workspace` does), so the end records are read by the real
+//! reader and the options checked by the real tools; those calls are not
+//! logged (they run no zfs). No zfs runs: this suite needs no lab and runs everywhere.
 //! What the tools then do with their arguments is the lab's part
 //! (tests/wrapper.rs).
 
@@ -72,10 +74,13 @@ impl Sandbox {
         let thin = thin.to_str().unwrap();
         assert!(!thin.contains('\''), "{thin}");
         for tool in TOOLS {
+            let real = Path::new(thin).with_file_name(tool);
+            let real = real.to_str().unwrap();
             let script = format!(
                 r#"#!/bin/bash
 case ${{1:-}} in
     --end-record | --end-record=* | --describe | --describe=*) exec '{thin}' "$@" ;;
+    --check-options) exec '{real}' "$@" ;;
     --version) echo '{tool} 0.1.0'; exit 0 ;;
 esac
 here=${{0%/*}}
@@ -904,9 +909,96 @@ fn usage_errors_exit_2() {
         );
         assert_eq!(r.tools(), Vec::<&str>::new(), "{argv:?}");
     }
-    // A value may start with - when it is a number, or be - itself.
+    // A value may start with - when it is a number, or be - itself: -1
+    // is taken as the value (which zab-select then refuses: no byte count).
     let r = s.run(&["--exclude-unchanged", "-1", b, T]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("error: invalid value '-1' for --exclude-unchanged: "),
+        "{r:#?}"
+    );
+    assert_eq!(r.tools(), Vec::<&str>::new());
+}
+
+/// Issue 21: a bad value for a stage's option used to be found by that
+/// stage, after zab-snap had taken the snapshot (so every cron run added a
+/// snapshot and thinned nothing). Every stage now checks its options
+/// (`--check-options`, by the real tools here) before the first one
+/// starts: exit 2, argparse's two lines naming the wrapper's option, and
+/// no stage run.
+#[test]
+fn bad_values_stop_the_run_before_any_stage() {
+    let s = Sandbox::new();
+    let b = s.backup.as_str();
+    for (argv, why) in [
+        (
+            &["--rate", "20Q", b, T][..],
+            r#"invalid value '20Q' for --rate: invalid byte count "20Q""#,
+        ),
+        (
+            &["--buffer=1X", b, T],
+            r#"invalid value '1X' for --buffer: invalid byte count "1X""#,
+        ),
+        (
+            &["--set-properties", "readonly", b, T],
+            r#"invalid value 'readonly' for --set-properties: "readonly" is not PROPERTY=VALUE"#,
+        ),
+        (
+            &["--exclude-snapshot-pattern", "(", b, T],
+            r#"--exclude-snapshot-pattern "(": unclosed group"#,
+        ),
+        (
+            &["--destroy-missing", "30", b, T],
+            r#"--destroy-missing: invalid duration "30": no unit"#,
+        ),
+        // An abbreviation is named by its full name, as argparse does.
+        (
+            &["--rat", "0", b, T],
+            r#"invalid value '0' for --rate: rate "0" must be above 0"#,
+        ),
+        (
+            &["--snapshot-format", "x", b],
+            r#"invalid --snapshot-format "x": it needs {} for the backup name"#,
+        ),
+        (
+            &["--min-change", "lots", b],
+            r#"invalid value 'lots' for --min-change: "#,
+        ),
+        (
+            &["--ssh-source=-oProxyCommand=x", "--no-snapshot", b, T],
+            r#"invalid ssh destination "-oProxyCommand=x""#,
+        ),
+    ] {
+        let r = s.run(argv);
+        assert_eq!(r.code, 2, "{argv:?}: {r:#?}");
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{argv:?}: {}", r.stderr);
+        assert_eq!(
+            lines[0],
+            "usage: zfs-autobackup [options] BACKUP-NAME [TARGET-PATH]"
+        );
+        assert!(
+            lines[1].starts_with(&format!("zfs-autobackup: error: {why}")),
+            "{argv:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("zab-"), "{argv:?}: {}", r.stderr);
+        assert_eq!(r.tools(), Vec::<&str>::new(), "{argv:?}: a stage ran");
+    }
+    // Good values go through: every stage is run, once.
+    let r = s.run(&[
+        "--rate",
+        "20M",
+        "--buffer",
+        "1M",
+        "--destroy-missing",
+        "30d",
+        b,
+        T,
+    ]);
     assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.tools(), TOOLS.to_vec());
 }
 
 /// --help and --version exit 0; a missing BACKUP-NAME, a TARGET-PATH with

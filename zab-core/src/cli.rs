@@ -182,6 +182,13 @@ pub struct Common {
     /// snapshot is named after and schedules are applied at. For tests.
     #[arg(long, value_name = "SECONDS", hide = true)]
     pub now: Option<i64>,
+
+    /// Check every option and exit (see [`check_options`]): 0 when all are
+    /// valid, else 2 with the problem on one line. Reads no input and runs
+    /// nothing. scripts/zfs-autobackup checks every stage with it before
+    /// the first one starts.
+    #[arg(long, hide = true)]
+    pub check_options: bool,
 }
 
 impl Common {
@@ -218,6 +225,18 @@ impl Common {
             verbose: self.verbose || self.debug,
             debug: self.debug,
         }
+    }
+}
+
+/// What `--check-options` ends with: exit 0 when `checked` (a tool's
+/// `Args::config()`) is Ok, else the error on one line and its exit code
+/// (2 for a bad option). Every check of a tool's options is in its
+/// `Args::config()`, which reads no input and runs no command, so nothing
+/// has run either way.
+pub fn check_options<C>(tool: &str, checked: Result<C, Error>) -> std::process::ExitCode {
+    match checked {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => crate::error::report(tool, &e),
     }
 }
 
