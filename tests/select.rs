@@ -373,7 +373,7 @@ fn one_zfs_call_per_host(lab: &Lab) {
     assert_eq!(cmds.len(), 1, "{cmds:?}");
     assert!(cmds[0].starts_with("ssh -F "), "{}", cmds[0]);
     assert!(cmds[0].ends_with(&format!(
-        " -- zfs-lab 'zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written'"
+        " -- zfs-lab 'env PATH=\"$PATH:/usr/sbin:/sbin\" zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written'"
     )), "{}", cmds[0]);
     // The debug line is a working command: paste it into a shell.
     let pasted = lab.here("sh", &["-c", &cmds[0]]);

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod core;
+mod cron;
 mod readonly;
 mod select;
 mod send;
@@ -42,6 +43,7 @@ fn main() {
         send::TESTS,
         wrapper::TESTS,
         readonly::TESTS,
+        cron::TESTS,
     ]
     .concat();
     let tests: Vec<Test> = all
@@ -55,6 +57,7 @@ fn main() {
         + send::TESTS.len()
         + wrapper::TESTS.len()
         + readonly::TESTS.len()
+        + cron::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 
