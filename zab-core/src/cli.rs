@@ -169,7 +169,8 @@ pub struct Common {
     /// Without it, ssh reads ~/.ssh/config as usual. Connections to one host
     /// are shared (zab sets ControlMaster=auto, ControlPersist=60, and a
     /// ControlPath in /run/zab for root, else $XDG_RUNTIME_DIR/zab or
-    /// ~/.cache/zab, a directory only you can write).
+    /// ~/.cache/zab, a directory only you can write). Where the config sets
+    /// none, zab adds ConnectTimeout=10 and ServerAliveInterval=15.
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
 
