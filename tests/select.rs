@@ -453,8 +453,12 @@ fn unreachable_host_and_missing_zfs(lab: &Lab) {
     );
     assert_eq!(out.stdout, "", "no records, not even an end record");
 
-    // zfs missing on the host that runs it.
-    let out = lab.ssh("PATH=/nonexistent /usr/local/bin/zab-select x");
+    // zfs missing on the host that runs it: not on PATH, nor in /usr/sbin
+    // and /sbin, where the tools look too (an empty /usr/sbin, in a mount
+    // namespace of its own; /sbin is a link to it on Debian 12).
+    let out = lab.ssh(
+        "unshare -m sh -c 'mount -t tmpfs none /usr/sbin && PATH=/nonexistent exec /usr/local/bin/zab-select x'",
+    );
     assert_eq!(out.code, 4);
     assert_eq!(
         out.stderr,
