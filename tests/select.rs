@@ -373,7 +373,7 @@ fn one_zfs_call_per_host(lab: &Lab) {
     assert_eq!(cmds.len(), 1, "{cmds:?}");
     assert!(cmds[0].starts_with("ssh -F "), "{}", cmds[0]);
     assert!(cmds[0].ends_with(&format!(
-        " -- zfs-lab 'zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written'"
+        " -- zfs-lab 'env PATH=\"$PATH:/usr/sbin:/sbin\" zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written'"
     )), "{}", cmds[0]);
     // The debug line is a working command: paste it into a shell.
     let pasted = lab.here("sh", &["-c", &cmds[0]]);
@@ -454,8 +454,12 @@ fn unreachable_host_and_missing_zfs(lab: &Lab) {
     );
     assert_eq!(out.stdout, "", "no records, not even an end record");
 
-    // zfs missing on the host that runs it.
-    let out = lab.ssh("PATH=/nonexistent /usr/local/bin/zab-select x");
+    // zfs missing on the host that runs it: not on PATH, nor in /usr/sbin
+    // and /sbin, where the tools look too (an empty /usr/sbin, in a mount
+    // namespace of its own; /sbin is a link to it on Debian 12).
+    let out = lab.ssh(
+        "unshare -m sh -c 'mount -t tmpfs none /usr/sbin && PATH=/nonexistent exec /usr/local/bin/zab-select x'",
+    );
     assert_eq!(out.code, 4);
     assert_eq!(
         out.stderr,

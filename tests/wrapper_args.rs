@@ -6,9 +6,11 @@
 //! and zab-thin that append their argv (and whether they run under the run
 //! lock) to a log, print canned records and exit with a chosen status; the
 //! wrapper runs with `ZAB_BIN_DIR` pointing there. The stand-ins hand
-//! `--end-record` and `--describe` to the real zab-thin (built next to this
-//! test, as `cargo test --workspace` does), so the end records are read by
-//! the real reader. No zfs runs: this suite needs no lab and runs everywhere.
+//! `--end-record` and `--describe` to the real zab-thin, and
+//! `--check-options` to the real tool (all built next to this test, as
+//! `cargo test --workspace` does), so the end records are read by the real
+//! reader and the options checked by the real tools; those calls are not
+//! logged (they run no zfs). No zfs runs: this suite needs no lab and runs everywhere.
 //! What the tools then do with their arguments is the lab's part
 //! (tests/wrapper.rs).
 
@@ -72,10 +74,13 @@ impl Sandbox {
         let thin = thin.to_str().unwrap();
         assert!(!thin.contains('\''), "{thin}");
         for tool in TOOLS {
+            let real = Path::new(thin).with_file_name(tool);
+            let real = real.to_str().unwrap();
             let script = format!(
                 r#"#!/bin/bash
 case ${{1:-}} in
     --end-record | --end-record=* | --describe | --describe=*) exec '{thin}' "$@" ;;
+    --check-options) exec '{real}' "$@" ;;
     --version) echo '{tool} 0.1.0'; exit 0 ;;
 esac
 here=${{0%/*}}
@@ -117,9 +122,22 @@ exit "$(cat "$here/{tool}.code")"
     /// Runs the wrapper with `args` (BACKUP-NAME is [`Sandbox::backup`]):
     /// its status, stdout, stderr, and the calls of the stand-ins.
     fn run(&self, args: &[&str]) -> Run {
+        self.run_with_path(args, None)
+    }
+
+    /// [`Sandbox::run`] with `first` before the PATH (for a stand-in of a
+    /// system program).
+    fn run_with_path(&self, args: &[&str], first: Option<&Path>) -> Run {
         let _ = fs::remove_file(self.dir.join("calls"));
         let wrapper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/zfs-autobackup");
-        let out = Command::new(wrapper)
+        let mut cmd = Command::new(wrapper);
+        if let Some(dir) = first {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs = vec![dir.to_path_buf()];
+            dirs.extend(std::env::split_paths(&path));
+            cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+        }
+        let out = cmd
             .args(args)
             .env("ZAB_BIN_DIR", &self.dir)
             .env("TMPDIR", self.dir.join("tmp"))
@@ -904,9 +922,96 @@ fn usage_errors_exit_2() {
         );
         assert_eq!(r.tools(), Vec::<&str>::new(), "{argv:?}");
     }
-    // A value may start with - when it is a number, or be - itself.
+    // A value may start with - when it is a number, or be - itself: -1
+    // is taken as the value (which zab-select then refuses: no byte count).
     let r = s.run(&["--exclude-unchanged", "-1", b, T]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("error: invalid value '-1' for --exclude-unchanged: "),
+        "{r:#?}"
+    );
+    assert_eq!(r.tools(), Vec::<&str>::new());
+}
+
+/// Issue 21: a bad value for a stage's option used to be found by that
+/// stage, after zab-snap had taken the snapshot (so every cron run added a
+/// snapshot and thinned nothing). Every stage now checks its options
+/// (`--check-options`, by the real tools here) before the first one
+/// starts: exit 2, argparse's two lines naming the wrapper's option, and
+/// no stage run.
+#[test]
+fn bad_values_stop_the_run_before_any_stage() {
+    let s = Sandbox::new();
+    let b = s.backup.as_str();
+    for (argv, why) in [
+        (
+            &["--rate", "20Q", b, T][..],
+            r#"invalid value '20Q' for --rate: invalid byte count "20Q""#,
+        ),
+        (
+            &["--buffer=1X", b, T],
+            r#"invalid value '1X' for --buffer: invalid byte count "1X""#,
+        ),
+        (
+            &["--set-properties", "readonly", b, T],
+            r#"invalid value 'readonly' for --set-properties: "readonly" is not PROPERTY=VALUE"#,
+        ),
+        (
+            &["--exclude-snapshot-pattern", "(", b, T],
+            r#"--exclude-snapshot-pattern "(": unclosed group"#,
+        ),
+        (
+            &["--destroy-missing", "30", b, T],
+            r#"--destroy-missing: invalid duration "30": no unit"#,
+        ),
+        // An abbreviation is named by its full name, as argparse does.
+        (
+            &["--rat", "0", b, T],
+            r#"invalid value '0' for --rate: rate "0" must be above 0"#,
+        ),
+        (
+            &["--snapshot-format", "x", b],
+            r#"invalid --snapshot-format "x": it needs {} for the backup name"#,
+        ),
+        (
+            &["--min-change", "lots", b],
+            r#"invalid value 'lots' for --min-change: "#,
+        ),
+        (
+            &["--ssh-source=-oProxyCommand=x", "--no-snapshot", b, T],
+            r#"invalid ssh destination "-oProxyCommand=x""#,
+        ),
+    ] {
+        let r = s.run(argv);
+        assert_eq!(r.code, 2, "{argv:?}: {r:#?}");
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{argv:?}: {}", r.stderr);
+        assert_eq!(
+            lines[0],
+            "usage: zfs-autobackup [options] BACKUP-NAME [TARGET-PATH]"
+        );
+        assert!(
+            lines[1].starts_with(&format!("zfs-autobackup: error: {why}")),
+            "{argv:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("zab-"), "{argv:?}: {}", r.stderr);
+        assert_eq!(r.tools(), Vec::<&str>::new(), "{argv:?}: a stage ran");
+    }
+    // Good values go through: every stage is run, once.
+    let r = s.run(&[
+        "--rate",
+        "20M",
+        "--buffer",
+        "1M",
+        "--destroy-missing",
+        "30d",
+        b,
+        T,
+    ]);
     assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.tools(), TOOLS.to_vec());
 }
 
 /// --help and --version exit 0; a missing BACKUP-NAME, a TARGET-PATH with
@@ -1060,4 +1165,178 @@ fn man_page_is_current() {
         String::from_utf8_lossy(&out.stdout) == committed,
         "docs/man/zab-autobackup.1 is out of date with scripts/zfs-autobackup --help; run scripts/man"
     );
+}
+
+/// --records DIR keeps each stage's output in a new directory of the run
+/// below DIR (0700), also when a stage fails: a failed night can be read
+/// in the morning. Without it, nothing is left behind.
+#[test]
+fn records_are_kept_with_records_dir() {
+    let s = Sandbox::new();
+    let b = s.backup.as_str();
+    let dir = s.dir.join("records");
+    fs::DirBuilder::new().mode(0o755).create(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let runs = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let r = s.run(&["--records", d, b, T]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let kept = runs();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let run = &kept[0];
+    let name = run.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with(&format!("{b}-")), "{name}");
+    let mode = fs::metadata(run).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    for (file, tool) in [
+        ("selected.ndjson", "zab-select"),
+        ("snapped.ndjson", "zab-snap"),
+        ("sent.ndjson", "zab-send"),
+        ("thinned.ndjson", "zab-thin"),
+    ] {
+        assert_eq!(
+            fs::read_to_string(run.join(file)).unwrap(),
+            end(tool, 0),
+            "{file}"
+        );
+    }
+    // A stage that crashes: what it wrote, and what came before, are kept.
+    s.answer("zab-send", "{\"kind\":\"dataset\"", 70);
+    let r = s.run(&["--records", d, b, T]);
+    assert_eq!(r.code, 255, "{r:#?}");
+    let kept = runs();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let new = kept.iter().find(|p| *p != run).unwrap();
+    assert_eq!(
+        fs::read_to_string(new.join("sent.ndjson")).unwrap(),
+        "{\"kind\":\"dataset\""
+    );
+    assert!(new.join("snapped.ndjson").is_file());
+    assert!(!new.join("thinned.ndjson").exists());
+    // Without --records, the scratch directory is removed at exit.
+    s.answer("zab-send", &end("zab-send", 0), 0);
+    let r = s.run(&[b, T]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(fs::read_dir(s.dir.join("tmp")).unwrap().count(), 0);
+    assert_eq!(runs().len(), 2);
+}
+
+/// --records DIR must be a directory of the user's that no one else can
+/// write, checked before anything runs: else exit 2 and no stage run.
+#[test]
+fn records_dir_must_be_private() {
+    let s = Sandbox::new();
+    let b = s.backup.as_str();
+    let open = s.dir.join("open");
+    fs::DirBuilder::new().mode(0o700).create(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o757)).unwrap();
+    let group = s.dir.join("group");
+    fs::DirBuilder::new().mode(0o700).create(&group).unwrap();
+    fs::set_permissions(&group, fs::Permissions::from_mode(0o770)).unwrap();
+    let file = s.dir.join("file");
+    fs::write(&file, "").unwrap();
+    let private = s.dir.join("private");
+    fs::DirBuilder::new().mode(0o700).create(&private).unwrap();
+    let link = s.dir.join("link");
+    std::os::unix::fs::symlink(&private, &link).unwrap();
+    for (dir, why) in [
+        (&open, "mode 0757: it must be yours"),
+        (&group, "mode 0770: it must be yours"),
+        (&file, "is not a directory (or is a symlink)"),
+        (&link, "is not a directory (or is a symlink)"),
+        (
+            &s.dir.join("missing"),
+            "is not a directory (or is a symlink)",
+        ),
+    ] {
+        let d = dir.to_str().unwrap();
+        let r = s.run(&["--records", d, b, T]);
+        assert_eq!(r.code, 2, "{d}: {r:#?}");
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{d}: {}", r.stderr);
+        assert!(
+            lines[1].starts_with(&format!("zfs-autobackup: error: argument --records: {d} "))
+                && lines[1].contains(why),
+            "{d}: {}",
+            r.stderr
+        );
+        assert_eq!(r.tools(), Vec::<&str>::new(), "{d}");
+    }
+    assert_eq!(fs::read_dir(&private).unwrap().count(), 0);
+}
+
+/// --syslog: every stderr line goes to `logger` too (a stand-in here that
+/// writes down what it gets; the lab test reads the real journal), then
+/// one line with the outcome, user.err unless it is 0.
+#[test]
+fn syslog_gets_every_message_and_the_outcome() {
+    let s = Sandbox::new();
+    let b = s.backup.as_str();
+    let bin = s.dir.join("sysbin");
+    fs::DirBuilder::new().mode(0o700).create(&bin).unwrap();
+    let log = s.dir.join("syslog");
+    let script = format!(
+        r#"#!/bin/bash
+prio=user.notice msg=''
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        -p) prio=$2; shift 2 ;;
+        -t) tag=$2; shift 2 ;;
+        --) shift; msg="$*"; break ;;
+        *) shift ;;
+    esac
+done
+if [[ -n $msg ]]; then
+    printf '%s %s %s\n' "$tag" "$prio" "$msg" >>'{log}'
+else
+    while IFS= read -r line; do printf '%s %s %s\n' "$tag" "$prio" "$line" >>'{log}'; done
+fi
+"#,
+        log = log.display()
+    );
+    fs::write(bin.join("logger"), script).unwrap();
+    fs::set_permissions(bin.join("logger"), fs::Permissions::from_mode(0o700)).unwrap();
+    let r = s.run_with_path(&["--syslog", "--rate", "20Q", b, T], Some(&bin));
+    assert_eq!(r.code, 2, "{r:#?}");
+    // The same lines on stderr as without --syslog.
+    assert!(
+        r.stderr
+            .ends_with("for --rate: invalid byte count \"20Q\" (units: K, M, G, T)\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        format!(
+            "zfs-autobackup user.notice usage: zfs-autobackup [options] BACKUP-NAME [TARGET-PATH]
+zfs-autobackup user.notice zfs-autobackup: error: invalid value '20Q' for --rate: invalid byte count \"20Q\" (units: K, M, G, T)
+zfs-autobackup user.err backup {b} to local:{T}: exit 2
+"
+        )
+    );
+    fs::remove_file(&log).unwrap();
+    let r = s.run_with_path(&["--syslog", "--verbose", b], Some(&bin));
+    assert_eq!(r.code, 0, "{r:#?}");
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        r.stderr.lines().count() + 1,
+        "every stderr line, and the outcome: {text}"
+    );
+    assert!(
+        text.contains("zfs-autobackup user.notice #### All operations completed successfully\n"),
+        "{text}"
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some(format!("zfs-autobackup user.info backup {b}: exit 0").as_str())
+    );
+    assert_eq!(r.tools(), vec!["zab-select", "zab-snap", "zab-thin"]);
 }

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod core;
+mod cron;
 mod nonroot;
 mod package;
 mod readonly;
@@ -46,6 +47,7 @@ fn main() {
         readonly::TESTS,
         nonroot::TESTS,
         package::TESTS,
+        cron::TESTS,
     ]
     .concat();
     let tests: Vec<Test> = all
@@ -61,6 +63,7 @@ fn main() {
         + readonly::TESTS.len()
         + nonroot::TESTS.len()
         + package::TESTS.len()
+        + cron::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 

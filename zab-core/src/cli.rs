@@ -275,7 +275,8 @@ pub struct Common {
     /// Without it, ssh reads ~/.ssh/config as usual. Connections to one host
     /// are shared (zab sets ControlMaster=auto, ControlPersist=60, and a
     /// ControlPath in /run/zab for root, else $XDG_RUNTIME_DIR/zab or
-    /// ~/.cache/zab, a directory only you can write).
+    /// ~/.cache/zab, a directory only you can write). Where the config sets
+    /// none, zab adds ConnectTimeout=10 and ServerAliveInterval=15.
     #[arg(help_heading = heading::SSH, long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
 
@@ -288,6 +289,13 @@ pub struct Common {
     /// snapshot is named after and schedules are applied at. For tests.
     #[arg(long, value_name = "SECONDS", hide = true, value_parser = parse_now)]
     pub now: Option<i64>,
+
+    /// Check every option and exit (see [`check_options`]): 0 when all are
+    /// valid, else 2 with the problem on one line. Reads no input and runs
+    /// nothing. scripts/zfs-autobackup checks every stage with it before
+    /// the first one starts.
+    #[arg(long, hide = true)]
+    pub check_options: bool,
 }
 
 impl Common {
@@ -324,6 +332,18 @@ impl Common {
             verbose: self.verbose || self.debug,
             debug: self.debug,
         }
+    }
+}
+
+/// What `--check-options` ends with: exit 0 when `checked` (a tool's
+/// `Args::config()`) is Ok, else the error on one line and its exit code
+/// (2 for a bad option). Every check of a tool's options is in its
+/// `Args::config()`, which reads no input and runs no command, so nothing
+/// has run either way.
+pub fn check_options<C>(tool: &str, checked: Result<C, Error>) -> std::process::ExitCode {
+    match checked {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => crate::error::report(tool, &e),
     }
 }
 

@@ -10,6 +10,18 @@
 //! With `debug` on, every command is printed to stderr before it runs, as a
 //! line an admin can paste into a shell.
 //!
+//! `zfs` and `zpool` live in /usr/sbin (or /sbin), which cron's PATH
+//! (`/usr/bin:/bin`) and a non-root ssh session's PATH lack. Locally, when
+//! PATH lacks those directories, a command runs with them appended to its
+//! PATH ([`with_sbin`]), and a program found only there runs by its full
+//! path (what `--debug` shows: `/usr/sbin/zfs list ...`). Remotely, every
+//! command is `env PATH="$PATH:/usr/sbin:/sbin" ...` ([`REMOTE_PATH`]): the
+//! remote shell's PATH first, in the same ssh call.
+//!
+//! ssh gets a connect timeout and keepalives ([`ssh_timeouts`]) unless the
+//! ssh config sets them, so an unreachable host fails in seconds and a
+//! dead connection does not hang a transfer.
+//!
 //! In read-only mode ([`Host::with_read_only`], what `--test` switches on)
 //! a host refuses every command that is not on the read-only allow-list
 //! ([`is_read_only`]: `zfs list`, `zfs get`, `zfs holds`, a dry-run
@@ -18,9 +30,12 @@
 //! ([`Host::display`]) is never refused.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use crate::error::{CommandError, Error, Status};
 
@@ -40,6 +55,138 @@ pub fn ssh_sharing(dir: &Path) -> Vec<String> {
         "-o".into(),
         "ControlPersist=60".into(),
     ]
+}
+
+/// Where `zfs` and `zpool` are when PATH lacks them: Debian and Ubuntu put
+/// them in /usr/sbin, older systems in /sbin.
+pub const SBIN_DIRS: [&str; 2] = ["/usr/sbin", "/sbin"];
+
+/// What every remote command starts with: the remote shell's PATH, then
+/// [`SBIN_DIRS`] (a non-root ssh session's PATH on Debian is
+/// `/usr/local/bin:/usr/bin:/bin:/usr/games`). `env` works in any login
+/// shell and runs the command itself: still one process, one ssh call.
+pub const REMOTE_PATH: &str = r#"env PATH="$PATH:/usr/sbin:/sbin""#;
+
+/// `path` (a PATH value) with the [`SBIN_DIRS`] it lacks appended, or None
+/// when it has them all. Pure: the caller passes the environment's PATH.
+pub fn with_sbin(path: Option<&OsStr>) -> Option<OsString> {
+    let dirs: Vec<PathBuf> = path
+        .map(std::env::split_paths)
+        .into_iter()
+        .flatten()
+        .collect();
+    let missing: Vec<&str> = SBIN_DIRS
+        .into_iter()
+        .filter(|d| !dirs.iter().any(|p| p == Path::new(d)))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut out = path.map(OsStr::to_os_string).unwrap_or_default();
+    for d in missing {
+        if !out.is_empty() {
+            out.push(":");
+        }
+        out.push(d);
+    }
+    Some(out)
+}
+
+/// The full path of `program` when it is found in one of `added` (the
+/// directories [`with_sbin`] appended) and in no directory of `path`
+/// before them. None for a program given with a `/`, found earlier, or
+/// found nowhere.
+fn found_only_in(program: &str, path: &OsStr, added: &[&str]) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') || program.is_empty() {
+        return None;
+    }
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    for dir in std::env::split_paths(path) {
+        let candidate = dir.join(program);
+        if runnable(&candidate) {
+            let d = dir.to_string_lossy();
+            return added.contains(&d.as_ref()).then_some(candidate);
+        }
+    }
+    None
+}
+
+/// ssh's connect timeout, in seconds, when the ssh config sets none: an
+/// unreachable host fails after this long instead of the minutes of TCP's
+/// own retries.
+pub const SSH_CONNECT_TIMEOUT: u32 = 10;
+
+/// ssh's keepalive interval, in seconds, when the ssh config sets none:
+/// after three unanswered keepalives (ServerAliveCountMax, 3 by default) a
+/// dead connection ends instead of hanging a transfer.
+pub const SSH_ALIVE_INTERVAL: u32 = 15;
+
+/// The `-o` options for the timeouts that the ssh config leaves unset,
+/// given `ssh -G DEST`'s output (the effective config, one `key value` per
+/// line; None when `ssh -G` failed: then both are set). ssh's defaults
+/// (`connecttimeout none`, `serveraliveinterval 0`) mean unset: an explicit
+/// `ServerAliveInterval 0` in the config looks the same, so it gets ours
+/// too. A `-o` on ssh's command line wins over the config, so these are
+/// only added where the config said nothing.
+pub fn ssh_timeouts(effective: Option<&str>) -> Vec<String> {
+    let value = |key: &str| {
+        effective.and_then(|text| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                k.eq_ignore_ascii_case(key).then(|| v.trim().to_string())
+            })
+        })
+    };
+    let mut out = Vec::new();
+    if value("connecttimeout").map_or(true, |v| v == "none") {
+        out.push("-o".to_string());
+        out.push(format!("ConnectTimeout={SSH_CONNECT_TIMEOUT}"));
+    }
+    if value("serveraliveinterval").map_or(true, |v| v == "0") {
+        out.push("-o".to_string());
+        out.push(format!("ServerAliveInterval={SSH_ALIVE_INTERVAL}"));
+    }
+    out
+}
+
+/// [`ssh_timeouts`] for one destination and ssh config, from `ssh -G`,
+/// once per process (a local lookup of the config: no connection).
+fn ssh_timeouts_for(dest: &str, config: Option<&Path>, debug: bool) -> Vec<String> {
+    type Key = (Option<PathBuf>, String);
+    static SEEN: Mutex<Option<HashMap<Key, Vec<String>>>> = Mutex::new(None);
+    let key = (config.map(Path::to_path_buf), dest.to_string());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = seen.get_or_insert_with(HashMap::new);
+    if let Some(found) = seen.get(&key) {
+        return found.clone();
+    }
+    let mut cmd = Command::new("ssh");
+    if let Some(cfg) = config {
+        cmd.arg("-F").arg(cfg);
+    }
+    cmd.args(["-G", "--", dest])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+    let effective = cmd
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    let found = ssh_timeouts(effective.as_deref());
+    if debug {
+        eprintln!(
+            "# ssh -G {dest}: {}",
+            match found.is_empty() {
+                true => "the ssh config sets ConnectTimeout and ServerAliveInterval".to_string(),
+                false => format!("adding {}", quote_argv(&found)),
+            }
+        );
+    }
+    seen.insert(key, found.clone());
+    found
 }
 
 /// True for the characters an ssh destination may have: `[user@]host`, an
@@ -152,21 +299,48 @@ impl Host {
         self.ssh.as_deref().unwrap_or("local")
     }
 
-    /// The argv that runs `argv` on this host: `argv` itself locally, or
-    /// `ssh [-F FILE] [SHARING] -- DEST 'quoted command'`. Sharing needs the
-    /// private runtime directory, checked once per process: when it is
-    /// unsafe, this fails and no ssh runs.
+    /// The argv that runs `argv` on this host: locally `argv` itself (its
+    /// program by its full path when only [`SBIN_DIRS`] have it, see
+    /// [`Host::local_path`]), or `ssh [-F FILE] [SHARING] [TIMEOUTS] --
+    /// DEST 'env PATH="$PATH:/usr/sbin:/sbin" quoted command'`. Sharing
+    /// needs the private runtime directory, checked once per process: when
+    /// it is unsafe, this fails and no ssh runs.
     pub fn wrap<S: AsRef<str>>(&self, argv: &[S]) -> Result<Vec<String>, Error> {
-        let dir = match self.ssh.is_some() && self.share {
+        let Some(dest) = &self.ssh else {
+            let mut out: Vec<String> = argv.iter().map(|a| a.as_ref().to_string()).collect();
+            if let (Some(path), Some(first)) = (self.local_path(), out.first_mut()) {
+                if let Some(full) = found_only_in(first, &path, &SBIN_DIRS) {
+                    *first = full.to_string_lossy().into_owned();
+                }
+            }
+            return Ok(out);
+        };
+        let dir = match self.share {
             true => Some(crate::private::runtime_dir()?),
             false => None,
         };
-        Ok(self.wrap_in(argv, dir.as_deref()))
+        let timeouts = ssh_timeouts_for(dest, self.ssh_config.as_deref(), self.debug);
+        Ok(self.wrap_in(argv, dir.as_deref(), &timeouts))
     }
 
-    /// [`Host::wrap`] with the control socket's directory given (None: no
-    /// sharing options).
-    fn wrap_in<S: AsRef<str>>(&self, argv: &[S], share_dir: Option<&Path>) -> Vec<String> {
+    /// The PATH of a local command: ours with [`SBIN_DIRS`] appended, or
+    /// None when ours has them (then it is left alone).
+    fn local_path(&self) -> Option<OsString> {
+        match self.ssh {
+            None => with_sbin(std::env::var_os("PATH").as_deref()),
+            Some(_) => None,
+        }
+    }
+
+    /// [`Host::wrap`] for ssh with the control socket's directory given
+    /// (None: no sharing options) and the timeout options; `argv` itself
+    /// locally.
+    fn wrap_in<S: AsRef<str>>(
+        &self,
+        argv: &[S],
+        share_dir: Option<&Path>,
+        timeouts: &[String],
+    ) -> Vec<String> {
         let argv: Vec<String> = argv.iter().map(|a| a.as_ref().to_string()).collect();
         match &self.ssh {
             None => argv,
@@ -179,9 +353,10 @@ impl Host {
                 if let Some(dir) = share_dir.filter(|_| self.share) {
                     out.extend(ssh_sharing(dir));
                 }
+                out.extend(timeouts.iter().cloned());
                 out.push("--".into());
                 out.push(dest.clone());
-                out.push(quote_argv(&argv));
+                out.push(format!("{REMOTE_PATH} {}", quote_argv(&argv)));
                 out
             }
         }
@@ -191,7 +366,13 @@ impl Host {
     /// (without the sharing options when the runtime directory is unsafe:
     /// then that command never runs).
     pub fn display<S: AsRef<str>>(&self, argv: &[S]) -> String {
-        let full = self.wrap(argv).unwrap_or_else(|_| self.wrap_in(argv, None));
+        let full = self.wrap(argv).unwrap_or_else(|_| {
+            let timeouts = match &self.ssh {
+                Some(dest) => ssh_timeouts_for(dest, self.ssh_config.as_deref(), false),
+                None => Vec::new(),
+            };
+            self.wrap_in(argv, None, &timeouts)
+        });
         quote_argv(&full)
     }
 
@@ -206,6 +387,10 @@ impl Host {
         }
         let mut cmd = Command::new(&full[0]);
         cmd.args(&full[1..]).stdin(Stdio::null());
+        if let Some(path) = self.local_path() {
+            // For what a command starts in its turn (`sh -c 'zfs send ...'`).
+            cmd.env("PATH", path);
+        }
         Ok(cmd)
     }
 
@@ -490,8 +675,13 @@ mod tests {
             .unwrap()
             .with_ssh_config(Some(Path::new("lab/ssh config")));
         let dir = Path::new("/run/zab");
+        let timeouts = ssh_timeouts(None);
         assert_eq!(
-            h.wrap_in(&["zfs", "get", "-H", "autobackup:a b"], Some(dir)),
+            h.wrap_in(
+                &["zfs", "get", "-H", "autobackup:a b"],
+                Some(dir),
+                &timeouts
+            ),
             vec![
                 "ssh",
                 "-F",
@@ -502,14 +692,18 @@ mod tests {
                 "ControlPath=/run/zab/ssh-%C",
                 "-o",
                 "ControlPersist=60",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "ServerAliveInterval=15",
                 "--",
                 "root@backup1",
-                "zfs get -H 'autobackup:a b'"
+                r#"env PATH="$PATH:/usr/sbin:/sbin" zfs get -H 'autobackup:a b'"#
             ]
         );
         assert_eq!(
-            quote_argv(&h.wrap_in(&["zfs", "list"], Some(dir))),
-            "ssh -F 'lab/ssh config' -o ControlMaster=auto -o ControlPath=/run/zab/ssh-%C -o ControlPersist=60 -- root@backup1 'zfs list'"
+            quote_argv(&h.wrap_in(&["zfs", "list"], Some(dir), &[])),
+            r#"ssh -F 'lab/ssh config' -o ControlMaster=auto -o ControlPath=/run/zab/ssh-%C -o ControlPersist=60 -- root@backup1 'env PATH="$PATH:/usr/sbin:/sbin" zfs list'"#
         );
         assert_eq!(
             Host::local().wrap(&["zfs", "list"]).unwrap(),
@@ -520,9 +714,108 @@ mod tests {
     #[test]
     fn no_sharing_leaves_it_to_the_ssh_config() {
         let h = Host::ssh("backup1").unwrap().with_ssh_share(false);
+        let argv = h.wrap_in(&["zfs", "list"], None, &[]);
+        assert_eq!(
+            argv,
+            vec![
+                "ssh",
+                "--",
+                "backup1",
+                r#"env PATH="$PATH:/usr/sbin:/sbin" zfs list"#
+            ]
+        );
         let argv = h.wrap(&["zfs", "list"]).unwrap();
-        assert_eq!(argv, vec!["ssh", "--", "backup1", "zfs list"]);
         assert!(!argv.iter().any(|a| a.contains("Control")), "{argv:?}");
+    }
+
+    /// Cron's PATH lacks /usr/sbin and /sbin, where zfs is: they are
+    /// appended, after the PATH's own directories; a PATH that has them is
+    /// left alone.
+    #[test]
+    fn sbin_is_appended_to_a_path_without_it() {
+        let p = |s: &str| with_sbin(Some(OsStr::new(s))).map(|p| p.into_string().unwrap());
+        assert_eq!(
+            p("/usr/bin:/bin").as_deref(),
+            Some("/usr/bin:/bin:/usr/sbin:/sbin")
+        );
+        assert_eq!(
+            p("/sbin:/usr/bin").as_deref(),
+            Some("/sbin:/usr/bin:/usr/sbin")
+        );
+        assert_eq!(
+            p("/usr/sbin/:/bin").as_deref(),
+            Some("/usr/sbin/:/bin:/sbin")
+        );
+        assert_eq!(p("/usr/sbin:/usr/bin:/sbin:/bin"), None);
+        assert_eq!(p("").as_deref(), Some("/usr/sbin:/sbin"));
+        assert_eq!(
+            with_sbin(None).map(|p| p.into_string().unwrap()).as_deref(),
+            Some("/usr/sbin:/sbin")
+        );
+    }
+
+    /// A program found only in the appended directories runs by its full
+    /// path (what --debug shows); one found earlier on PATH, or nowhere,
+    /// keeps its name.
+    #[test]
+    fn a_program_found_only_in_sbin_gets_its_full_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("zab-host-sbin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["bin", "sbin"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let exe = |p: &Path, mode| {
+            std::fs::write(p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        exe(&dir.join("sbin/zfs"), 0o755);
+        exe(&dir.join("sbin/both"), 0o755);
+        exe(&dir.join("bin/both"), 0o755);
+        exe(&dir.join("sbin/notexec"), 0o644);
+        let sbin = dir.join("sbin").to_string_lossy().into_owned();
+        let path = OsString::from(format!("{}:{sbin}", dir.join("bin").display()));
+        let added = [sbin.as_str()];
+        assert_eq!(
+            found_only_in("zfs", &path, &added),
+            Some(dir.join("sbin/zfs"))
+        );
+        assert_eq!(found_only_in("both", &path, &added), None);
+        assert_eq!(found_only_in("notexec", &path, &added), None);
+        assert_eq!(found_only_in("missing", &path, &added), None);
+        assert_eq!(found_only_in("sbin/zfs", &path, &added), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The timeouts are added only where `ssh -G` shows ssh's defaults
+    /// (the config set nothing), and both when `ssh -G` failed.
+    #[test]
+    fn ssh_timeouts_only_where_the_config_sets_none() {
+        let both = vec!["-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15"];
+        assert_eq!(ssh_timeouts(None), both);
+        let defaults =
+            "user root\nconnecttimeout none\nserveralivecountmax 3\nserveraliveinterval 0\n";
+        assert_eq!(ssh_timeouts(Some(defaults)), both);
+        let set = "connecttimeout 3\nserveraliveinterval 60\n";
+        assert!(ssh_timeouts(Some(set)).is_empty());
+        let one = "connecttimeout 30\nserveraliveinterval 0\n";
+        assert_eq!(
+            ssh_timeouts(Some(one)),
+            vec!["-o", "ServerAliveInterval=15"]
+        );
+        let other = "connecttimeout none\nserveraliveinterval 5\n";
+        assert_eq!(ssh_timeouts(Some(other)), vec!["-o", "ConnectTimeout=10"]);
+    }
+
+    /// A real `ssh -G` with an empty config: ssh's defaults, so both.
+    #[test]
+    fn ssh_g_of_an_empty_config_gives_both_timeouts() {
+        let got = ssh_timeouts_for(
+            "zab-no-such-host.invalid",
+            Some(Path::new("/dev/null")),
+            false,
+        );
+        assert_eq!(got, ssh_timeouts(None));
     }
 
     #[test]

@@ -12,6 +12,9 @@ mod run;
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-select");
     let args = zab_core::cli::parse::<cli::Args>();
+    if args.common.check_options {
+        return zab_core::cli::check_options("zab-select", args.config());
+    }
     match run::run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => zab_core::error::report("zab-select", &e),

@@ -200,6 +200,19 @@ fn parse_rate(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Why a regular expression does not compile, on one line: the regex
+/// crate draws the pattern with a caret under the problem on lines of
+/// their own, then `error: WHY` on the last one.
+fn regex_why(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    last.trim().trim_start_matches("error: ").to_string()
+}
+
 /// Parses `P=V` (the value may contain `=`).
 fn parse_prop(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -274,8 +287,12 @@ impl Args {
             .exclude_snapshot_pattern
             .iter()
             .map(|p| {
-                Regex::new(p)
-                    .map_err(|e| Error::Usage(format!("--exclude-snapshot-pattern {p:?}: {e}")))
+                Regex::new(p).map_err(|e| {
+                    Error::Usage(format!(
+                        "--exclude-snapshot-pattern {p:?}: {}",
+                        regex_why(&e)
+                    ))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let now = self.common.now()?.timestamp();
@@ -373,6 +390,16 @@ mod tests {
         assert!(Args::try_parse_from(["zab-send", "b", "t", "--jobs", "0"]).is_err());
         assert!(Args::try_parse_from(["zab-send", "b"]).is_err());
         assert!(Args::try_parse_from(["zab-send", "b", "t", "--set-properties", "x"]).is_err());
+    }
+
+    /// A bad pattern is said on one line (the regex crate's message has
+    /// several).
+    #[test]
+    fn a_bad_exclude_pattern_is_one_line() {
+        let a = Args::try_parse_from(["zab-send", "b", "t", "--exclude-snapshot-pattern", "a("])
+            .unwrap();
+        let err = a.config().unwrap_err().to_string();
+        assert_eq!(err, r#"--exclude-snapshot-pattern "a(": unclosed group"#);
     }
 
     #[test]

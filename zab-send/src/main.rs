@@ -23,6 +23,9 @@ mod transfer;
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-send");
     let args = zab_core::cli::parse::<cli::Args>();
+    if args.common.check_options {
+        return zab_core::cli::check_options("zab-send", args.config());
+    }
     match run::run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => zab_core::error::report("zab-send", &e),

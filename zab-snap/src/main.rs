@@ -17,6 +17,9 @@ mod run;
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-snap");
     let args = zab_core::cli::parse::<cli::Args>();
+    if args.common.check_options {
+        return zab_core::cli::check_options("zab-snap", args.config());
+    }
     match run::run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => zab_core::error::report("zab-snap", &e),

@@ -31,6 +31,9 @@ use cli::Config;
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic(cli::TOOL);
     let args = zab_core::cli::parse::<cli::Args>();
+    if args.common.check_options {
+        return zab_core::cli::check_options(cli::TOOL, args.config());
+    }
     let result = args.config().and_then(|config| match config {
         Config::Describe(lines) => {
             let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
