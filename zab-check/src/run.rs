@@ -1,0 +1,301 @@
+//! zab-check, phase by phase: [`crate::target`] makes TARGET readable;
+//! [`crate::walk`] lists a tree's files; [`crate::plan`] decides the
+//! chunks; [`crate::engine`] hashes them; here the lines are written, or
+//! (`--check`) compared with [`crate::expect`]'s. Returns the number of
+//! mismatches.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use zab_core::error::Error;
+
+use crate::cli::Config;
+use crate::engine::{self, Sink};
+use crate::expect::{self, Expected};
+use crate::plan::{self, Chunk};
+use crate::{target, walk};
+
+/// Set by SIGINT, SIGTERM and SIGHUP: stop reading, clean up, exit 130.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+pub fn run(config: &Config) -> Result<u64, Error> {
+    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
+    // Read --check's input before anything is mounted or cloned.
+    let input = match &config.check {
+        None => None,
+        Some(file) => Some(read_input(file)?),
+    };
+    let mut prepared = target::prepare(
+        &config.target,
+        config.snapshot(),
+        &config.host,
+        config.log,
+        &STOP,
+    )?;
+    let top = prepared.path.clone();
+    let tree = std::fs::metadata(&top)
+        .map_err(|e| Error::Io(format!("{}: {e}", top.display())))?
+        .is_dir();
+    let result = match &input {
+        None => generate(config, &top, tree).map(|()| 0),
+        Some(input) => check(config, &top, tree, input),
+    };
+    // Clean up now (not only on drop), so that its failure is ours.
+    let cleaned = prepared.cleanup();
+    let mismatches = result?;
+    cleaned?;
+    Ok(mismatches)
+}
+
+/// The whole input of `--check`: stdin (`-`) or a file.
+fn read_input(file: &Path) -> Result<Vec<u8>, Error> {
+    let mut buf = Vec::new();
+    if file == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::Io(format!("cannot read stdin: {e}")))?;
+    } else {
+        std::fs::File::open(file)
+            .and_then(|mut f| f.read_to_end(&mut buf))
+            .map_err(|e| Error::Io(format!("cannot read {}: {e}", file.display())))?;
+    }
+    Ok(buf)
+}
+
+/// The size of a file or block device (its end, as zfs-check seeks it).
+fn size_of(path: &Path) -> Result<u64, String> {
+    std::fs::File::open(path)
+        .and_then(|mut f| f.seek(SeekFrom::End(0)))
+        .map_err(|e| format!("cannot open: {e}"))
+}
+
+/// Writes the hashes of TARGET.
+fn generate(config: &Config, top: &Path, tree: bool) -> Result<(), Error> {
+    let (paths, rels, sizes) = if tree {
+        let files = walk::walk(top)?;
+        let paths: Vec<PathBuf> = files.iter().map(|f| f.path(top)).collect();
+        let sizes: Vec<u64> = files.iter().map(|f| f.size).collect();
+        let rels: Vec<Vec<u8>> = files.into_iter().map(|f| f.rel).collect();
+        (paths, Some(rels), sizes)
+    } else {
+        let size = size_of(top).map_err(|e| Error::Io(format!("{}: {e}", top.display())))?;
+        (vec![top.to_path_buf()], None, vec![size])
+    };
+    let chunks = plan::chunks(&sizes, config.chunk_size, config.skip);
+    let mut out = Output::new();
+    let mut sink = Lines {
+        out: &mut out,
+        chunks: &chunks,
+        paths: &paths,
+        rels: rels.as_deref(),
+        count: 0,
+    };
+    engine::run(&paths, &chunks, config.hash, config.jobs, &STOP, &mut sink)?;
+    config
+        .log
+        .verbose(format!("Generated {} hashes.", sink.count));
+    Ok(())
+}
+
+/// Stdout, buffered, flushed whenever the hashing waits.
+struct Output(std::io::BufWriter<std::io::Stdout>);
+
+impl Output {
+    fn new() -> Output {
+        Output(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        ))
+    }
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        Ok(self.0.write_all(bytes)?)
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(self.0.flush()?)
+    }
+}
+
+/// The sink of generating: one line per chunk.
+struct Lines<'a> {
+    out: &'a mut Output,
+    chunks: &'a [Chunk],
+    paths: &'a [PathBuf],
+    rels: Option<&'a [Vec<u8>]>,
+    count: u64,
+}
+
+impl Sink for Lines<'_> {
+    fn result(&mut self, index: usize, hash: Result<String, String>) -> Result<(), Error> {
+        let chunk = &self.chunks[index];
+        let hash =
+            hash.map_err(|e| Error::Io(format!("{}: {e}", self.paths[chunk.file].display())))?;
+        let rel = self.rels.map(|r| r[chunk.file].as_slice());
+        self.count += 1;
+        self.out.write(&plan::line(rel, chunk.number, &hash))
+    }
+    fn idle(&mut self) -> Result<(), Error> {
+        self.out.flush()
+    }
+}
+
+/// Compares TARGET with the expected hashes; prints each mismatch.
+fn check(config: &Config, top: &Path, tree: bool, input: &[u8]) -> Result<u64, Error> {
+    let expected = expect::parse(input, tree, config.skip, config.hash)?;
+    // Each file once: its path and size (or why it cannot be read).
+    let mut index: HashMap<Option<&[u8]>, usize> = HashMap::new();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut sizes: Vec<Result<u64, String>> = Vec::new();
+    let mut inside = Inside::default();
+    // Per expected line: the chunk to hash, or the mismatch's ACTUAL now.
+    let mut work: Vec<Result<Chunk, String>> = Vec::new();
+    for e in &expected {
+        let key = e.path.as_deref();
+        let file = *index.entry(key).or_insert_with(|| {
+            let path = match key {
+                Some(rel) => top.join(std::ffi::OsStr::from_bytes(rel)),
+                None => top.to_path_buf(),
+            };
+            let size = match key {
+                Some(rel) => inside.file_size(top, rel),
+                None => size_of(&path),
+            };
+            paths.push(path);
+            sizes.push(size);
+            paths.len() - 1
+        });
+        work.push(match &sizes[file] {
+            Err(why) => Err(format!("ERROR: {why}")),
+            Ok(size) => plan::chunk_at(file, e.number, *size, config.chunk_size)
+                .ok_or_else(|| "EOF".to_string()),
+        });
+    }
+    let chunks: Vec<Chunk> = work
+        .iter()
+        .filter_map(|w| w.as_ref().ok().copied())
+        .collect();
+    let mut out = Output::new();
+    let mut sink = Compare {
+        out: &mut out,
+        expected: &expected,
+        work: &work,
+        next: 0,
+        mismatches: 0,
+    };
+    engine::run(&paths, &chunks, config.hash, config.jobs, &STOP, &mut sink)?;
+    sink.settle_until(expected.len(), None)?;
+    sink.out.flush()?;
+    let mismatches = sink.mismatches;
+    config.log.verbose(format!(
+        "Checked {} hashes, {mismatches} failed.",
+        expected.len()
+    ));
+    if mismatches > 0 {
+        config
+            .log
+            .error(format!("{mismatches} of {} chunks differ", expected.len()));
+    }
+    Ok(mismatches)
+}
+
+/// The sink of checking: results come for the hashed chunks only, in
+/// order; the lines in between (EOF, ERROR) are settled on the way.
+struct Compare<'a> {
+    out: &'a mut Output,
+    expected: &'a [Expected],
+    work: &'a [Result<Chunk, String>],
+    /// The next expected line to settle.
+    next: usize,
+    mismatches: u64,
+}
+
+impl Compare<'_> {
+    /// Settles the lines before `until`, then line `until` with `hash`.
+    fn settle_until(
+        &mut self,
+        until: usize,
+        hash: Option<Result<String, String>>,
+    ) -> Result<(), Error> {
+        while self.next < until {
+            if let Err(actual) = &self.work[self.next] {
+                let actual = actual.clone();
+                self.fail(self.next, &actual)?;
+            }
+            self.next += 1;
+        }
+        if let Some(hash) = hash {
+            let actual = match hash {
+                Ok(h) => h,
+                Err(e) => format!("ERROR: {e}"),
+            };
+            if actual != self.expected[until].hash {
+                self.fail(until, &actual)?;
+            }
+            self.next = until + 1;
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, line: usize, actual: &str) -> Result<(), Error> {
+        let e = &self.expected[line];
+        self.mismatches += 1;
+        self.out.write(&plan::mismatch(
+            e.path.as_deref(),
+            e.number,
+            &e.hash,
+            actual,
+        ))
+    }
+}
+
+impl Sink for Compare<'_> {
+    fn result(&mut self, _index: usize, hash: Result<String, String>) -> Result<(), Error> {
+        // The next line that has a chunk is the one this result is for.
+        let mut line = self.next;
+        while self.work.get(line).is_some_and(|w| w.is_err()) {
+            line += 1;
+        }
+        self.settle_until(line, Some(hash))
+    }
+    fn idle(&mut self) -> Result<(), Error> {
+        self.out.flush()
+    }
+}
+
+/// Which directories of the tree are real directories (not links out of
+/// it): a path from the input is read only when each of its parents is.
+#[derive(Default)]
+struct Inside {
+    dirs: HashMap<Vec<u8>, bool>,
+}
+
+impl Inside {
+    /// The size of the regular file `rel` below `top`, or why it is not one.
+    fn file_size(&mut self, top: &Path, rel: &[u8]) -> Result<u64, String> {
+        let mut end = 0;
+        while let Some(slash) = rel[end..].iter().position(|&b| b == b'/') {
+            end += slash;
+            let dir = &rel[..end];
+            let ok = *self.dirs.entry(dir.to_vec()).or_insert_with(|| {
+                std::fs::symlink_metadata(top.join(std::ffi::OsStr::from_bytes(dir)))
+                    .is_ok_and(|m| m.is_dir())
+            });
+            if !ok {
+                return Err(format!(
+                    "{} is not a directory",
+                    String::from_utf8_lossy(dir)
+                ));
+            }
+            end += 1;
+        }
+        let meta = std::fs::symlink_metadata(top.join(std::ffi::OsStr::from_bytes(rel)))
+            .map_err(|e| format!("cannot open: {e}"))?;
+        match meta.is_file() {
+            true => Ok(meta.len()),
+            false => Err("not a regular file".into()),
+        }
+    }
+}
