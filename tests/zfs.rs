@@ -11,6 +11,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod check;
 mod core;
 mod readonly;
 mod select;
@@ -42,6 +43,7 @@ fn main() {
         send::TESTS,
         wrapper::TESTS,
         readonly::TESTS,
+        check::TESTS,
     ]
     .concat();
     let tests: Vec<Test> = all
@@ -55,6 +57,7 @@ fn main() {
         + send::TESTS.len()
         + wrapper::TESTS.len()
         + readonly::TESTS.len()
+        + check::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use zab_core::error::Error;
+use zab_core::Exit;
 
-use crate::cli::Config;
+use crate::cli::{Config, TOOL};
 use crate::engine::{self, Sink};
 use crate::expect::{self, Expected};
 use crate::plan::{self, Chunk};
@@ -21,8 +22,26 @@ use crate::{target, walk};
 /// Set by SIGINT, SIGTERM and SIGHUP: stop reading, clean up, exit 130.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
+/// How long the run has to stop by itself after a signal, before the
+/// handler cleans up and exits in its place.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The signal handler: asks the run to stop (the threads notice within one
+/// read); a run stuck in a write that never ends is cleaned up here.
+fn on_signal() {
+    STOP.store(true, Ordering::Relaxed);
+    std::thread::sleep(GRACE);
+    if let (true, result) = target::cleanup_pending() {
+        if let Err(e) = result {
+            eprintln!("{TOOL}: {e}");
+        }
+        eprintln!("{TOOL}: interrupted: stopped by a signal");
+        std::process::exit(Exit::Interrupted.code().into());
+    }
+}
+
 pub fn run(config: &Config) -> Result<u64, Error> {
-    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
+    let _ = ctrlc::set_handler(on_signal);
     // Read --check's input before anything is mounted or cloned.
     let input = match &config.check {
         None => None,

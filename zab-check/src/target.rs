@@ -2,12 +2,15 @@
 //! A filesystem snapshot: its `.zfs/snapshot/NAME` directory when the
 //! filesystem is mounted, else a temporary read-only mount in the private
 //! runtime directory (never in /tmp). A volume snapshot: the device of a
-//! temporary read-only clone. [`Prepared`] removes what it made when it is
-//! dropped, so an error or Ctrl-C (which makes the run return) never
-//! leaves it behind.
+//! temporary read-only clone. What was made is registered in one place
+//! ([`PENDING`]) and removed once, by whoever comes first: the run when it
+//! ends ([`Prepared::cleanup`], also on drop, so after any error), or the
+//! signal handler ([`cleanup_pending`]) when the run is stuck (a write to a
+//! reader that does not read).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use zab_core::cli::Log;
@@ -18,24 +21,49 @@ use zab_core::Host;
 /// What was made to read a snapshot, to remove afterwards.
 #[derive(Debug)]
 enum Made {
-    Nothing,
     /// A read-only mount and its directory.
     Mount(PathBuf),
     /// A read-only clone of a volume snapshot; `created` once `zfs clone`
     /// succeeded (before, it is destroyed only if it exists).
-    Clone {
-        name: String,
-        created: bool,
-    },
+    Clone { name: String, created: bool },
 }
 
-/// TARGET, ready to be read at `path`.
+/// What was made and is not removed yet, with what removes it.
 #[derive(Debug)]
-pub struct Prepared {
-    pub path: PathBuf,
+struct Pending {
     made: Made,
     host: Host,
     log: Log,
+}
+
+/// The one registry of what was made (a run prepares one target).
+static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
+
+/// Registers (replaces) what was made.
+fn register(made: Made, host: &Host, log: Log) {
+    let pending = Pending {
+        made,
+        host: host.clone(),
+        log,
+    };
+    *PENDING.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending);
+}
+
+/// Removes what was made, if it was not removed yet. Returns whether there
+/// was something (for the signal handler).
+pub fn cleanup_pending() -> (bool, Result<(), Error>) {
+    let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match pending {
+        None => (false, Ok(())),
+        Some(p) => (true, p.remove()),
+    }
+}
+
+/// TARGET, ready to be read at `path`; what was made to read it is removed
+/// by [`Prepared::cleanup`] or on drop.
+#[derive(Debug)]
+pub struct Prepared {
+    pub path: PathBuf,
 }
 
 /// How long a volume clone's device node may take to appear.
@@ -51,9 +79,6 @@ pub fn prepare(
 ) -> Result<Prepared, Error> {
     let mut prepared = Prepared {
         path: PathBuf::from(target),
-        made: Made::Nothing,
-        host: host.clone(),
-        log,
     };
     let Some(snapshot) = snapshot else {
         return Ok(prepared);
@@ -89,37 +114,43 @@ pub fn prepare(
                 return Err(e);
             }
             log.verbose(format!("Mounted {snapshot} read-only on {dir_s}"));
-            prepared.made = Made::Mount(dir.clone());
+            register(Made::Mount(dir.clone()), host, log);
             prepared.path = dir;
             Ok(prepared)
         }
         Some(DatasetType::Volume) => {
             let clone = args::clone_name(snapshot, std::process::id());
-            prepared.made = Made::Clone {
+            let made = |created| Made::Clone {
                 name: clone.clone(),
-                created: false,
+                created,
             };
+            register(made(false), host, log);
             host.output(&args::clone_args(snapshot, &clone))?;
-            prepared.made = Made::Clone {
-                name: clone.clone(),
-                created: true,
-            };
+            register(made(true), host, log);
             log.verbose(format!("Cloned {snapshot} read-only as {clone}"));
-            let device = PathBuf::from(args::zvol_device(&clone));
+            // udev makes /dev/zvol/NAME a link to the kernel's /dev/zdN, and
+            // may make it again while it probes: read the node itself.
+            let link = PathBuf::from(args::zvol_device(&clone));
             let start = Instant::now();
-            while !device.exists() {
+            let device = loop {
+                if let Ok(node) = std::fs::canonicalize(&link) {
+                    if std::fs::File::open(&node).is_ok() {
+                        break node;
+                    }
+                }
                 if stop.load(Ordering::Relaxed) {
                     return Err(Error::Interrupted("stopped by a signal".into()));
                 }
                 if start.elapsed() > DEVICE_WAIT {
                     return Err(Error::Io(format!(
                         "{} did not appear within {} s (is the encryption key loaded?)",
-                        device.display(),
+                        link.display(),
                         DEVICE_WAIT.as_secs()
                     )));
                 }
                 std::thread::sleep(Duration::from_millis(100));
-            }
+            };
+            log.verbose(format!("Reading {clone} through {}", device.display()));
             prepared.path = device;
             Ok(prepared)
         }
@@ -130,13 +161,18 @@ pub fn prepare(
 }
 
 impl Prepared {
-    /// Removes what was made (idempotent): unmounts and removes the
-    /// directory, or destroys the clone. Retries a few times while the
-    /// kernel still holds it (udev probes new devices).
+    /// Removes what was made, once.
     pub fn cleanup(&mut self) -> Result<(), Error> {
-        let made = std::mem::replace(&mut self.made, Made::Nothing);
-        match made {
-            Made::Nothing => Ok(()),
+        cleanup_pending().1
+    }
+}
+
+impl Pending {
+    /// Unmounts and removes the directory, or destroys the clone. Retries
+    /// a few times while the kernel still holds it (udev probes new
+    /// devices).
+    fn remove(self) -> Result<(), Error> {
+        match self.made {
             Made::Mount(dir) => {
                 let dir_s = dir.to_string_lossy().into_owned();
                 retry(|| self.host.output(&args::umount_args(&dir_s)).map(drop))?;
@@ -163,8 +199,8 @@ impl Prepared {
 
 impl Drop for Prepared {
     fn drop(&mut self) {
-        if let Err(e) = self.cleanup() {
-            self.log.error(e.to_string());
+        if let (_, Err(e)) = cleanup_pending() {
+            eprintln!("{}: {e}", crate::cli::TOOL);
         }
     }
 }
