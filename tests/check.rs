@@ -4,6 +4,7 @@
 //! afterwards, also after an error and a signal; zab-verify's verdicts.
 
 use zab_core::host::quote_argv;
+use zab_core::record::{Dataset, Difference, VerifyStatus};
 use zab_tests::{Lab, Ns};
 
 use crate::Test;
@@ -21,6 +22,10 @@ pub const TESTS: &[Test] = &[
     (
         "check_cleans_up_after_error_and_signal",
         cleans_up_after_error_and_signal,
+    ),
+    (
+        "verify_after_send_then_mismatch_and_no_common",
+        verify_after_send_then_mismatch_and_no_common,
     ),
 ];
 
@@ -281,4 +286,125 @@ fn cleans_up_after_error_and_signal(lab: &Lab) {
             "{target}: after SIGTERM"
         );
     }
+}
+
+/// Each record's (name, verify status).
+fn verdicts(ds: &[Dataset]) -> Vec<(String, VerifyStatus)> {
+    ds.iter()
+        .map(|d| {
+            let v = d
+                .verify
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} has no verify", d.name));
+            (d.name.clone(), v.status)
+        })
+        .collect()
+}
+
+fn verify_after_send_then_mismatch_and_no_common(lab: &Lab) {
+    let ns = fresh(lab, "verify_send");
+    let b = ns.backup().to_string();
+    let root = ns.ds("zab-a", "");
+    let fs = ns.ds("zab-a", "fs");
+    let vol = ns.ds("zab-a", "vol");
+    let target = ns.ds("zab-t", "");
+    lab.sh(&format!("zfs set {}=true {root}", ns.prop()));
+    make_tree(lab, &fs);
+    lab.sh(&format!(
+        "set -e; zfs create -V 4M -o volmode=dev {vol}; udevadm settle; \
+         i=0; until [ -e /dev/zvol/{vol} ]; do sleep 0.2; i=$((i+1)); [ $i -lt 100 ]; done; \
+         dd if=/dev/urandom of=/dev/zvol/{vol} bs=64K count=40 conv=fsync status=none; \
+         zab-select {b} | zab-snap {b} | zab-send {b} {target} >/dev/null"
+    ));
+    let verify = |args: &str| {
+        lab.ssh(&format!(
+            "zab-select {b} | zab-verify {small} {args} {b} {target}",
+            small = quote_argv(SMALL)
+        ))
+    };
+    let tfs = format!("{target}/{fs}");
+    let status = |name: &str, v: VerifyStatus| (name.to_string(), v);
+
+    // Right after the send: everything verified.
+    let out = verify("");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ds = out.datasets();
+    assert_eq!(
+        verdicts(&ds),
+        [
+            status(&root, VerifyStatus::Verified),
+            status(&fs, VerifyStatus::Verified),
+            status(&vol, VerifyStatus::Verified),
+        ]
+    );
+    let fsv = ds[1].verify.clone().unwrap();
+    assert_eq!(fsv.target, tfs);
+    assert_eq!(fsv.chunks, Some(30));
+    let snap = fsv.snapshot.clone().unwrap();
+    assert_eq!(
+        ds[2].verify.as_ref().unwrap().chunks,
+        Some(16),
+        "4 MiB in 16 KiB chunks"
+    );
+    assert_eq!(out.end().extra["verified"], 3);
+
+    // Both sides over ssh, from this side: the same verdicts.
+    let out = lab.local_sh(&format!(
+        "zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
+         zab-verify --ssh-source zfs-lab --ssh-target zfs-lab --ssh-config \"$CFG\" {small} {b} {target}",
+        small = quote_argv(SMALL)
+    ));
+    assert_eq!(out.code, 0, "over ssh: {}", out.stderr);
+    assert!(verdicts(&out.datasets())
+        .iter()
+        .all(|v| v.1 == VerifyStatus::Verified));
+
+    // The target's snapshot replaced by one of the same name over changed
+    // content: a mismatch by name (--no-guid-check), no common snapshot by
+    // guid.
+    lab.sh(&format!(
+        "set -e; zfs set readonly=off {tfs}; \
+         [ \"$(zfs get -H -o value mounted {tfs})\" = yes ] || zfs mount {tfs}; \
+         printf X | dd of=\"$(zfs get -H -o value mountpoint {tfs})/big\" bs=1 seek=100000 conv=notrunc status=none; \
+         zfs destroy {tfs}@{snap}; zfs snapshot {tfs}@{snap}"
+    ));
+    let out = verify("--no-guid-check");
+    assert_eq!(
+        out.code, 1,
+        "a mismatch is a failed dataset: {}",
+        out.stderr
+    );
+    let ds = out.datasets();
+    assert_eq!(
+        verdicts(&ds),
+        [
+            status(&root, VerifyStatus::Verified),
+            status(&fs, VerifyStatus::Mismatch),
+            status(&vol, VerifyStatus::Verified),
+        ]
+    );
+    let fsv = ds[1].verify.clone().unwrap();
+    assert_eq!(
+        fsv.differences,
+        [Difference {
+            path: Some("big".into()),
+            chunk: 6,
+            only: None
+        }]
+    );
+    assert!(ds[1]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("1 of 30 chunks differ"));
+    assert_eq!(out.end().failed, 1);
+
+    let out = verify("");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        verdicts(&out.datasets())[1],
+        status(&fs, VerifyStatus::NoCommonSnapshot)
+    );
+    assert_eq!(leftovers(lab, &root), "");
+    assert_eq!(leftovers(lab, &target), "");
 }
