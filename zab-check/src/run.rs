@@ -164,6 +164,11 @@ impl Sink for Lines<'_> {
 /// Compares TARGET with the expected hashes; prints each mismatch.
 fn check(config: &Config, top: &Path, tree: bool, input: &[u8]) -> Result<u64, Error> {
     let expected = expect::parse(input, tree, config.skip, config.hash)?;
+    if expected.is_empty() {
+        // Legitimate for a tree of empty files, but also what a failed
+        // first half of a pipeline looks like: say it.
+        config.log.warn("no hashes in the input: nothing checked");
+    }
     // Each file once: its path and size (or why it cannot be read).
     let mut index: HashMap<Option<&[u8]>, usize> = HashMap::new();
     let mut paths: Vec<PathBuf> = Vec::new();
