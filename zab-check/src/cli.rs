@@ -41,8 +41,8 @@ const EXAMPLES: &str = "  \
 /// through its `.zfs/snapshot` directory when its filesystem is mounted,
 /// else through a temporary read-only mount in the private runtime
 /// directory; a volume snapshot through a temporary read-only clone
-/// (DATASET_zab-check-PID). Either is removed afterwards, also after an
-/// error or Ctrl-C.
+/// (VOLUME_zab-check-PID). Either is removed afterwards, also after an
+/// error, Ctrl-C or SIGTERM.
 ///
 /// With --check, the exit status is the number of mismatches (at most 255),
 /// as zfs-check's; errors that stop the whole run use the codes below.
@@ -85,8 +85,11 @@ pub struct Args {
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
 
-    #[command(flatten)]
-    pub source: Source,
+    /// Run on this host (e.g. root@nas) through ssh, which needs
+    /// zab-check in its PATH: TARGET is that host's, the output and status
+    /// come back here (with --check=FILE, FILE is read here).
+    #[arg(long, value_name = "USER@HOST")]
+    pub ssh_source: Option<String>,
 
     #[command(flatten)]
     pub common: Common,
@@ -129,7 +132,10 @@ impl Args {
         if self.target.is_empty() {
             return Err(Error::Usage("TARGET is empty".into()));
         }
-        let dest = self.source.checked()?;
+        let dest = Source {
+            ssh_source: self.ssh_source,
+        }
+        .checked()?;
         let host = self.common.host(dest.as_deref())?;
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Config {
