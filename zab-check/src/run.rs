@@ -58,9 +58,10 @@ pub fn run(config: &Config) -> Result<u64, Error> {
     let tree = std::fs::metadata(&top)
         .map_err(|e| Error::Io(format!("{}: {e}", top.display())))?
         .is_dir();
+    let mut out = Output::stdout();
     let result = match &input {
-        None => generate(config, &top, tree).map(|()| 0),
-        Some(input) => check(config, &top, tree, input),
+        None => generate(config, &top, tree, &mut out).map(|()| 0),
+        Some(input) => check(config, &top, tree, input, &mut out),
     };
     // Clean up now (not only on drop), so that its failure is ours.
     let cleaned = prepared.cleanup();
@@ -93,7 +94,7 @@ fn size_of(path: &Path) -> Result<u64, String> {
 }
 
 /// Writes the hashes of TARGET.
-fn generate(config: &Config, top: &Path, tree: bool) -> Result<(), Error> {
+fn generate(config: &Config, top: &Path, tree: bool, out: &mut Output) -> Result<(), Error> {
     let (paths, rels, sizes) = if tree {
         let files = walk::walk(top)?;
         let paths: Vec<PathBuf> = files.iter().map(|f| f.path(top)).collect();
@@ -105,9 +106,8 @@ fn generate(config: &Config, top: &Path, tree: bool) -> Result<(), Error> {
         (vec![top.to_path_buf()], None, vec![size])
     };
     let chunks = plan::chunks(&sizes, config.chunk_size, config.skip);
-    let mut out = Output::new();
     let mut sink = Lines {
-        out: &mut out,
+        out,
         chunks: &chunks,
         paths: &paths,
         rels: rels.as_deref(),
@@ -121,14 +121,14 @@ fn generate(config: &Config, top: &Path, tree: bool) -> Result<(), Error> {
 }
 
 /// Stdout, buffered, flushed whenever the hashing waits.
-struct Output(std::io::BufWriter<std::io::Stdout>);
+struct Output(std::io::BufWriter<Box<dyn Write>>);
 
 impl Output {
-    fn new() -> Output {
-        Output(std::io::BufWriter::with_capacity(
-            1 << 16,
-            std::io::stdout(),
-        ))
+    fn stdout() -> Output {
+        Output::to(Box::new(std::io::stdout()))
+    }
+    fn to(w: Box<dyn Write>) -> Output {
+        Output(std::io::BufWriter::with_capacity(1 << 16, w))
     }
     fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
         Ok(self.0.write_all(bytes)?)
@@ -162,7 +162,13 @@ impl Sink for Lines<'_> {
 }
 
 /// Compares TARGET with the expected hashes; prints each mismatch.
-fn check(config: &Config, top: &Path, tree: bool, input: &[u8]) -> Result<u64, Error> {
+fn check(
+    config: &Config,
+    top: &Path,
+    tree: bool,
+    input: &[u8],
+    out: &mut Output,
+) -> Result<u64, Error> {
     let expected = expect::parse(input, tree, config.skip, config.hash)?;
     if expected.is_empty() {
         // Legitimate for a tree of empty files, but also what a failed
@@ -201,9 +207,8 @@ fn check(config: &Config, top: &Path, tree: bool, input: &[u8]) -> Result<u64, E
         .iter()
         .filter_map(|w| w.as_ref().ok().copied())
         .collect();
-    let mut out = Output::new();
     let mut sink = Compare {
-        out: &mut out,
+        out,
         expected: &expected,
         work: &work,
         next: 0,
@@ -321,5 +326,115 @@ impl Inside {
             true => Ok(meta.len()),
             false => Err("not a regular file".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Args;
+    use clap::Parser;
+    use std::sync::{Arc, Mutex};
+
+    /// What an [`Output`] wrote, readable after.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+        }
+    }
+
+    fn config(top: &Path) -> Config {
+        let top = top.to_string_lossy().into_owned();
+        Args::parse_from([
+            "zab-check",
+            "--block-size",
+            "10",
+            "--count",
+            "1",
+            "--hash",
+            "sha1",
+            "--jobs",
+            "3",
+            &top,
+        ])
+        .config()
+        .expect("config")
+    }
+
+    fn hashes(config: &Config, top: &Path) -> String {
+        let shared = Shared::default();
+        let mut out = Output::to(Box::new(shared.clone()));
+        generate(config, top, true, &mut out).expect("generate");
+        out.flush().expect("flush");
+        shared.text()
+    }
+
+    #[test]
+    fn check_reports_each_mismatch_in_input_order() {
+        let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/zab-check-tests/run-check");
+        let _ = std::fs::remove_dir_all(&top);
+        std::fs::create_dir_all(top.join("sub")).expect("mkdir");
+        std::fs::write(top.join("a"), [b'a'; 30]).expect("write");
+        std::fs::write(top.join("b"), b"bbbbb").expect("write");
+        std::fs::write(top.join("sub/c"), b"c").expect("write");
+        std::os::unix::fs::symlink("a", top.join("l")).expect("symlink");
+        std::os::unix::fs::symlink("sub", top.join("lsub")).expect("symlink");
+        let config = config(&top);
+        let before = hashes(&config, &top);
+        assert_eq!(before.lines().count(), 5, "{before}");
+        assert!(before.starts_with("a\t0\t"), "{before}");
+
+        // Chunk 1 of a changes, b goes; the input also asks for a chunk past
+        // a's end, for a link, and for a file below the link.
+        let mut a = vec![b'a'; 30];
+        a[15] = b'X';
+        std::fs::write(top.join("a"), a).expect("write");
+        std::fs::remove_file(top.join("b")).expect("rm");
+        let h = "a9993e364706816aba3e25717850c26c9cd0d89d";
+        let input = format!("{before}a\t3\t{h}\nl\t0\t{h}\nsub/c\t0\t{h}\nlsub/c\t0\t{h}\n");
+        let shared = Shared::default();
+        let mut out = Output::to(Box::new(shared.clone()));
+        let n = check(&config, &top, true, input.as_bytes(), &mut out).expect("check");
+        let got = shared.text();
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(n, 6, "{got}");
+        assert_eq!(lines.len(), 6, "{got}");
+        assert!(lines[0].starts_with("a: Chunk 1 failed: "), "{got}");
+        assert!(lines[1].starts_with("b: Chunk 0 failed: "), "{got}");
+        assert!(
+            lines[1].ends_with(" ERROR: cannot open: No such file or directory (os error 2)"),
+            "{got}"
+        );
+        assert_eq!(lines[2], format!("a: Chunk 3 failed: {h} EOF"));
+        assert_eq!(
+            lines[3],
+            format!("l: Chunk 0 failed: {h} ERROR: not a regular file")
+        );
+        assert!(lines[4].starts_with("sub/c: Chunk 0 failed: "), "{got}");
+        // Never read through a link out of the tree.
+        assert_eq!(
+            lines[5],
+            format!("lsub/c: Chunk 0 failed: {h} ERROR: lsub is not a directory")
+        );
+
+        // Unchanged content checks clean.
+        let after = hashes(&config, &top);
+        let shared = Shared::default();
+        let mut out = Output::to(Box::new(shared.clone()));
+        let n = check(&config, &top, true, after.as_bytes(), &mut out).expect("check");
+        assert_eq!((n, shared.text()), (0, String::new()));
     }
 }
