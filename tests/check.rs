@@ -74,13 +74,16 @@ fn zfs_check_sorted(lab: &Lab, args: &[&str], target: &str) -> String {
     ))
 }
 
-/// zab-check's temporary mounts and clones under `root`: none expected.
-/// (ZFS's own automounts under `.zfs/snapshot` expire by themselves.)
+/// zab-check's temporary mounts and clones under `root`, and mount
+/// directories of zab-checks no longer running: none expected. (ZFS's own
+/// automounts under `.zfs/snapshot` expire by themselves; other tests'
+/// zab-checks run at the same time.)
 fn leftovers(lab: &Lab, root: &str) -> String {
     lab.sh(&format!(
         "zfs list -H -o name -r {r} | grep _zab-check- || true; \
          grep -F {r} /proc/mounts | grep '@' | grep -v '/[.]zfs/snapshot/' || true; \
-         ls /run/zab | grep '^check-' || true",
+         for d in /run/zab/check-*; do [ -e \"$d\" ] || continue; \
+           kill -0 \"${{d##*-}}\" 2>/dev/null || echo \"$d\"; done",
         r = quote_argv(&[root])
     ))
 }
