@@ -346,7 +346,7 @@ fn verify_after_send_then_mismatch_and_no_common(lab: &Lab) {
     let snap = fsv.snapshot.clone().unwrap();
     assert_eq!(
         ds[2].verify.as_ref().unwrap().chunks,
-        Some(16),
+        Some(256),
         "4 MiB in 16 KiB chunks"
     );
     assert_eq!(out.end().extra["verified"], 3);
