@@ -369,6 +369,7 @@ fn verify_after_send_then_mismatch_and_no_common(lab: &Lab) {
         "set -e; zfs set readonly=off {tfs}; \
          [ \"$(zfs get -H -o value mounted {tfs})\" = yes ] || zfs mount {tfs}; \
          printf X | dd of=\"$(zfs get -H -o value mountpoint {tfs})/big\" bs=1 seek=100000 conv=notrunc status=none; \
+         for t in $(zfs holds -H {tfs}@{snap} | cut -f2); do zfs release \"$t\" {tfs}@{snap}; done; \
          zfs destroy {tfs}@{snap}; zfs snapshot {tfs}@{snap}"
     ));
     let out = verify("--no-guid-check");
