@@ -353,7 +353,7 @@ fn verify_after_send_then_mismatch_and_no_common(lab: &Lab) {
 
     // Both sides over ssh, from this side: the same verdicts.
     let out = lab.local_sh(&format!(
-        "zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
+        "zab-select --ssh-source zfs-lab --ssh-target zfs-lab --ssh-config \"$CFG\" {b} {target} | \
          zab-verify --ssh-source zfs-lab --ssh-target zfs-lab --ssh-config \"$CFG\" {small} {b} {target}",
         small = quote_argv(SMALL)
     ));
