@@ -43,6 +43,8 @@ pub const TOOLS: &[&str] = &[
     "zab-send",
     "zab-buffer",
     "zab-ratelimit",
+    "zab-check",
+    "zab-verify",
 ];
 
 /// The name `scripts/zfs-autobackup` has in the guest's /usr/local/bin.

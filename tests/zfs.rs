@@ -11,6 +11,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod check;
 mod core;
 mod cron;
 mod nonroot;
@@ -48,6 +49,7 @@ fn main() {
         nonroot::TESTS,
         package::TESTS,
         cron::TESTS,
+        check::TESTS,
     ]
     .concat();
     let tests: Vec<Test> = all
@@ -64,6 +66,7 @@ fn main() {
         + nonroot::TESTS.len()
         + package::TESTS.len()
         + cron::TESTS.len()
+        + check::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 

@@ -26,6 +26,8 @@ pub const TOOLS: &[&str] = &[
     "zab-thin",
     "zab-buffer",
     "zab-ratelimit",
+    "zab-check",
+    "zab-verify",
 ];
 
 /// The wrapper, scripts/zfs-autobackup, by its installed name: its page
@@ -60,6 +62,14 @@ const WHATIS: &[(&str, &str)] = &[
     (
         "zab-ratelimit",
         "Limit a byte stream's rate, with progress (pv's job)",
+    ),
+    (
+        "zab-check",
+        "Hash files, trees or snapshots in chunks (zfs-check's job)",
+    ),
+    (
+        "zab-verify",
+        "Compare backups with their sources by content hashes",
     ),
     (WRAPPER, "zfs-autobackup's command line, run by zab's tools"),
 ];
@@ -241,6 +251,7 @@ fn related(name: &str) -> &'static [(&'static str, &'static str)] {
     match name {
         "zab-buffer" => &[("mbuffer", "1")],
         "zab-ratelimit" => &[("pv", "1")],
+        "zab-check" => &[("zfs-check", "1"), ("zfs", "8")],
         _ => &[("zfs", "8")],
     }
 }
@@ -639,6 +650,8 @@ mod tests {
             "zab-ratelimit",
             include_str!("../../docs/man/zab-ratelimit.1"),
         ),
+        ("zab-check", include_str!("../../docs/man/zab-check.1")),
+        ("zab-verify", include_str!("../../docs/man/zab-verify.1")),
         (WRAPPER, include_str!("../../docs/man/zab-autobackup.1")),
     ];
 
@@ -697,9 +710,7 @@ mod tests {
             page.contains(".SH \"SYNOPSIS\"\n\\fBzab\\-demo\\fR [OPTIONS] \\fIBACKUP\\-NAME\\fR\n")
         );
         assert!(page.contains(".SH \"SEE ALSO\"\n.BR zab\\-select (1),\n"));
-        assert!(
-            page.ends_with(".BR zab\\-ratelimit (1),\n.BR zab\\-autobackup (1),\n.BR zfs (8)\n")
-        );
+        assert!(page.ends_with(".BR zab\\-verify (1),\n.BR zab\\-autobackup (1),\n.BR zfs (8)\n"));
     }
 
     #[test]

@@ -125,6 +125,9 @@ pub struct Dataset {
     /// What zab-send did (absent before zab-send).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send: Option<SendOutcome>,
+    /// What zab-verify found (absent before zab-verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyOutcome>,
     /// Fields added by other tools or by the user: passed through unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -261,6 +264,62 @@ pub enum TransferKind {
     Full,
     Incremental,
     Resumed,
+}
+
+/// What zab-verify found for one dataset: its newest snapshot common to
+/// source and target, hashed on both sides (zab-check) and compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyOutcome {
+    /// The target dataset.
+    pub target: String,
+    pub status: VerifyStatus,
+    /// The snapshot compared (name after `@`); none without a common one.
+    pub snapshot: Option<String>,
+    /// How many chunks were compared (hashed on the source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<u64>,
+    /// What differs, in order (the first [`MAX_DIFFERENCES`] of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<Difference>,
+    /// How many differ in all, when more than are listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more: Option<u64>,
+}
+
+/// The most differences a record lists.
+pub const MAX_DIFFERENCES: usize = 100;
+
+/// zab-verify's verdict on one dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyStatus {
+    /// Every chunk of the common snapshot has the same hash on both sides.
+    Verified,
+    /// Some chunks differ, or exist on one side only (`differences`).
+    Mismatch,
+    /// Source and target have no snapshot in common: nothing to compare.
+    NoCommonSnapshot,
+    /// Hashing failed on a side (the record's `error` says why).
+    Failed,
+}
+
+/// One chunk that differs: of which file (trees; none for a volume), its
+/// number, and on which side only it exists (none: on both, different).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub chunk: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<Side>,
+}
+
+/// A side of a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Source,
+    Target,
 }
 
 /// What zab-thin did with one dataset (and its target).

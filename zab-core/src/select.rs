@@ -164,6 +164,7 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             snapshot: None,
             thin: None,
             send: None,
+            verify: None,
             extra: Map::new(),
         });
     }

@@ -9,6 +9,7 @@ pub mod replicate;
 use crate::error::Error;
 use crate::host::{quote_argv, Host};
 
+pub mod check;
 pub mod destroy;
 
 /// Runs `argv` on `host` and parses its output with `parse`: the one place
