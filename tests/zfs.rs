@@ -16,6 +16,7 @@ mod readonly;
 mod select;
 mod send;
 mod snap;
+mod store;
 mod thin;
 mod wrapper;
 
@@ -40,6 +41,7 @@ fn main() {
         snap::TESTS,
         thin::TESTS,
         send::TESTS,
+        store::TESTS,
         wrapper::TESTS,
         readonly::TESTS,
     ]
@@ -53,6 +55,7 @@ fn main() {
         + snap::TESTS.len()
         + thin::TESTS.len()
         + send::TESTS.len()
+        + store::TESTS.len()
         + wrapper::TESTS.len()
         + readonly::TESTS.len()
         - tests.len();

@@ -265,6 +265,9 @@ fn transfer(
     let r = Receive {
         dataset: &job.target,
         snapshot: &step.to,
+        source: &job.source,
+        from: step.from.as_deref(),
+        raw: send.iter().any(|a| a == "-w"),
     };
     let mut out = ctx.sink.receive(source, &spec, r, ctx.running);
     if out.error.is_some() && cfg.ignore_transfer_errors && ctx.sink.has(r) {
