@@ -65,7 +65,7 @@ fn dir(name: &str) -> PathBuf {
     let d = base.join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    std::fs::canonicalize(&d).unwrap()
 }
 
 /// zab-select in the lab, then zab-send here to `url`.
@@ -306,7 +306,7 @@ fn killed_mid_stream_leaves_no_object(lab: &Lab) {
     assert!(!d.join(format!("{a}@{s1}")).exists());
     let listed = ls(lab, "", &url);
     assert!(
-        listed.iter().any(|r| r["type"] == "incomplete"),
+        listed.iter().any(|r| r["kind"] == "incomplete"),
         "{listed:?}"
     );
 

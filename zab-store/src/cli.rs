@@ -80,4 +80,10 @@ mod tests {
     fn the_command_line_is_consistent() {
         Args::command().debug_assert();
     }
+
+    /// docs/man/zab-store.1 is what `zab-store --man` prints (scripts/man).
+    #[test]
+    fn man_page_is_current() {
+        zab_core::man::assert_current(&Args::command(), include_str!("../../docs/man/zab-store.1"));
+    }
 }

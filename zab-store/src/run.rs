@@ -54,7 +54,7 @@ struct Shown<'a> {
 /// `ls`'s record of one dataset.
 #[derive(Debug, Serialize)]
 struct Chain<'a> {
-    #[serde(rename = "type")]
+    #[serde(rename = "kind")]
     kind: &'static str,
     dataset: &'a str,
     #[serde(flatten)]
@@ -66,7 +66,7 @@ struct Chain<'a> {
 /// `ls`'s record of an upload never completed.
 #[derive(Debug, Serialize)]
 struct Incomplete<'a> {
-    #[serde(rename = "type")]
+    #[serde(rename = "kind")]
     kind: &'static str,
     key: &'a str,
     bytes: u64,
@@ -195,7 +195,7 @@ fn incomplete(store: &Store) -> Vec<(String, u64, String)> {
 /// `put`'s record.
 #[derive(Debug, Serialize)]
 struct Put<'a> {
-    #[serde(rename = "type")]
+    #[serde(rename = "kind")]
     kind: &'static str,
     url: &'a str,
     bytes: u64,
