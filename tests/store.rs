@@ -25,7 +25,10 @@ pub const TESTS: &[Test] = &[
         "store_killed_mid_stream_leaves_no_object",
         killed_mid_stream_leaves_no_object,
     ),
-    ("store_missing_bucket_and_directory", missing_bucket_and_directory),
+    (
+        "store_missing_bucket_and_directory",
+        missing_bucket_and_directory,
+    ),
 ];
 
 /// A secret no output may show.
@@ -91,7 +94,10 @@ fn outcome(out: &Out, name: &str) -> SendOutcome {
 fn snap(lab: &Lab, b: &str, n: u32, dss: &[&str]) -> String {
     let name = format!("{b}-2026010100{n:04}");
     let argv: Vec<String> = dss.iter().map(|d| format!("{d}@{name}")).collect();
-    lab.sh(&format!("zfs snapshot {}", zab_core::host::quote_argv(&argv)));
+    lab.sh(&format!(
+        "zfs snapshot {}",
+        zab_core::host::quote_argv(&argv)
+    ));
     name
 }
 
@@ -142,7 +148,12 @@ fn dir_full_incremental_compress_and_raw(lab: &Lab) {
     let obj = t.object.clone().expect("the object in the record");
     assert_eq!(obj.key, format!("{url}/{a}@{s1}"));
     assert!(d.join(format!("{a}@{s1}")).is_file());
-    assert_eq!(obj.stored_bytes, std::fs::metadata(d.join(format!("{a}@{s1}"))).unwrap().len());
+    assert_eq!(
+        obj.stored_bytes,
+        std::fs::metadata(d.join(format!("{a}@{s1}")))
+            .unwrap()
+            .len()
+    );
     assert_eq!(obj.sha256.len(), 64);
     assert!(d.join(format!(".zab/{a}.json")).is_file());
 
@@ -173,7 +184,10 @@ fn dir_full_incremental_compress_and_raw(lab: &Lab) {
 
     // Every chain is healthy.
     let chains = ls(lab, "", &url);
-    let names: Vec<&str> = chains.iter().filter_map(|c| c["dataset"].as_str()).collect();
+    let names: Vec<&str> = chains
+        .iter()
+        .filter_map(|c| c["dataset"].as_str())
+        .collect();
     assert_eq!(names.len(), 3, "{chains:?}");
     for c in &chains {
         assert_eq!(c["status"], "healthy", "{c}");
@@ -237,11 +251,17 @@ fn s3_jobs_secrets_and_a_broken_chain(lab: &Lab) {
     assert_eq!(out2.code, 0, "{}", out2.stderr);
     let chains = ls(lab, &env, &url);
     assert_eq!(chains.len(), 6, "{chains:?}");
-    assert!(chains.iter().all(|c| c["status"] == "healthy"), "{chains:?}");
+    assert!(
+        chains.iter().all(|c| c["status"] == "healthy"),
+        "{chains:?}"
+    );
 
     // Restore the big one from S3.
     let r = ns.ds("zab-t", "big");
-    lab.sh(&format!("zfs destroy -r {r} 2>/dev/null || true; zfs create -p {}", ns.ds("zab-t", "")));
+    lab.sh(&format!(
+        "zfs destroy -r {r} 2>/dev/null || true; zfs create -p {}",
+        ns.ds("zab-t", "")
+    ));
     restore(lab, &env, &format!("{url}/{}@{s1}", dss[0]), "", &r);
     lab.same_files(&dss[0], &r);
 
@@ -264,7 +284,10 @@ fn s3_jobs_secrets_and_a_broken_chain(lab: &Lab) {
     assert!(why.contains("missing") && why.contains(&s2), "{why}");
     let others = chains.iter().filter(|c| c["status"] == "healthy").count();
     assert_eq!(others, 5);
-    lab.sh(&format!("zfs destroy -r {root}; zfs destroy -r {}", ns.ds("zab-t", "")));
+    lab.sh(&format!(
+        "zfs destroy -r {root}; zfs destroy -r {}",
+        ns.ds("zab-t", "")
+    ));
 }
 
 fn killed_mid_stream_leaves_no_object(lab: &Lab) {
@@ -287,7 +310,7 @@ fn killed_mid_stream_leaves_no_object(lab: &Lab) {
     for u in [&url, &s3url] {
         let out = lab.local_sh(&format!(
             "{env}zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
-             timeout -s TERM 4 zab-send --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {u}"
+             timeout --preserve-status -s TERM 4 zab-send --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {u}"
         ));
         assert_eq!(out.code, 130, "{u}: {}\n{}", out.stdout, out.stderr);
     }
@@ -295,12 +318,16 @@ fn killed_mid_stream_leaves_no_object(lab: &Lab) {
     let chains = ls(lab, "", &url);
     assert!(chains.is_empty(), "{chains:?}");
     let listed = lab.local_sh(&format!("curl -sf '{}/{bkt}?list-type=2'", endpoint()));
-    assert!(!listed.stdout.contains("@"), "an object in S3: {}", listed.stdout);
+    assert!(
+        !listed.stdout.contains("@"),
+        "an object in S3: {}",
+        listed.stdout
+    );
 
     // SIGKILL: no object either; the staging file is listed as incomplete.
     let out = lab.local_sh(&format!(
         "zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
-         timeout -s KILL 4 zab-send --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {url}"
+         timeout --preserve-status -s KILL 4 zab-send --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {url}"
     ));
     assert_eq!(out.code, 137, "{}", out.stderr);
     assert!(!d.join(format!("{a}@{s1}")).exists());

@@ -291,9 +291,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let line = match self {
-            Error::Usage(m) | Error::Nothing(m) | Error::Io(m) | Error::Locked(m) | Error::Store(m) => {
-                m.clone()
-            }
+            Error::Usage(m)
+            | Error::Nothing(m)
+            | Error::Io(m)
+            | Error::Locked(m)
+            | Error::Store(m) => m.clone(),
             Error::Interrupted(m) => format!("interrupted: {m}"),
             Error::Input { line: 0, message } => {
                 format!("end of input: {}", clip(message, MAX_QUOTED))

@@ -29,7 +29,8 @@ pub struct Early {
 /// `--rollback` or `--force`, or the target is an object store (whose
 /// manifests gather.rs reads).
 pub fn start(cfg: &Config, target: &Host) -> Early {
-    let early = !(cfg.destroy_incompatible || cfg.rollback || cfg.flags.force) && cfg.store.is_none();
+    let early =
+        !(cfg.destroy_incompatible || cfg.rollback || cfg.flags.force) && cfg.store.is_none();
     let listing = early.then(|| {
         let (host, root) = (target.clone(), cfg.target_path.clone());
         std::thread::spawn(move || list_target(&host, &root))

@@ -278,7 +278,11 @@ fn transfer(
             out.error.take().unwrap_or_default()
         ));
     }
-    (out, crate::stream::display(&spec))
+    let display = match cfg.store {
+        Some(_) => crate::stream::source_command(&spec),
+        None => crate::stream::display(&spec),
+    };
+    (out, display)
 }
 
 fn kind_word(s: &Step) -> &'static str {

@@ -32,9 +32,9 @@ use crate::jobs::{self, Jobs};
 use crate::mounts;
 use crate::report;
 use crate::sink::{Sink, ZfsRecv};
-use crate::upload::StoreSink;
 use crate::stream;
 use crate::transfer::Running;
+use crate::upload::StoreSink;
 
 pub fn run(args: &Args) -> Result<(), Error> {
     let cfg = args.config()?;
@@ -108,7 +108,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
             Error::Failed(_) => Ok(()),
             e => Err(e),
         })?;
-        return Err(report::interrupted());
+        return Err(match cfg.store {
+            None => report::interrupted(),
+            Some(_) => {
+                Error::Interrupted("the upload was aborted; the next run sends it again".into())
+            }
+        });
     }
     written
 }
@@ -119,7 +124,8 @@ fn open_store(cfg: &Config) -> Result<Option<zab_store::Store>, Error> {
     cfg.store
         .as_ref()
         .map(|loc| {
-            zab_store::Store::open(loc, &cfg.store_settings).map_err(|e| Error::Store(e.to_string()))
+            zab_store::Store::open(loc, &cfg.store_settings)
+                .map_err(|e| Error::Store(e.to_string()))
         })
         .transpose()
 }

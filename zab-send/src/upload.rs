@@ -30,13 +30,15 @@ use crate::sink::{Receive, Sink};
 use crate::stream::{self, StreamSpec};
 use crate::transfer::{self, Outcome, Running, SourceSide};
 
+/// The planner's target tree.
+type Tree = BTreeMap<String, TargetDs>;
+/// The manifests, by dataset in the store.
+type Manifests = BTreeMap<String, Manifest>;
+
 /// Reads the manifests of `datasets` (names in the store): one request
 /// each. Returns the tree the planner reads (each dataset in the store with
 /// its snapshots, none with a resume token) and the manifests.
-pub fn target_tree(
-    store: &Store,
-    datasets: &[&str],
-) -> Result<(BTreeMap<String, TargetDs>, BTreeMap<String, Manifest>), Error> {
+pub fn target_tree(store: &Store, datasets: &[&str]) -> Result<(Tree, Manifests), Error> {
     store.check().map_err(|e| Error::Store(e.to_string()))?;
     let mut tree = BTreeMap::new();
     let mut manifests = BTreeMap::new();
@@ -230,10 +232,7 @@ impl StoreSink<'_> {
                 true => Ok(()),
                 false => {
                     source_failed = Some(problems.join("; "));
-                    Err(format!(
-                        "{}; the upload was aborted",
-                        problems.join("; ")
-                    ))
+                    Err(format!("{}; the upload was aborted", problems.join("; ")))
                 }
             }
         };
@@ -302,7 +301,10 @@ impl StoreSink<'_> {
     /// Adds `e` to `dataset`'s manifest and writes it.
     fn record(&self, dataset: &str, e: Entry) -> Result<(), String> {
         let bytes = {
-            let mut all = self.manifests.lock().map_err(|_| "manifest lock poisoned")?;
+            let mut all = self
+                .manifests
+                .lock()
+                .map_err(|_| "manifest lock poisoned")?;
             let m = all
                 .entry(dataset.to_string())
                 .or_insert_with(|| Manifest::new(dataset));

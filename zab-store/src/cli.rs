@@ -33,8 +33,9 @@ const EXAMPLES: &str = "  \
 #[derive(Parser, Debug)]
 #[command(name = "zab-store", version, after_long_help = after_help(EXAMPLES))]
 pub struct Args {
+    /// ls, put or get (optional for clap only, so that --man works alone).
     #[command(subcommand)]
-    pub command: Cmd,
+    pub command: Option<Cmd>,
 
     #[command(flatten)]
     pub settings: Settings,

@@ -31,7 +31,9 @@ impl Location {
             }
             let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c);
             if !bucket.chars().all(valid) {
-                return Err(bad("a bucket name has lowercase letters, digits, '.' and '-'"));
+                return Err(bad(
+                    "a bucket name has lowercase letters, digits, '.' and '-'",
+                ));
             }
             let prefix = prefix.trim_matches('/');
             if prefix.split('/').any(|p| p == "." || p == "..") || prefix.contains("//") {

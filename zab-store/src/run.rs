@@ -17,7 +17,12 @@ fn store_err(e: impl std::fmt::Display) -> Error {
 }
 
 pub fn run(args: &Args) -> Result<(), Error> {
-    match &args.command {
+    let Some(command) = &args.command else {
+        return Err(Error::Usage(
+            "a command is required: ls, put or get (zab-store --help)".into(),
+        ));
+    };
+    match command {
         Cmd::Ls { url, human } => {
             let loc = Location::parse(url).map_err(Error::Usage)?;
             let store = Store::open(&loc, &args.settings).map_err(store_err)?;
@@ -90,7 +95,11 @@ fn ls(store: &Store, human: bool) -> Result<(), Error> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if human {
-        writeln!(out, "{:<40} {:>8} {:>12}  STATUS", "DATASET", "OBJECTS", "BYTES")?;
+        writeln!(
+            out,
+            "{:<40} {:>8} {:>12}  STATUS",
+            "DATASET", "OBJECTS", "BYTES"
+        )?;
     }
     for m in &manifests {
         let c = Chain {

@@ -52,7 +52,11 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials {{ key_id: {:?}, secret: <hidden> }}", self.key_id)
+        write!(
+            f,
+            "Credentials {{ key_id: {:?}, secret: <hidden> }}",
+            self.key_id
+        )
     }
 }
 
@@ -198,7 +202,9 @@ pub fn resolve(
         .or_else(|| get(&config_section, "endpoint_url"));
     if let Some(e) = &endpoint {
         if !(e.starts_with("http://") || e.starts_with("https://")) {
-            return Err(format!("--endpoint {e:?}: expected http://HOST or https://HOST"));
+            return Err(format!(
+                "--endpoint {e:?}: expected http://HOST or https://HOST"
+            ));
         }
     }
     Ok(Resolved {
@@ -236,18 +242,27 @@ mod tests {
 
     #[test]
     fn the_environment_first_then_the_default_profile() {
-        let env = env_of(&[("AWS_ACCESS_KEY_ID", "AKENV"), ("AWS_SECRET_ACCESS_KEY", "senv")]);
+        let env = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "AKENV"),
+            ("AWS_SECRET_ACCESS_KEY", "senv"),
+        ]);
         let r = resolve(&Settings::default(), &env, &files()).unwrap();
         assert_eq!(r.credentials.key_id, "AKENV");
         assert_eq!(r.region, "eu-west-1");
         assert_eq!(r.endpoint, None);
         let r = resolve(&Settings::default(), &env_of(&[]), &files()).unwrap();
-        assert_eq!((r.credentials.key_id.as_str(), r.credentials.secret.as_str()), ("AKDEF", "sdef"));
+        assert_eq!(
+            (r.credentials.key_id.as_str(), r.credentials.secret.as_str()),
+            ("AKDEF", "sdef")
+        );
     }
 
     #[test]
     fn a_named_profile_with_its_region_and_endpoint() {
-        let env = env_of(&[("AWS_ACCESS_KEY_ID", "AKENV"), ("AWS_SECRET_ACCESS_KEY", "senv")]);
+        let env = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "AKENV"),
+            ("AWS_SECRET_ACCESS_KEY", "senv"),
+        ]);
         let s = Settings {
             aws_profile: Some("backup".into()),
             ..Settings::default()
@@ -260,7 +275,10 @@ mod tests {
         // AWS_PROFILE names it too, but the environment's keys win then.
         let env = env_of(&[("AWS_PROFILE", "backup"), ("AWS_REGION", "ap-south-1")]);
         let r = resolve(&Settings::default(), &env, &files()).unwrap();
-        assert_eq!((r.credentials.key_id.as_str(), r.region.as_str()), ("AKBK", "ap-south-1"));
+        assert_eq!(
+            (r.credentials.key_id.as_str(), r.region.as_str()),
+            ("AKBK", "ap-south-1")
+        );
         // The option beats the environment.
         let env = env_of(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")]);
         let s = Settings {

@@ -46,7 +46,11 @@ impl std::error::Error for StoreError {}
 
 /// One line from an `object_store` error.
 fn one_line(what: &str, e: impl std::fmt::Display) -> StoreError {
-    let text = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = e
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     StoreError(format!("{what}: {text}"))
 }
 
@@ -99,7 +103,11 @@ impl std::fmt::Debug for Store {
 
 impl std::fmt::Debug for Upload<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Upload {{ metadata: {:?}, jobs: {} }}", self.metadata, self.jobs)
+        write!(
+            f,
+            "Upload {{ metadata: {:?}, jobs: {} }}",
+            self.metadata, self.jobs
+        )
     }
 }
 
@@ -333,13 +341,14 @@ impl Store {
         let mut inflight = VecDeque::new();
         let mut hasher = Sha256::new();
         let (mut bytes, mut n, mut largest) = (0u64, 0u64, 0u64);
-        let wait = |h: tokio::task::JoinHandle<object_store::Result<()>>| -> Result<(), StoreError> {
-            match self.rt.block_on(h) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(one_line(&format!("{url}: uploading a part"), e)),
-                Err(e) => Err(StoreError(format!("{url}: uploading a part: {e}"))),
-            }
-        };
+        let wait =
+            |h: tokio::task::JoinHandle<object_store::Result<()>>| -> Result<(), StoreError> {
+                match self.rt.block_on(h) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(one_line(&format!("{url}: uploading a part"), e)),
+                    Err(e) => Err(StoreError(format!("{url}: uploading a part: {e}"))),
+                }
+            };
         loop {
             let size = parts::part_size((up.estimate)(), n);
             let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(usize::MAX));
