@@ -29,6 +29,8 @@ pub const TESTS: &[Test] = &[
         "store_missing_bucket_and_directory",
         missing_bucket_and_directory,
     ),
+    ("store_parts_failing_are_retried", parts_failing_are_retried),
+    ("store_wrapper_accepts_a_url", wrapper_accepts_a_url),
 ];
 
 /// A secret no output may show.
@@ -368,5 +370,151 @@ fn missing_bucket_and_directory(lab: &Lab) {
         assert!(!out.stderr.contains(SECRET));
     }
     assert!(!std::path::Path::new("/nonexistent").exists());
+    lab.sh(&format!("zfs destroy -r {}", ns.ds("zab-a", "")));
+}
+
+/// A proxy to the S3 server that answers 500 to the first `fail` part
+/// uploads (`PUT …?partNumber=…`), and forwards every other request.
+/// Returns its endpoint and the count of parts it failed.
+fn faulty_proxy(
+    upstream: &str,
+    fail: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let up = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let count = failed.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let (up, count) = (up.clone(), count.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut client = client;
+                loop {
+                    // One request: its head, then Content-Length bytes.
+                    let mut head = Vec::new();
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if lower.starts_with("connection:") {
+                            continue;
+                        }
+                        if line == "\r\n" {
+                            head.extend_from_slice(b"Connection: close\r\n\r\n");
+                            break;
+                        }
+                        head.extend_from_slice(line.as_bytes());
+                    }
+                    let mut body = vec![0u8; len];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let first = String::from_utf8_lossy(&head)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    if first.starts_with("PUT ")
+                        && first.contains("partNumber=")
+                        && count.fetch_add(1, Ordering::SeqCst) < fail
+                    {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(&up) else {
+                        return;
+                    };
+                    let _ = server.write_all(&head);
+                    let _ = server.write_all(&body);
+                    let mut answer = Vec::new();
+                    let _ = server.read_to_end(&mut answer);
+                    if client.write_all(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), failed)
+}
+
+fn parts_failing_are_retried(lab: &Lab) {
+    let bkt = bucket(lab, "zab-store-faults");
+    let (proxy, count) = faulty_proxy(&endpoint(), 3);
+    let d = dir("store-faults");
+    let file = d.join("stream");
+    // 40 MB: five parts of 8 MiB, the first three of which fail once.
+    let data: Vec<u8> = (0..40_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&file, &data).unwrap();
+    let env = format!(
+        "export AWS_ACCESS_KEY_ID=zabtest AWS_SECRET_ACCESS_KEY={SECRET} AWS_ENDPOINT_URL={proxy}; "
+    );
+    let url = format!("s3://{bkt}/x/stream@s1");
+    let out = lab.local_sh(&format!("{env}zab-store put {url} < {}", file.display()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rec = json(out.stdout.trim());
+    assert_eq!(rec["bytes"], 40_000_000);
+    assert!(rec["parts"].as_u64().unwrap() >= 5, "{rec}");
+    assert!(
+        count.load(std::sync::atomic::Ordering::SeqCst) >= 6,
+        "parts were failed and retried"
+    );
+    let back = d.join("back");
+    let out = lab.local_sh(&format!("{env}zab-store get {url} > {}", back.display()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "the object is the stream"
+    );
+    assert!(!out.stderr.contains(SECRET));
+}
+
+fn wrapper_accepts_a_url(lab: &Lab) {
+    let ns = Ns::new("store_wrap");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "a");
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {r} 2>/dev/null || true; zfs create -p -o autobackup:{b}=true {a}",
+        r = ns.ds("zab-a", "")
+    ));
+    lab.fill(&a, 100);
+    let d = dir(&ns.name);
+    let url = format!("file://{}", d.display());
+    let wrapper = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/zfs-autobackup");
+    let out = lab.local_sh(&format!(
+        "ZAB_BIN_DIR=\"{}\" {} --ssh-source zfs-lab --ssh-config \"$CFG\" --verbose {b} {url}",
+        lab.bin_dir.display(),
+        wrapper.display()
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let snaps = lab.snapshot_names(&a);
+    assert_eq!(snaps.len(), 1, "the wrapper made one snapshot");
+    assert!(
+        d.join(format!("{a}@{}", snaps[0])).is_file(),
+        "{}",
+        out.stderr
+    );
+    let chains = ls(lab, "", &url);
+    assert_eq!(chains.len(), 1, "{chains:?}");
+    assert_eq!(chains[0]["status"], "healthy");
     lab.sh(&format!("zfs destroy -r {}", ns.ds("zab-a", "")));
 }
