@@ -44,14 +44,25 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// One line from an `object_store` error.
+/// One line from an `object_store` error: the S3 error's code and message
+/// when the server sent one (`NoSuchBucket: The specified bucket does not
+/// exist`), else the whole text.
 fn one_line(what: &str, e: impl std::fmt::Display) -> StoreError {
-    let text = e
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    StoreError(format!("{what}: {text}"))
+    StoreError(format!("{what}: {}", short(&e.to_string())))
+}
+
+fn short(text: &str) -> String {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + len].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c,
+        _ => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 /// An object, listed.
@@ -397,5 +408,25 @@ impl Store {
         self.rt
             .block_on(self.inner.delete(&path))
             .map_err(|e| one_line(&self.url_of(key), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_errors_in_one_short_line() {
+        let text = "Generic S3 error: Error performing GET http://127.0.0.1:9710/nobkt in 64ms - \
+            Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\n<Error>\
+            <Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
+        assert_eq!(
+            short(text),
+            "NoSuchBucket: The specified bucket does not exist"
+        );
+        assert_eq!(
+            short("connection\nrefused  here"),
+            "connection refused here"
+        );
     }
 }
