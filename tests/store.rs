@@ -51,15 +51,17 @@ fn s3_env() -> String {
     )
 }
 
-/// A fresh bucket on the local server.
+/// A fresh bucket on the local server (a new name each run: S3 deletes no
+/// bucket that has objects).
 fn bucket(lab: &Lab, name: &str) -> String {
     let ep = endpoint();
+    let name = &format!("{name}-{}", chrono::Utc::now().timestamp_micros());
     let out = lab.local_sh(&format!(
         "curl -sf -X DELETE {ep}/{name} >/dev/null; curl -sf -X PUT {ep}/{name} >/dev/null || \
          curl -sf -X PUT {ep}/{name}"
     ));
     assert_eq!(out.code, 0, "creating bucket {name}: {}", out.stderr);
-    name.to_string()
+    name.clone()
 }
 
 /// A fresh directory here, private to the test.
