@@ -372,6 +372,12 @@ fn missing_bucket_and_directory(lab: &Lab) {
         assert!(!out.stderr.contains(SECRET));
     }
     assert!(!std::path::Path::new("/nonexistent").exists());
+    // --test to a store plans, and writes nothing there.
+    let d = dir(&ns.name);
+    let out = send(lab, "", b, &format!("file://{}", d.display()), &["--test"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(outcome(&out, &a).status, SendStatus::Planned);
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
     lab.sh(&format!("zfs destroy -r {}", ns.ds("zab-a", "")));
 }
 

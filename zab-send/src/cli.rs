@@ -29,6 +29,10 @@ const EXAMPLES: &str = "  \
   zab-select offsite1 | zab-send --plan offsite1 backup/host1 |
       jq -c '{name, send: .send.transfers}'
 
+  # To a bucket (or file:///mnt/usb/zab), compressed: one object per stream:
+  AWS_PROFILE=backup zab-select offsite1 | zab-snap offsite1 |
+      zab-send --compress zstd-fast offsite1 s3://my-backups/host1
+
   # Limit the rate to 20 MiB/s with a 256 MiB buffer on both ends:
   zab-select offsite1 | zab-send --rate 20M --buffer 256M offsite1 backup/host1
 ";

@@ -78,7 +78,7 @@ pub fn gather(
     let (tree, manifests) = match store {
         Some(store) => {
             let names: Vec<&str> = input.picked.iter().map(|p| p.target.as_str()).collect();
-            crate::upload::target_tree(store, &names)?
+            crate::upload::target_tree(store, &names, cfg.dry())?
         }
         None => (early.tree()?, BTreeMap::new()),
     };

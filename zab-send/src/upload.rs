@@ -35,11 +35,18 @@ type Tree = BTreeMap<String, TargetDs>;
 /// The manifests, by dataset in the store.
 type Manifests = BTreeMap<String, Manifest>;
 
-/// Reads the manifests of `datasets` (names in the store): one request
-/// each. Returns the tree the planner reads (each dataset in the store with
-/// its snapshots, none with a resume token) and the manifests.
-pub fn target_tree(store: &Store, datasets: &[&str]) -> Result<(Tree, Manifests), Error> {
-    store.check().map_err(|e| Error::Store(e.to_string()))?;
+/// Checks the store (a missing bucket or directory, refused credentials, an
+/// unwritable directory: exit 4 before anything is sent), then reads the
+/// manifests of `datasets` (names in the store): one request each. Returns
+/// the tree the planner reads (each dataset in the store with its
+/// snapshots, none with a resume token) and the manifests. A dry run
+/// (`--test`, `--plan`) writes nothing, not even the directory's probe.
+pub fn target_tree(
+    store: &Store,
+    datasets: &[&str],
+    dry: bool,
+) -> Result<(Tree, Manifests), Error> {
+    store.check(!dry).map_err(|e| Error::Store(e.to_string()))?;
     let mut tree = BTreeMap::new();
     let mut manifests = BTreeMap::new();
     for ds in datasets {

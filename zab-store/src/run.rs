@@ -79,7 +79,7 @@ struct Incomplete<'a> {
 }
 
 fn ls(store: &Store, human: bool) -> Result<(), Error> {
-    store.check().map_err(store_err)?;
+    store.check(false).map_err(store_err)?;
     let listed = store.list("").map_err(store_err)?;
     let sizes: Vec<(String, u64)> = listed.iter().map(|l| (l.key.clone(), l.size)).collect();
     let mut manifests = Vec::new();

@@ -204,9 +204,11 @@ impl Store {
     }
 
     /// One request that fails when the bucket is missing or the credentials
-    /// are refused; for a directory, that it is writable.
-    pub fn check(&self) -> Result<(), StoreError> {
+    /// are refused; for a directory, with `write`, that it is writable (a
+    /// file made and removed; without `write`, nothing is written).
+    pub fn check(&self, write: bool) -> Result<(), StoreError> {
         match &self.location {
+            Location::Dir { .. } if !write => Ok(()),
             Location::Dir { root } => {
                 let probe = root.join(format!(".zab-write-test.{}", std::process::id()));
                 std::fs::write(&probe, b"")
