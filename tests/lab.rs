@@ -45,6 +45,7 @@ pub const TOOLS: &[&str] = &[
     "zab-ratelimit",
     "zab-check",
     "zab-verify",
+    "zab-store",
 ];
 
 /// The name `scripts/zfs-autobackup` has in the guest's /usr/local/bin.

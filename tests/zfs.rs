@@ -20,6 +20,7 @@ mod readonly;
 mod select;
 mod send;
 mod snap;
+mod store;
 mod thin;
 mod wrapper;
 
@@ -44,6 +45,7 @@ fn main() {
         snap::TESTS,
         thin::TESTS,
         send::TESTS,
+        store::TESTS,
         wrapper::TESTS,
         readonly::TESTS,
         nonroot::TESTS,
@@ -61,6 +63,7 @@ fn main() {
         + snap::TESTS.len()
         + thin::TESTS.len()
         + send::TESTS.len()
+        + store::TESTS.len()
         + wrapper::TESTS.len()
         + readonly::TESTS.len()
         + nonroot::TESTS.len()

@@ -250,6 +250,9 @@ pub enum Error {
     Nothing(String),
     /// Reading or writing our own streams failed.
     Io(String),
+    /// An object store (S3, a directory) refused or failed as a whole: a
+    /// missing bucket or directory, refused credentials (zab-store).
+    Store(String),
     /// Our reader went away (EPIPE on stdout). Record tools exit quietly.
     BrokenPipe,
     /// SIGINT or SIGTERM arrived; the text says what was still done.
@@ -275,7 +278,7 @@ impl Error {
             Error::Command(_) | Error::Parse { .. } => Exit::External,
             Error::Failed(_) => Exit::Failed,
             Error::Nothing(_) => Exit::Nothing,
-            Error::Io(_) => Exit::External,
+            Error::Io(_) | Error::Store(_) => Exit::External,
             Error::BrokenPipe => Exit::Ok,
             Error::Interrupted(_) => Exit::Interrupted,
             Error::Locked(_) => Exit::Locked,
@@ -288,7 +291,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let line = match self {
-            Error::Usage(m) | Error::Nothing(m) | Error::Io(m) | Error::Locked(m) => m.clone(),
+            Error::Usage(m)
+            | Error::Nothing(m)
+            | Error::Io(m)
+            | Error::Locked(m)
+            | Error::Store(m) => m.clone(),
             Error::Interrupted(m) => format!("interrupted: {m}"),
             Error::Input { line: 0, message } => {
                 format!("end of input: {}", clip(message, MAX_QUOTED))

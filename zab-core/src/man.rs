@@ -28,6 +28,7 @@ pub const TOOLS: &[&str] = &[
     "zab-ratelimit",
     "zab-check",
     "zab-verify",
+    "zab-store",
 ];
 
 /// The wrapper, scripts/zfs-autobackup, by its installed name: its page
@@ -70,6 +71,10 @@ const WHATIS: &[(&str, &str)] = &[
     (
         "zab-verify",
         "Compare backups with their sources by content hashes",
+    ),
+    (
+        "zab-store",
+        "Backups in S3 or a directory: chains, put and get",
     ),
     (WRAPPER, "zfs-autobackup's command line, run by zab's tools"),
 ];
@@ -652,6 +657,7 @@ mod tests {
         ),
         ("zab-check", include_str!("../../docs/man/zab-check.1")),
         ("zab-verify", include_str!("../../docs/man/zab-verify.1")),
+        ("zab-store", include_str!("../../docs/man/zab-store.1")),
         (WRAPPER, include_str!("../../docs/man/zab-autobackup.1")),
     ];
 
@@ -710,7 +716,7 @@ mod tests {
             page.contains(".SH \"SYNOPSIS\"\n\\fBzab\\-demo\\fR [OPTIONS] \\fIBACKUP\\-NAME\\fR\n")
         );
         assert!(page.contains(".SH \"SEE ALSO\"\n.BR zab\\-select (1),\n"));
-        assert!(page.ends_with(".BR zab\\-verify (1),\n.BR zab\\-autobackup (1),\n.BR zfs (8)\n"));
+        assert!(page.ends_with(".BR zab\\-store (1),\n.BR zab\\-autobackup (1),\n.BR zfs (8)\n"));
     }
 
     #[test]

@@ -255,6 +255,22 @@ pub struct Transfer {
     /// Wall-clock seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+    /// To an object store (zab-send to s3:// or file://): the object written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<StoredObject>,
+}
+
+/// An object a transfer wrote to a store (docs/store.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredObject {
+    /// Its URL: `s3://bucket/prefix/pool/fs@snapshot`.
+    pub key: String,
+    /// Bytes stored.
+    pub stored_bytes: u64,
+    /// Bytes of the `zfs send` stream (`zfs send -P`'s estimate when compressed).
+    pub stream_bytes: u64,
+    /// SHA-256 of the stored object, hex.
+    pub sha256: String,
 }
 
 /// How a transfer is sent.

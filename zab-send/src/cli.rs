@@ -31,6 +31,10 @@ const EXAMPLES: &str = "  \
   zab-select offsite1 | zab-send --plan offsite1 backup/host1 |
       jq -c '{name, send: .send.transfers}'
 
+  # To a bucket (or file:///mnt/usb/zab), compressed: one object per stream:
+  AWS_PROFILE=backup zab-select offsite1 | zab-snap offsite1 |
+      zab-send --compress zstd-fast offsite1 s3://my-backups/host1
+
   # Limit the rate to 20 MiB/s with a 256 MiB buffer on both ends:
   zab-select offsite1 | zab-send --rate 20M --buffer 256M offsite1 backup/host1
 ";
@@ -172,6 +176,10 @@ pub struct Args {
     #[arg(help_heading = heading::OUTPUT, long, visible_alias = "plan")]
     pub test: bool,
 
+    /// To an object store (TARGET-PATH s3://BUCKET/PREFIX or file:///DIR).
+    #[command(flatten, next_help_heading = "Object store (s3://, file://)")]
+    pub store: zab_store::Settings,
+
     #[command(flatten)]
     pub backups: Backups,
 
@@ -255,9 +263,33 @@ pub struct Config {
     pub progress: bool,
     pub holds: bool,
     pub ignore_transfer_errors: bool,
+    /// TARGET-PATH is an object store (s3:// or file://), not a dataset.
+    pub store: Option<zab_store::Location>,
+    pub store_settings: zab_store::Settings,
 }
 
 impl Config {
+    /// Where each of `sources` goes: below TARGET-PATH, or, for a store,
+    /// its name in the store (after `--strip-path`).
+    pub fn map<'a>(
+        &self,
+        sources: impl IntoIterator<Item = &'a str>,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        if self.store.is_none() {
+            return self.target.map(sources);
+        }
+        // The one mapping rule, below a root that is then taken off.
+        const ROOT: &str = "store";
+        let map = zab_core::name::target_map(sources, ROOT, self.target.strip_path)?;
+        Ok(map
+            .into_iter()
+            .map(|(s, t)| {
+                let t = t.strip_prefix("store/").unwrap_or(&t).to_string();
+                (s, t)
+            })
+            .collect())
+    }
+
     /// A dry run (`--test`, `--plan`): plans, and changes nothing.
     pub fn dry(&self) -> bool {
         self.read_only.is_some()
@@ -282,7 +314,28 @@ impl Args {
     /// Checks the command line once and gives the [`Config`] the run reads.
     pub fn config(&self) -> Result<Config, Error> {
         let format = self.backups.naming.format(&self.backup)?;
-        let target_path = self.backups.target.required_path()?.to_string();
+        let raw_target = self.backups.target.target_path.as_deref().unwrap_or("");
+        let store = match zab_store::location::is_url(raw_target) {
+            true => Some(zab_store::Location::parse(raw_target).map_err(Error::Usage)?),
+            false => None,
+        };
+        let target_path = match &store {
+            Some(_) => raw_target.to_string(),
+            None => self.backups.target.required_path()?.to_string(),
+        };
+        if store.is_some() {
+            let refused = [
+                (self.destroy_incompatible, "--destroy-incompatible"),
+                (self.rollback, "--rollback"),
+                (self.force, "--force"),
+                (self.backups.target.ssh_target.is_some(), "--ssh-target"),
+            ];
+            if let Some((_, opt)) = refused.iter().find(|(on, _)| *on) {
+                return Err(Error::Usage(format!(
+                    "{opt} is for a ZFS target, not an object store ({raw_target})"
+                )));
+            }
+        }
         let exclude = self
             .exclude_snapshot_pattern
             .iter()
@@ -328,8 +381,10 @@ impl Args {
             rate: self.rate,
             jobs: usize::from(self.jobs),
             progress: (self.progress || std::io::stderr().is_terminal()) && !self.no_progress,
-            holds: !self.no_holds,
+            holds: !self.no_holds && store.is_none(),
             ignore_transfer_errors: self.ignore_transfer_errors,
+            store,
+            store_settings: self.store.clone(),
         })
     }
 

@@ -26,9 +26,12 @@ pub struct Early {
 }
 
 /// Starts listing the target tree, unless `--destroy-incompatible`,
-/// `--rollback` or `--force`.
+/// `--rollback` or `--force`, or the target is an object store (whose
+/// manifests gather.rs reads).
 pub fn start(cfg: &Config, target: &Host) -> Early {
-    let listing = (!(cfg.destroy_incompatible || cfg.rollback || cfg.flags.force)).then(|| {
+    let early =
+        !(cfg.destroy_incompatible || cfg.rollback || cfg.flags.force) && cfg.store.is_none();
+    let listing = early.then(|| {
         let (host, root) = (target.clone(), cfg.target_path.clone());
         std::thread::spawn(move || list_target(&host, &root))
     });

@@ -265,6 +265,9 @@ fn transfer(
     let r = Receive {
         dataset: &job.target,
         snapshot: &step.to,
+        source: &job.source,
+        from: step.from.as_deref(),
+        raw: send.iter().any(|a| a == "-w"),
     };
     let mut out = ctx.sink.receive(source, &spec, r, ctx.running);
     if out.error.is_some() && cfg.ignore_transfer_errors && ctx.sink.has(r) {
@@ -275,7 +278,11 @@ fn transfer(
             out.error.take().unwrap_or_default()
         ));
     }
-    (out, crate::stream::display(&spec))
+    let display = match cfg.store {
+        Some(_) => crate::stream::source_command(&spec),
+        None => crate::stream::display(&spec),
+    };
+    (out, display)
 }
 
 fn kind_word(s: &Step) -> &'static str {

@@ -42,6 +42,8 @@ pub struct World {
     pub lands_encrypted: Vec<bool>,
     /// Each host's buffer tool, by host name (probed with `--buffer` only).
     pub tools: BTreeMap<String, BufferTool>,
+    /// An object store's manifests, by dataset in the store.
+    pub manifests: BTreeMap<String, zab_store::manifest::Manifest>,
 }
 
 impl World {
@@ -60,6 +62,7 @@ pub fn gather(
     input: &Input,
     target: &Host,
     early: Early,
+    store: Option<&zab_store::Store>,
     log: &Log,
 ) -> Result<World, Error> {
     let mut sources = BTreeMap::new();
@@ -72,7 +75,13 @@ pub fn gather(
             .collect();
         sources.extend(zfs::list_snapshots(host, &names)?);
     }
-    let tree = early.tree()?;
+    let (tree, manifests) = match store {
+        Some(store) => {
+            let names: Vec<&str> = input.picked.iter().map(|p| p.target.as_str()).collect();
+            crate::upload::target_tree(store, &names, cfg.dry())?
+        }
+        None => (early.tree()?, BTreeMap::new()),
+    };
     let mut world = World {
         snapshots: snapshots(cfg, input, &sources),
         sources,
@@ -82,11 +91,12 @@ pub fn gather(
         features: Features::default(),
         lands_encrypted: vec![false; input.picked.len()],
         tools: BTreeMap::new(),
+        manifests,
     };
     world.tokens = tokens(input, &world.tree, log);
     world.encrypted = source_encryption(cfg, input, &world)?;
     let plans = plans(cfg, input, &world);
-    if plans.iter().any(sends) {
+    if store.is_none() && plans.iter().any(sends) {
         world.features = zfs::query(
             target,
             &listing::features_args(zfs::pool_of(&cfg.target_path)),

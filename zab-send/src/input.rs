@@ -40,14 +40,16 @@ impl Input {
 pub fn read(cfg: &Config) -> Result<Input, Error> {
     let stream = read_stdin("zab-send")?;
     stream.check(&cfg.backup, cfg.ssh_source.as_deref())?;
-    zab_core::name::target_overlap(
-        &cfg.target_path,
-        cfg.target.ssh_target.as_deref(),
-        &stream.datasets,
-    )?;
+    if cfg.store.is_none() {
+        zab_core::name::target_overlap(
+            &cfg.target_path,
+            cfg.target.ssh_target.as_deref(),
+            &stream.datasets,
+        )?;
+    }
     let by_host = stream.selected_by_host();
     let datasets = stream.datasets;
-    let map = cfg.target.map(
+    let map = cfg.map(
         by_host
             .values()
             .flatten()

@@ -202,6 +202,7 @@ pub mod testing {
             bytes: 1,
             seconds: 0.5,
             error,
+            object: None,
         };
         let mut outcomes: Vec<Outcome> = (0..ok).map(|_| outcome(None)).collect();
         if failed {

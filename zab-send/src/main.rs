@@ -19,6 +19,7 @@ mod run;
 mod sink;
 mod stream;
 mod transfer;
+mod upload;
 
 fn main() -> std::process::ExitCode {
     zab_core::error::exit_on_panic("zab-send");

@@ -39,6 +39,7 @@ pub fn step_record(s: &Step, outcome: Option<&Outcome>) -> Transfer {
         done: outcome.is_some_and(|o| o.error.is_none()),
         bytes: outcome.map(|o| o.bytes),
         seconds: outcome.map(|o| (o.seconds * 1000.0).round() / 1000.0),
+        object: outcome.and_then(|o| o.object.clone()),
     }
 }
 

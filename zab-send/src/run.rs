@@ -32,9 +32,10 @@ use crate::input;
 use crate::jobs::{self, Jobs};
 use crate::mounts;
 use crate::report;
-use crate::sink::ZfsRecv;
+use crate::sink::{Sink, ZfsRecv};
 use crate::stream;
 use crate::transfer::Running;
+use crate::upload::StoreSink;
 
 pub fn run(args: &Args) -> Result<(), Error> {
     let cfg = args.config()?;
@@ -44,20 +45,45 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .host(cfg.target.ssh_target.as_deref())?
         .with_read_only(cfg.read_only);
     let _lock = lock(&cfg)?;
+    let store = open_store(&cfg)?;
     let early = early::start(&cfg, &target);
     let mut input = input::read(&cfg)?;
-    let world = gather::gather(&cfg, &input, &target, early, &log)?;
-    let plan = jobs::plan(&cfg, &input, &world);
+    let world = gather::gather(&cfg, &input, &target, early, store.as_ref(), &log)?;
+    let mut plan = jobs::plan(&cfg, &input, &world);
+    if store.is_some() {
+        // A store has no parents to create: a key is a name.
+        plan.parents.clear();
+    }
     jobs::log(&plan.jobs, &log);
     let running = Arc::new(Running::default());
     let ex = match cfg.dry() {
         true => Executed::default(),
         false => {
             let board = Board::new(cfg.jobs > 1);
-            let sink = ZfsRecv {
-                host: &target,
-                rate: cfg.rate.map(|r| (stream::sibling("zab-ratelimit"), r)),
-                progress: cfg.progress.then_some(&board),
+            let rate = cfg.rate.map(|r| (stream::sibling("zab-ratelimit"), r));
+            let zfs_sink;
+            let store_sink;
+            let sink: &dyn Sink = match &store {
+                None => {
+                    zfs_sink = ZfsRecv {
+                        host: &target,
+                        rate,
+                        progress: cfg.progress.then_some(&board),
+                    };
+                    &zfs_sink
+                }
+                Some(store) => {
+                    store_sink = StoreSink {
+                        store,
+                        manifests: std::sync::Mutex::new(world.manifests.clone()),
+                        sources: &world.sources,
+                        compressor: cfg.compress.map(|c| c.name),
+                        rate,
+                        progress: cfg.progress.then_some(&board),
+                        now: now_rfc3339(cfg.now),
+                    };
+                    &store_sink
+                }
             };
             let ctx = Ctx {
                 cfg: &cfg,
@@ -65,7 +91,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 hosts: &input.hosts,
                 target: &target,
                 world: &world,
-                sink: &sink,
+                sink,
                 running: &running,
             };
             std::thread::scope(|s| {
@@ -91,9 +117,33 @@ pub fn run(args: &Args) -> Result<(), Error> {
             Error::Failed(_) => Ok(()),
             e => Err(e),
         })?;
-        return Err(report::interrupted());
+        return Err(match cfg.store {
+            None => report::interrupted(),
+            Some(_) => {
+                Error::Interrupted("the upload was aborted; the next run sends it again".into())
+            }
+        });
     }
     written
+}
+
+/// The object store of a TARGET-PATH s3:// or file://, opened (nothing is
+/// read yet).
+fn open_store(cfg: &Config) -> Result<Option<zab_store::Store>, Error> {
+    cfg.store
+        .as_ref()
+        .map(|loc| {
+            zab_store::Store::open(loc, &cfg.store_settings)
+                .map_err(|e| Error::Store(e.to_string()))
+        })
+        .transpose()
+}
+
+/// `now` (seconds since the epoch) in RFC 3339.
+fn now_rfc3339(now: i64) -> String {
+    chrono::DateTime::from_timestamp(now, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
 }
 
 /// The run lock, before anything is read or changed, held to the end. A
@@ -132,7 +182,7 @@ fn carry_out(ctx: &Ctx, plan: &Jobs) -> Executed {
             &ctx.cfg.tag,
         );
     }
-    if !ctx.running.stopped() {
+    if !ctx.running.stopped() && ctx.cfg.store.is_none() {
         mounts::apply(ctx.target, ctx.log, &plan.jobs, &mut ex.done);
     }
     ex

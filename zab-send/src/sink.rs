@@ -1,7 +1,7 @@
 //! Where a stream goes: a [`Sink`] receives "this stream as dataset D at
-//! snapshot S". The one sink today is [`ZfsRecv`], `zfs recv` on the
-//! target host (local or over ssh); a sink of another kind (an object
-//! store) receives the same steps without touching the planner's callers.
+//! snapshot S". [`ZfsRecv`] is `zfs recv` on the target host (local or
+//! over ssh); upload.rs's `StoreSink` uploads the stream as one object of
+//! an object store. Both receive the same steps.
 
 use zab_core::Host;
 
@@ -16,6 +16,12 @@ pub struct Receive<'a> {
     pub dataset: &'a str,
     /// The snapshot (after `@`) received last.
     pub snapshot: &'a str,
+    /// The source dataset.
+    pub source: &'a str,
+    /// The incremental base (after `@`), none for a full stream.
+    pub from: Option<&'a str>,
+    /// A raw stream (`zfs send -w`).
+    pub raw: bool,
 }
 
 /// A target that receives streams.

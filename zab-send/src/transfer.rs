@@ -38,7 +38,7 @@ impl Running {
         }
     }
 
-    fn remove(&self, pid: u32) {
+    pub fn remove(&self, pid: u32) {
         if let Ok(mut p) = self.pids.lock() {
             p.retain(|&(x, _)| x != pid);
         }
@@ -88,6 +88,8 @@ pub struct Outcome {
     pub seconds: f64,
     /// None when it succeeded; else what failed, in one line.
     pub error: Option<String>,
+    /// The object written, for a store.
+    pub object: Option<zab_core::record::StoredObject>,
 }
 
 /// Starts a process and registers it; `group` puts it in a process group
@@ -124,24 +126,29 @@ struct Started {
     reader: Box<dyn Read + Send>,
 }
 
-/// Starts the processes of a transfer; on an error, none is left running.
-fn start(sides: &Sides, running: &Running) -> Result<Started, String> {
-    // Both sides' commands first: a read-only host refuses them (a transfer
-    // changes the target), and then nothing has started.
-    let (mut src_cmd, mut tgt_cmd) = match (
-        sides.source.command(&["sh", "-c", &sides.source_line]),
-        sides.target.command(&["sh", "-c", &sides.target_line]),
-    ) {
-        (Ok(s), Ok(t)) => (s, t),
-        (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
-    };
+/// The source side started: its process, zab-ratelimit with `--rate`, and
+/// what the relay reads.
+pub struct SourceSide {
+    pub src: Child,
+    pub limiter: Option<Child>,
+    pub reader: Box<dyn Read + Send>,
+}
+
+/// Starts the source side of a transfer (and zab-ratelimit with `--rate`);
+/// on an error, none is left running.
+pub fn start_source(
+    source: &Host,
+    mut src_cmd: Command,
+    rate: &Option<(String, u64)>,
+    running: &Running,
+) -> Result<SourceSide, String> {
     src_cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut src = spawn(&mut src_cmd, running, sides.source.dest().is_none())?;
+    let mut src = spawn(&mut src_cmd, running, source.dest().is_none())?;
     let Some(src_out) = src.stdout.take() else {
         return Err("no stdout from the source side".into());
     };
     let mut limiter = None;
-    let reader: Box<dyn Read + Send> = match &sides.rate {
+    let reader: Box<dyn Read + Send> = match rate {
         None => Box::new(src_out),
         Some((prog, rate)) => {
             let started = Host::local()
@@ -167,6 +174,29 @@ fn start(sides: &Sides, running: &Running) -> Result<Started, String> {
             }
         }
     };
+    Ok(SourceSide {
+        src,
+        limiter,
+        reader,
+    })
+}
+
+/// Starts the processes of a transfer; on an error, none is left running.
+fn start(sides: &Sides, running: &Running) -> Result<Started, String> {
+    // Both sides' commands first: a read-only host refuses them (a transfer
+    // changes the target), and then nothing has started.
+    let (src_cmd, mut tgt_cmd) = match (
+        sides.source.command(&["sh", "-c", &sides.source_line]),
+        sides.target.command(&["sh", "-c", &sides.target_line]),
+    ) {
+        (Ok(s), Ok(t)) => (s, t),
+        (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+    };
+    let SourceSide {
+        mut src,
+        limiter,
+        reader,
+    } = start_source(sides.source, src_cmd, &sides.rate, running)?;
     tgt_cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -185,6 +215,27 @@ fn start(sides: &Sides, running: &Running) -> Result<Started, String> {
     }
 }
 
+/// Reads the source side's stderr: `zfs send -P`'s estimate into
+/// `estimate`, and the lines to keep.
+pub fn read_source_stderr(
+    pipe: Option<std::process::ChildStderr>,
+    estimate: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(p) = pipe {
+            for line in BufReader::new(p).lines().map_while(Result::ok) {
+                match parse_send_line(&line) {
+                    SendLine::Estimate(n) => estimate.store(n, Ordering::Relaxed),
+                    SendLine::Other(l) => kept.push(l),
+                    _ => {}
+                }
+            }
+        }
+        kept
+    })
+}
+
 /// Runs one transfer to its end.
 pub fn run(sides: &Sides, running: &Running) -> Outcome {
     let t0 = Instant::now();
@@ -200,27 +251,14 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
                 bytes: 0,
                 seconds: t0.elapsed().as_secs_f64(),
                 error: Some(e),
+                object: None,
             }
         }
     };
 
     // The source's stderr: estimates, and messages to keep.
     let estimate = Arc::new(AtomicU64::new(0));
-    let est = estimate.clone();
-    let src_err = src.stderr.take();
-    let src_err = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        if let Some(p) = src_err {
-            for line in BufReader::new(p).lines().map_while(Result::ok) {
-                match parse_send_line(&line) {
-                    SendLine::Estimate(n) => est.store(n, Ordering::Relaxed),
-                    SendLine::Other(l) => kept.push(l),
-                    _ => {}
-                }
-            }
-        }
-        kept
-    });
+    let src_err = read_source_stderr(src.stderr.take(), estimate.clone());
     let tgt_out = collect(tgt.stdout.take());
     let tgt_err = collect(tgt.stderr.take());
 
@@ -264,6 +302,7 @@ pub fn run(sides: &Sides, running: &Running) -> Outcome {
         bytes: bytes.load(Ordering::Relaxed),
         seconds: t0.elapsed().as_secs_f64(),
         error: ended.error(running.stopped()),
+        object: None,
     }
 }
 

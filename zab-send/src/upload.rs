@@ -1,0 +1,351 @@
+//! The sink of an object store (TARGET-PATH `s3://bucket/prefix` or
+//! `file:///dir`): each step's stream, `zfs send` on the source host (then
+//! the send pipes and `--compress`, through zab-ratelimit with `--rate`),
+//! is uploaded as one object `pool/fs@snapshot` by zab-store's multipart
+//! put. The upload completes only when the source side succeeded: a
+//! `zfs send` that failed or was stopped aborts it, so no truncated object
+//! ever appears. Then the dataset's manifest is rewritten with the new
+//! object (docs/store.md).
+//!
+//! The target listing of a store is its manifests, one read per dataset
+//! ([`target_tree`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use zab_core::error::Error;
+use zab_core::record::StoredObject;
+use zab_core::zfs::{DatasetType, Snapshot};
+use zab_core::Host;
+use zab_store::location::{manifest_key, object_key};
+use zab_store::manifest::{Entry, Kind, Manifest, Snap};
+use zab_store::store::Upload;
+use zab_store::Store;
+
+use crate::board::Board;
+use crate::listing::TargetDs;
+use crate::plan::Target;
+use crate::sink::{Receive, Sink};
+use crate::stream::{self, StreamSpec};
+use crate::transfer::{self, Outcome, Running, SourceSide};
+
+/// The planner's target tree.
+type Tree = BTreeMap<String, TargetDs>;
+/// The manifests, by dataset in the store.
+type Manifests = BTreeMap<String, Manifest>;
+
+/// Checks the store (a missing bucket or directory, refused credentials, an
+/// unwritable directory: exit 4 before anything is sent), then reads the
+/// manifests of `datasets` (names in the store): one request each. Returns
+/// the tree the planner reads (each dataset in the store with its
+/// snapshots, none with a resume token) and the manifests. A dry run
+/// (`--test`, `--plan`) writes nothing, not even the directory's probe.
+pub fn target_tree(
+    store: &Store,
+    datasets: &[&str],
+    dry: bool,
+) -> Result<(Tree, Manifests), Error> {
+    store.check(!dry).map_err(|e| Error::Store(e.to_string()))?;
+    let mut tree = BTreeMap::new();
+    let mut manifests = BTreeMap::new();
+    for ds in datasets {
+        let key = manifest_key(ds);
+        let Some(bytes) = store
+            .get_bytes(&key)
+            .map_err(|e| Error::Store(e.to_string()))?
+        else {
+            continue;
+        };
+        let m = Manifest::parse(&bytes, ds).map_err(Error::Store)?;
+        let snapshots = m
+            .snapshots()
+            .into_iter()
+            .map(|s| {
+                (
+                    Snapshot {
+                        name: s.name.clone(),
+                        createtxg: s.createtxg,
+                        guid: s.guid,
+                        userrefs: None,
+                    },
+                    0,
+                )
+            })
+            .collect();
+        tree.insert(
+            ds.to_string(),
+            TargetDs {
+                kind: DatasetType::Filesystem,
+                target: Target {
+                    snapshots,
+                    token: None,
+                },
+            },
+        );
+        manifests.insert(ds.to_string(), m);
+    }
+    Ok((tree, manifests))
+}
+
+/// Uploads each stream to a store.
+pub struct StoreSink<'a> {
+    pub store: &'a Store,
+    /// Each dataset's manifest, as read and as grown by this run.
+    pub manifests: Mutex<BTreeMap<String, Manifest>>,
+    /// Each source dataset's snapshots (guids, createtxg).
+    pub sources: &'a BTreeMap<String, Vec<Snapshot>>,
+    /// `--compress`'s type.
+    pub compressor: Option<&'static str>,
+    /// `--rate`: the local zab-ratelimit and the rate.
+    pub rate: Option<(String, u64)>,
+    /// Show each upload's progress on this board.
+    pub progress: Option<&'a Board>,
+    /// "Now", RFC 3339, for the manifest.
+    pub now: String,
+}
+
+impl std::fmt::Debug for StoreSink<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreSink({:?})", self.store)
+    }
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    n: Arc<AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.fetch_add(k as u64, Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+impl StoreSink<'_> {
+    /// The snapshots a stream from `from` to `to` carries (`-I`: every
+    /// snapshot after `from` up to `to`).
+    fn carried(&self, r: &Receive) -> Vec<Snap> {
+        let all = self.sources.get(r.source).map_or(&[][..], Vec::as_slice);
+        let start = r
+            .from
+            .and_then(|f| all.iter().position(|s| s.name == f))
+            .map_or(0, |i| i + 1);
+        let end = all.iter().position(|s| s.name == r.snapshot);
+        let slice = match end {
+            Some(e) if e >= start => &all[start..=e],
+            _ => &[],
+        };
+        let slice = if r.from.is_none() {
+            // A full stream carries only its snapshot.
+            slice.last().map(std::slice::from_ref).unwrap_or(&[])
+        } else {
+            slice
+        };
+        slice
+            .iter()
+            .map(|s| Snap {
+                name: s.name.clone(),
+                guid: s.guid,
+                createtxg: s.createtxg,
+            })
+            .collect()
+    }
+
+    fn snapshot_of(&self, source: &str, name: &str) -> Option<&Snapshot> {
+        self.sources.get(source)?.iter().find(|s| s.name == name)
+    }
+
+    fn upload(
+        &self,
+        source: &Host,
+        spec: &StreamSpec,
+        r: &Receive,
+        running: &Running,
+    ) -> Result<(StoredObject, Entry), String> {
+        let line = stream::source_command(spec);
+        let cmd = source
+            .command(&["sh", "-c", &line])
+            .map_err(|e| e.to_string())?;
+        let SourceSide {
+            mut src,
+            mut limiter,
+            reader,
+        } = transfer::start_source(source, cmd, &self.rate, running)?;
+        let estimate = Arc::new(AtomicU64::new(0));
+        let src_err = transfer::read_source_stderr(src.stderr.take(), estimate.clone());
+        let bytes = Arc::new(AtomicU64::new(0));
+        let shown = self.progress.map(|board| {
+            let label = format!("{}@{}", r.dataset, r.snapshot);
+            (board, board.add(label, bytes.clone(), estimate.clone()))
+        });
+        let mut input = Counting {
+            inner: reader,
+            n: bytes.clone(),
+        };
+        let key = object_key(r.dataset, r.snapshot);
+        let to = self.snapshot_of(r.source, r.snapshot);
+        let parent = r.from.and_then(|f| self.snapshot_of(r.source, f));
+        let est = estimate.clone();
+        let estimate_now = move || est.load(Ordering::Relaxed);
+        // zfs3backup's names (its `size` is left out: the estimate is not
+        // known yet when the upload starts; the manifest has the sizes).
+        let mut metadata = Vec::new();
+        match r.from {
+            None => metadata.push(("isfull".to_string(), "true".to_string())),
+            Some(f) => metadata.push(("parent".into(), format!("{}@{f}", r.dataset))),
+        }
+        if let Some(c) = self.compressor {
+            metadata.push(("compressor".into(), c.to_string()));
+        }
+        if let Some(s) = to {
+            metadata.push(("guid".into(), s.guid.to_string()));
+        }
+        let up = Upload {
+            estimate: &estimate_now,
+            metadata,
+            jobs: self.store.upload_jobs,
+        };
+        let mut source_failed = None;
+        let mut finish = || -> Result<(), String> {
+            let mut problems = Vec::new();
+            match src.wait() {
+                Ok(st) if st.success() => {}
+                Ok(st) => problems.push(format!(
+                    "the sending side failed ({})",
+                    zab_core::error::Status::from_exit(st)
+                )),
+                Err(e) => problems.push(e.to_string()),
+            }
+            if let Some(l) = limiter.as_mut() {
+                match l.wait() {
+                    Ok(st) if st.success() => {}
+                    Ok(st) => problems.push(format!(
+                        "zab-ratelimit failed ({})",
+                        zab_core::error::Status::from_exit(st)
+                    )),
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+            if running.stopped() {
+                problems.insert(0, "interrupted".into());
+            }
+            match problems.is_empty() {
+                true => Ok(()),
+                false => {
+                    source_failed = Some(problems.join("; "));
+                    Err(format!("{}; the upload was aborted", problems.join("; ")))
+                }
+            }
+        };
+        let stored = self.store.put(&key, &mut input, &up, &mut finish);
+        drop(input);
+        // After a failed upload, the source side may still be writing.
+        let _ = src.kill();
+        let _ = src.wait();
+        if let Some(l) = limiter.as_mut() {
+            let _ = l.kill();
+            let _ = l.wait();
+        }
+        running.remove(src.id());
+        if let Some(l) = &limiter {
+            running.remove(l.id());
+        }
+        if let Some((board, id)) = shown {
+            board.remove(id);
+        }
+        let msgs = src_err.join().unwrap_or_default();
+        let stored = stored.map_err(|e| {
+            let kept: Vec<String> = msgs
+                .iter()
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            match (source_failed.is_some(), kept.is_empty()) {
+                (true, false) => format!("{e}: {}", kept.join("; ")),
+                _ => e.to_string(),
+            }
+        })?;
+        let stream_bytes = match self.compressor {
+            None if spec.send_pipes.is_empty() => stored.bytes,
+            _ => estimate.load(Ordering::Relaxed),
+        };
+        let entry = Entry {
+            key: key.clone(),
+            kind: if r.from.is_some() {
+                Kind::Incremental
+            } else {
+                Kind::Full
+            },
+            snapshot: r.snapshot.to_string(),
+            guid: to.map_or(0, |s| s.guid),
+            createtxg: to.map_or(0, |s| s.createtxg),
+            parent: r.from.map(str::to_string),
+            parent_guid: parent.map(|s| s.guid),
+            snapshots: self.carried(r),
+            raw: r.raw,
+            compressor: self.compressor.map(str::to_string),
+            stored_bytes: stored.bytes,
+            stream_bytes,
+            sha256: stored.sha256.clone(),
+            stored: self.now.clone(),
+        };
+        let object = StoredObject {
+            key: self.store.url_of(&key),
+            stored_bytes: stored.bytes,
+            stream_bytes,
+            sha256: stored.sha256,
+        };
+        Ok((object, entry))
+    }
+
+    /// Adds `e` to `dataset`'s manifest and writes it.
+    fn record(&self, dataset: &str, e: Entry) -> Result<(), String> {
+        let bytes = {
+            let mut all = self
+                .manifests
+                .lock()
+                .map_err(|_| "manifest lock poisoned")?;
+            let m = all
+                .entry(dataset.to_string())
+                .or_insert_with(|| Manifest::new(dataset));
+            m.add(e);
+            m.to_bytes()
+        };
+        self.store
+            .put_bytes(&manifest_key(dataset), bytes)
+            .map_err(|e| format!("writing the manifest: {e}"))
+    }
+}
+
+impl Sink for StoreSink<'_> {
+    fn receive(&self, source: &Host, spec: &StreamSpec, r: Receive, running: &Running) -> Outcome {
+        let t0 = Instant::now();
+        let result = self
+            .upload(source, spec, &r, running)
+            .and_then(|(object, entry)| self.record(r.dataset, entry).map(|()| object));
+        match result {
+            Ok(object) => Outcome {
+                bytes: object.stored_bytes,
+                seconds: t0.elapsed().as_secs_f64(),
+                error: None,
+                object: Some(object),
+            },
+            Err(e) => Outcome {
+                bytes: 0,
+                seconds: t0.elapsed().as_secs_f64(),
+                error: Some(e),
+                object: None,
+            },
+        }
+    }
+
+    /// A failed upload is never there: it was aborted.
+    fn has(&self, _r: Receive) -> bool {
+        false
+    }
+}

@@ -1,0 +1,90 @@
+//! zab-store's command line.
+
+use clap::{Parser, Subcommand};
+use zab_core::cli::after_help;
+
+use zab_store::Settings;
+
+const EXAMPLES: &str = "  \
+  # The chains of every dataset backed up to a bucket, as a table:
+  zab-store ls --human s3://backups/host1
+
+  # The same for a directory (a NAS mount, a USB disk), as NDJSON:
+  zab-store ls file:///mnt/usb/zab | jq -c 'select(.status != \"healthy\")'
+
+  # Upload a stream as one object (multipart), and read it back:
+  zfs send -w tank/data@s1 | zab-store put s3://backups/manual/tank/data@s1
+  zab-store get s3://backups/manual/tank/data@s1 | zfs recv -u pool/restore
+
+  # A MinIO server, with the keys of a profile:
+  zab-store --endpoint http://minio.lan:9000 --aws-profile minio ls s3://zab
+";
+
+/// Backups in object storage (S3 or a compatible server) or in a plain
+/// directory, as zab-send writes them: list each dataset's chain and its
+/// health, and move single objects in and out for other scripts.
+///
+/// A store is s3://BUCKET[/PREFIX] or file:///DIR. zab-send writes one
+/// object per transfer stream, PREFIX/pool/fs@snapshot, and one manifest per
+/// dataset, PREFIX/.zab/pool/fs.json (docs/store.md). Credentials come from
+/// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or from a
+/// profile of ~/.aws/credentials and ~/.aws/config; no secret is ever
+/// printed.
+#[derive(Parser, Debug)]
+#[command(name = "zab-store", version, after_long_help = after_help(EXAMPLES))]
+pub struct Args {
+    /// ls, put or get (optional for clap only, so that --man works alone).
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Per dataset, its chain in the store (full, then incrementals) with
+    /// sizes and dates, marked healthy or broken with why (an object
+    /// missing or incomplete, a missing parent, a guid mismatch); then the
+    /// uploads that were never completed (in a directory). NDJSON, one
+    /// record per dataset.
+    Ls {
+        /// The store: s3://BUCKET[/PREFIX] or file:///DIR.
+        url: String,
+        /// A table for people instead of NDJSON.
+        #[arg(long)]
+        human: bool,
+    },
+    /// Uploads stdin as one object (multipart: parts in flight, each
+    /// retried; the upload is aborted on any failure, so the object
+    /// appears only when whole). Prints one record: bytes, SHA-256, parts.
+    Put {
+        /// The object: s3://BUCKET/KEY or file:///DIR/NAME.
+        url: String,
+        /// The stream's expected size, for the part size (e.g. 20G).
+        #[arg(long, value_name = "BYTES", value_parser = zab_core::cli::parse_bytes, default_value = "0")]
+        size: u64,
+    },
+    /// Writes one object to stdout.
+    Get {
+        /// The object: s3://BUCKET/KEY or file:///DIR/NAME.
+        url: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    /// docs/man/zab-store.1 is what `zab-store --man` prints (scripts/man).
+    #[test]
+    fn man_page_is_current() {
+        zab_core::man::assert_current(&Args::command(), include_str!("../../docs/man/zab-store.1"));
+    }
+}

@@ -1,0 +1,24 @@
+//! zab-store's library: backups kept as objects, in S3 (or any
+//! S3-compatible server) or in a plain directory, behind one synchronous
+//! API. zab-send uploads its streams through it; the `zab-store` tool
+//! lists, checks and moves objects with it.
+//!
+//! - [`location`]: `s3://bucket/prefix` and `file:///dir`, parsed;
+//! - [`settings`]: credentials, profile, endpoint and region, resolved as
+//!   the AWS tools do (secrets never printed);
+//! - [`store`]: put (multipart, N parts in flight, abort on any failure),
+//!   get, list; the async runtime (tokio, for `object_store`) lives here
+//!   and nowhere else;
+//! - [`parts`]: the part size, a pure function of the estimate;
+//! - [`manifest`]: one small manifest per dataset, and the health of each
+//!   chain (docs/store.md).
+
+pub mod location;
+pub mod manifest;
+pub mod parts;
+pub mod settings;
+pub mod store;
+
+pub use location::Location;
+pub use settings::Settings;
+pub use store::{Store, StoreError};

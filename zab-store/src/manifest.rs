@@ -1,0 +1,253 @@
+//! One small manifest per dataset (`PREFIX/.zab/pool/fs.json`), rewritten
+//! after each of its objects is complete: what a restore and a check need
+//! to know of every object, so that planning reads one object per dataset
+//! and never one per object. The layout is in docs/store.md.
+//!
+//! Also here: the health of a dataset's chain, a pure function of its
+//! manifest and of the objects listed.
+
+use serde::{Deserialize, Serialize};
+
+/// The format of [`Manifest`].
+pub const VERSION: u32 = 1;
+
+/// A dataset's objects in the store, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub dataset: String,
+    pub objects: Vec<Entry>,
+}
+
+/// A snapshot a stream carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snap {
+    pub name: String,
+    pub guid: u64,
+    pub createtxg: u64,
+}
+
+/// Full or incremental.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Full,
+    Incremental,
+}
+
+/// One object: one transfer stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Its key below the store's prefix (`pool/fs@snapshot`).
+    pub key: String,
+    pub kind: Kind,
+    /// The snapshot the stream ends at (after `@`), its guid and createtxg.
+    pub snapshot: String,
+    pub guid: u64,
+    pub createtxg: u64,
+    /// The incremental base (after `@`) and its guid; none for a full stream.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parent_guid: Option<u64>,
+    /// Every snapshot the stream carries, oldest first (several with `-I`).
+    pub snapshots: Vec<Snap>,
+    /// A raw (`zfs send -w`) stream of an encrypted dataset.
+    pub raw: bool,
+    /// The `--compress` type, none when stored as sent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub compressor: Option<String>,
+    /// Bytes stored.
+    pub stored_bytes: u64,
+    /// Bytes of the `zfs send` stream: the stored bytes without
+    /// compression, else `zfs send -P`'s estimate.
+    pub stream_bytes: u64,
+    /// SHA-256 of the stored object, hex.
+    pub sha256: String,
+    /// When the upload completed (RFC 3339).
+    pub stored: String,
+}
+
+impl Manifest {
+    pub fn new(dataset: &str) -> Manifest {
+        Manifest {
+            version: VERSION,
+            dataset: dataset.to_string(),
+            objects: Vec::new(),
+        }
+    }
+
+    /// Parses a manifest; one line of error.
+    pub fn parse(bytes: &[u8], dataset: &str) -> Result<Manifest, String> {
+        let m: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| format!("the manifest of {dataset} is not valid: {e}"))?;
+        if m.version != VERSION {
+            return Err(format!(
+                "the manifest of {dataset} has version {}; this zab reads {VERSION}",
+                m.version
+            ));
+        }
+        if m.dataset != dataset {
+            return Err(format!(
+                "the manifest of {dataset} names another dataset, {}",
+                m.dataset
+            ));
+        }
+        Ok(m)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Every snapshot in the store, oldest first, with the newest object
+    /// carrying each (a snapshot stored twice counts once).
+    pub fn snapshots(&self) -> Vec<&Snap> {
+        let mut out: Vec<&Snap> = Vec::new();
+        for e in &self.objects {
+            for s in &e.snapshots {
+                out.retain(|o| o.guid != s.guid);
+                out.push(s);
+            }
+        }
+        out.sort_by_key(|s| s.createtxg);
+        out
+    }
+
+    /// Adds `e`, replacing an entry of the same key.
+    pub fn add(&mut self, e: Entry) {
+        self.objects.retain(|o| o.key != e.key);
+        self.objects.push(e);
+    }
+}
+
+/// A chain's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "status", content = "why")]
+pub enum Health {
+    Healthy,
+    Broken(String),
+}
+
+/// The health of `m`'s chain, given the objects listed under its dataset
+/// (key below the prefix, size): every object must be there at its size
+/// (else "incomplete" or missing), begin with a full stream, and each
+/// incremental must start from a snapshot that an earlier object carries
+/// by name and guid (else "missing parent" or "guid mismatch").
+pub fn health(m: &Manifest, listed: &[(String, u64)]) -> Health {
+    let mut problems = Vec::new();
+    let mut have: Vec<&Snap> = Vec::new();
+    for e in &m.objects {
+        match listed.iter().find(|(k, _)| k == &e.key) {
+            None => problems.push(format!("object {} is missing", e.key)),
+            Some((_, size)) if *size != e.stored_bytes => problems.push(format!(
+                "object {} is incomplete ({size} bytes of {})",
+                e.key, e.stored_bytes
+            )),
+            Some(_) => {}
+        }
+        match (e.kind, &e.parent, e.parent_guid) {
+            (Kind::Full, _, _) => have.clear(),
+            (Kind::Incremental, Some(p), Some(g)) => match have.iter().find(|s| &s.name == p) {
+                None => problems.push(format!("{}: missing parent @{p}", e.key)),
+                Some(s) if s.guid != g => {
+                    problems.push(format!("{}: guid mismatch with parent @{p}", e.key))
+                }
+                Some(_) => {}
+            },
+            (Kind::Incremental, _, _) => {
+                problems.push(format!("{}: an incremental without a parent", e.key))
+            }
+        }
+        let present = listed.iter().any(|(k, _)| k == &e.key);
+        if present {
+            have.extend(e.snapshots.iter());
+        }
+    }
+    if m.objects.is_empty() {
+        problems.push("no objects".into());
+    }
+    match problems.is_empty() {
+        true => Health::Healthy,
+        false => Health::Broken(problems.join("; ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(snap: &str, guid: u64, parent: Option<(&str, u64)>) -> Entry {
+        Entry {
+            key: format!("p/a@{snap}"),
+            kind: if parent.is_some() {
+                Kind::Incremental
+            } else {
+                Kind::Full
+            },
+            snapshot: snap.into(),
+            guid,
+            createtxg: guid,
+            parent: parent.map(|p| p.0.to_string()),
+            parent_guid: parent.map(|p| p.1),
+            snapshots: vec![Snap {
+                name: snap.into(),
+                guid,
+                createtxg: guid,
+            }],
+            raw: false,
+            compressor: None,
+            stored_bytes: 100,
+            stream_bytes: 100,
+            sha256: "00".into(),
+            stored: "2026-12-03T07:00:00+00:00".into(),
+        }
+    }
+
+    fn chain() -> Manifest {
+        let mut m = Manifest::new("p/a");
+        m.add(entry("s1", 1, None));
+        m.add(entry("s2", 2, Some(("s1", 1))));
+        m.add(entry("s3", 3, Some(("s2", 2))));
+        m
+    }
+
+    fn all(m: &Manifest) -> Vec<(String, u64)> {
+        m.objects.iter().map(|e| (e.key.clone(), 100)).collect()
+    }
+
+    #[test]
+    fn a_whole_chain_is_healthy_and_round_trips() {
+        let m = chain();
+        assert_eq!(health(&m, &all(&m)), Health::Healthy);
+        let back = Manifest::parse(&m.to_bytes(), "p/a").unwrap();
+        assert_eq!(back, m);
+        assert!(Manifest::parse(&m.to_bytes(), "p/b").is_err());
+        assert!(Manifest::parse(b"{", "p/a").is_err());
+        let names: Vec<&str> = m.snapshots().iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["s1", "s2", "s3"]);
+    }
+
+    #[test]
+    fn a_deleted_middle_object_breaks_the_chain() {
+        let m = chain();
+        let listed: Vec<_> = all(&m).into_iter().filter(|(k, _)| k != "p/a@s2").collect();
+        let Health::Broken(why) = health(&m, &listed) else {
+            panic!("healthy")
+        };
+        assert!(why.contains("object p/a@s2 is missing"), "{why}");
+        assert!(why.contains("p/a@s3: missing parent @s2"), "{why}");
+    }
+
+    #[test]
+    fn incomplete_objects_and_guid_mismatches() {
+        let mut m = chain();
+        let mut listed = all(&m);
+        listed[0].1 = 50;
+        assert!(matches!(health(&m, &listed), Health::Broken(w) if w.contains("incomplete")));
+        m.objects[2].parent_guid = Some(99);
+        assert!(matches!(health(&m, &all(&m)), Health::Broken(w) if w.contains("guid mismatch")));
+    }
+}

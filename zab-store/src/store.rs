@@ -1,0 +1,434 @@
+//! A store, opened: S3 through `object_store`'s `AmazonS3` (request signing,
+//! retries with backoff, a SHA-256 checksum on every request that the
+//! server verifies), or a directory through its `LocalFileSystem` (each
+//! object written to a staging file and renamed when complete). Every call
+//! is synchronous: the tokio runtime that drives `object_store` is private
+//! to [`Store`].
+//!
+//! [`Store::put`] is a multipart upload: it reads the stream a part at a
+//! time (sizes from [`crate::parts`]), keeps `--upload-jobs` parts in
+//! flight (memory: about the part size times jobs + 1), hashes the stream
+//! (SHA-256), and completes the upload only when the stream ended and the
+//! caller says it is whole (its `zfs send` succeeded). On any failure it
+//! aborts the upload: an object appears only when complete.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3Builder, Checksum};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    Attribute, Attributes, BackoffConfig, MultipartUpload, ObjectStore, PutMultipartOptions,
+    PutPayload, RetryConfig,
+};
+use sha2::{Digest, Sha256};
+
+use crate::location::Location;
+use crate::parts;
+use crate::settings::{self, Settings};
+
+/// What went wrong, in one line (no secret in it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// One line from an `object_store` error: the S3 error's code and message
+/// when the server sent one (`NoSuchBucket: The specified bucket does not
+/// exist`), else the whole text.
+fn one_line(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("{what}: {}", short(&e.to_string())))
+}
+
+fn short(text: &str) -> String {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + len].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c,
+        _ => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
+/// An object, listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key below the store's prefix.
+    pub key: String,
+    pub size: u64,
+    /// RFC 3339.
+    pub modified: String,
+}
+
+/// How an upload went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Bytes stored.
+    pub bytes: u64,
+    /// SHA-256 of the stored bytes, in hex.
+    pub sha256: String,
+    pub parts: u64,
+    /// The largest part, in bytes.
+    pub part_size: u64,
+}
+
+/// What an upload carries besides the bytes.
+pub struct Upload<'a> {
+    /// The stream's size as estimated now (0: unknown); read before each part.
+    pub estimate: &'a (dyn Fn() -> u64 + Sync),
+    /// User metadata (`x-amz-meta-*` on S3; a directory keeps none).
+    pub metadata: Vec<(String, String)>,
+    /// Parts in flight.
+    pub jobs: usize,
+}
+
+/// An open store.
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    rt: tokio::runtime::Runtime,
+    location: Location,
+    storage_class: Option<String>,
+    pub upload_jobs: usize,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.location.url())
+    }
+}
+
+impl std::fmt::Debug for Upload<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Upload {{ metadata: {:?}, jobs: {} }}",
+            self.metadata, self.jobs
+        )
+    }
+}
+
+impl Store {
+    /// Opens `location` with `settings` and the process's environment. A
+    /// directory must exist; a bucket is checked by [`Store::check`].
+    pub fn open(location: &Location, settings: &Settings) -> Result<Store, StoreError> {
+        let env = |k: &str| std::env::var(k).ok();
+        let inner: Arc<dyn ObjectStore> = match location {
+            Location::Dir { root } => {
+                if !root.is_dir() {
+                    return Err(StoreError(format!(
+                        "{}: no such directory (create it first)",
+                        location.url()
+                    )));
+                }
+                Arc::new(
+                    LocalFileSystem::new_with_prefix(root)
+                        .map_err(|e| one_line(&location.url(), e))?,
+                )
+            }
+            Location::S3 { bucket, .. } => {
+                let r = settings::resolve(settings, &env, &settings::Files::read(&env))
+                    .map_err(StoreError)?;
+                let mut b = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(&r.region)
+                    .with_access_key_id(&r.credentials.key_id)
+                    .with_secret_access_key(&r.credentials.secret)
+                    .with_checksum_algorithm(Checksum::SHA256)
+                    .with_retry(RetryConfig {
+                        backoff: BackoffConfig {
+                            init_backoff: Duration::from_millis(200),
+                            max_backoff: Duration::from_secs(10),
+                            base: 2.0,
+                        },
+                        max_retries: 8,
+                        retry_timeout: Duration::from_secs(120),
+                    });
+                if let Some(t) = &r.credentials.token {
+                    b = b.with_token(t);
+                }
+                if let Some(e) = &r.endpoint {
+                    b = b
+                        .with_endpoint(e)
+                        .with_allow_http(e.starts_with("http://"))
+                        .with_virtual_hosted_style_request(false);
+                }
+                Arc::new(b.build().map_err(|e| one_line(&location.url(), e))?)
+            }
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError(format!("cannot start the I/O runtime: {e}")))?;
+        Ok(Store {
+            inner,
+            rt,
+            location: location.clone(),
+            storage_class: settings.storage_class.clone(),
+            upload_jobs: usize::from(settings.upload_jobs.max(1)),
+        })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The full key of `key` (below the prefix).
+    fn path(&self, key: &str) -> Path {
+        let prefix = self.location.prefix();
+        if prefix.is_empty() {
+            Path::from(key)
+        } else {
+            Path::from(format!("{prefix}/{key}"))
+        }
+    }
+
+    /// `key` as a URL, for messages and records.
+    pub fn url_of(&self, key: &str) -> String {
+        format!("{}/{key}", self.location.url())
+    }
+
+    /// One request that fails when the bucket is missing or the credentials
+    /// are refused; for a directory, with `write`, that it is writable (a
+    /// file made and removed; without `write`, nothing is written).
+    pub fn check(&self, write: bool) -> Result<(), StoreError> {
+        match &self.location {
+            Location::Dir { .. } if !write => Ok(()),
+            Location::Dir { root } => {
+                let probe = root.join(format!(".zab-write-test.{}", std::process::id()));
+                std::fs::write(&probe, b"")
+                    .and_then(|()| std::fs::remove_file(&probe))
+                    .map_err(|e| StoreError(format!("{}: cannot write: {e}", self.location.url())))
+            }
+            Location::S3 { .. } => {
+                let prefix = self.path(crate::location::MANIFESTS);
+                self.rt
+                    .block_on(self.inner.list_with_delimiter(Some(&prefix)))
+                    .map(|_| ())
+                    .map_err(|e| one_line(&self.location.url(), e))
+            }
+        }
+    }
+
+    /// A small object (a manifest) whole; None when there is none.
+    pub fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(key);
+        self.rt.block_on(async {
+            match self.inner.get(&path).await {
+                Ok(r) => r
+                    .bytes()
+                    .await
+                    .map(|b| Some(b.to_vec()))
+                    .map_err(|e| one_line(&self.url_of(key), e)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(one_line(&self.url_of(key), e)),
+            }
+        })
+    }
+
+    /// Writes a small object (a manifest) in one request.
+    pub fn put_bytes(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        let path = self.path(key);
+        self.rt
+            .block_on(self.inner.put(&path, PutPayload::from(data)))
+            .map(|_| ())
+            .map_err(|e| one_line(&self.url_of(key), e))
+    }
+
+    /// Writes object `key` to `out`; the bytes written.
+    pub fn get(&self, key: &str, out: &mut dyn Write) -> Result<u64, StoreError> {
+        let path = self.path(key);
+        let url = self.url_of(key);
+        self.rt.block_on(async {
+            let r = self.inner.get(&path).await.map_err(|e| one_line(&url, e))?;
+            let mut stream = r.into_stream();
+            let mut n = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| one_line(&url, e))?;
+                out.write_all(&chunk)
+                    .map_err(|e| StoreError(format!("writing {url} out: {e}")))?;
+                n += chunk.len() as u64;
+            }
+            out.flush()
+                .map_err(|e| StoreError(format!("writing {url} out: {e}")))?;
+            Ok(n)
+        })
+    }
+
+    /// Every complete object below `key_prefix` (below the store's prefix).
+    pub fn list(&self, key_prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let base = self.location.prefix();
+        let path = match (base.is_empty(), key_prefix.is_empty()) {
+            (true, true) => None,
+            _ => Some(self.path(key_prefix.trim_end_matches('/'))),
+        };
+        let strip = if base.is_empty() {
+            String::new()
+        } else {
+            format!("{base}/")
+        };
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            let mut s = self.inner.list(path.as_ref());
+            while let Some(m) = s.next().await {
+                let m = m.map_err(|e| one_line(&self.location.url(), e))?;
+                let full = m.location.to_string();
+                let key = full.strip_prefix(&strip).unwrap_or(&full).to_string();
+                out.push(Listed {
+                    key,
+                    size: m.size,
+                    modified: m.last_modified.to_rfc3339(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Uploads `input` as object `key`. After the input ended, `finish`
+    /// says whether it is whole; the upload completes only then, and is
+    /// aborted on any failure.
+    pub fn put(
+        &self,
+        key: &str,
+        input: &mut dyn Read,
+        up: &Upload,
+        finish: &mut dyn FnMut() -> Result<(), String>,
+    ) -> Result<Stored, StoreError> {
+        let path = self.path(key);
+        let url = self.url_of(key);
+        let mut attributes = Attributes::new();
+        if let Location::S3 { .. } = self.location {
+            for (k, v) in &up.metadata {
+                attributes.insert(Attribute::Metadata(k.clone().into()), v.clone().into());
+            }
+            if let Some(c) = &self.storage_class {
+                attributes.insert(Attribute::StorageClass, c.clone().into());
+            }
+        }
+        let opts = PutMultipartOptions {
+            attributes,
+            ..Default::default()
+        };
+        let mut upload = self
+            .rt
+            .block_on(self.inner.put_multipart_opts(&path, opts))
+            .map_err(|e| one_line(&url, e))?;
+        let sent = self
+            .send_parts(&mut *upload, input, up, &url)
+            .and_then(|s| finish().map(|()| s).map_err(StoreError));
+        let result = sent.and_then(|s| {
+            self.rt
+                .block_on(upload.complete())
+                .map(|_| s)
+                .map_err(|e| one_line(&format!("{url}: completing the upload"), e))
+        });
+        if result.is_err() {
+            let _ = self.rt.block_on(upload.abort());
+        }
+        result
+    }
+
+    /// Reads and uploads the parts, `up.jobs` in flight.
+    fn send_parts(
+        &self,
+        upload: &mut dyn MultipartUpload,
+        input: &mut dyn Read,
+        up: &Upload,
+        url: &str,
+    ) -> Result<Stored, StoreError> {
+        let mut inflight = VecDeque::new();
+        let mut hasher = Sha256::new();
+        let (mut bytes, mut n, mut largest) = (0u64, 0u64, 0u64);
+        let wait =
+            |h: tokio::task::JoinHandle<object_store::Result<()>>| -> Result<(), StoreError> {
+                match self.rt.block_on(h) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(one_line(&format!("{url}: uploading a part"), e)),
+                    Err(e) => Err(StoreError(format!("{url}: uploading a part: {e}"))),
+                }
+            };
+        loop {
+            let size = parts::part_size((up.estimate)(), n);
+            let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(usize::MAX));
+            input
+                .take(size)
+                .read_to_end(&mut buf)
+                .map_err(|e| StoreError(format!("{url}: reading the stream: {e}")))?;
+            let last = (buf.len() as u64) < size;
+            if buf.is_empty() && n > 0 {
+                break;
+            }
+            hasher.update(&buf);
+            bytes += buf.len() as u64;
+            largest = largest.max(buf.len() as u64);
+            n += 1;
+            let part = upload.put_part(PutPayload::from(Bytes::from(buf)));
+            inflight.push_back(self.rt.spawn(part));
+            while inflight.len() >= up.jobs.max(1) {
+                if let Some(h) = inflight.pop_front() {
+                    wait(h)?;
+                }
+            }
+            if last {
+                break;
+            }
+        }
+        while let Some(h) = inflight.pop_front() {
+            wait(h)?;
+        }
+        let sha256 = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Stored {
+            bytes,
+            sha256,
+            parts: n,
+            part_size: largest,
+        })
+    }
+
+    /// Deletes object `key`.
+    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key);
+        self.rt
+            .block_on(self.inner.delete(&path))
+            .map_err(|e| one_line(&self.url_of(key), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_errors_in_one_short_line() {
+        let text = "Generic S3 error: Error performing GET http://127.0.0.1:9710/nobkt in 64ms - \
+            Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\n<Error>\
+            <Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
+        assert_eq!(
+            short(text),
+            "NoSuchBucket: The specified bucket does not exist"
+        );
+        assert_eq!(
+            short("connection\nrefused  here"),
+            "connection refused here"
+        );
+    }
+}
