@@ -30,7 +30,7 @@ fn no_zfs_path(lab: &Lab, dir: &str) -> String {
         for f in /usr/bin/* /bin/*; do
             n=${{f##*/}}
             case $n in zfs | zpool) continue ;; esac
-            [ -e \"$d/$n\" ] || ln -s \"$f\" \"$d/$n\"
+            [ -e \"$d/$n\" ] || [ -L \"$d/$n\" ] || ln -s \"$f\" \"$d/$n\"
         done",
         d = quote_argv(&[dir])
     ));

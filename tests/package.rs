@@ -32,7 +32,8 @@ const LISTED: &str = "find /etc /lib /usr /var/lib /opt -xdev \
 /// binaries.
 fn deb(lab: &Lab) -> PathBuf {
     if let Some(deb) = std::env::var_os("ZAB_DEB") {
-        let deb = PathBuf::from(deb);
+        // Relative to the workspace, not to tests/ where the suite runs.
+        let deb = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(deb);
         assert!(deb.is_file(), "ZAB_DEB={} is not a file", deb.display());
         return deb;
     }

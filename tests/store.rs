@@ -310,13 +310,25 @@ fn killed_mid_stream_leaves_no_object(lab: &Lab) {
     let bkt = bucket(lab, "zab-store-kill");
     let s3url = format!("s3://{bkt}");
 
-    // SIGTERM mid-stream (2 MiB/s for 24 MiB): the upload is aborted.
+    // SIGTERM mid-stream (2 MiB/s for 24 MiB), once its progress shows the
+    // upload flowing (however slow the machine is today): the upload is
+    // aborted.
+    let err = dir(&format!("{}-err", ns.name)).join("stderr");
     for u in [&url, &s3url] {
         let out = lab.local_sh(&format!(
             "{env}zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
-             timeout --preserve-status -s TERM 4 zab-send --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {u}"
+             zab-send --progress --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {u} \
+               >/dev/null 2>{e} & pid=$!; i=0; \
+             until grep -q '@{s1}: ' {e} || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done; \
+             sleep 1; kill -TERM $pid; wait $pid; s=$?; cat {e} >&2; exit $s",
+            e = err.display()
         ));
         assert_eq!(out.code, 130, "{u}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(&format!("@{s1}: ")),
+            "{u}: {}",
+            out.stderr
+        );
     }
     assert!(!d.join(format!("{a}@{s1}")).exists());
     let chains = ls(lab, "", &url);
