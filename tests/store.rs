@@ -341,9 +341,14 @@ fn killed_mid_stream_leaves_no_object(lab: &Lab) {
     );
 
     // SIGKILL: no object either; the staging file is listed as incomplete.
+    // (Once its progress shows the upload flowing, as above.)
     let out = lab.local_sh(&format!(
         "zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
-         timeout --preserve-status -s KILL 4 zab-send --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {url}"
+         zab-send --progress --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {url} \
+           >/dev/null 2>{e} & pid=$!; i=0; \
+         until grep -q '@{s1}: ' {e} || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done; \
+         sleep 1; kill -KILL $pid; wait $pid; s=$?; cat {e} >&2; exit $s",
+        e = err.display()
     ));
     assert_eq!(out.code, 137, "{}", out.stderr);
     assert!(!d.join(format!("{a}@{s1}")).exists());
