@@ -760,7 +760,7 @@ mod tests {
     #[test]
     fn a_program_found_only_in_sbin_gets_its_full_path() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("zab-host-sbin-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/zab-core-tests/host-sbin");
         let _ = std::fs::remove_dir_all(&dir);
         for sub in ["bin", "sbin"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::host::Host;
 use crate::record::{Dataset, End, Record};
 
 /// The longest line a reader accepts, newline included: 1 MiB. A dataset
@@ -244,6 +245,17 @@ impl<W: Write> Writer<W> {
     }
 }
 
+/// A dataset a stage acts on ([`Stream::pick`]).
+#[derive(Debug, Clone)]
+pub struct Picked {
+    /// Index into the records.
+    pub record: usize,
+    /// Index into the source hosts.
+    pub host: usize,
+    /// Its target dataset.
+    pub target: String,
+}
+
 /// A whole stage's output: its dataset records and its end record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stream {
@@ -384,6 +396,30 @@ impl Stream {
             }
         }
         hosts
+    }
+
+    /// The datasets a stage acts on ([`Stream::selected_by_host`]), each
+    /// with its source host (each made once, by `host`) and its target
+    /// dataset (`map`: source name → target name, made from the selected
+    /// datasets' names).
+    pub fn pick(
+        &self,
+        map: &std::collections::BTreeMap<String, String>,
+        mut host: impl FnMut(Option<&str>) -> Result<Host, Error>,
+    ) -> Result<(Vec<Host>, Vec<Picked>), Error> {
+        let mut hosts = Vec::new();
+        let mut picked = Vec::new();
+        for (dest, idx) in &self.selected_by_host() {
+            hosts.push(host(dest.as_deref())?);
+            for &record in idx {
+                picked.push(Picked {
+                    record,
+                    host: hosts.len() - 1,
+                    target: map[self.datasets[record].name.as_str()].clone(),
+                });
+            }
+        }
+        Ok((hosts, picked))
     }
 
     /// Refuses a stream that carries failures from upstream: a destructive

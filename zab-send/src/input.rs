@@ -4,22 +4,11 @@
 //! over-stripped name ends the run before anything is done).
 
 use zab_core::error::Error;
-use zab_core::ndjson::read_stdin;
+use zab_core::ndjson::{read_stdin, Picked};
 use zab_core::record::Dataset;
 use zab_core::Host;
 
 use crate::cli::Config;
-
-/// One selected dataset.
-#[derive(Debug, Clone)]
-pub struct Picked {
-    /// Index into the records.
-    pub record: usize,
-    /// Index into the source hosts.
-    pub host: usize,
-    /// Its target dataset.
-    pub target: String,
-}
 
 /// The records, the source hosts, and the selected datasets.
 #[derive(Debug)]
@@ -47,32 +36,18 @@ pub fn read(cfg: &Config) -> Result<Input, Error> {
             &stream.datasets,
         )?;
     }
-    let by_host = stream.selected_by_host();
-    let datasets = stream.datasets;
     let map = cfg.map(
-        by_host
+        stream
+            .selected_by_host()
             .values()
             .flatten()
-            .map(|&i| datasets[i].name.as_str()),
+            .map(|&i| stream.datasets[i].name.as_str()),
     )?;
-    let mut hosts: Vec<Host> = Vec::new();
-    let mut picked = Vec::new();
-    for (dest, idx) in &by_host {
-        hosts.push(
-            cfg.common
-                .host(dest.as_deref())?
-                .with_read_only(cfg.read_only),
-        );
-        for &record in idx {
-            picked.push(Picked {
-                record,
-                host: hosts.len() - 1,
-                target: map[datasets[record].name.as_str()].clone(),
-            });
-        }
-    }
+    let (hosts, picked) = stream.pick(&map, |dest| {
+        Ok(cfg.common.host(dest)?.with_read_only(cfg.read_only))
+    })?;
     Ok(Input {
-        datasets,
+        datasets: stream.datasets,
         hosts,
         picked,
     })

@@ -3,22 +3,11 @@
 //! source host and its target name (the one target map).
 
 use zab_core::error::Error;
-use zab_core::ndjson::read_stream;
+use zab_core::ndjson::{read_stdin, Picked};
 use zab_core::record::Dataset;
 use zab_core::Host;
 
 use crate::cli::Config;
-
-/// One dataset to verify.
-#[derive(Debug, Clone)]
-pub struct Picked {
-    /// Index into the records.
-    pub record: usize,
-    /// Index into the source hosts.
-    pub host: usize,
-    /// Its target dataset.
-    pub target: String,
-}
 
 /// The records, the source hosts, and the datasets to verify.
 #[derive(Debug)]
@@ -30,30 +19,18 @@ pub struct Input {
 
 /// Reads and checks stdin's records, and maps each selected dataset.
 pub fn read(cfg: &Config) -> Result<Input, Error> {
-    let stream = read_stream(std::io::stdin().lock())?;
+    let stream = read_stdin("zab-verify")?;
     stream.check(&cfg.backup, cfg.ssh_source.as_deref())?;
-    let by_host = stream.selected_by_host();
-    let datasets = stream.datasets;
     let map = cfg.target.map(
-        by_host
+        stream
+            .selected_by_host()
             .values()
             .flatten()
-            .map(|&i| datasets[i].name.as_str()),
+            .map(|&i| stream.datasets[i].name.as_str()),
     )?;
-    let mut hosts = Vec::new();
-    let mut picked = Vec::new();
-    for (dest, idx) in &by_host {
-        hosts.push(cfg.common.host(dest.as_deref())?);
-        for &record in idx {
-            picked.push(Picked {
-                record,
-                host: hosts.len() - 1,
-                target: map[datasets[record].name.as_str()].clone(),
-            });
-        }
-    }
+    let (hosts, picked) = stream.pick(&map, |dest| cfg.common.host(dest))?;
     Ok(Input {
-        datasets,
+        datasets: stream.datasets,
         hosts,
         picked,
     })
