@@ -11,7 +11,7 @@
 //! may still be blocked in the kernel, and exiting is what unblocks it.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -237,13 +237,21 @@ fn finish(
             "internal error: {r} bytes read but {w} written"
         )));
     }
+    // On a terminal, another stage's progress line (zab-ratelimit -p, pv)
+    // may be half drawn where the cursor is: clear it, so that these lines
+    // stand on their own and the progress goes on below them.
+    let start = if io::stderr().is_terminal() {
+        "\r\x1b[K"
+    } else {
+        ""
+    };
     if let Some(h) = hash {
-        eprintln!("{TOOL}: xxh64 {h:016x}, {w} bytes");
+        eprintln!("{start}{TOOL}: xxh64 {h:016x}, {w} bytes");
     }
     if !cfg.quiet {
         let secs = elapsed.as_secs_f64();
         eprintln!(
-            "{TOOL}: {} in {:.2} s ({}/s); waited {:.2} s for room, {:.2} s for data",
+            "{start}{TOOL}: {} in {:.2} s ({}/s); waited {:.2} s for room, {:.2} s for data",
             format_bytes(w),
             secs,
             format_bytes((w as f64 / secs.max(1e-9)) as u64),

@@ -204,6 +204,32 @@ fn summary_line_unless_quiet() {
     assert_eq!(stderr(&out), "");
 }
 
+/// On a terminal, the summary clears a progress line that another stage
+/// left half drawn (`zab-ratelimit -p` before it in the pipe), so that it
+/// stands on its own line. The terminal is a pty made by util-linux's
+/// `script`.
+#[test]
+fn summary_on_a_terminal_starts_its_own_line() {
+    let line = format!(
+        "printf 'zab-ratelimit: 40%%' >&2; printf abcdef | '{}' >/dev/null",
+        env!("CARGO_BIN_EXE_zab-buffer")
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.starts_with("zab-ratelimit: 40%\r\x1b[Kzab-buffer: 6 B in "),
+        "{shown:?}"
+    );
+    // Not on a terminal: the line as it is, for logs.
+    let err = stderr(&pass(&[], b"abcdef"));
+    assert!(err.starts_with("zab-buffer: 6 B in "), "{err:?}");
+}
+
 /// With -P 50, nothing is written until 8 of the 16 blocks are full, though
 /// stdin stays open; then it flows.
 #[test]
