@@ -26,7 +26,7 @@ const EXAMPLES: &str = "  \
 ///
 /// A store is s3://BUCKET[/PREFIX] or file:///DIR. zab-send writes one
 /// object per transfer stream, PREFIX/pool/fs@snapshot, and one manifest per
-/// dataset, PREFIX/.zab/pool/fs.json (docs/store.md). Credentials come from
+/// dataset, PREFIX/.zab/pool/fs.json (/usr/share/doc/zab/store.md). Credentials come from
 /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or from a
 /// profile of ~/.aws/credentials and ~/.aws/config; no secret is ever
 /// printed.

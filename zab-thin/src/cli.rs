@@ -94,7 +94,7 @@ pub struct Args {
 
     /// Draw the thinning as an SVG picture into FILE: time left to right, one
     /// lane per rule with its blocks, kept and destroyed snapshots marked
-    /// (docs/thinning.md explains it). A symbolic link at FILE is not
+    /// (/usr/share/doc/zab/thinning.md explains it). A symbolic link at FILE is not
     /// followed: it is an error (exit 4). `-` is refused: stdout carries the
     /// records.
     #[arg(help_heading = heading::OUTPUT, long, value_name = "FILE")]
@@ -102,7 +102,7 @@ pub struct Args {
 
     /// Thin a list of snapshot records from stdin, without ZFS: each
     /// {"kind":"snapshot","name":…,"timestamp":…} comes back with its action
-    /// (keep or destroy) and reason (docs/records.md). "Now" is the clock,
+    /// (keep or destroy) and reason (/usr/share/doc/zab/records.md). "Now" is the clock,
     /// or --now SECONDS (since the epoch). The options of thinning with ZFS
     /// (BACKUP-NAME, TARGET-PATH, --keep-source, --test, ...) are refused
     /// with it: use --keep.

@@ -27,7 +27,7 @@ const EXAMPLES: &str = "  \
 ///
 /// Reads zab-select's records (or any later stage's), and writes each with
 /// a `verify` object: verified, mismatch (which files and chunks), or
-/// no-common-snapshot (docs/records.md). A mismatch, a dataset without a
+/// no-common-snapshot (/usr/share/doc/zab/records.md). A mismatch, a dataset without a
 /// common snapshot, and a side that could not be hashed are failed
 /// datasets (exit 1). zab-check must be in the PATH of every host
 /// involved: this one for local datasets, the source and target hosts over
