@@ -97,15 +97,16 @@ fn exists(lab: &Lab, ds: &str) -> bool {
 }
 
 /// `zab-select B | zab-send --rate 1M --progress B TARGET` in the guest,
-/// stopped by SIGNAL once its progress shows the stream flowing for a
-/// second (however slow the lab is today). Returns zab-send's exit status
-/// and stderr.
+/// stopped by SIGNAL once its progress shows the stream flowing for three
+/// seconds (of the 8 that 8 MiB take at 1 MiB/s; with one second, a loaded
+/// lab had received nothing yet and left no token). Returns zab-send's
+/// exit status and stderr.
 fn interrupted(lab: &Lab, b: &str, target: &str, signal: &str) -> Out {
     lab.ssh(&format!(
         "err=$(mktemp); zab-select {b} | zab-send --utc --rate 1M --progress {b} {target} \
            >/dev/null 2>$err & pid=$!; i=0; \
          until grep -q ' ETA ' $err || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done; \
-         sleep 1; kill -{signal} $pid; wait $pid; s=$?; sleep 1; cat $err >&2; rm -f $err; exit $s"
+         sleep 3; kill -{signal} $pid; wait $pid; s=$?; sleep 1; cat $err >&2; rm -f $err; exit $s"
     ))
 }
 
@@ -394,7 +395,12 @@ fn aborts_an_obsolete_token(lab: &Lab) {
     let s2 = snap(lab, b, &[&a]);
     let out = interrupted(lab, b, &tp, "TERM");
     assert_ne!(out.code, 0);
-    assert!(lab.prop(&ta, "receive_resume_token").len() > 10);
+    let token = lab.prop(&ta, "receive_resume_token");
+    assert!(
+        token.len() > 10,
+        "a resume token on {ta}: {token}\n{}",
+        out.stderr
+    );
     // The snapshot the token leads to is gone from the source.
     lab.sh(&format!("zfs destroy {a}@{s2}"));
     lab.fill(&a, 50);
