@@ -29,6 +29,7 @@ pub const TOOLS: &[&str] = &[
     "zab-check",
     "zab-verify",
     "zab-store",
+    "zab-restore",
 ];
 
 /// The wrapper, scripts/zfs-autobackup, by its installed name: its page
@@ -75,6 +76,10 @@ const WHATIS: &[(&str, &str)] = &[
     (
         "zab-store",
         "Backups in S3 or a directory: chains, put and get",
+    ),
+    (
+        "zab-restore",
+        "Restore a dataset from S3 or a directory into zfs recv",
     ),
     (WRAPPER, "zfs-autobackup's command line, run by zab's tools"),
 ];
