@@ -172,10 +172,12 @@ fn target_snapshots(host: &Host, target: &str) -> Result<Option<Vec<Have>>, Stri
             if let Some(parent) = zab_core::zfs::parent_of(target) {
                 match host.output(&exists_args(parent)) {
                     Ok(_) => {}
-                    Err(e) if missing(&e) => return Err(format!(
+                    Err(e) if missing(&e) => {
+                        return Err(format!(
                         "{parent}, the parent of {target}, does not exist on {} (create it first)",
                         host.name()
-                    )),
+                    ))
+                    }
                     Err(e) => return Err(e.to_string()),
                 }
             }
