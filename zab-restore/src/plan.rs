@@ -148,10 +148,11 @@ pub fn plan<'a>(
     let on_target = |guid: u64| have.iter().find(|h| h.guid == guid);
     let done = chain.iter().rposition(|e| on_target(e.guid).is_some());
     let Some(done) = done else {
-        return Err(format!(
+        return Err(
             "the target exists and has no snapshot of the chain (no guid in common); \
              restore into a new dataset, or destroy it first"
-        ));
+                .into(),
+        );
     };
     let from = on_target(chain[done].guid).map(|h| h.name.clone());
     Ok(Plan {
