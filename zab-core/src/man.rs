@@ -663,6 +663,7 @@ mod tests {
         ("zab-check", include_str!("../../docs/man/zab-check.1")),
         ("zab-verify", include_str!("../../docs/man/zab-verify.1")),
         ("zab-store", include_str!("../../docs/man/zab-store.1")),
+        ("zab-restore", include_str!("../../docs/man/zab-restore.1")),
         (WRAPPER, include_str!("../../docs/man/zab-autobackup.1")),
     ];
 
@@ -721,7 +722,9 @@ mod tests {
             page.contains(".SH \"SYNOPSIS\"\n\\fBzab\\-demo\\fR [OPTIONS] \\fIBACKUP\\-NAME\\fR\n")
         );
         assert!(page.contains(".SH \"SEE ALSO\"\n.BR zab\\-select (1),\n"));
-        assert!(page.ends_with(".BR zab\\-store (1),\n.BR zab\\-autobackup (1),\n.BR zfs (8)\n"));
+        assert!(page.ends_with(
+            ".BR zab\\-store (1),\n.BR zab\\-restore (1),\n.BR zab\\-autobackup (1),\n.BR zfs (8)\n"
+        ));
     }
 
     #[test]
