@@ -18,6 +18,10 @@ pub const TESTS: &[Test] = &[
         "restore_s3_compressed_and_raw_encrypted",
         s3_compressed_and_raw_encrypted,
     ),
+    (
+        "restore_killed_midway_goes_on_next_run",
+        killed_midway_goes_on_next_run,
+    ),
 ];
 
 /// zab-restore here, receiving in the lab.
@@ -245,6 +249,66 @@ fn s3_compressed_and_raw_encrypted(lab: &Lab) {
     let _ = s2;
     lab.sh(&format!(
         "zfs destroy -r {back}; zfs destroy -r {}; rm -f {key}",
+        ns.ds("zab-a", "")
+    ));
+}
+
+fn killed_midway_goes_on_next_run(lab: &Lab) {
+    let ns = Ns::new("restore_kill");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "a");
+    let back = ns.ds("zab-t", "");
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
+         zfs create -p -o autobackup:{b}=true {a}; zfs create {back}",
+        root = ns.ds("zab-a", "")
+    ));
+    lab.fill(&a, 1000);
+    let s1 = snap(lab, b, 1, &[&a]);
+    let d = dir(&ns.name);
+    let url = format!("file://{}", d.display());
+    assert_eq!(send(lab, "", b, &url, &[]).code, 0);
+    // Large enough that its receive is still running when the kill comes.
+    lab.fill(&a, 120 * 1024);
+    let s2 = snap(lab, b, 2, &[&a]);
+    assert_eq!(send(lab, "", b, &url, &[]).code, 0);
+    lab.fill(&a, 1000);
+    let s3 = snap(lab, b, 3, &[&a]);
+    assert_eq!(send(lab, "", b, &url, &[]).code, 0);
+
+    // SIGTERM while the second object streams: exit 130, the first
+    // snapshot kept, nothing of the second.
+    let r = ns.ds("zab-t", "a");
+    let log = d.join("restore.log");
+    let out = lab.local_sh(&format!(
+        "zab-restore --verbose --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r} 2>{log} & pid=$!; \
+         i=0; until grep -q '@{s2} (' {log}; do i=$((i+1)); [ $i -lt 3000 ] || break; sleep 0.01; done; \
+         sleep 0.3; kill -TERM $pid; wait $pid; echo \"rc=$?\" >&2; cat {log} >&2",
+        log = log.display()
+    ));
+    assert!(
+        out.stderr.contains("rc=130"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+    let (rec, _) = records(&out);
+    assert_eq!(rec["status"], "failed", "{rec}");
+    assert_eq!(rec["objects"][0]["received"], true, "{rec}");
+    assert_eq!(rec["objects"][1]["received"], false, "{rec}");
+    assert_eq!(lab.snapshot_names(&r), std::slice::from_ref(&s1));
+
+    // The next run goes on after @s1.
+    let out = restore(lab, "", &[&url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (rec, _) = records(&out);
+    assert_eq!(rec["from"], s1.as_str(), "{rec}");
+    assert_eq!(objects(&rec), [&s2, &s3].map(|s| s.as_str()));
+    assert_eq!(lab.snaps(&r), lab.snaps(&a));
+    lab.same_files(&a, &r);
+    lab.sh(&format!(
+        "zfs destroy -r {back}; zfs destroy -r {}",
         ns.ds("zab-a", "")
     ));
 }
