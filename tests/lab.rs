@@ -46,6 +46,7 @@ pub const TOOLS: &[&str] = &[
     "zab-check",
     "zab-verify",
     "zab-store",
+    "zab-restore",
 ];
 
 /// The name `scripts/zfs-autobackup` has in the guest's /usr/local/bin.

@@ -34,17 +34,17 @@ pub const TESTS: &[Test] = &[
 ];
 
 /// A secret no output may show.
-const SECRET: &str = "zab-test-secret-7f3a9c";
+pub(crate) const SECRET: &str = "zab-test-secret-7f3a9c";
 
 /// The local S3 server, which must be running (scripts/s3-server start).
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("ZAB_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
         panic!("ZAB_TEST_S3_ENDPOINT is not set: run scripts/s3-server start, then eval \"$(scripts/s3-server env)\"")
     })
 }
 
 /// The environment of every command that reaches the S3 server.
-fn s3_env() -> String {
+pub(crate) fn s3_env() -> String {
     format!(
         "export AWS_ACCESS_KEY_ID=zabtest AWS_SECRET_ACCESS_KEY={SECRET} AWS_ENDPOINT_URL={}; ",
         endpoint()
@@ -53,7 +53,7 @@ fn s3_env() -> String {
 
 /// A fresh bucket on the local server (a new name each run: S3 deletes no
 /// bucket that has objects).
-fn bucket(lab: &Lab, name: &str) -> String {
+pub(crate) fn bucket(lab: &Lab, name: &str) -> String {
     let ep = endpoint();
     let name = &format!("{name}-{}", chrono::Utc::now().timestamp_micros());
     let out = lab.local_sh(&format!(
@@ -65,7 +65,7 @@ fn bucket(lab: &Lab, name: &str) -> String {
 }
 
 /// A fresh directory here, private to the test.
-fn dir(name: &str) -> PathBuf {
+pub(crate) fn dir(name: &str) -> PathBuf {
     let base = std::env::var_os("CARGO_TARGET_TMPDIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tmp"));
@@ -76,7 +76,7 @@ fn dir(name: &str) -> PathBuf {
 }
 
 /// zab-select in the lab, then zab-send here to `url`.
-fn send(lab: &Lab, env: &str, b: &str, url: &str, args: &[&str]) -> Out {
+pub(crate) fn send(lab: &Lab, env: &str, b: &str, url: &str, args: &[&str]) -> Out {
     let extra = zab_core::host::quote_argv(args);
     lab.local_sh(&format!(
         "{env}zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
@@ -95,7 +95,7 @@ fn outcome(out: &Out, name: &str) -> SendOutcome {
 }
 
 /// Snapshots `dss` with one new name of backup `b`.
-fn snap(lab: &Lab, b: &str, n: u32, dss: &[&str]) -> String {
+pub(crate) fn snap(lab: &Lab, b: &str, n: u32, dss: &[&str]) -> String {
     let name = format!("{b}-2026010100{n:04}");
     let argv: Vec<String> = dss.iter().map(|d| format!("{d}@{name}")).collect();
     lab.sh(&format!(

@@ -106,13 +106,14 @@ fn config(cases: u32) -> Config {
     }
 }
 
-const TOOLS: [&str; 6] = [
+const TOOLS: [&str; 7] = [
     "zab-select",
     "zab-snap",
     "zab-send",
     "zab-thin",
     "zab-buffer",
     "zab-ratelimit",
+    "zab-restore",
 ];
 
 /// The record tools, with the arguments that make them read stdin and

@@ -17,6 +17,7 @@ mod cron;
 mod nonroot;
 mod package;
 mod readonly;
+mod restore;
 mod select;
 mod send;
 mod snap;
@@ -46,6 +47,7 @@ fn main() {
         thin::TESTS,
         send::TESTS,
         store::TESTS,
+        restore::TESTS,
         wrapper::TESTS,
         readonly::TESTS,
         nonroot::TESTS,
@@ -64,6 +66,7 @@ fn main() {
         + thin::TESTS.len()
         + send::TESTS.len()
         + store::TESTS.len()
+        + restore::TESTS.len()
         + wrapper::TESTS.len()
         + readonly::TESTS.len()
         + nonroot::TESTS.len()

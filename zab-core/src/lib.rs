@@ -15,6 +15,7 @@
 //! * [`size`]: how large a memory buffer may be (zab-buffer, zab-send).
 //! * [`duration`]: the one grammar of durations (zfs-autobackup's units).
 //! * [`error`]: one error type and the one exit-code scheme.
+//! * [`compress`]: the `--compress` types and their decompressors.
 //! * [`cli`]: the flags every tool shares, and the parsing every `main` calls.
 //! * [`progress`]: the progress meter of the byte streams and its lines,
 //!   fitted to the terminal's width.
@@ -26,6 +27,7 @@
 //! * [`man`]: man pages rendered from each tool's clap command.
 
 pub mod cli;
+pub mod compress;
 pub mod duration;
 pub mod error;
 pub mod host;

@@ -29,6 +29,7 @@ pub const TOOLS: &[&str] = &[
     "zab-check",
     "zab-verify",
     "zab-store",
+    "zab-restore",
 ];
 
 /// The wrapper, scripts/zfs-autobackup, by its installed name: its page
@@ -75,6 +76,10 @@ const WHATIS: &[(&str, &str)] = &[
     (
         "zab-store",
         "Backups in S3 or a directory: chains, put and get",
+    ),
+    (
+        "zab-restore",
+        "Restore a dataset from S3 or a directory into zfs recv",
     ),
     (WRAPPER, "zfs-autobackup's command line, run by zab's tools"),
 ];
@@ -658,6 +663,7 @@ mod tests {
         ("zab-check", include_str!("../../docs/man/zab-check.1")),
         ("zab-verify", include_str!("../../docs/man/zab-verify.1")),
         ("zab-store", include_str!("../../docs/man/zab-store.1")),
+        ("zab-restore", include_str!("../../docs/man/zab-restore.1")),
         (WRAPPER, include_str!("../../docs/man/zab-autobackup.1")),
     ];
 
@@ -716,7 +722,9 @@ mod tests {
             page.contains(".SH \"SYNOPSIS\"\n\\fBzab\\-demo\\fR [OPTIONS] \\fIBACKUP\\-NAME\\fR\n")
         );
         assert!(page.contains(".SH \"SEE ALSO\"\n.BR zab\\-select (1),\n"));
-        assert!(page.ends_with(".BR zab\\-store (1),\n.BR zab\\-autobackup (1),\n.BR zfs (8)\n"));
+        assert!(page.ends_with(
+            ".BR zab\\-store (1),\n.BR zab\\-restore (1),\n.BR zab\\-autobackup (1),\n.BR zfs (8)\n"
+        ));
     }
 
     #[test]

@@ -1,0 +1,314 @@
+//! zab-restore on real OpenZFS: backups made by zab-send (sources in the
+//! lab) to a directory here (file://) or to the local S3 server, restored
+//! by zab-restore running here into the lab over ssh (--ssh-target), and
+//! compared with their sources: the same snapshots and guids, the same
+//! files.
+
+use zab_tests::{json, Lab, Ns, Out};
+
+use crate::store::{bucket, dir, s3_env, send, snap, SECRET};
+use crate::Test;
+
+pub const TESTS: &[Test] = &[
+    (
+        "restore_dir_chain_goes_on_and_stops_on_a_corrupt_object",
+        dir_chain_goes_on_and_stops_on_a_corrupt_object,
+    ),
+    (
+        "restore_s3_compressed_and_raw_encrypted",
+        s3_compressed_and_raw_encrypted,
+    ),
+    (
+        "restore_killed_midway_goes_on_next_run",
+        killed_midway_goes_on_next_run,
+    ),
+];
+
+/// zab-restore here, receiving in the lab.
+fn restore(lab: &Lab, env: &str, args: &[&str]) -> Out {
+    let argv = zab_core::host::quote_argv(args);
+    lab.local_sh(&format!(
+        "{env}zab-restore --ssh-target zfs-lab --ssh-config \"$CFG\" {argv}"
+    ))
+}
+
+/// The `restore` record and the `end` record of a run.
+#[track_caller]
+fn records(out: &Out) -> (serde_json::Value, serde_json::Value) {
+    let lines: Vec<serde_json::Value> = out.stdout.lines().map(json).collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one record and the end:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(lines[0]["kind"], "restore", "{}", out.stdout);
+    assert_eq!(lines[1]["kind"], "end", "{}", out.stdout);
+    assert_eq!(lines[1]["tool"], "zab-restore");
+    (lines[0].clone(), lines[1].clone())
+}
+
+/// The snapshots each object of a record carries, in order.
+fn objects(rec: &serde_json::Value) -> Vec<String> {
+    rec["objects"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|o| o["snapshot"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn exists(lab: &Lab, ds: &str) -> bool {
+    lab.ssh(&format!("zfs list -H -o name {ds}")).code == 0
+}
+
+fn dir_chain_goes_on_and_stops_on_a_corrupt_object(lab: &Lab) {
+    let ns = Ns::new("restore_dir");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "a");
+    let back = ns.ds("zab-t", "");
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
+         zfs create -p -o autobackup:{b}=true {a}; zfs create {back}",
+        root = ns.ds("zab-a", "")
+    ));
+    // More than the MiB held back, so that most of each stream goes
+    // through before the hash is known.
+    lab.fill(&a, 3000);
+    let s1 = snap(lab, b, 1, &[&a]);
+    let d = dir(&ns.name);
+    let url = format!("file://{}", d.display());
+    let sent = send(lab, "", b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    lab.fill(&a, 2000);
+    let s2 = snap(lab, b, 2, &[&a]);
+    let sent = send(lab, "", b, &url, &["--compress", "zstd-fast"]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    lab.fill(&a, 2000);
+    let s3 = snap(lab, b, 3, &[&a]);
+    let sent = send(lab, "", b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+
+    // --test: the plan and the commands; nothing is received.
+    let r = ns.ds("zab-t", "a");
+    let out = restore(lab, "", &["--test", &url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (rec, end) = records(&out);
+    assert_eq!(rec["status"], "planned", "{rec}");
+    assert_eq!(objects(&rec), [&s1, &s2, &s3].map(|s| s.as_str()));
+    assert_eq!(rec["objects"][1]["compressor"], "zstd-fast", "{rec}");
+    assert!(out.stderr.contains("would stream"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("zstdmt -dc | zfs recv -u"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(end["failed"], 0);
+    assert!(!exists(lab, &r), "--test created {r}");
+
+    // To @s2 (the full stream, then the compressed incremental).
+    let out = restore(lab, "", &[&url, &format!("{a}@{s2}"), &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (rec, end) = records(&out);
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(objects(&rec), [&s1, &s2].map(|s| s.as_str()));
+    assert_eq!(end["objects"], 2, "{end}");
+    assert_eq!(lab.snaps(&r), lab.snaps(&a)[..2].to_vec());
+    assert_eq!(lab.prop(&r, "mounted"), "no", "received with -u");
+
+    // Again, to the newest: only what comes after @s2 is received.
+    let out = restore(lab, "", &[&url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (rec, _) = records(&out);
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(rec["from"], s2.as_str(), "{rec}");
+    assert_eq!(objects(&rec), [&s3].map(|s| s.as_str()));
+    assert_eq!(lab.snaps(&r), lab.snaps(&a));
+    lab.same_files(&a, &r);
+
+    // Nothing new: up to date.
+    let out = restore(lab, "", &[&url, &a, &r]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(records(&out).0["status"], "up-to-date");
+
+    // A corrupt object: one line that names it, exit 1, no new snapshot.
+    lab.fill(&a, 3000);
+    let s4 = snap(lab, b, 4, &[&a]);
+    let sent = send(lab, "", b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let file = d.join(format!("{a}@{s4}"));
+    let good = std::fs::read(&file).unwrap();
+    assert!(good.len() > 2 << 20, "{} bytes", good.len());
+    let mut bad = good.clone();
+    let at = bad.len() - 2000;
+    bad[at] ^= 0x55;
+    std::fs::write(&file, &bad).unwrap();
+    let before = lab.snaps(&r);
+    let out = restore(lab, "", &[&url, &a, &r]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let object_url = format!("{url}/{a}@{s4}");
+    assert!(
+        out.stderr.starts_with("zab-restore: ")
+            && out.stderr.contains(&object_url)
+            && out.stderr.contains("corrupt"),
+        "{}",
+        out.stderr
+    );
+    let (rec, end) = records(&out);
+    assert_eq!(rec["status"], "failed", "{rec}");
+    assert!(
+        rec["error"].as_str().unwrap().contains(&object_url),
+        "{rec}"
+    );
+    assert_eq!(end["failed"], 1);
+    assert_eq!(
+        lab.snaps(&r),
+        before,
+        "nothing of the corrupt object was committed"
+    );
+
+    // Mended, the next run goes on from there.
+    std::fs::write(&file, &good).unwrap();
+    let out = restore(lab, "", &[&url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(objects(&records(&out).0), [&s4].map(|s| s.as_str()));
+    assert_eq!(lab.snaps(&r), lab.snaps(&a));
+    lab.same_files(&a, &r);
+
+    // A target that exists without any snapshot of the chain is refused.
+    let other = ns.ds("zab-t", "other");
+    lab.sh(&format!("zfs create {other}"));
+    let out = restore(lab, "", &[&url, &a, &other]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no snapshot of the chain"),
+        "{}",
+        out.stderr
+    );
+    assert!(lab.snaps(&other).is_empty());
+    lab.sh(&format!(
+        "zfs destroy -r {back}; zfs destroy -r {}",
+        ns.ds("zab-a", "")
+    ));
+}
+
+fn s3_compressed_and_raw_encrypted(lab: &Lab) {
+    let ns = Ns::new("restore_s3");
+    let b = ns.backup();
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-restore-s3");
+    let a = ns.ds("zab-a", "a");
+    let enc = ns.ds("zab-a", "enc");
+    let key = format!("/root/{}.key", ns.name);
+    let back = ns.ds("zab-t", "");
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
+         printf 'zab lab passphrase' > {key}; zfs create -p -o autobackup:{b}=true {a}; \
+         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} \
+         -o autobackup:{b}=true {enc}; zfs create {back}",
+        root = ns.ds("zab-a", "")
+    ));
+    lab.fill(&a, 2500);
+    lab.fill(&enc, 1500);
+    let s1 = snap(lab, b, 1, &[&a, &enc]);
+    let url = format!("s3://{bkt}/backups");
+    let sent = send(lab, &env, b, &url, &["--compress", "zstd-fast"]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    lab.fill(&a, 500);
+    lab.fill(&enc, 500);
+    let s2 = snap(lab, b, 2, &[&a, &enc]);
+    let sent = send(lab, &env, b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+
+    // Compressed full, plain incremental, from S3.
+    let r = ns.ds("zab-t", "a");
+    let out = restore(lab, &env, &["--debug", "--verbose", &url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (rec, _) = records(&out);
+    assert_eq!(objects(&rec), [&s1, &s2].map(|s| s.as_str()));
+    assert_eq!(lab.snaps(&r), lab.snaps(&a));
+    lab.same_files(&a, &r);
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+
+    // Raw: received as it is, the key not loaded; zfs load-key, then the
+    // same files.
+    let re = ns.ds("zab-t", "enc");
+    let out = restore(lab, &env, &[&url, &enc, &re]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (rec, _) = records(&out);
+    assert_eq!(rec["objects"][0]["raw"], true, "{rec}");
+    assert_eq!(lab.snaps(&re), lab.snaps(&enc));
+    assert_eq!(lab.prop(&re, "keystatus"), "unavailable");
+    assert_eq!(lab.prop(&re, "encryption"), lab.prop(&enc, "encryption"));
+    lab.sh(&format!("zfs load-key -L file://{key} {re}"));
+    lab.same_files(&enc, &re);
+    let _ = s2;
+    lab.sh(&format!(
+        "zfs destroy -r {back}; zfs destroy -r {}; rm -f {key}",
+        ns.ds("zab-a", "")
+    ));
+}
+
+fn killed_midway_goes_on_next_run(lab: &Lab) {
+    let ns = Ns::new("restore_kill");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "a");
+    let back = ns.ds("zab-t", "");
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
+         zfs create -p -o autobackup:{b}=true {a}; zfs create {back}",
+        root = ns.ds("zab-a", "")
+    ));
+    lab.fill(&a, 1000);
+    let s1 = snap(lab, b, 1, &[&a]);
+    let d = dir(&ns.name);
+    let url = format!("file://{}", d.display());
+    assert_eq!(send(lab, "", b, &url, &[]).code, 0);
+    // Large enough that its receive is still running when the kill comes.
+    lab.fill(&a, 120 * 1024);
+    let s2 = snap(lab, b, 2, &[&a]);
+    assert_eq!(send(lab, "", b, &url, &[]).code, 0);
+    lab.fill(&a, 1000);
+    let s3 = snap(lab, b, 3, &[&a]);
+    assert_eq!(send(lab, "", b, &url, &[]).code, 0);
+
+    // SIGTERM while the second object streams: exit 130, the first
+    // snapshot kept, nothing of the second.
+    let r = ns.ds("zab-t", "a");
+    let log = d.join("restore.log");
+    let out = lab.local_sh(&format!(
+        "zab-restore --verbose --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r} 2>{log} & pid=$!; \
+         i=0; until grep -q '@{s2} (' {log}; do i=$((i+1)); [ $i -lt 3000 ] || break; sleep 0.01; done; \
+         sleep 0.3; kill -TERM $pid; wait $pid; echo \"rc=$?\" >&2; cat {log} >&2",
+        log = log.display()
+    ));
+    assert!(
+        out.stderr.contains("rc=130"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+    let (rec, _) = records(&out);
+    assert_eq!(rec["status"], "failed", "{rec}");
+    assert_eq!(rec["objects"][0]["received"], true, "{rec}");
+    assert_eq!(rec["objects"][1]["received"], false, "{rec}");
+    assert_eq!(lab.snapshot_names(&r), std::slice::from_ref(&s1));
+
+    // The next run goes on after @s1.
+    let out = restore(lab, "", &[&url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (rec, _) = records(&out);
+    assert_eq!(rec["from"], s1.as_str(), "{rec}");
+    assert_eq!(objects(&rec), [&s2, &s3].map(|s| s.as_str()));
+    assert_eq!(lab.snaps(&r), lab.snaps(&a));
+    lab.same_files(&a, &r);
+    lab.sh(&format!(
+        "zfs destroy -r {back}; zfs destroy -r {}",
+        ns.ds("zab-a", "")
+    ));
+}

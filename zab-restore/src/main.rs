@@ -1,0 +1,24 @@
+//! zab-restore: restores a dataset from the backups zab-send keeps in
+//! object storage or a directory: the chain planned from the dataset's
+//! manifest, each object hashed as it streams into `zfs recv`.
+//!
+//! `cli.rs` checks every option once (`Args::config`); `run.rs` reads the
+//! store and the target, `plan.rs` plans (pure), `receive.rs` streams each
+//! object into `zfs recv`, and `run.rs` writes the records.
+
+mod cli;
+mod plan;
+mod receive;
+mod run;
+
+fn main() -> std::process::ExitCode {
+    zab_core::error::exit_on_panic(cli::TOOL);
+    let args = zab_core::cli::parse::<cli::Args>();
+    if args.common.check_options {
+        return zab_core::cli::check_options(cli::TOOL, args.config());
+    }
+    match args.config().and_then(|c| run::run(&c)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => zab_core::error::report(cli::TOOL, &e),
+    }
+}

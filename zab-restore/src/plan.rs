@@ -1,0 +1,305 @@
+//! The plan of a restore, a pure function of the dataset's manifest, the
+//! objects listed in the store and the target's snapshots: which chain of
+//! objects ends at the snapshot asked for (or at the newest one whose
+//! chain is whole), and which of its objects the target still needs.
+//!
+//! A chain is walked back as zfs3backup walks its `parent` links: from an
+//! incremental to the newest earlier object that carries its parent (same
+//! name and guid), down to a full stream.
+
+use zab_store::manifest::{Entry, Kind, Manifest};
+
+/// A snapshot the target has: its name (after `@`) and guid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Have {
+    pub name: String,
+    pub guid: u64,
+}
+
+/// What to receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan<'a> {
+    /// The snapshot restored to (after `@`).
+    pub snapshot: String,
+    /// The whole chain, full stream first.
+    pub chain: Vec<&'a Entry>,
+    /// The objects still to receive, in order (the end of `chain`).
+    pub todo: Vec<&'a Entry>,
+    /// The target's snapshot the first of `todo` goes on from, when the
+    /// target has one of the chain.
+    pub from: Option<String>,
+}
+
+/// The chain that ends with object `idx`, full stream first; an error
+/// when a parent is in no earlier object.
+fn chain_to(m: &Manifest, idx: usize) -> Result<Vec<usize>, String> {
+    let mut out = vec![idx];
+    let mut at = idx;
+    loop {
+        let e = &m.objects[at];
+        if e.kind == Kind::Full {
+            break;
+        }
+        let (Some(p), Some(g)) = (&e.parent, e.parent_guid) else {
+            return Err(format!("{}: an incremental without a parent", e.key));
+        };
+        let Some(j) = (0..at).rev().find(|&j| {
+            m.objects[j]
+                .snapshots
+                .iter()
+                .any(|s| &s.name == p && s.guid == g)
+        }) else {
+            return Err(format!(
+                "{}: its parent @{p} is in no earlier object",
+                e.key
+            ));
+        };
+        out.push(j);
+        at = j;
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Whether every object of `chain` is in the store at its size.
+fn whole(m: &Manifest, chain: &[usize], listed: &[(String, u64)]) -> Result<(), String> {
+    for &i in chain {
+        let e = &m.objects[i];
+        match listed.iter().find(|(k, _)| k == &e.key) {
+            None => return Err(format!("object {} is missing", e.key)),
+            Some((_, size)) if *size != e.stored_bytes => {
+                return Err(format!(
+                    "object {} is incomplete ({size} bytes of {})",
+                    e.key, e.stored_bytes
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The chain to restore: to `wanted`, or to the newest snapshot whose
+/// chain is whole. One line of error naming the object when there is none.
+fn choose(
+    m: &Manifest,
+    listed: &[(String, u64)],
+    wanted: Option<&str>,
+) -> Result<Vec<usize>, String> {
+    match wanted {
+        Some(s) => {
+            let Some(idx) = m.objects.iter().rposition(|e| e.snapshot == s) else {
+                return Err(match m
+                    .objects
+                    .iter()
+                    .find(|e| e.snapshots.iter().any(|c| c.name == s))
+                {
+                    Some(e) => format!(
+                        "@{s} is inside the stream of {} (zfs send -I): restore @{}, which brings @{s} with it",
+                        e.key, e.snapshot
+                    ),
+                    None => format!("no object in the store carries @{s}"),
+                });
+            };
+            let chain = chain_to(m, idx)?;
+            whole(m, &chain, listed)?;
+            Ok(chain)
+        }
+        None => {
+            let mut first_problem = None;
+            for idx in (0..m.objects.len()).rev() {
+                match chain_to(m, idx).and_then(|c| whole(m, &c, listed).map(|()| c)) {
+                    Ok(c) => return Ok(c),
+                    Err(e) => {
+                        first_problem.get_or_insert(e);
+                    }
+                }
+            }
+            Err(match first_problem {
+                Some(p) => format!("no snapshot has a whole chain: {p}"),
+                None => "the manifest lists no objects".into(),
+            })
+        }
+    }
+}
+
+/// The plan: the chain, and what of it the target (its snapshots, None
+/// when it does not exist) still needs. A target that exists must have a
+/// snapshot of the chain: zab-restore never overwrites a dataset it does
+/// not continue.
+pub fn plan<'a>(
+    m: &'a Manifest,
+    listed: &[(String, u64)],
+    wanted: Option<&str>,
+    target: Option<&[Have]>,
+) -> Result<Plan<'a>, String> {
+    let idx = choose(m, listed, wanted)?;
+    let chain: Vec<&Entry> = idx.iter().map(|&i| &m.objects[i]).collect();
+    let last = chain.last().ok_or("an empty chain")?;
+    let snapshot = last.snapshot.clone();
+    let Some(have) = target else {
+        return Ok(Plan {
+            snapshot,
+            todo: chain.clone(),
+            chain,
+            from: None,
+        });
+    };
+    let on_target = |guid: u64| have.iter().find(|h| h.guid == guid);
+    let done = chain.iter().rposition(|e| on_target(e.guid).is_some());
+    let Some(done) = done else {
+        return Err(
+            "the target exists and has no snapshot of the chain (no guid in common); \
+             restore into a new dataset, or destroy it first"
+                .into(),
+        );
+    };
+    let from = on_target(chain[done].guid).map(|h| h.name.clone());
+    Ok(Plan {
+        snapshot,
+        todo: chain[done + 1..].to_vec(),
+        chain,
+        from,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zab_store::manifest::Snap;
+
+    fn entry(snap: &str, guid: u64, parent: Option<(&str, u64)>, carries: &[(&str, u64)]) -> Entry {
+        let mut snapshots: Vec<Snap> = carries
+            .iter()
+            .map(|&(n, g)| Snap {
+                name: n.into(),
+                guid: g,
+                createtxg: g,
+            })
+            .collect();
+        snapshots.push(Snap {
+            name: snap.into(),
+            guid,
+            createtxg: guid,
+        });
+        Entry {
+            key: format!("p/a@{snap}"),
+            kind: if parent.is_some() {
+                Kind::Incremental
+            } else {
+                Kind::Full
+            },
+            snapshot: snap.into(),
+            guid,
+            createtxg: guid,
+            parent: parent.map(|p| p.0.to_string()),
+            parent_guid: parent.map(|p| p.1),
+            snapshots,
+            raw: false,
+            compressor: None,
+            stored_bytes: 100,
+            stream_bytes: 100,
+            sha256: "00".into(),
+            stored: "2026-12-03T07:00:00+00:00".into(),
+        }
+    }
+
+    /// s1 full; s3 from s1 carrying s2; s4 from s3; then a new chain: s5
+    /// full, s6 from s5.
+    fn manifest() -> Manifest {
+        let mut m = Manifest::new("p/a");
+        m.add(entry("s1", 1, None, &[]));
+        m.add(entry("s3", 3, Some(("s1", 1)), &[("s2", 2)]));
+        m.add(entry("s4", 4, Some(("s3", 3)), &[]));
+        m.add(entry("s5", 5, None, &[]));
+        m.add(entry("s6", 6, Some(("s5", 5)), &[]));
+        m
+    }
+
+    fn all(m: &Manifest) -> Vec<(String, u64)> {
+        m.objects.iter().map(|e| (e.key.clone(), 100)).collect()
+    }
+
+    fn keys(v: &[&Entry]) -> Vec<String> {
+        v.iter().map(|e| e.snapshot.clone()).collect()
+    }
+
+    fn have(v: &[(&str, u64)]) -> Vec<Have> {
+        v.iter()
+            .map(|&(n, g)| Have {
+                name: n.into(),
+                guid: g,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_whole_chain_by_default_and_a_snapshot_when_asked() {
+        let m = manifest();
+        let p = plan(&m, &all(&m), None, None).unwrap();
+        assert_eq!(p.snapshot, "s6");
+        assert_eq!(keys(&p.todo), ["s5", "s6"]);
+        let p = plan(&m, &all(&m), Some("s4"), None).unwrap();
+        assert_eq!(keys(&p.chain), ["s1", "s3", "s4"]);
+        assert_eq!(p.from, None);
+        let e = plan(&m, &all(&m), Some("s2"), None).unwrap_err();
+        assert!(
+            e.contains("inside the stream of p/a@s3") && e.contains("@s3"),
+            "{e}"
+        );
+        let e = plan(&m, &all(&m), Some("s9"), None).unwrap_err();
+        assert!(e.contains("no object"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_or_incomplete_object_skips_to_an_older_whole_chain() {
+        let m = manifest();
+        let listed: Vec<_> = all(&m).into_iter().filter(|(k, _)| k != "p/a@s5").collect();
+        let p = plan(&m, &listed, None, None).unwrap();
+        assert_eq!(keys(&p.chain), ["s1", "s3", "s4"]);
+        let e = plan(&m, &listed, Some("s6"), None).unwrap_err();
+        assert_eq!(e, "object p/a@s5 is missing");
+        let mut listed = all(&m);
+        listed[1].1 = 40;
+        let e = plan(&m, &listed, Some("s4"), None).unwrap_err();
+        assert!(e.contains("p/a@s3 is incomplete (40 bytes of 100)"), "{e}");
+        let none: Vec<(String, u64)> = Vec::new();
+        let e = plan(&m, &none, None, None).unwrap_err();
+        assert!(e.starts_with("no snapshot has a whole chain"), "{e}");
+    }
+
+    #[test]
+    fn a_parent_with_another_guid_is_no_parent() {
+        let mut m = manifest();
+        m.objects[2].parent_guid = Some(99);
+        let e = plan(&m, &all(&m), Some("s4"), None).unwrap_err();
+        assert!(
+            e.contains("p/a@s4: its parent @s3 is in no earlier object"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_target_goes_on_after_its_newest_snapshot_of_the_chain() {
+        let m = manifest();
+        let t = have(&[("s1", 1)]);
+        let p = plan(&m, &all(&m), Some("s4"), Some(&t)).unwrap();
+        assert_eq!(keys(&p.todo), ["s3", "s4"]);
+        assert_eq!(p.from.as_deref(), Some("s1"));
+        // Matched by guid, not by name.
+        let t = have(&[("s1", 1), ("renamed", 3)]);
+        let p = plan(&m, &all(&m), Some("s4"), Some(&t)).unwrap();
+        assert_eq!(keys(&p.todo), ["s4"]);
+        assert_eq!(p.from.as_deref(), Some("renamed"));
+        // Up to date.
+        let t = have(&[("s1", 1), ("s3", 3), ("s4", 4)]);
+        let p = plan(&m, &all(&m), Some("s4"), Some(&t)).unwrap();
+        assert!(p.todo.is_empty());
+        // A target of another chain (or a same name with another guid).
+        let t = have(&[("s4", 44)]);
+        let e = plan(&m, &all(&m), Some("s4"), Some(&t)).unwrap_err();
+        assert!(e.contains("no snapshot of the chain"), "{e}");
+        let e = plan(&m, &all(&m), None, Some(&[])).unwrap_err();
+        assert!(e.contains("no snapshot of the chain"), "{e}");
+    }
+}

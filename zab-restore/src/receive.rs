@@ -1,0 +1,285 @@
+//! One object into `zfs recv`: the object streams from the store into the
+//! receiving side (`[DECOMPRESS |] zfs recv OPTIONS TARGET`, a shell line
+//! on the target host), and its SHA-256 is computed on the way. The last
+//! [`HOLD`] bytes are held back until the hash is known: a `zfs send`
+//! stream ends with its END record, so `zfs recv` cannot commit the
+//! snapshot before it has them. On a mismatch (or a short object) the
+//! receiving side is stopped without them, and nothing of the object is
+//! committed (for a `-I` stream, the snapshots before its last one are
+//! committed as they come; `zfs recv` checks each of them against the
+//! stream's own checksums).
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use sha2::{Digest, Sha256};
+use zab_core::Host;
+use zab_store::manifest::Entry;
+use zab_store::Store;
+
+/// The bytes held back until the hash is checked: an END record is 312
+/// bytes, and a compressed block of zstd, gzip, xz or lz4 well below this.
+pub const HOLD: usize = 1 << 20;
+
+/// The receiving side running now, so that SIGINT or SIGTERM stops it.
+#[derive(Debug, Default)]
+pub struct Running {
+    pid: AtomicU32,
+    /// Whether the pid leads a process group of its own (a local side).
+    group: AtomicBool,
+    pub stopped: AtomicBool,
+}
+
+impl Running {
+    fn set(&self, child: &Child, group: bool) {
+        self.group.store(group, Ordering::SeqCst);
+        self.pid.store(child.id(), Ordering::SeqCst);
+    }
+
+    fn clear(&self) {
+        self.pid.store(0, Ordering::SeqCst);
+    }
+
+    /// Stops the receiving side (SIGTERM): a local side's whole process
+    /// group, a remote side's ssh (which ends the remote side with it).
+    pub fn stop_child(&self) {
+        let pid = self.pid.load(Ordering::SeqCst);
+        let Ok(pid) = i32::try_from(pid) else { return };
+        if pid == 0 {
+            return;
+        }
+        let pid = Pid::from_raw(pid);
+        let _ = match self.group.load(Ordering::SeqCst) {
+            true => killpg(pid, Signal::SIGTERM),
+            false => kill(pid, Signal::SIGTERM),
+        };
+    }
+
+    /// SIGINT or SIGTERM: marks the run stopped and stops the receive.
+    pub fn interrupt(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.stop_child();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+/// The shell line that receives `e` into `target`.
+pub fn target_line(e: &Entry, recv_argv: &[String]) -> Result<String, String> {
+    let recv = zab_core::host::quote_argv(recv_argv);
+    match &e.compressor {
+        None => Ok(recv),
+        Some(name) => match zab_core::compress::compressor(name) {
+            Some(c) => Ok(format!("{} | {recv}", c.decompress)),
+            None => Err(format!(
+                "{}: compressed with {name:?}, which this zab does not know",
+                e.key
+            )),
+        },
+    }
+}
+
+/// A writer that hashes everything and passes it on except the last
+/// `hold` bytes, which [`HoldBack::release`] writes once the caller knows
+/// they may go.
+struct HoldBack<W> {
+    inner: W,
+    hasher: Sha256,
+    held: Vec<u8>,
+    hold: usize,
+    total: u64,
+}
+
+impl<W: Write> HoldBack<W> {
+    fn new(inner: W, hold: usize) -> Self {
+        HoldBack {
+            inner,
+            hasher: Sha256::new(),
+            held: Vec::with_capacity(2 * hold),
+            hold,
+            total: 0,
+        }
+    }
+
+    /// The bytes seen and their SHA-256 (hex).
+    fn sum(&self) -> (u64, String) {
+        let hex = self
+            .hasher
+            .clone()
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        (self.total, hex)
+    }
+
+    /// Writes the bytes held back; returns the writer.
+    fn release(mut self) -> std::io::Result<W> {
+        self.inner.write_all(&self.held)?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for HoldBack<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.total += buf.len() as u64;
+        self.held.extend_from_slice(buf);
+        if self.held.len() >= 2 * self.hold {
+            let out = self.held.len() - self.hold;
+            self.inner.write_all(&self.held[..out])?;
+            self.held.drain(..out);
+        }
+        Ok(buf.len())
+    }
+
+    /// Flushes what was passed on; the bytes held back stay.
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Receives object `e` through the shell line `line` on `host`; the bytes
+/// received. Errors are one line that names the object (`url`).
+pub fn receive(
+    store: &Store,
+    e: &Entry,
+    host: &Host,
+    line: &str,
+    running: &Running,
+) -> Result<u64, String> {
+    let url = store.url_of(&e.key);
+    let mut cmd = host
+        .command(&["sh", "-c", line])
+        .map_err(|e| e.to_string())?;
+    let local = host.dest().is_none();
+    if local {
+        cmd.process_group(0);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|err| format!("cannot start {line:?} on {}: {err}", host.name()))?;
+    running.set(&child, local);
+    let stderr = child.stderr.take();
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut p) = stderr {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    });
+    let result = (|| {
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| Stop::Store("no stdin to zfs recv".into()))?;
+        let mut w = HoldBack::new(stdin, HOLD);
+        let got = store.get(&e.key, &mut w);
+        let (bytes, sha) = w.sum();
+        got.map_err(|err| Stop::Store(err.to_string()))?;
+        if running.is_stopped() {
+            return Err(Stop::Check("interrupted".into()));
+        }
+        if bytes != e.stored_bytes {
+            return Err(Stop::Check(format!(
+                "object {url} has {bytes} bytes, the manifest says {}; the receive was stopped before the end of the stream",
+                e.stored_bytes
+            )));
+        }
+        if sha != e.sha256 {
+            return Err(Stop::Check(format!(
+                "object {url} is corrupt: its SHA-256 is {sha}, the manifest says {}; the receive was stopped before the end of the stream",
+                e.sha256
+            )));
+        }
+        // Closing stdin (dropped here) ends the stream.
+        w.release()
+            .map(|_| bytes)
+            .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))
+    })();
+    if result.is_err() {
+        // Without the bytes held back, zfs recv commits nothing; stop it.
+        running.stop_child();
+    }
+    let status = child.wait();
+    running.clear();
+    let msgs = err_thread.join().unwrap_or_default();
+    let msgs = msgs
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let recv_failed = match &status {
+        Ok(st) if st.success() => None,
+        Ok(st) => Some(zab_core::error::Status::from_exit(*st).to_string()),
+        Err(err) => Some(err.to_string()),
+    };
+    let with_msgs = |what: String| match msgs.is_empty() {
+        true => what,
+        false => format!("{what}: {msgs}"),
+    };
+    match (result, recv_failed) {
+        (Ok(bytes), None) => Ok(bytes),
+        (Err(Stop::Check(why)), _) => Err(why),
+        // The receive failed first (a write to it then fails too).
+        (Err(Stop::Store(_)), Some(st)) if !msgs.is_empty() => Err(with_msgs(format!(
+            "receiving {url}: zfs recv failed ({st})"
+        ))),
+        (Err(Stop::Store(why)), _) => Err(why),
+        (Ok(_), Some(st)) => Err(with_msgs(format!(
+            "receiving {url}: zfs recv failed ({st})"
+        ))),
+    }
+}
+
+/// Why a receive was stopped.
+enum Stop {
+    /// The object is not what the manifest says.
+    Check(String),
+    /// Reading the store or writing to the receive failed.
+    Store(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_bytes_are_held_back_until_released() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let mut w = HoldBack::new(Vec::new(), 1000);
+        for chunk in data.chunks(777) {
+            w.write_all(chunk).unwrap();
+        }
+        w.flush().unwrap();
+        assert!(w.inner.len() <= data.len() - 1000, "{}", w.inner.len());
+        assert_eq!(&w.inner[..], &data[..w.inner.len()]);
+        let (n, sha) = w.sum();
+        assert_eq!(n, 10_000);
+        let want: String = Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(sha, want);
+        assert_eq!(w.release().unwrap(), data);
+    }
+
+    #[test]
+    fn a_small_object_is_held_back_whole() {
+        let mut w = HoldBack::new(Vec::new(), HOLD);
+        w.write_all(b"a small stream").unwrap();
+        assert!(w.inner.is_empty());
+        assert_eq!(w.release().unwrap(), b"a small stream");
+    }
+}
