@@ -531,13 +531,14 @@ impl Log {
 /// where the rest is on an installed system (the man pages; the docs that
 /// the Debian package puts in /usr/share/doc/zab, `docs/` of the source).
 pub fn after_help(examples: &str) -> String {
-    format!("Examples:\n{examples}\n{}\n{SEE_ALSO}", exit_codes_help())
+    format!(
+        "Examples:\n{examples}\n{}\nManual: man {}, {}. The record format and exit codes: \
+         records.md and exit-codes.md in /usr/share/doc/zab (docs/ in the source).",
+        exit_codes_help(),
+        crate::man::TOOLS.join(", "),
+        crate::man::WRAPPER
+    )
 }
-
-/// The last lines of every tool's `--help`.
-const SEE_ALSO: &str = "Manual: man zab-select, zab-snap, zab-send, zab-thin, zab-buffer, \
-zab-ratelimit, zab-autobackup. The record format and exit codes: records.md and \
-exit-codes.md in /usr/share/doc/zab (docs/ in the source).";
 
 /// Parses a byte count: a whole number of bytes, or a number with a unit
 /// (`64K`, `1.5M`, `2GiB`; K, M, G, T are powers of 1024 as in zfs,
@@ -764,6 +765,10 @@ mod tests {
         assert!(text.contains("man zab-select"), "{text}");
         assert!(text.contains("/usr/share/doc/zab"), "{text}");
         assert!(!text.contains("docs/records.md"), "{text}");
+        for tool in crate::man::TOOLS {
+            assert!(text.contains(&format!(" {tool},")), "{tool}: {text}");
+        }
+        assert!(text.contains(" zab-autobackup."), "{text}");
     }
 
     const DS: &str = r#"{"kind":"dataset","backup":"b","host":null,"name":"tank/a","type":"filesystem","selected":true,"reason":"selected","value":"true","source":"local","inherited_from":null,"createtxg":7,"written":0}"#;
