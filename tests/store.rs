@@ -31,6 +31,10 @@ pub const TESTS: &[Test] = &[
     ),
     ("store_parts_failing_are_retried", parts_failing_are_retried),
     ("store_wrapper_accepts_a_url", wrapper_accepts_a_url),
+    (
+        "store_clean_removes_unfinished_uploads",
+        clean_removes_unfinished_uploads,
+    ),
 ];
 
 /// A secret no output may show.
@@ -542,4 +546,96 @@ fn wrapper_accepts_a_url(lab: &Lab) {
     assert_eq!(chains.len(), 1, "{chains:?}");
     assert_eq!(chains[0]["status"], "healthy");
     lab.sh(&format!("zfs destroy -r {}", ns.ds("zab-a", "")));
+}
+
+/// An upload killed outright (SIGKILL) leaves an S3 multipart upload, or a
+/// directory's staging file: `zab-store ls` lists it, `clean --test` only
+/// lists it, `clean` (old enough) removes it, and complete objects stay.
+fn clean_removes_unfinished_uploads(lab: &Lab) {
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-store-clean");
+    let d = dir("store-clean");
+    let err = dir("store-clean-err").join("stderr");
+    std::fs::create_dir(d.join("tank")).unwrap();
+    for store in [format!("s3://{bkt}/pre"), format!("file://{}", d.display())] {
+        let is_s3 = store.starts_with("s3://");
+        // A complete object, which clean never touches.
+        let out = lab.local_sh(&format!("{env}echo whole | zab-store put {store}/done@s1"));
+        assert_eq!(out.code, 0, "{store}: {}", out.stderr);
+        // 24 MB at 2 MiB/s, killed once ls shows the upload under way.
+        let out = lab.local_sh(&format!(
+            "{env}head -c 24000000 /dev/urandom | zab-ratelimit -L 2M 2>/dev/null | \
+             zab-store put {store}/tank/fs@s2 >/dev/null 2>{e} & pid=$!; i=0; \
+             until zab-store ls {store} | grep -q '\"incomplete\"' || [ $i -ge 300 ]; do \
+               sleep 0.1; i=$((i + 1)); done; \
+             sleep 1; kill -KILL $pid; wait $pid; s=$?; cat {e} >&2; exit $s",
+            e = err.display()
+        ));
+        assert_eq!(out.code, 137, "{store}: {}\n{}", out.stdout, out.stderr);
+        let listed = ls(lab, &env, &store);
+        let unfinished: Vec<&serde_json::Value> = listed
+            .iter()
+            .filter(|r| r["kind"] == "incomplete")
+            .collect();
+        assert_eq!(unfinished.len(), 1, "{store}: {listed:?}");
+        let u = unfinished[0];
+        assert_eq!(u["key"], "tank/fs@s2", "{u}");
+        assert!(!u["upload"].as_str().unwrap_or("").is_empty(), "{u}");
+        if !is_s3 {
+            assert_eq!(u["upload"], "tank/fs@s2#1", "{u}");
+            assert!(u["bytes"].is_u64(), "{u}");
+            assert!(d.join("tank/fs@s2#1").is_file());
+            // Written to a second ago: younger than the default age (1d).
+            let out = lab.local_sh(&format!("zab-store clean {store}"));
+            assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+            assert!(d.join("tank/fs@s2#1").is_file());
+        }
+        // --test lists it and removes nothing.
+        let out = lab.local_sh(&format!(
+            "{env}zab-store clean --test --older-than 0s {store}"
+        ));
+        assert_eq!(out.code, 0, "{store}: {}", out.stderr);
+        let recs: Vec<serde_json::Value> = out.stdout.lines().map(json).collect();
+        assert_eq!(recs.len(), 1, "{store}: {}", out.stdout);
+        assert_eq!(
+            (&recs[0]["kind"], &recs[0]["key"], &recs[0]["done"]),
+            (&"cleaned".into(), &"tank/fs@s2".into(), &false.into())
+        );
+        assert_eq!(recs[0]["upload"], u["upload"]);
+        let again = ls(lab, &env, &store);
+        assert!(again.iter().any(|r| r["kind"] == "incomplete"), "{again:?}");
+        // Cleaned: aborted on S3, the staging file deleted.
+        let out = lab.local_sh(&format!("{env}zab-store clean --older-than 0s {store}"));
+        assert_eq!(out.code, 0, "{store}: {}", out.stderr);
+        let recs: Vec<serde_json::Value> = out.stdout.lines().map(json).collect();
+        assert_eq!(recs.len(), 1, "{store}: {}", out.stdout);
+        assert_eq!(recs[0]["done"], true, "{}", recs[0]);
+        let after = ls(lab, &env, &store);
+        assert!(
+            after.iter().all(|r| r["kind"] != "incomplete"),
+            "{store}: {after:?}"
+        );
+        if is_s3 {
+            // The server agrees: no multipart upload is left in the bucket.
+            let raw = lab.local_sh(&format!("curl -sf '{}/{bkt}?uploads'", endpoint()));
+            assert_eq!(raw.code, 0, "{}", raw.stderr);
+            assert!(
+                raw.stdout.contains("<ListMultipartUploadsResult"),
+                "{}",
+                raw.stdout
+            );
+            assert!(!raw.stdout.contains("<Upload>"), "{}", raw.stdout);
+        } else {
+            assert!(!d.join("tank/fs@s2#1").exists());
+        }
+        // The complete object is still there, whole.
+        let out = lab.local_sh(&format!("{env}zab-store get {store}/done@s1"));
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, "whole\n"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains(SECRET));
+    }
 }
