@@ -302,16 +302,31 @@ impl Lab {
             }
             files.push(p);
         }
+        // Copied beside, then renamed over the old ones: a binary that
+        // another suite is running (ETXTBSY) cannot be written in place,
+        // but it can be replaced.
+        let incoming = format!("/usr/local/bin/.zab-incoming-{}", std::process::id());
+        let out = self.ssh(&format!("rm -rf {incoming} && mkdir -m 700 {incoming}"));
+        if out.code != 0 {
+            return Err(format!(
+                "preparing {incoming} in the lab failed: {}",
+                out.stderr
+            ));
+        }
         let out = run(Command::new("scp")
             .arg("-q")
             .arg("-F")
             .arg(&self.ssh_config)
             .args(&files)
-            .arg(format!("{ALIAS}:/usr/local/bin/")));
-        if out.code != 0 {
+            .arg(format!("{ALIAS}:{incoming}/")));
+        let moved = self.ssh(&format!(
+            "mv -f {incoming}/* /usr/local/bin/ && rmdir {incoming}"
+        ));
+        if out.code != 0 || moved.code != 0 {
+            let _ = self.ssh(&format!("rm -rf {incoming}"));
             return Err(format!(
-                "copying the binaries into the lab failed: {}",
-                out.stderr
+                "copying the binaries into the lab failed: {}{}",
+                out.stderr, moved.stderr
             ));
         }
         let wrapper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/zfs-autobackup");

@@ -31,6 +31,18 @@ pub const TESTS: &[Test] = &[
     ),
     ("store_parts_failing_are_retried", parts_failing_are_retried),
     ("store_wrapper_accepts_a_url", wrapper_accepts_a_url),
+    (
+        "store_clean_removes_unfinished_uploads",
+        clean_removes_unfinished_uploads,
+    ),
+    (
+        "store_wrong_credentials_are_refused",
+        wrong_credentials_are_refused,
+    ),
+    (
+        "store_unwritable_directory_is_refused",
+        unwritable_directory_is_refused,
+    ),
 ];
 
 /// A secret no output may show.
@@ -542,4 +554,302 @@ fn wrapper_accepts_a_url(lab: &Lab) {
     assert_eq!(chains.len(), 1, "{chains:?}");
     assert_eq!(chains[0]["status"], "healthy");
     lab.sh(&format!("zfs destroy -r {}", ns.ds("zab-a", "")));
+}
+
+/// An upload killed outright (SIGKILL) leaves an S3 multipart upload, or a
+/// directory's staging file: `zab-store ls` lists it, `clean --test` only
+/// lists it, `clean` (old enough) removes it, and complete objects stay.
+fn clean_removes_unfinished_uploads(lab: &Lab) {
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-store-clean");
+    let d = dir("store-clean");
+    let err = dir("store-clean-err").join("stderr");
+    std::fs::create_dir(d.join("tank")).unwrap();
+    for store in [format!("s3://{bkt}/pre"), format!("file://{}", d.display())] {
+        let is_s3 = store.starts_with("s3://");
+        // A complete object, which clean never touches.
+        let out = lab.local_sh(&format!("{env}echo whole | zab-store put {store}/done@s1"));
+        assert_eq!(out.code, 0, "{store}: {}", out.stderr);
+        // 24 MB at 2 MiB/s, killed once ls shows the upload under way.
+        let out = lab.local_sh(&format!(
+            "{env}head -c 24000000 /dev/urandom | zab-ratelimit -L 2M 2>/dev/null | \
+             zab-store put {store}/tank/fs@s2 >/dev/null 2>{e} & pid=$!; i=0; \
+             until zab-store ls {store} | grep -q '\"incomplete\"' || [ $i -ge 300 ]; do \
+               sleep 0.1; i=$((i + 1)); done; \
+             sleep 1; kill -KILL $pid; wait $pid; s=$?; cat {e} >&2; exit $s",
+            e = err.display()
+        ));
+        assert_eq!(out.code, 137, "{store}: {}\n{}", out.stdout, out.stderr);
+        let listed = ls(lab, &env, &store);
+        let unfinished: Vec<&serde_json::Value> = listed
+            .iter()
+            .filter(|r| r["kind"] == "incomplete")
+            .collect();
+        assert_eq!(unfinished.len(), 1, "{store}: {listed:?}");
+        let u = unfinished[0];
+        assert_eq!(u["key"], "tank/fs@s2", "{u}");
+        assert!(!u["upload"].as_str().unwrap_or("").is_empty(), "{u}");
+        if !is_s3 {
+            assert_eq!(u["upload"], "tank/fs@s2#1", "{u}");
+            assert!(u["bytes"].is_u64(), "{u}");
+            assert!(d.join("tank/fs@s2#1").is_file());
+            // Written to a second ago: younger than the default age (1d).
+            let out = lab.local_sh(&format!("zab-store clean {store}"));
+            assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+            assert!(d.join("tank/fs@s2#1").is_file());
+        }
+        // --test lists it and removes nothing.
+        let out = lab.local_sh(&format!(
+            "{env}zab-store clean --test --older-than 0s {store}"
+        ));
+        assert_eq!(out.code, 0, "{store}: {}", out.stderr);
+        let recs: Vec<serde_json::Value> = out.stdout.lines().map(json).collect();
+        assert_eq!(recs.len(), 1, "{store}: {}", out.stdout);
+        assert_eq!(
+            (&recs[0]["kind"], &recs[0]["key"], &recs[0]["done"]),
+            (&"cleaned".into(), &"tank/fs@s2".into(), &false.into())
+        );
+        assert_eq!(recs[0]["upload"], u["upload"]);
+        let again = ls(lab, &env, &store);
+        assert!(again.iter().any(|r| r["kind"] == "incomplete"), "{again:?}");
+        // Cleaned: aborted on S3, the staging file deleted.
+        let out = lab.local_sh(&format!("{env}zab-store clean --older-than 0s {store}"));
+        assert_eq!(out.code, 0, "{store}: {}", out.stderr);
+        let recs: Vec<serde_json::Value> = out.stdout.lines().map(json).collect();
+        assert_eq!(recs.len(), 1, "{store}: {}", out.stdout);
+        assert_eq!(recs[0]["done"], true, "{}", recs[0]);
+        let after = ls(lab, &env, &store);
+        assert!(
+            after.iter().all(|r| r["kind"] != "incomplete"),
+            "{store}: {after:?}"
+        );
+        if is_s3 {
+            // The server agrees: no multipart upload is left in the bucket.
+            let raw = lab.local_sh(&format!("curl -sf '{}/{bkt}?uploads'", endpoint()));
+            assert_eq!(raw.code, 0, "{}", raw.stderr);
+            assert!(
+                raw.stdout.contains("<ListMultipartUploadsResult"),
+                "{}",
+                raw.stdout
+            );
+            assert!(!raw.stdout.contains("<Upload>"), "{}", raw.stdout);
+        } else {
+            assert!(!d.join("tank/fs@s2#1").exists());
+        }
+        // The complete object is still there, whole.
+        let out = lab.local_sh(&format!("{env}zab-store get {store}/done@s1"));
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, "whole\n"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains(SECRET));
+    }
+}
+
+/// The second local S3 server, which checks keys and signatures
+/// (scripts/s3-server start, `ZAB_TEST_S3_AUTH_ENDPOINT`).
+fn auth_endpoint() -> String {
+    std::env::var("ZAB_TEST_S3_AUTH_ENDPOINT").unwrap_or_else(|_| {
+        panic!("ZAB_TEST_S3_AUTH_ENDPOINT is not set: run scripts/s3-server start, then eval \"$(scripts/s3-server env)\"")
+    })
+}
+
+/// Turns the checking server's checks on or off (moto's reset-auth: the
+/// number of requests let through unchecked from now on).
+fn checks(lab: &Lab, ep: &str, on: bool) {
+    let n = if on { "0" } else { "inf" };
+    let out = lab.local_sh(&format!(
+        "curl -sf -H 'Content-Type: text/plain' --data-binary {n} {ep}/moto-api/reset-auth"
+    ));
+    assert_eq!(out.code, 0, "moto reset-auth {n}: {}", out.stderr);
+}
+
+/// One IAM call to the checking server (checks off): its answer.
+fn iam(lab: &Lab, ep: &str, params: &[(&str, &str)]) -> String {
+    // moto routes a request by the service in its credential scope.
+    let mut cmd = String::from(
+        "curl -sf -H 'Authorization: AWS4-HMAC-SHA256 Credential=AKIAX/20260101/us-east-1/iam/aws4_request, \
+         SignedHeaders=host, Signature=0' -d Version=2010-05-08"
+    );
+    for (k, v) in params {
+        cmd.push_str(&format!(
+            " --data-urlencode {}",
+            zab_core::host::quote_argv(&[format!("{k}={v}")])
+        ));
+    }
+    cmd.push_str(&format!(" {ep}/"));
+    let out = lab.local_sh(&cmd);
+    assert_eq!(out.code, 0, "IAM {params:?}: {}", out.stderr);
+    out.stdout
+}
+
+fn xml_field(xml: &str, name: &str) -> String {
+    let open = format!("<{name}>");
+    let start = xml.find(&open).map(|i| i + open.len());
+    let start = start.unwrap_or_else(|| panic!("no {name} in {xml}"));
+    let len = xml[start..].find('<').unwrap_or(0);
+    xml[start..start + len].to_string()
+}
+
+/// A server that checks signatures: an unknown key and a known key with a
+/// wrong secret are refused with one line and exit 4, nothing is written
+/// and the secret is never shown; the right keys then work (zab-send, and
+/// zab-store ls and clean, whose ListMultipartUploads is signed apart).
+fn wrong_credentials_are_refused(lab: &Lab) {
+    let ep = auth_endpoint();
+    let ns = Ns::new("store_creds");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "a");
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {r} 2>/dev/null || true; zfs create -p -o autobackup:{b}=true {a}",
+        r = ns.ds("zab-a", "")
+    ));
+    lab.fill(&a, 100);
+    let s1 = snap(lab, b, 1, &[&a]);
+
+    // Checks off: a bucket, and a user whose keys may use S3.
+    checks(lab, &ep, false);
+    let bkt = format!("zab-creds-{}", chrono::Utc::now().timestamp_micros());
+    let out = lab.local_sh(&format!("curl -sf -X PUT {ep}/{bkt}"));
+    assert_eq!(out.code, 0, "creating bucket {bkt}: {}", out.stderr);
+    let user = bkt.clone();
+    iam(lab, &ep, &[("Action", "CreateUser"), ("UserName", &user)]);
+    let keys = iam(
+        lab,
+        &ep,
+        &[("Action", "CreateAccessKey"), ("UserName", &user)],
+    );
+    let (key_id, secret) = (
+        xml_field(&keys, "AccessKeyId"),
+        xml_field(&keys, "SecretAccessKey"),
+    );
+    iam(
+        lab,
+        &ep,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", &user),
+            ("PolicyName", "s3"),
+            (
+                "PolicyDocument",
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+            ),
+        ],
+    );
+    checks(lab, &ep, true);
+
+    let url = format!("s3://{bkt}/backups");
+    let with = |id: &str, secret: &str| {
+        format!(
+            "export AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_ENDPOINT_URL={ep}; "
+        )
+    };
+    for (id, wrong, code) in [
+        ("AKIAZABUNKNOWN000000", SECRET, "InvalidAccessKeyId"),
+        (key_id.as_str(), SECRET, "SignatureDoesNotMatch"),
+    ] {
+        let env = with(id, wrong);
+        let out = send(lab, &env, b, &url, &[]);
+        assert_eq!(out.code, 4, "{code}: {}\n{}", out.stdout, out.stderr);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{code}: {}", out.stderr);
+        assert!(
+            lines[0].starts_with("zab-send: ") && lines[0].contains(code),
+            "{}",
+            lines[0]
+        );
+        assert!(!out.stdout.contains(wrong) && !out.stderr.contains(wrong));
+        let out = lab.local_sh(&format!("{env}zab-store ls {url}"));
+        assert_eq!(out.code, 4, "{code}: {}\n{}", out.stdout, out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.starts_with("zab-store: ") && out.stderr.contains(code));
+        assert!(!out.stderr.contains(wrong));
+    }
+
+    // Nothing was written: no object, no multipart upload.
+    checks(lab, &ep, false);
+    let objects = lab.local_sh(&format!("curl -sf '{ep}/{bkt}?list-type=2'"));
+    let uploads = lab.local_sh(&format!("curl -sf '{ep}/{bkt}?uploads'"));
+    checks(lab, &ep, true);
+    assert!(
+        objects.stdout.contains("<KeyCount>0</KeyCount>"),
+        "{}",
+        objects.stdout
+    );
+    assert!(
+        uploads.stdout.contains("<ListMultipartUploadsResult")
+            && !uploads.stdout.contains("<Upload>"),
+        "{}",
+        uploads.stdout
+    );
+
+    // The right keys: the server checked them and let them through.
+    let env = with(&key_id, &secret);
+    let out = send(lab, &env, b, &url, &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(outcome(&out, &a).status, SendStatus::Sent);
+    let chains = ls(lab, &env, &url);
+    assert_eq!(chains.len(), 1, "{chains:?}");
+    assert_eq!(chains[0]["status"], "healthy");
+    let out = lab.local_sh(&format!(
+        "{env}zab-store clean --test --older-than 0s {url}"
+    ));
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    assert!(!out.stderr.contains(&secret));
+    assert_eq!(chains[0]["objects"][0]["snapshot"], s1.as_str());
+    lab.sh(&format!("zfs destroy -r {}", ns.ds("zab-a", "")));
+}
+
+/// A directory that cannot be written: root writes into a 0555 directory,
+/// so the store is the mountpoint of a dataset with readonly=on, and the
+/// tools run in the lab (as root). One line, exit 4, nothing written.
+fn unwritable_directory_is_refused(lab: &Lab) {
+    let ns = Ns::new("store_ro");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "a");
+    let ro = ns.ds("zab-t", "ro");
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {r} 2>/dev/null || true; zfs destroy -r {t} 2>/dev/null || true; \
+         zfs create -p -o autobackup:{b}=true {a}; zfs create -p -o readonly=on {ro}",
+        r = ns.ds("zab-a", ""),
+        t = ns.ds("zab-t", "")
+    ));
+    lab.fill(&a, 100);
+    snap(lab, b, 1, &[&a]);
+    let mp = lab.prop(&ro, "mountpoint");
+    assert_eq!(lab.prop(&ro, "readonly"), "on");
+    let url = format!("file://{mp}");
+    let out = lab.ssh(&format!(
+        "zab-select {b} | zab-send {b} {}",
+        zab_core::host::quote_argv(&[&url])
+    ));
+    assert_eq!(out.code, 4, "{}\n{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("zab-send: ") && lines[0].contains("Read-only file system"),
+        "{}",
+        lines[0]
+    );
+    // zab-store put, the same.
+    let out = lab.ssh(&format!(
+        "echo data | zab-store put {}",
+        zab_core::host::quote_argv(&[&format!("{url}/obj")])
+    ));
+    assert_eq!(out.code, 4, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.starts_with("zab-store: "), "{}", out.stderr);
+    // Nothing written: the filesystem is as created.
+    let files = lab.sh(&format!(
+        "find {} -mindepth 1 | wc -l",
+        zab_core::host::quote_argv(&[&mp])
+    ));
+    assert_eq!(files.trim(), "0", "files in {mp}");
+    lab.sh(&format!(
+        "zfs destroy -r {}; zfs destroy -r {}",
+        ns.ds("zab-a", ""),
+        ns.ds("zab-t", "")
+    ));
 }

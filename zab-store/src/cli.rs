@@ -16,6 +16,11 @@ const EXAMPLES: &str = "  \
   zfs send -w tank/data@s1 | zab-store put s3://backups/manual/tank/data@s1
   zab-store get s3://backups/manual/tank/data@s1 | zfs recv -u pool/restore
 
+  # Uploads never completed (a process killed outright) for a week or more:
+  # list them, then abort them (S3) or delete their staging files:
+  zab-store clean --test --older-than 1w s3://backups/host1
+  zab-store clean --older-than 1w s3://backups/host1
+
   # A MinIO server, with the keys of a profile:
   zab-store --endpoint http://minio.lan:9000 --aws-profile minio ls s3://zab
 ";
@@ -33,7 +38,8 @@ const EXAMPLES: &str = "  \
 #[derive(Parser, Debug)]
 #[command(name = "zab-store", version, after_long_help = after_help(EXAMPLES))]
 pub struct Args {
-    /// ls, put or get (optional for clap only, so that --man works alone).
+    /// ls, put, get or clean (optional for clap only, so that --man works
+    /// alone).
     #[command(subcommand)]
     pub command: Option<Cmd>,
 
@@ -46,8 +52,9 @@ pub enum Cmd {
     /// Per dataset, its chain in the store (full, then incrementals) with
     /// sizes and dates, marked healthy or broken with why (an object
     /// missing or incomplete, a missing parent, a guid mismatch); then the
-    /// uploads that were never completed (in a directory). NDJSON, one
-    /// record per dataset.
+    /// uploads that were never completed: S3's multipart uploads, a
+    /// directory's staging files (NAME#N). NDJSON, one record per dataset
+    /// and per unfinished upload.
     Ls {
         /// The store: s3://BUCKET[/PREFIX] or file:///DIR.
         url: String,
@@ -69,6 +76,23 @@ pub enum Cmd {
     Get {
         /// The object: s3://BUCKET/KEY or file:///DIR/NAME.
         url: String,
+    },
+    /// Removes the uploads never completed (left by a process killed
+    /// outright) that are at least --older-than old: aborts S3's multipart
+    /// uploads (their parts are kept, and billed, until then), deletes a
+    /// directory's staging files (NAME#N). One record per upload removed.
+    /// Objects are never touched.
+    Clean {
+        /// The store: s3://BUCKET[/PREFIX] or file:///DIR.
+        url: String,
+        /// Only uploads started (S3) or last written to (a directory) at
+        /// least this long ago (s, min, h, d, w, m = 30 days, y). A running
+        /// upload is younger than that, unless the age is very short.
+        #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = zab_core::duration::parse)]
+        older_than: std::time::Duration,
+        /// Only list what would be removed ("done":false); change nothing.
+        #[arg(long)]
+        test: bool,
     },
 }
 

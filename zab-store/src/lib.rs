@@ -11,13 +11,16 @@
 //!   and nowhere else;
 //! - [`parts`]: the part size, a pure function of the estimate;
 //! - [`manifest`]: one small manifest per dataset, and the health of each
-//!   chain (docs/store.md).
+//!   chain (docs/store.md);
+//! - [`uploads`]: uploads never completed (S3's multipart uploads, a
+//!   directory's staging files), listed and removed by `zab-store`.
 
 pub mod location;
 pub mod manifest;
 pub mod parts;
 pub mod settings;
 pub mod store;
+pub mod uploads;
 
 pub use location::Location;
 pub use settings::Settings;

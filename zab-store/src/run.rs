@@ -1,5 +1,5 @@
-//! zab-store's subcommands: ls (one listing of the store and one read per
-//! manifest), put and get.
+//! zab-store's subcommands: ls (one listing of the store, one of its
+//! unfinished uploads and one read per manifest), put, get and clean.
 
 use std::io::Write;
 use std::time::Instant;
@@ -8,6 +8,7 @@ use serde::Serialize;
 use zab_core::error::Error;
 use zab_store::manifest::{self, Health, Manifest};
 use zab_store::store::Upload;
+use zab_store::uploads::{self, Unfinished};
 use zab_store::{location, Location, Store};
 
 use crate::cli::{Args, Cmd};
@@ -19,7 +20,7 @@ fn store_err(e: impl std::fmt::Display) -> Error {
 pub fn run(args: &Args) -> Result<(), Error> {
     let Some(command) = &args.command else {
         return Err(Error::Usage(
-            "a command is required: ls, put or get (zab-store --help)".into(),
+            "a command is required: ls, put, get or clean (zab-store --help)".into(),
         ));
     };
     match command {
@@ -27,6 +28,16 @@ pub fn run(args: &Args) -> Result<(), Error> {
             let loc = Location::parse(url).map_err(Error::Usage)?;
             let store = Store::open(&loc, &args.settings).map_err(store_err)?;
             ls(&store, *human)
+        }
+        Cmd::Clean {
+            url,
+            older_than,
+            test,
+        } => {
+            let loc = Location::parse(url).map_err(Error::Usage)?;
+            let store = Store::open(&loc, &args.settings).map_err(store_err)?;
+            store.check(false).map_err(store_err)?;
+            clean(&store, *older_than, *test)
         }
         Cmd::Put { url, size } => {
             let (loc, key) = Location::parse_object(url).map_err(Error::Usage)?;
@@ -68,19 +79,40 @@ struct Chain<'a> {
     stored_bytes: u64,
 }
 
-/// `ls`'s record of an upload never completed.
+/// `ls`'s record of an upload never completed, and (as `clean`) of one
+/// removed.
 #[derive(Debug, Serialize)]
 struct Incomplete<'a> {
     #[serde(rename = "kind")]
     kind: &'static str,
     key: &'a str,
-    bytes: u64,
-    modified: &'a str,
+    /// S3's upload id, or the staging file below the directory.
+    upload: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    modified: String,
+    /// `clean` only: whether it was removed (false with --test).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    done: Option<bool>,
+}
+
+impl<'a> Incomplete<'a> {
+    fn of(u: &'a Unfinished, kind: &'static str, done: Option<bool>) -> Self {
+        Incomplete {
+            kind,
+            key: &u.key,
+            upload: &u.id,
+            bytes: u.bytes,
+            modified: u.modified.to_rfc3339(),
+            done,
+        }
+    }
 }
 
 fn ls(store: &Store, human: bool) -> Result<(), Error> {
     store.check(false).map_err(store_err)?;
     let listed = store.list("").map_err(store_err)?;
+    let unfinished = store.unfinished().map_err(store_err)?;
     let sizes: Vec<(String, u64)> = listed.iter().map(|l| (l.key.clone(), l.size)).collect();
     let mut manifests = Vec::new();
     for l in &listed {
@@ -147,17 +179,21 @@ fn ls(store: &Store, human: bool) -> Result<(), Error> {
             writeln!(out)?;
         }
     }
-    for (key, bytes, modified) in incomplete(store) {
+    for u in &unfinished {
         if human {
-            writeln!(out, "incomplete upload {key} ({bytes} bytes, {modified})")?;
+            let bytes = u
+                .bytes
+                .map(|b| format!("{}, ", zab_core::cli::format_bytes(b)))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "incomplete upload {} ({bytes}started {}; zab-store clean)",
+                u.key,
+                u.modified.to_rfc3339()
+            )?;
         } else {
-            let i = Incomplete {
-                kind: "incomplete",
-                key: &key,
-                bytes,
-                modified: &modified,
-            };
-            serde_json::to_writer(&mut out, &i).map_err(|e| Error::Io(e.to_string()))?;
+            serde_json::to_writer(&mut out, &Incomplete::of(u, "incomplete", None))
+                .map_err(|e| Error::Io(e.to_string()))?;
             writeln!(out)?;
         }
     }
@@ -165,40 +201,24 @@ fn ls(store: &Store, human: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// The uploads never completed: in a directory, the staging files
-/// (`NAME#N`) that an upload killed outright leaves. S3's are not listed
-/// yet (object_store has no call for ListMultipartUploads).
-fn incomplete(store: &Store) -> Vec<(String, u64, String)> {
-    let Location::Dir { root } = store.location() else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut dirs = vec![root.clone()];
-    while let Some(d) = dirs.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(md) = e.metadata() else { continue };
-            if md.is_dir() {
-                dirs.push(p);
-            } else if e.file_name().to_string_lossy().contains('#') {
-                let key = p
-                    .strip_prefix(root)
-                    .map(|k| k.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let modified = md
-                    .modified()
-                    .ok()
-                    .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339())
-                    .unwrap_or_default();
-                out.push((key, md.len(), modified));
-            }
+/// Removes the uploads never completed that are at least `older_than`
+/// old (with `test`, only lists them); one record each, written as each
+/// is done. Stops at the first that fails.
+fn clean(store: &Store, older_than: std::time::Duration, test: bool) -> Result<(), Error> {
+    let all = store.unfinished().map_err(store_err)?;
+    let due = uploads::due(all, chrono::Utc::now(), older_than);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for u in &due {
+        if !test {
+            store.abandon(u).map_err(store_err)?;
         }
+        serde_json::to_writer(&mut out, &Incomplete::of(u, "cleaned", Some(!test)))
+            .map_err(|e| Error::Io(e.to_string()))?;
+        writeln!(out)?;
+        out.flush()?;
     }
-    out.sort();
-    out
+    Ok(())
 }
 
 /// `put`'s record.

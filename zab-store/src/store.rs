@@ -19,8 +19,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use object_store::aws::{AmazonS3Builder, Checksum};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer, AwsCredential, Checksum};
+use object_store::client::{
+    ClientOptions, HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector,
+};
 use object_store::local::LocalFileSystem;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, BackoffConfig, MultipartUpload, ObjectStore, PutMultipartOptions,
@@ -31,6 +35,7 @@ use sha2::{Digest, Sha256};
 use crate::location::Location;
 use crate::parts;
 use crate::settings::{self, Settings};
+use crate::uploads::{self, Unfinished};
 
 /// What went wrong, in one line (no secret in it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,10 +105,25 @@ pub struct Upload<'a> {
 /// An open store.
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    /// S3 only: what listing and aborting unfinished uploads needs.
+    s3: Option<S3Side>,
     rt: tokio::runtime::Runtime,
     location: Location,
     storage_class: Option<String>,
     pub upload_jobs: usize,
+}
+
+/// The S3 store again, for the calls `ObjectStore` does not have: the
+/// store as a [`MultipartStore`] (abort), and the credentials, region,
+/// bucket URL and HTTP client to send ListMultipartUploads with (resolved
+/// once, with the store's own settings).
+struct S3Side {
+    store: Arc<AmazonS3>,
+    credential: AwsCredential,
+    region: String,
+    /// `ENDPOINT/BUCKET` (path-style, as object_store addresses it).
+    bucket_url: String,
+    client: HttpClient,
 }
 
 impl std::fmt::Debug for Store {
@@ -127,6 +147,7 @@ impl Store {
     /// directory must exist; a bucket is checked by [`Store::check`].
     pub fn open(location: &Location, settings: &Settings) -> Result<Store, StoreError> {
         let env = |k: &str| std::env::var(k).ok();
+        let mut s3 = None;
         let inner: Arc<dyn ObjectStore> = match location {
             Location::Dir { root } => {
                 if !root.is_dir() {
@@ -167,7 +188,27 @@ impl Store {
                         .with_allow_http(e.starts_with("http://"))
                         .with_virtual_hosted_style_request(false);
                 }
-                Arc::new(b.build().map_err(|e| one_line(&location.url(), e))?)
+                let store = Arc::new(b.build().map_err(|e| one_line(&location.url(), e))?);
+                let endpoint = r
+                    .endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", r.region));
+                let options = ClientOptions::new().with_allow_http(endpoint.starts_with("http://"));
+                let client = ReqwestConnector::default()
+                    .connect(&options)
+                    .map_err(|e| one_line(&location.url(), e))?;
+                s3 = Some(S3Side {
+                    store: store.clone(),
+                    credential: AwsCredential {
+                        key_id: r.credentials.key_id.clone(),
+                        secret_key: r.credentials.secret.clone(),
+                        token: r.credentials.token.clone(),
+                    },
+                    region: r.region.clone(),
+                    bucket_url: format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+                    client,
+                });
+                store
             }
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -177,6 +218,7 @@ impl Store {
             .map_err(|e| StoreError(format!("cannot start the I/O runtime: {e}")))?;
         Ok(Store {
             inner,
+            s3,
             rt,
             location: location.clone(),
             storage_class: settings.storage_class.clone(),
@@ -404,6 +446,106 @@ impl Store {
         })
     }
 
+    /// The uploads never completed below the store's prefix: S3's
+    /// multipart uploads (ListMultipartUploads, 1,000 a request), or a
+    /// directory's staging files. Sorted by key.
+    pub fn unfinished(&self) -> Result<Vec<Unfinished>, StoreError> {
+        let mut out = match (&self.location, &self.s3) {
+            (Location::S3 { .. }, Some(s3)) => self.s3_unfinished(s3)?,
+            (Location::Dir { root }, _) => dir_unfinished(root),
+            (Location::S3 { .. }, None) => Vec::new(),
+        };
+        out.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
+        Ok(out)
+    }
+
+    fn s3_unfinished(&self, s3: &S3Side) -> Result<Vec<Unfinished>, StoreError> {
+        let what = format!("{}: listing unfinished uploads", self.location.url());
+        let base = self.location.prefix();
+        let prefix = if base.is_empty() {
+            String::new()
+        } else {
+            format!("{base}/")
+        };
+        let mut out = Vec::new();
+        let mut marker: Option<(String, String)> = None;
+        loop {
+            let mut url = format!(
+                "{}?uploads=&prefix={}",
+                s3.bucket_url,
+                uploads::query_encode(&prefix)
+            );
+            if let Some((k, u)) = &marker {
+                url.push_str(&format!(
+                    "&key-marker={}&upload-id-marker={}",
+                    uploads::query_encode(k),
+                    uploads::query_encode(u)
+                ));
+            }
+            let mut req = http::Request::builder()
+                .method(http::Method::GET)
+                .uri(&url)
+                .body(HttpRequestBody::empty())
+                .map_err(|e| StoreError(format!("{what}: {e}")))?;
+            AwsAuthorizer::new(&s3.credential, "s3", &s3.region).authorize(&mut req, None);
+            let text = self.rt.block_on(async {
+                let resp = s3
+                    .client
+                    .execute(req)
+                    .await
+                    .map_err(|e| one_line(&what, e))?;
+                let status = resp.status();
+                let body = resp
+                    .into_body()
+                    .bytes()
+                    .await
+                    .map_err(|e| one_line(&what, e))?;
+                let text = String::from_utf8_lossy(&body).into_owned();
+                if status.is_success() {
+                    Ok(text)
+                } else {
+                    Err(StoreError(format!("{what}: {status}: {}", short(&text))))
+                }
+            })?;
+            let page =
+                uploads::parse_page(&text).map_err(|e| StoreError(format!("{what}: {e}")))?;
+            for (full, id, initiated) in page.uploads {
+                let key = full.strip_prefix(&prefix).unwrap_or(&full).to_string();
+                out.push(Unfinished {
+                    key,
+                    id,
+                    bytes: None,
+                    modified: initiated,
+                });
+            }
+            match page.next {
+                Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes upload `u`: aborts it (S3) or deletes its staging file.
+    pub fn abandon(&self, u: &Unfinished) -> Result<(), StoreError> {
+        match (&self.location, &self.s3) {
+            (Location::S3 { .. }, Some(s3)) => {
+                let path = self.path(&u.key);
+                self.rt
+                    .block_on(s3.store.abort_multipart(&path, &u.id))
+                    .map_err(|e| {
+                        one_line(&format!("{}: aborting the upload", self.url_of(&u.key)), e)
+                    })
+            }
+            (Location::Dir { root }, _) => {
+                let file = root.join(&u.id);
+                std::fs::remove_file(&file)
+                    .map_err(|e| StoreError(format!("{}: {e}", file.display())))
+            }
+            (Location::S3 { .. }, None) => Ok(()),
+        }
+    }
+
     /// Deletes object `key`.
     pub fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key);
@@ -411,6 +553,46 @@ impl Store {
             .block_on(self.inner.delete(&path))
             .map_err(|e| one_line(&self.url_of(key), e))
     }
+}
+
+/// A directory's staging files (`NAME#N`), walked from `root`.
+fn dir_unfinished(root: &std::path::Path) -> Vec<Unfinished> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (Some(object), Ok(rel)) = (uploads::staged_object(&name), p.strip_prefix(root))
+            else {
+                continue;
+            };
+            let id = rel.to_string_lossy().into_owned();
+            let key = match rel.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => format!("{}/{object}", dir.display()),
+                _ => object.to_string(),
+            };
+            let modified = md
+                .modified()
+                .map(chrono::DateTime::<chrono::Utc>::from)
+                .unwrap_or_else(|_| chrono::Utc::now());
+            out.push(Unfinished {
+                key,
+                id,
+                bytes: Some(md.len()),
+                modified,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
