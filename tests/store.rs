@@ -332,7 +332,7 @@ fn killed_mid_stream_leaves_no_object(lab: &Lab) {
              zab-send --progress --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {u} \
                >/dev/null 2>{e} & pid=$!; i=0; \
              until grep -q '@{s1}: ' {e} || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done; \
-             sleep 1; kill -TERM $pid; wait $pid; s=$?; cat {e} >&2; exit $s",
+             sleep 3; kill -TERM $pid; wait $pid; s=$?; cat {e} >&2; exit $s",
             e = err.display()
         ));
         assert_eq!(out.code, 130, "{u}: {}\n{}", out.stdout, out.stderr);
@@ -353,12 +353,14 @@ fn killed_mid_stream_leaves_no_object(lab: &Lab) {
     );
 
     // SIGKILL: no object either; the staging file is listed as incomplete.
-    // (Once its progress shows the upload flowing, as above.)
+    // (Once ls shows the staging file: a second after the progress showed,
+    // a loaded lab had not written it yet.)
     let out = lab.local_sh(&format!(
         "zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
          zab-send --progress --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {url} \
            >/dev/null 2>{e} & pid=$!; i=0; \
-         until grep -q '@{s1}: ' {e} || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done; \
+         until zab-store ls {url} | grep -q '\"incomplete\"' || [ $i -ge 600 ]; do \
+           sleep 0.1; i=$((i + 1)); done; \
          sleep 1; kill -KILL $pid; wait $pid; s=$?; cat {e} >&2; exit $s",
         e = err.display()
     ));
