@@ -258,6 +258,9 @@ impl Suite {
         let mut argv: Vec<String> = vec![
             format!("{G}/bin/zab-autobackup"),
             "--utc".into(),
+            // The target is on the same host in push mode, where the
+            // received property would select the backups themselves.
+            "--exclude-received".into(),
             "--keep-source".into(),
             KEEP_SOURCE.to_string(),
             "--keep-target".into(),
@@ -630,7 +633,7 @@ EOF
     fn destroy_between(&mut self) -> Faulted {
         let mut f = Faulted::default();
         let out = self.lab.ssh(&format!(
-            "set -e; {G}/bin/zab-select {BACKUP} {TP} | {G}/bin/zab-snap --utc {BACKUP} > {G}/snapped.ndjson
+            "set -e; {G}/bin/zab-select --exclude-received {BACKUP} {TP} | {G}/bin/zab-snap --utc {BACKUP} > {G}/snapped.ndjson
             zfs list -H -p -t snapshot -o name,guid -r {SRC}"
         ));
         if out.code != 0 {
@@ -812,7 +815,7 @@ EOF
 
         // zab-verify: every dataset verified.
         let out = self.lab.ssh(&format!(
-            "{G}/bin/zab-select {BACKUP} {TP} | {G}/bin/zab-verify {BACKUP} {TP}"
+            "{G}/bin/zab-select --exclude-received {BACKUP} {TP} | {G}/bin/zab-verify {BACKUP} {TP}"
         ));
         let mut seen = 0;
         for l in out.stdout.lines() {
