@@ -911,6 +911,18 @@ EOF
         f.hit
     }
 
+    /// After a passing run: the pools, the directory and the ssh key go.
+    /// (A failed run leaves them for a look; the next run starts afresh.)
+    fn teardown(&self) {
+        let out = self.lab.ssh(&format!(
+            "zpool destroy -f {SRC_POOL}; zpool destroy -f {TGT_POOL}; rm -rf {G}
+            sed -i '/ zab-faults$/d' /root/.ssh/authorized_keys"
+        ));
+        if out.code != 0 {
+            println!("fault suite: cleaning up failed: {}", out.stderr.trim());
+        }
+    }
+
     fn table(&self) -> String {
         let t = &self.tally;
         let mut s = String::new();
@@ -1076,6 +1088,9 @@ fn main() {
         println!("FAILED: {f}");
     }
     let ok = failures.is_empty();
+    if ok {
+        suite.teardown();
+    }
     println!(
         "test result: {}. {} passed; {} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.1}s",
         if ok { "ok" } else { "FAILED" },
