@@ -482,7 +482,8 @@ EOF
         let delay = offset as f64 / RATE as f64;
         let wrap = self.wrapper(push, true);
         let recv = "^(/usr/sbin/)?zfs (recv|receive) .*zab-ft/faults";
-        let send = "^(/usr/sbin/)?zfs send .*zab-fa/faults";
+        // The children: the parent has no data, its stream ends at once.
+        let send = "^(/usr/sbin/)?zfs send .*zab-fa/faults/(files|small|vol)";
         // The driver: the wrapper in the background in its own process
         // group (set -m), as from a terminal, so that SIGINT reaches it.
         let pre = format!(
@@ -501,9 +502,12 @@ EOF
         );
         let at_offset =
             format!("if wait_for \"pgrep -f '{recv}'\" >/dev/null; then sleep {delay:.2}; fi\n");
+        // Between two datasets' transfers there is no `zfs recv`: the
+        // kill then lands at the start of the next one.
+        let again = format!("wait_for \"pgrep -f '{recv}'\" >/dev/null && ");
         let body = match kind {
             Kind::KillRecv => format!(
-                "{at_offset}pkill -KILL -f '{recv}' && hit=1 note=\"zfs recv killed at ~{} KiB\"",
+                "{at_offset}{again}pkill -KILL -f '{recv}' && hit=1 note=\"zfs recv killed at ~{} KiB\"",
                 offset / 1024
             ),
             // zfs send runs ahead of the rate limit by what the pipes
@@ -514,7 +518,7 @@ EOF
                 let early = offset % (256 * 1024);
                 format!(
                     "if wait_for \"pgrep -f '{send}'\" >/dev/null; then sleep {:.2}; fi
-                    pkill -KILL -f '{send}' && hit=1 note=\"zfs send killed at ~{} KiB\"",
+                    wait_for \"pgrep -f '{send}'\" >/dev/null && pkill -KILL -f '{send}' && hit=1 note=\"zfs send killed at ~{} KiB\"",
                     early as f64 / RATE as f64,
                     early / 1024
                 )
@@ -524,11 +528,11 @@ EOF
                 offset / 1024
             ),
             Kind::KillSsh => format!(
-                "{at_offset}pkill -KILL -f '^ssh .*{SELF_ALIAS}.*zfs (recv|receive)' && hit=1 note=\"ssh killed at ~{} KiB\"",
+                "{at_offset}{again}pkill -KILL -f '^ssh .*{SELF_ALIAS}.*zfs (recv|receive)' && hit=1 note=\"ssh killed at ~{} KiB\"",
                 offset / 1024
             ),
             Kind::CutSsh => format!(
-                "{at_offset}r=$(pgrep -f '{recv}' | head -n 1); p=$r; s=
+                "{at_offset}r=$(wait_for \"pgrep -f '{recv}' | head -n 1\"); p=$r; s=
                 while [ -n \"$p\" ] && [ \"$p\" -gt 1 ]; do
                     if [ \"$(ps -o comm= -p $p)\" = sshd ]; then s=$p; break; fi
                     p=$(ps -o ppid= -p $p | tr -d ' ')
