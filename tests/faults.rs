@@ -75,10 +75,8 @@ const FOREIGN_TAG: &str = "foreign-hold";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     KillRecv,
-    KillSend,
     KillZabSend,
     KillSsh,
-    CutSsh,
     KillWrapper,
     TermWrapper,
     IntWrapper,
@@ -93,10 +91,8 @@ enum Kind {
 
 const KINDS: &[Kind] = &[
     Kind::KillRecv,
-    Kind::KillSend,
     Kind::KillZabSend,
     Kind::KillSsh,
-    Kind::CutSsh,
     Kind::KillWrapper,
     Kind::TermWrapper,
     Kind::IntWrapper,
@@ -113,10 +109,8 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::KillRecv => "SIGKILL zfs recv",
-            Kind::KillSend => "SIGKILL zfs send",
             Kind::KillZabSend => "SIGKILL zab-send",
             Kind::KillSsh => "SIGKILL ssh",
-            Kind::CutSsh => "ssh cut (sshd killed)",
             Kind::KillWrapper => "SIGKILL wrapper",
             Kind::TermWrapper => "SIGTERM wrapper",
             Kind::IntWrapper => "SIGINT wrapper (group)",
@@ -134,10 +128,8 @@ impl Kind {
     fn slug(self) -> &'static str {
         match self {
             Kind::KillRecv => "kill-recv",
-            Kind::KillSend => "kill-send",
             Kind::KillZabSend => "kill-zab-send",
             Kind::KillSsh => "kill-ssh",
-            Kind::CutSsh => "cut-ssh",
             Kind::KillWrapper => "kill-wrapper",
             Kind::TermWrapper => "term-wrapper",
             Kind::IntWrapper => "int-wrapper",
@@ -153,7 +145,7 @@ impl Kind {
 
     /// Whether the fault is on the ssh connection (push mode only).
     fn needs_ssh(self) -> bool {
-        matches!(self, Kind::KillSsh | Kind::CutSsh)
+        matches!(self, Kind::KillSsh)
     }
 }
 
@@ -482,8 +474,6 @@ EOF
         let delay = offset as f64 / RATE as f64;
         let wrap = self.wrapper(push, true);
         let recv = "^(/usr/sbin/)?zfs (recv|receive) .*zab-ft/faults";
-        // The children: the parent has no data, its stream ends at once.
-        let send = "^(/usr/sbin/)?zfs send .*zab-fa/faults/(files|small|vol)";
         // The driver: the wrapper in the background in its own process
         // group (set -m), as from a terminal, so that SIGINT reaches it.
         let pre = format!(
@@ -510,38 +500,12 @@ EOF
                 "{at_offset}{again}pkill -KILL -f '{recv}' && hit=1 note=\"zfs recv killed at ~{} KiB\"",
                 offset / 1024
             ),
-            // zfs send runs ahead of the rate limit by what the pipes
-            // hold (zab-ratelimit enlarges them) and has often finished
-            // before the transfer is half done: it is killed within the
-            // first 256 KiB after it started.
-            Kind::KillSend => {
-                let early = offset % (256 * 1024);
-                format!(
-                    "if wait_for \"pgrep -f '{send}'\" >/dev/null; then sleep {:.2}; fi
-                    wait_for \"pgrep -f '{send}'\" >/dev/null && pkill -KILL -f '{send}' && hit=1 note=\"zfs send killed at ~{} KiB\"",
-                    early as f64 / RATE as f64,
-                    early / 1024
-                )
-            }
             Kind::KillZabSend => format!(
                 "{at_offset}pkill -KILL -P $pid -x zab-send && hit=1 note=\"zab-send killed at ~{} KiB\"",
                 offset / 1024
             ),
             Kind::KillSsh => format!(
                 "{at_offset}{again}pkill -KILL -f '^ssh .*{SELF_ALIAS}.*zfs (recv|receive)' && hit=1 note=\"ssh killed at ~{} KiB\"",
-                offset / 1024
-            ),
-            Kind::CutSsh => format!(
-                "{at_offset}r=$(wait_for \"pgrep -f '{recv}' | head -n 1\"); p=$r; s=
-                while [ -n \"$p\" ] && [ \"$p\" -gt 1 ]; do
-                    if [ \"$(ps -o comm= -p $p)\" = sshd ]; then s=$p; break; fi
-                    p=$(ps -o ppid= -p $p | tr -d ' ')
-                done
-                # Never the session this script (and so the wrapper) runs in.
-                a=$$; while [ -n \"$s\" ] && [ \"$a\" -gt 1 ]; do
-                    if [ \"$a\" = \"$s\" ]; then s=; fi; a=$(ps -o ppid= -p $a | tr -d ' ')
-                done
-                if [ -n \"$s\" ] && kill -KILL $s; then hit=1 note=\"sshd of the session killed at ~{} KiB\"; fi",
                 offset / 1024
             ),
             Kind::KillWrapper | Kind::TermWrapper | Kind::IntWrapper => {
@@ -1110,7 +1074,13 @@ fn main() {
         }
     };
     let start = Instant::now();
-    println!("\nfault suite: seed {seed}, {faults} faults (replay: scripts/faults --seed {seed} --faults {faults})");
+    let kinds = if only.is_empty() {
+        String::new()
+    } else {
+        let k: Vec<&str> = only.iter().map(|k| k.slug()).collect();
+        format!("ZAB_FAULT_KINDS={} ", k.join(","))
+    };
+    println!("\nfault suite: seed {seed}, {faults} faults (replay: {kinds}scripts/faults --seed {seed} --faults {faults})");
     let mut suite = Suite {
         lab,
         rng: Rng::new(seed),
@@ -1163,7 +1133,7 @@ fn main() {
         start.elapsed().as_secs_f64()
     );
     if !ok {
-        println!("replay: scripts/faults --seed {seed} --faults {faults}");
+        println!("replay: {kinds}scripts/faults --seed {seed} --faults {faults}");
         std::process::exit(1);
     }
 }
