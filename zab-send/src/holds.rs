@@ -1,6 +1,7 @@
 //! Holds on the common snapshots: after the transfers, each dataset's new
 //! common snapshot is held on both sides and our hold on the previous one
-//! is released. At most one `zfs holds`, one `zfs hold` and one
+//! is released, and on any older snapshot that still carries it (a run
+//! stopped between a receive and its holds leaves one behind). At most one `zfs holds`, one `zfs hold` and one
 //! `zfs release` per side (each split into a `-r` per recursive root and
 //! one plain command for the rest, see below), and none of them where
 //! nothing was sent and the common snapshot carries a hold. [`plan`] and
@@ -25,7 +26,7 @@ use crate::execute::Done;
 use crate::jobs::Job;
 use crate::listing::TargetDs;
 
-/// A snapshot to hold, and the previous one whose hold to release.
+/// A snapshot to hold, and the older ones whose hold to release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Want {
     /// The job it is for.
@@ -34,7 +35,9 @@ pub struct Want {
     pub new: String,
     /// Its holds as listed (None: not listed, maybe held).
     pub new_refs: Option<u64>,
-    pub old: Option<(String, Option<u64>)>,
+    /// The previous common snapshot, then the target's other snapshots
+    /// with holds, each with its holds as listed.
+    pub old: Vec<(String, Option<u64>)>,
 }
 
 /// One side's holds: a source host (by index) or the target.
@@ -97,6 +100,32 @@ pub fn plan(
             continue;
         };
         let old = job.plan.common.clone().filter(|o| *o != new);
+        // The target's other snapshots with holds: a run stopped after a
+        // receive had finished in the kernel but before its holds (its
+        // `zfs recv` killed, say) left our hold on an older snapshot on
+        // both sides, which no common snapshot names any more. Only ours
+        // is released ([`decide`]); a source snapshot is asked about only
+        // where it still exists.
+        let stale: Vec<String> = tree
+            .get(&job.target)
+            .map(|t| {
+                t.target
+                    .snapshots
+                    .iter()
+                    .filter(|(x, _)| {
+                        x.name != new
+                            && Some(&x.name) != old.as_ref()
+                            && x.userrefs.is_some_and(|r| r > 0)
+                    })
+                    .map(|(x, _)| x.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let on_source = |name: &str| {
+            sources
+                .get(&job.source)
+                .is_some_and(|s| s.iter().any(|x| x.name == name))
+        };
         let src_refs = |name: &str| {
             sources
                 .get(&job.source)
@@ -113,19 +142,24 @@ pub fn plan(
         // was stopped before holding, or used --no-holds) is held now, and
         // that needs no `zfs holds`: a quiet run costs no zfs process here.
         // (A source's listing does not say: its snapshot is held by the
-        // next run that sends.)
+        // next run that sends, or that finds an older held snapshot on
+        // the target.)
         let sent = old.is_some() || done[j].received(job).next().is_some();
-        let want = |ds: &str, refs: &dyn Fn(&str) -> Option<u64>| Want {
+        let want = |ds: &str, refs: &dyn Fn(&str) -> Option<u64>, source: bool| Want {
             job: j,
             new: format!("{ds}@{new}"),
             new_refs: refs(&new),
-            old: old.as_ref().map(|o| (format!("{ds}@{o}"), refs(o))),
+            old: old
+                .iter()
+                .chain(stale.iter().filter(|o| !source || on_source(o)))
+                .map(|o| (format!("{ds}@{o}"), refs(o)))
+                .collect(),
         };
         for (side, w) in [
-            (job.host, want(&job.source, &src_refs)),
-            (hosts, want(&job.target, &tgt_refs)),
+            (job.host, want(&job.source, &src_refs, true)),
+            (hosts, want(&job.target, &tgt_refs, false)),
         ] {
-            if sent || w.new_refs == Some(0) {
+            if sent || !stale.is_empty() || w.new_refs == Some(0) {
                 sides[side].wants.push(w);
             }
         }
@@ -174,7 +208,7 @@ pub fn ask(wants: &[Want]) -> Vec<&str> {
         if w.new_refs != Some(0) {
             ask.push(&w.new);
         }
-        if let Some((o, r)) = &w.old {
+        for (o, r) in &w.old {
             if *r != Some(0) {
                 ask.push(o);
             }
@@ -194,7 +228,7 @@ pub fn decide<'a>(
     let to_hold = wants.iter().filter(|w| !ours(&w.new)).collect();
     let release = wants
         .iter()
-        .filter_map(|w| w.old.as_ref())
+        .flat_map(|w| &w.old)
         .filter(|(o, _)| ours(o))
         .map(|(o, _)| o.clone())
         .collect();
@@ -589,7 +623,7 @@ mod tests {
             p.sides[side]
                 .wants
                 .iter()
-                .map(|w| (w.new.clone(), w.old.as_ref().map(|o| o.0.clone())))
+                .map(|w| (w.new.clone(), w.old.first().map(|o| o.0.clone())))
                 .collect()
         };
         let o = |s: &str| Some(s.to_string());
@@ -618,13 +652,71 @@ mod tests {
         assert_eq!(ask(&p.sides[1].wants), vec!["t/a@3", "t/a@1", "t/b@1"]);
     }
 
+    /// The fault suite's round 3 (seed 1): a `zfs recv` killed after its
+    /// receive had finished in the kernel; the run that sent @2 never held
+    /// it, and the next run has nothing to send. Our hold on @1, on both
+    /// sides, is released (where the source still has @1) and @2 held.
+    #[test]
+    fn a_hold_left_on_an_older_snapshot_is_released_when_nothing_is_sent() {
+        let jobs = [
+            job("p/a", "t/a", Some("2"), &[]),
+            // The source has thinned @1 already.
+            job("p/b", "t/b", Some("2"), &[]),
+            // Quiet: only the common is held, so nothing at all to do.
+            job("p/c", "t/c", Some("2"), &[]),
+        ];
+        let done = [done(0, false), done(0, false), done(0, false)];
+        let sources: BTreeMap<String, Vec<Snapshot>> = [
+            ("p/a", vec![snap("1", None), snap("2", None)]),
+            ("p/b", vec![snap("2", None)]),
+            ("p/c", vec![snap("1", None), snap("2", None)]),
+        ]
+        .map(|(n, s)| (n.to_string(), s))
+        .into();
+        let tree = target_tree(&[
+            ("t/a", &[("1", 1), ("2", 0)]),
+            ("t/b", &[("1", 2), ("2", 1)]),
+            ("t/c", &[("1", 0), ("2", 1)]),
+        ]);
+        let p = plan(&jobs, &done, 1, &sources, &tree);
+        let wants = |side: usize| -> Vec<(String, Vec<String>)> {
+            p.sides[side]
+                .wants
+                .iter()
+                .map(|w| (w.new.clone(), w.old.iter().map(|o| o.0.clone()).collect()))
+                .collect()
+        };
+        assert_eq!(
+            wants(0),
+            vec![("p/a@2".into(), v(&["p/a@1"])), ("p/b@2".into(), v(&[]))]
+        );
+        assert_eq!(
+            wants(1),
+            vec![
+                ("t/a@2".into(), v(&["t/a@1"])),
+                ("t/b@2".into(), v(&["t/b@1"]))
+            ]
+        );
+        // Only our hold goes: t/b@1 has a foreign one too.
+        let held: BTreeMap<String, Vec<String>> = [
+            ("t/a@1", vec!["zfs_autobackup:b"]),
+            ("t/b@1", vec!["other", "zfs_autobackup:b"]),
+            ("t/b@2", vec!["zfs_autobackup:b"]),
+        ]
+        .map(|(n, t)| (n.to_string(), t.into_iter().map(String::from).collect()))
+        .into();
+        let (hold, release) = decide(&p.sides[1].wants, &held, "zfs_autobackup:b");
+        assert_eq!(hold, vec![&p.sides[1].wants[0]]);
+        assert_eq!(release, v(&["t/a@1", "t/b@1"]));
+    }
+
     #[test]
     fn only_what_lacks_our_hold_is_held_and_only_ours_released() {
         let w = |new: &str, old: Option<&str>| Want {
             job: 0,
             new: new.into(),
             new_refs: None,
-            old: old.map(|o| (o.to_string(), None)),
+            old: old.map(|o| (o.to_string(), None)).into_iter().collect(),
         };
         let wants = [w("t/a@3", Some("t/a@1")), w("t/b@2", Some("t/b@1"))];
         let held: BTreeMap<String, Vec<String>> = [
