@@ -324,11 +324,13 @@ fn killed_mid_stream_leaves_no_object(lab: &Lab) {
 
     // SIGTERM mid-stream (2 MiB/s for 24 MiB), once its progress shows the
     // upload flowing (however slow the machine is today): the upload is
-    // aborted.
+    // aborted. The stderr file is removed first: the previous round's
+    // lines, read before the background job's redirection truncated it,
+    // once sent the signal before the upload had started.
     let err = dir(&format!("{}-err", ns.name)).join("stderr");
     for u in [&url, &s3url] {
         let out = lab.local_sh(&format!(
-            "{env}zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
+            "rm -f {e}; {env}zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
              zab-send --progress --ssh-source zfs-lab --ssh-config \"$CFG\" --rate 2M {b} {u} \
                >/dev/null 2>{e} & pid=$!; i=0; \
              until grep -q '@{s1}: ' {e} || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done; \
