@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use zab_core::host::quote_argv;
-use zab_tests::{Lab, Out, ALIAS};
+use zab_tests::{Lab, Out, ALIAS, TOOLS};
 
 /// The suite's directory in the guest: pool files, binaries, ssh key.
 const G: &str = "/var/lib/zab-faults";
@@ -57,17 +57,6 @@ const KEEP_TARGET: usize = 7;
 const RATE: u64 = 1 << 20;
 /// The host alias of the guest's ssh config for itself (push mode).
 const SELF_ALIAS: &str = "faults-self";
-/// The zab tools the wrapper needs in the guest.
-const TOOLS: &[&str] = &[
-    "zab-select",
-    "zab-snap",
-    "zab-send",
-    "zab-thin",
-    "zab-buffer",
-    "zab-ratelimit",
-    "zab-check",
-    "zab-verify",
-];
 /// The foreign hold's tag.
 const FOREIGN_TAG: &str = "foreign-hold";
 
