@@ -802,9 +802,10 @@ EOF
             fails.push(format!("zpool status -x: {}", status.trim()));
         }
 
-        // zab-verify: every dataset verified.
+        // zab-verify: every dataset verified. It runs zab-check on each
+        // side, found on the PATH: ours, not whatever the lab installed.
         let out = self.lab.ssh(&format!(
-            "{G}/bin/zab-select --exclude-received {BACKUP} {TP} | {G}/bin/zab-verify {BACKUP} {TP}"
+            "PATH={G}/bin:$PATH; export PATH; {G}/bin/zab-select --exclude-received {BACKUP} {TP} | {G}/bin/zab-verify {BACKUP} {TP}"
         ));
         let mut seen = 0;
         for l in out.stdout.lines() {
