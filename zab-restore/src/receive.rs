@@ -1,4 +1,5 @@
-//! One object into `zfs recv`: the object streams from the store into the
+//! One object into `zfs recv`: the object streams from the store (its
+//! pieces from the download of the whole plan, [`Download`]) into the
 //! receiving side (`[DECOMPRESS |] zfs recv OPTIONS TARGET`, a shell line
 //! on the target host), and its SHA-256 is computed on the way. The last
 //! [`HOLD`] bytes are held back until the hash is known: a `zfs send`
@@ -18,6 +19,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
 use zab_core::Host;
+use zab_store::download::Download;
 use zab_store::manifest::Entry;
 use zab_store::Store;
 
@@ -146,11 +148,13 @@ impl<W: Write> Write for HoldBack<W> {
     }
 }
 
-/// Receives object `e` through the shell line `line` on `host`; the bytes
-/// received. Errors are one line that names the object (`url`).
+/// Receives object `e`, the `index`th of `download`, through the shell
+/// line `line` on `host`; the bytes received. Errors are one line that
+/// names the object.
 pub fn receive(
     store: &Store,
     e: &Entry,
+    (download, index): (&mut Download, usize),
     host: &Host,
     line: &str,
     running: &Running,
@@ -184,9 +188,9 @@ pub fn receive(
             .take()
             .ok_or_else(|| Stop::Store("no stdin to zfs recv".into()))?;
         let mut w = HoldBack::new(stdin, HOLD);
-        let got = store.get(&e.key, &mut w);
+        let got = pieces(download, index, &url, &mut w, running);
         let (bytes, sha) = w.sum();
-        got.map_err(|err| Stop::Store(err.to_string()))?;
+        got?;
         if running.is_stopped() {
             return Err(Stop::Check("interrupted".into()));
         }
@@ -240,6 +244,39 @@ pub fn receive(
         (Ok(_), Some(st)) => Err(with_msgs(format!(
             "receiving {url}: zfs recv failed ({st})"
         ))),
+    }
+}
+
+/// Writes the pieces of object `index` to `w`, in order, up to its last.
+fn pieces(
+    download: &mut Download,
+    index: usize,
+    url: &str,
+    w: &mut dyn Write,
+    running: &Running,
+) -> Result<(), Stop> {
+    loop {
+        if running.is_stopped() {
+            return Err(Stop::Check("interrupted".into()));
+        }
+        match download.next_piece() {
+            None => return Err(Stop::Store(format!("{url}: the download ended early"))),
+            Some(Err(err)) => return Err(Stop::Store(err.to_string())),
+            Some(Ok(p)) if p.object != index => {
+                return Err(Stop::Store(format!(
+                    "{url}: the download went on to another object early"
+                )))
+            }
+            Some(Ok(p)) => {
+                w.write_all(&p.bytes)
+                    .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))?;
+                if p.last {
+                    return w
+                        .flush()
+                        .map_err(|err| Stop::Store(format!("writing {url} out: {err}")));
+                }
+            }
+        }
     }
 }
 

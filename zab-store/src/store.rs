@@ -32,6 +32,7 @@ use object_store::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::download::{self, Download, Piece};
 use crate::location::Location;
 use crate::parts;
 use crate::settings::{self, Settings};
@@ -310,6 +311,51 @@ impl Store {
                 .map_err(|e| StoreError(format!("writing {url} out: {e}")))?;
             Ok(n)
         })
+    }
+
+    /// Downloads `objects` (key, size), in order and ahead of the caller
+    /// ([`crate::download`]): each is read in ranges of `range` bytes,
+    /// `jobs` ranges in flight at once, the next object's while the
+    /// current one's last pieces wait for the caller.
+    pub fn download(&self, objects: &[(String, u64)], jobs: usize, range: u64) -> Download {
+        let (tx, rx) = tokio::sync::mpsc::channel(download::QUEUED.max(1));
+        let mut requests = Vec::new();
+        for (i, (key, size)) in objects.iter().enumerate() {
+            let (path, url) = (self.path(key), self.url_of(key));
+            let rs = download::ranges(*size, range);
+            let n = rs.len();
+            for (j, r) in rs.into_iter().enumerate() {
+                requests.push((i, path.clone(), url.clone(), r, j + 1 == n));
+            }
+        }
+        let inner = Arc::clone(&self.inner);
+        let task = self.rt.spawn(async move {
+            let mut pieces = futures_util::stream::iter(requests)
+                .map(|(object, path, url, r, last)| {
+                    let inner = Arc::clone(&inner);
+                    async move {
+                        let bytes = match r.is_empty() {
+                            true => Ok(Bytes::new()),
+                            false => inner.get_range(&path, r).await,
+                        };
+                        bytes
+                            .map(|bytes| Piece {
+                                object,
+                                bytes,
+                                last,
+                            })
+                            .map_err(|e| one_line(&url, e))
+                    }
+                })
+                .buffered(jobs.max(1));
+            while let Some(p) = pieces.next().await {
+                let failed = p.is_err();
+                if tx.send(p).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Download { rx, task }
     }
 
     /// Every complete object below `key_prefix` (below the store's prefix).
