@@ -8,6 +8,12 @@
 //! `(jobs + QUEUED + 1) × RANGE` (4 jobs: 56 MiB). The splitting is a pure
 //! function ([`ranges`]); the requests run on the store's runtime
 //! ([`crate::Store::download`]).
+//!
+//! With one job there is no point in ranges: each object is one GET,
+//! streamed and cut into pieces of the same size, still ahead of the
+//! caller. It is also the way for a server that pays for each range
+//! with the whole object (moto, the tests' server, reads all of it for
+//! every ranged GET).
 
 use std::ops::Range;
 

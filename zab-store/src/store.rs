@@ -316,7 +316,8 @@ impl Store {
     /// Downloads `objects` (key, size), in order and ahead of the caller
     /// ([`crate::download`]): each is read in ranges of `range` bytes,
     /// `jobs` ranges in flight at once, the next object's while the
-    /// current one's last pieces wait for the caller.
+    /// current one's last pieces wait for the caller. With one job, each
+    /// object is one GET, streamed, in pieces of `range` bytes.
     pub fn download(&self, objects: &[(String, u64)], jobs: usize, range: u64) -> Download {
         let (tx, rx) = tokio::sync::mpsc::channel(download::QUEUED.max(1));
         let mut requests = Vec::new();
@@ -329,6 +330,21 @@ impl Store {
             }
         }
         let inner = Arc::clone(&self.inner);
+        if jobs <= 1 {
+            let objects: Vec<(Path, String)> = objects
+                .iter()
+                .map(|(key, _)| (self.path(key), self.url_of(key)))
+                .collect();
+            let task = self.rt.spawn(async move {
+                for (object, (path, url)) in objects.into_iter().enumerate() {
+                    let failed = stream_object(&*inner, object, &path, &url, range, &tx).await;
+                    if failed {
+                        break;
+                    }
+                }
+            });
+            return Download { rx, task };
+        }
         let task = self.rt.spawn(async move {
             let mut pieces = futures_util::stream::iter(requests)
                 .map(|(object, path, url, r, last)| {
@@ -599,6 +615,54 @@ impl Store {
             .block_on(self.inner.delete(&path))
             .map_err(|e| one_line(&self.url_of(key), e))
     }
+}
+
+/// One object in one GET, streamed and cut into pieces of `range` bytes
+/// (`--download-jobs 1`); whether the download must stop (an error, sent,
+/// or the reader gone).
+async fn stream_object(
+    inner: &dyn ObjectStore,
+    object: usize,
+    path: &Path,
+    url: &str,
+    range: u64,
+    tx: &tokio::sync::mpsc::Sender<Result<Piece, StoreError>>,
+) -> bool {
+    let range = usize::try_from(range.max(1)).unwrap_or(usize::MAX);
+    let mut stream = match inner.get(path).await {
+        Ok(r) => r.into_stream(),
+        Err(e) => {
+            let _ = tx.send(Err(one_line(url, e))).await;
+            return true;
+        }
+    };
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => buf.extend_from_slice(&c),
+            Err(e) => {
+                let _ = tx.send(Err(one_line(url, e))).await;
+                return true;
+            }
+        }
+        while buf.len() >= range {
+            let bytes = buf.split_to(range).freeze();
+            let piece = Piece {
+                object,
+                bytes,
+                last: false,
+            };
+            if tx.send(Ok(piece)).await.is_err() {
+                return true;
+            }
+        }
+    }
+    let piece = Piece {
+        object,
+        bytes: buf.freeze(),
+        last: true,
+    };
+    tx.send(Ok(piece)).await.is_err()
 }
 
 /// A directory's staging files (`NAME#N`), walked from `root`.

@@ -40,7 +40,7 @@ fn objects_come_whole_and_in_order() {
         .iter()
         .map(|(k, v)| (k.to_string(), v.len() as u64))
         .collect();
-    for (jobs, range) in [(1, 1024), (3, 1000), (8, 7), (2, 1 << 20)] {
+    for (jobs, range) in [(1, 1024), (1, 7), (3, 1000), (8, 7), (2, 1 << 20)] {
         let mut dl = store.download(&list, jobs, range);
         let mut got: Vec<Vec<u8>> = vec![Vec::new(); objects.len()];
         let mut lasts = Vec::new();
@@ -72,7 +72,13 @@ fn a_missing_object_is_an_error_that_names_it() {
     std::fs::write(d.join("a@s1"), data(100, 1)).unwrap();
     let store = Store::open(&Location::Dir { root: d }, &Settings::default()).unwrap();
     let list = [("a@s1".to_string(), 100), ("a@s2".to_string(), 100)];
-    let mut dl = store.download(&list, 4, 64);
+    for jobs in [1, 4] {
+        missing_after_100_bytes(&store, &list, jobs);
+    }
+}
+
+fn missing_after_100_bytes(store: &Store, list: &[(String, u64)], jobs: usize) {
+    let mut dl = store.download(list, jobs, 64);
     let mut n = 0;
     let err = loop {
         match dl.next_piece() {
