@@ -130,15 +130,22 @@ impl<W: Write> HoldBack<W> {
 }
 
 impl<W: Write> Write for HoldBack<W> {
+    /// Small writes gather in `held` up to twice `hold`; a large one goes
+    /// out mostly straight from `buf`, only its last `hold` bytes copied.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.hasher.update(buf);
         self.total += buf.len() as u64;
-        self.held.extend_from_slice(buf);
-        if self.held.len() >= 2 * self.hold {
-            let out = self.held.len() - self.hold;
-            self.inner.write_all(&self.held[..out])?;
-            self.held.drain(..out);
+        if self.held.len() + buf.len() < 2 * self.hold {
+            self.held.extend_from_slice(buf);
+            return Ok(buf.len());
         }
+        let out = self.held.len() + buf.len() - self.hold;
+        let from_held = out.min(self.held.len());
+        self.inner.write_all(&self.held[..from_held])?;
+        self.held.drain(..from_held);
+        let from_buf = out - from_held;
+        self.inner.write_all(&buf[..from_buf])?;
+        self.held.extend_from_slice(&buf[from_buf..]);
         Ok(buf.len())
     }
 
@@ -309,6 +316,33 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(sha, want);
+        assert_eq!(w.release().unwrap(), data);
+    }
+
+    #[test]
+    fn large_and_small_writes_mixed_keep_the_order() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+        let mut w = HoldBack::new(Vec::new(), 1000);
+        let mut at = 0;
+        for (i, size) in [10, 5000, 3, 999, 1001, 2000, 7, 12_000, 1]
+            .iter()
+            .cycle()
+            .enumerate()
+        {
+            if at >= data.len() {
+                break;
+            }
+            let end = (at + size).min(data.len());
+            w.write_all(&data[at..end]).unwrap();
+            at = end;
+            assert!(w.held.len() < 2 * 1000 || i == 0, "{}", w.held.len());
+            assert!(
+                at < 1000 || w.held.len() >= 1000,
+                "held back {} at {at}",
+                w.held.len()
+            );
+            assert_eq!(&w.inner[..], &data[..w.inner.len()]);
+        }
         assert_eq!(w.release().unwrap(), data);
     }
 

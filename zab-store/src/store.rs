@@ -636,24 +636,30 @@ async fn stream_object(
             return true;
         }
     };
-    let mut buf = bytes::BytesMut::new();
+    // Each piece is one allocation of its own, filled to `range`: a piece
+    // handed on frees all its memory when written.
+    let mut buf = bytes::BytesMut::with_capacity(range);
     while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => buf.extend_from_slice(&c),
+        let mut chunk = match chunk {
+            Ok(c) => c,
             Err(e) => {
                 let _ = tx.send(Err(one_line(url, e))).await;
                 return true;
             }
-        }
-        while buf.len() >= range {
-            let bytes = buf.split_to(range).freeze();
-            let piece = Piece {
-                object,
-                bytes,
-                last: false,
-            };
-            if tx.send(Ok(piece)).await.is_err() {
-                return true;
+        };
+        while !chunk.is_empty() {
+            let n = (range - buf.len()).min(chunk.len());
+            buf.extend_from_slice(&chunk.split_to(n));
+            if buf.len() == range {
+                let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(range));
+                let piece = Piece {
+                    object,
+                    bytes: full.freeze(),
+                    last: false,
+                };
+                if tx.send(Ok(piece)).await.is_err() {
+                    return true;
+                }
             }
         }
     }
