@@ -96,7 +96,8 @@ pub struct Args {
 
     /// Ranged requests (8 MiB each) in flight at once, across the objects
     /// of a dataset: the next object downloads while the current one is
-    /// received.
+    /// received. 1: each object in one streamed GET (still ahead), for a
+    /// server that serves ranges slowly.
     #[arg(long, value_name = "N", default_value_t = 4,
         value_parser = clap::value_parser!(u16).range(1..=64))]
     pub download_jobs: u16,

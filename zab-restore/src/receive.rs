@@ -1,7 +1,8 @@
 //! One object into `zfs recv`: the object streams from the store (its
 //! pieces from the download of the whole plan, [`Download`]) into the
 //! receiving side (`[DECOMPRESS |] zfs recv OPTIONS TARGET`, a shell line
-//! on the target host), and its SHA-256 is computed on the way. The last
+//! on the target host), and its SHA-256 is computed on the way (by the
+//! download, on its own thread, over the pieces in order). The last
 //! [`HOLD`] bytes are held back until the hash is known: a `zfs send`
 //! stream ends with its END record, so `zfs recv` cannot commit the
 //! snapshot before it has them. On a mismatch (or a short object) the
@@ -17,7 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use sha2::{Digest, Sha256};
 use zab_core::Host;
 use zab_store::download::Download;
 use zab_store::manifest::Entry;
@@ -87,12 +87,10 @@ pub fn target_line(e: &Entry, recv_argv: &[String]) -> Result<String, String> {
     }
 }
 
-/// A writer that hashes everything and passes it on except the last
-/// `hold` bytes, which [`HoldBack::release`] writes once the caller knows
-/// they may go.
+/// A writer that passes everything on except the last `hold` bytes,
+/// which [`HoldBack::release`] writes once the caller knows they may go.
 struct HoldBack<W> {
     inner: W,
-    hasher: Sha256,
     held: Vec<u8>,
     hold: usize,
     total: u64,
@@ -102,23 +100,15 @@ impl<W: Write> HoldBack<W> {
     fn new(inner: W, hold: usize) -> Self {
         HoldBack {
             inner,
-            hasher: Sha256::new(),
             held: Vec::with_capacity(2 * hold),
             hold,
             total: 0,
         }
     }
 
-    /// The bytes seen and their SHA-256 (hex).
-    fn sum(&self) -> (u64, String) {
-        let hex = self
-            .hasher
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (self.total, hex)
+    /// The bytes seen.
+    fn total(&self) -> u64 {
+        self.total
     }
 
     /// Writes the bytes held back; returns the writer.
@@ -133,7 +123,6 @@ impl<W: Write> Write for HoldBack<W> {
     /// Small writes gather in `held` up to twice `hold`; a large one goes
     /// out mostly straight from `buf`, only its last `hold` bytes copied.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.hasher.update(buf);
         self.total += buf.len() as u64;
         if self.held.len() + buf.len() < 2 * self.hold {
             self.held.extend_from_slice(buf);
@@ -195,9 +184,8 @@ pub fn receive(
             .take()
             .ok_or_else(|| Stop::Store("no stdin to zfs recv".into()))?;
         let mut w = HoldBack::new(stdin, HOLD);
-        let got = pieces(download, index, &url, &mut w, running);
-        let (bytes, sha) = w.sum();
-        got?;
+        let sha = pieces(download, index, &url, &mut w, running)?;
+        let bytes = w.total();
         if running.is_stopped() {
             return Err(Stop::Check("interrupted".into()));
         }
@@ -254,14 +242,15 @@ pub fn receive(
     }
 }
 
-/// Writes the pieces of object `index` to `w`, in order, up to its last.
+/// Writes the pieces of object `index` to `w`, in order, up to its last;
+/// the SHA-256 of them all (the download computes it on its own thread).
 fn pieces(
     download: &mut Download,
     index: usize,
     url: &str,
     w: &mut dyn Write,
     running: &Running,
-) -> Result<(), Stop> {
+) -> Result<String, Stop> {
     loop {
         if running.is_stopped() {
             return Err(Stop::Check("interrupted".into()));
@@ -278,9 +267,11 @@ fn pieces(
                 w.write_all(&p.bytes)
                     .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))?;
                 if p.last {
-                    return w
-                        .flush()
-                        .map_err(|err| Stop::Store(format!("writing {url} out: {err}")));
+                    w.flush()
+                        .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))?;
+                    return p
+                        .sha256
+                        .ok_or_else(|| Stop::Store(format!("{url}: no hash from the download")));
                 }
             }
         }
@@ -309,13 +300,7 @@ mod tests {
         w.flush().unwrap();
         assert!(w.inner.len() <= data.len() - 1000, "{}", w.inner.len());
         assert_eq!(&w.inner[..], &data[..w.inner.len()]);
-        let (n, sha) = w.sum();
-        assert_eq!(n, 10_000);
-        let want: String = Sha256::digest(&data)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(sha, want);
+        assert_eq!(w.total(), 10_000);
         assert_eq!(w.release().unwrap(), data);
     }
 

@@ -35,6 +35,27 @@ pub struct Piece {
     pub bytes: Bytes,
     /// Whether it is the object's last piece.
     pub last: bool,
+    /// On the last piece: the SHA-256 (hex) of all the object's pieces,
+    /// in order, computed as they were handed on (on the download's
+    /// thread, not the caller's, so that hashing and writing overlap).
+    pub sha256: Option<String>,
+}
+
+/// The hash of an object's pieces, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Hash(sha2::Sha256);
+
+impl Hash {
+    /// Hashes `p`; on its object's last piece, sets `p.sha256` and starts
+    /// again for the next object.
+    pub(crate) fn piece(&mut self, p: &mut Piece) {
+        use sha2::Digest;
+        self.0.update(&p.bytes);
+        if p.last {
+            let sum = std::mem::take(&mut self.0).finalize();
+            p.sha256 = Some(sum.iter().map(|b| format!("{b:02x}")).collect());
+        }
+    }
 }
 
 /// The ranges that cover an object of `size` bytes, `range` bytes each

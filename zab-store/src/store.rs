@@ -32,7 +32,7 @@ use object_store::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::download::{self, Download, Piece};
+use crate::download::{self, Download, Hash, Piece};
 use crate::location::Location;
 use crate::parts;
 use crate::settings::{self, Settings};
@@ -359,12 +359,17 @@ impl Store {
                                 object,
                                 bytes,
                                 last,
+                                sha256: None,
                             })
                             .map_err(|e| one_line(&url, e))
                     }
                 })
                 .buffered(jobs.max(1));
-            while let Some(p) = pieces.next().await {
+            let mut hash = Hash::default();
+            while let Some(mut p) = pieces.next().await {
+                if let Ok(p) = &mut p {
+                    hash.piece(p);
+                }
                 let failed = p.is_err();
                 if tx.send(p).await.is_err() || failed {
                     break;
@@ -639,6 +644,7 @@ async fn stream_object(
     // Each piece is one allocation of its own, filled to `range`: a piece
     // handed on frees all its memory when written.
     let mut buf = bytes::BytesMut::with_capacity(range);
+    let mut hash = Hash::default();
     while let Some(chunk) = stream.next().await {
         let mut chunk = match chunk {
             Ok(c) => c,
@@ -652,22 +658,26 @@ async fn stream_object(
             buf.extend_from_slice(&chunk.split_to(n));
             if buf.len() == range {
                 let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(range));
-                let piece = Piece {
+                let mut piece = Piece {
                     object,
                     bytes: full.freeze(),
                     last: false,
+                    sha256: None,
                 };
+                hash.piece(&mut piece);
                 if tx.send(Ok(piece)).await.is_err() {
                     return true;
                 }
             }
         }
     }
-    let piece = Piece {
+    let mut piece = Piece {
         object,
         bytes: buf.freeze(),
         last: true,
+        sha256: None,
     };
+    hash.piece(&mut piece);
     tx.send(Ok(piece)).await.is_err()
 }
 

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use zab_store::download::Piece;
 use zab_store::{Location, Settings, Store};
 
@@ -50,13 +51,20 @@ fn objects_come_whole_and_in_order() {
                 object,
                 bytes,
                 last,
+                sha256,
             } = p.unwrap();
+            assert_eq!(sha256.is_some(), last);
             assert!(object >= at, "object {object} after {at}");
             assert!(bytes.len() as u64 <= range);
             at = object;
             got[object].extend_from_slice(&bytes);
             if last {
                 lasts.push(object);
+                let want: String = Sha256::digest(&got[object])
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                assert_eq!(sha256.as_deref(), Some(want.as_str()), "object {object}");
             }
         }
         assert_eq!(lasts, [0, 1, 2, 3], "jobs {jobs}, range {range}");
