@@ -214,43 +214,7 @@ pub fn parents_to_create(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zab_store::manifest::Snap;
-
-    fn entry(snap: &str, guid: u64, parent: Option<(&str, u64)>, carries: &[(&str, u64)]) -> Entry {
-        let mut snapshots: Vec<Snap> = carries
-            .iter()
-            .map(|&(n, g)| Snap {
-                name: n.into(),
-                guid: g,
-                createtxg: g,
-            })
-            .collect();
-        snapshots.push(Snap {
-            name: snap.into(),
-            guid,
-            createtxg: guid,
-        });
-        Entry {
-            key: format!("p/a@{snap}"),
-            kind: if parent.is_some() {
-                Kind::Incremental
-            } else {
-                Kind::Full
-            },
-            snapshot: snap.into(),
-            guid,
-            createtxg: guid,
-            parent: parent.map(|p| p.0.to_string()),
-            parent_guid: parent.map(|p| p.1),
-            snapshots,
-            raw: false,
-            compressor: None,
-            stored_bytes: 100,
-            stream_bytes: 100,
-            sha256: "00".into(),
-            stored: "2026-12-03T07:00:00+00:00".into(),
-        }
-    }
+    use zab_store::manifest::fixtures::entry;
 
     /// s1 full; s3 from s1 carrying s2; s4 from s3; then a new chain: s5
     /// full, s6 from s5.
