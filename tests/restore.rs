@@ -22,6 +22,10 @@ pub const TESTS: &[Test] = &[
         "restore_killed_midway_goes_on_next_run",
         killed_midway_goes_on_next_run,
     ),
+    (
+        "restore_all_after_loss_from_s3_and_a_directory",
+        all_after_loss_from_s3_and_a_directory,
+    ),
 ];
 
 /// zab-restore here, receiving in the lab.
@@ -30,6 +34,23 @@ fn restore(lab: &Lab, env: &str, args: &[&str]) -> Out {
     lab.local_sh(&format!(
         "{env}zab-restore --ssh-target zfs-lab --ssh-config \"$CFG\" {argv}"
     ))
+}
+
+/// Every record of a run (the `restore` records, then the `end` record).
+#[track_caller]
+fn all_records(out: &Out) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut lines: Vec<serde_json::Value> = out.stdout.lines().map(json).collect();
+    let end = lines
+        .pop()
+        .unwrap_or_else(|| panic!("no records:\n{}", out.stderr));
+    assert_eq!(end["kind"], "end", "{}", out.stdout);
+    assert_eq!(end["tool"], "zab-restore");
+    assert!(
+        lines.iter().all(|l| l["kind"] == "restore"),
+        "{}",
+        out.stdout
+    );
+    (lines, end)
 }
 
 /// The `restore` record and the `end` record of a run.
@@ -299,16 +320,208 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     assert_eq!(rec["objects"][1]["received"], false, "{rec}");
     assert_eq!(lab.snapshot_names(&r), std::slice::from_ref(&s1));
 
+    // A receive cut short with -s leaves its partial state and a resume
+    // token on the target (zab-restore's own receive has no -s; another
+    // tool's may): the next run aborts it (zfs recv -A) and receives the
+    // object again from its start.
+    let token = |ds: &str| lab.prop(ds, "receive_resume_token");
+    lab.ssh(&format!(
+        "zfs send -i @{s1} {a}@{s2} | head -c 3000000 | zfs recv -s -u {r}"
+    ));
+    assert_ne!(token(&r), "-", "zfs recv -s left no resume token on {r}");
+
     // The next run goes on after @s1.
-    let out = restore(lab, "", &[&url, &a, &r]);
+    let out = restore(lab, "", &["--verbose", &url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("aborting a partial receive"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(token(&r), "-");
     let (rec, _) = records(&out);
+    assert_eq!(rec["aborted_partial"], true, "{rec}");
     assert_eq!(rec["from"], s1.as_str(), "{rec}");
     assert_eq!(objects(&rec), [&s2, &s3].map(|s| s.as_str()));
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
+
+    // A new dataset's full receive cut short with -s: the partial dataset
+    // goes with zfs recv -A (--test says so and changes nothing), then the
+    // whole chain is received.
+    let r2 = ns.ds("zab-t", "a2");
+    lab.ssh(&format!(
+        "zfs send {a}@{s1} | head -c 300000 | zfs recv -s -u {r2}"
+    ));
+    assert_ne!(token(&r2), "-", "zfs recv -s left no resume token on {r2}");
+    let out = restore(lab, "", &["--test", &url, &a, &r2]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("would abort the partial receive") && out.stderr.contains("recv -A"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(records(&out).0["status"], "planned");
+    assert_ne!(token(&r2), "-", "--test aborted the partial receive");
+    let out = restore(lab, "", &[&url, &a, &r2]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (rec, _) = records(&out);
+    assert_eq!(rec["aborted_partial"], true, "{rec}");
+    assert_eq!(objects(&rec), [&s1, &s2, &s3].map(|s| s.as_str()));
+    assert_eq!(lab.snaps(&r2), lab.snaps(&a));
+    lab.same_files(&a, &r2);
     lab.sh(&format!(
         "zfs destroy -r {back}; zfs destroy -r {}",
         ns.ds("zab-a", "")
     ));
+}
+
+/// The sha256 of a volume's device (waiting for udev to make it).
+fn volume_sum(lab: &Lab, vol: &str) -> String {
+    lab.sh(&format!(
+        "udevadm settle 2>/dev/null || true; i=0; until [ -e /dev/zvol/{vol} ]; do \
+         sleep 0.2; i=$((i+1)); [ $i -lt 150 ] || break; done; \
+         sha256sum < /dev/zvol/{vol} | cut -d' ' -f1"
+    ))
+    .trim()
+    .to_string()
+}
+
+/// The issue's cycle: back up a tree (a filesystem, its child, a volume)
+/// to a directory and to S3, lose the sources, restore everything with
+/// --all into a new pool (from the directory) and into a fresh dataset
+/// (from S3), and compare snapshots, guids, every file's checksum and the
+/// volume's blocks with what the sources had.
+fn all_after_loss_from_s3_and_a_directory(lab: &Lab) {
+    let ns = Ns::new("restore_all");
+    let b = ns.backup();
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-restore-all");
+    let root = ns.ds("zab-a", "");
+    let a = ns.ds("zab-a", "a");
+    let c = ns.ds("zab-a", "a/c");
+    let v = ns.ds("zab-a", "vol");
+    let back = ns.ds("zab-t", "");
+    let pool = "zabr-all";
+    let drop_pool = format!(
+        "zpool destroy -f {pool} 2>/dev/null; rm -f /var/tmp/{pool}.img; \
+         mountpoint -q /{pool} || rm -rf /{pool}"
+    );
+    lab.ssh(&drop_pool);
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
+         zfs create -p -o autobackup:{b}=true {root}; zfs create -p {c}; \
+         zfs create -V 8M -o volmode=dev {v}; zfs create -p {back}/s3; \
+         udevadm settle 2>/dev/null || true; \
+         i=0; until [ -e /dev/zvol/{v} ]; do sleep 0.2; i=$((i+1)); [ $i -lt 150 ]; done; \
+         dd if=/dev/urandom of=/dev/zvol/{v} bs=64K count=128 conv=fsync status=none"
+    ));
+    lab.fill(&a, 2000);
+    lab.fill(&c, 700);
+    let all = [root.as_str(), &a, &c, &v];
+    let s1 = snap(lab, b, 1, &all);
+    let d = dir(&ns.name);
+    let url_d = format!("file://{}", d.display());
+    let url_s = format!("s3://{bkt}/all");
+    let sent = send(lab, "", b, &url_d, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let sent = send(lab, &env, b, &url_s, &["--compress", "zstd-fast"]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    lab.fill(&a, 500);
+    lab.fill(&c, 300);
+    lab.sh(&format!(
+        "dd if=/dev/urandom of=/dev/zvol/{v} bs=64K count=16 seek=40 conv=fsync,notrunc status=none"
+    ));
+    let s2 = snap(lab, b, 2, &all);
+    for (env, url) in [("", &url_d), (env.as_str(), &url_s)] {
+        let sent = send(lab, env, b, url, &[]);
+        assert_eq!(sent.code, 0, "{}", sent.stderr);
+    }
+
+    // What the sources had, then the loss.
+    let snaps: Vec<_> = all.iter().map(|ds| lab.snaps(ds)).collect();
+    assert!(snaps.iter().all(|s| s.len() == 2), "{snaps:?}");
+    let files_a = lab.sums(&format!("{a}@{s2}"));
+    let files_c = lab.sums(&format!("{c}@{s2}"));
+    assert!(!files_a.is_empty() && !files_c.is_empty());
+    let blocks = volume_sum(lab, &v);
+    assert_eq!(blocks.len(), 64, "{blocks}");
+    lab.sh(&format!("zfs destroy -r {root}"));
+    let _ = s1;
+
+    let check = |out: &Out, base: &str| {
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        let (recs, end) = all_records(out);
+        let names: Vec<&str> = recs
+            .iter()
+            .map(|r| r["dataset"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, all, "parents first");
+        assert!(
+            recs.iter().all(|r| r["status"] == "restored"),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(end["restored"], 4, "{end}");
+        assert_eq!(end["failed"], 0, "{end}");
+        for (ds, want) in all.iter().zip(&snaps) {
+            assert_eq!(&lab.snaps(&format!("{base}/{ds}")), want, "{base}/{ds}");
+        }
+        assert_eq!(lab.sums(&format!("{base}/{a}@{s2}")), files_a);
+        assert_eq!(lab.sums(&format!("{base}/{c}@{s2}")), files_c);
+        assert_eq!(volume_sum(lab, &format!("{base}/{v}")), blocks);
+    };
+
+    // From the directory into a new pool: TARGET-PATH is the pool; the
+    // store's zab-a becomes a parent created with canmount=off.
+    lab.sh(&format!(
+        "set -e; truncate -s 512M /var/tmp/{pool}.img; zpool create {pool} /var/tmp/{pool}.img"
+    ));
+    let out = restore(lab, "", &["--all", "--verbose", &url_d, pool]);
+    check(&out, pool);
+    assert_eq!(lab.prop(&format!("{pool}/zab-a"), "canmount"), "off");
+
+    // From S3, DATASET and everything below it into a fresh dataset,
+    // two ranged requests at a time: first --test, which creates nothing.
+    let t = format!("{back}/s3");
+    let out = restore(lab, &env, &["--all", "--test", &url_s, &root, &t]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (recs, _) = all_records(&out);
+    assert_eq!(recs.len(), 4, "{}", out.stdout);
+    assert!(
+        recs.iter().all(|r| r["status"] == "planned"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("would create"), "{}", out.stderr);
+    assert!(
+        !exists(lab, &format!("{t}/zab-a")),
+        "--test created a parent"
+    );
+    let out = restore(
+        lab,
+        &env,
+        &["--all", "--download-jobs", "2", &url_s, &root, &t],
+    );
+    check(&out, &t);
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+
+    // Again: every dataset up to date.
+    let out = restore(lab, &env, &["--all", &url_s, &root, &t]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (recs, end) = all_records(&out);
+    assert!(
+        recs.iter().all(|r| r["status"] == "up-to-date"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(end["up_to_date"], 4, "{end}");
+
+    // Nothing in the store below a dataset it does not have: exit 5.
+    let out = restore(lab, "", &["--all", &url_d, "zab-a/none", pool]);
+    assert_eq!(out.code, 5, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("no dataset in"), "{}", out.stderr);
+
+    lab.ssh(&drop_pool);
+    lab.sh(&format!("zfs destroy -r {back}"));
 }

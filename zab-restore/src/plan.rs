@@ -163,46 +163,58 @@ pub fn plan<'a>(
     })
 }
 
+/// --all: the datasets of the store to restore (all, or `below` and
+/// those below it), parents first, each with its target
+/// (`TARGET-PATH/NAME`).
+pub fn all_jobs(
+    datasets: &[String],
+    below: Option<&str>,
+    target_path: &str,
+) -> Vec<(String, String)> {
+    let mut v: Vec<&String> = datasets
+        .iter()
+        .filter(|d| below.map_or(true, |b| zab_core::zfs::is_under(d, b)))
+        .collect();
+    // A parent's name is a prefix of its children's: sorted, it comes first.
+    v.sort();
+    v.dedup();
+    v.into_iter()
+        .map(|d| (d.clone(), format!("{target_path}/{d}")))
+        .collect()
+}
+
+/// --all: the datasets between TARGET-PATH and the targets that neither
+/// exist nor are restored, parents first: zab-restore creates them
+/// (canmount=off), as zab-send creates a target's missing parents.
+pub fn parents_to_create(
+    targets: &[String],
+    target_path: &str,
+    existing: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in targets {
+        let mut p = zab_core::zfs::parent_of(t);
+        while let Some(d) = p {
+            if d.len() <= target_path.len() {
+                break;
+            }
+            let known = targets.iter().any(|x| x == d)
+                || existing.iter().any(|x| x == d)
+                || out.iter().any(|x| x == d);
+            if !known {
+                out.push(d.to_string());
+            }
+            p = zab_core::zfs::parent_of(d);
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zab_store::manifest::Snap;
-
-    fn entry(snap: &str, guid: u64, parent: Option<(&str, u64)>, carries: &[(&str, u64)]) -> Entry {
-        let mut snapshots: Vec<Snap> = carries
-            .iter()
-            .map(|&(n, g)| Snap {
-                name: n.into(),
-                guid: g,
-                createtxg: g,
-            })
-            .collect();
-        snapshots.push(Snap {
-            name: snap.into(),
-            guid,
-            createtxg: guid,
-        });
-        Entry {
-            key: format!("p/a@{snap}"),
-            kind: if parent.is_some() {
-                Kind::Incremental
-            } else {
-                Kind::Full
-            },
-            snapshot: snap.into(),
-            guid,
-            createtxg: guid,
-            parent: parent.map(|p| p.0.to_string()),
-            parent_guid: parent.map(|p| p.1),
-            snapshots,
-            raw: false,
-            compressor: None,
-            stored_bytes: 100,
-            stream_bytes: 100,
-            sha256: "00".into(),
-            stored: "2026-12-03T07:00:00+00:00".into(),
-        }
-    }
+    use zab_store::manifest::fixtures::entry;
 
     /// s1 full; s3 from s1 carrying s2; s4 from s3; then a new chain: s5
     /// full, s6 from s5.
@@ -301,5 +313,42 @@ mod tests {
         assert!(e.contains("no snapshot of the chain"), "{e}");
         let e = plan(&m, &all(&m), None, Some(&[])).unwrap_err();
         assert!(e.contains("no snapshot of the chain"), "{e}");
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn all_restores_parents_first_below_the_target_path() {
+        let ds = strings(&["zab-a/x/y", "zab-a/x", "zab-b/v", "zab-a/x-z", "zab-a/xy"]);
+        let jobs = all_jobs(&ds, None, "pool/r");
+        let names: Vec<&str> = jobs.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(
+            names,
+            ["zab-a/x", "zab-a/x-z", "zab-a/x/y", "zab-a/xy", "zab-b/v"]
+        );
+        assert_eq!(jobs[2].1, "pool/r/zab-a/x/y");
+        // DATASET and those below it, not its namesakes (x-z, xy).
+        let jobs = all_jobs(&ds, Some("zab-a/x"), "pool");
+        assert_eq!(
+            jobs,
+            [
+                ("zab-a/x".to_string(), "pool/zab-a/x".to_string()),
+                ("zab-a/x/y".to_string(), "pool/zab-a/x/y".to_string())
+            ]
+        );
+        assert!(all_jobs(&ds, Some("zab-c"), "pool").is_empty());
+    }
+
+    #[test]
+    fn all_creates_only_the_parents_nobody_brings() {
+        let targets = strings(&["pool/r/zab-a/x", "pool/r/zab-a/x/y", "pool/r/zab-b/v/w"]);
+        let existing = strings(&["pool", "pool/r", "pool/r/zab-b"]);
+        assert_eq!(
+            parents_to_create(&targets, "pool/r", &existing),
+            ["pool/r/zab-a", "pool/r/zab-b/v"]
+        );
+        assert!(parents_to_create(&strings(&["pool/a"]), "pool", &[]).is_empty());
     }
 }

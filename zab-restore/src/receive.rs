@@ -1,6 +1,8 @@
-//! One object into `zfs recv`: the object streams from the store into the
+//! One object into `zfs recv`: the object streams from the store (its
+//! pieces from the download of the whole plan, [`Download`]) into the
 //! receiving side (`[DECOMPRESS |] zfs recv OPTIONS TARGET`, a shell line
-//! on the target host), and its SHA-256 is computed on the way. The last
+//! on the target host), and its SHA-256 is computed on the way (by the
+//! download, on its own thread, over the pieces in order). The last
 //! [`HOLD`] bytes are held back until the hash is known: a `zfs send`
 //! stream ends with its END record, so `zfs recv` cannot commit the
 //! snapshot before it has them. On a mismatch (or a short object) the
@@ -16,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use sha2::{Digest, Sha256};
 use zab_core::Host;
+use zab_store::download::Download;
 use zab_store::manifest::Entry;
 use zab_store::Store;
 
@@ -85,12 +87,10 @@ pub fn target_line(e: &Entry, recv_argv: &[String]) -> Result<String, String> {
     }
 }
 
-/// A writer that hashes everything and passes it on except the last
-/// `hold` bytes, which [`HoldBack::release`] writes once the caller knows
-/// they may go.
+/// A writer that passes everything on except the last `hold` bytes,
+/// which [`HoldBack::release`] writes once the caller knows they may go.
 struct HoldBack<W> {
     inner: W,
-    hasher: Sha256,
     held: Vec<u8>,
     hold: usize,
     total: u64,
@@ -100,23 +100,15 @@ impl<W: Write> HoldBack<W> {
     fn new(inner: W, hold: usize) -> Self {
         HoldBack {
             inner,
-            hasher: Sha256::new(),
             held: Vec::with_capacity(2 * hold),
             hold,
             total: 0,
         }
     }
 
-    /// The bytes seen and their SHA-256 (hex).
-    fn sum(&self) -> (u64, String) {
-        let hex = self
-            .hasher
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (self.total, hex)
+    /// The bytes seen.
+    fn total(&self) -> u64 {
+        self.total
     }
 
     /// Writes the bytes held back; returns the writer.
@@ -128,15 +120,21 @@ impl<W: Write> HoldBack<W> {
 }
 
 impl<W: Write> Write for HoldBack<W> {
+    /// Small writes gather in `held` up to twice `hold`; a large one goes
+    /// out mostly straight from `buf`, only its last `hold` bytes copied.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.hasher.update(buf);
         self.total += buf.len() as u64;
-        self.held.extend_from_slice(buf);
-        if self.held.len() >= 2 * self.hold {
-            let out = self.held.len() - self.hold;
-            self.inner.write_all(&self.held[..out])?;
-            self.held.drain(..out);
+        if self.held.len() + buf.len() < 2 * self.hold {
+            self.held.extend_from_slice(buf);
+            return Ok(buf.len());
         }
+        let out = self.held.len() + buf.len() - self.hold;
+        let from_held = out.min(self.held.len());
+        self.inner.write_all(&self.held[..from_held])?;
+        self.held.drain(..from_held);
+        let from_buf = out - from_held;
+        self.inner.write_all(&buf[..from_buf])?;
+        self.held.extend_from_slice(&buf[from_buf..]);
         Ok(buf.len())
     }
 
@@ -146,11 +144,13 @@ impl<W: Write> Write for HoldBack<W> {
     }
 }
 
-/// Receives object `e` through the shell line `line` on `host`; the bytes
-/// received. Errors are one line that names the object (`url`).
+/// Receives object `e`, the `index`th of `download`, through the shell
+/// line `line` on `host`; the bytes received. Errors are one line that
+/// names the object.
 pub fn receive(
     store: &Store,
     e: &Entry,
+    (download, index): (&mut Download, usize),
     host: &Host,
     line: &str,
     running: &Running,
@@ -184,9 +184,8 @@ pub fn receive(
             .take()
             .ok_or_else(|| Stop::Store("no stdin to zfs recv".into()))?;
         let mut w = HoldBack::new(stdin, HOLD);
-        let got = store.get(&e.key, &mut w);
-        let (bytes, sha) = w.sum();
-        got.map_err(|err| Stop::Store(err.to_string()))?;
+        let sha = pieces(download, index, &url, &mut w, running)?;
+        let bytes = w.total();
         if running.is_stopped() {
             return Err(Stop::Check("interrupted".into()));
         }
@@ -243,6 +242,42 @@ pub fn receive(
     }
 }
 
+/// Writes the pieces of object `index` to `w`, in order, up to its last;
+/// the SHA-256 of them all (the download computes it on its own thread).
+fn pieces(
+    download: &mut Download,
+    index: usize,
+    url: &str,
+    w: &mut dyn Write,
+    running: &Running,
+) -> Result<String, Stop> {
+    loop {
+        if running.is_stopped() {
+            return Err(Stop::Check("interrupted".into()));
+        }
+        match download.next_piece() {
+            None => return Err(Stop::Store(format!("{url}: the download ended early"))),
+            Some(Err(err)) => return Err(Stop::Store(err.to_string())),
+            Some(Ok(p)) if p.object != index => {
+                return Err(Stop::Store(format!(
+                    "{url}: the download went on to another object early"
+                )))
+            }
+            Some(Ok(p)) => {
+                w.write_all(&p.bytes)
+                    .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))?;
+                if p.last {
+                    w.flush()
+                        .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))?;
+                    return p
+                        .sha256
+                        .ok_or_else(|| Stop::Store(format!("{url}: no hash from the download")));
+                }
+            }
+        }
+    }
+}
+
 /// Why a receive was stopped.
 enum Stop {
     /// The object is not what the manifest says.
@@ -265,13 +300,34 @@ mod tests {
         w.flush().unwrap();
         assert!(w.inner.len() <= data.len() - 1000, "{}", w.inner.len());
         assert_eq!(&w.inner[..], &data[..w.inner.len()]);
-        let (n, sha) = w.sum();
-        assert_eq!(n, 10_000);
-        let want: String = Sha256::digest(&data)
+        assert_eq!(w.total(), 10_000);
+        assert_eq!(w.release().unwrap(), data);
+    }
+
+    #[test]
+    fn large_and_small_writes_mixed_keep_the_order() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+        let mut w = HoldBack::new(Vec::new(), 1000);
+        let mut at = 0;
+        for (i, size) in [10, 5000, 3, 999, 1001, 2000, 7, 12_000, 1]
             .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(sha, want);
+            .cycle()
+            .enumerate()
+        {
+            if at >= data.len() {
+                break;
+            }
+            let end = (at + size).min(data.len());
+            w.write_all(&data[at..end]).unwrap();
+            at = end;
+            assert!(w.held.len() < 2 * 1000 || i == 0, "{}", w.held.len());
+            assert!(
+                at < 1000 || w.held.len() >= 1000,
+                "held back {} at {at}",
+                w.held.len()
+            );
+            assert_eq!(&w.inner[..], &data[..w.inner.len()]);
+        }
         assert_eq!(w.release().unwrap(), data);
     }
 

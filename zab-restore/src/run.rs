@@ -1,12 +1,20 @@
-//! zab-restore's run: open the store, read the dataset's manifest and
-//! list its objects (one listing), list the target (one `zfs list` for
-//! whether it exists, one for its snapshots), plan (plan.rs), receive each
-//! object (receive.rs), and write the record and the end record.
+//! zab-restore's run: open the store; with --all, list the manifests
+//! (one listing) and the datasets below TARGET-PATH (one `zfs list`), and
+//! create the missing parents. Then for each dataset, parents first: read
+//! its manifest and list its objects (one listing), list the target (one
+//! `zfs list` for whether it exists and a partial receive's resume token,
+//! one for its snapshots), plan (plan.rs), download ahead and receive each
+//! object (receive.rs), and write its record; the end record last.
 //!
 //! A problem of the store as a whole (a missing bucket or directory,
-//! refused credentials) is exit 4 before anything runs; a problem of the
+//! refused credentials) is exit 4 before anything runs; a problem of a
 //! dataset (no backup of it, no whole chain, a corrupt object, a failed
 //! receive) is its record's `error`, one line on stderr, and exit 1.
+//!
+//! A partial receive left on a target (`zfs recv -s` cut short, with a
+//! `receive_resume_token`) is aborted (`zfs recv -A`) and its object
+//! received again from its start: see docs/store.md for why a stored
+//! stream cannot go on from the token's offset.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,29 +22,30 @@ use std::time::Instant;
 use serde::Serialize;
 use zab_core::error::Error;
 use zab_core::ndjson::Writer;
-use zab_core::zfs::replicate::{exists_args, recv_args};
+use zab_core::zfs::replicate::{create_parent_args, exists_args, recv_abort_args, recv_args};
 use zab_core::Host;
-use zab_store::location::manifest_key;
+use zab_store::download::RANGE;
+use zab_store::location::{manifest_dataset, manifest_key, MANIFESTS};
 use zab_store::manifest::{Entry, Kind, Manifest};
 use zab_store::Store;
 
-use crate::cli::{Config, TOOL};
+use crate::cli::{Config, What, TOOL};
 use crate::plan::{self, Have};
 use crate::receive::{self, Running};
 
 /// One object of the plan, as the record shows it.
 #[derive(Debug, Serialize)]
-struct Object<'a> {
+struct Object {
     /// Its URL.
     url: String,
     kind: Kind,
-    snapshot: &'a str,
+    snapshot: String,
     /// Every snapshot it carries.
-    snapshots: Vec<&'a str>,
+    snapshots: Vec<String>,
     stored_bytes: u64,
     raw: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    compressor: Option<&'a str>,
+    compressor: Option<String>,
     /// Received (and its hash checked) by this run.
     received: bool,
 }
@@ -59,8 +68,12 @@ struct Restore<'a> {
     /// The target's snapshot it went on from.
     #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<String>,
+    /// A partial receive (a resume token) found on the target and aborted
+    /// (`zfs recv -A`; with --test, to be aborted).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    aborted_partial: bool,
     /// The objects still needed when the run began, in order.
-    objects: Vec<Object<'a>>,
+    objects: Vec<Object>,
     /// Bytes received (as stored).
     bytes: u64,
     seconds: f64,
@@ -77,8 +90,15 @@ struct EndFields {
     bytes: u64,
 }
 
+/// One dataset to restore.
+#[derive(Debug)]
+struct Job {
+    dataset: String,
+    snapshot: Option<String>,
+    target: String,
+}
+
 pub fn run(cfg: &Config) -> Result<(), Error> {
-    let t0 = Instant::now();
     let log = cfg.common.log(TOOL);
     let store =
         Store::open(&cfg.location, &cfg.settings).map_err(|e| Error::Store(e.to_string()))?;
@@ -89,47 +109,156 @@ pub fn run(cfg: &Config) -> Result<(), Error> {
     let r = Arc::clone(&running);
     let _ = ctrlc::set_handler(move || r.interrupt());
 
-    let mut rec = Restore {
-        kind: "restore",
-        dataset: &cfg.dataset,
-        url: cfg.location.url(),
-        target: &cfg.target,
-        host: cfg.host.dest(),
-        status: "failed",
-        snapshot: None,
-        from: None,
-        objects: Vec::new(),
-        bytes: 0,
-        seconds: 0.0,
-        error: None,
+    let (jobs, planned) = match &cfg.what {
+        What::One {
+            dataset,
+            snapshot,
+            target,
+        } => (
+            vec![Job {
+                dataset: dataset.clone(),
+                snapshot: snapshot.clone(),
+                target: target.clone(),
+            }],
+            Vec::new(),
+        ),
+        What::All { below, target_path } => all(cfg, &store, below.as_deref(), target_path, &log)?,
     };
-    let manifest = read_manifest(&store, &cfg.dataset);
-    let result = match &manifest {
-        Ok(m) => restore(cfg, &store, m, &running, &mut rec, &log),
-        Err(e) => Err(e.clone()),
-    };
-    if let Err(e) = &result {
-        log.error(format!("{}: {e}", cfg.dataset));
-        rec.error = Some(e.clone());
-        rec.status = "failed";
-    }
-    rec.seconds = (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-    let fields = EndFields {
-        restored: usize::from(rec.status == "restored"),
-        up_to_date: usize::from(rec.status == "up-to-date"),
-        objects: rec.objects.iter().filter(|o| o.received).count(),
-        bytes: rec.bytes,
-    };
-    let failed = usize::from(rec.error.is_some());
     let mut out = Writer::new(std::io::stdout().lock());
-    out.write(&rec)?;
-    let written = out.finish(TOOL, 1, failed, &fields);
+    let mut fields = EndFields {
+        restored: 0,
+        up_to_date: 0,
+        objects: 0,
+        bytes: 0,
+    };
+    let (mut written, mut failed) = (0, 0);
+    for job in &jobs {
+        if running.is_stopped() {
+            break;
+        }
+        let rec = restore_dataset(cfg, &store, job, &planned, &running, &log);
+        fields.restored += usize::from(rec.status == "restored");
+        fields.up_to_date += usize::from(rec.status == "up-to-date");
+        fields.objects += rec.objects.iter().filter(|o| o.received).count();
+        fields.bytes += rec.bytes;
+        failed += usize::from(rec.error.is_some());
+        written += 1;
+        out.write(&rec)?;
+    }
+    let result = out.finish(TOOL, written, failed, &fields);
     if running.is_stopped() {
         return Err(Error::Interrupted(
             "the receive was stopped; the next run goes on after the last snapshot received".into(),
         ));
     }
-    written
+    result
+}
+
+/// --all: the datasets of the store below the path asked for, parents
+/// first, and the targets' parents created (with --test, only named).
+/// Returns the jobs and every target that exists once they ran.
+fn all(
+    cfg: &Config,
+    store: &Store,
+    below: Option<&str>,
+    target_path: &str,
+    log: &zab_core::cli::Log,
+) -> Result<(Vec<Job>, Vec<String>), Error> {
+    let datasets: Vec<String> = store
+        .list(MANIFESTS)
+        .map_err(|e| Error::Store(e.to_string()))?
+        .iter()
+        .filter_map(|l| manifest_dataset(&l.key).map(str::to_string))
+        .collect();
+    let pairs = plan::all_jobs(&datasets, below, target_path);
+    if pairs.is_empty() {
+        return Err(Error::Nothing(format!(
+            "no dataset in {}{}",
+            store.location().url(),
+            below
+                .map(|b| format!(" at or below {b}"))
+                .unwrap_or_default()
+        )));
+    }
+    let existing: Vec<String> = cfg
+        .host
+        .output(&[
+            "zfs",
+            "list",
+            "-H",
+            "-o",
+            "name",
+            "-t",
+            "filesystem,volume",
+            "-r",
+            target_path,
+        ])?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let targets: Vec<String> = pairs.iter().map(|(_, t)| t.clone()).collect();
+    let parents = plan::parents_to_create(&targets, target_path, &existing);
+    for p in &parents {
+        if cfg.test {
+            eprintln!(
+                "{TOOL}: --test: would create {p} (canmount=off): {}",
+                cfg.host.display(&create_parent_args(p))
+            );
+            continue;
+        }
+        log.verbose(format!("creating parent {p} (canmount=off)"));
+        // A failure shows again, with its reason, in each child's record.
+        if let Err(e) = cfg.host.output(&create_parent_args(p)) {
+            log.error(format!("creating {p}: {e}"));
+        }
+    }
+    let mut planned = parents;
+    planned.extend(targets);
+    let jobs = pairs
+        .into_iter()
+        .map(|(dataset, target)| Job {
+            dataset,
+            snapshot: None,
+            target,
+        })
+        .collect();
+    Ok((jobs, planned))
+}
+
+/// One dataset restored; its record.
+fn restore_dataset<'a>(
+    cfg: &'a Config,
+    store: &Store,
+    job: &'a Job,
+    planned: &[String],
+    running: &Running,
+    log: &zab_core::cli::Log,
+) -> Restore<'a> {
+    let t0 = Instant::now();
+    let mut rec = Restore {
+        kind: "restore",
+        dataset: &job.dataset,
+        url: cfg.location.url(),
+        target: &job.target,
+        host: cfg.host.dest(),
+        status: "failed",
+        snapshot: None,
+        from: None,
+        aborted_partial: false,
+        objects: Vec::new(),
+        bytes: 0,
+        seconds: 0.0,
+        error: None,
+    };
+    let result = read_manifest(store, &job.dataset)
+        .and_then(|m| restore(cfg, store, job, &m, planned, running, &mut rec, log));
+    if let Err(e) = result {
+        log.error(format!("{}: {e}", job.dataset));
+        rec.error = Some(e);
+        rec.status = "failed";
+    }
+    rec.seconds = (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    rec
 }
 
 /// The dataset's manifest; an error when the store has no backup of it.
@@ -162,14 +291,50 @@ fn listed(store: &Store, dataset: &str) -> Result<Vec<(String, u64)>, String> {
         .collect())
 }
 
-/// The target's snapshots, None when it does not exist (then its parent
-/// must).
-fn target_snapshots(host: &Host, target: &str) -> Result<Option<Vec<Have>>, String> {
+/// The target as it is.
+#[derive(Debug, Default)]
+struct Target {
+    /// Its snapshots; None when it does not exist.
+    snapshots: Option<Vec<Have>>,
+    /// A partial receive's `receive_resume_token`.
+    token: Option<String>,
+}
+
+/// `zfs list -H -p -o name,receive_resume_token TARGET`.
+fn list_token_args(target: &str) -> Vec<String> {
+    [
+        "zfs",
+        "list",
+        "-H",
+        "-p",
+        "-o",
+        "name,receive_resume_token",
+        target,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The resume token in `zfs list -H -p -o name,receive_resume_token`'s
+/// line, None when there is none (`-`).
+fn token_of(line: &str) -> Option<String> {
+    let (_, token) = line.trim_end_matches('\n').split_once('\t')?;
+    let token = token.trim();
+    (!token.is_empty() && token != "-").then(|| token.to_string())
+}
+
+/// The target's snapshots and resume token. When it does not exist, its
+/// parent must, or be `planned` (--all: created or restored before it).
+fn target_state(host: &Host, target: &str, planned: &[String]) -> Result<Target, String> {
     let missing = |e: &Error| matches!(e, Error::Command(c) if c.stderr.contains("does not exist"));
-    match host.output(&exists_args(target)) {
-        Ok(_) => {}
+    let token = match host.output(&list_token_args(target)) {
+        Ok(line) => token_of(&line),
         Err(e) if missing(&e) => {
             if let Some(parent) = zab_core::zfs::parent_of(target) {
+                if planned.iter().any(|p| p == parent) {
+                    return Ok(Target::default());
+                }
                 match host.output(&exists_args(parent)) {
                     Ok(_) => {}
                     Err(e) if missing(&e) => {
@@ -181,53 +346,91 @@ fn target_snapshots(host: &Host, target: &str) -> Result<Option<Vec<Have>>, Stri
                     Err(e) => return Err(e.to_string()),
                 }
             }
-            return Ok(None);
+            return Ok(Target::default());
         }
         Err(e) => return Err(e.to_string()),
-    }
+    };
     let all = zab_core::zfs::list_snapshots(host, &[target]).map_err(|e| e.to_string())?;
-    Ok(Some(
-        all.get(target)
-            .map(|v| {
-                v.iter()
-                    .map(|s| Have {
-                        name: s.name.clone(),
-                        guid: s.guid,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-    ))
+    let snapshots = all
+        .get(target)
+        .map(|v| {
+            v.iter()
+                .map(|s| Have {
+                    name: s.name.clone(),
+                    guid: s.guid,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Target {
+        snapshots: Some(snapshots),
+        token,
+    })
 }
 
-fn object<'a>(store: &Store, e: &'a Entry) -> Object<'a> {
+fn object(store: &Store, e: &Entry) -> Object {
     Object {
         url: store.url_of(&e.key),
         kind: e.kind,
-        snapshot: &e.snapshot,
-        snapshots: e.snapshots.iter().map(|s| s.name.as_str()).collect(),
+        snapshot: e.snapshot.clone(),
+        snapshots: e.snapshots.iter().map(|s| s.name.clone()).collect(),
         stored_bytes: e.stored_bytes,
         raw: e.raw,
-        compressor: e.compressor.as_deref(),
+        compressor: e.compressor.clone(),
         received: false,
     }
 }
 
 /// Plans and receives; fills `rec` as it goes.
-fn restore<'a>(
-    cfg: &'a Config,
+#[allow(clippy::too_many_arguments)]
+fn restore(
+    cfg: &Config,
     store: &Store,
-    m: &'a Manifest,
+    job: &Job,
+    m: &Manifest,
+    planned: &[String],
     running: &Running,
-    rec: &mut Restore<'a>,
+    rec: &mut Restore,
     log: &zab_core::cli::Log,
 ) -> Result<(), String> {
-    let listed = listed(store, &cfg.dataset)?;
-    let have = target_snapshots(&cfg.host, &cfg.target)?;
-    let p = plan::plan(m, &listed, cfg.snapshot.as_deref(), have.as_deref())?;
+    let listed = listed(store, &job.dataset)?;
+    let mut target = target_state(&cfg.host, &job.target, planned)?;
+    if let Some(token) = &target.token {
+        // The partial state of an object cut short: aborted, and the object
+        // received again from its start (docs/store.md, "Resuming").
+        rec.aborted_partial = true;
+        let abort = recv_abort_args(&job.target);
+        if cfg.test {
+            eprintln!(
+                "{TOOL}: --test: would abort the partial receive on {} (receive_resume_token {}…): {}",
+                job.target,
+                token.get(..16).unwrap_or(token),
+                cfg.host.display(&abort)
+            );
+            // A new dataset's partial receive goes with it.
+            if target.snapshots.as_ref().is_some_and(Vec::is_empty) {
+                target.snapshots = None;
+            }
+        } else {
+            log.verbose(format!(
+                "{}: aborting a partial receive (zfs recv -A); its object is received again",
+                job.target
+            ));
+            cfg.host
+                .output(&abort)
+                .map_err(|e| format!("aborting the partial receive on {}: {e}", job.target))?;
+            target = target_state(&cfg.host, &job.target, planned)?;
+        }
+    }
+    let p = plan::plan(
+        m,
+        &listed,
+        job.snapshot.as_deref(),
+        target.snapshots.as_deref(),
+    )?;
     rec.snapshot = Some(p.snapshot.clone());
     rec.from = p.from.clone();
-    let recv = recv_args(&cfg.recv_options, &cfg.target);
+    let recv = recv_args(&cfg.recv_options, &job.target);
     let lines = p
         .todo
         .iter()
@@ -236,7 +439,7 @@ fn restore<'a>(
     for e in &p.todo {
         rec.objects.push(object(store, e));
     }
-    let what = format!("{}@{} into {}", cfg.dataset, p.snapshot, cfg.target);
+    let what = format!("{}@{} into {}", job.dataset, p.snapshot, job.target);
     if p.todo.is_empty() {
         log.verbose(format!("{what}: up to date"));
         rec.status = "up-to-date";
@@ -268,16 +471,38 @@ fn restore<'a>(
         "restoring {what}{from}: {} object(s)",
         p.todo.len()
     ));
+    let objects: Vec<(String, u64)> = p
+        .todo
+        .iter()
+        .map(|e| (e.key.clone(), e.stored_bytes))
+        .collect();
+    // Dropped on any error: the requests stop.
+    let mut download = store.download(&objects, cfg.download_jobs, RANGE);
     for (i, (e, line)) in p.todo.iter().zip(&lines).enumerate() {
         log.verbose(format!(
             "receiving {} ({} bytes)",
             store.url_of(&e.key),
             e.stored_bytes
         ));
-        let n = receive::receive(store, e, &cfg.host, line, running)?;
+        let n = receive::receive(store, e, (&mut download, i), &cfg.host, line, running)?;
         rec.bytes += n;
         rec.objects[i].received = true;
     }
     rec.status = "restored";
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_token_is_read_from_zfs_list() {
+        assert_eq!(token_of("pool/r\t-\n"), None);
+        assert_eq!(
+            token_of("pool/r\t1-e604ea4bf-e0-789c63a2\n").as_deref(),
+            Some("1-e604ea4bf-e0-789c63a2")
+        );
+        assert_eq!(token_of("pool/r"), None);
+    }
 }

@@ -9,12 +9,15 @@
 //! - [`store`]: put (multipart, N parts in flight, abort on any failure),
 //!   get, list; the async runtime (tokio, for `object_store`) lives here
 //!   and nowhere else;
+//! - [`download`]: zab-restore's reads, in ranges, several at once and
+//!   ahead of the receive, with bounded memory;
 //! - [`parts`]: the part size, a pure function of the estimate;
 //! - [`manifest`]: one small manifest per dataset, and the health of each
 //!   chain (docs/store.md);
 //! - [`uploads`]: uploads never completed (S3's multipart uploads, a
 //!   directory's staging files), listed and removed by `zab-store`.
 
+pub mod download;
 pub mod location;
 pub mod manifest;
 pub mod parts;

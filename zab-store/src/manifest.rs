@@ -175,11 +175,34 @@ pub fn health(m: &Manifest, listed: &[(String, u64)]) -> Health {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Entries for tests, here and in zab-restore (feature `fixtures`, a
+/// dev-dependency there).
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures {
+    use super::{Entry, Kind, Snap};
 
-    fn entry(snap: &str, guid: u64, parent: Option<(&str, u64)>) -> Entry {
+    /// Object `p/a@SNAP` (guid and createtxg `guid`), full or from
+    /// `parent` (name, guid), carrying the snapshots `carries` before
+    /// its own; 100 bytes stored.
+    pub fn entry(
+        snap: &str,
+        guid: u64,
+        parent: Option<(&str, u64)>,
+        carries: &[(&str, u64)],
+    ) -> Entry {
+        let mut snapshots: Vec<Snap> = carries
+            .iter()
+            .map(|&(n, g)| Snap {
+                name: n.into(),
+                guid: g,
+                createtxg: g,
+            })
+            .collect();
+        snapshots.push(Snap {
+            name: snap.into(),
+            guid,
+            createtxg: guid,
+        });
         Entry {
             key: format!("p/a@{snap}"),
             kind: if parent.is_some() {
@@ -192,11 +215,7 @@ mod tests {
             createtxg: guid,
             parent: parent.map(|p| p.0.to_string()),
             parent_guid: parent.map(|p| p.1),
-            snapshots: vec![Snap {
-                name: snap.into(),
-                guid,
-                createtxg: guid,
-            }],
+            snapshots,
             raw: false,
             compressor: None,
             stored_bytes: 100,
@@ -204,6 +223,15 @@ mod tests {
             sha256: "00".into(),
             stored: "2026-12-03T07:00:00+00:00".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(snap: &str, guid: u64, parent: Option<(&str, u64)>) -> Entry {
+        fixtures::entry(snap, guid, parent, &[])
     }
 
     fn chain() -> Manifest {

@@ -32,6 +32,7 @@ use object_store::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::download::{self, Download, Hash, Piece};
 use crate::location::Location;
 use crate::parts;
 use crate::settings::{self, Settings};
@@ -312,6 +313,72 @@ impl Store {
         })
     }
 
+    /// Downloads `objects` (key, size), in order and ahead of the caller
+    /// ([`crate::download`]): each is read in ranges of `range` bytes,
+    /// `jobs` ranges in flight at once, the next object's while the
+    /// current one's last pieces wait for the caller. With one job, each
+    /// object is one GET, streamed, in pieces of `range` bytes.
+    pub fn download(&self, objects: &[(String, u64)], jobs: usize, range: u64) -> Download {
+        let (tx, rx) = tokio::sync::mpsc::channel(download::QUEUED.max(1));
+        let mut requests = Vec::new();
+        for (i, (key, size)) in objects.iter().enumerate() {
+            let (path, url) = (self.path(key), self.url_of(key));
+            let rs = download::ranges(*size, range);
+            let n = rs.len();
+            for (j, r) in rs.into_iter().enumerate() {
+                requests.push((i, path.clone(), url.clone(), r, j + 1 == n));
+            }
+        }
+        let inner = Arc::clone(&self.inner);
+        if jobs <= 1 {
+            let objects: Vec<(Path, String)> = objects
+                .iter()
+                .map(|(key, _)| (self.path(key), self.url_of(key)))
+                .collect();
+            let task = self.rt.spawn(async move {
+                for (object, (path, url)) in objects.into_iter().enumerate() {
+                    let failed = stream_object(&*inner, object, &path, &url, range, &tx).await;
+                    if failed {
+                        break;
+                    }
+                }
+            });
+            return Download { rx, task };
+        }
+        let task = self.rt.spawn(async move {
+            let mut pieces = futures_util::stream::iter(requests)
+                .map(|(object, path, url, r, last)| {
+                    let inner = Arc::clone(&inner);
+                    async move {
+                        let bytes = match r.is_empty() {
+                            true => Ok(Bytes::new()),
+                            false => inner.get_range(&path, r).await,
+                        };
+                        bytes
+                            .map(|bytes| Piece {
+                                object,
+                                bytes,
+                                last,
+                                sha256: None,
+                            })
+                            .map_err(|e| one_line(&url, e))
+                    }
+                })
+                .buffered(jobs.max(1));
+            let mut hash = Hash::default();
+            while let Some(mut p) = pieces.next().await {
+                if let Ok(p) = &mut p {
+                    hash.piece(p);
+                }
+                let failed = p.is_err();
+                if tx.send(p).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Download { rx, task }
+    }
+
     /// Every complete object below `key_prefix` (below the store's prefix).
     pub fn list(&self, key_prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let base = self.location.prefix();
@@ -553,6 +620,65 @@ impl Store {
             .block_on(self.inner.delete(&path))
             .map_err(|e| one_line(&self.url_of(key), e))
     }
+}
+
+/// One object in one GET, streamed and cut into pieces of `range` bytes
+/// (`--download-jobs 1`); whether the download must stop (an error, sent,
+/// or the reader gone).
+async fn stream_object(
+    inner: &dyn ObjectStore,
+    object: usize,
+    path: &Path,
+    url: &str,
+    range: u64,
+    tx: &tokio::sync::mpsc::Sender<Result<Piece, StoreError>>,
+) -> bool {
+    let range = usize::try_from(range.max(1)).unwrap_or(usize::MAX);
+    let mut stream = match inner.get(path).await {
+        Ok(r) => r.into_stream(),
+        Err(e) => {
+            let _ = tx.send(Err(one_line(url, e))).await;
+            return true;
+        }
+    };
+    // Each piece is one allocation of its own, filled to `range`: a piece
+    // handed on frees all its memory when written.
+    let mut buf = bytes::BytesMut::with_capacity(range);
+    let mut hash = Hash::default();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(one_line(url, e))).await;
+                return true;
+            }
+        };
+        while !chunk.is_empty() {
+            let n = (range - buf.len()).min(chunk.len());
+            buf.extend_from_slice(&chunk.split_to(n));
+            if buf.len() == range {
+                let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(range));
+                let mut piece = Piece {
+                    object,
+                    bytes: full.freeze(),
+                    last: false,
+                    sha256: None,
+                };
+                hash.piece(&mut piece);
+                if tx.send(Ok(piece)).await.is_err() {
+                    return true;
+                }
+            }
+        }
+    }
+    let mut piece = Piece {
+        object,
+        bytes: buf.freeze(),
+        last: true,
+        sha256: None,
+    };
+    hash.piece(&mut piece);
+    tx.send(Ok(piece)).await.is_err()
 }
 
 /// A directory's staging files (`NAME#N`), walked from `root`.
