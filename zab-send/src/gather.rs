@@ -78,7 +78,17 @@ pub fn gather(
     let (tree, manifests) = match store {
         Some(store) => {
             let names: Vec<&str> = input.picked.iter().map(|p| p.target.as_str()).collect();
-            crate::upload::target_tree(store, &names, cfg.dry())?
+            let (mut tree, manifests) = crate::upload::target_tree(store, &names, cfg.dry())?;
+            let with_source: Vec<(&str, &[Snapshot])> = input
+                .picked
+                .iter()
+                .map(|p| {
+                    let listed = sources.get(input.name(p)).map_or(&[][..], Vec::as_slice);
+                    (p.target.as_str(), listed)
+                })
+                .collect();
+            crate::upload::zfs3backup_tree(store, &mut tree, &with_source, log)?;
+            (tree, manifests)
         }
         None => (early.tree()?, BTreeMap::new()),
     };
