@@ -87,7 +87,33 @@ pub fn gather(
                     (p.target.as_str(), listed)
                 })
                 .collect();
-            crate::upload::zfs3backup_tree(store, &mut tree, &with_source, log)?;
+            let gone_on = crate::upload::zfs3backup_tree(store, &mut tree, &with_source, log)?;
+            if !cfg.flags.decrypt && !gone_on.is_empty() {
+                // zfs3backup's streams are not raw: a raw stream of an
+                // encrypted source could not be received after them.
+                for (h, host) in input.hosts.iter().enumerate() {
+                    let names: Vec<&str> = input
+                        .picked
+                        .iter()
+                        .filter(|p| p.host == h && gone_on.contains(&p.target))
+                        .map(|p| input.name(p))
+                        .collect();
+                    if names.is_empty() {
+                        continue;
+                    }
+                    let encrypted = list_encryption(host, &names)?;
+                    for p in input.picked.iter().filter(|p| p.host == h) {
+                        if encrypted.contains(input.name(p)) && tree.remove(&p.target).is_some() {
+                            log.warn(format!(
+                                "{}: encrypted, sent raw: not going on from zfs3backup's plain \
+                                 streams in the store; a full stream starts a new chain (--decrypt \
+                                 would go on)",
+                                p.target
+                            ));
+                        }
+                    }
+                }
+            }
             (tree, manifests)
         }
         None => (early.tree()?, BTreeMap::new()),

@@ -125,13 +125,14 @@ pub fn zfs3backup_chain(m: &Manifest, source: &[Snapshot]) -> Vec<Snapshot> {
 /// has no manifest: a chain that zfs3backup left in the store under its
 /// name (one listing of its folder, one HEAD per object), whose snapshots
 /// the source has too. The planner then goes on from the newest with an
-/// incremental, as zfs3backup would.
+/// incremental, as zfs3backup would. Returns the datasets gone on from.
 pub fn zfs3backup_tree(
     store: &Store,
     tree: &mut Tree,
     datasets: &[(&str, &[Snapshot])],
     log: &zab_core::cli::Log,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
+    let mut gone_on = Vec::new();
     for (ds, source) in datasets {
         if tree.contains_key(*ds) {
             continue;
@@ -162,8 +163,9 @@ pub fn zfs3backup_tree(
                 },
             },
         );
+        gone_on.push(ds.to_string());
     }
-    Ok(())
+    Ok(gone_on)
 }
 
 /// Uploads each stream to a store.
