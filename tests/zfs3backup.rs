@@ -93,7 +93,11 @@ impl Z3<'_> {
             prefix = self.prefix,
             meta = meta.join(" ")
         ));
-        assert_eq!(out.code, 0, "zfs3backup's put of {ds}@{snapshot}: {}", out.stderr);
+        assert_eq!(
+            out.code, 0,
+            "zfs3backup's put of {ds}@{snapshot}: {}",
+            out.stderr
+        );
     }
 }
 
@@ -164,7 +168,10 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
     let recs = records(&out);
     assert_eq!(recs.len(), 1, "{}", out.stdout);
     let c = &recs[0];
-    assert_eq!((c["kind"].as_str(), c["dataset"].as_str()), (Some("chain"), Some(a.as_str())));
+    assert_eq!(
+        (c["kind"].as_str(), c["dataset"].as_str()),
+        (Some("chain"), Some(a.as_str()))
+    );
     assert_eq!(c["status"], "healthy", "{c}");
     let kinds: Vec<&str> = c["objects"]
         .as_array()
@@ -173,9 +180,16 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
         .map(|o| o["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["full", "incremental", "incremental"]);
-    assert_eq!(snapshots_of(c, "snapshot"), [&s1, &s2, &s3].map(|s| s.as_str()));
+    assert_eq!(
+        snapshots_of(c, "snapshot"),
+        [&s1, &s2, &s3].map(|s| s.as_str())
+    );
     assert_eq!(c["objects"][2]["parent"], s2.as_str());
-    assert!(c["objects"].as_array().unwrap().iter().all(|o| o["no_manifest"] == true));
+    assert!(c["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["no_manifest"] == true));
 
     // Checked: each object read whole; the plain incremental's stream
     // gives @s3's guid.
@@ -190,7 +204,10 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
     let r = ns.ds("zab-t", "a");
     let rec = restore(lab, &env, &url, &a, &r);
     assert_eq!(rec["status"], "restored", "{rec}");
-    assert_eq!(snapshots_of(&rec, "snapshot"), [&s1, &s2, &s3].map(|s| s.as_str()));
+    assert_eq!(
+        snapshots_of(&rec, "snapshot"),
+        [&s1, &s2, &s3].map(|s| s.as_str())
+    );
     assert_eq!(rec["objects"][0]["compressor"], "pigz1", "{rec}");
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
@@ -221,7 +238,10 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
     let out = lab.local_sh(&format!("{env}zab-store ls {url}"));
     let c = &records(&out)[0];
     assert_eq!(c["status"], "healthy", "{c}");
-    assert_eq!(snapshots_of(c, "snapshot"), [&s1, &s2, &s3, &s4].map(|s| s.as_str()));
+    assert_eq!(
+        snapshots_of(c, "snapshot"),
+        [&s1, &s2, &s3, &s4].map(|s| s.as_str())
+    );
     assert!(c["objects"][3].get("no_manifest").is_none(), "{c}");
     // The mixed chain checks end to end: zab's object of @s4 names its
     // parent's guid, which zfs3backup's plain stream of @s3 holds.
@@ -237,7 +257,10 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
     // ... and the mixed chain restores whole into a new dataset.
     let r2 = ns.ds("zab-t", "a2");
     let rec = restore(lab, &env, &url, &a, &r2);
-    assert_eq!(snapshots_of(&rec, "snapshot"), [&s1, &s2, &s3, &s4].map(|s| s.as_str()));
+    assert_eq!(
+        snapshots_of(&rec, "snapshot"),
+        [&s1, &s2, &s3, &s4].map(|s| s.as_str())
+    );
     assert_eq!(lab.snaps(&r2), lab.snaps(&a));
     lab.same_files(&a, &r2);
 
@@ -270,7 +293,11 @@ fn check_finds_corrupt_objects_and_broken_chains(lab: &Lab) {
         lab.fill(&a, 400);
         lab.fill(&c, 50);
         snaps.push(snap(lab, b, n, &[&a, &c]));
-        let extra: &[&str] = if n == 3 { &["--compress", "zstd-fast"] } else { &[] };
+        let extra: &[&str] = if n == 3 {
+            &["--compress", "zstd-fast"]
+        } else {
+            &[]
+        };
         let out = send(lab, "", b, &url, extra);
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
@@ -280,8 +307,16 @@ fn check_finds_corrupt_objects_and_broken_chains(lab: &Lab) {
     assert_eq!(code, 0, "{recs:?} {err}");
     assert_eq!(recs.len(), 3, "{recs:?}");
     for r in &recs[..2] {
-        assert_eq!((r["kind"].as_str(), r["status"].as_str()), (Some("check"), Some("healthy")), "{r}");
-        assert_eq!((r["objects"].as_u64(), r["read"].as_u64()), (Some(4), Some(4)), "{r}");
+        assert_eq!(
+            (r["kind"].as_str(), r["status"].as_str()),
+            (Some("check"), Some("healthy")),
+            "{r}"
+        );
+        assert_eq!(
+            (r["objects"].as_u64(), r["read"].as_u64()),
+            (Some(4), Some(4)),
+            "{r}"
+        );
     }
     assert_eq!(recs[2]["kind"], "end");
     assert_eq!(recs[2]["failed"], 0);
@@ -289,7 +324,10 @@ fn check_finds_corrupt_objects_and_broken_chains(lab: &Lab) {
     // --sample 50%: two of each dataset's four objects.
     let (code, recs, _) = check(lab, &format!("--sample 50% {url}"));
     assert_eq!(code, 0);
-    assert_eq!((recs[0]["read"].as_u64(), recs[1]["read"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (recs[0]["read"].as_u64(), recs[1]["read"].as_u64()),
+        (Some(2), Some(2))
+    );
 
     // A byte flipped in @s2's object: that dataset is corrupt, the object
     // named, exit 1; the other dataset is healthy.
@@ -305,7 +343,10 @@ fn check_finds_corrupt_objects_and_broken_chains(lab: &Lab) {
     assert_eq!(ra["status"], "corrupt", "{ra}");
     let name = format!("{url}/{a}@{}", snaps[1]);
     assert!(ra["problems"][0].as_str().unwrap().contains(&name), "{ra}");
-    assert!(err.starts_with("zab-store: ") && err.contains(&name), "{err}");
+    assert!(
+        err.starts_with("zab-store: ") && err.contains(&name),
+        "{err}"
+    );
     let rc = recs.iter().find(|r| r["dataset"] == c.as_str()).unwrap();
     assert_eq!(rc["status"], "healthy", "{rc}");
     assert_eq!(recs.last().unwrap()["failed"], 1);
@@ -319,7 +360,10 @@ fn check_finds_corrupt_objects_and_broken_chains(lab: &Lab) {
     assert_eq!(code, 1);
     assert_eq!(recs[0]["status"], "broken", "{:?}", recs[0]);
     let why = recs[0]["problems"][0].as_str().unwrap();
-    assert!(why.contains(&format!("object {a}@{} is missing", snaps[1])), "{why}");
+    assert!(
+        why.contains(&format!("object {a}@{} is missing", snaps[1])),
+        "{why}"
+    );
     std::fs::write(&file, &good).unwrap();
 
     // A manifest whose guid says another parent than the stream: found
@@ -332,7 +376,10 @@ fn check_finds_corrupt_objects_and_broken_chains(lab: &Lab) {
     let (code, recs, _) = check(lab, &format!("{url} {a}"));
     assert_eq!(code, 1);
     let all = recs[0]["problems"].to_string();
-    assert!(all.contains("an incremental from guid") && all.contains("guid mismatch"), "{all}");
+    assert!(
+        all.contains("an incremental from guid") && all.contains("guid mismatch"),
+        "{all}"
+    );
     std::fs::write(&mf, text).unwrap();
     let (code, _, err) = check(lab, &url);
     assert_eq!(code, 0, "{err}");

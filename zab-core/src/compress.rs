@@ -73,12 +73,9 @@ pub const ZFS3BACKUP: &[(&str, &str)] = &[("pigz1", "pigz -dc"), ("pigz4", "pigz
 /// The program that decompresses a stored object of compressor `name`: a
 /// `--compress` type, or one of zfs3backup's (`pigz1`, `pigz4`).
 pub fn decompressor(name: &str) -> Option<&'static str> {
-    compressor(name).map(|c| c.decompress).or_else(|| {
-        ZFS3BACKUP
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, d)| *d)
-    })
+    compressor(name)
+        .map(|c| c.decompress)
+        .or_else(|| ZFS3BACKUP.iter().find(|(n, _)| *n == name).map(|(_, d)| *d))
 }
 
 #[cfg(test)]

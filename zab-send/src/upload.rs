@@ -137,7 +137,8 @@ pub fn zfs3backup_tree(
         if tree.contains_key(*ds) {
             continue;
         }
-        let Some(m) = zab_store::zfs3backup::view(store, ds).map_err(|e| Error::Store(e.to_string()))?
+        let Some(m) =
+            zab_store::zfs3backup::view(store, ds).map_err(|e| Error::Store(e.to_string()))?
         else {
             continue;
         };
@@ -461,12 +462,15 @@ mod tests {
             described("p/a@d2", &[("parent", "p/a@d1")]),
             described("p/a@d4", &[("parent", "p/a@d3")]),
         ];
-        let m = zab_store::zfs3backup::merge(
-            "p/a",
-            None,
-            zab_store::zfs3backup::entries("p/a", &objs),
-        );
-        let source = [snap("d0", 1), snap("d1", 2), snap("d2", 3), snap("d3", 4), snap("d4", 5)];
+        let m =
+            zab_store::zfs3backup::merge("p/a", None, zab_store::zfs3backup::entries("p/a", &objs));
+        let source = [
+            snap("d0", 1),
+            snap("d1", 2),
+            snap("d2", 3),
+            snap("d3", 4),
+            snap("d4", 5),
+        ];
         let names: Vec<String> = zfs3backup_chain(&m, &source)
             .into_iter()
             .map(|s| s.name)

@@ -145,7 +145,9 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
     if n.is_finite() && n > 0.0 && n <= 100.0 {
         Ok(n)
     } else {
-        Err(format!("{s:?}: a percentage is more than 0 and at most 100"))
+        Err(format!(
+            "{s:?}: a percentage is more than 0 and at most 100"
+        ))
     }
 }
 
@@ -199,7 +201,11 @@ mod tests {
 
     fn end_record(le: bool) -> Vec<u8> {
         let mut r = vec![0u8; RECORD];
-        let b = if le { 2u32.to_le_bytes() } else { 2u32.to_be_bytes() };
+        let b = if le {
+            2u32.to_le_bytes()
+        } else {
+            2u32.to_be_bytes()
+        };
         r[..4].copy_from_slice(&b);
         r
     }

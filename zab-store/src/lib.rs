@@ -19,6 +19,7 @@
 //! - [`uploads`]: uploads never completed (S3's multipart uploads, a
 //!   directory's staging files), listed and removed by `zab-store`.
 
+pub mod check;
 pub mod location;
 pub mod manifest;
 pub mod parts;
@@ -26,7 +27,6 @@ pub mod settings;
 pub mod store;
 pub mod uploads;
 pub mod zfs3backup;
-pub mod check;
 
 pub use location::Location;
 pub use settings::Settings;

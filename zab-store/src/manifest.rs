@@ -161,15 +161,13 @@ pub fn health(m: &Manifest, listed: &[(String, u64)]) -> Health {
         }
         match (e.kind, &e.parent, e.parent_guid) {
             (Kind::Full, _, _) => have.clear(),
-            (Kind::Incremental, Some(p), g) => {
-                match have.iter().rev().find(|s| &s.name == p) {
-                    None => problems.push(format!("{}: missing parent @{p}", e.key)),
-                    Some(s) if !same_guid(s.guid, g) => {
-                        problems.push(format!("{}: guid mismatch with parent @{p}", e.key))
-                    }
-                    Some(_) => {}
+            (Kind::Incremental, Some(p), g) => match have.iter().rev().find(|s| &s.name == p) {
+                None => problems.push(format!("{}: missing parent @{p}", e.key)),
+                Some(s) if !same_guid(s.guid, g) => {
+                    problems.push(format!("{}: guid mismatch with parent @{p}", e.key))
                 }
-            }
+                Some(_) => {}
+            },
             (Kind::Incremental, None, _) => {
                 problems.push(format!("{}: an incremental without a parent", e.key))
             }

@@ -288,12 +288,12 @@ fn read_back(
             }
             match (e.kind, fromguid, e.parent_guid) {
                 (Kind::Full, 0, _) => {}
-                (Kind::Full, _, _) => {
-                    problems.push(format!("object {url} is marked full, its stream is incremental"))
-                }
-                (Kind::Incremental, 0, _) => {
-                    problems.push(format!("object {url} is marked incremental, its stream is full"))
-                }
+                (Kind::Full, _, _) => problems.push(format!(
+                    "object {url} is marked full, its stream is incremental"
+                )),
+                (Kind::Incremental, 0, _) => problems.push(format!(
+                    "object {url} is marked incremental, its stream is full"
+                )),
                 (Kind::Incremental, g, None) => f.parent_guid = Some(g),
                 (Kind::Incremental, g, Some(p)) if g != p => problems.push(format!(
                     "object {url} is an incremental from guid {g}, the manifest says {p}"
@@ -302,8 +302,7 @@ fn read_back(
             }
         }
     }
-    if !matches!(checking::begin(&r.head), Begin::NotAStream)
-        && !checking::ends(&r.head, r.tail())
+    if !matches!(checking::begin(&r.head), Begin::NotAStream) && !checking::ends(&r.head, r.tail())
     {
         problems.push(format!(
             "object {url} does not end with its stream's END record (cut short)"
@@ -320,7 +319,9 @@ fn check(store: &Store, only: Option<&str>, sample: Option<f64>) -> Result<(), E
     let sizes: Vec<(String, u64)> = listed.iter().map(|l| (l.key.clone(), l.size)).collect();
     let mut views = zfs3backup::views(store, &listed, only).map_err(store_err)?;
     if let Some(ds) = only {
-        views.entry(ds.to_string()).or_insert_with(|| Manifest::new(ds));
+        views
+            .entry(ds.to_string())
+            .or_insert_with(|| Manifest::new(ds));
     }
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -323,7 +323,11 @@ mod tests {
             obj(
                 "tank/fs@daily-1",
                 "2026-01-01T00:00:00+00:00",
-                &[("size", "5000"), ("isfull", "true"), ("compressor", "pigz1")],
+                &[
+                    ("size", "5000"),
+                    ("isfull", "true"),
+                    ("compressor", "pigz1"),
+                ],
             ),
             obj(
                 "tank/fs@daily-2",
@@ -379,7 +383,10 @@ mod tests {
         let Health::Broken(why) = health(&m, &sizes(&m)) else {
             panic!("healthy")
         };
-        assert!(why.contains("tank/fs@daily-3: missing parent @daily-2"), "{why}");
+        assert!(
+            why.contains("tank/fs@daily-3: missing parent @daily-2"),
+            "{why}"
+        );
         let cycle = vec![
             obj("p/a@x", "1", &[("parent", "p/a@y")]),
             obj("p/a@y", "2", &[("parent", "p/a@x")]),
