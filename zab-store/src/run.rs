@@ -317,6 +317,8 @@ fn check(store: &Store, only: Option<&str>, sample: Option<f64>) -> Result<(), E
     store.check(false).map_err(store_err)?;
     let listed = store.list("").map_err(store_err)?;
     let sizes: Vec<(String, u64)> = listed.iter().map(|l| (l.key.clone(), l.size)).collect();
+    let present: std::collections::HashSet<&str> =
+        listed.iter().map(|l| l.key.as_str()).collect();
     let mut views = zfs3backup::views(store, &listed, only).map_err(store_err)?;
     if let Some(ds) = only {
         views
@@ -349,7 +351,7 @@ fn check(store: &Store, only: Option<&str>, sample: Option<f64>) -> Result<(), E
         let mut problems = Vec::new();
         let (mut read, mut read_bytes) = (0, 0);
         for (i, e) in m.objects.iter().enumerate() {
-            if !chosen[i] || !sizes.iter().any(|(k, _)| k == &e.key) {
+            if !chosen[i] || !present.contains(e.key.as_str()) {
                 continue;
             }
             if let Some(b) = read_back(store, m, i, &mut filled, &mut problems) {
