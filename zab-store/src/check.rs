@@ -7,9 +7,12 @@
 //! in the sender's byte order: it opens with a BEGIN record (type 0:
 //! magic `0x2F5BACBAC`, version info, creation time, type, flags, then the
 //! snapshot's guid and the incremental base's guid, 0 for a full stream)
-//! and ends with an END record (type 2). A stream of several snapshots
-//! (`zfs send -I`, `-R`) opens with a compound BEGIN record that carries
-//! no guid; its substreams follow.
+//! and ends with an END record (type 2). A compound stream (`zfs send -p`,
+//! `-I`, `-R`: zab-send's are, with `-p`) opens with a BEGIN record that
+//! carries no guid, followed by its payload (the properties, a packed
+//! nvlist of `drr_payloadlen` bytes) and an END record; its substreams
+//! follow, the first one's BEGIN record naming the first snapshot it
+//! carries and the incremental base.
 
 use sha2::{Digest, Sha256};
 
@@ -21,15 +24,25 @@ const DRR_END: u32 = 2;
 /// `DMU_GET_STREAM_HDRTYPE`: 1 a single snapshot, 2 a compound stream.
 const SUBSTREAM: u64 = 1;
 
-/// What a stream's first record says.
+/// The bytes of a stream's start kept to read its first substream's BEGIN
+/// record behind a compound header (whose properties may be long).
+pub const HEAD: usize = 1 << 20;
+
+/// What a stream's first records say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Begin {
     /// Not a `zfs send` stream (no BEGIN record with the magic).
     NotAStream,
-    /// A compound stream (several snapshots): no guid in its header.
+    /// A compound stream whose first substream is not within [`HEAD`].
     Compound,
-    /// One snapshot: its guid, and the base's (0 for a full stream).
-    Single { toguid: u64, fromguid: u64 },
+    /// The first substream's snapshot guid (the first snapshot the stream
+    /// carries), and its base's (0 for a full stream); `compound` when
+    /// behind a compound header.
+    Single {
+        toguid: u64,
+        fromguid: u64,
+        compound: bool,
+    },
 }
 
 fn u32_at(b: &[u8], at: usize, le: bool) -> u32 {
@@ -63,17 +76,32 @@ fn order(head: &[u8]) -> Option<bool> {
         .find(|&le| u32_at(head, 0, le) == DRR_BEGIN && u64_at(head, 8, le) == MAGIC)
 }
 
-/// Parses a stream's first record.
+/// Parses a stream's first records (`head`: its first bytes).
 pub fn begin(head: &[u8]) -> Begin {
     let Some(le) = order(head) else {
         return Begin::NotAStream;
     };
-    if u64_at(head, 16, le) & 3 != SUBSTREAM {
+    if u64_at(head, 16, le) & 3 == SUBSTREAM {
+        return Begin::Single {
+            toguid: u64_at(head, 40, le),
+            fromguid: u64_at(head, 48, le),
+            compound: false,
+        };
+    }
+    // The header's payload, then its END record, then the first substream.
+    let payload = usize::try_from(u32_at(head, 4, le)).unwrap_or(usize::MAX);
+    let at = RECORD.saturating_add(payload).saturating_add(RECORD);
+    let sub = match head.get(at..at.saturating_add(RECORD)) {
+        Some(sub) if order(sub) == Some(le) => sub,
+        _ => return Begin::Compound,
+    };
+    if u32_at(head, at - RECORD, le) != DRR_END || u64_at(sub, 16, le) & 3 != SUBSTREAM {
         return Begin::Compound;
     }
     Begin::Single {
-        toguid: u64_at(head, 40, le),
-        fromguid: u64_at(head, 48, le),
+        toguid: u64_at(sub, 40, le),
+        fromguid: u64_at(sub, 48, le),
+        compound: true,
     }
 }
 
@@ -87,7 +115,7 @@ pub fn ends(head: &[u8], tail: &[u8]) -> bool {
 }
 
 /// A writer that reads an object back: counts and hashes it, and keeps its
-/// first and its last record.
+/// first [`HEAD`] bytes and its last record.
 #[derive(Debug, Default)]
 pub struct Reader {
     hasher: Sha256,
@@ -118,8 +146,8 @@ impl std::io::Write for Reader {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.hasher.update(buf);
         self.bytes += buf.len() as u64;
-        if self.head.len() < RECORD {
-            let n = (RECORD - self.head.len()).min(buf.len());
+        if self.head.len() < HEAD {
+            let n = (HEAD - self.head.len()).min(buf.len());
             self.head.extend_from_slice(&buf[..n]);
         }
         self.tail.extend_from_slice(buf);
@@ -218,13 +246,35 @@ mod tests {
                 begin(&h),
                 Begin::Single {
                     toguid: 77,
-                    fromguid: 66
+                    fromguid: 66,
+                    compound: false
                 }
             );
             assert!(ends(&h, &end_record(le)));
             assert!(!ends(&h, &h));
+            // zfs send -p: a compound header (its payload, its END), then
+            // the substream.
+            let mut c = begin_record(2, 0, 0, le);
+            let len = if le {
+                100u32.to_le_bytes()
+            } else {
+                100u32.to_be_bytes()
+            };
+            c[4..8].copy_from_slice(&len);
+            c.extend([7u8; 100]);
+            c.extend(end_record(le));
+            c.extend(begin_record(1, 88, 55, le));
+            assert_eq!(
+                begin(&c),
+                Begin::Single {
+                    toguid: 88,
+                    fromguid: 55,
+                    compound: true
+                }
+            );
+            // Its first substream not within the bytes kept.
+            assert_eq!(begin(&c[..c.len() - 1]), Begin::Compound);
         }
-        assert_eq!(begin(&begin_record(2, 1, 0, true)), Begin::Compound);
         assert_eq!(begin(b"\x1f\x8b gzip"), Begin::NotAStream);
         assert_eq!(begin(&[0u8; RECORD]), Begin::NotAStream);
     }
@@ -239,7 +289,7 @@ mod tests {
             r.write_all(c).unwrap();
         }
         assert_eq!(r.bytes, data.len() as u64);
-        assert_eq!(r.head, data[..RECORD]);
+        assert_eq!(r.head, data[..]);
         assert_eq!(r.tail(), &data[data.len() - RECORD..]);
         assert!(ends(&r.head, r.tail()));
         let want: String = Sha256::digest(&data)

@@ -273,17 +273,23 @@ fn read_back(
     match checking::begin(&r.head) {
         Begin::NotAStream => problems.push(format!("object {url} is not a zfs send stream")),
         Begin::Compound => {}
-        Begin::Single { toguid, fromguid } => {
+        // A guid-less object (zfs3backup's) that is compound (`-R`) is not
+        // read further: its first substream may be another snapshot.
+        Begin::Single { compound: true, .. } if e.guid == 0 => {}
+        Begin::Single {
+            toguid, fromguid, ..
+        } => {
             let f = &mut filled.objects[i];
+            // The first snapshot the stream carries (its only one but for -I).
+            let first = e.snapshots.first().map_or(e.guid, |s| s.guid);
             if e.guid == 0 {
                 f.guid = toguid;
                 if let Some(s) = f.snapshots.last_mut() {
                     s.guid = toguid;
                 }
-            } else if toguid != e.guid {
+            } else if toguid != first {
                 problems.push(format!(
-                    "object {url} holds snapshot guid {toguid}, the manifest says {}",
-                    e.guid
+                    "object {url} holds snapshot guid {toguid}, the manifest says {first}"
                 ));
             }
             match (e.kind, fromguid, e.parent_guid) {
@@ -317,8 +323,7 @@ fn check(store: &Store, only: Option<&str>, sample: Option<f64>) -> Result<(), E
     store.check(false).map_err(store_err)?;
     let listed = store.list("").map_err(store_err)?;
     let sizes: Vec<(String, u64)> = listed.iter().map(|l| (l.key.clone(), l.size)).collect();
-    let present: std::collections::HashSet<&str> =
-        listed.iter().map(|l| l.key.as_str()).collect();
+    let present: std::collections::HashSet<&str> = listed.iter().map(|l| l.key.as_str()).collect();
     let mut views = zfs3backup::views(store, &listed, only).map_err(store_err)?;
     if let Some(ds) = only {
         views
