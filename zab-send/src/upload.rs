@@ -133,6 +133,10 @@ pub fn zfs3backup_tree(
     log: &zab_core::cli::Log,
 ) -> Result<Vec<String>, Error> {
     let mut gone_on = Vec::new();
+    if let zab_store::Location::Dir { .. } = store.location() {
+        // zfs3backup writes to S3 only; a directory has no metadata.
+        return Ok(gone_on);
+    }
     for (ds, source) in datasets {
         if tree.contains_key(*ds) {
             continue;
