@@ -7,7 +7,7 @@
 //! in the sender's byte order: it opens with a BEGIN record (type 0:
 //! magic `0x2F5BACBAC`, version info, creation time, type, flags, then the
 //! snapshot's guid and the incremental base's guid, 0 for a full stream)
-//! and ends with an END record (type 2). A compound stream (`zfs send -p`,
+//! and ends with an END record (type 5). A compound stream (`zfs send -p`,
 //! `-I`, `-R`: zab-send's are, with `-p`) opens with a BEGIN record that
 //! carries no guid, followed by its payload (the properties, a packed
 //! nvlist of `drr_payloadlen` bytes) and an END record; its substreams
@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 pub const RECORD: usize = 312;
 const MAGIC: u64 = 0x2_F5BA_CBAC;
 const DRR_BEGIN: u32 = 0;
-const DRR_END: u32 = 2;
+/// `dmu_replay_record` types: BEGIN 0, OBJECT 1, FREEOBJECTS 2, WRITE 3, FREE 4, END 5.
+const DRR_END: u32 = 5;
 /// `DMU_GET_STREAM_HDRTYPE`: 1 a single snapshot, 2 a compound stream.
 const SUBSTREAM: u64 = 1;
 
@@ -230,9 +231,9 @@ mod tests {
     fn end_record(le: bool) -> Vec<u8> {
         let mut r = vec![0u8; RECORD];
         let b = if le {
-            2u32.to_le_bytes()
+            DRR_END.to_le_bytes()
         } else {
-            2u32.to_be_bytes()
+            DRR_END.to_be_bytes()
         };
         r[..4].copy_from_slice(&b);
         r
