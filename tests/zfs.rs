@@ -24,6 +24,7 @@ mod snap;
 mod store;
 mod thin;
 mod wrapper;
+mod zfs3backup;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,6 +55,7 @@ fn main() {
         package::TESTS,
         cron::TESTS,
         check::TESTS,
+        zfs3backup::TESTS,
     ]
     .concat();
     let tests: Vec<Test> = all
@@ -73,6 +75,7 @@ fn main() {
         + package::TESTS.len()
         + cron::TESTS.len()
         + check::TESTS.len()
+        + zfs3backup::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 

@@ -64,3 +64,31 @@ pub const COMPRESSORS: &[Compressor] = &[
 pub fn compressor(name: &str) -> Option<&'static Compressor> {
     COMPRESSORS.iter().find(|c| c.name == name)
 }
+
+/// zfs3backup's `compressor` values (its objects' metadata), with the
+/// program that reads each back: both are gzip streams (`pigz -1` and
+/// `pigz -4`). Not `--compress` types: zab reads them, never writes them.
+pub const ZFS3BACKUP: &[(&str, &str)] = &[("pigz1", "pigz -dc"), ("pigz4", "pigz -dc")];
+
+/// The program that decompresses a stored object of compressor `name`: a
+/// `--compress` type, or one of zfs3backup's (`pigz1`, `pigz4`).
+pub fn decompressor(name: &str) -> Option<&'static str> {
+    compressor(name)
+        .map(|c| c.decompress)
+        .or_else(|| ZFS3BACKUP.iter().find(|(n, _)| *n == name).map(|(_, d)| *d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zab_and_zfs3backup_names_decompress() {
+        assert_eq!(decompressor("zstd-fast"), Some("zstdmt -dc"));
+        assert_eq!(decompressor("pigz1"), Some("pigz -dc"));
+        assert_eq!(decompressor("pigz4"), Some("pigz -dc"));
+        assert_eq!(decompressor("zstd3"), None);
+        // zfs3backup's names are read, not offered to --compress.
+        assert!(compressor("pigz1").is_none());
+    }
+}

@@ -5,7 +5,10 @@
 //!
 //! A chain is walked back as zfs3backup walks its `parent` links: from an
 //! incremental to the newest earlier object that carries its parent (same
-//! name and guid), down to a full stream.
+//! name and guid), down to a full stream. An object read from zfs3backup's
+//! metadata has no guid (0): it is matched by name, as zfs3backup matches
+//! it, and `zfs recv` refuses an incremental whose base is not the
+//! target's snapshot.
 
 use zab_store::manifest::{Entry, Kind, Manifest};
 
@@ -40,14 +43,14 @@ fn chain_to(m: &Manifest, idx: usize) -> Result<Vec<usize>, String> {
         if e.kind == Kind::Full {
             break;
         }
-        let (Some(p), Some(g)) = (&e.parent, e.parent_guid) else {
+        let (Some(p), g) = (&e.parent, e.parent_guid) else {
             return Err(format!("{}: an incremental without a parent", e.key));
         };
         let Some(j) = (0..at).rev().find(|&j| {
             m.objects[j]
                 .snapshots
                 .iter()
-                .any(|s| &s.name == p && s.guid == g)
+                .any(|s| &s.name == p && zab_store::manifest::same_guid(s.guid, g))
         }) else {
             return Err(format!(
                 "{}: its parent @{p} is in no earlier object",
@@ -145,8 +148,12 @@ pub fn plan<'a>(
             from: None,
         });
     };
-    let on_target = |guid: u64| have.iter().find(|h| h.guid == guid);
-    let done = chain.iter().rposition(|e| on_target(e.guid).is_some());
+    // By guid; by name for an object without one (zfs3backup's).
+    let on_target = |e: &Entry| {
+        have.iter()
+            .find(|h| h.guid == e.guid || (e.guid == 0 && h.name == e.snapshot))
+    };
+    let done = chain.iter().rposition(|e| on_target(e).is_some());
     let Some(done) = done else {
         return Err(
             "the target exists and has no snapshot of the chain (no guid in common); \
@@ -154,7 +161,7 @@ pub fn plan<'a>(
                 .into(),
         );
     };
-    let from = on_target(chain[done].guid).map(|h| h.name.clone());
+    let from = on_target(chain[done]).map(|h| h.name.clone());
     Ok(Plan {
         snapshot,
         todo: chain[done + 1..].to_vec(),
@@ -289,6 +296,34 @@ mod tests {
             e.contains("p/a@s4: its parent @s3 is in no earlier object"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_zfs3backup_chain_is_walked_and_continued_by_name() {
+        // zfs3backup's objects (no guid, no hash), then zab's incremental
+        // from its last one.
+        let mut m = Manifest::new("p/a");
+        for (s, p) in [("s1", None), ("s2", Some("s1")), ("s3", Some("s2"))] {
+            let mut e = entry(s, 0, p.map(|p| (p, 0)), &[]);
+            e.parent_guid = None;
+            e.sha256 = String::new();
+            m.add(e);
+        }
+        m.add(entry("s4", 4, Some(("s3", 3)), &[]));
+        let p = plan(&m, &all(&m), None, None).unwrap();
+        assert_eq!(keys(&p.todo), ["s1", "s2", "s3", "s4"]);
+        // A target with zfs3backup's @s2 (its real guid) goes on by name.
+        let t = have(&[("s1", 11), ("s2", 22)]);
+        let p = plan(&m, &all(&m), None, Some(&t)).unwrap();
+        assert_eq!(keys(&p.todo), ["s3", "s4"]);
+        assert_eq!(p.from.as_deref(), Some("s2"));
+        // A target with zab's @s4 by guid is up to date.
+        let t = have(&[("s4", 4)]);
+        assert!(plan(&m, &all(&m), None, Some(&t)).unwrap().todo.is_empty());
+        // A middle object missing: no whole chain to @s4.
+        let listed: Vec<_> = all(&m).into_iter().filter(|(k, _)| k != "p/a@s2").collect();
+        let e = plan(&m, &listed, Some("s4"), None).unwrap_err();
+        assert_eq!(e, "object p/a@s2 is missing");
     }
 
     #[test]

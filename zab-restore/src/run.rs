@@ -261,20 +261,20 @@ fn restore_dataset<'a>(
     rec
 }
 
-/// The dataset's manifest; an error when the store has no backup of it.
+/// The dataset's manifest, with the objects it does not list read from
+/// their metadata (a zfs3backup bucket: zab_store::zfs3backup); an error
+/// when the store has no backup of it.
 fn read_manifest(store: &Store, dataset: &str) -> Result<Manifest, String> {
     let key = manifest_key(dataset);
-    let bytes = store
-        .get_bytes(&key)
+    zab_store::zfs3backup::view(store, dataset)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
             format!(
-                "no backup of {dataset} in {} (no manifest {})",
+                "no backup of {dataset} in {} (no manifest {}, no object {dataset}@…)",
                 store.location().url(),
                 store.url_of(&key)
             )
-        })?;
-    Manifest::parse(&bytes, dataset)
+        })
 }
 
 /// The dataset's objects in the store, with their sizes: one listing of

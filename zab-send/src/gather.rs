@@ -78,7 +78,43 @@ pub fn gather(
     let (tree, manifests) = match store {
         Some(store) => {
             let names: Vec<&str> = input.picked.iter().map(|p| p.target.as_str()).collect();
-            crate::upload::target_tree(store, &names, cfg.dry())?
+            let (mut tree, manifests) = crate::upload::target_tree(store, &names, cfg.dry())?;
+            let with_source: Vec<(&str, &[Snapshot])> = input
+                .picked
+                .iter()
+                .map(|p| {
+                    let listed = sources.get(input.name(p)).map_or(&[][..], Vec::as_slice);
+                    (p.target.as_str(), listed)
+                })
+                .collect();
+            let gone_on = crate::upload::zfs3backup_tree(store, &mut tree, &with_source, log)?;
+            if !cfg.flags.decrypt && !gone_on.is_empty() {
+                // zfs3backup's streams are not raw: a raw stream of an
+                // encrypted source could not be received after them.
+                for (h, host) in input.hosts.iter().enumerate() {
+                    let names: Vec<&str> = input
+                        .picked
+                        .iter()
+                        .filter(|p| p.host == h && gone_on.contains(&p.target))
+                        .map(|p| input.name(p))
+                        .collect();
+                    if names.is_empty() {
+                        continue;
+                    }
+                    let encrypted = list_encryption(host, &names)?;
+                    for p in input.picked.iter().filter(|p| p.host == h) {
+                        if encrypted.contains(input.name(p)) && tree.remove(&p.target).is_some() {
+                            log.warn(format!(
+                                "{}: encrypted, sent raw: not going on from zfs3backup's plain \
+                                 streams in the store; a full stream starts a new chain (--decrypt \
+                                 would go on)",
+                                p.target
+                            ));
+                        }
+                    }
+                }
+            }
+            (tree, manifests)
         }
         None => (early.tree()?, BTreeMap::new()),
     };

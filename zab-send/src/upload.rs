@@ -8,7 +8,8 @@
 //! object (docs/store.md).
 //!
 //! The target listing of a store is its manifests, one read per dataset
-//! ([`target_tree`]).
+//! ([`target_tree`]); a dataset without one may go on from a chain that
+//! zfs3backup left in the store ([`zfs3backup_tree`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,6 +88,89 @@ pub fn target_tree(
         manifests.insert(ds.to_string(), m);
     }
     Ok((tree, manifests))
+}
+
+/// The snapshots of a zfs3backup chain in the store that the source has,
+/// matched by name: oldest first, with the source's guid and createtxg.
+/// Only snapshots whose objects lead back to a full stream count (a chain
+/// broken by a missing object is not gone on from).
+///
+/// By name, because zfs3backup records no guid. What guards it: the
+/// object's name is the dataset's and the snapshot's; zab-send's
+/// incremental is made by the source from its snapshot of that name and
+/// records that snapshot's guid as `parent_guid`; a restore receives the
+/// zfs3backup object, and `zfs recv` refuses the incremental unless its
+/// base guid is the one received; `zab-store check` reads the stored
+/// stream's guid and compares it with `parent_guid`.
+pub fn zfs3backup_chain(m: &Manifest, source: &[Snapshot]) -> Vec<Snapshot> {
+    let mut whole: Vec<&str> = Vec::new();
+    for e in &m.objects {
+        let ok = match (&e.kind, &e.parent) {
+            (Kind::Full, _) => true,
+            (Kind::Incremental, Some(p)) => whole.contains(&p.as_str()),
+            (Kind::Incremental, None) => false,
+        };
+        if ok {
+            whole.push(&e.snapshot);
+        }
+    }
+    source
+        .iter()
+        .filter(|s| whole.contains(&s.name.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// For each of `datasets` (name in the store, the source's snapshots) that
+/// has no manifest: a chain that zfs3backup left in the store under its
+/// name (one listing of its folder, one HEAD per object), whose snapshots
+/// the source has too. The planner then goes on from the newest with an
+/// incremental, as zfs3backup would. Returns the datasets gone on from.
+pub fn zfs3backup_tree(
+    store: &Store,
+    tree: &mut Tree,
+    datasets: &[(&str, &[Snapshot])],
+    log: &zab_core::cli::Log,
+) -> Result<Vec<String>, Error> {
+    let mut gone_on = Vec::new();
+    if let zab_store::Location::Dir { .. } = store.location() {
+        // zfs3backup writes to S3 only; a directory has no metadata.
+        return Ok(gone_on);
+    }
+    for (ds, source) in datasets {
+        if tree.contains_key(*ds) {
+            continue;
+        }
+        let Some(m) =
+            zab_store::zfs3backup::view(store, ds).map_err(|e| Error::Store(e.to_string()))?
+        else {
+            continue;
+        };
+        let common = zfs3backup_chain(&m, source);
+        let Some(last) = common.last() else {
+            log.verbose(format!(
+                "{ds}: the store has {} object(s) of it without a manifest, none of a whole chain                  whose snapshot the source has: a full stream",
+                m.objects.len()
+            ));
+            continue;
+        };
+        log.verbose(format!(
+            "{ds}: going on from the chain zfs3backup left in the store, at @{} (matched by name)",
+            last.name
+        ));
+        tree.insert(
+            ds.to_string(),
+            TargetDs {
+                kind: DatasetType::Filesystem,
+                target: Target {
+                    snapshots: common.into_iter().map(|s| (s, 0)).collect(),
+                    token: None,
+                },
+            },
+        );
+        gone_on.push(ds.to_string());
+    }
+    Ok(gone_on)
 }
 
 /// Uploads each stream to a store.
@@ -347,5 +431,57 @@ impl Sink for StoreSink<'_> {
     /// A failed upload is never there: it was aborted.
     fn has(&self, _r: Receive) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(name: &str, guid: u64) -> Snapshot {
+        Snapshot {
+            name: name.into(),
+            createtxg: guid,
+            guid,
+            userrefs: None,
+        }
+    }
+
+    fn described(key: &str, meta: &[(&str, &str)]) -> zab_store::zfs3backup::Described {
+        zab_store::zfs3backup::Described {
+            key: key.into(),
+            size: 10,
+            modified: key.into(),
+            meta: meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_zfs3backup_chain_is_matched_by_name_up_to_a_missing_object() {
+        let objs = [
+            described("p/a@d1", &[("isfull", "true")]),
+            described("p/a@d2", &[("parent", "p/a@d1")]),
+            described("p/a@d4", &[("parent", "p/a@d3")]),
+        ];
+        let m =
+            zab_store::zfs3backup::merge("p/a", None, zab_store::zfs3backup::entries("p/a", &objs));
+        let source = [
+            snap("d0", 1),
+            snap("d1", 2),
+            snap("d2", 3),
+            snap("d3", 4),
+            snap("d4", 5),
+        ];
+        let names: Vec<String> = zfs3backup_chain(&m, &source)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        // @d4's parent @d3 is not in the store: the chain ends at @d2.
+        assert_eq!(names, ["d1", "d2"]);
+        // A source that has none of them: a full stream.
+        assert!(zfs3backup_chain(&m, &[snap("x", 9)]).is_empty());
     }
 }

@@ -12,6 +12,11 @@ const EXAMPLES: &str = "  \
   # The same for a directory (a NAS mount, a USB disk), as NDJSON:
   zab-store ls file:///mnt/usb/zab | jq -c 'select(.status != \"healthy\")'
 
+  # Read every object back and check its hash and its chain's guids (exit 1
+  # when a dataset is broken or corrupt), or a tenth of them each night:
+  zab-store check s3://backups/host1
+  zab-store check --sample 10% s3://backups/host1 tank/data
+
   # Upload a stream as one object (multipart), and read it back:
   zfs send -w tank/data@s1 | zab-store put s3://backups/manual/tank/data@s1
   zab-store get s3://backups/manual/tank/data@s1 | zfs recv -u pool/restore
@@ -26,8 +31,9 @@ const EXAMPLES: &str = "  \
 ";
 
 /// Backups in object storage (S3 or a compatible server) or in a plain
-/// directory, as zab-send writes them: list each dataset's chain and its
-/// health, and move single objects in and out for other scripts.
+/// directory, as zab-send writes them (or zfs3backup: its objects are read
+/// from their metadata): list each dataset's chain and its health, check
+/// the objects, and move single objects in and out for other scripts.
 ///
 /// A store is s3://BUCKET[/PREFIX] or file:///DIR. zab-send writes one
 /// object per transfer stream, PREFIX/pool/fs@snapshot, and one manifest per
@@ -38,7 +44,7 @@ const EXAMPLES: &str = "  \
 #[derive(Parser, Debug)]
 #[command(name = "zab-store", version, after_long_help = after_help(EXAMPLES))]
 pub struct Args {
-    /// ls, put, get or clean (optional for clap only, so that --man works
+    /// ls, check, put, get or clean (optional for clap only, so that --man works
     /// alone).
     #[command(subcommand)]
     pub command: Option<Cmd>,
@@ -61,6 +67,26 @@ pub enum Cmd {
         /// A table for people instead of NDJSON.
         #[arg(long)]
         human: bool,
+    },
+    /// Reads objects back and checks them, per dataset: each object's size
+    /// and SHA-256 against the manifest (an object read from zfs3backup's
+    /// metadata has no hash: its size, and its stream's header and END
+    /// record), the guids of each stream stored as sent against the
+    /// manifest, and each chain's guids end to end (every incremental's
+    /// parent is carried by an earlier object with that guid; a full
+    /// stream has none). One record per dataset ("status": healthy,
+    /// broken or corrupt) and the end record; exit 1 when a dataset is
+    /// broken or corrupt, for a cron job that watches a bucket.
+    Check {
+        /// The store: s3://BUCKET[/PREFIX] or file:///DIR.
+        url: String,
+        /// Only this dataset (as named in the store).
+        dataset: Option<String>,
+        /// Read only this share of each dataset's objects, drawn at random
+        /// each run (e.g. 10%: successive runs cover the store); the chain
+        /// and its guids are checked whole all the same.
+        #[arg(long, value_name = "PERCENT", value_parser = zab_store::check::parse_percent)]
+        sample: Option<f64>,
     },
     /// Uploads stdin as one object (multipart: parts in flight, each
     /// retried; the upload is aborted on any failure, so the object

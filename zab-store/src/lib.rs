@@ -14,9 +14,14 @@
 //! - [`parts`]: the part size, a pure function of the estimate;
 //! - [`manifest`]: one small manifest per dataset, and the health of each
 //!   chain (docs/store.md);
+//! - [`zfs3backup`]: objects no manifest lists (a zfs3backup bucket), read
+//!   from their metadata into the same chain view;
+//! - [`check`]: `zab-store check`'s reading of objects (hash, stream
+//!   header and END record) and its sample;
 //! - [`uploads`]: uploads never completed (S3's multipart uploads, a
 //!   directory's staging files), listed and removed by `zab-store`.
 
+pub mod check;
 pub mod download;
 pub mod location;
 pub mod manifest;
@@ -24,6 +29,7 @@ pub mod parts;
 pub mod settings;
 pub mod store;
 pub mod uploads;
+pub mod zfs3backup;
 
 pub use location::Location;
 pub use settings::Settings;

@@ -123,6 +123,17 @@ impl Manifest {
     }
 }
 
+/// Whether a snapshot's guid and an incremental's `parent_guid` agree. An
+/// object read from zfs3backup's metadata has neither (guid 0, no
+/// `parent_guid`): then the names alone match, as zfs3backup matches them
+/// (src/zfs3backup.rs).
+pub fn same_guid(guid: u64, parent_guid: Option<u64>) -> bool {
+    match parent_guid {
+        Some(g) => guid == 0 || guid == g,
+        None => true,
+    }
+}
+
 /// A chain's health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "status", content = "why")]
@@ -150,14 +161,14 @@ pub fn health(m: &Manifest, listed: &[(String, u64)]) -> Health {
         }
         match (e.kind, &e.parent, e.parent_guid) {
             (Kind::Full, _, _) => have.clear(),
-            (Kind::Incremental, Some(p), Some(g)) => match have.iter().find(|s| &s.name == p) {
+            (Kind::Incremental, Some(p), g) => match have.iter().rev().find(|s| &s.name == p) {
                 None => problems.push(format!("{}: missing parent @{p}", e.key)),
-                Some(s) if s.guid != g => {
+                Some(s) if !same_guid(s.guid, g) => {
                     problems.push(format!("{}: guid mismatch with parent @{p}", e.key))
                 }
                 Some(_) => {}
             },
-            (Kind::Incremental, _, _) => {
+            (Kind::Incremental, None, _) => {
                 problems.push(format!("{}: an incremental without a parent", e.key))
             }
         }

@@ -37,8 +37,9 @@ pub struct Settings {
     pub storage_class: Option<String>,
 
     /// Parts of one upload in flight at once; memory is about the part
-    /// size (8 MiB or more, from the stream's estimate) times this plus one.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// size (8 MiB or more, from the stream's estimate) times this plus one:
+    /// 88 MiB by default for a stream up to 62 GiB.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub upload_jobs: u16,
 }
 

@@ -379,6 +379,30 @@ impl Store {
         Download { rx, task }
     }
 
+    /// The user metadata of object `key` (S3's `x-amz-meta-*`, names in
+    /// lower case), by one HEAD request; a directory keeps none.
+    pub fn metadata(&self, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        if let Location::Dir { .. } = self.location {
+            return Ok(Vec::new());
+        }
+        let path = self.path(key);
+        let opts = object_store::GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let r = self
+            .rt
+            .block_on(self.inner.get_opts(&path, opts))
+            .map_err(|e| one_line(&self.url_of(key), e))?;
+        Ok(r.attributes
+            .iter()
+            .filter_map(|(k, v)| match k {
+                Attribute::Metadata(name) => Some((name.to_lowercase(), v.to_string())),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Every complete object below `key_prefix` (below the store's prefix).
     pub fn list(&self, key_prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let base = self.location.prefix();

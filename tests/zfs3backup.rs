@@ -1,0 +1,388 @@
+//! A bucket laid out exactly as zfs3backup writes it, and `zab-store
+//! check`, on real OpenZFS. The zfs3backup objects are made as its backup
+//! makes them: `zfs send` (`-i` from the previous snapshot) in the lab,
+//! through `pigz -1` or `-4 --blocksize 4096` for some, uploaded here by a
+//! boto3 multipart upload (as its `pput`) with its metadata (`size`, the
+//! `zfs send -nvP` estimate; `isfull=true` or `parent=fs@snap`;
+//! `compressor`) to the local S3 server. Then zab-store lists and checks
+//! it, zab-restore restores it, zab-send goes on from it, and zab-restore
+//! restores the mixed chain; each restore is compared with its source
+//! (snapshots and guids, and every file).
+
+use zab_tests::{json, Lab, Ns, Out};
+
+use crate::store::{bucket, dir, s3_env, send, snap, SECRET};
+use crate::Test;
+
+pub const TESTS: &[Test] = &[
+    (
+        "z3b_bucket_listed_restored_continued_and_restored_mixed",
+        bucket_listed_restored_continued_and_restored_mixed,
+    ),
+    (
+        "z3b_check_finds_corrupt_objects_and_broken_chains",
+        check_finds_corrupt_objects_and_broken_chains,
+    ),
+];
+
+/// zfs3backup's pput, as far as the bucket can tell: one multipart upload
+/// of stdin (5 MiB parts, each with its Content-MD5), with its user
+/// metadata, storage class and ACL.
+const PPUT: &str = r#"
+import hashlib, base64, os, sys, boto3
+bucket, key, meta = sys.argv[1], sys.argv[2], dict(a.split("=", 1) for a in sys.argv[3:])
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+up = s3.create_multipart_upload(Bucket=bucket, Key=key, Metadata=meta,
+    StorageClass="STANDARD_IA", ACL="bucket-owner-full-control")["UploadId"]
+parts, n = [], 0
+while True:
+    chunk = sys.stdin.buffer.read(5 << 20)
+    if not chunk:
+        break
+    n += 1
+    md5 = base64.b64encode(hashlib.md5(chunk).digest()).decode()
+    r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=n, Body=chunk, ContentMD5=md5)
+    parts.append({"PartNumber": n, "ETag": r["ETag"]})
+if n == 0:
+    s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=up)
+    sys.exit("Can't upload zero bytes!")
+s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up, MultipartUpload={"Parts": parts})
+"#;
+
+/// Where zfs3backup puts its objects: the bucket, its prefix, and the
+/// pput script.
+struct Z3<'a> {
+    lab: &'a Lab,
+    env: &'a str,
+    script: &'a str,
+    bkt: &'a str,
+    prefix: &'a str,
+}
+
+impl Z3<'_> {
+    /// Backs up `ds@snapshot` as zfs3backup's backup does: `zfs send [-i
+    /// parent]` in the lab (its estimate from `zfs send -nvP` first),
+    /// through `compressor` (`pigz1`, `pigz4` or none), put at
+    /// `prefix/ds@snapshot`.
+    fn put(&self, ds: &str, snapshot: &str, parent: Option<&str>, compressor: Option<&str>) {
+        let inc = parent.map_or(String::new(), |p| format!("-i {ds}@{p} "));
+        let est = self.lab.sh(&format!(
+            "zfs send -nvP {inc}{ds}@{snapshot} | awk 'NF {{ l = $0 }} END {{ split(l, f); print f[2] }}'"
+        ));
+        let est = est.trim();
+        assert!(est.parse::<u64>().is_ok(), "estimate {est:?}");
+        let mut meta = vec![format!("size={est}")];
+        match parent {
+            None => meta.push("isfull=true".into()),
+            Some(p) => meta.push(format!("parent={ds}@{p}")),
+        }
+        let pipe = match compressor {
+            Some("pigz1") => " | pigz -1 --blocksize 4096",
+            Some("pigz4") => " | pigz -4 --blocksize 4096",
+            _ => "",
+        };
+        if let Some(c) = compressor {
+            meta.push(format!("compressor={c}"));
+        }
+        let out = self.lab.local_sh(&format!(
+            "{env}ssh -F \"$CFG\" zfs-lab 'zfs send {inc}{ds}@{snapshot}{pipe}' | \
+             \"${{XDG_CACHE_HOME:-$HOME/.cache}}/zab/s3-server/venv/bin/python\" {script} {bkt} {prefix}/{ds}@{snapshot} {meta}",
+            env = self.env,
+            script = self.script,
+            bkt = self.bkt,
+            prefix = self.prefix,
+            meta = meta.join(" ")
+        ));
+        assert_eq!(
+            out.code, 0,
+            "zfs3backup's put of {ds}@{snapshot}: {}",
+            out.stderr
+        );
+    }
+}
+
+fn records(out: &Out) -> Vec<serde_json::Value> {
+    out.stdout.lines().map(json).collect()
+}
+
+/// zab-restore here, receiving in the lab; its `restore` record.
+#[track_caller]
+fn restore(lab: &Lab, env: &str, url: &str, ds: &str, target: &str) -> serde_json::Value {
+    let out = lab.local_sh(&format!(
+        "{env}zab-restore --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {ds} {target}"
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+    records(&out)[0].clone()
+}
+
+fn snapshots_of(rec: &serde_json::Value, field: &str) -> Vec<String> {
+    rec["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o[field].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
+    let ns = Ns::new("z3b_bucket");
+    let b = ns.backup();
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-z3b");
+    let a = ns.ds("zab-a", "a");
+    let back = ns.ds("zab-t", "");
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
+         zfs create -p -o autobackup:{b}=true {a}; zfs create {back}",
+        root = ns.ds("zab-a", "")
+    ));
+    let d = dir(&ns.name);
+    let script = d.join("pput.py");
+    std::fs::write(&script, PPUT).unwrap();
+    let script = script.display().to_string();
+
+    // zfs3backup's chain: a full (pigz1, several parts), then one
+    // incremental per snapshot pair (pigz4, then plain).
+    lab.fill(&a, 12 * 1024);
+    let s1 = snap(lab, b, 1, &[&a]);
+    lab.fill(&a, 700);
+    let s2 = snap(lab, b, 2, &[&a]);
+    lab.fill(&a, 700);
+    let s3 = snap(lab, b, 3, &[&a]);
+    let z3 = Z3 {
+        lab,
+        env: &env,
+        script: &script,
+        bkt: &bkt,
+        prefix: "z3b",
+    };
+    z3.put(&a, &s1, None, Some("pigz1"));
+    z3.put(&a, &s2, Some(&s1), Some("pigz4"));
+    z3.put(&a, &s3, Some(&s2), None);
+    let url = format!("s3://{bkt}/z3b");
+
+    // Listed: one healthy chain, read from the metadata (no manifest).
+    let out = lab.local_sh(&format!("{env}zab-store ls {url}"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1, "{}", out.stdout);
+    let c = &recs[0];
+    assert_eq!(
+        (c["kind"].as_str(), c["dataset"].as_str()),
+        (Some("chain"), Some(a.as_str()))
+    );
+    assert_eq!(c["status"], "healthy", "{c}");
+    let kinds: Vec<&str> = c["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["full", "incremental", "incremental"]);
+    assert_eq!(
+        snapshots_of(c, "snapshot"),
+        [&s1, &s2, &s3].map(|s| s.as_str())
+    );
+    assert_eq!(c["objects"][2]["parent"], s2.as_str());
+    assert!(c["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["no_manifest"] == true));
+
+    // Checked: each object read whole; the plain incremental's stream
+    // gives @s3's guid.
+    let out = lab.local_sh(&format!("{env}zab-store check {url}"));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let recs = records(&out);
+    assert_eq!(recs[0]["status"], "healthy", "{}", out.stdout);
+    assert_eq!(recs[0]["read"], 3, "{}", out.stdout);
+    assert_eq!(recs[1]["kind"], "end", "{}", out.stdout);
+
+    // Restored: every snapshot, same guids, same files.
+    let r = ns.ds("zab-t", "a");
+    let rec = restore(lab, &env, &url, &a, &r);
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(
+        snapshots_of(&rec, "snapshot"),
+        [&s1, &s2, &s3].map(|s| s.as_str())
+    );
+    assert_eq!(rec["objects"][0]["compressor"], "pigz1", "{rec}");
+    assert_eq!(lab.snaps(&r), lab.snaps(&a));
+    lab.same_files(&a, &r);
+
+    // zab-send goes on from zfs3backup's chain with an incremental.
+    lab.fill(&a, 600);
+    let s4 = snap(lab, b, 4, &[&a]);
+    let out = send(lab, &env, b, &url, &["--verbose"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("zfs3backup"), "{}", out.stderr);
+    let o = out
+        .datasets()
+        .into_iter()
+        .find(|d| d.name == a)
+        .and_then(|d| d.send)
+        .expect("a send record");
+    assert_eq!(o.common.as_deref(), Some(s3.as_str()), "{}", out.stdout);
+    let t = &o.transfers[0];
+    assert_eq!(
+        (t.kind, t.from.as_deref(), t.snapshot.as_str()),
+        (
+            zab_core::record::TransferKind::Incremental,
+            Some(s3.as_str()),
+            s4.as_str()
+        )
+    );
+    // One chain, zfs3backup's objects and then zab's.
+    let out = lab.local_sh(&format!("{env}zab-store ls {url}"));
+    let c = &records(&out)[0];
+    assert_eq!(c["status"], "healthy", "{c}");
+    assert_eq!(
+        snapshots_of(c, "snapshot"),
+        [&s1, &s2, &s3, &s4].map(|s| s.as_str())
+    );
+    assert!(c["objects"][3].get("no_manifest").is_none(), "{c}");
+    // The mixed chain checks end to end: zab's object of @s4 names its
+    // parent's guid, which zfs3backup's plain stream of @s3 holds.
+    let out = lab.local_sh(&format!("{env}zab-store check {url} {a}"));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(records(&out)[0]["read"], 4, "{}", out.stdout);
+
+    // The restore of zfs3backup's chain goes on with zab's object...
+    let rec = restore(lab, &env, &url, &a, &r);
+    assert_eq!(rec["from"], s3.as_str(), "{rec}");
+    assert_eq!(snapshots_of(&rec, "snapshot"), [&s4].map(|s| s.as_str()));
+    assert_eq!(lab.snaps(&r), lab.snaps(&a));
+    // ... and the mixed chain restores whole into a new dataset.
+    let r2 = ns.ds("zab-t", "a2");
+    let rec = restore(lab, &env, &url, &a, &r2);
+    assert_eq!(
+        snapshots_of(&rec, "snapshot"),
+        [&s1, &s2, &s3, &s4].map(|s| s.as_str())
+    );
+    assert_eq!(lab.snaps(&r2), lab.snaps(&a));
+    lab.same_files(&a, &r2);
+
+    lab.sh(&format!(
+        "zfs destroy -r {back}; zfs destroy -r {}",
+        ns.ds("zab-a", "")
+    ));
+}
+
+/// `zab-store check URL [DATASET]`'s records and exit status.
+fn check(lab: &Lab, args: &str) -> (i32, Vec<serde_json::Value>, String) {
+    let out = lab.local_sh(&format!("zab-store check {args}"));
+    (out.code, records(&out), out.stderr)
+}
+
+fn check_finds_corrupt_objects_and_broken_chains(lab: &Lab) {
+    let ns = Ns::new("z3b_check");
+    let b = ns.backup();
+    let a = ns.ds("zab-a", "a");
+    let c = ns.ds("zab-a", "c");
+    lab.sh(&format!(
+        "set -e; zfs destroy -r {root} 2>/dev/null || true; \
+         zfs create -p -o autobackup:{b}=true {a}; zfs create -o autobackup:{b}=true {c}",
+        root = ns.ds("zab-a", "")
+    ));
+    let d = dir(&ns.name);
+    let url = format!("file://{}", d.display());
+    let mut snaps = Vec::new();
+    for n in 1..=4 {
+        lab.fill(&a, 400);
+        lab.fill(&c, 50);
+        snaps.push(snap(lab, b, n, &[&a, &c]));
+        let extra: &[&str] = if n == 3 {
+            &["--compress", "zstd-fast"]
+        } else {
+            &[]
+        };
+        let out = send(lab, "", b, &url, extra);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+
+    // Healthy: every object read, its hash and its stream's guids agree.
+    let (code, recs, err) = check(lab, &url);
+    assert_eq!(code, 0, "{recs:?} {err}");
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    for r in &recs[..2] {
+        assert_eq!(
+            (r["kind"].as_str(), r["status"].as_str()),
+            (Some("check"), Some("healthy")),
+            "{r}"
+        );
+        assert_eq!(
+            (r["objects"].as_u64(), r["read"].as_u64()),
+            (Some(4), Some(4)),
+            "{r}"
+        );
+    }
+    assert_eq!(recs[2]["kind"], "end");
+    assert_eq!(recs[2]["failed"], 0);
+
+    // --sample 50%: two of each dataset's four objects.
+    let (code, recs, _) = check(lab, &format!("--sample 50% {url}"));
+    assert_eq!(code, 0);
+    assert_eq!(
+        (recs[0]["read"].as_u64(), recs[1]["read"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    // A byte flipped in @s2's object: that dataset is corrupt, the object
+    // named, exit 1; the other dataset is healthy.
+    let file = d.join(format!("{a}@{}", snaps[1]));
+    let good = std::fs::read(&file).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x01;
+    std::fs::write(&file, &bad).unwrap();
+    let (code, recs, err) = check(lab, &url);
+    assert_eq!(code, 1, "{recs:?}");
+    let ra = recs.iter().find(|r| r["dataset"] == a.as_str()).unwrap();
+    assert_eq!(ra["status"], "corrupt", "{ra}");
+    let name = format!("{url}/{a}@{}", snaps[1]);
+    assert!(ra["problems"][0].as_str().unwrap().contains(&name), "{ra}");
+    assert!(
+        err.starts_with("zab-store: ") && err.contains(&name),
+        "{err}"
+    );
+    let rc = recs.iter().find(|r| r["dataset"] == c.as_str()).unwrap();
+    assert_eq!(rc["status"], "healthy", "{rc}");
+    assert_eq!(recs.last().unwrap()["failed"], 1);
+    // DATASET: that one alone.
+    let (code, recs, _) = check(lab, &format!("{url} {c}"));
+    assert_eq!((code, recs.len()), (0, 2), "{recs:?}");
+
+    // The middle object gone: a broken chain.
+    std::fs::remove_file(&file).unwrap();
+    let (code, recs, _) = check(lab, &format!("{url} {a}"));
+    assert_eq!(code, 1);
+    assert_eq!(recs[0]["status"], "broken", "{:?}", recs[0]);
+    let why = recs[0]["problems"][0].as_str().unwrap();
+    assert!(
+        why.contains(&format!("object {a}@{} is missing", snaps[1])),
+        "{why}"
+    );
+    std::fs::write(&file, &good).unwrap();
+
+    // A manifest whose guid says another parent than the stream: found
+    // from the stream (end to end), and as the chain's guid mismatch.
+    let mf = d.join(format!(".zab/{a}.json"));
+    let text = std::fs::read_to_string(&mf).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["objects"][3]["parent_guid"] = serde_json::json!(12345);
+    std::fs::write(&mf, serde_json::to_vec(&m).unwrap()).unwrap();
+    let (code, recs, _) = check(lab, &format!("{url} {a}"));
+    assert_eq!(code, 1);
+    let all = recs[0]["problems"].to_string();
+    assert!(
+        all.contains("an incremental from guid") && all.contains("guid mismatch"),
+        "{all}"
+    );
+    std::fs::write(&mf, text).unwrap();
+    let (code, _, err) = check(lab, &url);
+    assert_eq!(code, 0, "{err}");
+
+    lab.sh(&format!("zfs destroy -r {}", ns.ds("zab-a", "")));
+}
