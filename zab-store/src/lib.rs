@@ -13,8 +13,14 @@
 //! - [`manifest`]: one small manifest per dataset, and the health of each
 //!   chain (docs/store.md);
 //! - [`uploads`]: uploads never completed (S3's multipart uploads, a
-//!   directory's staging files), listed and removed by `zab-store`.
+//!   directory's staging files), listed and removed by `zab-store`;
+//! - [`chain`]: which object each incremental continues, and what a
+//!   snapshot needs to be restored (pure);
+//! - [`datasets`]: every dataset's manifest and objects in one read, and
+//!   manifests written back or deleted (zab-thin's retention).
 
+pub mod chain;
+pub mod datasets;
 pub mod location;
 pub mod manifest;
 pub mod parts;
