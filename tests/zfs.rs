@@ -18,6 +18,7 @@ mod nonroot;
 mod package;
 mod readonly;
 mod restore;
+mod retain;
 mod select;
 mod send;
 mod snap;
@@ -48,6 +49,7 @@ fn main() {
         send::TESTS,
         store::TESTS,
         restore::TESTS,
+        retain::TESTS,
         wrapper::TESTS,
         readonly::TESTS,
         nonroot::TESTS,
@@ -67,6 +69,7 @@ fn main() {
         + send::TESTS.len()
         + store::TESTS.len()
         + restore::TESTS.len()
+        + retain::TESTS.len()
         + wrapper::TESTS.len()
         + readonly::TESTS.len()
         + nonroot::TESTS.len()
