@@ -312,7 +312,7 @@ fn selections(config: &Zfs, input: &Input) -> Result<Vec<Selection>, Error> {
 /// What happens to entry `i` of `t`: deleted or kept, and why.
 fn fate(t: &Thinning, i: usize) -> Fate {
     match (&t.retention.fates[i], t.whole, t.left_alone) {
-        (_, _, true) => Fate::Keep("the source is still selected".into()),
+        (_, _, true) => Fate::Keep("left alone, not treated as missing (the note says why)".into()),
         (Fate::Missing | Fate::Drop, true, _) => Fate::Drop,
         (_, true, _) => Fate::Delete("--destroy-missing: the source is gone".into()),
         (f, false, false) => f.clone(),
