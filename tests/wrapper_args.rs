@@ -666,6 +666,72 @@ fn only_send_and_thin_get_the_lock() {
     );
 }
 
+/// To an object store, zab-thin gets the URL and the target's options, and
+/// runs under the run's lock (of the URL, zab-send's); zab-select sees the
+/// source only; --full-every goes to zab-send.
+#[test]
+fn a_store_is_thinned_under_the_run_lock() {
+    let s = Sandbox::new();
+    let b = s.backup.as_str();
+    let url = "s3://bkt/host1";
+    let r = s.run(&[b, url, "--full-every", "1w", "--destroy-missing", "30d"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.args("zab-select"), [b, "--property-format=autobackup:{}"]);
+    assert_eq!(
+        r.args("zab-send"),
+        [
+            b,
+            url,
+            "--snapshot-format={}-%Y%m%d%H%M%S",
+            "--hold-format=zfs_autobackup:{}",
+            "--strip-path=0",
+            "--full-every=1w",
+            "--keep-target=10,1d1w,1w1m,1m1y",
+        ]
+    );
+    assert_eq!(
+        r.args("zab-thin"),
+        [
+            b,
+            url,
+            "--keep-target=10,1d1w,1w1m,1m1y",
+            "--property-format=autobackup:{}",
+            "--snapshot-format={}-%Y%m%d%H%M%S",
+            "--hold-format=zfs_autobackup:{}",
+            "--strip-path=0",
+            "--keep-source=10,1d1w,1w1m,1m1y",
+            "--destroy-missing=30d",
+            "--skip-failed",
+        ]
+    );
+    let locks: Vec<(&str, &str)> = r
+        .calls
+        .iter()
+        .map(|c| (c.tool.as_str(), c.lock.as_str()))
+        .collect();
+    assert_eq!(
+        locks,
+        [
+            ("zab-select", "unset:closed"),
+            ("zab-snap", "unset:closed"),
+            ("zab-send", "9:open"),
+            ("zab-thin", "9:open"),
+        ]
+    );
+    let r = s.run(&[b, url, "--full-every=30"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.args("zab-send").contains(&"--full-every=30"), "{r:#?}");
+    // zab-send refuses it with a ZFS target (a usage error, before any stage).
+    let r = s.run(&[b, T, "--full-every", "1w"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(r.calls.is_empty(), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("--full-every is for an object store (s3://, file://), not a ZFS target"),
+        "{r:#?}"
+    );
+}
+
 /// The exit status: 0, the failed count (at most 254), 1 for failed
 /// post-snapshot commands, 255 for a stage that crashed or a failed
 /// pre-snapshot command, with upstream's last lines.

@@ -18,6 +18,7 @@ mod nonroot;
 mod package;
 mod readonly;
 mod restore;
+mod retain;
 mod select;
 mod send;
 mod snap;
@@ -49,6 +50,7 @@ fn main() {
         send::TESTS,
         store::TESTS,
         restore::TESTS,
+        retain::TESTS,
         wrapper::TESTS,
         readonly::TESTS,
         nonroot::TESTS,
@@ -69,6 +71,7 @@ fn main() {
         + send::TESTS.len()
         + store::TESTS.len()
         + restore::TESTS.len()
+        + retain::TESTS.len()
         + wrapper::TESTS.len()
         + readonly::TESTS.len()
         + nonroot::TESTS.len()

@@ -176,6 +176,13 @@ pub struct Args {
     #[arg(help_heading = heading::OUTPUT, long, visible_alias = "plan")]
     pub test: bool,
 
+    /// To an object store: start a new chain with a full stream when the
+    /// current chain's full is WHEN old (a duration: 1w, 30d) or has WHEN
+    /// incrementals (a bare number: 30), so zab-thin can drop old chains
+    /// whole. Only with an object store as TARGET-PATH.
+    #[arg(long, value_name = "WHEN", value_parser = crate::chain::parse, help_heading = "Object store (s3://, file://)")]
+    pub full_every: Option<crate::chain::FullEvery>,
+
     /// To an object store (TARGET-PATH s3://BUCKET/PREFIX or file:///DIR).
     #[command(flatten, next_help_heading = "Object store (s3://, file://)")]
     pub store: zab_store::Settings,
@@ -266,6 +273,8 @@ pub struct Config {
     /// TARGET-PATH is an object store (s3:// or file://), not a dataset.
     pub store: Option<zab_store::Location>,
     pub store_settings: zab_store::Settings,
+    /// `--full-every` (a store only).
+    pub full_every: Option<crate::chain::FullEvery>,
 }
 
 impl Config {
@@ -335,6 +344,12 @@ impl Args {
                     "{opt} is for a ZFS target, not an object store ({raw_target})"
                 )));
             }
+        } else if self.full_every.is_some() {
+            // A ZFS target keeps every snapshot it received: a new full
+            // stream there would need the dataset destroyed first.
+            return Err(Error::Usage(format!(
+                "--full-every is for an object store (s3://, file://), not a ZFS target ({raw_target})"
+            )));
         }
         let exclude = self
             .exclude_snapshot_pattern
@@ -385,6 +400,7 @@ impl Args {
             ignore_transfer_errors: self.ignore_transfer_errors,
             store,
             store_settings: self.store.clone(),
+            full_every: self.full_every,
         })
     }
 
@@ -492,6 +508,31 @@ mod tests {
             "{err}"
         );
         assert!(c(&["zab-send", "b", "t", "--now=-1"]).is_err());
+    }
+
+    #[test]
+    fn full_every_is_for_stores_only() {
+        let c = |argv: &[&str]| Args::try_parse_from(argv).map(|a| a.config());
+        let cfg = c(&["zab-send", "b", "s3://bkt/p", "--full-every", "1w"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.full_every, Some(crate::chain::FullEvery::Age(604800)));
+        let cfg = c(&["zab-send", "b", "file:///srv/b", "--full-every", "30"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.full_every, Some(crate::chain::FullEvery::Count(30)));
+        let e = c(&["zab-send", "b", "tank/b", "--full-every", "1w"])
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("--full-every is for an object store"),
+            "{e}"
+        );
+        let e =
+            Args::try_parse_from(["zab-send", "b", "s3://b/p", "--full-every", "1q"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]

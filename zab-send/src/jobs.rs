@@ -58,7 +58,7 @@ pub fn plan(cfg: &Config, input: &Input, w: &World) -> Jobs {
                 lands_encrypted: w.lands_encrypted[k],
             };
             let tgt = w.tree.get(&p.target);
-            let plan = plan::plan(
+            let mut plan = plan::plan(
                 d.source,
                 &w.snapshots[k],
                 tgt.map(|t| &t.target),
@@ -66,6 +66,7 @@ pub fn plan(cfg: &Config, input: &Input, w: &World) -> Jobs {
                 w.tokens[k].as_deref(),
                 &options,
             );
+            new_chain(cfg, w, k, &p.target, &mut plan);
             let recv = flags::recv_argv(&d, &cfg.flags, &w.features);
             let argv = plan
                 .steps
@@ -93,6 +94,24 @@ pub fn plan(cfg: &Config, input: &Input, w: &World) -> Jobs {
     }
     let parents = parents::missing(&jobs, &w.tree, &cfg.target_path);
     Jobs { jobs, parents }
+}
+
+/// `--full-every` (a store): a full stream first when the current chain
+/// is due (crate::chain).
+fn new_chain(cfg: &Config, w: &World, k: usize, target: &str, plan: &mut Plan) {
+    let (Some(every), Some(m)) = (cfg.full_every, w.manifests.get(target)) else {
+        return;
+    };
+    let source = &w.snapshots[k];
+    let common = plan
+        .common
+        .as_deref()
+        .and_then(|c| source.iter().find(|s| s.name == c));
+    if let Some(common) = common {
+        if crate::chain::due(m, common, &cfg.format, every, cfg.now).is_some() {
+            crate::chain::restart(plan, source);
+        }
+    }
 }
 
 /// The nearest ancestor of job `j`'s target among the other jobs.

@@ -19,9 +19,15 @@
 //! - [`check`]: `zab-store check`'s reading of objects (hash, stream
 //!   header and END record) and its sample;
 //! - [`uploads`]: uploads never completed (S3's multipart uploads, a
-//!   directory's staging files), listed and removed by `zab-store`.
+//!   directory's staging files), listed and removed by `zab-store`;
+//! - [`chain`]: which object each incremental continues, and what a
+//!   snapshot needs to be restored (pure);
+//! - [`datasets`]: every dataset's manifest and objects in one read, and
+//!   manifests written back or deleted (zab-thin's retention).
 
+pub mod chain;
 pub mod check;
+pub mod datasets;
 pub mod download;
 pub mod location;
 pub mod manifest;

@@ -123,6 +123,11 @@ pub struct Args {
     #[command(flatten)]
     pub backups: Backups,
 
+    /// TARGET-PATH s3://BUCKET/PREFIX or file:///DIR: thin the store's
+    /// objects (docs/store.md, "Retention").
+    #[command(flatten, next_help_heading = "Object store (s3://, file://)")]
+    pub store: zab_store::Settings,
+
     #[command(flatten)]
     pub source: Source,
 
@@ -189,6 +194,18 @@ pub struct TargetSide {
     pub group: Target,
 }
 
+/// An object store as TARGET-PATH (s3:// or file://): its objects are
+/// thinned by --keep-target (crate::store), the source as without a
+/// TARGET-PATH.
+#[derive(Debug)]
+pub struct StoreTarget {
+    /// TARGET-PATH as given (the run lock is zab-send's, of this text).
+    pub url: String,
+    pub location: zab_store::Location,
+    pub settings: zab_store::Settings,
+    pub strip: usize,
+}
+
 /// zab-thin with ZFS: its checked options.
 #[derive(Debug)]
 pub struct Zfs {
@@ -202,6 +219,8 @@ pub struct Zfs {
     /// `--destroy-missing`, in seconds.
     pub destroy_missing: Option<i64>,
     pub target: Option<TargetSide>,
+    /// TARGET-PATH is an object store (then `target` is None).
+    pub store: Option<StoreTarget>,
     pub ssh_source: Option<String>,
     pub keep_source: Schedule,
     pub keep_target: Schedule,
@@ -223,6 +242,16 @@ impl Zfs {
     /// Destroys and releases (false: `--test`, `--no-thinning`).
     pub fn act(&self) -> bool {
         self.read_only.is_none()
+    }
+
+    /// The run lock's target: TARGET-PATH (a store's URL as given), on the
+    /// target host; None without a TARGET-PATH.
+    pub fn lock_target(&self) -> Option<(Option<&str>, &str)> {
+        match (&self.store, &self.target) {
+            (Some(s), _) => Some((None, s.url.as_str())),
+            (None, Some(t)) => Some((t.ssh.as_deref(), t.path.as_str())),
+            (None, None) => None,
+        }
     }
 
     /// The host `dest` names, with the host flags and the read-only mode.
@@ -270,7 +299,12 @@ impl Args {
         if destroy_missing.is_some() && self.backups.target.target_path.is_none() {
             return Err(Error::Usage("--destroy-missing needs a TARGET-PATH".into()));
         }
-        let target = self.backups.target.path()?.map(|path| TargetSide {
+        let store = self.store_target()?;
+        let target = match store {
+            Some(_) => None,
+            None => self.backups.target.path()?,
+        };
+        let target = target.map(|path| TargetSide {
             path: path.to_string(),
             ssh: self.backups.target.ssh_target.clone(),
             strip: self.backups.target.strip_path,
@@ -285,6 +319,7 @@ impl Args {
             property,
             destroy_missing,
             target,
+            store,
             ssh_source,
             keep_source: self.keep_source.clone(),
             keep_target: self.keep_target.clone(),
@@ -297,6 +332,30 @@ impl Args {
             common: self.common.clone(),
             log: self.common.log(TOOL),
         })
+    }
+
+    /// TARGET-PATH when it is an object store's URL, checked.
+    fn store_target(&self) -> Result<Option<StoreTarget>, Error> {
+        let t = &self.backups.target;
+        let Some(url) = t
+            .target_path
+            .as_deref()
+            .filter(|u| zab_store::location::is_url(u))
+        else {
+            return Ok(None);
+        };
+        let location = zab_store::Location::parse(url).map_err(Error::Usage)?;
+        if t.ssh_target.is_some() {
+            return Err(Error::Usage(format!(
+                "--ssh-target is for a ZFS target, not an object store ({url})"
+            )));
+        }
+        Ok(Some(StoreTarget {
+            url: url.to_string(),
+            location,
+            settings: self.store.clone(),
+            strip: t.strip_path,
+        }))
     }
 
     /// The read-only mode of this run's hosts: `--test` (`--no-thinning`)
@@ -489,5 +548,33 @@ mod tests {
             config(&["zab-thin", "--describe", "1"]),
             Ok(Config::Describe(_))
         ));
+    }
+
+    #[test]
+    fn a_store_url_is_a_store_target() {
+        match config(&["zab-thin", "x", "s3://bkt/p", "--destroy-missing", "1d"]) {
+            Ok(Config::Zfs(c)) => {
+                assert!(c.target.is_none());
+                let s = c.store.as_ref().unwrap();
+                assert_eq!(s.location.url(), "s3://bkt/p");
+                assert_eq!(c.lock_target(), Some((None, "s3://bkt/p")));
+            }
+            other => panic!("{other:?}"),
+        }
+        match config(&["zab-thin", "x", "file:///srv/b"]) {
+            Ok(Config::Zfs(c)) => assert!(c.store.is_some() && c.target.is_none()),
+            other => panic!("{other:?}"),
+        }
+        for (argv, words) in [
+            (&["zab-thin", "x", "s3://Bad/p"][..], "invalid store URL"),
+            (
+                &["zab-thin", "x", "s3://b/p", "--ssh-target", "root@nas"],
+                "--ssh-target is for a ZFS target",
+            ),
+        ] {
+            let e = config(argv).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{e}");
+            assert!(e.to_string().contains(words), "{e}");
+        }
     }
 }

@@ -52,10 +52,7 @@ pub fn read(config: &Zfs) -> Result<Input, Error> {
         true => None,
         false => Some(zab_core::lock::acquire(
             &config.backup,
-            config
-                .target
-                .as_ref()
-                .map(|t| (t.ssh.as_deref(), t.path.as_str())),
+            config.lock_target(),
             LOCK_WAIT,
         )?),
     };

@@ -13,7 +13,9 @@
 //! destroy, keep or release, and why: schedules, `--destroy-missing`,
 //! holds; pure), `show.rs` (`--explain`, `--svg`), `execute.rs` (carries the
 //! plan out, decides nothing) and `report.rs` (the records). `offline.rs`
-//! is `--offline`; `picture.rs` draws timelines for both.
+//! is `--offline`; `picture.rs` draws timelines for both. With an object
+//! store as TARGET-PATH, `store.rs` thins its objects (`retain.rs` decides,
+//! pure) and the source as without one.
 
 mod cli;
 mod execute;
@@ -23,8 +25,10 @@ mod offline;
 mod picture;
 mod plan;
 mod report;
+mod retain;
 mod run;
 mod show;
+mod store;
 
 use cli::Config;
 

@@ -29,6 +29,9 @@ use crate::gather::{self, Hosts};
 use crate::{execute, input, plan, report, show};
 
 pub fn run(config: &Zfs) -> Result<(), Error> {
+    if config.store.is_some() {
+        return crate::store::run(config);
+    }
     let log = config.log;
     for line in config.keep_source.describe() {
         log.verbose(format!("[Source] {line}"));
