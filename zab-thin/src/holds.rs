@@ -224,17 +224,17 @@ mod tests {
         (p, holds)
     }
 
+    /// [`held_plan`] decided, in snapshot-only mode or with a target.
+    fn held_outcome(snapshot_only: bool) -> (Plan, Outcome) {
+        let (p, holds) = held_plan();
+        let tag = "zfs_autobackup:off";
+        let o = outcome("t/a", &p, &holds, tag, snapshot_only, &BTreeMap::new());
+        (p, o)
+    }
+
     #[test]
     fn holds_in_snapshot_only_mode() {
-        let (p, holds) = held_plan();
-        let o = outcome(
-            "t/a",
-            &p,
-            &holds,
-            "zfs_autobackup:off",
-            true,
-            &BTreeMap::new(),
-        );
+        let (p, o) = held_outcome(true);
         // The third is held by no one; the fourth is the newest, kept.
         assert_eq!(o.destroy, vec![p.names[2].clone()]);
         assert_eq!(o.release, Vec::<String>::new());
@@ -250,15 +250,7 @@ mod tests {
 
     #[test]
     fn holds_with_a_target_release_ours_first() {
-        let (p, holds) = held_plan();
-        let o = outcome(
-            "t/a",
-            &p,
-            &holds,
-            "zfs_autobackup:off",
-            false,
-            &BTreeMap::new(),
-        );
+        let (p, o) = held_outcome(false);
         assert_eq!(o.destroy, vec![p.names[0].clone(), p.names[2].clone()]);
         assert_eq!(o.release, vec![p.names[0].clone()]);
         assert_eq!(o.spared.len(), 1);
