@@ -12,8 +12,8 @@
 //! records and the run lock), `gather.rs` (the listings and the selection),
 //! `plan.rs` (what the schedules and `--destroy-missing` destroy or keep,
 //! and why; pure), `holds.rs` (the holds of what that would destroy, and
-//! the hold rule), `show.rs` (`--explain`, `--svg`), `execute.rs` (carries
-//! the plan out, decides nothing) and `report.rs` (the records). `offline.rs`
+//! the hold rule), `show.rs` (`--explain`, `--svg`), `execute.rs` (carries the
+//! plan out, decides nothing) and `report.rs` (the records). `offline.rs`
 //! is `--offline`; `picture.rs` draws timelines for both.
 
 mod cli;

@@ -26,7 +26,8 @@ use zab_core::error::Error;
 
 use crate::cli::Zfs;
 use crate::gather::{self, Hosts};
-use crate::{execute, holds, input, plan, report, show};
+use crate::holds;
+use crate::{execute, input, plan, report, show};
 
 pub fn run(config: &Zfs) -> Result<(), Error> {
     let log = config.log;
