@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common, Log, Source};
+use zab_core::cli::{after_help, Chunks, Common, Log, Source};
 use zab_core::error::Error;
 use zab_core::Host;
 
@@ -50,31 +50,21 @@ const EXAMPLES: &str = "  \
 /// its PATH; there, a status of 255 can also be ssh's own failure (its
 /// message is on stderr).
 #[derive(Parser, Debug)]
-#[command(name = "zab-check", version, after_long_help = after_help(EXAMPLES))]
+#[command(name = "zab-check", version, after_long_help = after_help(EXAMPLES), mut_arg("ssh_source", |a| a.help(SSH_SOURCE)))]
 pub struct Args {
     /// What to hash or check: a file, a block device, a directory, or a ZFS
     /// snapshot (DATASET@SNAPSHOT).
     #[arg(value_name = "TARGET")]
     pub target: String,
 
-    /// Read blocks of this many bytes (a number, or with a unit: 64K).
-    #[arg(long, value_name = "BYTES", default_value = "4096", value_parser = parse_bytes)]
-    pub block_size: u64,
-
-    /// Hash chunks of COUNT blocks (a chunk is BYTES × COUNT bytes).
-    #[arg(long, value_name = "COUNT", default_value_t = 25600)]
-    pub count: u64,
+    #[command(flatten)]
+    pub chunks: Chunks,
 
     /// Compare with the hashes read from stdin, or from FILE
     /// (--check=FILE), print each mismatch, and exit with their number (at
     /// most 255).
     #[arg(short = 'c', long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
     pub check: Option<PathBuf>,
-
-    /// Sample: hash one chunk, skip N, and so on across files (with
-    /// --check: take one input line, skip N, as zfs-check does).
-    #[arg(short, long, value_name = "N", default_value_t = 0)]
-    pub skip: u64,
 
     /// The hash: blake3 (fast) or sha1 (zfs-check's, for output comparable
     /// with it). Both sides of a check must use the same.
@@ -85,26 +75,26 @@ pub struct Args {
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// Run on this host (e.g. root@nas) through ssh, which needs
-    /// zab-check in its PATH: TARGET is that host's, the output and status
-    /// come back here (with --check=FILE, FILE is read here).
-    #[arg(long, value_name = "USER@HOST")]
-    pub ssh_source: Option<String>,
+    #[command(flatten)]
+    pub source: Source,
 
     #[command(flatten)]
     pub common: Common,
 }
 
+/// zab-check's help for the shared `--ssh-source`.
+const SSH_SOURCE: &str = "Run on this host (e.g. root@nas) through ssh, which needs \
+    zab-check in its PATH: TARGET is that host's, the output and status \
+    come back here (with --check=FILE, FILE is read here).";
+
 /// What a run needs, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: String,
-    pub block_size: u64,
-    pub count: u64,
+    pub chunks: Chunks,
     pub chunk_size: u64,
     /// `-` for stdin.
     pub check: Option<PathBuf>,
-    pub skip: u64,
     pub hash: Algorithm,
     pub jobs: usize,
     /// Given on the command line (passed on to a remote zab-check).
@@ -117,34 +107,21 @@ pub struct Config {
 
 impl Args {
     pub fn config(self) -> Result<Config, Error> {
-        if self.block_size == 0 || self.count == 0 {
-            return Err(Error::Usage(
-                "--block-size and --count must be at least 1".into(),
-            ));
-        }
-        let chunk_size = self
-            .block_size
-            .checked_mul(self.count)
-            .ok_or_else(|| Error::Usage("--block-size × --count is too large".into()))?;
+        let chunk_size = self.chunks.chunk_size()?;
         if self.jobs == Some(0) {
             return Err(Error::Usage("--jobs must be at least 1".into()));
         }
         if self.target.is_empty() {
             return Err(Error::Usage("TARGET is empty".into()));
         }
-        let dest = Source {
-            ssh_source: self.ssh_source,
-        }
-        .checked()?;
+        let dest = self.source.checked()?;
         let host = self.common.host(dest.as_deref())?;
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Config {
             target: self.target,
-            block_size: self.block_size,
-            count: self.count,
+            chunks: self.chunks,
             chunk_size,
             check: self.check,
-            skip: self.skip,
             hash: self.hash,
             jobs: self.jobs.unwrap_or(cpus),
             jobs_given: self.jobs,

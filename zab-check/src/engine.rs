@@ -43,63 +43,17 @@ pub fn run(
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             let tx = tx.clone();
-            let next = &next;
-            let failed = &failed;
-            scope.spawn(move || {
-                let mut buf = vec![0u8; PIECE];
-                let mut open: Option<(usize, Result<File, String>)> = None;
-                loop {
-                    if stop.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(chunk) = chunks.get(i) else { return };
-                    if open.as_ref().map(|(f, _)| *f) != Some(chunk.file) {
-                        let path = &files[chunk.file];
-                        let file = File::open(path).map_err(|e| format!("cannot open: {e}"));
-                        open = Some((chunk.file, file));
-                    }
-                    let hash = match &open {
-                        Some((_, Ok(f))) => hash_chunk(f, chunk, algorithm, &mut buf, stop),
-                        Some((_, Err(e))) => Err(e.clone()),
-                        None => Err("not opened".into()),
-                    };
-                    if tx.send((i, hash)).is_err() {
-                        return;
-                    }
-                }
-            });
+            let (next, failed) = (&next, &failed);
+            let work = Work {
+                files,
+                chunks,
+                algorithm,
+                stop,
+            };
+            scope.spawn(move || work.hash(next, failed, &tx));
         }
         drop(tx);
-        let mut pending = BTreeMap::new();
-        let mut want = 0usize;
-        let outcome = loop {
-            let received = match rx.try_recv() {
-                Ok(r) => Some(r),
-                Err(mpsc::TryRecvError::Empty) => {
-                    if let Err(e) = sink.idle() {
-                        break Err(e);
-                    }
-                    rx.recv().ok()
-                }
-                Err(mpsc::TryRecvError::Disconnected) => None,
-            };
-            let Some((i, hash)) = received else {
-                break Ok(());
-            };
-            pending.insert(i, hash);
-            let mut sent = Ok(());
-            while let Some(hash) = pending.remove(&want) {
-                sent = sink.result(want, hash);
-                want += 1;
-                if sent.is_err() {
-                    break;
-                }
-            }
-            if let Err(e) = sent {
-                break Err(e);
-            }
-        };
+        let outcome = deliver(&rx, sink);
         if outcome.is_err() {
             failed.store(true, Ordering::Relaxed);
         }
@@ -110,6 +64,80 @@ pub fn run(
         return Err(Error::Interrupted("stopped by a signal".into()));
     }
     sink.idle()
+}
+
+/// What one hashing thread reads.
+#[derive(Clone, Copy)]
+struct Work<'a> {
+    files: &'a [PathBuf],
+    chunks: &'a [Chunk],
+    algorithm: Algorithm,
+    stop: &'a AtomicBool,
+}
+
+impl Work<'_> {
+    /// Takes the next chunk (`next`) and sends its hash, until there is no
+    /// chunk left, a stop or a failure (`failed`), or no receiver.
+    fn hash(
+        &self,
+        next: &AtomicUsize,
+        failed: &AtomicBool,
+        tx: &mpsc::Sender<(usize, Result<String, String>)>,
+    ) {
+        let mut buf = vec![0u8; PIECE];
+        let mut open: Option<(usize, Result<File, String>)> = None;
+        loop {
+            if self.stop.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed) {
+                return;
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(chunk) = self.chunks.get(i) else {
+                return;
+            };
+            if open.as_ref().map(|(f, _)| *f) != Some(chunk.file) {
+                let path = &self.files[chunk.file];
+                let file = File::open(path).map_err(|e| format!("cannot open: {e}"));
+                open = Some((chunk.file, file));
+            }
+            let hash = match &open {
+                Some((_, Ok(f))) => hash_chunk(f, chunk, self.algorithm, &mut buf, self.stop),
+                Some((_, Err(e))) => Err(e.clone()),
+                None => Err("not opened".into()),
+            };
+            if tx.send((i, hash)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Hands the results received on `rx` to `sink` in chunk order, until
+/// every sender is gone or the sink fails; idle moments go to
+/// [`Sink::idle`].
+fn deliver(
+    rx: &mpsc::Receiver<(usize, Result<String, String>)>,
+    sink: &mut dyn Sink,
+) -> Result<(), Error> {
+    let mut pending = BTreeMap::new();
+    let mut want = 0usize;
+    loop {
+        let received = match rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(mpsc::TryRecvError::Empty) => {
+                sink.idle()?;
+                rx.recv().ok()
+            }
+            Err(mpsc::TryRecvError::Disconnected) => None,
+        };
+        let Some((i, hash)) = received else {
+            return Ok(());
+        };
+        pending.insert(i, hash);
+        while let Some(hash) = pending.remove(&want) {
+            sink.result(want, hash)?;
+            want += 1;
+        }
+    }
 }
 
 /// The hash of one chunk of `file`: its bytes from `offset`, `len` of them

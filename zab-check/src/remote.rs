@@ -12,17 +12,9 @@ use crate::cli::{Config, TOOL};
 /// The remote command line: the options that change what is hashed, and
 /// TARGET.
 pub fn argv(config: &Config) -> Vec<String> {
-    let mut argv = vec![
-        TOOL.to_string(),
-        "--block-size".into(),
-        config.block_size.to_string(),
-        "--count".into(),
-        config.count.to_string(),
-        "--skip".into(),
-        config.skip.to_string(),
-        "--hash".into(),
-        config.hash.name().into(),
-    ];
+    let mut argv = vec![TOOL.to_string()];
+    argv.extend(config.chunks.args());
+    argv.extend(["--hash".into(), config.hash.name().into()]);
     if let Some(jobs) = config.jobs_given {
         argv.push("--jobs".into());
         argv.push(jobs.to_string());

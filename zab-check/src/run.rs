@@ -105,7 +105,7 @@ fn generate(config: &Config, top: &Path, tree: bool, out: &mut Output) -> Result
         let size = size_of(top).map_err(|e| Error::Io(format!("{}: {e}", top.display())))?;
         (vec![top.to_path_buf()], None, vec![size])
     };
-    let chunks = plan::chunks(&sizes, config.chunk_size, config.skip);
+    let chunks = plan::chunks(&sizes, config.chunk_size, config.chunks.skip);
     let mut sink = Lines {
         out,
         chunks: &chunks,
@@ -169,7 +169,7 @@ fn check(
     input: &[u8],
     out: &mut Output,
 ) -> Result<u64, Error> {
-    let expected = expect::parse(input, tree, config.skip, config.hash)?;
+    let expected = expect::parse(input, tree, config.chunks.skip, config.hash)?;
     if expected.is_empty() {
         // Legitimate for a tree of empty files, but also what a failed
         // first half of a pipeline looks like: say it.

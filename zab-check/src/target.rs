@@ -77,13 +77,14 @@ pub fn prepare(
     log: Log,
     stop: &AtomicBool,
 ) -> Result<Prepared, Error> {
+    // Made first: an error below drops it, which removes what was made.
     let mut prepared = Prepared {
         path: PathBuf::from(target),
     };
     let Some(snapshot) = snapshot else {
         return Ok(prepared);
     };
-    let (dataset, name) = snapshot
+    let (dataset, _) = snapshot
         .split_once('@')
         .ok_or_else(|| Error::Usage(format!("{snapshot} is not a snapshot")))?;
     let rows = zfs::query(host, &args::snapshot_props_args(snapshot), zfs::parse_get)?;
@@ -92,72 +93,88 @@ pub fn prepare(
             .find(|r| r.name == dataset && r.property == p)
             .map(|r| r.value.as_str())
     };
-    match prop("type").and_then(DatasetType::parse) {
+    prepared.path = match prop("type").and_then(DatasetType::parse) {
         Some(DatasetType::Filesystem) => {
-            let mountpoint = prop("mountpoint").unwrap_or("-");
-            if prop("mounted") == Some("yes") && mountpoint.starts_with('/') {
-                let dir = Path::new(mountpoint).join(".zfs/snapshot").join(name);
-                // Looking at it mounts it (ZFS's automount), when visible.
-                if dir.is_dir() {
-                    log.verbose(format!("Reading {snapshot} through {}", dir.display()));
-                    prepared.path = dir;
-                    return Ok(prepared);
-                }
-            }
-            let dir =
-                zab_core::private::runtime_dir()?.join(format!("check-{}", std::process::id()));
-            std::fs::create_dir(&dir)
-                .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
-            let dir_s = dir.to_string_lossy().into_owned();
-            if let Err(e) = host.output(&args::mount_args(snapshot, &dir_s)) {
-                let _ = std::fs::remove_dir(&dir);
-                return Err(e);
-            }
-            log.verbose(format!("Mounted {snapshot} read-only on {dir_s}"));
-            register(Made::Mount(dir.clone()), host, log);
-            prepared.path = dir;
-            Ok(prepared)
+            let mounted = prop("mounted") == Some("yes");
+            let mountpoint = prop("mountpoint").filter(|m| mounted && m.starts_with('/'));
+            filesystem(snapshot, mountpoint, host, log)?
         }
-        Some(DatasetType::Volume) => {
-            let clone = args::clone_name(snapshot, std::process::id());
-            let made = |created| Made::Clone {
-                name: clone.clone(),
-                created,
-            };
-            register(made(false), host, log);
-            host.output(&args::clone_args(snapshot, &clone))?;
-            register(made(true), host, log);
-            log.verbose(format!("Cloned {snapshot} read-only as {clone}"));
-            // udev makes /dev/zvol/NAME a link to the kernel's /dev/zdN, and
-            // may make it again while it probes: read the node itself.
-            let link = PathBuf::from(args::zvol_device(&clone));
-            let start = Instant::now();
-            let device = loop {
-                if let Ok(node) = std::fs::canonicalize(&link) {
-                    if std::fs::File::open(&node).is_ok() {
-                        break node;
-                    }
-                }
-                if stop.load(Ordering::Relaxed) {
-                    return Err(Error::Interrupted("stopped by a signal".into()));
-                }
-                if start.elapsed() > DEVICE_WAIT {
-                    return Err(Error::Io(format!(
-                        "{} did not appear within {} s (is the encryption key loaded?)",
-                        link.display(),
-                        DEVICE_WAIT.as_secs()
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            };
-            log.verbose(format!("Reading {clone} through {}", device.display()));
-            prepared.path = device;
-            Ok(prepared)
+        Some(DatasetType::Volume) => volume(snapshot, host, log, stop)?,
+        _ => {
+            return Err(Error::Usage(format!(
+                "{snapshot} is not a snapshot of a filesystem or volume"
+            )))
         }
-        _ => Err(Error::Usage(format!(
-            "{snapshot} is not a snapshot of a filesystem or volume"
-        ))),
+    };
+    Ok(prepared)
+}
+
+/// Where a filesystem snapshot is read: its `.zfs/snapshot` directory
+/// under `mountpoint` (its filesystem's, when mounted), else a temporary
+/// read-only mount.
+fn filesystem(
+    snapshot: &str,
+    mountpoint: Option<&str>,
+    host: &Host,
+    log: Log,
+) -> Result<PathBuf, Error> {
+    if let (Some(mountpoint), Some((_, name))) = (mountpoint, snapshot.split_once('@')) {
+        let dir = Path::new(mountpoint).join(".zfs/snapshot").join(name);
+        // Looking at it mounts it (ZFS's automount), when visible.
+        if dir.is_dir() {
+            log.verbose(format!("Reading {snapshot} through {}", dir.display()));
+            return Ok(dir);
+        }
     }
+    let dir = zab_core::private::runtime_dir()?.join(format!("check-{}", std::process::id()));
+    std::fs::create_dir(&dir)
+        .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+    let dir_s = dir.to_string_lossy().into_owned();
+    if let Err(e) = host.output(&args::mount_args(snapshot, &dir_s)) {
+        let _ = std::fs::remove_dir(&dir);
+        return Err(e);
+    }
+    log.verbose(format!("Mounted {snapshot} read-only on {dir_s}"));
+    register(Made::Mount(dir.clone()), host, log);
+    Ok(dir)
+}
+
+/// Where a volume snapshot is read: the device node of a temporary
+/// read-only clone, once it appears.
+fn volume(snapshot: &str, host: &Host, log: Log, stop: &AtomicBool) -> Result<PathBuf, Error> {
+    let clone = args::clone_name(snapshot, std::process::id());
+    let made = |created| Made::Clone {
+        name: clone.clone(),
+        created,
+    };
+    register(made(false), host, log);
+    host.output(&args::clone_args(snapshot, &clone))?;
+    register(made(true), host, log);
+    log.verbose(format!("Cloned {snapshot} read-only as {clone}"));
+    // udev makes /dev/zvol/NAME a link to the kernel's /dev/zdN, and
+    // may make it again while it probes: read the node itself.
+    let link = PathBuf::from(args::zvol_device(&clone));
+    let start = Instant::now();
+    let device = loop {
+        if let Ok(node) = std::fs::canonicalize(&link) {
+            if std::fs::File::open(&node).is_ok() {
+                break node;
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted("stopped by a signal".into()));
+        }
+        if start.elapsed() > DEVICE_WAIT {
+            return Err(Error::Io(format!(
+                "{} did not appear within {} s (is the encryption key loaded?)",
+                link.display(),
+                DEVICE_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    log.verbose(format!("Reading {clone} through {}", device.display()));
+    Ok(device)
 }
 
 impl Prepared {

@@ -491,6 +491,52 @@ pub struct Backups {
     pub holds: Holds,
 }
 
+/// How content is hashed: chunks of --count blocks of --block-size bytes,
+/// one in every --skip + 1 (zab-check, and zab-verify, which passes them
+/// on to zab-check on both sides).
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct Chunks {
+    /// Read blocks of this many bytes (a number, or with a unit: 64K).
+    #[arg(long, value_name = "BYTES", default_value = "4096", value_parser = parse_bytes)]
+    pub block_size: u64,
+
+    /// Hash chunks of COUNT blocks (a chunk is BYTES × COUNT bytes).
+    #[arg(long, value_name = "COUNT", default_value_t = 25600)]
+    pub count: u64,
+
+    /// Sample: hash one chunk, skip N, and so on across files (a check
+    /// takes one input line and skips N, as zfs-check does).
+    #[arg(short, long, value_name = "N", default_value_t = 0)]
+    pub skip: u64,
+}
+
+impl Chunks {
+    /// The chunk size in bytes, checked: --block-size and --count at least
+    /// 1, their product within range.
+    pub fn chunk_size(&self) -> Result<u64, Error> {
+        if self.block_size == 0 || self.count == 0 {
+            return Err(Error::Usage(
+                "--block-size and --count must be at least 1".into(),
+            ));
+        }
+        self.block_size
+            .checked_mul(self.count)
+            .ok_or_else(|| Error::Usage("--block-size × --count is too large".into()))
+    }
+
+    /// The same options on zab-check's command line.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--block-size".into(),
+            self.block_size.to_string(),
+            "--count".into(),
+            self.count.to_string(),
+            "--skip".into(),
+            self.skip.to_string(),
+        ]
+    }
+}
+
 /// Human messages on stderr. Records go to stdout; this never does.
 #[derive(Debug, Clone, Copy)]
 pub struct Log {

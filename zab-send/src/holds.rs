@@ -100,38 +100,14 @@ pub fn plan(
             continue;
         };
         let old = job.plan.common.clone().filter(|o| *o != new);
-        // The target's other snapshots with holds: a run stopped after a
-        // receive had finished in the kernel but before its holds (its
-        // `zfs recv` killed, say) left our hold on an older snapshot on
-        // both sides, which no common snapshot names any more. Only ours
-        // is released ([`decide`]); a source snapshot is asked about only
-        // where it still exists.
-        let stale: Vec<String> = tree
-            .get(&job.target)
-            .map(|t| {
-                t.target
-                    .snapshots
-                    .iter()
-                    .filter(|(x, _)| {
-                        x.name != new
-                            && Some(&x.name) != old.as_ref()
-                            && x.userrefs.is_some_and(|r| r > 0)
-                    })
-                    .map(|(x, _)| x.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let on_source = |name: &str| {
-            sources
-                .get(&job.source)
-                .is_some_and(|s| s.iter().any(|x| x.name == name))
-        };
-        let src_refs = |name: &str| {
+        let stale = stale(job, tree, &new, old.as_deref());
+        let src_snap = |name: &str| {
             sources
                 .get(&job.source)
                 .and_then(|s| s.iter().find(|x| x.name == name))
-                .and_then(|x| x.userrefs)
         };
+        let on_source = |name: &str| src_snap(name).is_some();
+        let src_refs = |name: &str| src_snap(name).and_then(|x| x.userrefs);
         let tgt_refs = |name: &str| {
             tree.get(&job.target)
                 .and_then(|t| t.target.snapshots.iter().find(|(x, _)| x.name == name))
@@ -170,6 +146,31 @@ pub fn plan(
         target_hold,
         target_release,
     }
+}
+
+/// The target's other snapshots of `job` with holds (not `new`, not
+/// `old`): a run stopped after a receive had finished in the kernel but
+/// before its holds (its `zfs recv` killed, say) left our hold on an older
+/// snapshot on both sides, which no common snapshot names any more. Only
+/// ours is released ([`decide`]); a source snapshot is asked about only
+/// where it still exists.
+fn stale(
+    job: &Job,
+    tree: &BTreeMap<String, TargetDs>,
+    new: &str,
+    old: Option<&str>,
+) -> Vec<String> {
+    let Some(t) = tree.get(&job.target) else {
+        return Vec::new();
+    };
+    t.target
+        .snapshots
+        .iter()
+        .filter(|(x, _)| {
+            x.name != new && Some(x.name.as_str()) != old && x.userrefs.is_some_and(|r| r > 0)
+        })
+        .map(|(x, _)| x.name.clone())
+        .collect()
 }
 
 /// What `zfs hold -r`/`zfs release -r` could touch on the target (see

@@ -21,12 +21,13 @@
 use std::sync::Arc;
 
 use zab_core::error::Error;
+use zab_core::Host;
 
 use crate::board::Board;
 use crate::cli::{Args, Config};
 use crate::early;
 use crate::execute::{self, Ctx, Executed};
-use crate::gather;
+use crate::gather::{self, World};
 use crate::holds;
 use crate::input;
 use crate::jobs::{self, Jobs};
@@ -60,38 +61,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
         true => Executed::default(),
         false => {
             let board = Board::new(cfg.jobs > 1);
-            let rate = cfg.rate.map(|r| (stream::sibling("zab-ratelimit"), r));
-            let zfs_sink;
-            let store_sink;
-            let sink: &dyn Sink = match &store {
-                None => {
-                    zfs_sink = ZfsRecv {
-                        host: &target,
-                        rate,
-                        progress: cfg.progress.then_some(&board),
-                    };
-                    &zfs_sink
-                }
-                Some(store) => {
-                    store_sink = StoreSink {
-                        store,
-                        manifests: std::sync::Mutex::new(world.manifests.clone()),
-                        sources: &world.sources,
-                        compressor: cfg.compress.map(|c| c.name),
-                        rate,
-                        progress: cfg.progress.then_some(&board),
-                        now: now_rfc3339(cfg.now),
-                    };
-                    &store_sink
-                }
-            };
+            let sink = sink(&cfg, &target, store.as_ref(), &world, &board);
             let ctx = Ctx {
                 cfg: &cfg,
                 log: &log,
                 hosts: &input.hosts,
                 target: &target,
                 world: &world,
-                sink,
+                sink: sink.as_ref(),
                 running: &running,
             };
             std::thread::scope(|s| {
@@ -137,6 +114,35 @@ fn open_store(cfg: &Config) -> Result<Option<zab_store::Store>, Error> {
                 .map_err(|e| Error::Store(e.to_string()))
         })
         .transpose()
+}
+
+/// The target sink: `zfs recv` on the target host, or the object store;
+/// either through zab-ratelimit with `--rate`, on `board` with progress.
+fn sink<'a>(
+    cfg: &Config,
+    target: &'a Host,
+    store: Option<&'a zab_store::Store>,
+    world: &'a World,
+    board: &'a Board,
+) -> Box<dyn Sink + 'a> {
+    let rate = cfg.rate.map(|r| (stream::sibling("zab-ratelimit"), r));
+    let progress = cfg.progress.then_some(board);
+    match store {
+        None => Box::new(ZfsRecv {
+            host: target,
+            rate,
+            progress,
+        }),
+        Some(store) => Box::new(StoreSink {
+            store,
+            manifests: std::sync::Mutex::new(world.manifests.clone()),
+            sources: &world.sources,
+            compressor: cfg.compress.map(|c| c.name),
+            rate,
+            progress,
+            now: now_rfc3339(cfg.now),
+        }),
+    }
 }
 
 /// `now` (seconds since the epoch) in RFC 3339.

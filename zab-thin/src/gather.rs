@@ -1,14 +1,16 @@
-//! zab-thin's reads, each only when it is needed: every host's snapshots at
-//! the same time (one `zfs list` per source host, one of the whole target
-//! tree), then the source's selection asked again (one `zfs get` per source
-//! host, only when target datasets have no record in the input), then the
-//! holds of what the plan would destroy (one `zfs holds` per host, only
-//! when there is any). Any failed read but the selection's ends the run
-//! before anything is destroyed.
+//! zab-thin's reads of the listings, each only when it is needed: every
+//! host's snapshots at the same time (one `zfs list` per source host, one
+//! of the whole target tree), then, only when target datasets have no
+//! record in the input, the source's selection asked again (one `zfs get`
+//! per source host). This file decides what to ask: which target datasets
+//! may be missing on the source ([`candidates`]). The holds, which depend
+//! on the draft plan, are read by [`crate::holds`]. Any failed read but the
+//! selection's ends the run before anything is destroyed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use zab_core::error::Error;
+use zab_core::naming::SnapshotFormat;
 use zab_core::record::Dataset;
 use zab_core::select::{self, Options as SelectOptions};
 use zab_core::zfs::{self, Snapshot, Tree};
@@ -16,7 +18,6 @@ use zab_core::Host;
 
 use crate::cli::Zfs;
 use crate::input::Input;
-use crate::plan::Reads;
 
 /// The hosts of this run, each made once: every source host in the
 /// records, then the target's, then any asked for the selection.
@@ -56,6 +57,11 @@ pub struct TargetTree {
     pub tree: Tree,
     /// Input record index → target dataset.
     pub map: BTreeMap<usize, String>,
+    /// The target datasets that no record maps to ([`unmapped`]).
+    pub unmapped: Vec<String>,
+    /// Of those, the ones that may be missing on the source
+    /// ([`candidates`]): the selection is asked again only for them.
+    pub candidates: Vec<String>,
 }
 
 /// The snapshot listings.
@@ -66,11 +72,26 @@ pub struct Listed {
     /// Record index → its snapshots, oldest first.
     pub snapshots: BTreeMap<usize, Vec<Snapshot>>,
     pub target: Option<TargetTree>,
+    /// The source's selection asked again, on each source host (only when
+    /// there are [`TargetTree::candidates`]).
+    pub selections: Vec<Selection>,
+}
+
+/// Every read that does not depend on the plan: the listings, then the
+/// selection when target datasets may be missing on the source.
+pub fn gather(config: &Zfs, input: &Input, hosts: &mut Hosts) -> Result<Listed, Error> {
+    let mut listed = listings(config, input, hosts)?;
+    let needed = listed
+        .target
+        .as_ref()
+        .is_some_and(|t| !t.candidates.is_empty());
+    listed.selections = selections(config, input, hosts, needed)?;
+    Ok(listed)
 }
 
 /// Every host's snapshots, all hosts at the same time: one listing per
 /// source host and one of the whole target tree.
-pub fn listings(config: &Zfs, input: &Input, hosts: &mut Hosts) -> Result<Listed, Error> {
+fn listings(config: &Zfs, input: &Input, hosts: &mut Hosts) -> Result<Listed, Error> {
     let mut by_host: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (dest, idx) in &input.selected {
         by_host.insert(hosts.index(config, dest)?, idx.clone());
@@ -116,7 +137,15 @@ pub fn listings(config: &Zfs, input: &Input, hosts: &mut Hosts) -> Result<Listed
             let map = selected()
                 .map(|&i| (i, names[datasets[i].name.as_str()].clone()))
                 .collect();
-            Some(TargetTree { host, tree, map })
+            let unmapped = unmapped(input, &tree, &map, &t.path, t.strip);
+            let candidates = candidates(&unmapped, &tree, &config.format);
+            Some(TargetTree {
+                host,
+                tree,
+                map,
+                unmapped,
+                candidates,
+            })
         }
         _ => None,
     };
@@ -124,13 +153,55 @@ pub fn listings(config: &Zfs, input: &Input, hosts: &mut Hosts) -> Result<Listed
         by_host,
         snapshots,
         target,
+        selections: Vec::new(),
     })
+}
+
+/// The target datasets under `root` that no input record maps to (`map`),
+/// nor a record that failed upstream (left alone with `--skip-failed`),
+/// other than `root` itself: where backups go is never "missing".
+pub fn unmapped(
+    input: &Input,
+    tree: &Tree,
+    map: &BTreeMap<usize, String>,
+    root: &str,
+    strip: usize,
+) -> Vec<String> {
+    let left_alone: Vec<String> = input
+        .failed
+        .iter()
+        .filter_map(|&i| zfs::target_name(&input.datasets[i].name, root, strip).ok())
+        .collect();
+    let used: BTreeSet<&String> = map.values().chain(&left_alone).collect();
+    tree.datasets
+        .iter()
+        .map(|(d, _)| d)
+        .filter(|d| !used.contains(d) && *d != root)
+        .cloned()
+        .collect()
+}
+
+/// Of the `unmapped` target datasets, those that may be missing on the
+/// source: with a snapshot of ours, or no children (a container with no
+/// snapshot of ours has nothing to thin or destroy). Only when there are
+/// any is the source's selection asked again.
+pub fn candidates(unmapped: &[String], tree: &Tree, fmt: &SnapshotFormat) -> Vec<String> {
+    unmapped
+        .iter()
+        .filter(|t| {
+            tree.snapshots[t.as_str()]
+                .iter()
+                .any(|s| fmt.parse(&s.name).is_some())
+                || !tree.has_children(t)
+        })
+        .cloned()
+        .collect()
 }
 
 /// For each source host (its name, for messages), the source's selection
 /// asked again, or why it could not be read (said on stderr, not an error:
 /// the plan then treats nothing as missing). Asked only when `needed`.
-pub fn selections(
+fn selections(
     config: &Zfs,
     input: &Input,
     hosts: &mut Hosts,
@@ -169,39 +240,57 @@ pub fn selections(
     Ok(selections)
 }
 
-/// The holds of `want` (host index → full snapshot names): one `zfs holds`
-/// per host. A snapshot it does not name has none.
-pub fn holds(
-    hosts: &Hosts,
-    want: &BTreeMap<usize, Vec<String>>,
-) -> Result<BTreeMap<String, Vec<String>>, Error> {
-    let mut holds = BTreeMap::new();
-    for (&h, snaps) in want {
-        let refs: Vec<&str> = snaps.iter().map(String::as_str).collect();
-        holds.extend(zfs::holds(hosts.get(h), &refs)?);
-    }
-    Ok(holds)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{fmt, listing, name_at, rec};
 
-/// The reads the plan asks for once it has a draft ([`Reads`]): the
-/// selection again ([`selections`]) and the holds ([`holds`]), on the
-/// hosts of the listings.
-#[derive(Debug)]
-pub struct Later<'a> {
-    pub config: &'a Zfs,
-    pub input: &'a Input,
-    pub hosts: &'a mut Hosts,
-}
-
-impl Reads for Later<'_> {
-    fn selections(&mut self, needed: bool) -> Result<Vec<Selection>, Error> {
-        selections(self.config, self.input, self.hosts, needed)
-    }
-
-    fn holds(
-        &mut self,
-        want: &BTreeMap<usize, Vec<String>>,
-    ) -> Result<BTreeMap<String, Vec<String>>, Error> {
-        holds(self.hosts, want)
+    /// Which target datasets are asked about: not the target path, not
+    /// one a record maps to or one of a record that failed upstream, and
+    /// not a container without a snapshot of ours.
+    #[test]
+    fn only_target_datasets_that_may_be_missing_are_asked_about() {
+        let ours = name_at(1_763_800_000);
+        let tree = Tree {
+            datasets: [
+                "b", "b/a", "b/failed", "b/box", "b/box/x", "b/kept", "b/kept/y", "b/empty",
+            ]
+            .map(|d| (d.to_string(), None))
+            .to_vec(),
+            snapshots: BTreeMap::from([
+                ("b".to_string(), Vec::new()),
+                ("b/a".to_string(), listing(std::slice::from_ref(&ours))),
+                ("b/failed".to_string(), listing(std::slice::from_ref(&ours))),
+                // A container with a foreign snapshot only: nothing to do.
+                ("b/box".to_string(), listing(&["manual".to_string()])),
+                ("b/box/x".to_string(), listing(std::slice::from_ref(&ours))),
+                // A container with one of ours: thinned or destroyed.
+                ("b/kept".to_string(), listing(std::slice::from_ref(&ours))),
+                ("b/kept/y".to_string(), Vec::new()),
+                // A leaf with nothing: said to be destroyed by hand.
+                ("b/empty".to_string(), Vec::new()),
+            ]),
+            ..Tree::default()
+        };
+        let input = Input {
+            datasets: vec![rec("a", true, "selected"), rec("failed", true, "selected")],
+            selected: BTreeMap::from([(None, vec![0])]),
+            upstream: 2,
+            failed: vec![1],
+            _lock: None,
+        };
+        let map = BTreeMap::from([(0, "b/a".to_string())]);
+        let asked = unmapped(&input, &tree, &map, "b", 0);
+        assert_eq!(asked, ["b/box", "b/box/x", "b/kept", "b/kept/y", "b/empty"]);
+        assert_eq!(
+            candidates(&asked, &tree, &fmt()),
+            ["b/box/x", "b/kept", "b/kept/y", "b/empty"]
+        );
+        // Nothing unmapped: nothing to ask, so the selection is not read.
+        let small = Tree {
+            datasets: tree.datasets[..3].to_vec(),
+            ..tree.clone()
+        };
+        assert!(unmapped(&input, &small, &map, "b", 0).is_empty());
     }
 }

@@ -9,9 +9,10 @@
 //!
 //! Where each decision is made: `cli.rs` checks every option once
 //! (`Args::config`); with ZFS, `run.rs` then goes through `input.rs` (the
-//! records and the run lock), `gather.rs` (every read), `plan.rs` (what to
-//! destroy, keep or release, and why: schedules, `--destroy-missing`,
-//! holds; pure), `show.rs` (`--explain`, `--svg`), `execute.rs` (carries the
+//! records and the run lock), `gather.rs` (the listings and the selection),
+//! `plan.rs` (what the schedules and `--destroy-missing` destroy or keep,
+//! and why; pure), `holds.rs` (the holds of what that would destroy, and
+//! the hold rule), `show.rs` (`--explain`, `--svg`), `execute.rs` (carries the
 //! plan out, decides nothing) and `report.rs` (the records). `offline.rs`
 //! is `--offline`; `picture.rs` draws timelines for both. With an object
 //! store as TARGET-PATH, `store.rs` thins its objects (`retain.rs` decides,
@@ -20,6 +21,7 @@
 mod cli;
 mod execute;
 mod gather;
+mod holds;
 mod input;
 mod offline;
 mod picture;

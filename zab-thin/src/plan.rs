@@ -1,23 +1,23 @@
-//! The pure part of zab-thin: from one dataset's snapshot listing, which of
-//! our snapshots the schedule no longer wants, and, once the holds are known,
-//! which of those are destroyed, released first, or spared.
+//! The pure part of zab-thin, from the listings: which of our snapshots
+//! the schedules no longer want (a source dataset and its target thinned
+//! together), which target datasets are missing on the source, and what
+//! `--destroy-missing` does with them. The result is a [`Draft`]: the holds
+//! of what it would destroy settle the rest ([`crate::holds`]).
 //!
-//! The decisions are zfs-autobackup's (reference §3.4): only our snapshots
-//! (names that parse with the snapshot format) are candidates, in listing
-//! (createtxg) order, with the newest of them protected; in snapshot-only
-//! mode a snapshot carrying our hold is the common snapshot and is kept. zab
-//! adds: a snapshot held by anyone else is kept and reported, never forced.
+//! The decisions are zfs-autobackup's (reference §3.4, §3.5): only our
+//! snapshots (names that parse with the snapshot format) are candidates, in
+//! listing (createtxg) order, with the newest of them protected; with a
+//! target, the common snapshot is kept on both sides.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
 use zab_core::record::{Dataset, Reason, Spared};
 use zab_core::schedule::{Schedule, Verdict};
-use zab_core::zfs::{self, Snapshot};
+use zab_core::zfs::Snapshot;
 
 use crate::cli::Zfs;
-use crate::gather::{Listed, Selection, TargetTree};
+use crate::gather::{Listed, Selection};
 use crate::input::Input;
 
 /// One dataset's snapshots of ours, with the schedule's verdicts.
@@ -76,122 +76,6 @@ impl Plan {
     pub fn kept(&self) -> usize {
         self.verdicts.iter().filter(|v| v.keep).count()
     }
-}
-
-/// What becomes of one dataset's obsolete snapshots once holds are known.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Outcome {
-    /// To destroy (names after `@`), oldest first.
-    pub destroy: Vec<String>,
-    /// Of those, the ones whose hold of ours must be released first.
-    pub release: Vec<String>,
-    /// Kept against the schedule, and why.
-    pub spared: Vec<Spared>,
-}
-
-/// Decides the obsolete snapshots of `dataset` given `holds` (full snapshot
-/// name → tags, from one `zfs holds` of every obsolete snapshot: one it
-/// does not name has none). `our_tag` is our
-/// hold tag. In snapshot-only mode our hold marks the common snapshot, which
-/// is kept; otherwise (the common snapshot being known and protected) our
-/// hold on an obsolete snapshot is released before it is destroyed.
-pub fn outcome(
-    dataset: &str,
-    plan: &Plan,
-    holds: &BTreeMap<String, Vec<String>>,
-    our_tag: &str,
-    snapshot_only: bool,
-    spare: &BTreeMap<String, String>,
-) -> Outcome {
-    let mut out = Outcome::default();
-    for name in plan.obsolete() {
-        if let Some(why) = spare.get(name) {
-            out.spared.push(Spared {
-                name: name.to_string(),
-                why: why.clone(),
-            });
-            continue;
-        }
-        let spare = |why: String| Spared {
-            name: name.to_string(),
-            why,
-        };
-        match held(holds, dataset, name, our_tag) {
-            // No hold (one placed since is refused by `zfs destroy`).
-            Held::Free => out.destroy.push(name.to_string()),
-            Held::Others(others) => out
-                .spared
-                .push(spare(format!("held by {}", others.join(", ")))),
-            Held::Ours if snapshot_only => out
-                .spared
-                .push(spare(format!("the common snapshot (held by {our_tag})"))),
-            Held::Ours => {
-                out.release.push(name.to_string());
-                out.destroy.push(name.to_string());
-            }
-        }
-    }
-    out
-}
-
-/// Who holds one snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Held<'a> {
-    /// No one.
-    Free,
-    /// Only we do (our tag).
-    Ours,
-    /// Someone else does (their tags), and maybe we too.
-    Others(Vec<&'a str>),
-}
-
-/// Who holds `dataset@name`, from `holds` (one it does not name has none).
-fn held<'a>(
-    holds: &'a BTreeMap<String, Vec<String>>,
-    dataset: &str,
-    name: &str,
-    our_tag: &str,
-) -> Held<'a> {
-    let tags = match holds.get(&format!("{dataset}@{name}")) {
-        Some(tags) if !tags.is_empty() => tags,
-        _ => return Held::Free,
-    };
-    let others: Vec<&str> = tags
-        .iter()
-        .map(String::as_str)
-        .filter(|t| *t != our_tag)
-        .collect();
-    match others.is_empty() {
-        true => Held::Ours,
-        false => Held::Others(others),
-    }
-}
-
-/// `--destroy-missing`'s destroys of `dataset` (from [`missing`]) once the
-/// holds are known: our hold is released first; a snapshot anyone else
-/// holds is kept, and then so is the dataset (`true`: blocked).
-pub fn missing_outcome(
-    dataset: &str,
-    destroy: &[String],
-    holds: &BTreeMap<String, Vec<String>>,
-    our_tag: &str,
-) -> (Outcome, bool) {
-    let mut out = Outcome::default();
-    for name in destroy {
-        match held(holds, dataset, name, our_tag) {
-            Held::Free => out.destroy.push(name.clone()),
-            Held::Ours => {
-                out.release.push(name.clone());
-                out.destroy.push(name.clone());
-            }
-            Held::Others(_) => out.spared.push(Spared {
-                name: name.clone(),
-                why: "held by someone else".into(),
-            }),
-        }
-    }
-    let blocked = !out.spared.is_empty();
-    (out, blocked)
 }
 
 /// One source dataset and its target, thinned together.
@@ -474,26 +358,29 @@ impl Job {
 
     /// True for a `--destroy-missing` job that destroys something (not a
     /// target dataset without a source that the schedule thins).
-    fn destroys_missing(&self) -> bool {
+    pub fn destroys_missing(&self) -> bool {
         self.record.is_none() && !self.by_schedule && !self.destroy.is_empty()
     }
 }
 
 /// A job whose obsolete snapshots wait for their holds.
 #[derive(Debug)]
-struct Pending {
-    job: usize,
-    plan: Plan,
+pub struct Pending {
+    /// Index into [`Draft::jobs`].
+    pub job: usize,
+    pub plan: Plan,
     /// Obsolete snapshots kept anyway, and why.
-    spare: BTreeMap<String, String>,
-    snapshot_only: bool,
+    pub spare: BTreeMap<String, String>,
+    /// No TARGET-PATH: our hold marks the common snapshot.
+    pub snapshot_only: bool,
 }
 
-/// The plan before the holds are known.
+/// The plan before the holds are known: [`crate::holds`] reads the holds
+/// of what it would destroy and decides the rest.
 #[derive(Debug, Default)]
-struct Draft {
+pub struct Draft {
     pub jobs: Vec<Job>,
-    pending: Vec<Pending>,
+    pub pending: Vec<Pending>,
     /// Each source dataset's common snapshot with its target, for --debug.
     pub commons: Vec<(String, String)>,
 }
@@ -512,50 +399,13 @@ impl Draft {
     }
 }
 
-/// The reads that depend on the draft plan, answered by
-/// [`crate::gather::Later`] (unit tests answer them from data): the source's
-/// selection asked again (only when `needed`), and the holds of the
-/// snapshots the draft would destroy.
-pub trait Reads {
-    /// The selection of every source host, asked again when `needed`.
-    fn selections(&mut self, needed: bool) -> Result<Vec<Selection>, Error>;
-
-    /// The holds of `want` (host index → full snapshot names).
-    fn holds(
-        &mut self,
-        want: &BTreeMap<usize, Vec<String>>,
-    ) -> Result<BTreeMap<String, Vec<String>>, Error>;
-}
-
-/// The whole plan: the jobs, and each source dataset's common snapshot
-/// with its target (for `--debug`).
-#[derive(Debug)]
-pub struct Planned {
-    pub jobs: Vec<Job>,
-    pub commons: Vec<(String, String)>,
-}
-
-/// The whole plan from the listings: the schedules ([`thin`]), the target
-/// datasets without a record ([`add_missing`], after the selection is
-/// asked again when there are [`candidates`]), then the holds of what
-/// would be destroyed ([`hold_queries`], [`decide`]). `reads` answers the
-/// questions that only the draft can ask.
-pub fn plan(
-    config: &Zfs,
-    input: &Input,
-    listed: &Listed,
-    reads: &mut impl Reads,
-) -> Result<Planned, Error> {
+/// The plan from the listings, before the holds are known: the selected
+/// source datasets thinned by the schedules ([`thin`]), then the target
+/// datasets without a record ([`add_missing`]).
+pub fn draft(config: &Zfs, input: &Input, listed: &Listed) -> Draft {
     let mut draft = thin(config, &input.datasets, listed);
-    let needed = !candidates(config, input, listed).is_empty();
-    let selections = reads.selections(needed)?;
-    add_missing(&mut draft, config, input, listed, &selections);
-    let holds = reads.holds(&hold_queries(&draft))?;
-    let commons = std::mem::take(&mut draft.commons);
-    Ok(Planned {
-        jobs: decide(draft, &holds, &config.tag),
-        commons,
-    })
+    add_missing(&mut draft, config, input, listed);
+    draft
 }
 
 /// The selected source datasets thinned by `--keep-source`, each with its
@@ -604,69 +454,20 @@ fn thin(config: &Zfs, datasets: &[Dataset], listed: &Listed) -> Draft {
     draft
 }
 
-/// The target datasets that no input record maps to (nor a record that
-/// failed upstream, left alone with `--skip-failed`), other than the target
-/// path itself: where backups go is never "missing".
-fn unmapped<'a>(config: &Zfs, input: &Input, target: &'a TargetTree) -> Vec<&'a str> {
-    let Some(t) = &config.target else {
-        return Vec::new();
-    };
-    let left_alone: Vec<String> = input
-        .failed
-        .iter()
-        .filter_map(|&i| zfs::target_name(&input.datasets[i].name, &t.path, t.strip).ok())
-        .collect();
-    let used: BTreeSet<&String> = target.map.values().chain(&left_alone).collect();
-    target
-        .tree
-        .datasets
-        .iter()
-        .map(|(d, _)| d)
-        .filter(|d| !used.contains(d) && **d != t.path)
-        .map(String::as_str)
-        .collect()
-}
-
-/// The target datasets that may be missing on the source: unmapped, and
-/// with a snapshot of ours or no children (a container with no snapshot of
-/// ours has nothing to thin or destroy). Only when there are any is the
-/// source's selection asked again.
-fn candidates<'a>(config: &Zfs, input: &Input, listed: &'a Listed) -> Vec<&'a str> {
-    let Some(target) = &listed.target else {
-        return Vec::new();
-    };
-    let tree = &target.tree;
-    unmapped(config, input, target)
-        .into_iter()
-        .filter(|t| {
-            tree.snapshots[*t]
-                .iter()
-                .any(|s| config.format.parse(&s.name).is_some())
-                || !tree.has_children(t)
-        })
-        .collect()
-}
-
 /// Adds the target datasets whose source is not selected (any more):
 /// left alone when the selection still wants their source ([`not_missing`]),
 /// destroyed by `--destroy-missing` when it says so ([`missing`]), else
 /// thinned by `--keep-target`.
-fn add_missing(
-    draft: &mut Draft,
-    config: &Zfs,
-    input: &Input,
-    listed: &Listed,
-    selections: &[Selection],
-) {
+fn add_missing(draft: &mut Draft, config: &Zfs, input: &Input, listed: &Listed) {
     let (Some(target), Some(t)) = (&listed.target, &config.target) else {
         return;
     };
-    let candidates = candidates(config, input, listed);
+    let candidates: Vec<&str> = target.candidates.iter().map(String::as_str).collect();
     let kept = match candidates.is_empty() {
         true => BTreeMap::new(),
         false => not_missing(
             &candidates,
-            selections,
+            &listed.selections,
             &input.datasets,
             input.upstream,
             &t.path,
@@ -674,7 +475,7 @@ fn add_missing(
         ),
     };
     let (fmt, now, tree) = (&config.format, config.now, &target.tree);
-    for tname in unmapped(config, input, target) {
+    for tname in target.unmapped.iter().map(String::as_str) {
         let tsnaps = &tree.snapshots[tname];
         let p = Plan::new(tsnaps, fmt, &config.keep_target, now, &[]);
         let mut j = Job::new(target.host, TARGET, tname, p);
@@ -705,80 +506,25 @@ fn add_missing(
     }
 }
 
-/// The snapshots whose holds decide the plan, by host: the obsolete ones
-/// (but those kept anyway), then all that `--destroy-missing` destroys. The
-/// listings do not count holds: it would make zfs read every property of
-/// every snapshot.
-fn hold_queries(draft: &Draft) -> BTreeMap<usize, Vec<String>> {
-    let mut want: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for p in &draft.pending {
-        let job = &draft.jobs[p.job];
-        for s in p.plan.obsolete().filter(|s| !p.spare.contains_key(*s)) {
-            want.entry(job.host)
-                .or_default()
-                .push(format!("{}@{s}", job.dataset));
-        }
-    }
-    for j in draft.jobs.iter().filter(|j| j.destroys_missing()) {
-        for s in &j.destroy {
-            want.entry(j.host)
-                .or_default()
-                .push(format!("{}@{s}", j.dataset));
-        }
-    }
-    want
-}
-
-/// The plan, once the holds of [`hold_queries`] are known: each job's
-/// destroys, releases and spared snapshots ([`outcome`],
-/// [`missing_outcome`]).
-fn decide(draft: Draft, holds: &BTreeMap<String, Vec<String>>, our_tag: &str) -> Vec<Job> {
-    let mut jobs = draft.jobs;
-    for p in &draft.pending {
-        let job = &mut jobs[p.job];
-        let o = outcome(
-            &job.dataset,
-            &p.plan,
-            holds,
-            our_tag,
-            p.snapshot_only,
-            &p.spare,
-        );
-        job.kept += o.spared.len();
-        job.destroy = o.destroy;
-        job.release = o.release;
-        job.spared = o.spared;
-    }
-    for j in jobs.iter_mut().filter(|j| j.destroys_missing()) {
-        let (o, blocked) = missing_outcome(&j.dataset, &j.destroy, holds, our_tag);
-        j.destroy = o.destroy;
-        j.release = o.release;
-        j.spared.extend(o.spared);
-        if blocked {
-            j.destroy_dataset = false;
-            j.note = Some("Still held by others".into());
-        }
-    }
-    jobs
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::gather::TargetTree;
+    use crate::holds;
     use zab_core::zfs::Tree;
 
-    const DAY: i64 = 86400;
+    pub const DAY: i64 = 86400;
 
-    fn fmt() -> SnapshotFormat {
+    pub fn fmt() -> SnapshotFormat {
         SnapshotFormat::new("{}-%Y%m%d%H%M%S", "off", true).unwrap()
     }
 
-    /// Our snapshot `days` days before `now`, at midnight UTC.
-    fn name_at(t: i64) -> String {
+    /// Our snapshot at `t`.
+    pub fn name_at(t: i64) -> String {
         fmt().name_at(chrono::DateTime::from_timestamp(t, 0).unwrap())
     }
 
-    fn listing(names: &[String]) -> Vec<Snapshot> {
+    pub fn listing(names: &[String]) -> Vec<Snapshot> {
         names
             .iter()
             .enumerate()
@@ -833,64 +579,6 @@ mod tests {
         assert!(p.verdicts[2].keep && p.verdicts[2].protected);
     }
 
-    fn held_plan() -> (Plan, BTreeMap<String, Vec<String>>) {
-        let now = 1_763_800_000;
-        let names: Vec<String> = (1..=4).map(|d| name_at(now - d * DAY)).rev().collect();
-        // Held by us; by us and someone else; the other two by no one.
-        let snaps = listing(&names);
-        let p = Plan::new(&snaps, &fmt(), &Schedule::parse("0").unwrap(), now, &[]);
-        let mut holds = BTreeMap::new();
-        holds.insert(
-            format!("t/a@{}", names[0]),
-            vec!["zfs_autobackup:off".to_string()],
-        );
-        holds.insert(
-            format!("t/a@{}", names[1]),
-            vec!["zfs_autobackup:off".to_string(), "keep".to_string()],
-        );
-        (p, holds)
-    }
-
-    #[test]
-    fn holds_in_snapshot_only_mode() {
-        let (p, holds) = held_plan();
-        let o = outcome(
-            "t/a",
-            &p,
-            &holds,
-            "zfs_autobackup:off",
-            true,
-            &BTreeMap::new(),
-        );
-        // The third is held by no one; the fourth is the newest, kept.
-        assert_eq!(o.destroy, vec![p.names[2].clone()]);
-        assert_eq!(o.release, Vec::<String>::new());
-        let why: Vec<&str> = o.spared.iter().map(|s| s.why.as_str()).collect();
-        assert_eq!(
-            why,
-            vec![
-                "the common snapshot (held by zfs_autobackup:off)",
-                "held by keep",
-            ]
-        );
-    }
-
-    #[test]
-    fn holds_with_a_target_release_ours_first() {
-        let (p, holds) = held_plan();
-        let o = outcome(
-            "t/a",
-            &p,
-            &holds,
-            "zfs_autobackup:off",
-            false,
-            &BTreeMap::new(),
-        );
-        assert_eq!(o.destroy, vec![p.names[0].clone(), p.names[2].clone()]);
-        assert_eq!(o.release, vec![p.names[0].clone()]);
-        assert_eq!(o.spared.len(), 1);
-    }
-
     #[test]
     fn a_pair_keeps_the_common_and_what_the_target_still_wants() {
         let now = 1_763_800_000 - 1_763_800_000 % DAY + 12 * 3600;
@@ -911,7 +599,7 @@ mod tests {
         assert!(!obsolete.contains(&names[5].as_str()) && !obsolete.contains(&names[9].as_str()));
         let unsent: Vec<&String> = p.unsent.keys().collect();
         assert_eq!(unsent, names[6..9].iter().collect::<Vec<_>>());
-        let o = outcome("t/a", &p.source, &BTreeMap::new(), "x", false, &p.unsent);
+        let o = holds::outcome("t/a", &p.source, &BTreeMap::new(), "x", false, &p.unsent);
         assert_eq!(o.destroy, names[..5].to_vec());
         // With a keep-nothing target, the unsent ones may go too.
         let p = pair(
@@ -977,7 +665,7 @@ mod tests {
             .contains("please destroy manually"));
     }
 
-    fn rec(name: &str, selected: bool, reason: &str) -> Dataset {
+    pub fn rec(name: &str, selected: bool, reason: &str) -> Dataset {
         serde_json::from_value(serde_json::json!({
             "backup": "b", "host": null, "name": name, "type": "filesystem",
             "selected": selected, "reason": reason, "value": null, "source": "local",
@@ -1070,40 +758,6 @@ mod tests {
         assert!(not_missing(&cands, &[(host, Ok(same))], &input, 1, "t", 0).is_empty());
     }
 
-    #[test]
-    fn destroy_missing_releases_ours_and_stops_at_anyone_elses() {
-        let tag = "zfs_autobackup:off";
-        let destroy: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let mut holds = BTreeMap::new();
-        holds.insert("t/gone@a".to_string(), vec![tag.to_string()]);
-        // No one holds any: all destroyed, the dataset too.
-        let (o, blocked) = missing_outcome("t/gone", &destroy, &BTreeMap::new(), tag);
-        assert_eq!(
-            (o.destroy.clone(), o.release.len(), blocked),
-            (destroy.clone(), 0, false)
-        );
-        // Ours is released first, and does not block.
-        let (o, blocked) = missing_outcome("t/gone", &destroy, &holds, tag);
-        assert_eq!(o.destroy, destroy);
-        assert_eq!((o.release, blocked), (vec!["a".to_string()], false));
-        // Anyone else's keeps that snapshot (with ours too) and blocks the
-        // dataset's destroy.
-        holds.insert(
-            "t/gone@b".to_string(),
-            vec![tag.to_string(), "keep".to_string()],
-        );
-        let (o, blocked) = missing_outcome("t/gone", &destroy, &holds, tag);
-        assert_eq!(o.destroy, vec!["a".to_string(), "c".to_string()]);
-        assert_eq!(o.release, vec!["a".to_string()]);
-        let why: Vec<(&str, &str)> = o
-            .spared
-            .iter()
-            .map(|s| (s.name.as_str(), s.why.as_str()))
-            .collect();
-        assert_eq!(why, vec![("b", "held by someone else")]);
-        assert!(blocked);
-    }
-
     /// A config, input and listings: source `tank/a` on the local host
     /// with its target `backup/a`, and `backup/gone` with no source.
     fn scene(
@@ -1139,14 +793,22 @@ mod tests {
             ]),
             ..Tree::default()
         };
+        let map = BTreeMap::from([(0, "backup/a".to_string())]);
+        let unmapped = crate::gather::unmapped(&input, &tree, &map, "backup", 0);
+        let candidates = crate::gather::candidates(&unmapped, &tree, &config.format);
+        // The selection, asked again, still wants tank/a only.
+        let selected = vec![rec("tank/a", true, "selected")];
         let listed = Listed {
             by_host: BTreeMap::from([(0, vec![0])]),
             snapshots: BTreeMap::from([(0, listing(src))]),
             target: Some(TargetTree {
                 host: 1,
                 tree,
-                map: BTreeMap::from([(0, "backup/a".to_string())]),
+                map,
+                unmapped,
+                candidates,
             }),
+            selections: vec![("localhost".to_string(), Ok(selected))],
         };
         (*config, input, listed)
     }
@@ -1175,13 +837,11 @@ mod tests {
         // The target has the first two (same names and guids).
         let (config, input, listed) = scene(&argv, &src, &src[..2], &gone);
         assert_eq!(config.now, now);
-        let selected = vec![rec("tank/a", true, "selected")];
-        let selections = vec![("localhost".to_string(), Ok(selected))];
-        let mut draft = thin(&config, &input.datasets, &listed);
+        let target = listed.target.as_ref().unwrap();
+        assert_eq!(target.candidates, vec!["backup/gone"]);
+        let draft = draft(&config, &input, &listed);
         assert_eq!(draft.commons, vec![("tank/a".to_string(), src[1].clone())]);
-        assert_eq!(candidates(&config, &input, &listed), vec!["backup/gone"]);
-        add_missing(&mut draft, &config, &input, &listed, &selections);
-        let want = hold_queries(&draft);
+        let want = holds::queries(&draft);
         // The source keeps the newest (and the common), the target keeps 2;
         // the missing dataset's snapshots are all asked about.
         assert_eq!(
@@ -1200,7 +860,7 @@ mod tests {
         let mut holds = BTreeMap::new();
         holds.insert(format!("tank/a@{}", src[0]), vec![config.tag.clone()]);
         holds.insert(format!("backup/gone@{}", gone[1]), vec!["keep".to_string()]);
-        let jobs = decide(draft, &holds, &config.tag);
+        let jobs = holds::decide(draft, &holds, &config.tag);
         let brief: Vec<_> = jobs
             .iter()
             .map(|j| {
@@ -1248,96 +908,13 @@ mod tests {
         let src = aged(now, &[2]);
         let gone = aged(now, &[9, 8]);
         let (config, input, listed) = scene(&argv, &src, &src, &gone);
-        let mut draft = thin(&config, &input.datasets, &listed);
-        let selected = vec![rec("tank/a", true, "selected")];
-        let selections = vec![("localhost".to_string(), Ok(selected))];
-        add_missing(&mut draft, &config, &input, &listed, &selections);
-        let mut holds = BTreeMap::new();
-        holds.insert(format!("backup/gone@{}", gone[0]), vec![config.tag.clone()]);
-        let jobs = decide(draft, &holds, &config.tag);
+        let draft = draft(&config, &input, &listed);
+        let mut held = BTreeMap::new();
+        held.insert(format!("backup/gone@{}", gone[0]), vec![config.tag.clone()]);
+        let jobs = holds::decide(draft, &held, &config.tag);
         let j = jobs.iter().find(|j| j.dataset == "backup/gone").unwrap();
         assert!(j.by_schedule && j.record.is_none());
         assert_eq!(j.destroy, vec![gone[0].clone()]);
         assert_eq!(j.release, vec![gone[0].clone()], "released once");
-    }
-
-    /// Answers [`Reads`] from data, and remembers the questions.
-    struct Answers {
-        selected: Vec<Dataset>,
-        holds: BTreeMap<String, Vec<String>>,
-        asked: Vec<String>,
-    }
-
-    impl Reads for Answers {
-        fn selections(&mut self, needed: bool) -> Result<Vec<Selection>, Error> {
-            self.asked.push(format!("selections {needed}"));
-            Ok(match needed {
-                true => vec![("localhost".to_string(), Ok(self.selected.clone()))],
-                false => Vec::new(),
-            })
-        }
-
-        fn holds(
-            &mut self,
-            want: &BTreeMap<usize, Vec<String>>,
-        ) -> Result<BTreeMap<String, Vec<String>>, Error> {
-            self.asked.push(format!("holds {want:?}"));
-            Ok(self.holds.clone())
-        }
-    }
-
-    #[test]
-    fn the_plan_asks_for_the_selection_then_the_holds_of_its_draft() {
-        let now = 1_763_800_000;
-        let at = now.to_string();
-        let argv = [
-            "--keep-source",
-            "1",
-            "--destroy-missing",
-            "1d",
-            "--now",
-            &at,
-        ];
-        let src = aged(now, &[5, 4, 3]);
-        let gone = aged(now, &[9]);
-        let (config, input, listed) = scene(&argv, &src, &src[..2], &gone);
-        let mut answers = Answers {
-            // The selection still wants tank/a only: backup/gone is missing.
-            selected: vec![rec("tank/a", true, "selected")],
-            holds: BTreeMap::from([(format!("backup/gone@{}", gone[0]), vec!["keep".into()])]),
-            asked: Vec::new(),
-        };
-        let planned = plan(&config, &input, &listed, &mut answers).unwrap();
-        assert_eq!(
-            answers.asked,
-            vec![
-                "selections true".to_string(),
-                format!(
-                    "holds {{0: [\"tank/a@{}\"], 1: [\"backup/gone@{}\"]}}",
-                    src[0], gone[0]
-                ),
-            ]
-        );
-        assert_eq!(
-            planned.commons,
-            vec![("tank/a".to_string(), src[1].clone())]
-        );
-        let gone_job = planned
-            .jobs
-            .iter()
-            .find(|j| j.dataset == "backup/gone")
-            .unwrap();
-        // Held by someone else: spared, never forced.
-        assert!(gone_job.destroy.is_empty() && !gone_job.destroy_dataset);
-        assert_eq!(gone_job.spared.len(), 1);
-
-        // Nothing unmapped on the target: the selection is not asked.
-        let (config, input, mut listed) = scene(&argv, &src, &src[..2], &gone);
-        if let Some(t) = listed.target.as_mut() {
-            t.tree.datasets.retain(|(d, _)| d != "backup/gone");
-        }
-        answers.asked.clear();
-        plan(&config, &input, &listed, &mut answers).unwrap();
-        assert_eq!(answers.asked[0], "selections false");
     }
 }

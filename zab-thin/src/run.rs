@@ -1,9 +1,11 @@
 //! zab-thin with ZFS, phase by phase, each in the file named after it:
 //! [`crate::cli`] checks the options once ([`Zfs`]); [`crate::input`] reads
 //! the records whole and takes the run lock; [`crate::gather`] lists every
-//! host's snapshots (all hosts at the same time); [`crate::plan`] thins them
-//! by the schedules and decides `--destroy-missing` and the holds;
-//! [`crate::show`] draws the plan (`--explain`, `--svg`);
+//! host's snapshots (all hosts at the same time) and asks the selection
+//! again when it must; [`crate::plan`] thins them by the schedules and
+//! decides `--destroy-missing` (a draft); [`crate::holds`] reads the holds
+//! of what the draft would destroy and settles it; [`crate::show`] draws
+//! the plan (`--explain`, `--svg`);
 //! [`crate::execute`] carries it out; [`crate::report`] writes the records.
 //!
 //! Without a TARGET-PATH it thins the source (snapshot-only mode, where our
@@ -16,16 +18,15 @@
 //! datasets), does not select its source either: a filter between the
 //! stages never makes a backup look gone.
 //!
-//! Some reads depend on the plan: the selection is asked again only for
-//! target datasets without a record, and the holds only of the snapshots
-//! the plan would destroy. The plan asks for them through
-//! [`plan::Reads`], which [`gather::Later`] answers, so that `run` visits
-//! each phase once.
+//! The holds are read last, of only the snapshots the draft plan would
+//! destroy ([`crate::holds`]): `run` goes input → gather → plan → holds →
+//! show → execute → report, each file once.
 
 use zab_core::error::Error;
 
 use crate::cli::Zfs;
 use crate::gather::{self, Hosts};
+use crate::holds;
 use crate::{execute, input, plan, report, show};
 
 pub fn run(config: &Zfs) -> Result<(), Error> {
@@ -44,16 +45,13 @@ pub fn run(config: &Zfs) -> Result<(), Error> {
     let input = input::read(config)?;
 
     let mut hosts = Hosts::default();
-    let listed = gather::listings(config, &input, &mut hosts)?;
-    let mut later = gather::Later {
-        config,
-        input: &input,
-        hosts: &mut hosts,
-    };
-    let plan::Planned { mut jobs, commons } = plan::plan(config, &input, &listed, &mut later)?;
-    for (dataset, common) in &commons {
+    let listed = gather::gather(config, &input, &mut hosts)?;
+    let draft = plan::draft(config, &input, &listed);
+    for (dataset, common) in &draft.commons {
         log.debug(format!("{dataset}: common snapshot {common}"));
     }
+    let held = holds::read(&hosts, &draft)?;
+    let mut jobs = holds::decide(draft, &held, &config.tag);
 
     show::show(config, &jobs)?;
     execute::execute(&mut jobs, &hosts, &config.tag, config.act(), &log);

@@ -1,7 +1,7 @@
 //! zab-verify's command line, and [`Config`]: every option checked once.
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes, Common, Log, Source, Target};
+use zab_core::cli::{after_help, Chunks, Common, Log, Source, Target};
 use zab_core::error::Error;
 use zab_core::Host;
 
@@ -47,17 +47,9 @@ pub struct Args {
     #[command(flatten)]
     pub source: Source,
 
-    /// Sample: hash one chunk, skip N (on both sides alike).
-    #[arg(short, long, value_name = "N", default_value_t = 0)]
-    pub skip: u64,
-
-    /// zab-check's block size (a number, or with a unit: 64K).
-    #[arg(long, value_name = "BYTES", default_value = "4096", value_parser = parse_bytes)]
-    pub block_size: u64,
-
-    /// zab-check's chunks of COUNT blocks.
-    #[arg(long, value_name = "COUNT", default_value_t = 25600)]
-    pub count: u64,
+    // zab-check's options, the same on both sides.
+    #[command(flatten)]
+    pub chunks: Chunks,
 
     #[command(flatten)]
     pub common: Common,
@@ -80,25 +72,11 @@ pub struct Config {
 
 impl Args {
     pub fn config(self) -> Result<Config, Error> {
-        if self.block_size == 0 || self.count == 0 {
-            return Err(Error::Usage(
-                "--block-size and --count must be at least 1".into(),
-            ));
-        }
-        if self.block_size.checked_mul(self.count).is_none() {
-            return Err(Error::Usage("--block-size × --count is too large".into()));
-        }
+        self.chunks.chunk_size()?;
         let target_path = self.target.required_path()?.to_string();
         let ssh_source = self.source.checked()?;
         let target_host = self.common.host(self.target.ssh_target.as_deref())?;
-        let mut check_args = vec![
-            "--block-size".to_string(),
-            self.block_size.to_string(),
-            "--count".into(),
-            self.count.to_string(),
-            "--skip".into(),
-            self.skip.to_string(),
-        ];
+        let mut check_args = self.chunks.args();
         if self.common.debug {
             check_args.push("--debug".into());
         }

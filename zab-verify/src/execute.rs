@@ -6,12 +6,24 @@ use zab_core::error::Error;
 use zab_core::Host;
 
 use crate::cli::Config;
+use crate::plan::Job;
 
 /// The name of the hashing tool on every host.
 pub const CHECK: &str = "zab-check";
 
+/// `job`'s snapshot hashed on both sides (`hosts`: the source hosts);
+/// None when it has none to compare.
+pub fn hash(cfg: &Config, hosts: &[Host], job: &Job) -> Option<Result<(String, String), Error>> {
+    let snap = job.snapshot.as_deref()?;
+    Some(hash_both(
+        cfg,
+        (&hosts[job.host], &format!("{}@{snap}", job.source)),
+        (&cfg.target_host, &format!("{}@{snap}", job.target)),
+    ))
+}
+
 /// zab-check's output on both sides, or the first side's error.
-pub fn hash_both(
+fn hash_both(
     cfg: &Config,
     source: (&Host, &str),
     target: (&Host, &str),

@@ -7,10 +7,12 @@
 //! Where each decision is made: `cli.rs` checks every option once
 //! (`Args::config`); `run.rs` then goes through `input.rs` (the records,
 //! the target map), `gather.rs` (one listing per host), `plan.rs` (the
-//! common snapshot, and the comparison of the hashes; pure), `execute.rs`
-//! (zab-check on both hosts) and `report.rs` (the records).
+//! common snapshot; pure), `execute.rs` (zab-check on both hosts),
+//! `compare.rs` (the hashes compared, the verdict; pure) and `report.rs`
+//! (the records).
 
 mod cli;
+mod compare;
 mod execute;
 mod gather;
 mod input;

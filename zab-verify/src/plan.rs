@@ -1,8 +1,47 @@
-//! Pure: what to compare (the newest snapshot common to source and
-//! target), and what the two sides' hashes say (which chunks differ).
+//! Pure: what to compare, for each dataset to verify: the newest snapshot
+//! common to source and target (same name and guid, unless
+//! `--no-guid-check`), or none.
 
-use zab_core::record::{Difference, Side, MAX_DIFFERENCES};
 use zab_core::zfs::{common_snapshot, Snapshot};
+
+use crate::gather::Listed;
+use crate::input::Input;
+
+/// One dataset to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Index into the records.
+    pub record: usize,
+    /// Index into the source hosts.
+    pub host: usize,
+    /// The source dataset.
+    pub source: String,
+    /// Its target dataset.
+    pub target: String,
+    /// The snapshot to compare (name after `@`); None without a common one.
+    pub snapshot: Option<String>,
+}
+
+/// Every picked dataset's job, in input order.
+pub fn jobs(input: &Input, listed: &Listed, guid_check: bool) -> Vec<Job> {
+    input
+        .picked
+        .iter()
+        .map(|p| {
+            let source = input.datasets[p.record].name.clone();
+            let snaps = listed.sources.get(&source).map_or(&[][..], Vec::as_slice);
+            let exists = listed.target.datasets.iter().any(|(d, _)| *d == p.target);
+            let target = listed.target.snapshots.get(&p.target).map(Vec::as_slice);
+            Job {
+                record: p.record,
+                host: p.host,
+                snapshot: snapshot(snaps, target.filter(|_| exists), guid_check),
+                source,
+                target: p.target.clone(),
+            }
+        })
+        .collect()
+}
 
 /// The snapshot (name after `@`) to compare, or None when source and
 /// target have none in common (or the target dataset does not exist).
@@ -12,90 +51,6 @@ pub fn snapshot(
     guid_check: bool,
 ) -> Option<String> {
     common_snapshot(source, target?, guid_check).map(|s| s.name.clone())
-}
-
-/// What the comparison of two zab-check outputs found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Comparison {
-    /// Chunks hashed on the source.
-    pub chunks: u64,
-    /// The first differences, in order.
-    pub differences: Vec<Difference>,
-    /// How many differ in all.
-    pub total: u64,
-}
-
-/// One line of zab-check's output: (path, chunk, hash).
-type Line<'a> = (Option<&'a str>, u64, &'a str);
-
-/// The order of zab-check's lines: path (bytewise), then chunk.
-fn key<'a>(l: &Line<'a>) -> (Option<&'a str>, u64) {
-    (l.0, l.1)
-}
-
-/// Parses zab-check's lines: `CHUNK<TAB>HASH` or `PATH<TAB>CHUNK<TAB>HASH`
-/// (a path may hold tabs: the last two fields are split off).
-fn parse(output: &str) -> Result<Vec<Line<'_>>, String> {
-    output
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            let mut f = l.rsplitn(3, '\t');
-            let (hash, chunk, path) = (f.next(), f.next(), f.next());
-            let chunk = chunk
-                .and_then(|c| c.parse::<u64>().ok())
-                .ok_or_else(|| format!("line {}: not zab-check's output: {l:?}", i + 1))?;
-            Ok((path, chunk, hash.unwrap_or_default()))
-        })
-        .collect()
-}
-
-/// Compares the source's and the target's hashes, both sorted as zab-check
-/// writes them (by path bytewise, then chunk).
-pub fn compare(source: &str, target: &str) -> Result<Comparison, String> {
-    let a = parse(source).map_err(|e| format!("source: {e}"))?;
-    let b = parse(target).map_err(|e| format!("target: {e}"))?;
-    let mut out = Comparison {
-        chunks: a.len() as u64,
-        differences: Vec::new(),
-        total: 0,
-    };
-    let mut add = |path: Option<&str>, chunk: u64, only: Option<Side>| {
-        out.total += 1;
-        if out.differences.len() < MAX_DIFFERENCES {
-            out.differences.push(Difference {
-                path: path.map(str::to_string),
-                chunk,
-                only,
-            });
-        }
-    };
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if key(x) == key(y) => {
-                if x.2 != y.2 {
-                    add(x.0, x.1, None);
-                }
-                i += 1;
-                j += 1;
-            }
-            (Some(x), Some(y)) if key(x) < key(y) => {
-                add(x.0, x.1, Some(Side::Source));
-                i += 1;
-            }
-            (Some(_), Some(y)) | (None, Some(y)) => {
-                add(y.0, y.1, Some(Side::Target));
-                j += 1;
-            }
-            (Some(x), None) => {
-                add(x.0, x.1, Some(Side::Source));
-                i += 1;
-            }
-            (None, None) => break,
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -112,6 +67,63 @@ mod tests {
     }
 
     #[test]
+    fn each_picked_dataset_gets_its_common_snapshot() {
+        let rec = |name: &str| -> zab_core::record::Dataset {
+            serde_json::from_value(serde_json::json!({
+                "backup": "b", "host": null, "name": name, "type": "filesystem",
+                "selected": true, "reason": "selected", "value": "true", "source": "local",
+                "inherited_from": null, "createtxg": 1, "written": 0,
+            }))
+            .expect("record")
+        };
+        let picked = |record: usize, target: &str| zab_core::ndjson::Picked {
+            record,
+            host: 0,
+            target: target.into(),
+        };
+        let input = Input {
+            datasets: vec![rec("p/a"), rec("p/gone"), rec("p/new")],
+            hosts: Vec::new(),
+            picked: vec![
+                picked(0, "t/p/a"),
+                picked(1, "t/p/gone"),
+                picked(2, "t/p/new"),
+            ],
+        };
+        let both = vec![snap("s1", 1, 1), snap("s2", 2, 2)];
+        let listed = Listed {
+            sources: [("p/a", both.clone()), ("p/gone", both.clone())]
+                .map(|(d, s)| (d.to_string(), s))
+                .into(),
+            target: zab_core::zfs::Tree {
+                // t/p/gone's snapshots are listed, but not the dataset.
+                datasets: vec![("t/p/a".into(), None), ("t/p/new".into(), None)],
+                snapshots: [
+                    ("t/p/a", both.clone()),
+                    ("t/p/gone", both),
+                    ("t/p/new", vec![]),
+                ]
+                .map(|(d, s)| (d.to_string(), s))
+                .into(),
+                ..Default::default()
+            },
+        };
+        let jobs = jobs(&input, &listed, true);
+        let got: Vec<_> = jobs
+            .iter()
+            .map(|j| (j.source.as_str(), j.target.as_str(), j.snapshot.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("p/a", "t/p/a", Some("s2")),
+                ("p/gone", "t/p/gone", None),
+                ("p/new", "t/p/new", None),
+            ]
+        );
+    }
+
+    #[test]
     fn the_newest_common_snapshot_by_name_and_guid() {
         let src = [snap("a", 1, 1), snap("b", 2, 2), snap("c", 3, 3)];
         let tgt = [snap("a", 1, 5), snap("b", 2, 6), snap("c", 99, 7)];
@@ -119,58 +131,5 @@ mod tests {
         assert_eq!(snapshot(&src, Some(&tgt), false).as_deref(), Some("c"));
         assert_eq!(snapshot(&src, Some(&[]), true), None);
         assert_eq!(snapshot(&src, None, true), None, "no target dataset");
-    }
-
-    fn diff(path: Option<&str>, chunk: u64, only: Option<Side>) -> Difference {
-        Difference {
-            path: path.map(str::to_string),
-            chunk,
-            only,
-        }
-    }
-
-    #[test]
-    fn same_hashes_verify() {
-        let out = "a\t0\th1\na\t1\th2\nb c\t0\th3\n";
-        let c = compare(out, out).expect("compare");
-        assert_eq!((c.chunks, c.total), (3, 0));
-    }
-
-    #[test]
-    fn differing_and_one_sided_chunks_are_listed_in_order() {
-        let src = "a\t0\th1\na\t1\th2\nb\t0\th3\nd\t0\th5\n";
-        let tgt = "a\t0\th1\na\t1\tXX\nc\t0\th4\nd\t0\th5\nd\t1\th6\n";
-        let c = compare(src, tgt).expect("compare");
-        assert_eq!(c.total, 4);
-        assert_eq!(
-            c.differences,
-            [
-                diff(Some("a"), 1, None),
-                diff(Some("b"), 0, Some(Side::Source)),
-                diff(Some("c"), 0, Some(Side::Target)),
-                diff(Some("d"), 1, Some(Side::Target)),
-            ]
-        );
-    }
-
-    #[test]
-    fn volumes_and_paths_with_tabs() {
-        let c = compare("0\th1\n1\th2\n", "0\th1\n1\th9\n2\th3\n").expect("compare");
-        assert_eq!(
-            c.differences,
-            [diff(None, 1, None), diff(None, 2, Some(Side::Target))]
-        );
-        let c = compare("a\tb\t0\th1\n", "a\tb\t0\th2\n").expect("compare");
-        assert_eq!(c.differences, [diff(Some("a\tb"), 0, None)]);
-        assert!(compare("junk\n", "").is_err());
-    }
-
-    #[test]
-    fn many_differences_are_counted_not_all_listed() {
-        let src: String = (0..300).map(|i| format!("{i}\ta\n")).collect();
-        let tgt: String = (0..300).map(|i| format!("{i}\tb\n")).collect();
-        let c = compare(&src, &tgt).expect("compare");
-        assert_eq!(c.total, 300);
-        assert_eq!(c.differences.len(), MAX_DIFFERENCES);
     }
 }
