@@ -78,13 +78,10 @@ pub fn run(config: &Zfs) -> Result<(), Error> {
 
     // The source, as without a TARGET-PATH.
     let mut hosts = Hosts::default();
-    let listed = gather::listings(config, &input, &mut hosts)?;
-    let mut later = gather::Later {
-        config,
-        input: &input,
-        hosts: &mut hosts,
-    };
-    let plan::Planned { mut jobs, .. } = plan::plan(config, &input, &listed, &mut later)?;
+    let listed = gather::gather(config, &input, &mut hosts)?;
+    let draft = plan::draft(config, &input, &listed);
+    let held = crate::holds::read(&hosts, &draft)?;
+    let mut jobs = crate::holds::decide(draft, &held, &config.tag);
     let names = store_names(&input, st)?;
     keep_stored_bases(&mut jobs, &names, &stored, &listed.snapshots, &log);
 
