@@ -151,6 +151,14 @@ impl Kind {
     fn needs_ssh(self) -> bool {
         matches!(self, Kind::KillSsh | Kind::CutSsh)
     }
+
+    /// Whether the round writes a large file in `files` (see
+    /// [`Suite::add_data`]), whose transfer the fault then cuts: the
+    /// round's small streams end too soon for a process found on one of
+    /// them to be still there when it is killed.
+    fn large(self) -> bool {
+        matches!(self, Kind::KillSend | Kind::KillSsh | Kind::CutSsh)
+    }
 }
 
 /// xorshift64*: small, seeded, the same sequence on every machine.
@@ -489,8 +497,25 @@ EOF
         let wrap = self.wrapper(push, true);
         let recv = "^(/usr/sbin/)?zfs (recv|receive) .*zab-ft/faults";
         // The `files` child's stream (the parent's is empty and ends at
-        // once), not a dry run (`-nv -t`).
+        // once), not a dry run (`-nv -t`); its receive, and the ssh that
+        // carries it in push mode.
         let send = "^(/usr/sbin/)?zfs send .*-P .*zab-fa/faults/files@faults-";
+        let recv_files =
+            "^(/usr/sbin/)?zfs (recv|receive) .*zab-ft/faults/zab-fa/faults/files( |$)";
+        let ssh_files =
+            format!("^ssh .*{SELF_ALIAS}.*zfs (recv|receive) .*zab-ft/faults/zab-fa/faults/files");
+        // A random offset of the large file's stream, short of its last
+        // 2 MiB: the receive and the ssh live until the rate-limited relay
+        // has passed the end.
+        let file_offset = if kind.large() {
+            self.rng.range(0, file.saturating_sub(2 << 20))
+        } else {
+            0
+        };
+        let at_file_offset = format!(
+            "if wait_for \"pgrep -f '{recv_files}'\" >/dev/null; then sleep {:.2}; fi\n",
+            file_offset as f64 / RATE as f64
+        );
         // The driver: the wrapper in the background in its own process
         // group (set -m), as from a terminal, so that SIGINT reaches it.
         let pre = format!(
@@ -538,27 +563,30 @@ EOF
                 offset / 1024
             ),
             Kind::KillSsh => format!(
-                "{at_offset}{again}pkill -KILL -f '^ssh .*{SELF_ALIAS}.*zfs (recv|receive)' && hit=1 note=\"ssh killed at ~{} KiB\"",
-                offset / 1024
+                "{at_file_offset}pkill -KILL -f '{ssh_files}' && hit=1 note=\"ssh killed at ~{} KiB of the {} KiB file\"",
+                file_offset / 1024,
+                file / 1024
             ),
             // The connection cut from the guest's side: the sshd process
             // serving it (above the `zfs recv` it runs) is killed, so the
             // kernel resets the connection and the ssh client, alive, sees
             // it dropped.
+            // The walk up reads /proc (no process per step).
             Kind::CutSsh => format!(
-                "{at_offset}r=$(wait_for \"pgrep -f '{recv}' | head -n 1\"); p=$r; s=; chain=
-                while [ -n \"$p\" ] && [ \"$p\" -gt 1 ]; do
-                    c=$(ps -o comm= -p $p); chain=\"$chain $p:$c\"
-                    case $c in sshd | sshd-session) s=$p; break ;; esac
-                    p=$(ps -o ppid= -p $p | tr -d ' ')
-                done
+                "{at_file_offset}r=$(wait_for \"pgrep -f '{recv_files}' | head -n 1\"); p=$r; s=; chain=
+                while [ -n \"$p\" ] && [ \"$p\" -gt 1 ] && read -r _ c _ pp _ < /proc/$p/stat; do
+                    chain=\"$chain $p:$c\"
+                    case $c in '(sshd)' | '(sshd-session)') s=$p; break ;; esac
+                    p=$pp
+                done 2>/dev/null
                 # Never the session this script (and so the wrapper) runs in.
-                a=$$; while [ -n \"$s\" ] && [ \"$a\" -gt 1 ]; do
-                    if [ \"$a\" = \"$s\" ]; then s=; fi; a=$(ps -o ppid= -p $a | tr -d ' ')
+                a=$$; while [ -n \"$s\" ] && [ \"$a\" -gt 1 ] && read -r _ _ _ pp _ < /proc/$a/stat; do
+                    if [ \"$a\" = \"$s\" ]; then s=; fi; a=$pp
                 done
-                if [ -n \"$s\" ] && kill -KILL $s; then hit=1 note=\"sshd $s of the connection killed at ~{} KiB\"
+                if [ -n \"$s\" ] && kill -KILL $s; then hit=1 note=\"sshd $s of the connection killed at ~{} KiB of the {} KiB file (${{chain# }})\"
                 else echo \"no sshd to kill above zfs recv '$r':$chain\" >&2; fi",
-                offset / 1024
+                file_offset / 1024,
+                file / 1024
             ),
             Kind::KillWrapper | Kind::TermWrapper | Kind::IntWrapper => {
                 let (sig, who) = match kind {
@@ -913,7 +941,7 @@ EOF
         let push = kind.needs_ssh()
             || (!matches!(kind, Kind::DestroyBetween | Kind::ForeignToken)
                 && self.rng.range(0, 2) == 0);
-        let (bytes, file) = self.add_data(kind == Kind::KillSend);
+        let (bytes, file) = self.add_data(kind.large());
         std::thread::sleep(Duration::from_millis(1100));
         let f = match kind {
             Kind::DestroyBetween => self.destroy_between(),
