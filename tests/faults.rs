@@ -530,7 +530,7 @@ EOF
         let post = format!(
             "wait $pid; rc=$?
             echo \"rc=$rc hit=$hit note=$note\"
-            grep -m 1 -i 'closed by\\|reset by\\|broken pipe\\|connection.*lost' {G}/fault.err | sed 's/^/client: /'
+            grep -m 1 -i 'closed by\\|reset by\\|mux_client\\|client_loop\\|connection.*lost' {G}/fault.err | sed 's/^/client: /'
             tail -n 3 {G}/fault.err | sed 's/^/  | /' >&2"
         );
         let at_offset =
