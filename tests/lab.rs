@@ -257,13 +257,20 @@ impl Lab {
     /// if needed), by path relative to the snapshot, children excluded.
     /// Reading a snapshot never changes its filesystem (reading the live
     /// files would, by their access times, and the next receive would
-    /// refuse it as modified).
+    /// refuse it as modified). An empty listing is read again twice, a
+    /// second apart: under load the snapshot's automount has been seen to
+    /// show an empty directory once (a full run of 2026-12-03, on a
+    /// snapshot whose guid matched its non-empty source's).
     pub fn sums(&self, snapshot: &str) -> String {
         let (ds, name) = snapshot.split_once('@').unwrap_or((snapshot, ""));
         self.sh(&format!(
             "set -e; d={d}; [ \"$(zfs get -H -o value mounted $d)\" = yes ] || zfs mount $d; \
              cd \"$(zfs get -H -o value mountpoint $d)/.zfs/snapshot/\"{n}; \
-             find . -xdev -type f | sort | xargs -r sha256sum",
+             for try in 1 2 3; do \
+               out=$(find . -xdev -type f | sort | xargs -r sha256sum); \
+               if [ -n \"$out\" ] || [ $try = 3 ]; then break; fi; sleep 1; cd /; cd - >/dev/null; \
+             done; \
+             if [ -n \"$out\" ]; then printf '%s\\n' \"$out\"; fi",
             d = quote_argv(&[ds]),
             n = quote_argv(&[name])
         ))
