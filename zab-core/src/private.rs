@@ -1,5 +1,6 @@
-//! A directory only the invoking user can write: where zab keeps its ssh
-//! control sockets and its run locks.
+//! Directories only the invoking user can write: where zab keeps its ssh
+//! control sockets and its run locks ([`runtime_dir`]), and what outlives
+//! a reboot ([`state_dir`]).
 //!
 //! Nothing of ours goes in a world-writable place: a socket or lock in
 //! `/tmp` can be made in advance by any local user (an ssh mux client
@@ -130,6 +131,62 @@ pub fn runtime_dir() -> Result<PathBuf, Error> {
     .map_err(Error::Io)
 }
 
+/// The persistent state directory for a user: `/var/lib/zab` for root,
+/// else `$XDG_STATE_HOME/zab` when that is set (and absolute), else
+/// `$HOME/.local/state/zab`. What outlives a reboot goes here (the quiet-run
+/// cache, the time of the last success); locks and sockets stay in
+/// [`runtime_dir_for`].
+pub fn state_dir_for(
+    euid: u32,
+    xdg_state_home: Option<OsString>,
+    home: Option<OsString>,
+) -> Result<PathBuf, Error> {
+    if euid == 0 {
+        return Ok(PathBuf::from("/var/lib/zab"));
+    }
+    let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(xdg) = absolute(xdg_state_home) {
+        return Ok(xdg.join("zab"));
+    }
+    match absolute(home) {
+        Some(home) => Ok(home.join(".local").join("state").join("zab")),
+        None => Err(Error::Io(
+            "no private state directory: neither XDG_STATE_HOME nor HOME is set to an \
+             absolute path"
+                .into(),
+        )),
+    }
+}
+
+/// This process's state directory ([`state_dir_for`] of its effective user
+/// and environment), created (with its missing parents, for a user's
+/// `~/.local/state`) and checked by [`ensure_private_dir`] once per process.
+pub fn state_dir() -> Result<PathBuf, Error> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let euid = euid();
+        let dir = state_dir_for(
+            euid,
+            std::env::var_os("XDG_STATE_HOME"),
+            std::env::var_os("HOME"),
+        )
+        .map_err(|e| e.to_string())?;
+        if let Some(parent) = dir.parent() {
+            if std::fs::symlink_metadata(parent).is_err() {
+                DirBuilder::new()
+                    .mode(0o700)
+                    .recursive(true)
+                    .create(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+        }
+        ensure_private_dir(&dir, euid).map_err(|e| e.to_string())?;
+        Ok(dir)
+    })
+    .clone()
+    .map_err(Error::Io)
+}
+
 /// The longest private directory that leaves room for an ssh control
 /// socket in it: unix socket paths hold 104 bytes on the BSDs (108 on
 /// Linux), and ssh binds `DIR/ssh-%C` (`%C` is 40 hex digits) plus a
@@ -173,6 +230,28 @@ mod tests {
         );
         assert!(runtime_dir_for(1000, None, None).is_err());
         assert!(runtime_dir_for(1000, None, some("")).is_err());
+    }
+
+    #[test]
+    fn state_dir_is_var_lib_for_root_else_xdg_state_else_home_local_state() {
+        let some = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            state_dir_for(0, some("/root/.local/state"), some("/root")).unwrap(),
+            Path::new("/var/lib/zab")
+        );
+        assert_eq!(
+            state_dir_for(1000, some("/home/a/st"), some("/home/a")).unwrap(),
+            Path::new("/home/a/st/zab")
+        );
+        assert_eq!(
+            state_dir_for(1000, None, some("/home/a")).unwrap(),
+            Path::new("/home/a/.local/state/zab")
+        );
+        assert_eq!(
+            state_dir_for(1000, some("st"), some("/home/a")).unwrap(),
+            Path::new("/home/a/.local/state/zab")
+        );
+        assert!(state_dir_for(1000, None, None).is_err());
     }
 
     #[test]
