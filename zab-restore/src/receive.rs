@@ -156,6 +156,25 @@ pub fn receive(
     running: &Running,
 ) -> Result<u64, String> {
     let url = store.url_of(&e.key);
+    let (mut child, err_thread) = start(host, line, running)?;
+    let result = feed(&mut child, e, (download, index), &url, running);
+    if result.is_err() {
+        // Without the bytes held back, zfs recv commits nothing; stop it.
+        running.stop_child();
+    }
+    let status = child.wait();
+    running.clear();
+    let msgs = err_thread.join().unwrap_or_default();
+    outcome(&url, result, status, &msgs)
+}
+
+/// Starts the receiving side (`line` on `host`, in a process group of its
+/// own when local) and a thread that reads its stderr.
+fn start(
+    host: &Host,
+    line: &str,
+    running: &Running,
+) -> Result<(Child, std::thread::JoinHandle<String>), String> {
     let mut cmd = host
         .command(&["sh", "-c", line])
         .map_err(|e| e.to_string())?;
@@ -178,43 +197,56 @@ pub fn receive(
         }
         s
     });
-    let result = (|| {
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| Stop::Store("no stdin to zfs recv".into()))?;
-        let mut w = HoldBack::new(stdin, HOLD);
-        let sha = pieces(download, index, &url, &mut w, running)?;
-        let bytes = w.total();
-        if running.is_stopped() {
-            return Err(Stop::Check("interrupted".into()));
-        }
-        if bytes != e.stored_bytes {
-            return Err(Stop::Check(format!(
-                "object {url} has {bytes} bytes, the manifest says {}; the receive was stopped before the end of the stream",
-                e.stored_bytes
-            )));
-        }
-        // An object read from zfs3backup's metadata has no hash: its size
-        // is checked, and zfs recv checks the stream's own checksums.
-        if !zab_store::zfs3backup::described(e) && sha != e.sha256 {
-            return Err(Stop::Check(format!(
-                "object {url} is corrupt: its SHA-256 is {sha}, the manifest says {}; the receive was stopped before the end of the stream",
-                e.sha256
-            )));
-        }
-        // Closing stdin (dropped here) ends the stream.
-        w.release()
-            .map(|_| bytes)
-            .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))
-    })();
-    if result.is_err() {
-        // Without the bytes held back, zfs recv commits nothing; stop it.
-        running.stop_child();
+    Ok((child, err_thread))
+}
+
+/// Streams the object into the receiving side's stdin, all but the bytes
+/// held back; checks its size and hash; then lets them through (or not).
+fn feed(
+    child: &mut Child,
+    e: &Entry,
+    (download, index): (&mut Download, usize),
+    url: &str,
+    running: &Running,
+) -> Result<u64, Stop> {
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| Stop::Store("no stdin to zfs recv".into()))?;
+    let mut w = HoldBack::new(stdin, HOLD);
+    let sha = pieces(download, index, url, &mut w, running)?;
+    let bytes = w.total();
+    if running.is_stopped() {
+        return Err(Stop::Check("interrupted".into()));
     }
-    let status = child.wait();
-    running.clear();
-    let msgs = err_thread.join().unwrap_or_default();
+    if bytes != e.stored_bytes {
+        return Err(Stop::Check(format!(
+            "object {url} has {bytes} bytes, the manifest says {}; the receive was stopped before the end of the stream",
+            e.stored_bytes
+        )));
+    }
+    // An object read from zfs3backup's metadata has no hash: its size
+    // is checked, and zfs recv checks the stream's own checksums.
+    if !zab_store::zfs3backup::described(e) && sha != e.sha256 {
+        return Err(Stop::Check(format!(
+            "object {url} is corrupt: its SHA-256 is {sha}, the manifest says {}; the receive was stopped before the end of the stream",
+            e.sha256
+        )));
+    }
+    // Closing stdin (dropped here) ends the stream.
+    w.release()
+        .map(|_| bytes)
+        .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))
+}
+
+/// The receive's result, from what feeding it gave, how the receiving
+/// side ended and what it said on stderr.
+fn outcome(
+    url: &str,
+    result: Result<u64, Stop>,
+    status: std::io::Result<std::process::ExitStatus>,
+    msgs: &str,
+) -> Result<u64, String> {
     let msgs = msgs
         .lines()
         .map(str::trim)

@@ -395,32 +395,9 @@ fn restore(
 ) -> Result<(), String> {
     let listed = listed(store, &job.dataset)?;
     let mut target = target_state(&cfg.host, &job.target, planned)?;
-    if let Some(token) = &target.token {
-        // The partial state of an object cut short: aborted, and the object
-        // received again from its start (docs/store.md, "Resuming").
+    if let Some(token) = target.token.clone() {
         rec.aborted_partial = true;
-        let abort = recv_abort_args(&job.target);
-        if cfg.test {
-            eprintln!(
-                "{TOOL}: --test: would abort the partial receive on {} (receive_resume_token {}…): {}",
-                job.target,
-                token.get(..16).unwrap_or(token),
-                cfg.host.display(&abort)
-            );
-            // A new dataset's partial receive goes with it.
-            if target.snapshots.as_ref().is_some_and(Vec::is_empty) {
-                target.snapshots = None;
-            }
-        } else {
-            log.verbose(format!(
-                "{}: aborting a partial receive (zfs recv -A); its object is received again",
-                job.target
-            ));
-            cfg.host
-                .output(&abort)
-                .map_err(|e| format!("aborting the partial receive on {}: {e}", job.target))?;
-            target = target_state(&cfg.host, &job.target, planned)?;
-        }
+        target = abort_partial(cfg, job, &token, target, planned, log)?;
     }
     let p = plan::plan(
         m,
@@ -450,20 +427,7 @@ fn restore(
         None => String::new(),
     };
     if cfg.test {
-        eprintln!(
-            "{TOOL}: --test: would restore {what}{from}: {} object(s) of a chain of {}",
-            p.todo.len(),
-            p.chain.len()
-        );
-        for (e, line) in p.todo.iter().zip(&lines) {
-            eprintln!(
-                "{TOOL}: --test: would stream {} ({} bytes, {:?}) into: {}",
-                store.url_of(&e.key),
-                e.stored_bytes,
-                e.kind,
-                cfg.host.display(&["sh", "-c", line])
-            );
-        }
+        show_test(cfg, store, &format!("{what}{from}"), &p, &lines);
         rec.status = "planned";
         return Ok(());
     }
@@ -471,6 +435,74 @@ fn restore(
         "restoring {what}{from}: {} object(s)",
         p.todo.len()
     ));
+    receive_all(cfg, store, &p, &lines, running, rec, log)?;
+    rec.status = "restored";
+    Ok(())
+}
+
+/// The partial state of an object cut short: aborted (`zfs recv -A`), and
+/// the object received again from its start (docs/store.md,
+/// "Resuming"); with --test, only said. The target as it is then.
+fn abort_partial(
+    cfg: &Config,
+    job: &Job,
+    token: &str,
+    mut target: Target,
+    planned: &[String],
+    log: &zab_core::cli::Log,
+) -> Result<Target, String> {
+    let abort = recv_abort_args(&job.target);
+    if cfg.test {
+        eprintln!(
+            "{TOOL}: --test: would abort the partial receive on {} (receive_resume_token {}…): {}",
+            job.target,
+            token.get(..16).unwrap_or(token),
+            cfg.host.display(&abort)
+        );
+        // A new dataset's partial receive goes with it.
+        if target.snapshots.as_ref().is_some_and(Vec::is_empty) {
+            target.snapshots = None;
+        }
+        return Ok(target);
+    }
+    log.verbose(format!(
+        "{}: aborting a partial receive (zfs recv -A); its object is received again",
+        job.target
+    ));
+    cfg.host
+        .output(&abort)
+        .map_err(|e| format!("aborting the partial receive on {}: {e}", job.target))?;
+    target_state(&cfg.host, &job.target, planned)
+}
+
+/// --test: what would be restored, and each object's receiving command.
+fn show_test(cfg: &Config, store: &Store, what: &str, p: &plan::Plan, lines: &[String]) {
+    eprintln!(
+        "{TOOL}: --test: would restore {what}: {} object(s) of a chain of {}",
+        p.todo.len(),
+        p.chain.len()
+    );
+    for (e, line) in p.todo.iter().zip(lines) {
+        eprintln!(
+            "{TOOL}: --test: would stream {} ({} bytes, {:?}) into: {}",
+            store.url_of(&e.key),
+            e.stored_bytes,
+            e.kind,
+            cfg.host.display(&["sh", "-c", line])
+        );
+    }
+}
+
+/// The objects still needed, downloaded ahead and received in order.
+fn receive_all(
+    cfg: &Config,
+    store: &Store,
+    p: &plan::Plan,
+    lines: &[String],
+    running: &Running,
+    rec: &mut Restore,
+    log: &zab_core::cli::Log,
+) -> Result<(), String> {
     let objects: Vec<(String, u64)> = p
         .todo
         .iter()
@@ -478,7 +510,7 @@ fn restore(
         .collect();
     // Dropped on any error: the requests stop.
     let mut download = store.download(&objects, cfg.download_jobs, RANGE);
-    for (i, (e, line)) in p.todo.iter().zip(&lines).enumerate() {
+    for (i, (e, line)) in p.todo.iter().zip(lines).enumerate() {
         log.verbose(format!(
             "receiving {} ({} bytes)",
             store.url_of(&e.key),
@@ -488,7 +520,6 @@ fn restore(
         rec.bytes += n;
         rec.objects[i].received = true;
     }
-    rec.status = "restored";
     Ok(())
 }
 
