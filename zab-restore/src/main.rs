@@ -2,13 +2,18 @@
 //! object storage or a directory: the chain planned from the dataset's
 //! manifest, each object hashed as it streams into `zfs recv`.
 //!
-//! `cli.rs` checks every option once (`Args::config`); `run.rs` reads the
-//! store and the target, `plan.rs` plans (pure), `receive.rs` streams each
-//! object into `zfs recv`, and `run.rs` writes the records.
+//! `cli.rs` checks every option once (`Args::config`); `run.rs` is the
+//! table of contents: `gather.rs` reads the store and the target,
+//! `plan.rs` decides (pure), `execute.rs` carries it out (`receive.rs`
+//! streams each object into `zfs recv`), and `report.rs` writes the
+//! records.
 
 mod cli;
+mod execute;
+mod gather;
 mod plan;
 mod receive;
+mod report;
 mod run;
 
 fn main() -> std::process::ExitCode {

@@ -9,8 +9,14 @@
 //! metadata has no guid (0): it is matched by name, as zfs3backup matches
 //! it, and `zfs recv` refuses an incremental whose base is not the
 //! target's snapshot.
+//!
+//! Also here, for the whole run ([`decide`]): the parents --all creates,
+//! whether a partial receive on a target is aborted first, and each
+//! object's receiving command line.
 
 use zab_store::manifest::{Entry, Kind, Manifest};
+
+use crate::gather::World;
 
 /// A snapshot the target has: its name (after `@`) and guid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +37,114 @@ pub struct Plan<'a> {
     /// The target's snapshot the first of `todo` goes on from, when the
     /// target has one of the chain.
     pub from: Option<String>,
+}
+
+/// The target as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// It exists: its snapshots, and a partial receive's resume token.
+    Exists {
+        snapshots: Vec<Have>,
+        token: Option<String>,
+    },
+    /// It does not exist; whether its parent does.
+    Missing { parent_exists: bool },
+}
+
+/// One dataset's restore, decided.
+#[derive(Debug)]
+pub struct Restore<'a> {
+    /// The resume token of a partial receive to abort first (`zfs recv
+    /// -A`): the object cut short is received again from its start
+    /// (docs/store.md, "Resuming").
+    pub abort: Option<String>,
+    pub plan: Plan<'a>,
+    /// The shell line that receives each object of `plan.todo`.
+    pub lines: Vec<String>,
+}
+
+/// The whole run, decided.
+#[derive(Debug)]
+pub struct Plans<'a> {
+    /// --all: the parents to create, parents first.
+    pub parents: Vec<String>,
+    /// Each job's restore, or why there is none.
+    pub datasets: Vec<Result<Restore<'a>, String>>,
+}
+
+/// Every dataset's restore from what was read; `recv_options` are `zfs
+/// recv`'s, `host` names the receiving host in messages.
+pub fn decide<'a>(
+    world: &'a World,
+    target_path: Option<&str>,
+    recv_options: &[String],
+    host: &str,
+) -> Plans<'a> {
+    let targets: Vec<String> = world.jobs.iter().map(|j| j.target.clone()).collect();
+    let parents = match (target_path, &world.existing) {
+        (Some(path), Some(existing)) => parents_to_create(&targets, path, existing),
+        _ => Vec::new(),
+    };
+    let datasets = world
+        .jobs
+        .iter()
+        .zip(&world.datasets)
+        .map(|(job, read)| {
+            let read = read.as_ref().map_err(Clone::clone)?;
+            let created = |p: &str| parents.iter().chain(&targets).any(|t| t == p);
+            let have = target_snapshots(&read.target, &job.target, &created, host)?;
+            let plan = plan(&read.manifest, &read.listed, job.snapshot.as_deref(), have)?;
+            let recv = zab_core::zfs::replicate::recv_args(recv_options, &job.target);
+            let lines = plan
+                .todo
+                .iter()
+                .map(|e| target_line(e, &recv))
+                .collect::<Result<Vec<_>, _>>()?;
+            let abort = match &read.target {
+                Target::Exists { token, .. } => token.clone(),
+                Target::Missing { .. } => None,
+            };
+            Ok(Restore { abort, plan, lines })
+        })
+        .collect();
+    Plans { parents, datasets }
+}
+
+/// The target's snapshots to plan with: None when it does not exist (its
+/// parent must, or be `created` first), or when it is only a new
+/// dataset's partial receive, which goes with `zfs recv -A`.
+fn target_snapshots<'t>(
+    target: &'t Target,
+    name: &str,
+    created: &dyn Fn(&str) -> bool,
+    host: &str,
+) -> Result<Option<&'t [Have]>, String> {
+    match target {
+        Target::Exists { snapshots, token } if token.is_some() && snapshots.is_empty() => Ok(None),
+        Target::Exists { snapshots, .. } => Ok(Some(snapshots)),
+        Target::Missing { parent_exists } => match zab_core::zfs::parent_of(name) {
+            Some(parent) if !parent_exists && !created(parent) => Err(format!(
+                "{parent}, the parent of {name}, does not exist on {host} (create it first)"
+            )),
+            _ => Ok(None),
+        },
+    }
+}
+
+/// The shell line that receives `e` with `recv_argv`: `zfs recv`, after
+/// the decompressor of its compressor.
+pub fn target_line(e: &Entry, recv_argv: &[String]) -> Result<String, String> {
+    let recv = zab_core::host::quote_argv(recv_argv);
+    match &e.compressor {
+        None => Ok(recv),
+        Some(name) => match zab_core::compress::decompressor(name) {
+            Some(d) => Ok(format!("{d} | {recv}")),
+            None => Err(format!(
+                "{}: compressed with {name:?}, which this zab does not know",
+                e.key
+            )),
+        },
+    }
 }
 
 /// The chain that ends with object `idx`, full stream first; an error
@@ -168,26 +282,6 @@ pub fn plan<'a>(
         chain,
         from,
     })
-}
-
-/// --all: the datasets of the store to restore (all, or `below` and
-/// those below it), parents first, each with its target
-/// (`TARGET-PATH/NAME`).
-pub fn all_jobs(
-    datasets: &[String],
-    below: Option<&str>,
-    target_path: &str,
-) -> Vec<(String, String)> {
-    let mut v: Vec<&String> = datasets
-        .iter()
-        .filter(|d| below.map_or(true, |b| zab_core::zfs::is_under(d, b)))
-        .collect();
-    // A parent's name is a prefix of its children's: sorted, it comes first.
-    v.sort();
-    v.dedup();
-    v.into_iter()
-        .map(|d| (d.clone(), format!("{target_path}/{d}")))
-        .collect()
 }
 
 /// --all: the datasets between TARGET-PATH and the targets that neither
@@ -354,26 +448,108 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
+    /// A world of one job per target state, each of `manifest()`.
+    fn world(targets: Vec<(&str, Target)>, existing: Option<&[&str]>) -> World {
+        World {
+            jobs: targets
+                .iter()
+                .map(|(t, _)| crate::gather::Job {
+                    dataset: "p/a".into(),
+                    snapshot: Some("s4".into()),
+                    target: t.to_string(),
+                })
+                .collect(),
+            existing: existing.map(strings),
+            datasets: targets
+                .into_iter()
+                .map(|(_, target)| {
+                    let manifest = manifest();
+                    Ok(crate::gather::Dataset {
+                        listed: all(&manifest),
+                        manifest,
+                        target,
+                    })
+                })
+                .collect(),
+        }
+    }
+
     #[test]
-    fn all_restores_parents_first_below_the_target_path() {
-        let ds = strings(&["zab-a/x/y", "zab-a/x", "zab-b/v", "zab-a/x-z", "zab-a/xy"]);
-        let jobs = all_jobs(&ds, None, "pool/r");
-        let names: Vec<&str> = jobs.iter().map(|(d, _)| d.as_str()).collect();
-        assert_eq!(
-            names,
-            ["zab-a/x", "zab-a/x-z", "zab-a/x/y", "zab-a/xy", "zab-b/v"]
+    fn a_partial_receive_is_aborted_and_a_missing_parent_refused() {
+        let token = Some("1-abc".to_string());
+        let w = world(
+            vec![
+                // A partial receive on a dataset with snapshots: aborted,
+                // and the chain goes on from its snapshot.
+                (
+                    "t/a",
+                    Target::Exists {
+                        snapshots: have(&[("s1", 1)]),
+                        token: token.clone(),
+                    },
+                ),
+                // A new dataset's partial receive: aborted, the whole chain.
+                (
+                    "t/b",
+                    Target::Exists {
+                        snapshots: Vec::new(),
+                        token: token.clone(),
+                    },
+                ),
+                (
+                    "t/c",
+                    Target::Missing {
+                        parent_exists: true,
+                    },
+                ),
+                (
+                    "u/d",
+                    Target::Missing {
+                        parent_exists: false,
+                    },
+                ),
+            ],
+            None,
         );
-        assert_eq!(jobs[2].1, "pool/r/zab-a/x/y");
-        // DATASET and those below it, not its namesakes (x-z, xy).
-        let jobs = all_jobs(&ds, Some("zab-a/x"), "pool");
+        let p = decide(&w, None, &["-u".to_string()], "lab");
+        assert!(p.parents.is_empty());
+        let ok = |i: usize| p.datasets[i].as_ref().unwrap();
+        assert_eq!(ok(0).abort, token);
+        assert_eq!(keys(&ok(0).plan.todo), ["s3", "s4"]);
+        assert_eq!(ok(0).lines, ["zfs recv -u t/a", "zfs recv -u t/a"]);
+        assert_eq!(ok(1).abort, token);
+        assert_eq!(keys(&ok(1).plan.todo), ["s1", "s3", "s4"]);
+        assert_eq!(ok(2).abort, None);
+        assert_eq!(keys(&ok(2).plan.todo), ["s1", "s3", "s4"]);
+        let e = p.datasets[3].as_ref().unwrap_err();
         assert_eq!(
-            jobs,
-            [
-                ("zab-a/x".to_string(), "pool/zab-a/x".to_string()),
-                ("zab-a/x/y".to_string(), "pool/zab-a/x/y".to_string())
-            ]
+            e,
+            "u, the parent of u/d, does not exist on lab (create it first)"
         );
-        assert!(all_jobs(&ds, Some("zab-c"), "pool").is_empty());
+    }
+
+    #[test]
+    fn all_creates_parents_and_a_created_parent_is_no_error() {
+        let w = world(
+            vec![
+                (
+                    "r/p/a",
+                    Target::Missing {
+                        parent_exists: false,
+                    },
+                ),
+                (
+                    "r/p/a/b",
+                    Target::Missing {
+                        parent_exists: false,
+                    },
+                ),
+            ],
+            Some(&["r"]),
+        );
+        let p = decide(&w, Some("r"), &[], "lab");
+        assert_eq!(p.parents, ["r/p"]);
+        assert!(p.datasets.iter().all(Result::is_ok), "{:?}", p.datasets);
     }
 
     #[test]

@@ -72,21 +72,6 @@ impl Running {
     }
 }
 
-/// The shell line that receives `e` into `target`.
-pub fn target_line(e: &Entry, recv_argv: &[String]) -> Result<String, String> {
-    let recv = zab_core::host::quote_argv(recv_argv);
-    match &e.compressor {
-        None => Ok(recv),
-        Some(name) => match zab_core::compress::decompressor(name) {
-            Some(d) => Ok(format!("{d} | {recv}")),
-            None => Err(format!(
-                "{}: compressed with {name:?}, which this zab does not know",
-                e.key
-            )),
-        },
-    }
-}
-
 /// A writer that passes everything on except the last `hold` bytes,
 /// which [`HoldBack::release`] writes once the caller knows they may go.
 struct HoldBack<W> {
