@@ -323,46 +323,8 @@ impl Args {
     /// Checks the command line once and gives the [`Config`] the run reads.
     pub fn config(&self) -> Result<Config, Error> {
         let format = self.backups.naming.format(&self.backup)?;
-        let raw_target = self.backups.target.target_path.as_deref().unwrap_or("");
-        let store = match zab_store::location::is_url(raw_target) {
-            true => Some(zab_store::Location::parse(raw_target).map_err(Error::Usage)?),
-            false => None,
-        };
-        let target_path = match &store {
-            Some(_) => raw_target.to_string(),
-            None => self.backups.target.required_path()?.to_string(),
-        };
-        if store.is_some() {
-            let refused = [
-                (self.destroy_incompatible, "--destroy-incompatible"),
-                (self.rollback, "--rollback"),
-                (self.force, "--force"),
-                (self.backups.target.ssh_target.is_some(), "--ssh-target"),
-            ];
-            if let Some((_, opt)) = refused.iter().find(|(on, _)| *on) {
-                return Err(Error::Usage(format!(
-                    "{opt} is for a ZFS target, not an object store ({raw_target})"
-                )));
-            }
-        } else if self.full_every.is_some() {
-            // A ZFS target keeps every snapshot it received: a new full
-            // stream there would need the dataset destroyed first.
-            return Err(Error::Usage(format!(
-                "--full-every is for an object store (s3://, file://), not a ZFS target ({raw_target})"
-            )));
-        }
-        let exclude = self
-            .exclude_snapshot_pattern
-            .iter()
-            .map(|p| {
-                Regex::new(p).map_err(|e| {
-                    Error::Usage(format!(
-                        "--exclude-snapshot-pattern {p:?}: {}",
-                        regex_why(&e)
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (target_path, store) = self.target()?;
+        let exclude = self.exclude()?;
         let now = self.common.now()?.timestamp();
         Ok(Config {
             backup: self.backup.clone(),
@@ -402,6 +364,55 @@ impl Args {
             store_settings: self.store.clone(),
             full_every: self.full_every,
         })
+    }
+
+    /// TARGET-PATH, and the object store it names (s3://, file://), with
+    /// the options only one kind of target takes refused for the other.
+    fn target(&self) -> Result<(String, Option<zab_store::Location>), Error> {
+        let raw_target = self.backups.target.target_path.as_deref().unwrap_or("");
+        let store = match zab_store::location::is_url(raw_target) {
+            true => Some(zab_store::Location::parse(raw_target).map_err(Error::Usage)?),
+            false => None,
+        };
+        let target_path = match &store {
+            Some(_) => raw_target.to_string(),
+            None => self.backups.target.required_path()?.to_string(),
+        };
+        if store.is_some() {
+            let refused = [
+                (self.destroy_incompatible, "--destroy-incompatible"),
+                (self.rollback, "--rollback"),
+                (self.force, "--force"),
+                (self.backups.target.ssh_target.is_some(), "--ssh-target"),
+            ];
+            if let Some((_, opt)) = refused.iter().find(|(on, _)| *on) {
+                return Err(Error::Usage(format!(
+                    "{opt} is for a ZFS target, not an object store ({raw_target})"
+                )));
+            }
+        } else if self.full_every.is_some() {
+            // A ZFS target keeps every snapshot it received: a new full
+            // stream there would need the dataset destroyed first.
+            return Err(Error::Usage(format!(
+                "--full-every is for an object store (s3://, file://), not a ZFS target ({raw_target})"
+            )));
+        }
+        Ok((target_path, store))
+    }
+
+    /// --exclude-snapshot-pattern, compiled.
+    fn exclude(&self) -> Result<Vec<Regex>, Error> {
+        self.exclude_snapshot_pattern
+            .iter()
+            .map(|p| {
+                Regex::new(p).map_err(|e| {
+                    Error::Usage(format!(
+                        "--exclude-snapshot-pattern {p:?}: {}",
+                        regex_why(&e)
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// The read-only mode of this run's hosts: `--test` and `--plan` run

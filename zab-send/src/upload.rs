@@ -12,6 +12,7 @@
 //! zfs3backup left in the store ([`zfs3backup_tree`]).
 
 use std::collections::BTreeMap;
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -22,7 +23,7 @@ use zab_core::zfs::{DatasetType, Snapshot};
 use zab_core::Host;
 use zab_store::location::{manifest_key, object_key};
 use zab_store::manifest::{Entry, Kind, Manifest, Snap};
-use zab_store::store::Upload;
+use zab_store::store::{Stored, Upload};
 use zab_store::Store;
 
 use crate::board::Board;
@@ -210,6 +211,62 @@ impl<R: std::io::Read> std::io::Read for Counting<R> {
     }
 }
 
+/// How the source side (and zab-ratelimit) ended: None when well, else
+/// the problems, on one line.
+fn source_end(src: &mut Child, limiter: &mut Option<Child>, running: &Running) -> Option<String> {
+    let mut problems = Vec::new();
+    match src.wait() {
+        Ok(st) if st.success() => {}
+        Ok(st) => problems.push(format!(
+            "the sending side failed ({})",
+            zab_core::error::Status::from_exit(st)
+        )),
+        Err(e) => problems.push(e.to_string()),
+    }
+    if let Some(l) = limiter.as_mut() {
+        match l.wait() {
+            Ok(st) if st.success() => {}
+            Ok(st) => problems.push(format!(
+                "zab-ratelimit failed ({})",
+                zab_core::error::Status::from_exit(st)
+            )),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if running.stopped() {
+        problems.insert(0, "interrupted".into());
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// The source side stopped (after a failed upload it may still be
+/// writing) and forgotten.
+fn stop_source(src: &mut Child, limiter: &mut Option<Child>, running: &Running) {
+    let _ = src.kill();
+    let _ = src.wait();
+    if let Some(l) = limiter.as_mut() {
+        let _ = l.kill();
+        let _ = l.wait();
+    }
+    running.remove(src.id());
+    if let Some(l) = limiter {
+        running.remove(l.id());
+    }
+}
+
+/// `e` with what the sending side said on stderr.
+fn with_messages(e: String, msgs: &[String]) -> String {
+    let kept: Vec<String> = msgs
+        .iter()
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    match kept.is_empty() {
+        true => e,
+        false => format!("{e}: {}", kept.join("; ")),
+    }
+}
+
 impl StoreSink<'_> {
     /// The snapshots a stream from `from` to `to` carries (`-I`: every
     /// snapshot after `from` up to `to`).
@@ -244,6 +301,8 @@ impl StoreSink<'_> {
         self.sources.get(source)?.iter().find(|s| s.name == name)
     }
 
+    /// Streams step `r` from `source` (the shell line of `spec`) into one
+    /// object; the record's object and the manifest's entry.
     fn upload(
         &self,
         source: &Host,
@@ -273,11 +332,52 @@ impl StoreSink<'_> {
         };
         let key = object_key(r.dataset, r.snapshot);
         let to = self.snapshot_of(r.source, r.snapshot);
-        let parent = r.from.and_then(|f| self.snapshot_of(r.source, f));
         let est = estimate.clone();
         let estimate_now = move || est.load(Ordering::Relaxed);
-        // zfs3backup's names (its `size` is left out: the estimate is not
-        // known yet when the upload starts; the manifest has the sizes).
+        let up = Upload {
+            estimate: &estimate_now,
+            metadata: self.metadata(r, to),
+            jobs: self.store.upload_jobs,
+        };
+        let mut source_failed = None;
+        // The upload completes only when the source side succeeded.
+        let mut finish = || match source_end(&mut src, &mut limiter, running) {
+            None => Ok(()),
+            Some(problems) => {
+                let e = format!("{problems}; the upload was aborted");
+                source_failed = Some(problems);
+                Err(e)
+            }
+        };
+        let stored = self.store.put(&key, &mut input, &up, &mut finish);
+        drop(input);
+        stop_source(&mut src, &mut limiter, running);
+        if let Some((board, id)) = shown {
+            board.remove(id);
+        }
+        let msgs = src_err.join().unwrap_or_default();
+        let stored = stored.map_err(|e| match source_failed {
+            Some(_) => with_messages(e.to_string(), &msgs),
+            None => e.to_string(),
+        })?;
+        let stream_bytes = match self.compressor {
+            None if spec.send_pipes.is_empty() => stored.bytes,
+            _ => estimate.load(Ordering::Relaxed),
+        };
+        let entry = self.entry(r, key.clone(), &stored, stream_bytes);
+        let object = StoredObject {
+            key: self.store.url_of(&key),
+            stored_bytes: stored.bytes,
+            stream_bytes,
+            sha256: stored.sha256,
+        };
+        Ok((object, entry))
+    }
+
+    /// The object's metadata, in zfs3backup's names (its `size` is left
+    /// out: the estimate is not known yet when the upload starts; the
+    /// manifest has the sizes).
+    fn metadata(&self, r: &Receive, to: Option<&Snapshot>) -> Vec<(String, String)> {
         let mut metadata = Vec::new();
         match r.from {
             None => metadata.push(("isfull".to_string(), "true".to_string())),
@@ -289,77 +389,15 @@ impl StoreSink<'_> {
         if let Some(s) = to {
             metadata.push(("guid".into(), s.guid.to_string()));
         }
-        let up = Upload {
-            estimate: &estimate_now,
-            metadata,
-            jobs: self.store.upload_jobs,
-        };
-        let mut source_failed = None;
-        let mut finish = || -> Result<(), String> {
-            let mut problems = Vec::new();
-            match src.wait() {
-                Ok(st) if st.success() => {}
-                Ok(st) => problems.push(format!(
-                    "the sending side failed ({})",
-                    zab_core::error::Status::from_exit(st)
-                )),
-                Err(e) => problems.push(e.to_string()),
-            }
-            if let Some(l) = limiter.as_mut() {
-                match l.wait() {
-                    Ok(st) if st.success() => {}
-                    Ok(st) => problems.push(format!(
-                        "zab-ratelimit failed ({})",
-                        zab_core::error::Status::from_exit(st)
-                    )),
-                    Err(e) => problems.push(e.to_string()),
-                }
-            }
-            if running.stopped() {
-                problems.insert(0, "interrupted".into());
-            }
-            match problems.is_empty() {
-                true => Ok(()),
-                false => {
-                    source_failed = Some(problems.join("; "));
-                    Err(format!("{}; the upload was aborted", problems.join("; ")))
-                }
-            }
-        };
-        let stored = self.store.put(&key, &mut input, &up, &mut finish);
-        drop(input);
-        // After a failed upload, the source side may still be writing.
-        let _ = src.kill();
-        let _ = src.wait();
-        if let Some(l) = limiter.as_mut() {
-            let _ = l.kill();
-            let _ = l.wait();
-        }
-        running.remove(src.id());
-        if let Some(l) = &limiter {
-            running.remove(l.id());
-        }
-        if let Some((board, id)) = shown {
-            board.remove(id);
-        }
-        let msgs = src_err.join().unwrap_or_default();
-        let stored = stored.map_err(|e| {
-            let kept: Vec<String> = msgs
-                .iter()
-                .map(|m| m.trim().to_string())
-                .filter(|m| !m.is_empty())
-                .collect();
-            match (source_failed.is_some(), kept.is_empty()) {
-                (true, false) => format!("{e}: {}", kept.join("; ")),
-                _ => e.to_string(),
-            }
-        })?;
-        let stream_bytes = match self.compressor {
-            None if spec.send_pipes.is_empty() => stored.bytes,
-            _ => estimate.load(Ordering::Relaxed),
-        };
-        let entry = Entry {
-            key: key.clone(),
+        metadata
+    }
+
+    /// The manifest's entry of step `r`, stored as `stored` under `key`.
+    fn entry(&self, r: &Receive, key: String, stored: &Stored, stream_bytes: u64) -> Entry {
+        let to = self.snapshot_of(r.source, r.snapshot);
+        let parent = r.from.and_then(|f| self.snapshot_of(r.source, f));
+        Entry {
+            key,
             kind: if r.from.is_some() {
                 Kind::Incremental
             } else {
@@ -377,14 +415,7 @@ impl StoreSink<'_> {
             stream_bytes,
             sha256: stored.sha256.clone(),
             stored: self.now.clone(),
-        };
-        let object = StoredObject {
-            key: self.store.url_of(&key),
-            stored_bytes: stored.bytes,
-            stream_bytes,
-            sha256: stored.sha256,
-        };
-        Ok((object, entry))
+        }
     }
 
     /// Adds `e` to `dataset`'s manifest and writes it.

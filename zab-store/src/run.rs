@@ -126,6 +126,8 @@ impl<'a> Incomplete<'a> {
     }
 }
 
+/// `ls`: one line (or record) per dataset's chain, then per unfinished
+/// upload.
 fn ls(store: &Store, human: bool) -> Result<(), Error> {
     store.check(false).map_err(store_err)?;
     let listed = store.list("").map_err(store_err)?;
@@ -142,71 +144,87 @@ fn ls(store: &Store, human: bool) -> Result<(), Error> {
         )?;
     }
     for m in manifests.values() {
-        let c = Chain {
-            kind: "chain",
-            dataset: &m.dataset,
-            health: manifest::health(m, &sizes),
-            objects: m
-                .objects
-                .iter()
-                .map(|e| Shown {
-                    key: &e.key,
-                    kind: e.kind,
-                    snapshot: &e.snapshot,
-                    parent: e.parent.as_deref(),
-                    stored_bytes: e.stored_bytes,
-                    stored: &e.stored,
-                    no_manifest: described(e),
-                })
-                .collect(),
-            stored_bytes: m.objects.iter().map(|e| e.stored_bytes).sum(),
-        };
-        if human {
-            let status = match &c.health {
-                Health::Healthy => "healthy".to_string(),
-                Health::Broken(why) => format!("broken: {why}"),
-            };
-            writeln!(
-                out,
-                "{:<40} {:>8} {:>12}  {status}",
-                c.dataset,
-                c.objects.len(),
-                zab_core::cli::format_bytes(c.stored_bytes)
-            )?;
-            for o in &c.objects {
-                writeln!(
-                    out,
-                    "  {:<38} {:>8} {:>12}  {}",
-                    o.key,
-                    format!("{:?}", o.kind).to_lowercase(),
-                    zab_core::cli::format_bytes(o.stored_bytes),
-                    o.stored
-                )?;
-            }
-        } else {
-            serde_json::to_writer(&mut out, &c).map_err(|e| Error::Io(e.to_string()))?;
-            writeln!(out)?;
+        let c = chain(m, &sizes);
+        match human {
+            true => chain_lines(&mut out, &c)?,
+            false => record(&mut out, &c)?,
         }
     }
     for u in &unfinished {
-        if human {
-            let bytes = u
-                .bytes
-                .map(|b| format!("{}, ", zab_core::cli::format_bytes(b)))
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "incomplete upload {} ({bytes}started {}; zab-store clean)",
-                u.key,
-                u.modified.to_rfc3339()
-            )?;
-        } else {
-            serde_json::to_writer(&mut out, &Incomplete::of(u, "incomplete", None))
-                .map_err(|e| Error::Io(e.to_string()))?;
-            writeln!(out)?;
+        match human {
+            true => {
+                let bytes = u
+                    .bytes
+                    .map(|b| format!("{}, ", zab_core::cli::format_bytes(b)))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "incomplete upload {} ({bytes}started {}; zab-store clean)",
+                    u.key,
+                    u.modified.to_rfc3339()
+                )?;
+            }
+            false => record(&mut out, &Incomplete::of(u, "incomplete", None))?,
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// `ls`'s record of a dataset's chain, given the sizes of the objects
+/// listed.
+fn chain<'a>(m: &'a Manifest, sizes: &[(String, u64)]) -> Chain<'a> {
+    Chain {
+        kind: "chain",
+        dataset: &m.dataset,
+        health: manifest::health(m, sizes),
+        objects: m
+            .objects
+            .iter()
+            .map(|e| Shown {
+                key: &e.key,
+                kind: e.kind,
+                snapshot: &e.snapshot,
+                parent: e.parent.as_deref(),
+                stored_bytes: e.stored_bytes,
+                stored: &e.stored,
+                no_manifest: described(e),
+            })
+            .collect(),
+        stored_bytes: m.objects.iter().map(|e| e.stored_bytes).sum(),
+    }
+}
+
+/// `ls -h`'s lines of a chain: the dataset's, then one per object.
+fn chain_lines(out: &mut dyn Write, c: &Chain) -> Result<(), Error> {
+    let status = match &c.health {
+        Health::Healthy => "healthy".to_string(),
+        Health::Broken(why) => format!("broken: {why}"),
+    };
+    writeln!(
+        out,
+        "{:<40} {:>8} {:>12}  {status}",
+        c.dataset,
+        c.objects.len(),
+        zab_core::cli::format_bytes(c.stored_bytes)
+    )?;
+    for o in &c.objects {
+        writeln!(
+            out,
+            "  {:<38} {:>8} {:>12}  {}",
+            o.key,
+            format!("{:?}", o.kind).to_lowercase(),
+            zab_core::cli::format_bytes(o.stored_bytes),
+            o.stored
+        )?;
+    }
+    Ok(())
+}
+
+/// One record, one line.
+fn record(out: &mut dyn Write, r: &impl Serialize) -> Result<(), Error> {
+    serde_json::to_writer(&mut *out, r).map_err(|e| Error::Io(e.to_string()))?;
+    writeln!(out)?;
     Ok(())
 }
 

@@ -123,6 +123,57 @@ fn get(pairs: &[(String, String)], key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The profile in use: its name, and its sections of the credentials and
+/// config files.
+struct Profile {
+    name: String,
+    credentials: Vec<(String, String)>,
+    config: Vec<(String, String)>,
+}
+
+impl Profile {
+    /// --aws-profile, else AWS_PROFILE, else `default`.
+    fn find(s: &Settings, env: &dyn Fn(&str) -> Option<String>, files: &Files) -> Profile {
+        let name = s
+            .aws_profile
+            .clone()
+            .or_else(|| env("AWS_PROFILE"))
+            .unwrap_or_else(|| "default".into());
+        let config_name = if name == "default" {
+            "default".to_string()
+        } else {
+            format!("profile {name}")
+        };
+        let of = |text: &Option<String>, section_name: &str| {
+            text.as_deref()
+                .map(|t| section(t, section_name))
+                .unwrap_or_default()
+        };
+        Profile {
+            credentials: of(&files.credentials, &name),
+            config: of(&files.config, &config_name),
+            name,
+        }
+    }
+
+    /// `key` from the credentials file's section, else the config file's.
+    fn get(&self, key: &str) -> Option<String> {
+        get(&self.credentials, key).or_else(|| get(&self.config, key))
+    }
+
+    /// The profile's keys, and where they were found.
+    fn keys(&self) -> Option<(Credentials, String)> {
+        Some((
+            Credentials {
+                key_id: self.get("aws_access_key_id")?,
+                secret: self.get("aws_secret_access_key")?,
+                token: self.get("aws_session_token"),
+            },
+            format!("profile {} of ~/.aws", self.name),
+        ))
+    }
+}
+
 /// Resolves the options with the environment `env` and the files.
 pub fn resolve(
     s: &Settings,
@@ -130,77 +181,21 @@ pub fn resolve(
     files: &Files,
 ) -> Result<Resolved, String> {
     let env = |k: &str| env(k).filter(|v| !v.is_empty());
-    let profile = s
-        .aws_profile
-        .clone()
-        .or_else(|| env("AWS_PROFILE"))
-        .unwrap_or_else(|| "default".into());
-    let creds_section = files
-        .credentials
-        .as_deref()
-        .map(|t| section(t, &profile))
-        .unwrap_or_default();
-    let config_name = if profile == "default" {
-        "default".to_string()
-    } else {
-        format!("profile {profile}")
-    };
-    let config_section = files
-        .config
-        .as_deref()
-        .map(|t| section(t, &config_name))
-        .unwrap_or_default();
-    let from_profile = || {
-        let key_id = get(&creds_section, "aws_access_key_id")
-            .or_else(|| get(&config_section, "aws_access_key_id"))?;
-        let secret = get(&creds_section, "aws_secret_access_key")
-            .or_else(|| get(&config_section, "aws_secret_access_key"))?;
-        let token = get(&creds_section, "aws_session_token")
-            .or_else(|| get(&config_section, "aws_session_token"));
-        Some((
-            Credentials {
-                key_id,
-                secret,
-                token,
-            },
-            format!("profile {profile} of ~/.aws"),
-        ))
-    };
-    let from_env = || {
-        Some((
-            Credentials {
-                key_id: env("AWS_ACCESS_KEY_ID")?,
-                secret: env("AWS_SECRET_ACCESS_KEY")?,
-                token: env("AWS_SESSION_TOKEN"),
-            },
-            "the environment".to_string(),
-        ))
-    };
-    // A profile named on the command line wins over the environment's keys.
-    let found = if s.aws_profile.is_some() {
-        from_profile()
-    } else {
-        from_env().or_else(from_profile)
-    };
-    let Some((credentials, from)) = found else {
-        return Err(format!(
-            "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give \
-             aws_access_key_id and aws_secret_access_key in profile {profile} of ~/.aws/credentials"
-        ));
-    };
+    let profile = Profile::find(s, &env, files);
+    let (credentials, from) = credentials(s, &env, &profile)?;
     let region = s
         .region
         .clone()
         .or_else(|| env("AWS_REGION"))
         .or_else(|| env("AWS_DEFAULT_REGION"))
-        .or_else(|| get(&config_section, "region"))
+        .or_else(|| get(&profile.config, "region"))
         .unwrap_or_else(|| "us-east-1".into());
     let endpoint = s
         .endpoint
         .clone()
         .or_else(|| env("AWS_ENDPOINT_URL_S3"))
         .or_else(|| env("AWS_ENDPOINT_URL"))
-        .or_else(|| get(&config_section, "endpoint_url"));
+        .or_else(|| get(&profile.config, "endpoint_url"));
     if let Some(e) = &endpoint {
         if !(e.starts_with("http://") || e.starts_with("https://")) {
             return Err(format!(
@@ -213,6 +208,36 @@ pub fn resolve(
         region,
         endpoint,
         from,
+    })
+}
+
+/// The keys, and where they were found: a profile named on the command
+/// line wins over the environment's keys, which win over the profile's.
+fn credentials(
+    s: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+    profile: &Profile,
+) -> Result<(Credentials, String), String> {
+    let from_env = || {
+        Some((
+            Credentials {
+                key_id: env("AWS_ACCESS_KEY_ID")?,
+                secret: env("AWS_SECRET_ACCESS_KEY")?,
+                token: env("AWS_SESSION_TOKEN"),
+            },
+            "the environment".to_string(),
+        ))
+    };
+    let found = match s.aws_profile {
+        Some(_) => profile.keys(),
+        None => from_env().or_else(|| profile.keys()),
+    };
+    found.ok_or_else(|| {
+        format!(
+            "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give \
+             aws_access_key_id and aws_secret_access_key in profile {} of ~/.aws/credentials",
+            profile.name
+        )
     })
 }
 

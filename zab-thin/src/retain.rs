@@ -119,32 +119,86 @@ pub fn plan_with(
     schedule: &Schedule,
     now: i64,
 ) -> Retention {
-    let len = m.objects.len();
-    // Each entry's parent, and whether it restores from whole objects
-    // (itself whole, and a full stream or the parent restores).
-    let parents: Vec<Option<usize>> = (0..len).map(|i| chain::parent(m, i)).collect();
-    let mut restores = vec![false; len];
-    for i in 0..len {
-        restores[i] = whole(m, listed, i)
-            && match m.objects[i].kind {
-                Kind::Full => true,
-                Kind::Incremental => parents[i].is_some_and(|p| restores[p]),
-            };
+    let chains = Chains::of(m, listed);
+    let (plan, guids, kept) = verdicts(m, &chains, time, schedule, now);
+    let mut needs = Needs {
+        why: vec![None; m.objects.len()],
+        broken: Vec::new(),
+    };
+    needs.kept(m, listed, &chains, &kept);
+    let (fates, still) = fates(m, listed, needs.why);
+    let kept = guids.iter().filter(|g| still.contains(g)).count();
+    Retention {
+        plan,
+        fates,
+        broken: needs.broken,
+        kept,
     }
-    // The carriers of each guid, oldest first.
-    let mut carriers: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for (i, e) in m.objects.iter().enumerate() {
-        for s in &e.snapshots {
-            carriers.entry(s.guid).or_default().push(i);
+}
+
+/// The dataset's chains, as thinning reads them.
+struct Chains {
+    /// Each entry's parent ([`chain::parent`]).
+    parents: Vec<Option<usize>>,
+    /// Whether each entry restores from whole objects (itself whole, and a
+    /// full stream or its parent restores).
+    restores: Vec<bool>,
+    /// The carriers of each guid, oldest first.
+    carriers: BTreeMap<u64, Vec<usize>>,
+}
+
+impl Chains {
+    fn of(m: &Manifest, listed: &BTreeMap<String, u64>) -> Chains {
+        let len = m.objects.len();
+        let parents: Vec<Option<usize>> = (0..len).map(|i| chain::parent(m, i)).collect();
+        let mut restores = vec![false; len];
+        for i in 0..len {
+            restores[i] = whole(m, listed, i)
+                && match m.objects[i].kind {
+                    Kind::Full => true,
+                    Kind::Incremental => parents[i].is_some_and(|p| restores[p]),
+                };
+        }
+        let mut carriers: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (i, e) in m.objects.iter().enumerate() {
+            for s in &e.snapshots {
+                carriers.entry(s.guid).or_default().push(i);
+            }
+        }
+        Chains {
+            parents,
+            restores,
+            carriers,
         }
     }
-    // The object that restores a snapshot: its newest carrier that does.
-    let restoring = |g: u64| -> Option<usize> {
-        carriers
-            .get(&g)
-            .and_then(|c| c.iter().rev().find(|&&i| restores[i]).copied())
-    };
 
+    /// The object that restores the snapshot of guid `g`: its newest
+    /// carrier that does.
+    fn restoring(&self, g: u64) -> Option<usize> {
+        self.carriers
+            .get(&g)
+            .and_then(|c| c.iter().rev().find(|&&i| self.restores[i]).copied())
+    }
+
+    /// The carriers of guid `g`.
+    fn carriers(&self, g: u64) -> &[usize] {
+        self.carriers.get(&g).map_or(&[][..], Vec::as_slice)
+    }
+}
+
+/// A kept snapshot: its name, guid, and why it is kept.
+type Kept = (String, u64, &'static str);
+
+/// The schedule's verdicts on our snapshots (the newest, and the newest
+/// that restores, protected), their guids, and every kept snapshot,
+/// oldest first, those not ours last.
+fn verdicts(
+    m: &Manifest,
+    chains: &Chains,
+    time: &dyn Fn(&str) -> Option<i64>,
+    schedule: &Schedule,
+    now: i64,
+) -> (Plan, Vec<u64>, Vec<Kept>) {
     let mut plan = Plan {
         names: Vec::new(),
         times: Vec::new(),
@@ -166,7 +220,7 @@ pub fn plan_with(
     let restorable = guids
         .iter()
         .rev()
-        .find(|&&g| restoring(g).is_some())
+        .find(|&&g| chains.restoring(g).is_some())
         .copied();
     let n = guids.len();
     let protected: Vec<bool> = guids
@@ -175,9 +229,7 @@ pub fn plan_with(
         .map(|(i, g)| i + 1 == n || Some(*g) == restorable)
         .collect();
     plan.verdicts = schedule.explain(&plan.times, &protected, now);
-
-    // The kept snapshots, oldest first: (name, guid, why it is kept).
-    let mut kept: Vec<(String, u64, &str)> = Vec::new();
+    let mut kept: Vec<Kept> = Vec::new();
     for (i, ((name, g), v)) in plan
         .names
         .iter()
@@ -197,67 +249,107 @@ pub fn plan_with(
     for (name, g) in foreign {
         kept.push((name, g, "not ours"));
     }
+    (plan, guids, kept)
+}
 
-    let mut need: Vec<Option<String>> = vec![None; len];
-    let mut broken: Vec<String> = Vec::new();
-    let mut note = |what: String| {
-        if !broken.contains(&what) {
-            broken.push(what);
+/// Why each entry is needed (None: it is not), and what is broken.
+struct Needs {
+    why: Vec<Option<String>>,
+    broken: Vec<String>,
+}
+
+impl Needs {
+    fn note(&mut self, what: String) {
+        if !self.broken.contains(&what) {
+            self.broken.push(what);
         }
-    };
-    // First the carriers, so that an object carrying a kept snapshot says
-    // so; then their chains, walked back until a walked one.
-    let mut walks: Vec<(String, usize)> = Vec::new();
-    let mut walked = vec![false; len];
-    for (name, g, why) in &kept {
-        if let Some(c) = restoring(*g) {
-            need[c].get_or_insert_with(|| format!("carries @{name} ({why})"));
-            walks.push((name.clone(), c));
-            continue;
+    }
+
+    /// What the kept snapshots need: first the carriers, so that an object
+    /// carrying a kept snapshot says so; then their chains, walked back
+    /// until a walked one.
+    fn kept(
+        &mut self,
+        m: &Manifest,
+        listed: &BTreeMap<String, u64>,
+        chains: &Chains,
+        kept: &[Kept],
+    ) {
+        let mut walks: Vec<(&str, usize)> = Vec::new();
+        for (name, g, why) in kept {
+            match chains.restoring(*g) {
+                Some(c) => {
+                    self.why[c].get_or_insert_with(|| format!("carries @{name} ({why})"));
+                    walks.push((name, c));
+                }
+                None => self.broken_chain(m, listed, chains.carriers(*g), name, why),
+            }
         }
-        // Not restorable: keep all that its carriers reach, and report.
-        for &c in carriers.get(g).map_or(&[][..], Vec::as_slice) {
-            need[c].get_or_insert_with(|| format!("carries @{name} ({why}; its chain is broken)"));
+        let mut walked = vec![false; m.objects.len()];
+        for (name, c) in walks {
+            let mut at = Some(c);
+            while let Some(j) = at {
+                if walked[j] {
+                    break;
+                }
+                walked[j] = true;
+                self.why[j].get_or_insert_with(|| format!("parent of @{name}"));
+                at = chains.parents[j];
+            }
+        }
+    }
+
+    /// A kept snapshot that does not restore: all that its `carriers`
+    /// reach stays (and, past a parent no earlier object carries, every
+    /// older object), and the break is reported.
+    fn broken_chain(
+        &mut self,
+        m: &Manifest,
+        listed: &BTreeMap<String, u64>,
+        carriers: &[usize],
+        name: &str,
+        why: &str,
+    ) {
+        for &c in carriers {
+            self.why[c]
+                .get_or_insert_with(|| format!("carries @{name} ({why}; its chain is broken)"));
             let w = chain::walk(m, c);
             for &j in &w.entries {
                 let e = &m.objects[j];
                 match listed.get(&e.key) {
-                    None => note(format!("object {} is missing", e.key)),
-                    Some(&size) if size != e.stored_bytes => note(format!(
+                    None => self.note(format!("object {} is missing", e.key)),
+                    Some(&size) if size != e.stored_bytes => self.note(format!(
                         "object {} is incomplete ({size} bytes of {})",
                         e.key, e.stored_bytes
                     )),
                     Some(_) => {}
                 }
-                need[j].get_or_insert_with(|| format!("parent of @{name} (a broken chain)"));
+                self.why[j].get_or_insert_with(|| format!("parent of @{name} (a broken chain)"));
             }
             if !w.complete {
                 let first = w.entries[0];
                 let e = &m.objects[first];
-                note(format!(
+                self.note(format!(
                     "{}: no earlier object carries its parent @{}",
                     e.key,
                     e.parent.as_deref().unwrap_or("?")
                 ));
-                for slot in need.iter_mut().take(first) {
+                for slot in self.why.iter_mut().take(first) {
                     slot.get_or_insert_with(|| format!("older than the break in @{name}'s chain"));
                 }
             }
         }
     }
-    for (name, c) in walks {
-        let mut at = Some(c);
-        while let Some(j) = at {
-            if walked[j] {
-                break;
-            }
-            walked[j] = true;
-            need[j].get_or_insert_with(|| format!("parent of @{name}"));
-            at = parents[j];
-        }
-    }
+}
 
-    let mut fates = Vec::with_capacity(len);
+/// Each entry's fate from why it is needed and whether it is listed; the
+/// guids still in the store afterwards.
+fn fates(
+    m: &Manifest,
+    listed: &BTreeMap<String, u64>,
+    need: Vec<Option<String>>,
+) -> (Vec<Fate>, std::collections::BTreeSet<u64>) {
+    let mut fates = Vec::with_capacity(need.len());
     let mut still: std::collections::BTreeSet<u64> = Default::default();
     for (i, why) in need.into_iter().enumerate() {
         let e = &m.objects[i];
@@ -279,13 +371,7 @@ pub fn plan_with(
             (None, false) => Fate::Drop,
         });
     }
-    let kept = guids.iter().filter(|g| still.contains(g)).count();
-    Retention {
-        plan,
-        fates,
-        broken,
-        kept,
-    }
+    (fates, still)
 }
 
 /// `m` without the entries of `gone` (indexes), in order.
