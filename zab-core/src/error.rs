@@ -147,6 +147,13 @@ impl CommandError {
         self.via_ssh && self.status == Status::Code(255)
     }
 
+    /// True when `zfs` said the dataset it was given does not exist
+    /// (`cannot open 'NAME': dataset does not exist`): the one place that
+    /// reads zfs's words for it.
+    pub fn no_such_dataset(&self) -> bool {
+        self.program == "zfs" && self.stderr.contains("dataset does not exist")
+    }
+
     /// True when the program itself is missing on the host.
     pub fn not_found(&self) -> bool {
         match &self.status {

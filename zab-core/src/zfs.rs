@@ -448,25 +448,80 @@ pub fn list_target_tree_args(root: &str) -> Vec<String> {
     )
 }
 
+/// The argv that lists the tree a restore receives into: the datasets
+/// below `root` (only its children with `depth_1`) and their snapshots,
+/// with guids and resume tokens, oldest first: one call.
+pub fn list_restore_tree_args(root: &str, depth_1: bool) -> Vec<String> {
+    let scope = match depth_1 {
+        true => OLDEST_FIRST_DEPTH_1,
+        false => OLDEST_FIRST_RECURSIVE,
+    };
+    list_args(
+        "filesystem,volume,snapshot",
+        RESTORE_COLUMNS,
+        scope,
+        &[root],
+    )
+}
+
+/// [`list_restore_tree_args`]'s columns.
+const RESTORE_COLUMNS: &str = "name,createtxg,guid,receive_resume_token";
+
 /// Parses [`list_tree_args`] output of the tree under `root`.
 pub fn parse_tree(output: &str, root: &str) -> Result<Tree, String> {
-    parse_tree_columns(output, root, false)
+    parse_tree_columns(output, root, Columns::Fast)
 }
 
 /// Parses [`list_target_tree_args`] output of the tree under `root`.
 pub fn parse_target_tree(output: &str, root: &str) -> Result<Tree, String> {
-    parse_tree_columns(output, root, true)
+    parse_tree_columns(output, root, Columns::Target)
 }
 
-/// Both tree parsers; `target`: the target tree's seven columns, else the
-/// three fast ones. A row that is neither `root` nor below `root/` is an
-/// error: the listing is not the tree asked for, and a dataset outside it
-/// must never be taken for one of ours.
-fn parse_tree_columns(output: &str, root: &str, target: bool) -> Result<Tree, String> {
+/// Parses [`list_restore_tree_args`] output of the tree under `root`.
+pub fn parse_restore_tree(output: &str, root: &str) -> Result<Tree, String> {
+    parse_tree_columns(output, root, Columns::Restore)
+}
+
+/// Lists the tree a restore receives into (see [`list_restore_tree_args`]);
+/// None when `root` does not exist.
+pub fn list_restore_tree(host: &Host, root: &str, depth_1: bool) -> Result<Option<Tree>, Error> {
+    let argv = list_restore_tree_args(root, depth_1);
+    missing_is_none(query(host, &argv, |out| parse_restore_tree(out, root)))
+}
+
+/// Whether dataset `name` exists on `host` (one `zfs list`).
+pub fn exists(host: &Host, name: &str) -> Result<bool, Error> {
+    missing_is_none(host.output(&replicate::exists_args(name))).map(|o| o.is_some())
+}
+
+/// A `zfs` call's result, with "dataset does not exist" as None.
+fn missing_is_none<T>(r: Result<T, Error>) -> Result<Option<T>, Error> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::Command(c)) if c.no_such_dataset() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The columns of a tree listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Columns {
+    /// [`FAST_COLUMNS`].
+    Fast,
+    /// [`list_target_tree_args`]'s seven.
+    Target,
+    /// [`RESTORE_COLUMNS`].
+    Restore,
+}
+
+/// The tree parsers, by their columns. A row that is neither `root` nor
+/// below `root/` is an error: the listing is not the tree asked for, and a
+/// dataset outside it must never be taken for one of ours.
+fn parse_tree_columns(output: &str, root: &str, columns: Columns) -> Result<Tree, String> {
     let mut tree = Tree::default();
     let mut snaps: Vec<(String, Snapshot)> = Vec::new();
     for (i, line) in output.lines().enumerate() {
-        match parse_tree_row(line, i + 1, root, target)? {
+        match parse_tree_row(line, i + 1, root, columns)? {
             TreeRow::Snapshot {
                 dataset,
                 snapshot,
@@ -529,12 +584,17 @@ fn bad_tree_row(n: usize, line: &str, why: &str) -> String {
 }
 
 /// Row `n` of [`parse_tree_columns`]'s listing, checked on its own.
-fn parse_tree_row(line: &str, n: usize, root: &str, target: bool) -> Result<TreeRow, String> {
+fn parse_tree_row(line: &str, n: usize, root: &str, columns: Columns) -> Result<TreeRow, String> {
     let bad = |why: &str| bad_tree_row(n, line, why);
-    let columns = if target { 7 } else { 3 };
+    let target = columns == Columns::Target;
+    let count = match columns {
+        Columns::Fast => 3,
+        Columns::Target => 7,
+        Columns::Restore => 4,
+    };
     let cols: Vec<&str> = line.split('\t').collect();
-    if cols.len() != columns {
-        return Err(bad(&format!("expected {columns} tab-separated columns")));
+    if cols.len() != count {
+        return Err(bad(&format!("expected {count} tab-separated columns")));
     }
     let num = |v: &str, what: &str| -> Result<u64, String> {
         v.parse()
@@ -581,8 +641,14 @@ fn parse_tree_row(line: &str, n: usize, root: &str, target: bool) -> Result<Tree
                 return Err(bad("unexpected bookmark"));
             }
             num(txg, "createtxg")?;
-            let token =
-                (target && cols[6] != "-" && !cols[6].is_empty()).then(|| cols[6].to_string());
+            let token = match columns {
+                Columns::Fast => None,
+                Columns::Target => Some(cols[6]),
+                Columns::Restore => Some(cols[3]),
+            };
+            let token = token
+                .filter(|t| *t != "-" && !t.is_empty())
+                .map(str::to_string);
             Ok(TreeRow::Dataset {
                 name: name.to_string(),
                 kind,
@@ -879,6 +945,28 @@ mod tests {
         assert!(parse_tree("x@s\t1\t2\n", "x").is_err());
         assert!(parse_tree("treefix#bm\t1\t2\n", "treefix").is_err());
         assert!(parse_target_tree("treefix\tbookmark\t1\t2\t-\t0\t-\n", "treefix").is_err());
+    }
+
+    #[test]
+    fn a_restore_tree_has_guids_and_resume_tokens() {
+        let out =
+            "t/r\t5\t9\t-\nt/r@s1\t6\t11\t-\nt/r/a\t7\t12\t1-e604ea4bf-e0-789c\nt/r@s2\t8\t13\t-\n";
+        let t = parse_restore_tree(out, "t/r").unwrap();
+        assert_eq!(t.datasets.len(), 2);
+        let snaps: Vec<(&str, u64)> = t.snapshots["t/r"]
+            .iter()
+            .map(|s| (s.name.as_str(), s.guid))
+            .collect();
+        assert_eq!(snaps, [("s1", 11), ("s2", 13)]);
+        assert!(t.snapshots["t/r/a"].is_empty());
+        assert_eq!(t.tokens.len(), 1);
+        assert_eq!(t.tokens["t/r/a"], "1-e604ea4bf-e0-789c");
+        assert!(parse_restore_tree("t/r\t5\t9\n", "t/r").is_err());
+        assert!(parse_restore_tree("t/x\t5\t9\t-\n", "t/r").is_err());
+        assert_eq!(
+            list_restore_tree_args("t/r", true).join(" "),
+            "zfs list -H -p -t filesystem,volume,snapshot -o name,createtxg,guid,receive_resume_token -s createtxg -d 1 t/r"
+        );
     }
 
     #[test]

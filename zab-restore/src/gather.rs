@@ -2,13 +2,16 @@
 //! checked: a missing bucket or directory, refused credentials end the
 //! run here); with --all, the datasets it keeps (one listing of the
 //! manifests), and which of them to restore where ([`all_jobs`]: this
-//! file decides what to ask), and the datasets below TARGET-PATH (one
-//! `zfs list`); then for each dataset its manifest, its objects (one
-//! listing of the directory they are in) and its target as it is. A
-//! dataset's failed read is its own error, not the run's.
+//! file decides what to ask), and the tree below TARGET-PATH (one `zfs
+//! list` of its datasets and snapshots with guids and resume tokens);
+//! then for each dataset its manifest, its objects (one listing of the
+//! directory they are in) and its target as it is: from --all's tree, or
+//! one `zfs list` of it (and, only when it does not exist, whether its
+//! parent does). "Does not exist" is zab_core's reading of zfs's error.
+//! A dataset's failed read is its own error, not the run's.
 
 use zab_core::error::Error;
-use zab_core::zfs::replicate::exists_args;
+use zab_core::zfs::Tree;
 use zab_core::Host;
 use zab_store::location::{manifest_dataset, manifest_key, MANIFESTS};
 use zab_store::manifest::Manifest;
@@ -41,8 +44,8 @@ pub struct Dataset {
 pub struct World {
     /// Parents first.
     pub jobs: Vec<Job>,
-    /// --all: the datasets below TARGET-PATH (TARGET-PATH included).
-    pub existing: Option<Vec<String>>,
+    /// --all: the tree below TARGET-PATH (TARGET-PATH included).
+    pub tree: Option<Tree>,
     /// Each job's reads, or why they failed.
     pub datasets: Vec<Result<Dataset, String>>,
 }
@@ -59,7 +62,7 @@ pub fn open(cfg: &Config) -> Result<Store, Error> {
 
 /// The jobs, and each one's reads.
 pub fn gather(cfg: &Config, store: &Store) -> Result<World, Error> {
-    let (jobs, existing) = match &cfg.what {
+    let (jobs, tree) = match &cfg.what {
         What::One {
             dataset,
             snapshot,
@@ -82,7 +85,8 @@ pub fn gather(cfg: &Config, store: &Store) -> Result<World, Error> {
         .map(|job| {
             let manifest = read_manifest(store, &job.dataset)?;
             let listed = listed(store, &job.dataset)?;
-            let target = target_state(&cfg.host, &job.target, existing.as_deref())?;
+            let target =
+                target_state(&cfg.host, &job.target, tree.as_ref()).map_err(|e| e.to_string())?;
             Ok(Dataset {
                 manifest,
                 listed,
@@ -92,7 +96,7 @@ pub fn gather(cfg: &Config, store: &Store) -> Result<World, Error> {
         .collect();
     Ok(World {
         jobs,
-        existing,
+        tree,
         datasets,
     })
 }
@@ -139,23 +143,16 @@ pub fn all_jobs(datasets: &[String], below: Option<&str>, target_path: &str) -> 
         .collect()
 }
 
-/// --all: the filesystems and volumes below TARGET-PATH (one `zfs list`).
-fn below_target_path(host: &Host, target_path: &str) -> Result<Vec<String>, Error> {
-    Ok(host
-        .output(&[
-            "zfs",
-            "list",
-            "-H",
-            "-o",
-            "name",
-            "-t",
-            "filesystem,volume",
-            "-r",
-            target_path,
-        ])?
-        .lines()
-        .map(str::to_string)
-        .collect())
+/// --all: the tree below TARGET-PATH (one `zfs list` of its datasets and
+/// snapshots, with guids and resume tokens); a missing TARGET-PATH is said
+/// as such.
+fn below_target_path(host: &Host, target_path: &str) -> Result<Tree, Error> {
+    zab_core::zfs::list_restore_tree(host, target_path, false)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "TARGET-PATH {target_path} does not exist on {}: create it first (zfs create {target_path})",
+            host.name()
+        ))
+    })
 }
 
 /// The dataset's manifest, with the objects it does not list read from
@@ -188,79 +185,44 @@ fn listed(store: &Store, dataset: &str) -> Result<Vec<(String, u64)>, String> {
         .collect())
 }
 
-/// `zfs list -H -p -o name,receive_resume_token TARGET`.
-fn list_token_args(target: &str) -> Vec<String> {
-    [
-        "zfs",
-        "list",
-        "-H",
-        "-p",
-        "-o",
-        "name,receive_resume_token",
-        target,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// The resume token in `zfs list -H -p -o name,receive_resume_token`'s
-/// line, None when there is none (`-`).
-fn token_of(line: &str) -> Option<String> {
-    let (_, token) = line.trim_end_matches('\n').split_once('\t')?;
-    let token = token.trim();
-    (!token.is_empty() && token != "-").then(|| token.to_string())
-}
-
-/// The target as it is: its snapshots and resume token, or whether its
-/// parent exists (in `existing`, --all's listing of everything below
-/// TARGET-PATH, or else asked).
-fn target_state(host: &Host, target: &str, existing: Option<&[String]>) -> Result<Target, String> {
-    let missing = |e: &Error| matches!(e, Error::Command(c) if c.stderr.contains("does not exist"));
-    let token = match host.output(&list_token_args(target)) {
-        Ok(line) => token_of(&line),
-        Err(e) if missing(&e) => {
-            let parent_exists = match (zab_core::zfs::parent_of(target), existing) {
-                (None, _) => true,
-                (Some(parent), Some(existing)) => existing.iter().any(|d| d == parent),
-                (Some(parent), None) => match host.output(&exists_args(parent)) {
-                    Ok(_) => true,
-                    Err(e) if missing(&e) => false,
-                    Err(e) => return Err(e.to_string()),
-                },
-            };
-            return Ok(Target::Missing { parent_exists });
+/// The target as it is: its snapshots and resume token, from --all's
+/// `tree` (below TARGET-PATH), else from one `zfs list` of it; when it does
+/// not exist, whether its parent does (in `tree`, else asked).
+fn target_state(host: &Host, target: &str, tree: Option<&Tree>) -> Result<Target, Error> {
+    let listed;
+    let tree = match tree {
+        Some(t) => Some(t),
+        None => {
+            listed = zab_core::zfs::list_restore_tree(host, target, true)?;
+            listed.as_ref()
         }
-        Err(e) => return Err(e.to_string()),
     };
-    let all = zab_core::zfs::list_snapshots(host, &[target]).map_err(|e| e.to_string())?;
-    let snapshots = all
-        .get(target)
-        .map(|v| {
-            v.iter()
+    if let Some(snapshots) = tree.and_then(|t| t.snapshots.get(target)) {
+        return Ok(Target::Exists {
+            snapshots: snapshots
+                .iter()
                 .map(|s| Have {
                     name: s.name.clone(),
                     guid: s.guid,
                 })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Target::Exists { snapshots, token })
+                .collect(),
+            token: tree.and_then(|t| t.tokens.get(target).cloned()),
+        });
+    }
+    let parent_exists = match zab_core::zfs::parent_of(target) {
+        None => true,
+        // --all: every target's parent is TARGET-PATH or below it.
+        Some(parent) => match tree {
+            Some(t) => t.snapshots.contains_key(parent),
+            None => zab_core::zfs::exists(host, parent)?,
+        },
+    };
+    Ok(Target::Missing { parent_exists })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_resume_token_is_read_from_zfs_list() {
-        assert_eq!(token_of("pool/r\t-\n"), None);
-        assert_eq!(
-            token_of("pool/r\t1-e604ea4bf-e0-789c63a2\n").as_deref(),
-            Some("1-e604ea4bf-e0-789c63a2")
-        );
-        assert_eq!(token_of("pool/r"), None);
-    }
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

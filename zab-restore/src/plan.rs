@@ -81,8 +81,11 @@ pub fn decide<'a>(
     host: &str,
 ) -> Plans<'a> {
     let targets: Vec<String> = world.jobs.iter().map(|j| j.target.clone()).collect();
-    let parents = match (target_path, &world.existing) {
-        (Some(path), Some(existing)) => parents_to_create(&targets, path, existing),
+    let parents = match (target_path, &world.tree) {
+        (Some(path), Some(tree)) => {
+            let existing: Vec<String> = tree.datasets.iter().map(|(d, _)| d.clone()).collect();
+            parents_to_create(&targets, path, &existing)
+        }
         _ => Vec::new(),
     };
     let datasets = world
@@ -459,7 +462,10 @@ mod tests {
                     target: t.to_string(),
                 })
                 .collect(),
-            existing: existing.map(strings),
+            tree: existing.map(|e| zab_core::zfs::Tree {
+                datasets: e.iter().map(|d| (d.to_string(), None)).collect(),
+                ..Default::default()
+            }),
             datasets: targets
                 .into_iter()
                 .map(|(_, target)| {

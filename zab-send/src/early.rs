@@ -67,12 +67,10 @@ fn list_target(host: &Host, root: &str) -> Result<Tree, Error> {
     match zfs::query(host, &listing::target_args(root), |out| {
         listing::parse_target(out, root)
     }) {
-        Err(Error::Command(c)) if c.stderr.contains("dataset does not exist") => {
-            Err(Error::Usage(format!(
-                "TARGET-PATH {root} does not exist on {}: create it first (zfs create {root})",
-                host.name()
-            )))
-        }
+        Err(Error::Command(c)) if c.no_such_dataset() => Err(Error::Usage(format!(
+            "TARGET-PATH {root} does not exist on {}: create it first (zfs create {root})",
+            host.name()
+        ))),
         other => other,
     }
 }
