@@ -14,7 +14,7 @@
 //! whether a partial receive on a target is aborted first, and each
 //! object's receiving command line.
 
-use zab_store::manifest::{Entry, Kind, Manifest};
+use zab_store::manifest::{Entry, Manifest};
 
 use crate::gather::World;
 
@@ -150,35 +150,19 @@ pub fn target_line(e: &Entry, recv_argv: &[String]) -> Result<String, String> {
     }
 }
 
-/// The chain that ends with object `idx`, full stream first; an error
-/// when a parent is in no earlier object.
+/// The chain that ends with object `idx`, full stream first
+/// ([`zab_store::chain::walk`]); an error when a parent is in no earlier
+/// object.
 fn chain_to(m: &Manifest, idx: usize) -> Result<Vec<usize>, String> {
-    let mut out = vec![idx];
-    let mut at = idx;
-    loop {
-        let e = &m.objects[at];
-        if e.kind == Kind::Full {
-            break;
-        }
-        let (Some(p), g) = (&e.parent, e.parent_guid) else {
-            return Err(format!("{}: an incremental without a parent", e.key));
-        };
-        let Some(j) = (0..at).rev().find(|&j| {
-            m.objects[j]
-                .snapshots
-                .iter()
-                .any(|s| &s.name == p && zab_store::manifest::same_guid(s.guid, g))
-        }) else {
-            return Err(format!(
-                "{}: its parent @{p} is in no earlier object",
-                e.key
-            ));
-        };
-        out.push(j);
-        at = j;
+    let w = zab_store::chain::walk(m, idx);
+    if w.complete {
+        return Ok(w.entries);
     }
-    out.reverse();
-    Ok(out)
+    let e = &m.objects[w.entries[0]];
+    Err(match &e.parent {
+        None => format!("{}: an incremental without a parent", e.key),
+        Some(p) => format!("{}: its parent @{p} is in no earlier object", e.key),
+    })
 }
 
 /// Whether every object of `chain` is in the store at its size.

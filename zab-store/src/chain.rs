@@ -1,29 +1,32 @@
 //! A dataset's chains, from its manifest: which earlier object each
 //! incremental continues, and every object a snapshot needs to be
 //! restored (its chain, from a full stream up to the object that carries
-//! it). Pure; zab-thin's store retention and zab-send's `--full-every`
-//! read chains through it.
+//! it). Pure; the one chain walker: zab-restore's plan, the chains'
+//! health (manifest.rs), zab-thin's store retention and zab-send's
+//! `--full-every` read chains through it.
 //!
 //! An incremental continues the newest earlier object that carries its
 //! parent by name and guid, as zab-restore walks it back (zfs3backup's
 //! `parent` links, with guids).
 
-use crate::manifest::{Kind, Manifest};
+use crate::manifest::{same_guid, Kind, Manifest};
 
 /// The entry (index into `m.objects`) that entry `i` continues: for an
 /// incremental, the newest earlier entry carrying its parent by name and
-/// guid. None for a full stream, or when no earlier entry carries it.
+/// guid ([`same_guid`]: by name alone for zfs3backup's objects, which
+/// have none). None for a full stream, or when no earlier entry carries
+/// it.
 pub fn parent(m: &Manifest, i: usize) -> Option<usize> {
     let e = m.objects.get(i)?;
     if e.kind == Kind::Full {
         return None;
     }
-    let (name, guid) = (e.parent.as_deref()?, e.parent_guid?);
+    let name = e.parent.as_deref()?;
     (0..i).rev().find(|&j| {
         m.objects[j]
             .snapshots
             .iter()
-            .any(|s| s.name == name && s.guid == guid)
+            .any(|s| s.name == name && same_guid(s.guid, e.parent_guid))
     })
 }
 
@@ -123,6 +126,22 @@ mod tests {
         assert_eq!(walk(&m, 4).entries, vec![3, 4]);
         assert_eq!(carrier(&m, 3), Some(1));
         assert_eq!(carrier(&m, 9), None);
+    }
+
+    #[test]
+    fn an_object_without_guids_is_walked_by_name() {
+        // zfs3backup's objects: guid 0, no parent_guid.
+        let mut m = Manifest::new("p/a");
+        m.add(entry(&[("s1", 0)], None));
+        let mut e = entry(&[("s2", 0)], Some(("s1", 0)));
+        e.parent_guid = None;
+        m.add(e);
+        // zab's incremental from zfs3backup's last object.
+        m.add(entry(&[("s3", 3)], Some(("s2", 2))));
+        assert_eq!(walk(&m, 2).entries, vec![0, 1, 2]);
+        assert!(walk(&m, 2).complete);
+        m.objects[2].parent = Some("s9".into());
+        assert!(!walk(&m, 2).complete);
     }
 
     #[test]

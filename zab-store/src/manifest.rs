@@ -144,37 +144,39 @@ pub enum Health {
 
 /// The health of `m`'s chain, given the objects listed under its dataset
 /// (key below the prefix, size): every object must be there at its size
-/// (else "incomplete" or missing), begin with a full stream, and each
-/// incremental must start from a snapshot that an earlier object carries
-/// by name and guid (else "missing parent" or "guid mismatch").
+/// (else "incomplete" or missing), and each incremental must continue an
+/// object that is there ([`crate::chain::parent`], by name and guid; else
+/// "missing parent", or "guid mismatch" when an earlier object carries
+/// its parent's name with another guid).
 pub fn health(m: &Manifest, listed: &[(String, u64)]) -> Health {
     let mut problems = Vec::new();
-    let mut have: Vec<&Snap> = Vec::new();
-    for e in &m.objects {
-        match listed.iter().find(|(k, _)| k == &e.key) {
+    let present = |e: &Entry| listed.iter().find(|(k, _)| k == &e.key).map(|(_, s)| *s);
+    for (i, e) in m.objects.iter().enumerate() {
+        match present(e) {
             None => problems.push(format!("object {} is missing", e.key)),
-            Some((_, size)) if *size != e.stored_bytes => problems.push(format!(
+            Some(size) if size != e.stored_bytes => problems.push(format!(
                 "object {} is incomplete ({size} bytes of {})",
                 e.key, e.stored_bytes
             )),
             Some(_) => {}
         }
-        match (e.kind, &e.parent, e.parent_guid) {
-            (Kind::Full, _, _) => have.clear(),
-            (Kind::Incremental, Some(p), g) => match have.iter().rev().find(|s| &s.name == p) {
-                None => problems.push(format!("{}: missing parent @{p}", e.key)),
-                Some(s) if !same_guid(s.guid, g) => {
-                    problems.push(format!("{}: guid mismatch with parent @{p}", e.key))
-                }
-                Some(_) => {}
-            },
-            (Kind::Incremental, None, _) => {
-                problems.push(format!("{}: an incremental without a parent", e.key))
+        let Some(p) = (e.kind == Kind::Incremental).then_some(&e.parent) else {
+            continue;
+        };
+        let Some(p) = p else {
+            problems.push(format!("{}: an incremental without a parent", e.key));
+            continue;
+        };
+        match crate::chain::parent(m, i) {
+            Some(j) if present(&m.objects[j]).is_some() => {}
+            Some(_) => problems.push(format!("{}: missing parent @{p}", e.key)),
+            None if m.objects[..i]
+                .iter()
+                .any(|o| o.snapshots.iter().any(|s| &s.name == p)) =>
+            {
+                problems.push(format!("{}: guid mismatch with parent @{p}", e.key))
             }
-        }
-        let present = listed.iter().any(|(k, _)| k == &e.key);
-        if present {
-            have.extend(e.snapshots.iter());
+            None => problems.push(format!("{}: missing parent @{p}", e.key)),
         }
     }
     if m.objects.is_empty() {
@@ -278,6 +280,21 @@ mod tests {
         };
         assert!(why.contains("object p/a@s2 is missing"), "{why}");
         assert!(why.contains("p/a@s3: missing parent @s2"), "{why}");
+    }
+
+    #[test]
+    fn health_walks_chains_as_a_restore_does() {
+        // s4 continues @s3 of the first chain, after the second's full s5:
+        // zab-restore walks it back (zab_store::chain), so it is whole.
+        let mut m = chain();
+        m.add(entry("s5", 5, None));
+        m.add(entry("s4", 4, Some(("s3", 3))));
+        assert_eq!(health(&m, &all(&m)), Health::Healthy);
+        // An incremental without a parent.
+        m.objects[4].parent = None;
+        assert!(
+            matches!(health(&m, &all(&m)), Health::Broken(w) if w.contains("without a parent"))
+        );
     }
 
     #[test]
