@@ -49,6 +49,16 @@ pub const TOOLS: &[&str] = &[
     "zab-restore",
 ];
 
+/// The suite's private directory in the guest (mode 700, made by the
+/// tests that need it with [`GUEST_DIR_MAKE`]): file-backed pools live
+/// there, not at a predictable name in a world-writable one (the fault
+/// suite's is /var/lib/zab-faults).
+pub const GUEST_DIR: &str = "/var/lib/zab-tests";
+
+/// The shell line that makes [`GUEST_DIR`], private, if it is not there.
+pub const GUEST_DIR_MAKE: &str =
+    "mkdir -p -m 700 /var/lib/zab-tests && chmod 700 /var/lib/zab-tests";
+
 /// The name `scripts/zfs-autobackup` has in the guest's /usr/local/bin.
 /// Not `zfs-autobackup`: that is zfs-autobackup itself (installed there by
 /// pip), which the wrapper's tests run side by side with the wrapper. The
@@ -402,6 +412,52 @@ impl Ns {
             format!("{pool}/{}/{rest}", self.name)
         }
     }
+}
+
+impl Lab {
+    /// The test's datasets on zab-a and zab-t destroyed, then `setup` (a
+    /// shell script, `set -e`) run in the lab.
+    pub fn fresh(&self, ns: &Ns, setup: &str) {
+        self.sh(&format!(
+            "set -e; zfs destroy -r {} 2>/dev/null || true; zfs destroy -r {} 2>/dev/null || true; {setup}",
+            ns.ds("zab-a", ""),
+            ns.ds("zab-t", "")
+        ));
+    }
+
+    /// [`Lab::fresh`], then each of `sources` created, selected for the
+    /// test's backup, and an empty `zab-t/NAME` to send or restore into.
+    pub fn fresh_sources(&self, ns: &Ns, sources: &[&str]) {
+        let create: Vec<String> = sources
+            .iter()
+            .map(|d| format!("zfs create -p -o autobackup:{}=true {d}; ", ns.backup()))
+            .collect();
+        self.fresh(
+            ns,
+            &format!("{}zfs create {}", create.concat(), ns.ds("zab-t", "")),
+        );
+    }
+
+    /// zab-restore here (with `env`, a shell prefix), receiving in the lab.
+    pub fn restore(&self, env: &str, args: &[&str]) -> Out {
+        self.local_sh(&format!(
+            "{env}zab-restore --ssh-target {ALIAS} --ssh-config \"$CFG\" {}",
+            quote_argv(args)
+        ))
+    }
+}
+
+/// Field `field` of each object of a record (a zab-restore `restore`
+/// record, a zab-store `chain` record), in order.
+pub fn objects(rec: &Value, field: &str) -> Vec<String> {
+    rec["objects"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|o| o[field].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn run(cmd: &mut Command) -> Out {

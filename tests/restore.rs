@@ -4,7 +4,7 @@
 //! compared with their sources: the same snapshots and guids, the same
 //! files.
 
-use zab_tests::{json, Lab, Ns, Out};
+use zab_tests::{json, objects, Lab, Ns, Out, GUEST_DIR, GUEST_DIR_MAKE};
 
 use crate::store::{bucket, dir, s3_env, send, snap, SECRET};
 use crate::Test;
@@ -27,14 +27,6 @@ pub const TESTS: &[Test] = &[
         all_after_loss_from_s3_and_a_directory,
     ),
 ];
-
-/// zab-restore here, receiving in the lab.
-fn restore(lab: &Lab, env: &str, args: &[&str]) -> Out {
-    let argv = zab_core::host::quote_argv(args);
-    lab.local_sh(&format!(
-        "{env}zab-restore --ssh-target zfs-lab --ssh-config \"$CFG\" {argv}"
-    ))
-}
 
 /// Every record of a run (the `restore` records, then the `end` record).
 #[track_caller]
@@ -70,18 +62,6 @@ fn records(out: &Out) -> (serde_json::Value, serde_json::Value) {
     (lines[0].clone(), lines[1].clone())
 }
 
-/// The snapshots each object of a record carries, in order.
-fn objects(rec: &serde_json::Value) -> Vec<String> {
-    rec["objects"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .map(|o| o["snapshot"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn exists(lab: &Lab, ds: &str) -> bool {
     lab.ssh(&format!("zfs list -H -o name {ds}")).code == 0
 }
@@ -91,11 +71,7 @@ fn dir_chain_goes_on_and_stops_on_a_corrupt_object(lab: &Lab) {
     let b = ns.backup();
     let a = ns.ds("zab-a", "a");
     let back = ns.ds("zab-t", "");
-    lab.sh(&format!(
-        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
-         zfs create -p -o autobackup:{b}=true {a}; zfs create {back}",
-        root = ns.ds("zab-a", "")
-    ));
+    lab.fresh_sources(&ns, &[&a]);
     // More than the MiB held back, so that most of each stream goes
     // through before the hash is known.
     lab.fill(&a, 3000);
@@ -115,11 +91,14 @@ fn dir_chain_goes_on_and_stops_on_a_corrupt_object(lab: &Lab) {
 
     // --test: the plan and the commands; nothing is received.
     let r = ns.ds("zab-t", "a");
-    let out = restore(lab, "", &["--test", &url, &a, &r]);
+    let out = lab.restore("", &["--test", &url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let (rec, end) = records(&out);
     assert_eq!(rec["status"], "planned", "{rec}");
-    assert_eq!(objects(&rec), [&s1, &s2, &s3].map(|s| s.as_str()));
+    assert_eq!(
+        objects(&rec, "snapshot"),
+        [&s1, &s2, &s3].map(|s| s.as_str())
+    );
     assert_eq!(rec["objects"][1]["compressor"], "zstd-fast", "{rec}");
     assert!(out.stderr.contains("would stream"), "{}", out.stderr);
     assert!(
@@ -131,27 +110,27 @@ fn dir_chain_goes_on_and_stops_on_a_corrupt_object(lab: &Lab) {
     assert!(!exists(lab, &r), "--test created {r}");
 
     // To @s2 (the full stream, then the compressed incremental).
-    let out = restore(lab, "", &[&url, &format!("{a}@{s2}"), &r]);
+    let out = lab.restore("", &[&url, &format!("{a}@{s2}"), &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let (rec, end) = records(&out);
     assert_eq!(rec["status"], "restored", "{rec}");
-    assert_eq!(objects(&rec), [&s1, &s2].map(|s| s.as_str()));
+    assert_eq!(objects(&rec, "snapshot"), [&s1, &s2].map(|s| s.as_str()));
     assert_eq!(end["objects"], 2, "{end}");
     assert_eq!(lab.snaps(&r), lab.snaps(&a)[..2].to_vec());
     assert_eq!(lab.prop(&r, "mounted"), "no", "received with -u");
 
     // Again, to the newest: only what comes after @s2 is received.
-    let out = restore(lab, "", &[&url, &a, &r]);
+    let out = lab.restore("", &[&url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let (rec, _) = records(&out);
     assert_eq!(rec["status"], "restored", "{rec}");
     assert_eq!(rec["from"], s2.as_str(), "{rec}");
-    assert_eq!(objects(&rec), [&s3].map(|s| s.as_str()));
+    assert_eq!(objects(&rec, "snapshot"), [&s3].map(|s| s.as_str()));
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
 
     // Nothing new: up to date.
-    let out = restore(lab, "", &[&url, &a, &r]);
+    let out = lab.restore("", &[&url, &a, &r]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(records(&out).0["status"], "up-to-date");
 
@@ -168,7 +147,7 @@ fn dir_chain_goes_on_and_stops_on_a_corrupt_object(lab: &Lab) {
     bad[at] ^= 0x55;
     std::fs::write(&file, &bad).unwrap();
     let before = lab.snaps(&r);
-    let out = restore(lab, "", &[&url, &a, &r]);
+    let out = lab.restore("", &[&url, &a, &r]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     let object_url = format!("{url}/{a}@{s4}");
@@ -194,16 +173,19 @@ fn dir_chain_goes_on_and_stops_on_a_corrupt_object(lab: &Lab) {
 
     // Mended, the next run goes on from there.
     std::fs::write(&file, &good).unwrap();
-    let out = restore(lab, "", &[&url, &a, &r]);
+    let out = lab.restore("", &[&url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(objects(&records(&out).0), [&s4].map(|s| s.as_str()));
+    assert_eq!(
+        objects(&records(&out).0, "snapshot"),
+        [&s4].map(|s| s.as_str())
+    );
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
 
     // A target that exists without any snapshot of the chain is refused.
     let other = ns.ds("zab-t", "other");
     lab.sh(&format!("zfs create {other}"));
-    let out = restore(lab, "", &[&url, &a, &other]);
+    let out = lab.restore("", &[&url, &a, &other]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains("no snapshot of the chain"),
@@ -226,13 +208,14 @@ fn s3_compressed_and_raw_encrypted(lab: &Lab) {
     let enc = ns.ds("zab-a", "enc");
     let key = format!("/root/{}.key", ns.name);
     let back = ns.ds("zab-t", "");
-    lab.sh(&format!(
-        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
-         printf 'zab lab passphrase' > {key}; zfs create -p -o autobackup:{b}=true {a}; \
+    lab.fresh(
+        &ns,
+        &format!(
+            "printf 'zab lab passphrase' > {key}; zfs create -p -o autobackup:{b}=true {a}; \
          zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} \
-         -o autobackup:{b}=true {enc}; zfs create {back}",
-        root = ns.ds("zab-a", "")
-    ));
+         -o autobackup:{b}=true {enc}; zfs create {back}"
+        ),
+    );
     lab.fill(&a, 2500);
     lab.fill(&enc, 1500);
     let s1 = snap(lab, b, 1, &[&a, &enc]);
@@ -247,10 +230,10 @@ fn s3_compressed_and_raw_encrypted(lab: &Lab) {
 
     // Compressed full, plain incremental, from S3.
     let r = ns.ds("zab-t", "a");
-    let out = restore(lab, &env, &["--debug", "--verbose", &url, &a, &r]);
+    let out = lab.restore(&env, &["--debug", "--verbose", &url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let (rec, _) = records(&out);
-    assert_eq!(objects(&rec), [&s1, &s2].map(|s| s.as_str()));
+    assert_eq!(objects(&rec, "snapshot"), [&s1, &s2].map(|s| s.as_str()));
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
     assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
@@ -258,7 +241,7 @@ fn s3_compressed_and_raw_encrypted(lab: &Lab) {
     // Raw: received as it is, the key not loaded; zfs load-key, then the
     // same files.
     let re = ns.ds("zab-t", "enc");
-    let out = restore(lab, &env, &[&url, &enc, &re]);
+    let out = lab.restore(&env, &[&url, &enc, &re]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let (rec, _) = records(&out);
     assert_eq!(rec["objects"][0]["raw"], true, "{rec}");
@@ -279,11 +262,7 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     let b = ns.backup();
     let a = ns.ds("zab-a", "a");
     let back = ns.ds("zab-t", "");
-    lab.sh(&format!(
-        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
-         zfs create -p -o autobackup:{b}=true {a}; zfs create {back}",
-        root = ns.ds("zab-a", "")
-    ));
+    lab.fresh_sources(&ns, &[&a]);
     lab.fill(&a, 1000);
     let s1 = snap(lab, b, 1, &[&a]);
     let d = dir(&ns.name);
@@ -331,7 +310,7 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     assert_ne!(token(&r), "-", "zfs recv -s left no resume token on {r}");
 
     // The next run goes on after @s1.
-    let out = restore(lab, "", &["--verbose", &url, &a, &r]);
+    let out = lab.restore("", &["--verbose", &url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("aborting a partial receive"),
@@ -342,7 +321,7 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     let (rec, _) = records(&out);
     assert_eq!(rec["aborted_partial"], true, "{rec}");
     assert_eq!(rec["from"], s1.as_str(), "{rec}");
-    assert_eq!(objects(&rec), [&s2, &s3].map(|s| s.as_str()));
+    assert_eq!(objects(&rec, "snapshot"), [&s2, &s3].map(|s| s.as_str()));
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
 
@@ -354,7 +333,7 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
         "zfs send {a}@{s1} | head -c 300000 | zfs recv -s -u {r2}"
     ));
     assert_ne!(token(&r2), "-", "zfs recv -s left no resume token on {r2}");
-    let out = restore(lab, "", &["--test", &url, &a, &r2]);
+    let out = lab.restore("", &["--test", &url, &a, &r2]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("would abort the partial receive") && out.stderr.contains("recv -A"),
@@ -363,11 +342,14 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     );
     assert_eq!(records(&out).0["status"], "planned");
     assert_ne!(token(&r2), "-", "--test aborted the partial receive");
-    let out = restore(lab, "", &[&url, &a, &r2]);
+    let out = lab.restore("", &[&url, &a, &r2]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let (rec, _) = records(&out);
     assert_eq!(rec["aborted_partial"], true, "{rec}");
-    assert_eq!(objects(&rec), [&s1, &s2, &s3].map(|s| s.as_str()));
+    assert_eq!(
+        objects(&rec, "snapshot"),
+        [&s1, &s2, &s3].map(|s| s.as_str())
+    );
     assert_eq!(lab.snaps(&r2), lab.snaps(&a));
     lab.same_files(&a, &r2);
     lab.sh(&format!(
@@ -404,7 +386,7 @@ fn all_after_loss_from_s3_and_a_directory(lab: &Lab) {
     let back = ns.ds("zab-t", "");
     let pool = "zabr-all";
     let drop_pool = format!(
-        "zpool destroy -f {pool} 2>/dev/null; rm -f /var/tmp/{pool}.img; \
+        "zpool destroy -f {pool} 2>/dev/null; rm -f {GUEST_DIR}/{pool}.img; \
          mountpoint -q /{pool} || rm -rf /{pool}"
     );
     lab.ssh(&drop_pool);
@@ -475,16 +457,17 @@ fn all_after_loss_from_s3_and_a_directory(lab: &Lab) {
     // From the directory into a new pool: TARGET-PATH is the pool; the
     // store's zab-a becomes a parent created with canmount=off.
     lab.sh(&format!(
-        "set -e; truncate -s 512M /var/tmp/{pool}.img; zpool create {pool} /var/tmp/{pool}.img"
+        "set -e; {GUEST_DIR_MAKE}; truncate -s 512M {GUEST_DIR}/{pool}.img; \
+         zpool create {pool} {GUEST_DIR}/{pool}.img"
     ));
-    let out = restore(lab, "", &["--all", "--verbose", &url_d, pool]);
+    let out = lab.restore("", &["--all", "--verbose", &url_d, pool]);
     check(&out, pool);
     assert_eq!(lab.prop(&format!("{pool}/zab-a"), "canmount"), "off");
 
     // From S3, DATASET and everything below it into a fresh dataset,
     // two ranged requests at a time: first --test, which creates nothing.
     let t = format!("{back}/s3");
-    let out = restore(lab, &env, &["--all", "--test", &url_s, &root, &t]);
+    let out = lab.restore(&env, &["--all", "--test", &url_s, &root, &t]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let (recs, _) = all_records(&out);
     assert_eq!(recs.len(), 4, "{}", out.stdout);
@@ -498,16 +481,12 @@ fn all_after_loss_from_s3_and_a_directory(lab: &Lab) {
         !exists(lab, &format!("{t}/zab-a")),
         "--test created a parent"
     );
-    let out = restore(
-        lab,
-        &env,
-        &["--all", "--download-jobs", "2", &url_s, &root, &t],
-    );
+    let out = lab.restore(&env, &["--all", "--download-jobs", "2", &url_s, &root, &t]);
     check(&out, &t);
     assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
 
     // Again: every dataset up to date.
-    let out = restore(lab, &env, &["--all", &url_s, &root, &t]);
+    let out = lab.restore(&env, &["--all", &url_s, &root, &t]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let (recs, end) = all_records(&out);
     assert!(
@@ -518,7 +497,7 @@ fn all_after_loss_from_s3_and_a_directory(lab: &Lab) {
     assert_eq!(end["up_to_date"], 4, "{end}");
 
     // Nothing in the store below a dataset it does not have: exit 5.
-    let out = restore(lab, "", &["--all", &url_d, "zab-a/none", pool]);
+    let out = lab.restore("", &["--all", &url_d, "zab-a/none", pool]);
     assert_eq!(out.code, 5, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("no dataset in"), "{}", out.stderr);
 

@@ -9,7 +9,7 @@
 //! names are crafted a day apart, and `--now` puts every run at its day.
 
 use zab_core::record::TransferKind;
-use zab_tests::{json, Lab, Ns, Out};
+use zab_tests::{json, objects, Lab, Ns, Out};
 
 use crate::store::{bucket, dir, s3_env, send};
 use crate::Test;
@@ -89,18 +89,6 @@ fn chain(lab: &Lab, env: &str, url: &str, ds: &str) -> Option<serde_json::Value>
         .find(|c| c["kind"] == "chain" && c["dataset"] == ds)
 }
 
-/// The snapshots (after `@`) of the objects of a chain record, in order.
-fn objects(c: &serde_json::Value) -> Vec<String> {
-    c["objects"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .map(|o| o["snapshot"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -120,11 +108,7 @@ fn dir_full_every_old_chains_and_a_broken_chain(lab: &Lab) {
     let b = ns.backup();
     let a = ns.ds("zab-a", "a");
     let back = ns.ds("zab-t", "");
-    lab.sh(&format!(
-        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
-         zfs create -p -o autobackup:{b}=true {a}; zfs create {back}",
-        root = ns.ds("zab-a", "")
-    ));
+    lab.fresh_sources(&ns, &[&a]);
     let d = dir(&ns.name);
     let url = format!("file://{}", d.display());
 
@@ -141,7 +125,7 @@ fn dir_full_every_old_chains_and_a_broken_chain(lab: &Lab) {
     use TransferKind::{Full, Incremental as Inc};
     assert_eq!(seen, [Full, Inc, Inc, Full, Inc]);
     let c = chain(lab, "", &url, &a).expect("a chain");
-    assert_eq!(objects(&c), names);
+    assert_eq!(objects(&c, "snapshot"), names);
 
     // --test --verbose: says what goes and why, deletes nothing.
     let keep = [
@@ -178,7 +162,7 @@ fn dir_full_every_old_chains_and_a_broken_chain(lab: &Lab) {
     assert_eq!(rec["thin"]["target"]["destroyed"], false);
     assert_eq!(end["would_destroy"], 3, "{end}");
     assert_eq!(
-        objects(&chain(lab, "", &url, &a).unwrap()),
+        objects(&chain(lab, "", &url, &a).unwrap(), "snapshot"),
         names,
         "--test deleted nothing"
     );
@@ -194,7 +178,7 @@ fn dir_full_every_old_chains_and_a_broken_chain(lab: &Lab) {
     assert_eq!(rec["thin"]["target"]["dataset"], a.as_str());
     assert_eq!(end["destroyed"], 3, "{end}");
     let c = chain(lab, "", &url, &a).unwrap();
-    assert_eq!(objects(&c), names[3..]);
+    assert_eq!(objects(&c, "snapshot"), names[3..]);
     assert_eq!(c["status"], "healthy", "{c}");
     for n in &names[..3] {
         assert!(!d.join(format!("{a}@{n}")).exists(), "{n} deleted");
@@ -205,9 +189,7 @@ fn dir_full_every_old_chains_and_a_broken_chain(lab: &Lab) {
 
     // zab-restore still restores the newest snapshot.
     let r = format!("{back}/r");
-    let out = lab.local_sh(&format!(
-        "zab-restore --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r}"
-    ));
+    let out = lab.restore("", &[&url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let guid = |ds: &str| lab.sh(&format!("zfs get -H -p -o value guid {ds}@{}", names[4]));
     assert_eq!(guid(&r), guid(&a));
@@ -252,7 +234,7 @@ fn dir_full_every_old_chains_and_a_broken_chain(lab: &Lab) {
     let spared = rec["thin"]["target"]["spared"].to_string();
     assert!(spared.contains("the chain is broken"), "{spared}");
     let c = chain(lab, "", &url, &a).unwrap();
-    assert_eq!(objects(&c), names[3..]);
+    assert_eq!(objects(&c, "snapshot"), names[3..]);
     assert_eq!(c["status"], "broken", "still said: {c}");
     for n in [&names[3], &names[4], &names[6]] {
         assert!(d.join(format!("{a}@{n}")).is_file(), "{n} kept");
@@ -270,12 +252,13 @@ fn s3_full_every_destroy_missing_and_restore(lab: &Lab) {
     let b = ns.backup();
     let (a, gone) = (ns.ds("zab-a", "a"), ns.ds("zab-a", "gone"));
     let back = ns.ds("zab-t", "");
-    lab.sh(&format!(
-        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
-         zfs create -p -o autobackup:{b}=true {a}; zfs create -o autobackup:{b}=true {gone}; \
-         zfs create {back}",
-        root = ns.ds("zab-a", "")
-    ));
+    lab.fresh(
+        &ns,
+        &format!(
+            "zfs create -p -o autobackup:{b}=true {a}; zfs create -o autobackup:{b}=true {gone}; \
+         zfs create {back}"
+        ),
+    );
     let env = s3_env();
     let bkt = bucket(lab, "zab-thin-s3");
     let url = format!("s3://{bkt}/host1");
@@ -311,7 +294,7 @@ fn s3_full_every_destroy_missing_and_restore(lab: &Lab) {
             "{ds}"
         );
         let c = chain(lab, &env, &url, ds).unwrap();
-        assert_eq!(objects(&c), names[2..], "{ds}");
+        assert_eq!(objects(&c, "snapshot"), names[2..], "{ds}");
         assert_eq!(c["status"], "healthy");
     }
 
@@ -371,13 +354,14 @@ fn s3_full_every_destroy_missing_and_restore(lab: &Lab) {
     let (_, end) = thinned(&out, &a);
     assert_eq!(missing(&end)["dataset_destroyed"], true, "{end}");
     assert!(chain(lab, &env, &url, &gone).is_none(), "{gone}: deleted");
-    assert_eq!(objects(&chain(lab, &env, &url, &a).unwrap()), names[2..]);
+    assert_eq!(
+        objects(&chain(lab, &env, &url, &a).unwrap(), "snapshot"),
+        names[2..]
+    );
 
     // zab-restore still restores the newest snapshot of `a`.
     let r = format!("{back}/r");
-    let out = lab.local_sh(&format!(
-        "{env}zab-restore --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r}"
-    ));
+    let out = lab.restore(&env, &[&url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let guid = |ds: &str| lab.sh(&format!("zfs get -H -p -o value guid {ds}@{}", names[2]));
     assert_eq!(guid(&r), guid(&a));

@@ -139,13 +139,14 @@ fn dir_full_incremental_compress_and_raw(lab: &Lab) {
     let key = format!("/root/{}.key", ns.name);
     let enc = ns.ds("zab-a", "enc");
     let back = ns.ds("zab-t", "");
-    lab.sh(&format!(
-        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
-         printf 'zab lab passphrase' > {key}; zfs create -p -o autobackup:{b}=true {a}; zfs create {c}; \
+    lab.fresh(
+        &ns,
+        &format!(
+            "printf 'zab lab passphrase' > {key}; zfs create -p -o autobackup:{b}=true {a}; zfs create {c}; \
          zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} \
-         -o autobackup:{b}=true {enc}; zfs create {back}",
-        root = ns.ds("zab-a", "")
-    ));
+         -o autobackup:{b}=true {enc}; zfs create {back}"
+        ),
+    );
     lab.fill(&a, 300);
     lab.fill(&c, 100);
     lab.fill(&enc, 100);

@@ -9,7 +9,7 @@
 //! restores the mixed chain; each restore is compared with its source
 //! (snapshots and guids, and every file).
 
-use zab_tests::{json, Lab, Ns, Out};
+use zab_tests::{json, objects, Lab, Ns, Out};
 
 use crate::store::{bucket, dir, s3_env, send, snap, SECRET};
 use crate::Test;
@@ -108,21 +108,10 @@ fn records(out: &Out) -> Vec<serde_json::Value> {
 /// zab-restore here, receiving in the lab; its `restore` record.
 #[track_caller]
 fn restore(lab: &Lab, env: &str, url: &str, ds: &str, target: &str) -> serde_json::Value {
-    let out = lab.local_sh(&format!(
-        "{env}zab-restore --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {ds} {target}"
-    ));
+    let out = lab.restore(env, &[url, ds, target]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
     records(&out)[0].clone()
-}
-
-fn snapshots_of(rec: &serde_json::Value, field: &str) -> Vec<String> {
-    rec["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o[field].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
@@ -132,11 +121,7 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
     let bkt = bucket(lab, "zab-z3b");
     let a = ns.ds("zab-a", "a");
     let back = ns.ds("zab-t", "");
-    lab.sh(&format!(
-        "set -e; zfs destroy -r {root} 2>/dev/null || true; zfs destroy -r {back} 2>/dev/null || true; \
-         zfs create -p -o autobackup:{b}=true {a}; zfs create {back}",
-        root = ns.ds("zab-a", "")
-    ));
+    lab.fresh_sources(&ns, &[&a]);
     let d = dir(&ns.name);
     let script = d.join("pput.py");
     std::fs::write(&script, PPUT).unwrap();
@@ -180,10 +165,7 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
         .map(|o| o["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["full", "incremental", "incremental"]);
-    assert_eq!(
-        snapshots_of(c, "snapshot"),
-        [&s1, &s2, &s3].map(|s| s.as_str())
-    );
+    assert_eq!(objects(c, "snapshot"), [&s1, &s2, &s3].map(|s| s.as_str()));
     assert_eq!(c["objects"][2]["parent"], s2.as_str());
     assert!(c["objects"]
         .as_array()
@@ -205,7 +187,7 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
     let rec = restore(lab, &env, &url, &a, &r);
     assert_eq!(rec["status"], "restored", "{rec}");
     assert_eq!(
-        snapshots_of(&rec, "snapshot"),
+        objects(&rec, "snapshot"),
         [&s1, &s2, &s3].map(|s| s.as_str())
     );
     assert_eq!(rec["objects"][0]["compressor"], "pigz1", "{rec}");
@@ -239,7 +221,7 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
     let c = &records(&out)[0];
     assert_eq!(c["status"], "healthy", "{c}");
     assert_eq!(
-        snapshots_of(c, "snapshot"),
+        objects(c, "snapshot"),
         [&s1, &s2, &s3, &s4].map(|s| s.as_str())
     );
     assert!(c["objects"][3].get("no_manifest").is_none(), "{c}");
@@ -252,13 +234,13 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
     // The restore of zfs3backup's chain goes on with zab's object...
     let rec = restore(lab, &env, &url, &a, &r);
     assert_eq!(rec["from"], s3.as_str(), "{rec}");
-    assert_eq!(snapshots_of(&rec, "snapshot"), [&s4].map(|s| s.as_str()));
+    assert_eq!(objects(&rec, "snapshot"), [&s4].map(|s| s.as_str()));
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     // ... and the mixed chain restores whole into a new dataset.
     let r2 = ns.ds("zab-t", "a2");
     let rec = restore(lab, &env, &url, &a, &r2);
     assert_eq!(
-        snapshots_of(&rec, "snapshot"),
+        objects(&rec, "snapshot"),
         [&s1, &s2, &s3, &s4].map(|s| s.as_str())
     );
     assert_eq!(lab.snaps(&r2), lab.snaps(&a));

@@ -139,53 +139,14 @@ fn words(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zab_store::manifest::{Entry, Kind, Snap};
+    use zab_store::manifest::fixtures::{fmt, name, snap, timed};
+    use zab_store::manifest::Entry;
 
     const DAY: i64 = 86400;
     const START: i64 = 1_767_225_600;
 
-    fn fmt() -> SnapshotFormat {
-        SnapshotFormat::new("{}-%Y%m%d%H%M%S", "off", true).unwrap()
-    }
-
-    fn name(t: i64) -> String {
-        fmt().name_at(chrono::DateTime::from_timestamp(t, 0).unwrap())
-    }
-
-    fn snap(t: i64) -> Snapshot {
-        Snapshot {
-            name: name(t),
-            createtxg: t as u64,
-            guid: t as u64,
-            userrefs: None,
-        }
-    }
-
     fn entry(t: i64, parent: Option<i64>) -> Entry {
-        Entry {
-            key: format!("p/a@{}", name(t)),
-            kind: if parent.is_some() {
-                Kind::Incremental
-            } else {
-                Kind::Full
-            },
-            snapshot: name(t),
-            guid: t as u64,
-            createtxg: t as u64,
-            parent: parent.map(name),
-            parent_guid: parent.map(|p| p as u64),
-            snapshots: vec![Snap {
-                name: name(t),
-                guid: t as u64,
-                createtxg: t as u64,
-            }],
-            raw: false,
-            compressor: None,
-            stored_bytes: 1,
-            stream_bytes: 1,
-            sha256: "00".into(),
-            stored: "2026-01-01T00:00:00+00:00".into(),
-        }
+        timed(&[t], parent)
     }
 
     /// A full on day 0, incrementals on days 1..days.

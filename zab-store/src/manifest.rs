@@ -188,11 +188,51 @@ pub fn health(m: &Manifest, listed: &[(String, u64)]) -> Health {
     }
 }
 
-/// Entries for tests, here and in zab-restore (feature `fixtures`, a
-/// dev-dependency there).
+/// Entries for tests, here and in zab-restore, zab-send and zab-thin
+/// (feature `fixtures`, a dev-dependency there).
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures {
     use super::{Entry, Kind, Snap};
+    use zab_core::naming::SnapshotFormat;
+    use zab_core::zfs::Snapshot;
+
+    /// The snapshot format of the time-named fixtures: backup `off`, UTC.
+    pub fn fmt() -> SnapshotFormat {
+        SnapshotFormat::new("{}-%Y%m%d%H%M%S", "off", true).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The name of our snapshot taken at `t` (seconds).
+    pub fn name(t: i64) -> String {
+        let at = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
+        fmt().name_at(at)
+    }
+
+    /// Our snapshot taken at `t`, as zfs lists it (guid and createtxg `t`).
+    pub fn snap(t: i64) -> Snapshot {
+        Snapshot {
+            name: name(t),
+            createtxg: t as u64,
+            guid: t as u64,
+            userrefs: None,
+        }
+    }
+
+    /// Object `p/a@NAME` carrying our snapshots taken at `times` (guid =
+    /// time), full or from the snapshot taken at `parent`; 100 bytes.
+    pub fn timed(times: &[i64], parent: Option<i64>) -> Entry {
+        let names: Vec<(String, u64)> = times.iter().map(|&t| (name(t), t as u64)).collect();
+        let carries: Vec<(&str, u64)> = names.iter().map(|(n, g)| (n.as_str(), *g)).collect();
+        let Some((&(last, guid), before)) = carries.split_last() else {
+            panic!("an object carries a snapshot")
+        };
+        let parent = parent.map(|p| (name(p), p as u64));
+        entry(
+            last,
+            guid,
+            parent.as_ref().map(|(n, g)| (n.as_str(), *g)),
+            before,
+        )
+    }
 
     /// Object `p/a@SNAP` (guid and createtxg `guid`), full or from
     /// `parent` (name, guid), carrying the snapshots `carries` before

@@ -390,56 +390,25 @@ pub fn without(m: &Manifest, gone: &[usize]) -> Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zab_store::manifest::{Entry, Kind, Snap};
+    use zab_store::manifest::fixtures::{fmt, name, timed};
+    use zab_store::manifest::Entry;
 
     const HOUR: i64 = 3600;
     const DAY: i64 = 86400;
     /// 2026-01-01T00:00:00Z.
     const START: i64 = 1_767_225_600;
 
-    fn fmt() -> SnapshotFormat {
-        SnapshotFormat::new("{}-%Y%m%d%H%M%S", "off", true).unwrap()
-    }
-
-    fn name(t: i64) -> String {
-        fmt().name_at(chrono::DateTime::from_timestamp(t, 0).unwrap())
-    }
-
     /// An object carrying the snapshots at `times` (guid = time), full or
     /// from the snapshot at `parent`.
     fn object(times: &[i64], parent: Option<i64>) -> Entry {
-        let last = *times.last().unwrap();
-        Entry {
-            key: format!("p/a@{}", name(last)),
-            kind: if parent.is_some() {
-                Kind::Incremental
-            } else {
-                Kind::Full
-            },
-            snapshot: name(last),
-            guid: last as u64,
-            createtxg: last as u64,
-            parent: parent.map(name),
-            parent_guid: parent.map(|p| p as u64),
-            snapshots: times
-                .iter()
-                .map(|&t| Snap {
-                    name: name(t),
-                    guid: t as u64,
-                    createtxg: t as u64,
-                })
-                .collect(),
-            raw: false,
-            compressor: None,
-            stored_bytes: 10,
-            stream_bytes: 10,
-            sha256: "00".into(),
-            stored: "2026-01-01T00:00:00+00:00".into(),
-        }
+        timed(times, parent)
     }
 
     fn listed(m: &Manifest) -> BTreeMap<String, u64> {
-        m.objects.iter().map(|e| (e.key.clone(), 10)).collect()
+        m.objects
+            .iter()
+            .map(|e| (e.key.clone(), e.stored_bytes))
+            .collect()
     }
 
     /// A chain of daily objects: a full at `days[0]`, then incrementals.
@@ -654,7 +623,7 @@ mod tests {
                 incrementals += 1;
             }
             chain_of.insert(now, full_at.unwrap_or(now));
-            listed.insert(e.key.clone(), 10);
+            listed.insert(e.key.clone(), e.stored_bytes);
             m.add(e);
 
             let r = plan_with(&m, &listed, &time, &s, now);
