@@ -699,8 +699,10 @@ fn xml_field(xml: &str, name: &str) -> String {
 }
 
 /// A server that checks signatures: an unknown key and a known key with a
-/// wrong secret are refused with one line and exit 4, nothing is written
-/// and the secret is never shown; the right keys then work (zab-send, and
+/// wrong secret are refused with one line and exit 4 (by zab-send,
+/// zab-store ls and check, zab-thin on the URL and zab-restore --all, with
+/// --debug where a tool has it), nothing is written and the secret is
+/// never shown; the right keys then work (zab-send, and
 /// zab-store ls and clean, whose ListMultipartUploads is signed apart).
 fn wrong_credentials_are_refused(lab: &Lab) {
     let ep = auth_endpoint();
@@ -771,6 +773,33 @@ fn wrong_credentials_are_refused(lab: &Lab) {
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
         assert!(out.stderr.starts_with("zab-store: ") && out.stderr.contains(code));
         assert!(!out.stderr.contains(wrong));
+        // The other tools that read a store: zab-store check, zab-thin on
+        // the URL and zab-restore --all, the last two with --debug.
+        let check = lab.local_sh(&format!("{env}zab-store check {url}"));
+        let thin = lab.local_sh(&format!(
+            "{env}zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \
+             zab-thin --debug --utc --ssh-source zfs-lab --ssh-config \"$CFG\" {b} {url}"
+        ));
+        let restore = lab.restore(&env, &["--all", "--debug", &url, &ns.ds("zab-t", "")]);
+        for (tool, out) in [
+            ("zab-store", check),
+            ("zab-thin", thin),
+            ("zab-restore", restore),
+        ] {
+            assert_eq!(out.code, 4, "{tool} {code}: {}\n{}", out.stdout, out.stderr);
+            // --debug's and --verbose's lines (zab-thin names its
+            // schedules first), then the error: one line.
+            let errors: Vec<&str> = out.stderr.lines().filter(|l| l.contains(code)).collect();
+            assert_eq!(errors.len(), 1, "{tool} {code}: {}", out.stderr);
+            assert_eq!(out.stderr.lines().last(), Some(errors[0]), "{}", out.stderr);
+            assert!(errors[0].starts_with(&format!("{tool}: ")), "{}", errors[0]);
+            assert!(
+                !out.stdout.contains(wrong) && !out.stderr.contains(wrong),
+                "{tool} showed the secret: {}\n{}",
+                out.stdout,
+                out.stderr
+            );
+        }
     }
 
     // Nothing was written: no object, no multipart upload.
