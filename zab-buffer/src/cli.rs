@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes};
+use zab_core::cli::{after_help, parse_bytes, Quiet, Verbose};
 use zab_core::error::Error;
 use zab_core::size::check_buffer;
 
@@ -49,7 +49,13 @@ status 0 on a stream it did not pass on whole.
 /// each run at their own pace. Every byte read is written, in order. Without
 /// -q, a summary line goes to stderr at the end.
 #[derive(Parser, Debug)]
-#[command(name = "zab-buffer", version, after_long_help = after_help(EXAMPLES))]
+#[command(name = "zab-buffer", version, after_long_help = after_help(EXAMPLES),
+    mut_arg("quiet", |a| a.conflicts_with("verbose")
+        .help("No summary line at the end (errors and --hash are still printed)")),
+    mut_arg("verbose", |a| a.help_heading(None).help(
+        "A line on stderr each time the buffer ran full or empty and the waiting side resumed, \
+         with the byte counts at that moment: to see which side is slow, and the watermarks at \
+         work")))]
 pub struct Args {
     /// Total buffer memory. Units K, M, G, T (powers of 1024; a fraction
     /// needs a unit: 1.5G). At most the memory available (MemAvailable in
@@ -90,15 +96,11 @@ pub struct Args {
     #[arg(long)]
     pub hash: bool,
 
-    /// No summary line at the end (errors and --hash are still printed).
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub quiet: Quiet,
 
-    /// A line on stderr each time the buffer ran full or empty and the
-    /// waiting side resumed, with the byte counts at that moment: to see
-    /// which side is slow, and the watermarks at work.
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub verbose: Verbose,
 }
 
 /// What [`Args`] becomes once checked: the buffer in blocks.
@@ -162,8 +164,8 @@ impl Args {
             resume_reading: free_blocks_below(blocks, self.low_watermark),
             watchdog: self.watchdog,
             hash: self.hash,
-            quiet: self.quiet,
-            verbose: self.verbose,
+            quiet: self.quiet.quiet,
+            verbose: self.verbose.verbose,
         })
     }
 }

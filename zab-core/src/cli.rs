@@ -262,9 +262,8 @@ pub mod heading {
 /// Flags common to every zab tool that talks to ZFS.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Common {
-    /// Print what is done, in the words zfs-autobackup uses, on stderr.
-    #[arg(help_heading = heading::OUTPUT, short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub verbose: Verbose,
 
     /// Print every command before it runs, as a line you can paste into a
     /// shell, on stderr.
@@ -329,7 +328,7 @@ impl Common {
     pub fn log(&self, tool: &'static str) -> Log {
         Log {
             tool,
-            verbose: self.verbose || self.debug,
+            verbose: self.verbose.verbose || self.debug,
             debug: self.debug,
         }
     }
@@ -366,6 +365,86 @@ impl Source {
         }
         Ok(self.ssh_source.clone())
     }
+}
+
+/// `--test` (zab-snap, zab-send, zab-thin, zab-restore). Each tool says
+/// what its --test shows in its own words, and adds its aliases, with
+/// `#[command(mut_arg("test", |a| a.help(...)))]`.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct DryRun {
+    /// Change nothing: run only the commands that read, and say what would
+    /// be done.
+    #[arg(help_heading = heading::OUTPUT, long)]
+    pub test: bool,
+}
+
+impl DryRun {
+    /// The read-only mode of the run's hosts (zab_core::host::is_read_only).
+    pub fn read_only(&self) -> Option<&'static str> {
+        self.test.then_some("--test")
+    }
+}
+
+/// The target host (zab-select, zab-restore; the [`Target`] group of the
+/// tools that send to it or thin it).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SshTarget {
+    /// The target host (push); local when absent.
+    #[arg(help_heading = heading::SSH, long, value_name = "USER@HOST")]
+    pub ssh_target: Option<String>,
+}
+
+/// `--keep-target`, the target's schedule (zab-send, zab-thin).
+#[derive(Args, Debug, Clone)]
+pub struct KeepTarget {
+    /// The schedule of our snapshots on the target.
+    #[arg(help_heading = heading::THINNING, long, value_name = "SCHEDULE",
+          default_value = DEFAULT_SCHEDULE, value_parser = crate::schedule::Schedule::parse)]
+    pub keep_target: crate::schedule::Schedule,
+}
+
+/// `-F`/`--force`: receive with `zfs recv -F` (zab-send, zab-restore).
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct RecvForce {
+    /// Receive with zfs recv -F: roll the target back to its newest
+    /// snapshot first.
+    #[arg(help_heading = heading::TARGET, short = 'F', long)]
+    pub force: bool,
+}
+
+/// `--rate`: bytes per second (zab-send, zab-ratelimit).
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct Rate {
+    /// Limit the rate to BYTES per second (K, M, G: powers of 1024).
+    #[arg(help_heading = heading::STREAM, long, value_name = "BYTES", value_parser = parse_rate)]
+    pub rate: Option<u64>,
+}
+
+/// Parses `--rate`: bytes per second, above 0 (a 0 accepted by zab-send
+/// would fail every transfer in zab-ratelimit instead of the command line).
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    match parse_bytes(s)? {
+        0 => Err(format!("rate {s:?} must be above 0")),
+        n => Ok(n),
+    }
+}
+
+/// `-v`/`--verbose`: every ZFS tool's (in [`Common`]), and zab-buffer's,
+/// which says with `mut_arg` what it adds.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct Verbose {
+    /// Print what is done, in the words zfs-autobackup uses, on stderr.
+    #[arg(help_heading = heading::OUTPUT, short, long)]
+    pub verbose: bool,
+}
+
+/// `-q`/`--quiet` of the byte-stream tools (zab-buffer, zab-ratelimit),
+/// each saying with `mut_arg` what it leaves out.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct Quiet {
+    /// Print less on stderr: errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// The selection property (zab-select, and zab-thin's check before it
@@ -434,9 +513,8 @@ pub struct Target {
     #[arg(value_name = "TARGET-PATH")]
     pub target_path: Option<String>,
 
-    /// The target host (push); local when absent.
-    #[arg(help_heading = heading::SSH, long, value_name = "USER@HOST")]
-    pub ssh_target: Option<String>,
+    #[command(flatten)]
+    pub host: SshTarget,
 
     /// Strip this many leading components from source names on the target.
     #[arg(help_heading = heading::TARGET, long, value_name = "N", default_value_t = 0)]
@@ -729,7 +807,7 @@ mod tests {
     #[test]
     fn without_man_it_parses_as_clap_does() {
         match parsed(&["offsite1", "-v"]) {
-            Ok(Parsed::Args(a)) => assert!(a.backup == "offsite1" && a.common.verbose),
+            Ok(Parsed::Args(a)) => assert!(a.backup == "offsite1" && a.common.verbose.verbose),
             other => panic!("{other:?}"),
         }
         let missing = parsed(&[]).unwrap_err();

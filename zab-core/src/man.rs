@@ -167,10 +167,13 @@ fn arguments_and_options(page: &mut Page, cmd: &Command) {
             arg_body(page, arg);
         }
     }
-    let options: Vec<&Arg> = cmd
+    // In --help's order: a tool's mut_arg (a shared flag in its own
+    // words) moves the flag to the end of get_arguments().
+    let mut options: Vec<&Arg> = cmd
         .get_arguments()
         .filter(|a| !a.is_positional() && !a.is_hide_set())
         .collect();
+    options.sort_by_key(|a| a.get_display_order());
     if !options.is_empty() {
         page.section("OPTIONS");
         for arg in options {

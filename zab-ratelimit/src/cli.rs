@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use zab_core::cli::{after_help, parse_bytes};
+use zab_core::cli::{after_help, parse_bytes, Quiet, Rate};
 
 const EXAMPLES: &str = "  \
   # Limit a transfer to 50 MiB/s (upstream's --rate; mbuffer -R 50M):
@@ -44,12 +44,12 @@ or a read or write fails: a byte stream cut short is never a success.
 /// the end (with -f, a progress line every interval). Data moves with
 /// splice(2) when stdin or stdout is a pipe, without being copied.
 #[derive(Parser, Debug)]
-#[command(name = "zab-ratelimit", version, after_long_help = after_help(EXAMPLES))]
+#[command(name = "zab-ratelimit", version, after_long_help = after_help(EXAMPLES),
+    mut_arg("rate", |a| a.short('L').visible_alias("rate-limit").help_heading(None)),
+    mut_arg("quiet", |a| a.help("No progress and no summary: only errors")))]
 pub struct Args {
-    /// Limit the rate to BYTES per second (K, M, G: powers of 1024).
-    #[arg(short = 'L', long, visible_alias = "rate-limit", value_name = "BYTES",
-          value_parser = parse_rate)]
-    pub rate: Option<u64>,
+    #[command(flatten)]
+    pub rate: Rate,
 
     /// The expected size, for a percentage and an ETA (K, M, G, T).
     #[arg(short = 's', long, value_name = "BYTES", value_parser = parse_bytes)]
@@ -76,9 +76,8 @@ pub struct Args {
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
 
-    /// No progress and no summary: only errors.
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub quiet: Quiet,
 
     /// Never use splice(2); copy through a buffer with read(2) and write(2).
     #[arg(short = 'C', long)]
@@ -131,7 +130,7 @@ pub struct Config {
 impl Args {
     /// The configuration, given whether stderr is a terminal.
     pub fn config(&self, stderr_is_terminal: bool) -> Config {
-        let show = if self.quiet {
+        let show = if self.quiet.quiet {
             Show::Nothing
         } else if self.json {
             Show::Json
@@ -145,19 +144,12 @@ impl Args {
             Show::Summary
         };
         Config {
-            rate: self.rate,
+            rate: self.rate.rate,
             size: self.size,
             interval: self.interval,
             show,
             splice: !self.no_splice,
         }
-    }
-}
-
-fn parse_rate(s: &str) -> Result<u64, String> {
-    match parse_bytes(s)? {
-        0 => Err("the rate must be at least 1 byte per second".into()),
-        r => Ok(r),
     }
 }
 

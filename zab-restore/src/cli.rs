@@ -1,7 +1,7 @@
 //! zab-restore's command line, and [`Config`]: every option checked once.
 
 use clap::Parser;
-use zab_core::cli::{after_help, heading, Common};
+use zab_core::cli::{after_help, heading, Common, DryRun, RecvForce, SshTarget};
 use zab_core::error::Error;
 use zab_core::Host;
 use zab_store::{Location, Settings};
@@ -68,7 +68,14 @@ const EXAMPLES: &str = "  \
 #[command(name = "zab-restore", version, after_long_help = after_help(EXAMPLES),
     override_usage = "zab-restore [OPTIONS] URL DATASET[@SNAPSHOT] TARGET-DATASET\n       \
                       zab-restore [OPTIONS] --all URL [DATASET] TARGET-PATH",
-    mut_arg("storage_class", |a| a.hide(true)), mut_arg("upload_jobs", |a| a.hide(true)))]
+    mut_arg("storage_class", |a| a.hide(true)), mut_arg("upload_jobs", |a| a.hide(true)),
+    mut_arg("ssh_target", |a| a.help("The host that receives (zfs recv there, over ssh); this machine when absent")),
+    mut_arg("force", |a| a.help(
+        "zfs recv -F: roll the target back to its newest snapshot first (and destroy its snapshots \
+         that the stream does not have). Needed when the target was changed after its newest \
+         snapshot (e.g. mounted)")),
+    mut_arg("test", |a| a.help(
+        "Print the plan and the commands, run only commands that read (zfs list), and change nothing")))]
 pub struct Args {
     /// The store: s3://BUCKET[/PREFIX] or file:///DIR, as given to zab-send.
     #[arg(value_name = "URL")]
@@ -102,26 +109,19 @@ pub struct Args {
         value_parser = clap::value_parser!(u16).range(1..=64))]
     pub download_jobs: u16,
 
-    /// The host that receives (zfs recv there, over ssh); this machine
-    /// when absent.
-    #[arg(help_heading = heading::SSH, long, value_name = "USER@HOST")]
-    pub ssh_target: Option<String>,
+    #[command(flatten)]
+    pub ssh_target: SshTarget,
 
-    /// zfs recv -F: roll the target back to its newest snapshot first (and
-    /// destroy its snapshots that the stream does not have). Needed when
-    /// the target was changed after its newest snapshot (e.g. mounted).
-    #[arg(help_heading = heading::TARGET, short = 'F', long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub force: RecvForce,
 
     /// Receive without -u: the restored dataset is mounted at its
     /// mountpoint, as zfs recv does by default.
     #[arg(help_heading = heading::TARGET, long)]
     pub mount: bool,
 
-    /// Print the plan and the commands, run only commands that read
-    /// (zfs list), and change nothing.
-    #[arg(help_heading = heading::OUTPUT, long)]
-    pub test: bool,
+    #[command(flatten)]
+    pub dry_run: DryRun,
 
     #[command(flatten)]
     pub settings: Settings,
@@ -170,13 +170,13 @@ impl Args {
         let what = self.what()?;
         let host = self
             .common
-            .host(self.ssh_target.as_deref())?
-            .with_read_only(self.test.then_some("--test"));
+            .host(self.ssh_target.ssh_target.as_deref())?
+            .with_read_only(self.dry_run.read_only());
         let mut recv_options = Vec::new();
         if !self.mount {
             recv_options.push("-u".to_string());
         }
-        if self.force {
+        if self.force.force {
             recv_options.push("-F".to_string());
         }
         Ok(Config {
@@ -186,7 +186,7 @@ impl Args {
             download_jobs: usize::from(self.download_jobs),
             host,
             recv_options,
-            test: self.test,
+            test: self.dry_run.test,
             common: self.common.clone(),
         })
     }

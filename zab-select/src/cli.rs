@@ -2,7 +2,7 @@
 //! zfs-autobackup's automatic exclusions decided.
 
 use clap::Parser;
-use zab_core::cli::{after_help, heading, parse_bytes, Common, Log, Selection, Source};
+use zab_core::cli::{after_help, heading, parse_bytes, Common, Log, Selection, Source, SshTarget};
 use zab_core::error::Error;
 use zab_core::select::Options;
 use zab_core::Host;
@@ -35,7 +35,10 @@ const EXAMPLES: &str = "  \
 /// Filesystems and volumes are both selected. One `zfs get` is run on the
 /// source host, however many datasets it has.
 #[derive(Parser, Debug)]
-#[command(name = "zab-select", version, after_long_help = after_help(EXAMPLES))]
+#[command(name = "zab-select", version, after_long_help = after_help(EXAMPLES),
+    mut_arg("ssh_target", |a| a.help(
+        "Where the target is (push mode). Only used to tell whether source and target are the same \
+         host")))]
 pub struct Args {
     /// The backup name: selects datasets with the property autobackup:NAME.
     #[arg(value_name = "BACKUP-NAME")]
@@ -69,10 +72,8 @@ pub struct Args {
     #[arg(value_name = "TARGET-PATH")]
     pub target_path: Option<String>,
 
-    /// Where the target is (push mode). Only used to tell whether source and
-    /// target are the same host.
-    #[arg(help_heading = heading::SSH, long, value_name = "USER@HOST")]
-    pub ssh_target: Option<String>,
+    #[command(flatten)]
+    pub ssh_target: SshTarget,
 
     #[command(flatten)]
     pub source: Source,
@@ -107,7 +108,7 @@ impl Args {
         // zfs-autobackup's automatic rules, when source and target are one
         // host: never back up into the source selection, and in snapshot-only
         // mode do not select received datasets (a backup server's backups).
-        if self.source.ssh_source == self.ssh_target {
+        if self.source.ssh_source == self.ssh_target.ssh_target {
             match &self.target_path {
                 Some(t) => options.exclude_paths.push(t.clone()),
                 None if !self.include_received => options.exclude_received = true,
@@ -184,7 +185,7 @@ mod tests {
         assert_eq!(a.backup, "offsite1");
         assert_eq!(a.target_path.as_deref(), Some("backup/host1"));
         assert_eq!(a.exclude_unchanged, 1 << 20);
-        assert!(a.common.verbose);
+        assert!(a.common.verbose.verbose);
         assert!(Args::try_parse_from(["zab-select"]).is_err());
         assert!(Args::try_parse_from([
             "zab-select",

@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 use clap::Parser;
 use regex::Regex;
 use zab_core::cli::{
-    after_help, heading, parse_bytes, Backups, Common, Source, Target, DEFAULT_SCHEDULE,
+    after_help, heading, parse_bytes, Backups, Common, DryRun, KeepTarget, Rate, RecvForce, Source,
+    Target,
 };
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
@@ -56,7 +57,15 @@ const EXAMPLES: &str = "  \
 /// another run holds it, it exits 75 at once. --test (--plan) takes no
 /// lock.
 #[derive(Parser, Debug)]
-#[command(name = "zab-send", version, after_long_help = after_help(EXAMPLES), mut_arg("target_path", |a| a.required(true)))]
+#[command(name = "zab-send", version, after_long_help = after_help(EXAMPLES), mut_arg("target_path", |a| a.required(true)),
+    mut_arg("keep_target", |a| a.help_heading(heading::SELECTION).help(
+        "The target's schedule: our snapshots it would destroy right after receiving them are not sent")),
+    mut_arg("force", |a| a.help_heading(heading::TRANSFER).help("Receive with zfs recv -F")),
+    mut_arg("rate", |a| a.value_name("RATE").help("Limit the transfer rate (bytes per second, with units: 20M)")),
+    mut_arg("test", |a| a.visible_alias("plan").help(
+        "Change nothing: list, plan, and write the records of what would be transferred (each with \
+         its transfers and why), running only read-only commands and taking no run lock. --plan is \
+         the same")))]
 pub struct Args {
     /// The backup name; every record must be for this backup.
     #[arg(value_name = "BACKUP-NAME")]
@@ -72,10 +81,8 @@ pub struct Args {
     #[arg(help_heading = heading::SELECTION, long, value_name = "REGEX")]
     pub exclude_snapshot_pattern: Vec<String>,
 
-    /// The target's schedule: our snapshots it would destroy right after
-    /// receiving them are not sent.
-    #[arg(help_heading = heading::SELECTION, long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
-    pub keep_target: Schedule,
+    #[command(flatten)]
+    pub keep_target: KeepTarget,
 
     /// Destroy target snapshots after the common one that block the
     /// receive, then roll back to the common snapshot.
@@ -86,9 +93,8 @@ pub struct Args {
     #[arg(help_heading = heading::TRANSFER, long)]
     pub rollback: bool,
 
-    /// Receive with zfs recv -F.
-    #[arg(help_heading = heading::TRANSFER, short = 'F', long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub force: RecvForce,
 
     /// Accept a failed zfs recv when the target dataset exists afterwards.
     #[arg(help_heading = heading::TRANSFER, long)]
@@ -154,9 +160,8 @@ pub struct Args {
     #[arg(help_heading = heading::STREAM, long, value_name = "SIZE", value_parser = parse_bytes)]
     pub buffer_chunk_size: Option<u64>,
 
-    /// Limit the transfer rate (bytes per second, with units: 20M).
-    #[arg(help_heading = heading::STREAM, long, value_name = "RATE", value_parser = parse_rate)]
-    pub rate: Option<u64>,
+    #[command(flatten)]
+    pub rate: Rate,
 
     /// Do not hold the common snapshot on source and target.
     #[arg(help_heading = heading::HOLDS, long)]
@@ -170,11 +175,8 @@ pub struct Args {
     #[arg(help_heading = heading::OUTPUT, long)]
     pub no_progress: bool,
 
-    /// Change nothing: list, plan, and write the records of what would be
-    /// transferred (each with its transfers and why), running only
-    /// read-only commands and taking no run lock. --plan is the same.
-    #[arg(help_heading = heading::OUTPUT, long, visible_alias = "plan")]
-    pub test: bool,
+    #[command(flatten)]
+    pub dry_run: DryRun,
 
     /// To an object store: start a new chain with a full stream when the
     /// current chain's full is WHEN old (a duration: 1w, 30d) or has WHEN
@@ -203,16 +205,6 @@ fn parse_buffer(s: &str) -> Result<u64, String> {
     let n = parse_bytes(s)?;
     zab_core::size::check_buffer(n, zab_core::size::available_memory())?;
     Ok(n)
-}
-
-/// Parses `--rate`: bytes per second, above 0 (zab-ratelimit refuses 0,
-/// so a 0 accepted here would fail every transfer instead of the command
-/// line).
-fn parse_rate(s: &str) -> Result<u64, String> {
-    match parse_bytes(s)? {
-        0 => Err(format!("rate {s:?} must be above 0")),
-        n => Ok(n),
-    }
 }
 
 /// Why a regular expression does not compile, on one line: the regex
@@ -338,14 +330,14 @@ impl Args {
             read_only: self.read_only(),
             other_snapshots: self.other_snapshots,
             exclude,
-            keep_target: self.keep_target.clone(),
+            keep_target: self.keep_target.keep_target.clone(),
             destroy_incompatible: self.destroy_incompatible,
             rollback: self.rollback,
             flags: flags::Options {
                 zfs_compressed: self.zfs_compressed,
                 decrypt: self.decrypt,
                 encrypt: self.encrypt,
-                force: self.force,
+                force: self.force.force,
                 filter_properties: self.filter_properties.clone(),
                 set_properties: self.set_properties.clone(),
                 clear_refreservation: self.clear_refreservation,
@@ -355,7 +347,7 @@ impl Args {
             recv_pipe: self.recv_pipe.clone(),
             compress: self.compress.as_deref().and_then(stream::compressor),
             buffer: Buffer::from_options(self.buffer, self.buffer_chunk_size),
-            rate: self.rate,
+            rate: self.rate.rate,
             jobs: usize::from(self.jobs),
             progress: (self.progress || std::io::stderr().is_terminal()) && !self.no_progress,
             holds: !self.no_holds && store.is_none(),
@@ -382,8 +374,11 @@ impl Args {
             let refused = [
                 (self.destroy_incompatible, "--destroy-incompatible"),
                 (self.rollback, "--rollback"),
-                (self.force, "--force"),
-                (self.backups.target.ssh_target.is_some(), "--ssh-target"),
+                (self.force.force, "--force"),
+                (
+                    self.backups.target.host.ssh_target.is_some(),
+                    "--ssh-target",
+                ),
             ];
             if let Some((_, opt)) = refused.iter().find(|(on, _)| *on) {
                 return Err(Error::Usage(format!(
@@ -419,7 +414,7 @@ impl Args {
     /// only the commands that read (zab_core::host::is_read_only), any
     /// other is refused.
     pub fn read_only(&self) -> Option<&'static str> {
-        self.test.then_some("--test")
+        self.dry_run.read_only()
     }
 }
 
@@ -552,6 +547,6 @@ mod tests {
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         assert!(err.to_string().contains("must be above 0"), "{err}");
         let a = Args::try_parse_from(["zab-send", "b", "t", "--rate", "20M"]).unwrap();
-        assert_eq!(a.rate, Some(20 << 20));
+        assert_eq!(a.rate.rate, Some(20 << 20));
     }
 }

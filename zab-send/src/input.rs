@@ -32,7 +32,7 @@ pub fn read(cfg: &Config) -> Result<Input, Error> {
     if cfg.store.is_none() {
         zab_core::name::target_overlap(
             &cfg.target_path,
-            cfg.target.ssh_target.as_deref(),
+            cfg.target.host.ssh_target.as_deref(),
             &stream.datasets,
         )?;
     }

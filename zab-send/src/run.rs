@@ -43,7 +43,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let log = cfg.common.log("zab-send");
     let target = cfg
         .common
-        .host(cfg.target.ssh_target.as_deref())?
+        .host(cfg.target.host.ssh_target.as_deref())?
         .with_read_only(cfg.read_only);
     let _lock = lock(&cfg)?;
     let store = open_store(&cfg)?;
@@ -159,7 +159,10 @@ fn lock(cfg: &Config) -> Result<Option<zab_core::lock::RunLock>, Error> {
         Some(_) => Ok(None),
         None => zab_core::lock::acquire(
             &cfg.backup,
-            Some((cfg.target.ssh_target.as_deref(), cfg.target_path.as_str())),
+            Some((
+                cfg.target.host.ssh_target.as_deref(),
+                cfg.target_path.as_str(),
+            )),
             std::time::Duration::ZERO,
         )
         .map(Some),

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use zab_core::cli::{after_help, heading, parse_bytes, Common, Log, Naming, Source};
+use zab_core::cli::{after_help, heading, parse_bytes, Common, DryRun, Log, Naming, Source};
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
 
@@ -44,7 +44,10 @@ const EXAMPLES: &str = "  \
 /// `zfs` queries per host (none with --allow-empty), then one `zfs snapshot`
 /// per pool.
 #[derive(Parser, Debug)]
-#[command(name = "zab-snap", version, after_long_help = after_help(EXAMPLES))]
+#[command(name = "zab-snap", version, after_long_help = after_help(EXAMPLES),
+    mut_arg("test", |a| a.help(
+        "Change nothing: run only read-only commands and report what would be snapshotted (status \
+         would-create). Hook commands are not run")))]
 pub struct Args {
     /// The backup name; every record must be for this backup.
     #[arg(value_name = "BACKUP-NAME")]
@@ -77,10 +80,8 @@ pub struct Args {
     #[arg(help_heading = heading::SNAPSHOTS, long, value_name = "CMD")]
     pub post_snapshot_cmd: Vec<String>,
 
-    /// Change nothing: run only read-only commands and report what would be
-    /// snapshotted (status would-create). Hook commands are not run.
-    #[arg(help_heading = heading::OUTPUT, long)]
-    pub test: bool,
+    #[command(flatten)]
+    pub dry_run: DryRun,
 
     #[command(flatten)]
     pub naming: Naming,
@@ -117,8 +118,8 @@ impl Args {
                 .collect(),
             pre_snapshot_cmd: self.pre_snapshot_cmd.clone(),
             post_snapshot_cmd: self.post_snapshot_cmd.clone(),
-            act: !self.test,
-            read_only: self.test.then_some("--test"),
+            act: !self.dry_run.test,
+            read_only: self.dry_run.read_only(),
             now,
             common: self.common.clone(),
             log: self.common.log(TOOL),

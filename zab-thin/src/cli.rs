@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use zab_core::cli::{
-    after_help, heading, Backups, Common, Log, Selection, Source, Target, DEFAULT_SCHEDULE,
+    after_help, heading, Backups, Common, DryRun, KeepTarget, Log, Selection, Source, Target,
+    DEFAULT_SCHEDULE,
 };
 use zab_core::error::Error;
 use zab_core::naming::SnapshotFormat;
@@ -47,7 +48,11 @@ const EXAMPLES: &str = "  \
 /// it), or the one ZAB_LOCK_FD names; when another run holds it, it exits
 /// 75 and destroys nothing. --test and --offline take no lock.
 #[derive(Parser, Debug)]
-#[command(name = "zab-thin", version, after_long_help = after_help(EXAMPLES))]
+#[command(name = "zab-thin", version, after_long_help = after_help(EXAMPLES),
+    mut_arg("keep_target", |a| a.help("The schedule for the target snapshots")),
+    mut_arg("test", |a| a.visible_alias("no-thinning").help(
+        "Change nothing: plan, and write the records of what would be destroyed and released and \
+         why, running only read-only commands and taking no run lock. --no-thinning is the same")))]
 pub struct Args {
     /// The backup name (not with --offline).
     #[arg(value_name = "BACKUP-NAME", required_unless_present_any = ["offline", "describe"])]
@@ -57,9 +62,8 @@ pub struct Args {
     #[arg(help_heading = heading::THINNING, long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
     pub keep_source: Schedule,
 
-    /// The schedule for the target snapshots.
-    #[arg(help_heading = heading::THINNING, long, value_name = "SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = Schedule::parse)]
-    pub keep_target: Schedule,
+    #[command(flatten)]
+    pub keep_target: KeepTarget,
 
     /// Destroy target datasets that are gone from the source once their
     /// newest snapshot of ours is older than DURATION: a number and a unit
@@ -79,11 +83,8 @@ pub struct Args {
     #[arg(help_heading = heading::THINNING, long)]
     pub skip_failed: bool,
 
-    /// Change nothing: plan, and write the records of what would be
-    /// destroyed and released and why, running only read-only commands and
-    /// taking no run lock. --no-thinning is the same.
-    #[arg(help_heading = heading::OUTPUT, long, visible_alias = "no-thinning")]
-    pub test: bool,
+    #[command(flatten)]
+    pub dry_run: DryRun,
 
     /// Print each dataset's timeline: per rule, its blocks and the snapshot
     /// that holds each one, then every snapshot with its reason. With ZFS on
@@ -306,7 +307,7 @@ impl Args {
         };
         let target = target.map(|path| TargetSide {
             path: path.to_string(),
-            ssh: self.backups.target.ssh_target.clone(),
+            ssh: self.backups.target.host.ssh_target.clone(),
             strip: self.backups.target.strip_path,
             guid_check: !self.backups.target.no_guid_check,
             group: self.backups.target.clone(),
@@ -322,9 +323,9 @@ impl Args {
             store,
             ssh_source,
             keep_source: self.keep_source.clone(),
-            keep_target: self.keep_target.clone(),
+            keep_target: self.keep_target.keep_target.clone(),
             skip_failed: self.skip_failed,
-            test: self.test,
+            test: self.dry_run.test,
             read_only: self.read_only(),
             now: self.common.now()?.timestamp(),
             explain: self.explain,
@@ -345,7 +346,7 @@ impl Args {
             return Ok(None);
         };
         let location = zab_store::Location::parse(url).map_err(Error::Usage)?;
-        if t.ssh_target.is_some() {
+        if t.host.ssh_target.is_some() {
             return Err(Error::Usage(format!(
                 "--ssh-target is for a ZFS target, not an object store ({url})"
             )));
@@ -362,7 +363,7 @@ impl Args {
     /// destroys and releases nothing, so it runs only the commands that
     /// read (zab_core::host::is_read_only), any other is refused.
     pub fn read_only(&self) -> Option<&'static str> {
-        self.test.then_some("--test")
+        self.dry_run.read_only()
     }
 }
 

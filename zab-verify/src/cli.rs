@@ -75,7 +75,7 @@ impl Args {
         self.chunks.chunk_size()?;
         let target_path = self.target.required_path()?.to_string();
         let ssh_source = self.source.checked()?;
-        let target_host = self.common.host(self.target.ssh_target.as_deref())?;
+        let target_host = self.common.host(self.target.host.ssh_target.as_deref())?;
         let mut check_args = self.chunks.args();
         if self.common.debug {
             check_args.push("--debug".into());
