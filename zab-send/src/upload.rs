@@ -214,29 +214,24 @@ impl<R: std::io::Read> std::io::Read for Counting<R> {
 /// How the source side (and zab-ratelimit) ended: None when well, else
 /// the problems, on one line.
 fn source_end(src: &mut Child, limiter: &mut Option<Child>, running: &Running) -> Option<String> {
-    let mut problems = Vec::new();
-    match src.wait() {
-        Ok(st) if st.success() => {}
-        Ok(st) => problems.push(format!(
-            "the sending side failed ({})",
-            zab_core::error::Status::from_exit(st)
-        )),
-        Err(e) => problems.push(e.to_string()),
-    }
-    if let Some(l) = limiter.as_mut() {
-        match l.wait() {
-            Ok(st) if st.success() => {}
-            Ok(st) => problems.push(format!(
-                "zab-ratelimit failed ({})",
-                zab_core::error::Status::from_exit(st)
-            )),
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
+    let mut problems: Vec<String> = ended(src, "the sending side").into_iter().collect();
+    problems.extend(limiter.as_mut().and_then(|l| ended(l, "zab-ratelimit")));
     if running.stopped() {
         problems.insert(0, "interrupted".into());
     }
     (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// How `child` (`what`, in the message) ended: None when well.
+fn ended(child: &mut Child, what: &str) -> Option<String> {
+    match child.wait() {
+        Ok(st) if st.success() => None,
+        Ok(st) => Some(format!(
+            "{what} failed ({})",
+            zab_core::error::Status::from_exit(st)
+        )),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 /// The source side stopped (after a failed upload it may still be
