@@ -29,6 +29,7 @@ use crate::{execute, gather, plan, report};
 pub fn run(cfg: &Config) -> Result<(), Error> {
     let log = cfg.common.log(TOOL);
     let store = gather::open(cfg)?;
+    // SIGINT and SIGTERM stop the receive running, and the run (receive.rs).
     let running = Arc::new(Running::default());
     let r = Arc::clone(&running);
     let _ = ctrlc::set_handler(move || r.interrupt());
@@ -38,8 +39,8 @@ pub fn run(cfg: &Config) -> Result<(), Error> {
         What::One { .. } => None,
     };
     let plans = plan::decide(&world, target_path, &cfg.recv_options, cfg.host.name());
-    let mut report = report::Report::new(cfg);
     execute::parents(cfg, &plans.parents, &log);
+    let mut report = report::Report::new(cfg);
     for (job, r) in world.jobs.iter().zip(&plans.datasets) {
         if running.is_stopped() {
             break;
