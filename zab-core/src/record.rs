@@ -368,6 +368,10 @@ pub struct ThinSide {
     /// (`held by keep`, `the common snapshot`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spared: Vec<Spared>,
+    /// The source's bookmarks of ours (names after `#`) that match no
+    /// target snapshot any more, destroyed with the snapshots (`destroyed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bookmarks: Vec<String>,
 }
 
 /// A snapshot kept against the schedule.

@@ -485,6 +485,9 @@ pub struct Tree {
     /// From [`list_target_tree_args`] only: the datasets with a
     /// `receive_resume_token`, and the token.
     pub tokens: std::collections::BTreeMap<String, String>,
+    /// Each dataset's guid (the TARGET-PATH's names our bookmarks:
+    /// [`bookmark_name`]).
+    pub guids: std::collections::BTreeMap<String, u64>,
 }
 
 impl Tree {
@@ -550,10 +553,16 @@ fn parse_tree_columns(output: &str, root: &str, target: bool) -> Result<Tree, St
                 }
                 snaps.push((dataset, snapshot));
             }
-            TreeRow::Dataset { name, kind, token } => {
+            TreeRow::Dataset {
+                name,
+                kind,
+                token,
+                guid,
+            } => {
                 if tree.snapshots.contains_key(&name) {
                     return Err(bad_tree_row(i + 1, line, "the same dataset listed twice"));
                 }
+                tree.guids.insert(name.clone(), guid);
                 tree.datasets.push((name.clone(), kind));
                 tree.snapshots.entry(name.clone()).or_default();
                 if let Some(token) = token {
@@ -592,6 +601,7 @@ enum TreeRow {
         kind: Option<DatasetType>,
         /// Its `receive_resume_token` (the target tree only; `-` is none).
         token: Option<String>,
+        guid: u64,
     },
 }
 
@@ -659,6 +669,7 @@ fn parse_tree_row(line: &str, n: usize, root: &str, target: bool) -> Result<Tree
                 name: name.to_string(),
                 kind,
                 token,
+                guid: num(guid, "guid")?,
             })
         }
     }
@@ -971,6 +982,8 @@ mod tests {
         assert_eq!(t.snapshots["treefix/a"][1].userrefs, Some(0));
         assert_eq!(t.written["treefix/a@s1"], 24576);
         assert!(t.tokens.is_empty());
+        assert_eq!(t.guids.len(), 4);
+        assert_eq!(t.guids, f.guids, "both listings, the same guids");
         assert!(t.snapshots["treefix"].is_empty());
         assert!(t.has_children("treefix/a") && !t.has_children("treefix/a/b"));
         // The fast listing: the same tree, without types and holds.
