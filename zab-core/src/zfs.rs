@@ -157,6 +157,18 @@ pub struct Snapshot {
     pub userrefs: Option<u64>,
 }
 
+impl Snapshot {
+    /// A snapshot (or bookmark) as the fast listings give it: no holds known.
+    pub fn new(name: &str, createtxg: u64, guid: u64) -> Snapshot {
+        Snapshot {
+            name: name.to_string(),
+            createtxg,
+            guid,
+            userrefs: None,
+        }
+    }
+}
+
 /// Every listing's shape: `zfs list -H -p -t TYPES -o COLUMNS`, then
 /// `scope` (sorting and depth: `-s createtxg -d 1`), then `datasets`.
 pub fn list_args(types: &str, columns: &str, scope: &[&str], datasets: &[&str]) -> Vec<String> {
@@ -939,12 +951,7 @@ mod tests {
     }
 
     fn snap(name: &str, txg: u64, guid: u64) -> Snapshot {
-        Snapshot {
-            name: name.into(),
-            createtxg: txg,
-            guid,
-            userrefs: None,
-        }
+        Snapshot::new(name, txg, guid)
     }
 
     #[test]

@@ -184,21 +184,12 @@ pub fn make(ctx: &Ctx, jobs: &[Job], done: &mut [Done]) {
 mod tests {
     use super::*;
     use crate::jobs::testing::{done, job};
-    use crate::plan::{plan, Options, Resume, Target};
-    use zab_core::naming::SnapshotFormat;
+    use crate::plan::tests::{fmt, opts, target};
+    use crate::plan::{plan, Resume, Target};
     use zab_core::schedule::Schedule;
 
     fn snap(name: &str, txg: u64, guid: u64) -> Snapshot {
-        Snapshot {
-            name: name.into(),
-            createtxg: txg,
-            guid,
-            userrefs: None,
-        }
-    }
-
-    fn fmt() -> SnapshotFormat {
-        SnapshotFormat::new("{}-%Y%m%d%H%M%S", "bk", true).unwrap()
+        Snapshot::new(name, txg, guid)
     }
 
     /// Our snapshot of 2026-11-2D 00:00 UTC, txg 100 + D, guid 1000 + D.
@@ -206,24 +197,17 @@ mod tests {
         snap(&format!("bk-202611{d:02}000000"), 100 + d, 1000 + d)
     }
 
-    fn opts<'a>(f: &'a SnapshotFormat, keep: &'a Schedule) -> Options<'a> {
-        Options {
-            format: f,
-            other_snapshots: false,
-            exclude: &[],
-            keep_target: keep,
-            now: 1_763_769_600,
-            guid_check: true,
-            destroy_incompatible: false,
-            rollback: false,
-        }
-    }
-
-    fn target(snaps: &[Snapshot]) -> Target {
-        Target {
-            snapshots: snaps.iter().map(|s| (s.clone(), 0)).collect(),
-            token: None,
-        }
+    /// The plan of p/a from `src` and its bookmarks `bms` into `t`, the
+    /// target keeping 10.
+    fn plan_of(
+        src: &[Snapshot],
+        bms: &[Snapshot],
+        t: &Target,
+        raw: bool,
+        token_to: Option<&str>,
+    ) -> crate::plan::Plan {
+        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
+        plan("p/a", src, bms, Some(t), raw, token_to, &opts(&f, &keep))
     }
 
     /// (from, bookmark, to, snapshots) of each step.
@@ -243,7 +227,6 @@ mod tests {
 
     #[test]
     fn the_common_snapshot_gone_the_bookmark_goes_on_with_i_then_as_usual() {
-        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
         // The target has 1 and 2; the source lost both, and keeps 2 as a bookmark.
         let src = [ours(3), ours(4), ours(5)];
         let bms = [
@@ -251,7 +234,7 @@ mod tests {
             snap("other", 90, 9),
         ];
         let t = target(&[ours(1), ours(2)]);
-        let p = plan("p/a", &src, &bms, Some(&t), false, None, &opts(&f, &keep));
+        let p = plan_of(&src, &bms, &t, false, None);
         assert_eq!(p.error, None);
         assert_eq!(p.common.as_deref(), Some("bk-20261102000000"));
         assert_eq!(
@@ -271,18 +254,9 @@ mod tests {
 
     #[test]
     fn a_bookmark_is_found_by_guid_whatever_its_name() {
-        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
         let src = [ours(3)];
         let t = target(&[ours(2)]);
-        let p = plan(
-            "p/a",
-            &src,
-            &[snap("random", 102, 1002)],
-            Some(&t),
-            false,
-            None,
-            &opts(&f, &keep),
-        );
+        let p = plan_of(&src, &[snap("random", 102, 1002)], &t, false, None);
         assert_eq!(
             shape(&p),
             vec![(
@@ -296,21 +270,12 @@ mod tests {
 
     #[test]
     fn a_bookmark_of_another_guid_is_no_base_and_the_error_stays() {
-        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
         let src = [ours(3)];
         // The target rolled back to, or received, another snapshot of that name.
         let mut other = ours(2);
         other.guid = 5;
         let bms = [snap("bk-20261102000000_77", 102, 1002)];
-        let p = plan(
-            "p/a",
-            &src,
-            &bms,
-            Some(&target(&[other])),
-            false,
-            None,
-            &opts(&f, &keep),
-        );
+        let p = plan_of(&src, &bms, &target(&[other]), false, None);
         assert!(
             p.error.as_deref().unwrap().contains("no common snapshot"),
             "{p:?}"
@@ -320,68 +285,41 @@ mod tests {
 
     #[test]
     fn a_common_snapshot_newer_than_the_bookmark_wins() {
-        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
         let src = [ours(2), ours(3)];
         let bms = [snap("bk-20261101000000_77", 101, 1001)];
-        let p = plan(
-            "p/a",
-            &src,
-            &bms,
-            Some(&target(&[ours(1), ours(2)])),
-            false,
-            None,
-            &opts(&f, &keep),
-        );
+        let p = plan_of(&src, &bms, &target(&[ours(1), ours(2)]), false, None);
         assert_eq!(
             shape(&p),
             vec![(Some("bk-20261102000000"), None, "bk-20261103000000", 1)]
         );
         // Up to date from a bookmark: nothing to send, no error.
-        let p = plan(
-            "p/a",
-            &[ours(0)],
-            &bms,
-            Some(&target(&[ours(1)])),
-            false,
-            None,
-            &opts(&f, &keep),
-        );
+        let p = plan_of(&[ours(0)], &bms, &target(&[ours(1)]), false, None);
         assert!(p.steps.is_empty());
         assert_eq!(p.common.as_deref(), Some("bk-20261101000000"));
     }
 
     #[test]
     fn target_snapshots_after_the_bookmarked_one_block_as_after_a_common_one() {
-        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
         let src = [ours(3)];
         let bms = [snap("bk-20261101000000_77", 101, 1001)];
         let mut t = target(&[ours(1)]);
         t.snapshots.push((snap("manual", 150, 7), 4096));
-        let p = plan("p/a", &src, &bms, Some(&t), false, None, &opts(&f, &keep));
+        let p = plan_of(&src, &bms, &t, false, None);
         assert_eq!(p.incompatible, vec!["manual"]);
         assert!(p.error.is_some());
         // Raw: every one after it blocks.
         t.snapshots[1].1 = 0;
-        let p = plan("p/a", &src, &bms, Some(&t), true, None, &opts(&f, &keep));
+        let p = plan_of(&src, &bms, &t, true, None);
         assert_eq!(p.incompatible, vec!["manual"]);
     }
 
     #[test]
     fn a_resume_token_to_the_first_snapshot_resumes_the_bookmark_step() {
-        let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
         let src = [ours(3), ours(4)];
         let bms = [snap("b", 102, 1002)];
         let mut t = target(&[ours(2)]);
         t.token = Some("1-ab".into());
-        let p = plan(
-            "p/a",
-            &src,
-            &bms,
-            Some(&t),
-            false,
-            Some("bk-20261103000000"),
-            &opts(&f, &keep),
-        );
+        let p = plan_of(&src, &bms, &t, false, Some("bk-20261103000000"));
         assert_eq!(p.resume, Resume::Continue("1-ab".into()));
         assert_eq!(p.steps[0].kind, TransferKind::Resumed);
         assert_eq!(p.steps.len(), 2);
@@ -389,31 +327,19 @@ mod tests {
 
     #[test]
     fn the_newest_received_snapshot_is_bookmarked_once() {
+        let two = [
+            (Some("1"), "2", TransferKind::Incremental),
+            (Some("2"), "3", TransferKind::Incremental),
+        ];
         let jobs = [
-            job(
-                "p/a",
-                "t/a",
-                Some("1"),
-                &[
-                    (Some("1"), "2", TransferKind::Incremental),
-                    (Some("2"), "3", TransferKind::Incremental),
-                ],
-            ),
+            job("p/a", "t/a", Some("1"), &two),
             job(
                 "p/b",
                 "t/b",
                 Some("1"),
                 &[(Some("1"), "2", TransferKind::Incremental)],
             ),
-            job(
-                "p/c",
-                "t/c",
-                Some("1"),
-                &[
-                    (Some("1"), "2", TransferKind::Incremental),
-                    (Some("2"), "3", TransferKind::Incremental),
-                ],
-            ),
+            job("p/c", "t/c", Some("1"), &two),
             job("p/d", "t/d", Some("1"), &[]),
         ];
         // a: both received; b: received, already bookmarked; c: the second failed; d: up to date.

@@ -470,14 +470,14 @@ fn split_first(steps: &mut Vec<Step>, source: &[Snapshot]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const DAY: i64 = 86_400;
     /// 2026-11-22 00:00:00 UTC.
     const NOW: i64 = 1_763_769_600;
 
-    fn fmt() -> SnapshotFormat {
+    pub(crate) fn fmt() -> SnapshotFormat {
         SnapshotFormat::new("{}-%Y%m%d%H%M%S", "bk", true).unwrap()
     }
 
@@ -501,14 +501,14 @@ mod tests {
         }
     }
 
-    fn target(snaps: &[Snapshot]) -> Target {
+    pub(crate) fn target(snaps: &[Snapshot]) -> Target {
         Target {
             snapshots: snaps.iter().map(|s| (s.clone(), 0)).collect(),
             token: None,
         }
     }
 
-    fn opts<'a>(f: &'a SnapshotFormat, keep: &'a Schedule) -> Options<'a> {
+    pub(crate) fn opts<'a>(f: &'a SnapshotFormat, keep: &'a Schedule) -> Options<'a> {
         Options {
             format: f,
             other_snapshots: false,
