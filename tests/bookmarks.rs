@@ -8,7 +8,7 @@ use zab_core::host::quote_argv;
 use zab_core::record::{SendStatus, TransferKind};
 use zab_tests::{Lab, Ns, Out};
 
-use crate::send::{error_of, outcome, send, snap, tree};
+use crate::send::{error_of, holds, outcome, send, snap, tree};
 use crate::thin::thin;
 use crate::Test;
 
@@ -120,6 +120,10 @@ fn go_on_when_the_common_snapshot_is_gone(lab: &Lab) {
     );
     assert_eq!(lab.snapshot_names(&ta), vec![s1.clone(), s2, s3.clone()]);
     lab.same_files(&a, &ta);
+    // The new common snapshot is held on both sides, as after any transfer.
+    let tag = format!("zfs_autobackup:{b}");
+    assert_eq!(holds(lab, &a), vec![format!("{s3} {tag}")]);
+    assert_eq!(holds(lab, &ta), vec![format!("{s3} {tag}")]);
     assert_eq!(
         bookmarks(lab, &a),
         vec![bm1.clone(), format!("{s3}_{guid}")]

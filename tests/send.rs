@@ -74,7 +74,7 @@ pub(crate) fn snap(lab: &Lab, b: &str, dss: &[&str]) -> String {
 }
 
 /// "snapshot tag" for each hold on `ds`'s snapshots, sorted.
-fn holds(lab: &Lab, ds: &str) -> Vec<String> {
+pub(crate) fn holds(lab: &Lab, ds: &str) -> Vec<String> {
     let mut v: Vec<String> = lab
         .sh(&format!(
             "zfs list -H -t snapshot -o name -d 1 {} | xargs -r zfs holds -H",

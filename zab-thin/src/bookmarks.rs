@@ -99,12 +99,7 @@ mod tests {
     }
 
     fn s(name: &str, txg: u64, guid: u64) -> Snapshot {
-        Snapshot {
-            name: name.into(),
-            createtxg: txg,
-            guid,
-            userrefs: None,
-        }
+        Snapshot::new(name, txg, guid)
     }
 
     #[test]
