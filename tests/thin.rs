@@ -142,7 +142,7 @@ fn destroys_exactly_the_plan(lab: &Lab) {
         .collect();
     assert_eq!(calls.len(), 3, "{calls:#?}");
     assert!(
-        calls[0].starts_with("zfs list -H -p -t snapshot -o name,createtxg,guid "),
+        calls[0].starts_with("zfs list -H -p -t snapshot,bookmark -o name,createtxg,guid "),
         "{calls:#?}"
     );
     assert!(
