@@ -139,7 +139,10 @@ pub fn parse_guid(output: &str) -> Result<u64, String> {
 }
 
 /// Makes the bookmarks: one `zfs bookmark` per dataset that received
-/// something, each noted in its record; a failed one fails its dataset.
+/// something, each noted in its record. A bookmark that cannot be made (a
+/// source pool without the `bookmarks` feature, say) is a warning and a
+/// note: what was sent is whole, and the next run goes on from the common
+/// snapshot as without bookmarks.
 pub fn make(ctx: &Ctx, jobs: &[Job], done: &mut [Done]) {
     if !any_received(jobs, done) {
         return;
@@ -148,15 +151,9 @@ pub fn make(ctx: &Ctx, jobs: &[Job], done: &mut [Done]) {
     let guid = match zfs::query(ctx.target, &guid_args(target_path), parse_guid) {
         Ok(g) => g,
         Err(e) => {
-            let why = format!(
+            ctx.log.warn(format!(
                 "[Target] reading the guid of {target_path} failed, no bookmarks made: {e}"
-            );
-            ctx.log.warn(why.clone());
-            for (job, d) in jobs.iter().zip(done.iter_mut()) {
-                if d.received(job).next().is_some() {
-                    d.error.get_or_insert(why.clone());
-                }
-            }
+            ));
             return;
         }
     };
@@ -171,10 +168,9 @@ pub fn make(ctx: &Ctx, jobs: &[Job], done: &mut [Done]) {
                 done[m.job].notes.push(format!("bookmarked as #{}", m.name));
             }
             Err(e) => {
-                done[m.job].error.get_or_insert(format!(
-                    "[Source] bookmarking {}@{} failed: {e}",
-                    job.source, m.snapshot
-                ));
+                let why = format!("bookmarking @{} failed: {e}", m.snapshot);
+                ctx.log.warn(format!("[Source] {}: {why}", job.source));
+                done[m.job].notes.push(why);
             }
         }
     }
