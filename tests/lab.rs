@@ -251,6 +251,23 @@ impl Lab {
         .collect()
     }
 
+    /// An encrypted dataset `zab-a/NAME/enc` selected for backup NAME (its
+    /// passphrase in /root/NAME.key), and the target path `zab-t/NAME`:
+    /// (key file, dataset, target path).
+    pub fn encrypted_source(&self, ns: &Ns) -> (String, String, String) {
+        let key = format!("/root/{}.key", ns.name);
+        let root = ns.ds("zab-a", "");
+        let enc = ns.ds("zab-a", "enc");
+        let tp = ns.ds("zab-t", "");
+        self.sh(&format!(
+            "set -e; printf 'zab lab passphrase' > {key}; zfs create -p {root}; \
+             zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} \
+             -o {}=true {enc}; zfs create -p {tp}",
+            ns.prop()
+        ));
+        (key, enc, tp)
+    }
+
     /// The names (after `@`) of `ds`'s snapshots, oldest first.
     pub fn snapshot_names(&self, ds: &str) -> Vec<String> {
         self.snaps(ds).into_iter().map(|s| s.0).collect()

@@ -66,7 +66,7 @@ fn stamp() -> String {
 
 /// Snapshots every dataset in `dss` with one new name of backup `b`; returns
 /// the name (after `@`).
-fn snap(lab: &Lab, b: &str, dss: &[&str]) -> String {
+pub(crate) fn snap(lab: &Lab, b: &str, dss: &[&str]) -> String {
     let name = format!("{b}-{}", stamp());
     let argv: Vec<String> = dss.iter().map(|d| format!("{d}@{name}")).collect();
     lab.sh(&format!("zfs snapshot {}", quote_argv(&argv)));
@@ -74,7 +74,7 @@ fn snap(lab: &Lab, b: &str, dss: &[&str]) -> String {
 }
 
 /// "snapshot tag" for each hold on `ds`'s snapshots, sorted.
-fn holds(lab: &Lab, ds: &str) -> Vec<String> {
+pub(crate) fn holds(lab: &Lab, ds: &str) -> Vec<String> {
     let mut v: Vec<String> = lab
         .sh(&format!(
             "zfs list -H -t snapshot -o name -d 1 {} | xargs -r zfs holds -H",
@@ -111,14 +111,14 @@ fn interrupted(lab: &Lab, b: &str, target: &str, signal: &str) -> Out {
 }
 
 /// `zab-select B | zab-send --utc B TARGET ARGS…` in the guest.
-fn send(lab: &Lab, b: &str, target: &str, args: &[&str]) -> Out {
+pub(crate) fn send(lab: &Lab, b: &str, target: &str, args: &[&str]) -> Out {
     let mut argv = vec!["zab-send", "--utc", b, target];
     argv.extend_from_slice(args);
     lab.ssh(&format!("zab-select {b} | {}", quote_argv(&argv)))
 }
 
 #[track_caller]
-fn outcome(out: &Out, name: &str) -> SendOutcome {
+pub(crate) fn outcome(out: &Out, name: &str) -> SendOutcome {
     let ds: Vec<Dataset> = out.datasets();
     ds.iter()
         .find(|d| d.name == name)
@@ -128,7 +128,7 @@ fn outcome(out: &Out, name: &str) -> SendOutcome {
         .unwrap_or_else(|| panic!("no send in the record of {name}"))
 }
 
-fn error_of(out: &Out, name: &str) -> String {
+pub(crate) fn error_of(out: &Out, name: &str) -> String {
     out.datasets()
         .into_iter()
         .find(|d| d.name == name)
@@ -147,7 +147,7 @@ fn transfers(o: &SendOutcome) -> Vec<(TransferKind, Option<String>, String, usiz
 
 /// Creates the source tree (the first one gets the backup's property) and
 /// the target path.
-fn tree(lab: &Lab, ns: &Ns, b: &str, dss: &[&str], target: &str) {
+pub(crate) fn tree(lab: &Lab, ns: &Ns, b: &str, dss: &[&str], target: &str) {
     let mut script = String::from("set -e\n");
     for (i, d) in dss.iter().enumerate() {
         if i == 0 {

@@ -188,8 +188,9 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     let calls = zfs_calls(&out);
     assert_eq!(calls.len(), 3, "{calls:#?}");
     assert!(
-        calls[0]
-            .starts_with("zfs list -H -p -t snapshot -o name,createtxg,guid -s createtxg -d 1 "),
+        calls[0].starts_with(
+            "zfs list -H -p -t snapshot,bookmark -o name,createtxg,guid -s createtxg -d 1 "
+        ),
         "{calls:#?}"
     );
     // In the records' order: zab-select's, as `zfs get` walked the pools.

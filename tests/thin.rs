@@ -70,7 +70,7 @@ fn names(lab: &Lab, ds: &str) -> Vec<String> {
 }
 
 /// `zab-select B | zab-thin --utc B ARGS…` in the guest.
-fn thin(lab: &Lab, ns: &Ns, args: &[&str]) -> Out {
+pub(crate) fn thin(lab: &Lab, ns: &Ns, args: &[&str]) -> Out {
     let mut argv = vec!["zab-thin", "--utc", ns.backup()];
     argv.extend_from_slice(args);
     lab.ssh(&format!(
@@ -142,7 +142,7 @@ fn destroys_exactly_the_plan(lab: &Lab) {
         .collect();
     assert_eq!(calls.len(), 3, "{calls:#?}");
     assert!(
-        calls[0].starts_with("zfs list -H -p -t snapshot -o name,createtxg,guid "),
+        calls[0].starts_with("zfs list -H -p -t snapshot,bookmark -o name,createtxg,guid "),
         "{calls:#?}"
     );
     assert!(

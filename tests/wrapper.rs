@@ -276,16 +276,7 @@ fn migration(lab: &Lab, test: &str, extra: &[&str]) {
 fn encrypted_source(lab: &Lab) {
     let ns = Ns::new("wrap_crypt");
     let b = ns.backup();
-    let key = format!("/root/{}.key", ns.name);
-    let root = ns.ds("zab-a", "");
-    let enc = ns.ds("zab-a", "enc");
-    let tp = ns.ds("zab-t", "");
-    lab.sh(&format!(
-        "set -e; printf 'zab lab passphrase' > {key}; zfs create -p {root}; \
-         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} \
-         -o {}=true {enc}; zfs create -p {tp}",
-        ns.prop()
-    ));
+    let (key, enc, tp) = lab.encrypted_source(&ns);
     let tag = format!("zfs_autobackup:{b}");
     lab.fill(&enc, 100);
     wrapper(lab, &["--utc", b, &tp]).ok();

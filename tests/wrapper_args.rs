@@ -482,6 +482,7 @@ fn every_option_goes_to_its_tools() {
         (&["--other-snapshots"], send(&["+--other-snapshots"])),
         (&["--no-guid-check"], to(&pair, &["+--no-guid-check"])),
         (&["--no-holds"], send(&["+--no-holds"])),
+        (&["--no-bookmarks"], send(&["+--no-bookmarks"])),
         (
             &["--clear-refreservation"],
             send(&["+--clear-refreservation"]),

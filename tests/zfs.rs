@@ -11,6 +11,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod bookmarks;
 mod check;
 mod core;
 mod cron;
@@ -58,6 +59,7 @@ fn main() {
         cron::TESTS,
         check::TESTS,
         zfs3backup::TESTS,
+        bookmarks::TESTS,
     ]
     .concat();
     let tests: Vec<Test> = all
@@ -79,6 +81,7 @@ fn main() {
         + cron::TESTS.len()
         + check::TESTS.len()
         + zfs3backup::TESTS.len()
+        + bookmarks::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 

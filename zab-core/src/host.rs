@@ -899,7 +899,7 @@ mod tests {
     #[test]
     fn read_only_allows_the_queries() {
         for line in [
-            "zfs list -H -p -t snapshot -o name,createtxg,guid -s createtxg -d 1 p/a",
+            "zfs list -H -p -t snapshot,bookmark -o name,createtxg,guid -s createtxg -d 1 p/a",
             "zfs get -H -p -o name,property,value,source -t filesystem,volume autobackup:b",
             "zfs holds -H -p p/a@x p/b@y",
             "zfs version",

@@ -242,6 +242,10 @@ pub struct Transfer {
     pub snapshot: String,
     /// The incremental base, none for a full transfer.
     pub from: Option<String>,
+    /// When the source no longer has `from`: the source's bookmark of it
+    /// (name after `#`) that the stream is sent from (`zfs send -i ds#bm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_bookmark: Option<String>,
     /// full, incremental, or resumed (an interrupted one, completed).
     pub kind: TransferKind,
     /// How many snapshots the stream carries: more than 1 for `zfs send -I`,
@@ -364,6 +368,10 @@ pub struct ThinSide {
     /// (`held by keep`, `the common snapshot`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spared: Vec<Spared>,
+    /// The source's bookmarks of ours (names after `#`) that match no
+    /// target snapshot any more, destroyed with the snapshots (`destroyed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bookmarks: Vec<String>,
 }
 
 /// A snapshot kept against the schedule.

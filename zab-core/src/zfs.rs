@@ -157,6 +157,18 @@ pub struct Snapshot {
     pub userrefs: Option<u64>,
 }
 
+impl Snapshot {
+    /// A snapshot (or bookmark) as the fast listings give it: no holds known.
+    pub fn new(name: &str, createtxg: u64, guid: u64) -> Snapshot {
+        Snapshot {
+            name: name.to_string(),
+            createtxg,
+            guid,
+            userrefs: None,
+        }
+    }
+}
+
 /// Every listing's shape: `zfs list -H -p -t TYPES -o COLUMNS`, then
 /// `scope` (sorting and depth: `-s createtxg -d 1`), then `datasets`.
 pub fn list_args(types: &str, columns: &str, scope: &[&str], datasets: &[&str]) -> Vec<String> {
@@ -181,36 +193,61 @@ pub const OLDEST_FIRST_RECURSIVE: &[&str] = &["-s", "createtxg", "-r"];
 /// take 0.7 s in the lab this way, 1.5 s with `userrefs`.
 pub const FAST_COLUMNS: &str = "name,createtxg,guid";
 
-/// The argv that lists the snapshots of `datasets` (not of their children),
-/// oldest first: one call however many datasets, in the fast columns.
+/// The argv that lists the snapshots and bookmarks of `datasets` (not of
+/// their children), oldest first: one call however many datasets, in the
+/// fast columns. A bookmark costs no more to list than a snapshot, and
+/// zab-send and zab-thin need them (bookmarks as incremental sources).
 pub fn list_snapshots_args(datasets: &[&str]) -> Vec<String> {
-    list_args("snapshot", FAST_COLUMNS, OLDEST_FIRST_DEPTH_1, datasets)
+    list_args(
+        "snapshot,bookmark",
+        FAST_COLUMNS,
+        OLDEST_FIRST_DEPTH_1,
+        datasets,
+    )
 }
 
-/// Parses [`list_snapshots_args`] output into each dataset's snapshots,
-/// oldest first. Every dataset asked for has an entry, empty when it has no
-/// snapshots; a row for a dataset not asked for is an error (the listing is
-/// not what we think it is).
-pub fn parse_snapshots(
-    output: &str,
-    datasets: &[&str],
-) -> Result<std::collections::BTreeMap<String, Vec<Snapshot>>, String> {
-    let mut map: std::collections::BTreeMap<String, Vec<Snapshot>> = datasets
-        .iter()
-        .map(|d| (d.to_string(), Vec::new()))
-        .collect();
+/// Each dataset's snapshots and bookmarks, oldest first, as
+/// [`list_snapshots_args`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listing {
+    /// Dataset → its snapshots (name after `@`).
+    pub snapshots: std::collections::BTreeMap<String, Vec<Snapshot>>,
+    /// Dataset → its bookmarks (name after `#`; the guid and createtxg are
+    /// those of the snapshot it was made from).
+    pub bookmarks: std::collections::BTreeMap<String, Vec<Snapshot>>,
+}
+
+/// Parses [`list_snapshots_args`] output into each dataset's snapshots and
+/// bookmarks, oldest first. Every dataset asked for has an entry in both,
+/// empty when it has none; a row for a dataset not asked for is an error
+/// (the listing is not what we think it is).
+pub fn parse_listing(output: &str, datasets: &[&str]) -> Result<Listing, String> {
+    let empty = || -> std::collections::BTreeMap<String, Vec<Snapshot>> {
+        datasets
+            .iter()
+            .map(|d| (d.to_string(), Vec::new()))
+            .collect()
+    };
+    let mut listing = Listing {
+        snapshots: empty(),
+        bookmarks: empty(),
+    };
     for (i, line) in output.lines().enumerate() {
         let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
         let cols: Vec<&str> = line.split('\t').collect();
         let [full, txg, guid] = cols[..] else {
             return Err(bad("expected 3 tab-separated columns"));
         };
-        let (ds, name) = full.split_once('@').ok_or_else(|| bad("not a snapshot"))?;
+        let (map, (ds, name), what) = match (full.split_once('@'), full.split_once('#')) {
+            (Some(s), None) => (&mut listing.snapshots, s, "snapshot"),
+            (None, Some(b)) => (&mut listing.bookmarks, b, "bookmark"),
+            _ => return Err(bad("neither a snapshot nor a bookmark")),
+        };
         let list = map
             .get_mut(ds)
-            .ok_or_else(|| bad("a snapshot of a dataset that was not asked for"))?;
+            .ok_or_else(|| bad(&format!("a {what} of a dataset that was not asked for")))?;
         if list.iter().any(|s| s.name == name) {
-            return Err(bad("the same snapshot listed twice"));
+            return Err(bad(&format!("the same {what} listed twice")));
         }
         list.push(Snapshot {
             name: name.to_string(),
@@ -219,22 +256,69 @@ pub fn parse_snapshots(
             userrefs: None,
         });
     }
-    for list in map.values_mut() {
+    for list in listing
+        .snapshots
+        .values_mut()
+        .chain(listing.bookmarks.values_mut())
+    {
         // zfs sorts by createtxg already; keep it so whatever the zfs version.
         list.sort_by_key(|s| s.createtxg);
     }
-    Ok(map)
+    Ok(listing)
 }
 
-/// Lists the snapshots of `datasets` on `host` with one `zfs list`. A
-/// failure (a dataset missing, the host unreachable) fails the whole listing:
-/// it never reads as "no snapshots".
+/// Parses [`list_snapshots_args`] output into each dataset's snapshots,
+/// oldest first ([`parse_listing`] without the bookmarks).
+pub fn parse_snapshots(
+    output: &str,
+    datasets: &[&str],
+) -> Result<std::collections::BTreeMap<String, Vec<Snapshot>>, String> {
+    parse_listing(output, datasets).map(|l| l.snapshots)
+}
+
+/// Lists the snapshots and bookmarks of `datasets` on `host` with one `zfs
+/// list`. A failure (a dataset missing, the host unreachable) fails the
+/// whole listing: it never reads as "no snapshots".
+pub fn list_snapshots_and_bookmarks(host: &Host, datasets: &[&str]) -> Result<Listing, Error> {
+    let argv = list_snapshots_args(datasets);
+    query(host, &argv, |out| parse_listing(out, datasets))
+}
+
+/// [`list_snapshots_and_bookmarks`], the snapshots only.
 pub fn list_snapshots(
     host: &Host,
     datasets: &[&str],
 ) -> Result<std::collections::BTreeMap<String, Vec<Snapshot>>, Error> {
-    let argv = list_snapshots_args(datasets);
-    query(host, &argv, |out| parse_snapshots(out, datasets))
+    list_snapshots_and_bookmarks(host, datasets).map(|l| l.snapshots)
+}
+
+/// The argv that bookmarks `dataset@snapshot` as `dataset#bookmark`: one
+/// pair per call (OpenZFS 2.3's `zfs bookmark <snapshot|bookmark>
+/// <newbookmark>`).
+pub fn bookmark_args(dataset: &str, snapshot: &str, bookmark: &str) -> Vec<String> {
+    vec![
+        "zfs".into(),
+        "bookmark".into(),
+        format!("{dataset}@{snapshot}"),
+        format!("{dataset}#{bookmark}"),
+    ]
+}
+
+/// The name zfs-autobackup 4.0 gives the bookmark of our snapshot
+/// `snapshot` for the target whose TARGET-PATH dataset has guid
+/// `target_guid`: `SNAPSHOT_GUID` (its `ZfsSnapshot.bookmark`, with the
+/// default tag separator `_`), so that two targets never share one.
+pub fn bookmark_name(snapshot: &str, target_guid: u64) -> String {
+    format!("{snapshot}_{target_guid}")
+}
+
+/// The snapshot name in a bookmark name of ours for the target with guid
+/// `target_guid` ([`bookmark_name`]); None for any other name.
+pub fn bookmarked_snapshot(bookmark: &str, target_guid: u64) -> Option<&str> {
+    bookmark
+        .strip_suffix(&target_guid.to_string())?
+        .strip_suffix('_')
+        .filter(|s| !s.is_empty())
 }
 
 /// The argv of one `zfs get` of `written@NAME` for every name in `names`,
@@ -413,6 +497,9 @@ pub struct Tree {
     /// From [`list_target_tree_args`] only: the datasets with a
     /// `receive_resume_token`, and the token.
     pub tokens: std::collections::BTreeMap<String, String>,
+    /// Each dataset's guid (the TARGET-PATH's names our bookmarks:
+    /// [`bookmark_name`]).
+    pub guids: std::collections::BTreeMap<String, u64>,
 }
 
 impl Tree {
@@ -533,10 +620,16 @@ fn parse_tree_columns(output: &str, root: &str, columns: Columns) -> Result<Tree
                 }
                 snaps.push((dataset, snapshot));
             }
-            TreeRow::Dataset { name, kind, token } => {
+            TreeRow::Dataset {
+                name,
+                kind,
+                token,
+                guid,
+            } => {
                 if tree.snapshots.contains_key(&name) {
                     return Err(bad_tree_row(i + 1, line, "the same dataset listed twice"));
                 }
+                tree.guids.insert(name.clone(), guid);
                 tree.datasets.push((name.clone(), kind));
                 tree.snapshots.entry(name.clone()).or_default();
                 if let Some(token) = token {
@@ -575,6 +668,7 @@ enum TreeRow {
         kind: Option<DatasetType>,
         /// Its `receive_resume_token` (the target tree only; `-` is none).
         token: Option<String>,
+        guid: u64,
     },
 }
 
@@ -653,6 +747,7 @@ fn parse_tree_row(line: &str, n: usize, root: &str, columns: Columns) -> Result<
                 name: name.to_string(),
                 kind,
                 token,
+                guid: num(guid, "guid")?,
             })
         }
     }
@@ -780,6 +875,45 @@ mod tests {
         assert!(parse_snapshots("snapfix/a\t11\t5\n", &["snapfix/a"]).is_err());
         // The fast columns say nothing of holds.
         assert_eq!(map["snapfix/a"][0].userrefs, None);
+        // The bookmark, with the guid and txg of the snapshot it was made from.
+        let l = parse_listing(SNAPSHOTS, &ds).unwrap();
+        assert_eq!(l.snapshots, map);
+        assert_eq!(l.bookmarks["snapfix/a"].len(), 1);
+        let bm = &l.bookmarks["snapfix/a"][0];
+        assert_eq!(bm.name, "bm");
+        assert_eq!(
+            (bm.guid, bm.createtxg),
+            (map["snapfix/a"][0].guid, map["snapfix/a"][0].createtxg)
+        );
+        assert!(l.bookmarks["snapfix/b"].is_empty());
+        assert!(parse_listing("snapfix/a#bm\t11\t5\n", &["snapfix/b"]).is_err());
+        assert!(parse_listing("t/a#b@c\t11\t5\n", &["t/a"]).is_err());
+        let twice = "t/a#b\t11\t5\nt/a#b\t11\t5\n";
+        assert!(parse_listing(twice, &["t/a"])
+            .unwrap_err()
+            .contains("twice"));
+        // A bookmark and a snapshot may share a name.
+        let l = parse_listing("t/a@s\t11\t5\nt/a#s\t11\t5\n", &["t/a"]).unwrap();
+        assert_eq!((l.snapshots["t/a"].len(), l.bookmarks["t/a"].len()), (1, 1));
+    }
+
+    #[test]
+    fn bookmark_names_as_zfs_autobackup_4() {
+        assert_eq!(
+            bookmark_args("t/a b", "s1", "s1_42"),
+            vec!["zfs", "bookmark", "t/a b@s1", "t/a b#s1_42"]
+        );
+        let name = bookmark_name("offsite1-20261122101500", 1234567);
+        assert_eq!(name, "offsite1-20261122101500_1234567");
+        assert_eq!(
+            bookmarked_snapshot(&name, 1234567),
+            Some("offsite1-20261122101500")
+        );
+        // Another target's, or nobody's.
+        assert_eq!(bookmarked_snapshot(&name, 234567), None);
+        assert_eq!(bookmarked_snapshot(&name, 1), None);
+        assert_eq!(bookmarked_snapshot("_1234567", 1234567), None);
+        assert_eq!(bookmarked_snapshot("x1234567", 1234567), None);
     }
 
     /// A duplicate row made zab-send plan `zfs send -i X X`.
@@ -812,7 +946,7 @@ mod tests {
     fn list_snapshots_args_are_one_call() {
         assert_eq!(
             list_snapshots_args(&["tank/a", "tank/b c"]).join(" "),
-            "zfs list -H -p -t snapshot -o name,createtxg,guid -s createtxg -d 1 tank/a tank/b c"
+            "zfs list -H -p -t snapshot,bookmark -o name,createtxg,guid -s createtxg -d 1 tank/a tank/b c"
         );
     }
 
@@ -883,12 +1017,7 @@ mod tests {
     }
 
     fn snap(name: &str, txg: u64, guid: u64) -> Snapshot {
-        Snapshot {
-            name: name.into(),
-            createtxg: txg,
-            guid,
-            userrefs: None,
-        }
+        Snapshot::new(name, txg, guid)
     }
 
     #[test]
@@ -926,6 +1055,8 @@ mod tests {
         assert_eq!(t.snapshots["treefix/a"][1].userrefs, Some(0));
         assert_eq!(t.written["treefix/a@s1"], 24576);
         assert!(t.tokens.is_empty());
+        assert_eq!(t.guids.len(), 4);
+        assert_eq!(t.guids, f.guids, "both listings, the same guids");
         assert!(t.snapshots["treefix"].is_empty());
         assert!(t.has_children("treefix/a") && !t.has_children("treefix/a/b"));
         // The fast listing: the same tree, without types and holds.
@@ -1041,7 +1172,7 @@ mod tests {
             #[test]
             fn snapshot_listings(text in damaged(SNAPSHOTS)) {
                 let ds = ["snapfix/b", "snapfix/a", "snapfix/sp ace", "snapfix/none"];
-                one_line(parse_snapshots(&text, &ds));
+                one_line(parse_listing(&text, &ds));
             }
 
             #[test]

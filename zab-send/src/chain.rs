@@ -110,6 +110,7 @@ pub fn restart(p: &mut Plan, source: &[Snapshot]) -> bool {
     };
     let mut steps = vec![Step {
         from: None,
+        bookmark: None,
         to: start.clone(),
         kind: TransferKind::Full,
         snapshots: 1,
@@ -117,6 +118,7 @@ pub fn restart(p: &mut Plan, source: &[Snapshot]) -> bool {
     if first.snapshots > 1 {
         steps.push(Step {
             from: Some(start.clone()),
+            bookmark: None,
             to: first.to.clone(),
             kind: TransferKind::Incremental,
             snapshots: first.snapshots - 1,
@@ -218,6 +220,7 @@ mod tests {
         };
         let step = |from: i64, to: i64, n: usize| Step {
             from: Some(name(START + from * DAY)),
+            bookmark: None,
             to: name(START + to * DAY),
             kind: TransferKind::Incremental,
             snapshots: n,
@@ -230,6 +233,7 @@ mod tests {
             vec![
                 Step {
                     from: None,
+                    bookmark: None,
                     to: name(START + 2 * DAY),
                     kind: TransferKind::Full,
                     snapshots: 1

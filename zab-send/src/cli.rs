@@ -38,6 +38,12 @@ const EXAMPLES: &str = "  \
 
   # Limit the rate to 20 MiB/s with a 256 MiB buffer on both ends:
   zab-select offsite1 | zab-send --rate 20M --buffer 256M offsite1 backup/host1
+
+  # The source's bookmarks (made after each transfer), and which transfers
+  # went on from one because the common snapshot was gone on the source:
+  zfs list -t bookmark -r rpool
+  zab-select offsite1 | zab-send offsite1 backup/host1 |
+      jq -c '.send.transfers[]? | select(.from_bookmark)'
 ";
 
 /// Replicate the datasets zab-select chose to TARGET-PATH, as zfs-autobackup
@@ -167,6 +173,13 @@ pub struct Args {
     #[arg(help_heading = heading::HOLDS, long)]
     pub no_holds: bool,
 
+    /// Do not bookmark the newest snapshot received on the source (made
+    /// by default, never to s3:// or file://). Existing bookmarks are
+    /// still used to go on incrementally when the source's common
+    /// snapshot is gone.
+    #[arg(help_heading = heading::HOLDS, long)]
+    pub no_bookmarks: bool,
+
     /// Show each transfer's progress on stderr (the default on a terminal).
     #[arg(help_heading = heading::OUTPUT, long, overrides_with = "no_progress")]
     pub progress: bool,
@@ -261,6 +274,8 @@ pub struct Config {
     /// Draw progress on stderr.
     pub progress: bool,
     pub holds: bool,
+    /// Bookmark the newest snapshot received on the source (bookmarks.rs).
+    pub bookmarks: bool,
     pub ignore_transfer_errors: bool,
     /// TARGET-PATH is an object store (s3:// or file://), not a dataset.
     pub store: Option<zab_store::Location>,
@@ -351,6 +366,7 @@ impl Args {
             jobs: usize::from(self.jobs),
             progress: (self.progress || std::io::stderr().is_terminal()) && !self.no_progress,
             holds: !self.no_holds && store.is_none(),
+            bookmarks: !self.no_bookmarks && store.is_none(),
             ignore_transfer_errors: self.ignore_transfer_errors,
             store,
             store_settings: self.store.clone(),
@@ -504,6 +520,13 @@ mod tests {
             "--test",
         ])
         .unwrap();
+        assert!(cfg.bookmarks);
+        assert!(
+            !c(&["zab-send", "b", "t/p", "--no-bookmarks"])
+                .unwrap()
+                .bookmarks
+        );
+        assert!(!c(&["zab-send", "b", "file:///srv/zab"]).unwrap().bookmarks);
         assert_eq!(cfg.now, 1000);
         assert!(!cfg.holds && cfg.dry());
         assert_eq!(cfg.target_path, "t/p");

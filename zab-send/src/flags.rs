@@ -92,13 +92,15 @@ pub fn send_argv(
         encrypt: o.encrypt,
         lands_encrypted: d.lands_encrypted,
     });
-    let base = step
-        .from
-        .as_ref()
-        .map(|from| format!("{}@{from}", d.source));
+    // From a bookmark: always `-i` (zfs send takes no `-I` from one).
+    let base = match (&step.bookmark, &step.from) {
+        (Some(bm), _) => Some((format!("{}#{bm}", d.source), false)),
+        (None, Some(from)) => Some((format!("{}@{from}", d.source), step.snapshots > 1)),
+        (None, None) => None,
+    };
     replicate::send_args(
         &chosen.args(),
-        base.as_deref().map(|b| (b, step.snapshots > 1)),
+        base.as_ref().map(|(b, many)| (b.as_str(), *many)),
         &format!("{}@{}", d.source, step.to),
     )
 }
@@ -333,6 +335,7 @@ mod tests {
     fn step(from: Option<&str>, to: &str, kind: TransferKind, snapshots: usize) -> Step {
         Step {
             from: from.map(String::from),
+            bookmark: None,
             to: to.into(),
             kind,
             snapshots,
@@ -388,6 +391,37 @@ mod tests {
             )
             .join(" "),
             "zfs send -L -e -c -w -p -P p/a@1"
+        );
+    }
+
+    /// The bookmark rules: `-i ds#bm` (never `-I`: zfs send refuses a
+    /// bookmark there), with the flags of any incremental (raw `-w` for an
+    /// encrypted source); a resumed bookmark step is the token alone.
+    #[test]
+    fn send_argv_from_a_bookmark() {
+        let f = features(&["large_blocks", "embedded_data"]);
+        let o = Options::default();
+        let mut st = step(Some("1"), "2", TransferKind::Incremental, 1);
+        st.bookmark = Some("1_42".into());
+        let plain = ds(DatasetType::Filesystem, false);
+        assert_eq!(
+            send_argv(&plain, &st, &Resume::None, &o, &f).join(" "),
+            "zfs send -L -e -p -P -i p/a#1_42 p/a@2"
+        );
+        let raw = ds(DatasetType::Filesystem, true);
+        assert_eq!(
+            send_argv(&raw, &st, &Resume::None, &o, &f).join(" "),
+            "zfs send -L -e -w -p -P -i p/a#1_42 p/a@2"
+        );
+        // Even a step of several snapshots from a bookmark stays -i.
+        st.snapshots = 3;
+        assert!(send_argv(&plain, &st, &Resume::None, &o, &f).contains(&"-i".to_string()));
+        assert!(!send_argv(&plain, &st, &Resume::None, &o, &f).contains(&"-I".to_string()));
+        st.kind = TransferKind::Resumed;
+        let token = Resume::Continue("1-ab".into());
+        assert_eq!(
+            send_argv(&raw, &st, &token, &o, &f).join(" "),
+            "zfs send -P -t 1-ab"
         );
     }
 

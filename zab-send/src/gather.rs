@@ -27,6 +27,8 @@ use crate::stream::{self, BufferTool};
 pub struct World {
     /// Each source dataset's snapshots as listed.
     pub sources: BTreeMap<String, Vec<Snapshot>>,
+    /// Each source dataset's bookmarks as listed (none to a store).
+    pub bookmarks: BTreeMap<String, Vec<Snapshot>>,
     /// The target tree.
     pub tree: BTreeMap<String, TargetDs>,
     /// Per selected dataset: the snapshots its plan starts from.
@@ -47,6 +49,11 @@ pub struct World {
 }
 
 impl World {
+    /// The bookmarks of source dataset `name`.
+    pub fn bookmarks_of(&self, name: &str) -> &[Snapshot] {
+        self.bookmarks.get(name).map_or(&[][..], Vec::as_slice)
+    }
+
     /// The buffer tool of `host`.
     pub fn tool(&self, host: &Host) -> BufferTool {
         self.tools
@@ -66,6 +73,7 @@ pub fn gather(
     log: &Log,
 ) -> Result<World, Error> {
     let mut sources = BTreeMap::new();
+    let mut bookmarks = BTreeMap::new();
     for (h, host) in input.hosts.iter().enumerate() {
         let names: Vec<&str> = input
             .picked
@@ -73,7 +81,13 @@ pub fn gather(
             .filter(|p| p.host == h)
             .map(|p| input.name(p))
             .collect();
-        sources.extend(zfs::list_snapshots(host, &names)?);
+        let listed = zfs::list_snapshots_and_bookmarks(host, &names)?;
+        sources.extend(listed.snapshots);
+        bookmarks.extend(listed.bookmarks);
+    }
+    if store.is_some() {
+        // A store's chains go on from the source's snapshots only.
+        bookmarks.clear();
     }
     let (tree, manifests) = match store {
         Some(store) => {
@@ -121,6 +135,7 @@ pub fn gather(
     let mut world = World {
         snapshots: snapshots(cfg, input, &sources),
         sources,
+        bookmarks,
         tree,
         tokens: Vec::new(),
         encrypted: vec![false; input.picked.len()],
@@ -206,6 +221,7 @@ fn plan_of(cfg: &Config, input: &Input, w: &World, k: usize, raw: bool) -> Plan 
     plan::plan(
         input.name(p),
         &w.snapshots[k],
+        w.bookmarks_of(input.name(p)),
         w.tree.get(&p.target).map(|t| &t.target),
         raw,
         w.tokens[k].as_deref(),

@@ -125,9 +125,11 @@ pub fn plan(
             job: j,
             new: format!("{ds}@{new}"),
             new_refs: refs(&new),
+            // A source that went on from a bookmark lacks the old common.
             old: old
                 .iter()
-                .chain(stale.iter().filter(|o| !source || on_source(o)))
+                .chain(&stale)
+                .filter(|o| !source || on_source(o))
                 .map(|o| (format!("{ds}@{o}"), refs(o)))
                 .collect(),
         };
@@ -135,7 +137,9 @@ pub fn plan(
             (job.host, want(&job.source, &src_refs, true)),
             (hosts, want(&job.target, &tgt_refs, false)),
         ] {
-            if sent || !stale.is_empty() || w.new_refs == Some(0) {
+            // Up to date from a bookmark: nothing to hold on the source.
+            let here = side == hosts || on_source(&new);
+            if here && (sent || !stale.is_empty() || w.new_refs == Some(0)) {
                 sides[side].wants.push(w);
             }
         }
@@ -653,6 +657,44 @@ mod tests {
         assert_eq!(ask(&p.sides[1].wants), vec!["t/a@3", "t/a@1", "t/b@1"]);
     }
 
+    /// Each want of side `side`: the snapshot to hold, those to release.
+    fn wants_of(p: &Plan, side: usize) -> Vec<(String, Vec<String>)> {
+        p.sides[side]
+            .wants
+            .iter()
+            .map(|w| (w.new.clone(), w.old.iter().map(|o| o.0.clone()).collect()))
+            .collect()
+    }
+
+    /// From a bookmark: the source no longer has the old common snapshot
+    /// (zab-send then asked `zfs holds` about it, which failed and left
+    /// the new one unheld); up to date from one, nothing is held there.
+    #[test]
+    fn after_a_bookmark_the_source_side_skips_the_gone_common_snapshot() {
+        let jobs = [
+            job("p/a", "t/a", Some("1"), &[(Some("1"), "2", Incremental)]),
+            job("p/b", "t/b", Some("1"), &[]),
+        ];
+        let done = [done(1, false), done(0, false)];
+        let sources: BTreeMap<String, Vec<Snapshot>> = [
+            ("p/a", vec![snap("2", None)]),
+            ("p/b", vec![snap("0", None)]),
+        ]
+        .map(|(n, s)| (n.to_string(), s))
+        .into();
+        let tree = target_tree(&[("t/a", &[("1", 1)]), ("t/b", &[("1", 0)])]);
+        let p = plan(&jobs, &done, 1, &sources, &tree);
+        let wants = |side: usize| wants_of(&p, side);
+        assert_eq!(wants(0), vec![("p/a@2".to_string(), vec![])]);
+        assert_eq!(
+            wants(1),
+            vec![
+                ("t/a@2".to_string(), vec!["t/a@1".to_string()]),
+                ("t/b@1".to_string(), vec![])
+            ]
+        );
+    }
+
     /// The fault suite's round 3 (seed 1): a `zfs recv` killed after its
     /// receive had finished in the kernel; the run that sent @2 never held
     /// it, and the next run has nothing to send. Our hold on @1, on both
@@ -680,13 +722,7 @@ mod tests {
             ("t/c", &[("1", 0), ("2", 1)]),
         ]);
         let p = plan(&jobs, &done, 1, &sources, &tree);
-        let wants = |side: usize| -> Vec<(String, Vec<String>)> {
-            p.sides[side]
-                .wants
-                .iter()
-                .map(|w| (w.new.clone(), w.old.iter().map(|o| o.0.clone()).collect()))
-                .collect()
-        };
+        let wants = |side: usize| wants_of(&p, side);
         assert_eq!(
             wants(0),
             vec![("p/a@2".into(), v(&["p/a@1"])), ("p/b@2".into(), v(&[]))]

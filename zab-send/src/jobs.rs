@@ -61,6 +61,7 @@ pub fn plan(cfg: &Config, input: &Input, w: &World) -> Jobs {
             let mut plan = plan::plan(
                 d.source,
                 &w.snapshots[k],
+                w.bookmarks_of(d.source),
                 tgt.map(|t| &t.target),
                 d.raw(&cfg.flags),
                 w.tokens[k].as_deref(),
@@ -165,7 +166,10 @@ fn describe(s: &Step) -> String {
                 s.snapshots
             )
         }
-        (TransferKind::Incremental, Some(f)) => format!("receiving incremental from @{f}"),
+        (TransferKind::Incremental, Some(f)) => match &s.bookmark {
+            Some(b) => format!("receiving incremental from @{f}, from the source's bookmark #{b}"),
+            None => format!("receiving incremental from @{f}"),
+        },
         (TransferKind::Incremental, None) => "receiving".into(),
     }
 }
@@ -202,6 +206,7 @@ pub mod testing {
                     .iter()
                     .map(|(from, to, kind)| Step {
                         from: from.map(String::from),
+                        bookmark: None,
                         to: to.to_string(),
                         kind: *kind,
                         snapshots: 1,
@@ -262,6 +267,7 @@ mod tests {
         assert_eq!(abort_words(&p), "Aborting resume, its obsolete.");
         p.steps.push(Step {
             from: Some("a".into()),
+            bookmark: None,
             to: "c".into(),
             kind: TransferKind::Incremental,
             snapshots: 2,

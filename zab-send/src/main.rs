@@ -2,6 +2,7 @@
 //! target (full, incremental, resumed), locally or over ssh.
 
 mod board;
+mod bookmarks;
 mod chain;
 mod cli;
 mod early;

@@ -55,6 +55,9 @@ pub struct Options<'a> {
 pub struct Step {
     /// The incremental base (`-i`/`-I`), none for a full stream.
     pub from: Option<String>,
+    /// The source's bookmark of `from` (name after `#`) to send from, when
+    /// the source no longer has `from` itself: always `-i`, one snapshot.
+    pub bookmark: Option<String>,
     /// The snapshot received last.
     pub to: String,
     pub kind: TransferKind,
@@ -109,14 +112,16 @@ impl Plan {
     }
 }
 
-/// Plans one dataset: `source` is its snapshots oldest first, `dataset` its
-/// name, `target` the target dataset when it exists, `raw` whether the
-/// stream is raw (encrypted and not `--decrypt`), and `token_to` the
-/// snapshot name (after `@`) that the target's resume token leads to, as
-/// the dry run `zfs send -nv -t` told (None when it failed or said nothing).
+/// Plans one dataset: `source` is its snapshots oldest first, `bookmarks`
+/// its bookmarks, `dataset` its name, `target` the target dataset when it
+/// exists, `raw` whether the stream is raw (encrypted and not `--decrypt`),
+/// and `token_to` the snapshot name (after `@`) that the target's resume
+/// token leads to, as the dry run `zfs send -nv -t` told (None when it
+/// failed or said nothing).
 pub fn plan(
     dataset: &str,
     source: &[Snapshot],
+    bookmarks: &[Snapshot],
     target: Option<&Target>,
     raw: bool,
     token_to: Option<&str>,
@@ -136,16 +141,22 @@ pub fn plan(
     let t = target.unwrap_or(&empty);
     let tsnaps: Vec<Snapshot> = t.snapshots.iter().map(|(s, _)| s.clone()).collect();
 
-    // 1. The common snapshot.
+    // 1. The common snapshot, or a newer target snapshot that only a
+    // bookmark of the source keeps.
     let common = zab_core::zfs::common_snapshot(source, &tsnaps, o.guid_check);
-    let common_t = common.and_then(|c| tsnaps.iter().rposition(|s| s.name == c.name));
+    let mut common_t = common.and_then(|c| tsnaps.iter().rposition(|s| s.name == c.name));
     let common_s = common.and_then(|c| {
         source
             .iter()
             .rposition(|s| s.name == c.name && (!o.guid_check || s.guid == c.guid))
     });
     p.common = common.map(|c| c.name.clone());
-    if common.is_none() && !tsnaps.is_empty() {
+    let bookmark = crate::bookmarks::base(bookmarks, &tsnaps).filter(|(i, _)| Some(*i) > common_t);
+    if let Some((i, _)) = bookmark {
+        common_t = Some(i);
+        p.common = Some(tsnaps[i].name.clone());
+    }
+    if p.common.is_none() && !tsnaps.is_empty() {
         p.error = Some(no_common(source, &tsnaps));
         return p;
     }
@@ -170,14 +181,21 @@ pub fn plan(
         .collect();
 
     // 3. Candidates, and what the target would keep of them.
-    let start = common_s.map_or(0, |i| i + 1);
+    let start = match bookmark {
+        Some((_, bm)) => crate::bookmarks::after(source, bm),
+        None => common_s.map_or(0, |i| i + 1),
+    };
     let candidates = candidates(dataset, &source[start..], o, &mut p.skipped);
     let wanted = wanted(&kept_target, candidates, o, &mut p.skipped);
     p.skipped
         .sort_by_key(|sp| source.iter().position(|s| s.name == sp.name));
 
-    // 4. Steps: -i per snapshot, runs without gaps as one -I.
-    p.steps = steps(source, p.common.clone(), &wanted);
+    // 4. Steps: -i per snapshot, runs without gaps as one -I; from a
+    // bookmark, -i to the first.
+    p.steps = match bookmark {
+        Some((_, bm)) => crate::bookmarks::steps(source, p.common.clone(), bm, &wanted),
+        None => steps(source, p.common.clone(), &wanted),
+    };
 
     // 5. The resume token.
     if let Some(token) = &t.token {
@@ -311,7 +329,11 @@ fn wanted<'a>(
 
 /// The steps that send `wanted` after `common`: `-i` per snapshot, runs
 /// without gaps as one `-I`.
-fn steps(source: &[Snapshot], common: Option<String>, wanted: &[&Snapshot]) -> Vec<Step> {
+pub(crate) fn steps(
+    source: &[Snapshot],
+    common: Option<String>,
+    wanted: &[&Snapshot],
+) -> Vec<Step> {
     let pos = |name: &str| source.iter().position(|s| s.name == name);
     let mut steps: Vec<Step> = Vec::new();
     let mut from = common;
@@ -339,6 +361,7 @@ fn steps(source: &[Snapshot], common: Option<String>, wanted: &[&Snapshot]) -> V
             }
             _ => steps.push(Step {
                 from: from.clone(),
+                bookmark: None,
                 to: s.name.clone(),
                 kind,
                 snapshots: 1,
@@ -431,12 +454,14 @@ fn split_first(steps: &mut Vec<Step>, source: &[Snapshot]) {
     };
     let rest = Step {
         from: Some(name.clone()),
+        bookmark: None,
         to: first.to.clone(),
         kind: TransferKind::Incremental,
         snapshots: first.snapshots - 1,
     };
     steps[0] = Step {
         from: first.from,
+        bookmark: first.bookmark,
         to: name,
         kind: first.kind,
         snapshots: 1,
@@ -445,14 +470,14 @@ fn split_first(steps: &mut Vec<Step>, source: &[Snapshot]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const DAY: i64 = 86_400;
     /// 2026-11-22 00:00:00 UTC.
     const NOW: i64 = 1_763_769_600;
 
-    fn fmt() -> SnapshotFormat {
+    pub(crate) fn fmt() -> SnapshotFormat {
         SnapshotFormat::new("{}-%Y%m%d%H%M%S", "bk", true).unwrap()
     }
 
@@ -476,14 +501,14 @@ mod tests {
         }
     }
 
-    fn target(snaps: &[Snapshot]) -> Target {
+    pub(crate) fn target(snaps: &[Snapshot]) -> Target {
         Target {
             snapshots: snaps.iter().map(|s| (s.clone(), 0)).collect(),
             token: None,
         }
     }
 
-    fn opts<'a>(f: &'a SnapshotFormat, keep: &'a Schedule) -> Options<'a> {
+    pub(crate) fn opts<'a>(f: &'a SnapshotFormat, keep: &'a Schedule) -> Options<'a> {
         Options {
             format: f,
             other_snapshots: false,
@@ -507,7 +532,7 @@ mod tests {
     fn first_transfer_is_full_then_one_stream_for_the_rest() {
         let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
         let src = [ours(3), ours(2), ours(1)];
-        let p = plan("p/a", &src, None, false, None, &opts(&f, &keep));
+        let p = plan("p/a", &src, &[], None, false, None, &opts(&f, &keep));
         assert_eq!(p.error, None);
         assert_eq!(p.common, None);
         assert_eq!(
@@ -531,6 +556,7 @@ mod tests {
         let p = plan(
             "p/a",
             &src,
+            &[],
             Some(&target(&src[..2])),
             false,
             None,
@@ -549,6 +575,7 @@ mod tests {
         let p = plan(
             "p/a",
             &src,
+            &[],
             Some(&target(&src)),
             false,
             None,
@@ -563,7 +590,7 @@ mod tests {
         let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
         let src = [ours(3), foreign("manual", 998), ours(1), ours(0)];
         let t = target(&src[..1]);
-        let p = plan("p/a", &src, Some(&t), false, None, &opts(&f, &keep));
+        let p = plan("p/a", &src, &[], Some(&t), false, None, &opts(&f, &keep));
         // -i over the foreign snapshot, then -i (a gapless pair could be -I).
         assert_eq!(
             names(&p.steps),
@@ -584,7 +611,7 @@ mod tests {
         );
         let mut o = opts(&f, &keep);
         o.other_snapshots = true;
-        let p = plan("p/a", &src, Some(&t), false, None, &o);
+        let p = plan("p/a", &src, &[], Some(&t), false, None, &o);
         assert_eq!(
             names(&p.steps),
             vec![(
@@ -603,7 +630,7 @@ mod tests {
         let re = [Regex::new(&src[1].name[3..11]).unwrap()];
         let mut o = opts(&f, &keep);
         o.exclude = &re;
-        let p = plan("p/a", &src, Some(&target(&src[..1])), false, None, &o);
+        let p = plan("p/a", &src, &[], Some(&target(&src[..1])), false, None, &o);
         assert_eq!(p.skipped.len(), 1);
         assert_eq!(p.skipped[0].name, src[1].name);
         assert!(p.skipped[0].why.contains("--exclude-snapshot-pattern"));
@@ -620,6 +647,7 @@ mod tests {
         let p = plan(
             "p/a",
             &src,
+            &[],
             Some(&target(&src[..1])),
             false,
             None,
@@ -645,6 +673,7 @@ mod tests {
         let p = plan(
             "p/a",
             &src,
+            &[],
             Some(&target(&[other])),
             false,
             None,
@@ -659,12 +688,13 @@ mod tests {
         o.guid_check = false;
         let mut other = src[1].clone();
         other.guid = 1;
-        let p = plan("p/a", &src, Some(&target(&[other])), false, None, &o);
+        let p = plan("p/a", &src, &[], Some(&target(&[other])), false, None, &o);
         assert_eq!(p.error, None);
         assert_eq!(p.common.as_deref(), Some(src[1].name.as_str()));
         let p = plan(
             "p/a",
             &src,
+            &[],
             Some(&target(&[foreign("x", 1)])),
             false,
             None,
@@ -685,7 +715,7 @@ mod tests {
         t.snapshots.push((foreign("empty", 2000), 0));
         t.snapshots.push((foreign("changed", 2001), 4096));
         t.snapshots.push((foreign("later", 2002), 0));
-        let p = plan("p/a", &src, Some(&t), false, None, &opts(&f, &keep));
+        let p = plan("p/a", &src, &[], Some(&t), false, None, &opts(&f, &keep));
         assert_eq!(p.incompatible, vec!["changed", "later"]);
         assert!(p
             .error
@@ -694,13 +724,13 @@ mod tests {
             .contains("--destroy-incompatible"));
         let mut o = opts(&f, &keep);
         o.destroy_incompatible = true;
-        let p = plan("p/a", &src, Some(&t), false, None, &o);
+        let p = plan("p/a", &src, &[], Some(&t), false, None, &o);
         assert_eq!(p.error, None);
         assert_eq!(p.destroy, vec!["changed", "later"]);
         assert_eq!(p.rollback.as_deref(), Some(src[0].name.as_str()));
         assert_eq!(p.steps.len(), 1);
         // Raw: every snapshot after the common one blocks.
-        let p = plan("p/a", &src, Some(&t), true, None, &o);
+        let p = plan("p/a", &src, &[], Some(&t), true, None, &o);
         assert_eq!(p.destroy, vec!["empty", "changed", "later"]);
     }
 
@@ -711,25 +741,27 @@ mod tests {
         let src = [ours(2), ours(1)];
         // Up to date: raw or not, nothing to do.
         let t = target(&src);
-        let p = plan("p/a", &src, Some(&t), false, None, &o);
+        let p = plan("p/a", &src, &[], Some(&t), false, None, &o);
         assert!(!p.raw_matters(Some(&t)));
-        assert_eq!(p, plan("p/a", &src, Some(&t), true, None, &o));
+        assert_eq!(p, plan("p/a", &src, &[], Some(&t), true, None, &o));
         // Something to send: the flags differ.
         let t = target(&src[..1]);
-        let p = plan("p/a", &src, Some(&t), false, None, &o);
+        let p = plan("p/a", &src, &[], Some(&t), false, None, &o);
         assert!(p.raw_matters(Some(&t)));
-        assert!(plan("p/a", &src, None, false, None, &o).raw_matters(None));
+        assert!(plan("p/a", &src, &[], None, false, None, &o).raw_matters(None));
         // An unchanged snapshot after the common one: fine unless raw.
         let mut t = target(&src);
         t.snapshots.push((foreign("empty", 2000), 0));
-        let p = plan("p/a", &src, Some(&t), false, None, &o);
+        let p = plan("p/a", &src, &[], Some(&t), false, None, &o);
         assert_eq!(p.error, None);
         assert!(p.raw_matters(Some(&t)));
-        assert!(plan("p/a", &src, Some(&t), true, None, &o).error.is_some());
+        assert!(plan("p/a", &src, &[], Some(&t), true, None, &o)
+            .error
+            .is_some());
         // A resume token.
         let mut t = target(&src);
         t.token = Some("1-abc".into());
-        assert!(plan("p/a", &src, Some(&t), false, None, &o).raw_matters(Some(&t)));
+        assert!(plan("p/a", &src, &[], Some(&t), false, None, &o).raw_matters(Some(&t)));
     }
 
     #[test]
@@ -742,6 +774,7 @@ mod tests {
         let p = plan(
             "p/a",
             &src,
+            &[],
             Some(&t),
             false,
             Some(&src[1].name),
@@ -768,6 +801,7 @@ mod tests {
         let p = plan(
             "p/a",
             &src,
+            &[],
             Some(&t),
             false,
             Some(&src[2].name),
@@ -775,7 +809,7 @@ mod tests {
         );
         assert!(matches!(&p.resume, Resume::Abort(w) if w.contains("next snapshot to send")));
         assert_eq!(p.steps[0].kind, TransferKind::Incremental);
-        let p = plan("p/a", &src, Some(&t), false, None, &opts(&f, &keep));
+        let p = plan("p/a", &src, &[], Some(&t), false, None, &opts(&f, &keep));
         assert!(matches!(p.resume, Resume::Abort(_)));
         // An interrupted first transfer: the target exists, without snapshots.
         let t = Target {
@@ -785,6 +819,7 @@ mod tests {
         let p = plan(
             "p/a",
             &src,
+            &[],
             Some(&t),
             false,
             Some(&src[0].name),
@@ -810,7 +845,7 @@ mod tests {
             src.to_vec()
         );
         let (f, keep) = (fmt(), Schedule::parse("10").unwrap());
-        let p = plan("p/a", &[], None, false, None, &opts(&f, &keep));
+        let p = plan("p/a", &[], &[], None, false, None, &opts(&f, &keep));
         assert_eq!(
             p.error.as_deref(),
             Some("no snapshots to send: run zab-snap first")
@@ -823,9 +858,9 @@ mod tests {
         let src = [ours(3), ours(2), ours(1)];
         let mut o = opts(&f, &keep);
         o.rollback = true;
-        let p = plan("p/a", &src, Some(&target(&src[..2])), false, None, &o);
+        let p = plan("p/a", &src, &[], Some(&target(&src[..2])), false, None, &o);
         assert_eq!(p.rollback.as_deref(), Some(src[1].name.as_str()));
-        let p = plan("p/a", &src, Some(&target(&src)), false, None, &o);
+        let p = plan("p/a", &src, &[], Some(&target(&src)), false, None, &o);
         assert_eq!(p.rollback, None, "nothing to send, nothing rolled back");
     }
 }

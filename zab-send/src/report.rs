@@ -34,6 +34,7 @@ pub fn step_record(s: &Step, outcome: Option<&Outcome>) -> Transfer {
     Transfer {
         snapshot: s.to.clone(),
         from: s.from.clone(),
+        from_bookmark: s.bookmark.clone(),
         kind: s.kind,
         snapshots: s.snapshots,
         done: outcome.is_some_and(|o| o.error.is_none()),

@@ -169,7 +169,7 @@ fn lock(cfg: &Config) -> Result<Option<zab_core::lock::RunLock>, Error> {
     }
 }
 
-/// The transfers, then the holds, then the mounts; SIGINT or SIGTERM
+/// The transfers, then the holds, the bookmarks, the mounts; SIGINT or SIGTERM
 /// stops the transfers and skips the rest.
 fn carry_out(ctx: &Ctx, plan: &Jobs) -> Executed {
     let r = Arc::clone(ctx.running);
@@ -190,6 +190,9 @@ fn carry_out(ctx: &Ctx, plan: &Jobs) -> Executed {
             &w.tree,
             &ctx.cfg.tag,
         );
+    }
+    if ctx.cfg.bookmarks && !ctx.running.stopped() {
+        crate::bookmarks::make(ctx, &plan.jobs, &mut ex.done);
     }
     if !ctx.running.stopped() && ctx.cfg.store.is_none() {
         mounts::apply(ctx.target, ctx.log, &plan.jobs, &mut ex.done);

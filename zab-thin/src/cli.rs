@@ -22,6 +22,11 @@ const EXAMPLES: &str = "  \
   # See what would be destroyed, and why, without destroying anything:
   zab-select offsite1 | zab-thin --no-thinning --verbose offsite1
 
+  # With a target, the source's bookmarks of ours that no target snapshot
+  # matches any more go too (the newest stays); which would:
+  zab-select offsite1 | zab-thin --test offsite1 backup/host1 |
+      jq -c 'select(.thin.source.bookmarks) | {name, bookmarks: .thin.source.bookmarks}'
+
   # Thin a list of snapshots from another script, without ZFS:
   printf '%s\\n' '{\"kind\":\"snapshot\",\"name\":\"a\",\"timestamp\":1763800000}' |
       zab-thin --offline --keep 10,1d1w --now 1763900000
@@ -40,6 +45,9 @@ const EXAMPLES: &str = "  \
 /// Only our snapshots (names that parse with --snapshot-format) are ever
 /// candidates. The newest of them is always kept, so is the newest snapshot
 /// common to source and target, and so is any snapshot held by someone.
+/// With a TARGET-PATH, the source's bookmarks of ours (zab-send's, named
+/// SNAPSHOT_GUID) whose guid no target snapshot has go too, the newest
+/// kept; nobody else's bookmark is touched.
 /// Input that does not end with the previous stage's `end` record, or that
 /// carries upstream failures, is refused before anything is destroyed.
 ///

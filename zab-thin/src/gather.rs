@@ -71,6 +71,8 @@ pub struct Listed {
     pub by_host: BTreeMap<usize, Vec<usize>>,
     /// Record index → its snapshots, oldest first.
     pub snapshots: BTreeMap<usize, Vec<Snapshot>>,
+    /// Record index → its bookmarks, oldest first (the same listing).
+    pub bookmarks: BTreeMap<usize, Vec<Snapshot>>,
     pub target: Option<TargetTree>,
     /// The source's selection asked again, on each source host (only when
     /// there are [`TargetTree::candidates`]).
@@ -107,7 +109,7 @@ fn listings(config: &Zfs, input: &Input, hosts: &mut Hosts) -> Result<Listed, Er
             .map(|(&h, idx)| {
                 let names: Vec<&str> = idx.iter().map(|&i| datasets[i].name.as_str()).collect();
                 let host = hosts.get(h);
-                scope.spawn(move || zfs::list_snapshots(host, &names))
+                scope.spawn(move || zfs::list_snapshots_and_bookmarks(host, &names))
             })
             .collect();
         let tree = match (target_host, &config.target) {
@@ -121,10 +123,13 @@ fn listings(config: &Zfs, input: &Input, hosts: &mut Hosts) -> Result<Listed, Er
         (listed, tree)
     });
     let mut snapshots: BTreeMap<usize, Vec<Snapshot>> = BTreeMap::new();
+    let mut bookmarks: BTreeMap<usize, Vec<Snapshot>> = BTreeMap::new();
     for (idx, listed) in by_host.values().zip(listed) {
         let mut listed = listed?;
         for &i in idx {
-            snapshots.insert(i, listed.remove(&datasets[i].name).unwrap_or_default());
+            let name = &datasets[i].name;
+            snapshots.insert(i, listed.snapshots.remove(name).unwrap_or_default());
+            bookmarks.insert(i, listed.bookmarks.remove(name).unwrap_or_default());
         }
     }
     let target = match (&config.target, target_host, tree) {
@@ -152,6 +157,7 @@ fn listings(config: &Zfs, input: &Input, hosts: &mut Hosts) -> Result<Listed, Er
     Ok(Listed {
         by_host,
         snapshots,
+        bookmarks,
         target,
         selections: Vec::new(),
     })

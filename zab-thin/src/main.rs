@@ -14,10 +14,12 @@
 //! and why; pure), `holds.rs` (the holds of what that would destroy, and
 //! the hold rule), `show.rs` (`--explain`, `--svg`), `execute.rs` (carries the
 //! plan out, decides nothing) and `report.rs` (the records). `offline.rs`
-//! is `--offline`; `picture.rs` draws timelines for both. With an object
+//! is `--offline`; `picture.rs` draws timelines for both. `bookmarks.rs`
+//! destroys our stale bookmarks on the source (with a TARGET-PATH). With an object
 //! store as TARGET-PATH, `store.rs` thins its objects (`retain.rs` decides,
 //! pure) and the source as without one.
 
+mod bookmarks;
 mod cli;
 mod execute;
 mod gather;

@@ -327,6 +327,9 @@ pub struct Job {
     pub error: Option<String>,
     /// Set by the execution once its snapshots are destroyed.
     pub done: bool,
+    /// A source's bookmarks of ours (names after `#`) that match no target
+    /// snapshot any more (crate::bookmarks), destroyed with the snapshots.
+    pub bookmarks: Vec<String>,
 }
 
 impl Job {
@@ -344,6 +347,7 @@ impl Job {
             spared: Vec::new(),
             destroy_dataset: false,
             note: None,
+            bookmarks: Vec::new(),
             record: None,
             error: None,
             done: false,
@@ -801,6 +805,7 @@ pub(crate) mod tests {
         let listed = Listed {
             by_host: BTreeMap::from([(0, vec![0])]),
             snapshots: BTreeMap::from([(0, listing(src))]),
+            bookmarks: BTreeMap::new(),
             target: Some(TargetTree {
                 host: 1,
                 tree,

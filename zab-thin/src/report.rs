@@ -92,6 +92,7 @@ fn attach(d: &mut Dataset, j: &Job, is_target: bool) {
         destroy: j.destroy.clone(),
         destroyed: j.done,
         spared: j.spared.clone(),
+        bookmarks: j.bookmarks.clone(),
     };
     if let Some(e) = &j.error {
         d.error = Some(e.clone());

@@ -27,7 +27,7 @@ use zab_core::error::Error;
 use crate::cli::Zfs;
 use crate::gather::{self, Hosts};
 use crate::holds;
-use crate::{execute, input, plan, report, show};
+use crate::{bookmarks, execute, input, plan, report, show};
 
 pub fn run(config: &Zfs) -> Result<(), Error> {
     if config.store.is_some() {
@@ -52,8 +52,10 @@ pub fn run(config: &Zfs) -> Result<(), Error> {
     }
     let held = holds::read(&hosts, &draft)?;
     let mut jobs = holds::decide(draft, &held, &config.tag);
+    bookmarks::mark(&mut jobs, config, &listed);
 
     show::show(config, &jobs)?;
     execute::execute(&mut jobs, &hosts, &config.tag, config.act(), &log);
+    bookmarks::destroy(&mut jobs, &hosts, config.act(), &log);
     report::write(input.datasets, &jobs, config.act(), config.target.is_some())
 }

@@ -459,5 +459,6 @@ fn job_of(t: &Thinning, store: &Store, acted: bool) -> Job {
         by_schedule: !t.whole && !t.left_alone,
         error: t.error.clone(),
         done: acted && t.error.is_none(),
+        bookmarks: Vec::new(),
     }
 }
