@@ -25,6 +25,8 @@
 //!   control sockets, run locks).
 //! * [`lock`]: the run lock, one run per backup name and target.
 //! * [`man`]: man pages rendered from each tool's clap command.
+//! * [`state`]: what zab-send remembers of its runs (last success, bytes),
+//!   for zab-status; [`metrics`]: the Prometheus file of `--metrics`.
 
 pub mod cli;
 pub mod compress;
@@ -33,6 +35,7 @@ pub mod error;
 pub mod host;
 pub mod lock;
 pub mod man;
+pub mod metrics;
 pub mod name;
 pub mod naming;
 pub mod ndjson;
@@ -43,6 +46,7 @@ pub mod schedule;
 pub mod screen;
 pub mod select;
 pub mod size;
+pub mod state;
 pub mod zfs;
 pub mod zpool;
 
