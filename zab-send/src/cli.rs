@@ -176,6 +176,13 @@ pub struct Args {
     #[arg(help_heading = heading::OUTPUT, long, visible_alias = "plan")]
     pub test: bool,
 
+    /// At the end of the run, write its numbers for Prometheus to FILE
+    /// (node_exporter's textfile collector, replaced atomically): duration,
+    /// datasets selected, sent and failed, transfers, bytes, and the time
+    /// of the last run without a failure. Not with --test.
+    #[arg(help_heading = heading::OUTPUT, long, value_name = "FILE")]
+    pub metrics: Option<std::path::PathBuf>,
+
     /// To an object store: start a new chain with a full stream when the
     /// current chain's full is WHEN old (a duration: 1w, 30d) or has WHEN
     /// incrementals (a bare number: 30), so zab-thin can drop old chains
@@ -275,6 +282,8 @@ pub struct Config {
     pub store_settings: zab_store::Settings,
     /// `--full-every` (a store only).
     pub full_every: Option<crate::chain::FullEvery>,
+    /// `--metrics FILE`, its directory checked.
+    pub metrics: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -401,6 +410,7 @@ impl Args {
             store,
             store_settings: self.store.clone(),
             full_every: self.full_every,
+            metrics: crate::monitor::checked(self.metrics.as_deref())?,
         })
     }
 

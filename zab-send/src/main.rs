@@ -12,6 +12,7 @@ mod holds;
 mod input;
 mod jobs;
 mod listing;
+mod monitor;
 mod mounts;
 mod parents;
 mod plan;
