@@ -54,4 +54,17 @@ pub mod zpool;
 mod fuzz;
 
 pub use error::{Error, Exit};
+
+/// A fresh, empty directory for one unit test (`group/test`), under the
+/// build's own target dir: never in a world-writable place.
+#[cfg(test)]
+pub(crate) fn scratch(group: &str, test: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/zab-core-tests")
+        .join(group)
+        .join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("a scratch directory");
+    d
+}
 pub use host::Host;

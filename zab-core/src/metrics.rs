@@ -445,10 +445,7 @@ mod tests {
 
     #[test]
     fn a_failed_run_keeps_the_last_success_of_the_file_it_replaces() {
-        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/zab-core-tests/metrics");
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("dir");
+        let d = crate::scratch("metrics", "failed");
         let p = d.join("zab.prom");
         write(&p, run()).expect("write");
         let failed = RunMetrics {

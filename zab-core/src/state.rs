@@ -234,15 +234,6 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn scratch(test: &str) -> PathBuf {
-        let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/zab-core-tests/state")
-            .join(test);
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("scratch dir");
-        d
-    }
-
     fn record(name: &str, status: &str, bytes: &[u64], error: Option<&str>) -> Dataset {
         let transfers: Vec<_> = bytes
             .iter()
@@ -316,7 +307,7 @@ mod tests {
 
     #[test]
     fn written_atomically_read_back_and_private() {
-        let d = scratch("state-rw");
+        let d = crate::scratch("state", "rw");
         let p = d.join(file_name("off1", Some("root@b1"), "tank/h1").expect("name"));
         assert!(p.ends_with("off1@root@b1:tank%h1.last-run.json"));
         assert_eq!(read(&p).expect("read"), None, "no file yet");
@@ -336,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_bad_file_is_an_error_naming_it() {
-        let d = scratch("state-bad");
+        let d = crate::scratch("state", "bad");
         let p = d.join("x.last-run.json");
         std::fs::write(&p, "{\"format\":1}").expect("write");
         let e = read(&p).expect_err("bad").to_string();
