@@ -167,6 +167,23 @@ pub fn path(backup: &str, ssh_target: Option<&str>, target: &str) -> Result<Path
     Ok(crate::private::state_dir()?.join(file_name(backup, ssh_target, target)?))
 }
 
+/// The state of `backup` at `target` for a reader (zab-status): None when
+/// the state directory or the file does not exist yet. The directory is
+/// not created, but one that exists is checked as [`crate::private`] does.
+pub fn find(backup: &str, ssh_target: Option<&str>, target: &str) -> Result<Option<State>, Error> {
+    let euid = crate::private::euid();
+    let dir = crate::private::state_dir_for(
+        euid,
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+    )?;
+    if std::fs::symlink_metadata(&dir).is_err() {
+        return Ok(None);
+    }
+    crate::private::ensure_private_dir(&dir, euid)?;
+    read(&dir.join(file_name(backup, ssh_target, target)?))
+}
+
 /// Parses a state file's text.
 pub fn parse(text: &str) -> Result<State, String> {
     let state: State = serde_json::from_str(text).map_err(|e| e.to_string())?;

@@ -1,6 +1,7 @@
 //! zab-status's reads, all at the same time: one snapshot listing per
 //! source host (the selected datasets, in the fast columns), one listing of
-//! the target tree with its resume tokens, and zab-send's state file.
+//! the target tree with its resume tokens; then zab-send's state file (it
+//! is not looked for when a listing failed).
 
 use std::collections::BTreeMap;
 
@@ -36,17 +37,16 @@ pub fn gather(cfg: &Config, hosts: &[Host], datasets: &[Vec<&str>]) -> Result<Li
             .zip(datasets)
             .map(|(host, names)| s.spawn(move || zfs::list_snapshots(host, names)))
             .collect();
-        let state = state::path(&cfg.backup, cfg.target.ssh_target.as_deref(), root)
-            .and_then(|p| state::read(&p));
         let joined = |what: &str| Error::Io(format!("the {what} listing panicked"));
         let sources = sources
             .into_iter()
             .map(|t| t.join().unwrap_or_else(|_| Err(joined("source"))))
             .collect::<Result<Vec<_>, _>>()?;
+        let target = target.join().unwrap_or_else(|_| Err(joined("target")))?;
         Ok(Listed {
             sources,
-            target: target.join().unwrap_or_else(|_| Err(joined("target")))?,
-            state: state?,
+            target,
+            state: state::find(&cfg.backup, cfg.target.ssh_target.as_deref(), root)?,
         })
     })
 }
