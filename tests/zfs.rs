@@ -22,6 +22,7 @@ mod retain;
 mod select;
 mod send;
 mod snap;
+mod status;
 mod store;
 mod thin;
 mod wrapper;
@@ -57,6 +58,7 @@ fn main() {
         package::TESTS,
         cron::TESTS,
         check::TESTS,
+        status::TESTS,
         zfs3backup::TESTS,
     ]
     .concat();
@@ -78,6 +80,7 @@ fn main() {
         + package::TESTS.len()
         + cron::TESTS.len()
         + check::TESTS.len()
+        + status::TESTS.len()
         + zfs3backup::TESTS.len()
         - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
