@@ -185,30 +185,37 @@ fn completions(shell: Shell, mut cmd: clap::Command) -> String {
 /// The id of `--end-record`, chosen to clash with no field of a tool's arguments.
 const END_RECORD_ID: &str = "zab-core-end-record";
 
-/// `--end-record FILE`, hidden: alone on the line, as `--man`.
-fn end_record_flag() -> Arg {
-    Arg::new(END_RECORD_ID)
-        .long("end-record")
+/// A hidden `--LONG FILE` with the id `id`, alone on the line, as `--man`:
+/// `--end-record` and `--write-metrics`, for scripts/zfs-autobackup.
+fn hidden_file_flag(id: &'static str, long: &'static str, help: &'static str) -> Arg {
+    Arg::new(id)
+        .long(long)
         .value_name("FILE")
         .value_parser(clap::value_parser!(PathBuf))
         .exclusive(true)
         .hide(true)
-        .help("Print the end record's counts of a stage's output FILE and exit")
+        .help(help)
+}
+
+/// `--end-record FILE`.
+fn end_record_flag() -> Arg {
+    hidden_file_flag(
+        END_RECORD_ID,
+        "end-record",
+        "Print the end record's counts of a stage's output FILE and exit",
+    )
 }
 
 /// The id of `--write-metrics`, chosen to clash with no field of a tool's arguments.
 const WRITE_METRICS_ID: &str = "zab-core-write-metrics";
 
-/// `--write-metrics FILE`, hidden: alone on the line, as `--man`; for
-/// scripts/zfs-autobackup's `--metrics`.
+/// `--write-metrics FILE`, for the wrapper's `--metrics`.
 fn write_metrics_flag() -> Arg {
-    Arg::new(WRITE_METRICS_ID)
-        .long("write-metrics")
-        .value_name("FILE")
-        .value_parser(clap::value_parser!(PathBuf))
-        .exclusive(true)
-        .hide(true)
-        .help("Write a run's numbers (NAME VALUE lines on stdin) as a Prometheus metrics file")
+    hidden_file_flag(
+        WRITE_METRICS_ID,
+        "write-metrics",
+        "Write a run's numbers (NAME VALUE lines on stdin) as a Prometheus metrics file",
+    )
 }
 
 /// The counts of an end record that [`end_record_fields`] prints when the
