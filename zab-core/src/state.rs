@@ -3,24 +3,8 @@
 //! directory ([`crate::private::state_dir`]: `/var/lib/zab` for root),
 //! named after the run lock's key ([`crate::lock::key`]):
 //! `NAME@HOST:PATH.last-run.json` (`offsite1@local:backup%host1.last-run.json`).
-//!
-//! ```json
-//! {"format":1,"backup":"offsite1","ssh_target":null,"target":"backup/host1",
-//!  "last_run":{"start":1764780000,"end":1764780042,"datasets":2,"failed":0,"sent":1,"transfers":1,"bytes":1048576},
-//!  "last_success":1764780042,
-//!  "datasets":{"backup/host1/rpool/data":{"source":"rpool/data","host":null,"last_run":1764780042,
-//!    "status":"sent","bytes":1048576,"last_success":1764780042,"last_transfer":1764780042}}}
-//! ```
-//!
-//! Times are seconds since 1970 (UTC). `last_run` is the last run that
-//! changed something (not `--test` or `--plan`): when it started and ended,
-//! its records, those that failed, those sent, its transfers and bytes.
-//! `last_success` is the end of the last run in which no dataset failed.
-//! `datasets` is keyed by target dataset (unique below one TARGET-PATH):
-//! each one's source and source host, its last run's time, status (as
-//! `send.status`) and bytes, and the end of the last run in which it was
-//! `sent` or `up-to-date` (`last_success`) and in which it was `sent`
-//! (`last_transfer`); a dataset a later run does not see keeps its entry.
+//! Its format, with an example (checked by a test below), is in
+//! docs/records.md, "zab-send's state file".
 //!
 //! The file is replaced whole, atomically ([`write_atomic`]: a temporary
 //! file in the same directory, then `rename(2)`), so a reader never sees
@@ -356,15 +340,16 @@ mod tests {
     }
 
     #[test]
-    fn the_documented_example_parses() {
-        let doc = include_str!("state.rs")
-            .lines()
-            .skip_while(|l| !l.starts_with("//! ```json"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| l.trim_start_matches("//!"))
-            .collect::<String>();
-        let s = parse(&doc).expect("the example");
+    fn the_documented_example_parses_and_writes_back_the_same() {
+        let doc = include_str!("../../docs/records.md")
+            .split("## zab-send's state file")
+            .nth(1)
+            .and_then(|s| s.split("```\n").nth(1))
+            .expect("the example in docs/records.md");
+        let s = parse(doc).expect("the example");
         assert_eq!(s.datasets["backup/host1/rpool/data"].bytes, 1048576);
+        let mut again = serde_json::to_string(&s).expect("json");
+        again.push('\n');
+        assert_eq!(again, doc);
     }
 }

@@ -37,6 +37,10 @@ const EXAMPLES: &str = "  \
 
   # Limit the rate to 20 MiB/s with a 256 MiB buffer on both ends:
   zab-select offsite1 | zab-send --rate 20M --buffer 256M offsite1 backup/host1
+
+  # The run's numbers for Prometheus (node_exporter's textfile collector):
+  zab-select offsite1 | zab-snap offsite1 | zab-send \\
+      --metrics /var/lib/prometheus/node-exporter/zab-offsite1.prom offsite1 backup/host1
 ";
 
 /// Replicate the datasets zab-select chose to TARGET-PATH, as zfs-autobackup
