@@ -45,6 +45,7 @@ pub const TOOLS: &[&str] = &[
     "zab-ratelimit",
     "zab-check",
     "zab-verify",
+    "zab-status",
     "zab-store",
     "zab-restore",
 ];

@@ -106,8 +106,9 @@ fn config(cases: u32) -> Config {
     }
 }
 
-const TOOLS: [&str; 7] = [
+const TOOLS: [&str; 8] = [
     "zab-select",
+    "zab-status",
     "zab-snap",
     "zab-send",
     "zab-thin",
@@ -118,10 +119,11 @@ const TOOLS: [&str; 7] = [
 
 /// The record tools, with the arguments that make them read stdin and
 /// change nothing.
-const READERS: [(&str, &[&str]); 4] = [
+const READERS: [(&str, &[&str]); 5] = [
     ("zab-snap", &["fz", "--test"]),
     ("zab-send", &["fz", "backup/fz", "--test"]),
     ("zab-thin", &["fz", "--test"]),
+    ("zab-status", &["fz", "backup/fz"]),
     ("zab-thin", &["--offline", "--now", "1763900000"]),
 ];
 
@@ -202,7 +204,7 @@ fn bad_records_are_said_in_plain_words() {
 /// nothing ran before it.
 #[test]
 fn empty_stdin_says_what_is_expected() {
-    for (name, args) in &READERS[..3] {
+    for (name, args) in &READERS[..4] {
         let ran = run(name, args, b"");
         assert_refused(name, &ran, "empty stdin");
         assert!(ran.stderr.contains("no records on stdin"), "{}", ran.stderr);
@@ -220,7 +222,7 @@ fn empty_stdin_says_what_is_expected() {
 /// that waits.
 #[test]
 fn a_terminal_on_stdin_is_refused_at_once() {
-    for (name, args) in &READERS[..3] {
+    for (name, args) in &READERS[..4] {
         let command = format!("'{}' {}", tool(name).display(), args.join(" "));
         let out = Command::new("timeout")
             .args(["20", "script", "-qec", &command, "/dev/null"])

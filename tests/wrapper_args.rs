@@ -79,7 +79,7 @@ impl Sandbox {
             let script = format!(
                 r#"#!/bin/bash
 case ${{1:-}} in
-    --end-record | --end-record=* | --describe | --describe=*) exec '{thin}' "$@" ;;
+    --end-record | --end-record=* | --describe | --describe=* | --write-metrics) exec '{thin}' "$@" ;;
     --check-options) exec '{real}' "$@" ;;
     --version) echo '{tool} 0.1.0'; exit 0 ;;
 esac
@@ -1135,6 +1135,8 @@ fn help_version_and_fatal_arguments() {
 #[test]
 fn verbose_sections() {
     let s = Sandbox::new();
+    let summary = "Summary: 0 datasets (0 failed), - transfers, - bytes, - snapshots created, - \
+                   destroyed, S s";
     let b = s.backup.as_str();
     let r = s.run(&[
         "--verbose",
@@ -1175,10 +1177,12 @@ Hold name                  : zfs_autobackup:{b}
 
 #### Sending and thinning
 
+{summary}
+
 #### All operations completed successfully
 "
     );
-    assert_eq!(r.stderr, want);
+    assert_eq!(seconds_out(&r.stderr), want);
 
     let r = s.run(&["--test", "--utc", "--no-holds", "--ssh-source", "root@s", b]);
     assert_eq!(r.code, 0, "{r:#?}");
@@ -1204,12 +1208,143 @@ Timezone                   : UTC
 
 #### Thinning source
 
+{summary}
+
 #### All tests successful.
 
 TEST MODE - DID NOT MAKE ANY CHANGES!
 "
     );
-    assert_eq!(r.stderr, want);
+    assert_eq!(seconds_out(&r.stderr), want);
+}
+
+/// `text` with the seconds of its summary line (`…, 12 s`) as `S s`.
+fn seconds_out(text: &str) -> String {
+    text.lines()
+        .map(
+            |l| match (l.starts_with("Summary: "), l.rsplit_once(", ")) {
+                (true, Some((head, secs)))
+                    if secs
+                        .strip_suffix(" s")
+                        .is_some_and(|n| n.parse::<u64>().is_ok()) =>
+                {
+                    format!("{head}, S s\n")
+                }
+                _ => format!("{l}\n"),
+            },
+        )
+        .collect()
+}
+
+/// --summary: the run's numbers from the end records on one line of
+/// stderr, and nothing without it (cron); --metrics FILE: the same for
+/// Prometheus, checked by zab's strict parser of the text format, with the
+/// last success kept from the file it replaces after a failed run; never
+/// with --test; a FILE in no directory is a usage error.
+#[test]
+fn summary_and_metrics_from_the_end_records() {
+    let s = Sandbox::new();
+    let b = s.backup.as_str();
+    let with = |tool: &str, fields: &str| {
+        end(tool, 0).replace(r#""failed":0"#, &format!(r#""failed":0,{fields}"#))
+    };
+    s.answer(
+        "zab-select",
+        &end("zab-select", 0).replace(r#""datasets":0"#, r#""datasets":3"#),
+        0,
+    );
+    s.answer(
+        "zab-snap",
+        &with("zab-snap", r#""snapshot":"s","created":3"#),
+        0,
+    );
+    s.answer(
+        "zab-send",
+        &with(
+            "zab-send",
+            r#""target":"t","sent":2,"transfers":4,"bytes":123456"#,
+        ),
+        0,
+    );
+    s.answer("zab-thin", &with("zab-thin", r#""destroyed":5"#), 0);
+    let r = s.run(&[b, T]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (0, ""),
+        "quiet without --summary"
+    );
+    let r = s.run(&["--summary", b, T]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(
+        seconds_out(&r.stderr),
+        "Summary: 3 datasets (0 failed), 4 transfers, 123456 bytes, 3 snapshots created, \
+         5 destroyed, S s\n"
+    );
+
+    let prom = s.dir.join("zab.prom");
+    let prom_arg = prom.to_str().unwrap();
+    let r = s.run(&["--metrics", prom_arg, b, T]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{r:#?}");
+    let text = fs::read_to_string(&prom).unwrap();
+    let samples = zab_core::metrics::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    let value = |name: &str| {
+        let found: Vec<_> = samples.iter().filter(|x| x.name == name).collect();
+        assert_eq!(found.len(), 1, "{name} once in:\n{text}");
+        assert_eq!(found[0].labels, [("backup".to_string(), b.to_string())]);
+        found[0].value
+    };
+    for (name, want) in [
+        ("zab_run_success", 1.0),
+        ("zab_run_datasets_selected", 3.0),
+        ("zab_run_datasets_sent", 2.0),
+        ("zab_run_datasets_failed", 0.0),
+        ("zab_run_transfers", 4.0),
+        ("zab_run_sent_bytes", 123456.0),
+        ("zab_run_snapshots_created", 3.0),
+        ("zab_run_snapshots_destroyed", 5.0),
+    ] {
+        assert_eq!(value(name), want, "{name}");
+    }
+    assert!(value("zab_run_duration_seconds") >= 0.0);
+    let end_time = value("zab_run_end_timestamp_seconds");
+    assert_eq!(value("zab_last_success_timestamp_seconds"), end_time);
+    assert!(text.contains("# TYPE zab_run_sent_bytes gauge\n"), "{text}");
+    let left: Vec<_> = fs::read_dir(&s.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "no temporary file left: {left:?}");
+
+    // A failed run: success 0, the last success of the run before.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s.answer("zab-thin", &end("zab-thin", 2), 1);
+    let r = s.run(&["--metrics", prom_arg, b, T]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    let text = fs::read_to_string(&prom).unwrap();
+    let samples = zab_core::metrics::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    let v = |name: &str| samples.iter().find(|x| x.name == name).map(|x| x.value);
+    assert_eq!(v("zab_run_success"), Some(0.0));
+    assert_eq!(v("zab_run_datasets_failed"), Some(2.0));
+    assert_eq!(
+        v("zab_run_snapshots_destroyed"),
+        None,
+        "not in the end record"
+    );
+    assert_eq!(v("zab_last_success_timestamp_seconds"), Some(end_time));
+    assert!(v("zab_run_end_timestamp_seconds").unwrap() > end_time);
+
+    // --test writes nothing; a file in no directory is a usage error.
+    fs::remove_file(&prom).unwrap();
+    s.answer("zab-thin", &end("zab-thin", 0), 0);
+    let r = s.run(&["--test", "--metrics", prom_arg, b, T]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(!prom.exists());
+    let nowhere = s.dir.join("no-such-dir/zab.prom");
+    let r = s.run(&["--metrics", nowhere.to_str().unwrap(), b, T]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(r.stderr.contains("argument --metrics: "), "{}", r.stderr);
+    assert!(r.tools().is_empty(), "nothing ran");
 }
 
 /// docs/man/zab-autobackup.1 is what `scripts/man --wrapper` makes of the

@@ -23,6 +23,7 @@ mod retain;
 mod select;
 mod send;
 mod snap;
+mod status;
 mod store;
 mod thin;
 mod wrapper;
@@ -58,6 +59,7 @@ fn main() {
         package::TESTS,
         cron::TESTS,
         check::TESTS,
+        status::TESTS,
         zfs3backup::TESTS,
         bookmarks::TESTS,
     ]
@@ -80,6 +82,7 @@ fn main() {
         + package::TESTS.len()
         + cron::TESTS.len()
         + check::TESTS.len()
+        + status::TESTS.len()
         + zfs3backup::TESTS.len()
         + bookmarks::TESTS.len()
         - tests.len();

@@ -40,6 +40,9 @@ pub enum Parsed<A> {
     /// A stage's output file whose end record to print (`--end-record FILE`,
     /// see [`end_record_fields`]).
     EndRecord(PathBuf),
+    /// A metrics file to write from a run's numbers on stdin
+    /// (`--write-metrics FILE`, see [`crate::metrics::write_from_stdin`]).
+    WriteMetrics(PathBuf),
 }
 
 /// Parses the command line as `A::parse()` does, with three more options,
@@ -62,6 +65,9 @@ pub fn parse<A: Parser>() -> A {
         Ok(Parsed::EndRecord(file)) => {
             std::process::exit(print_end_record(A::command().get_name(), &file).into())
         }
+        Ok(Parsed::WriteMetrics(file)) => std::process::exit(
+            crate::metrics::write_from_stdin(A::command().get_name(), &file).into(),
+        ),
         Err(e)
             if e.use_stderr()
                 && e.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
@@ -127,6 +133,7 @@ where
         .arg(man_flag)
         .arg(completions_flag())
         .arg(end_record_flag())
+        .arg(write_metrics_flag())
         .try_get_matches_from(argv)?;
     if matches.get_flag(MAN_ID) {
         return Ok(Parsed::Man(man::render(&A::command())));
@@ -136,6 +143,9 @@ where
     }
     if let Some(file) = matches.get_one::<PathBuf>(END_RECORD_ID) {
         return Ok(Parsed::EndRecord(file.clone()));
+    }
+    if let Some(file) = matches.get_one::<PathBuf>(WRITE_METRICS_ID) {
+        return Ok(Parsed::WriteMetrics(file.clone()));
     }
     A::from_arg_matches_mut(&mut matches)
         .map(Parsed::Args)
@@ -175,26 +185,59 @@ fn completions(shell: Shell, mut cmd: clap::Command) -> String {
 /// The id of `--end-record`, chosen to clash with no field of a tool's arguments.
 const END_RECORD_ID: &str = "zab-core-end-record";
 
-/// `--end-record FILE`, hidden: alone on the line, as `--man`.
-fn end_record_flag() -> Arg {
-    Arg::new(END_RECORD_ID)
-        .long("end-record")
+/// A hidden `--LONG FILE` with the id `id`, alone on the line, as `--man`:
+/// `--end-record` and `--write-metrics`, for scripts/zfs-autobackup.
+fn hidden_file_flag(id: &'static str, long: &'static str, help: &'static str) -> Arg {
+    Arg::new(id)
+        .long(long)
         .value_name("FILE")
         .value_parser(clap::value_parser!(PathBuf))
         .exclusive(true)
         .hide(true)
-        .help("Print the end record's counts of a stage's output FILE and exit")
+        .help(help)
+}
+
+/// `--end-record FILE`.
+fn end_record_flag() -> Arg {
+    hidden_file_flag(
+        END_RECORD_ID,
+        "end-record",
+        "Print the end record's counts of a stage's output FILE and exit",
+    )
+}
+
+/// The id of `--write-metrics`, chosen to clash with no field of a tool's arguments.
+const WRITE_METRICS_ID: &str = "zab-core-write-metrics";
+
+/// `--write-metrics FILE`, for the wrapper's `--metrics`.
+fn write_metrics_flag() -> Arg {
+    hidden_file_flag(
+        WRITE_METRICS_ID,
+        "write-metrics",
+        "Write a run's numbers (NAME VALUE lines on stdin) as a Prometheus metrics file",
+    )
 }
 
 /// The counts of an end record that [`end_record_fields`] prints when the
-/// record has them (zab-snap's; every end record has `datasets` and `failed`).
-const END_RECORD_COUNTS: [&str; 2] = ["hook_failures", "pre_hook_failures"];
+/// record has them: zab-snap's hook failures and `created`, zab-send's
+/// `sent`, `transfers` and `bytes`, zab-thin's `destroyed` (every end
+/// record has `datasets` and `failed`).
+const END_RECORD_COUNTS: [&str; 7] = [
+    "hook_failures",
+    "pre_hook_failures",
+    "created",
+    "sent",
+    "transfers",
+    "bytes",
+    "destroyed",
+];
 
 /// Reads a whole stage's output ([`crate::ndjson::read_stream`]: every
 /// record checked, the `end` record last) and returns the counts of its end
 /// record as `NAME VALUE` lines, a shell reads them with `read -r name
-/// value` and no `eval`: `datasets N`, `failed N`, then `hook_failures N`
-/// and `pre_hook_failures N` where the record has them. Only these names,
+/// value` and no `eval`: `datasets N`, `failed N`, then each of
+/// [`END_RECORD_COUNTS`] the record has (`hook_failures N`, `bytes N`, …),
+/// in that order. Only these names,
 /// whatever else the record carries, and only whole numbers: nothing from
 /// the input reaches the output but digits.
 pub fn end_record_fields<R: std::io::BufRead>(input: R) -> Result<String, Error> {
@@ -913,6 +956,13 @@ mod tests {
         assert_eq!(
             fields(&format!("{end}\n")).unwrap(),
             "datasets 4\nfailed 3\nhook_failures 1\npre_hook_failures 2\n"
+        );
+        // zab-send's and zab-thin's counts, for the wrapper's --metrics;
+        // created_parents (a list) is not `created`.
+        let end = r#"{"kind":"end","tool":"zab-send","version":"0.1.0","datasets":2,"failed":0,"target":"t","sent":1,"transfers":3,"bytes":4096,"created_parents":["t/a"],"destroyed":2}"#;
+        assert_eq!(
+            fields(&format!("{end}\n")).unwrap(),
+            "datasets 2\nfailed 0\nsent 1\ntransfers 3\nbytes 4096\ndestroyed 2\n"
         );
         // A name that is not ours, even one with a newline, is never printed.
         let end =

@@ -25,6 +25,8 @@
 //!   control sockets, run locks).
 //! * [`lock`]: the run lock, one run per backup name and target.
 //! * [`man`]: man pages rendered from each tool's clap command.
+//! * [`state`]: what zab-send remembers of its runs (last success, bytes),
+//!   for zab-status; [`metrics`]: the Prometheus file of `--metrics`.
 
 pub mod cli;
 pub mod compress;
@@ -33,6 +35,7 @@ pub mod error;
 pub mod host;
 pub mod lock;
 pub mod man;
+pub mod metrics;
 pub mod name;
 pub mod naming;
 pub mod ndjson;
@@ -43,6 +46,7 @@ pub mod schedule;
 pub mod screen;
 pub mod select;
 pub mod size;
+pub mod state;
 pub mod zfs;
 pub mod zpool;
 
@@ -50,4 +54,17 @@ pub mod zpool;
 mod fuzz;
 
 pub use error::{Error, Exit};
+
+/// A fresh, empty directory for one unit test (`group/test`), under the
+/// build's own target dir: never in a world-writable place.
+#[cfg(test)]
+pub(crate) fn scratch(group: &str, test: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/zab-core-tests")
+        .join(group)
+        .join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("a scratch directory");
+    d
+}
 pub use host::Host;

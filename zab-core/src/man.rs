@@ -28,6 +28,7 @@ pub const TOOLS: &[&str] = &[
     "zab-ratelimit",
     "zab-check",
     "zab-verify",
+    "zab-status",
     "zab-store",
     "zab-restore",
 ];
@@ -72,6 +73,10 @@ const WHATIS: &[(&str, &str)] = &[
     (
         "zab-verify",
         "Compare backups with their sources by content hashes",
+    ),
+    (
+        "zab-status",
+        "How each backup stands; a Nagios check with --crit",
     ),
     (
         "zab-store",
@@ -665,6 +670,7 @@ mod tests {
         ),
         ("zab-check", include_str!("../../docs/man/zab-check.1")),
         ("zab-verify", include_str!("../../docs/man/zab-verify.1")),
+        ("zab-status", include_str!("../../docs/man/zab-status.1")),
         ("zab-store", include_str!("../../docs/man/zab-store.1")),
         ("zab-restore", include_str!("../../docs/man/zab-restore.1")),
         (WRAPPER, include_str!("../../docs/man/zab-autobackup.1")),

@@ -198,14 +198,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// A fresh directory for one test, under the build's own target dir.
     fn scratch(test: &str) -> PathBuf {
-        let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/zab-core-tests/private")
-            .join(test);
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        crate::scratch("private", test)
     }
 
     #[test]

@@ -128,6 +128,9 @@ pub struct Dataset {
     /// What zab-verify found (absent before zab-verify).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyOutcome>,
+    /// What zab-status found (absent before zab-status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusOutcome>,
     /// Fields added by other tools or by the user: passed through unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -284,6 +287,44 @@ pub enum TransferKind {
     Full,
     Incremental,
     Resumed,
+}
+
+/// How a dataset's backup stands, by zab-status's thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Ok,
+    Warning,
+    Unknown,
+    Critical,
+}
+
+/// What zab-status found for one dataset (docs/records.md). Ages are in
+/// seconds before "now"; a snapshot's time is the one in its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusOutcome {
+    /// The target dataset.
+    pub target: String,
+    /// `ok`, `warning`, `critical` or `unknown`.
+    pub health: Health,
+    /// The newest of our snapshots on the source (after `@`), and its age.
+    pub source_snapshot: Option<String>,
+    pub source_age: Option<i64>,
+    /// The newest of our snapshots on the target, and its age.
+    pub target_snapshot: Option<String>,
+    pub target_age: Option<i64>,
+    /// Age of the end of zab-send's last run in which this dataset was
+    /// sent or up to date, and of the last in which it was sent.
+    pub last_success_age: Option<i64>,
+    pub last_transfer_age: Option<i64>,
+    /// Bytes sent for it in zab-send's last run.
+    pub last_run_bytes: Option<u64>,
+    /// The target dataset holds a resume token (an interrupted receive).
+    pub resume_token: bool,
+    /// Why it is not `ok`, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// What zab-verify found for one dataset: its newest snapshot common to

@@ -165,6 +165,7 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             thin: None,
             send: None,
             verify: None,
+            status: None,
             extra: Map::new(),
         });
     }

@@ -44,6 +44,10 @@ const EXAMPLES: &str = "  \
   zfs list -t bookmark -r rpool
   zab-select offsite1 | zab-send offsite1 backup/host1 |
       jq -c '.send.transfers[]? | select(.from_bookmark)'
+
+  # The run's numbers for Prometheus (node_exporter's textfile collector):
+  zab-select offsite1 | zab-snap offsite1 | zab-send \\
+      --metrics /var/lib/prometheus/node-exporter/zab-offsite1.prom offsite1 backup/host1
 ";
 
 /// Replicate the datasets zab-select chose to TARGET-PATH, as zfs-autobackup
@@ -191,6 +195,13 @@ pub struct Args {
     #[command(flatten)]
     pub dry_run: DryRun,
 
+    /// At the end of the run, write its numbers for Prometheus to FILE
+    /// (node_exporter's textfile collector, replaced atomically): duration,
+    /// datasets selected, sent and failed, transfers, bytes, and the time
+    /// of the last run without a failure. Not with --test.
+    #[arg(help_heading = heading::OUTPUT, long, value_name = "FILE")]
+    pub metrics: Option<std::path::PathBuf>,
+
     /// To an object store: start a new chain with a full stream when the
     /// current chain's full is WHEN old (a duration: 1w, 30d) or has WHEN
     /// incrementals (a bare number: 30), so zab-thin can drop old chains
@@ -282,6 +293,8 @@ pub struct Config {
     pub store_settings: zab_store::Settings,
     /// `--full-every` (a store only).
     pub full_every: Option<crate::chain::FullEvery>,
+    /// `--metrics FILE`, its directory checked.
+    pub metrics: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -371,6 +384,7 @@ impl Args {
             store,
             store_settings: self.store.clone(),
             full_every: self.full_every,
+            metrics: crate::monitor::checked(self.metrics.as_deref())?,
         })
     }
 

@@ -13,6 +13,7 @@ mod holds;
 mod input;
 mod jobs;
 mod listing;
+mod monitor;
 mod mounts;
 mod parents;
 mod plan;

@@ -20,6 +20,8 @@ const TOOL: &str = "zab-send";
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct End<'a> {
     pub target: &'a str,
+    /// Datasets sent (`send.status` `sent`).
+    pub sent: usize,
     /// Transfers done.
     pub transfers: usize,
     /// Bytes relayed.
@@ -118,8 +120,17 @@ pub fn write(
         out.write(&Record::Dataset(d.clone()))?;
     }
     let failed_total = datasets.iter().filter(|d| d.error.is_some()).count();
+    let sent = datasets
+        .iter()
+        .filter(|d| {
+            d.send
+                .as_ref()
+                .is_some_and(|s| s.status == SendStatus::Sent)
+        })
+        .count();
     let end = End {
         target: target_path,
+        sent,
         transfers,
         bytes,
         created_parents: &ex.created_parents,
@@ -140,13 +151,14 @@ mod tests {
         let none: Vec<String> = vec![];
         let e = End {
             target: "t/b",
+            sent: 1,
             transfers: 2,
             bytes: 10,
             created_parents: &none,
         };
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
-            r#"{"target":"t/b","transfers":2,"bytes":10}"#
+            r#"{"target":"t/b","sent":1,"transfers":2,"bytes":10}"#
         );
         let made = vec!["t/b/p".to_string()];
         let e = End {
@@ -155,7 +167,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
-            r#"{"target":"t/b","transfers":2,"bytes":10,"created_parents":["t/b/p"]}"#
+            r#"{"target":"t/b","sent":1,"transfers":2,"bytes":10,"created_parents":["t/b/p"]}"#
         );
     }
 

@@ -3,7 +3,7 @@
 //! the input (input.rs), every listing (gather.rs), every plan as data
 //! (jobs.rs, from plan.rs, flags.rs and parents.rs), the transfers (execute.rs, through the target sink of
 //! sink.rs), the holds (holds.rs), the mounts (mounts.rs), and the records
-//! (report.rs).
+//! (report.rs), then what monitoring reads (monitor.rs).
 //!
 //! Commands per run, whatever the number of datasets: one snapshot listing
 //! per source host, one tree listing and one `zpool get` on the target;
@@ -39,6 +39,7 @@ use crate::transfer::Running;
 use crate::upload::StoreSink;
 
 pub fn run(args: &Args) -> Result<(), Error> {
+    let started = std::time::Instant::now();
     let cfg = args.config()?;
     let log = cfg.common.log("zab-send");
     let target = cfg
@@ -89,6 +90,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         cfg.dry(),
         &log,
     );
+    let written = crate::monitor::finish(&cfg, &input.datasets, started, written, &log);
     if running.stopped() {
         written.or_else(|e| match e {
             Error::Failed(_) => Ok(()),
