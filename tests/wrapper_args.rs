@@ -1058,10 +1058,7 @@ fn bad_values_stop_the_run_before_any_stage() {
             &["--min-change", "lots", b],
             r#"invalid value 'lots' for --min-change: "#,
         ),
-        (
-            &["--jobs", "0", b, T],
-            r#"invalid value '0' for --jobs: "#,
-        ),
+        (&["--jobs", "0", b, T], r#"invalid value '0' for --jobs: "#),
         (
             &["--ssh-source=-oProxyCommand=x", "--no-snapshot", b, T],
             r#"invalid ssh destination "-oProxyCommand=x""#,
