@@ -22,7 +22,7 @@ pub struct Caches {
 }
 
 impl Caches {
-    /// The cache of `host` (an empty one when there is none).
+    /// The cache of `host`; None when this run uses none.
     pub fn of(&self, host: &Option<String>) -> Option<&Cache> {
         self.by_host.get(host).map(|(c, _)| c)
     }
