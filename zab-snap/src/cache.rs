@@ -15,7 +15,8 @@ use crate::cli::Config;
 use crate::gather::Listing;
 use crate::plan::Decision;
 
-/// Each source host's cache (by ssh destination), and where it lives.
+/// Each source host's cache (by ssh destination), and where it lives
+/// (None: no state directory yet).
 #[derive(Debug, Default)]
 pub struct Caches {
     pub by_host: BTreeMap<Option<String>, (Cache, Option<PathBuf>)>,
@@ -46,27 +47,46 @@ pub fn load<'a>(config: &Config, hosts: impl Iterator<Item = &'a Option<String>>
     if !config.act || config.min_change == 0 {
         return caches;
     }
-    let dir = match zab_core::private::state_dir() {
-        Ok(d) => d,
-        Err(e) => {
-            config
-                .log
-                .warn(format!("the quiet-run cache is not used: {e}"));
-            return caches;
-        }
+    // No state directory yet: no cache, and none is made just to read.
+    let dir = match state_dir_exists() {
+        false => None,
+        true => match zab_core::private::state_dir() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                config
+                    .log
+                    .warn(format!("the quiet-run cache is not used: {e}"));
+                return caches;
+            }
+        },
     };
     for host in hosts {
         let key = quiet::key(&config.backup, host.as_deref(), config.format.pattern());
-        let path = dir.join(quiet::file_name(&config.backup, host.as_deref()));
-        let (cache, why) = quiet::load(&path, &key);
+        let path = dir
+            .as_ref()
+            .map(|d| d.join(quiet::file_name(&config.backup, host.as_deref())));
+        let (cache, why) = match &path {
+            Some(p) => quiet::load(p, &key),
+            None => (Cache::new(&key), Some("no state directory yet".to_string())),
+        };
         if let Some(why) = why {
             config
                 .log
                 .debug(format!("quiet-run cache: {why}: listing everything"));
         }
-        caches.by_host.insert(host.clone(), (cache, Some(path)));
+        caches.by_host.insert(host.clone(), (cache, path));
     }
     caches
+}
+
+/// Whether this user's state directory exists (anything at its path).
+fn state_dir_exists() -> bool {
+    zab_core::private::state_dir_for(
+        zab_core::private::euid(),
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+    )
+    .is_ok_and(|d| std::fs::symlink_metadata(d).is_ok())
 }
 
 /// The cache of one host after this run: the entries the cache answered
@@ -110,13 +130,19 @@ pub fn updated(
 /// failure is a warning: the next run lists everything.
 pub fn save(config: &Config, caches: &Caches, new: Vec<(Option<String>, Cache)>) {
     for (host, cache) in new {
-        let Some((old, Some(path))) = caches.by_host.get(&host) else {
+        let Some((old, path)) = caches.by_host.get(&host) else {
             continue;
         };
         if *old == cache {
             continue;
         }
-        if let Err(e) = quiet::save(path, &cache) {
+        // The state directory is made (and checked) when first written to.
+        let path = match path {
+            Some(p) => Ok(p.clone()),
+            None => zab_core::private::state_dir()
+                .map(|d| d.join(quiet::file_name(&config.backup, host.as_deref()))),
+        };
+        if let Err(e) = path.and_then(|p| quiet::save(&p, &cache)) {
             config
                 .log
                 .warn(format!("the quiet-run cache was not written: {e}"));
