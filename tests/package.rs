@@ -24,9 +24,12 @@ pub const TESTS: &[Test] = &[(
 
 /// The directories compared before installing and after purging. Not
 /// /etc/zfs (zpool.cache follows the pools that other tests create), nor
-/// dpkg's own `*-old` backups.
+/// /var/lib/zab (zab's state directory, where the zab-snap runs of other
+/// tests keep their quiet-run caches; the purge removes it), nor dpkg's
+/// own `*-old` backups.
 const LISTED: &str = "find /etc /lib /usr /var/lib /opt -xdev \
-    -path /etc/zfs -prune -o -path '/var/lib/dpkg/*-old' -prune -o -print | sort";
+    -path /etc/zfs -prune -o -path /var/lib/zab -prune -o \
+    -path '/var/lib/dpkg/*-old' -prune -o -print | sort";
 
 /// The .deb to install: `$ZAB_DEB`, or one built here from the suite's
 /// binaries.

@@ -366,14 +366,14 @@ fn one_zfs_call_per_host(lab: &Lab) {
     let cmds = commands(&out.stderr);
     assert_eq!(
         cmds,
-        vec![format!("zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written")]
+        vec![format!("zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written,snapshots_changed")]
     );
     let out = lab.host("zab-select", &["--debug", ns.backup()]).ok();
     let cmds = commands(&out.stderr);
     assert_eq!(cmds.len(), 1, "{cmds:?}");
     assert!(cmds[0].starts_with("ssh -F "), "{}", cmds[0]);
     assert!(cmds[0].ends_with(&format!(
-        " -- zfs-lab 'env PATH=\"$PATH:/usr/sbin:/sbin\" zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written'"
+        " -- zfs-lab 'env PATH=\"$PATH:/usr/sbin:/sbin\" zfs get -H -p -o name,property,value,source -t filesystem,volume {p},type,createtxg,written,snapshots_changed'"
     )), "{}", cmds[0]);
     // The debug line is a working command: paste it into a shell.
     let pasted = lab.here("sh", &["-c", &cmds[0]]);

@@ -24,6 +24,7 @@ pub const TESTS: &[Test] = &[
     ("snap_test_mode_changes_nothing", test_mode_changes_nothing),
     ("snap_over_ssh", over_ssh),
     ("snap_refuses_bad_input", refuses_bad_input),
+    ("snap_quiet_cache", quiet_cache),
 ];
 
 /// `zab-select B | zab-snap B ARGS…` inside the guest: zab-snap's status,
@@ -222,6 +223,8 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
         zfs snapshot {a}/x@manual {a}/x/y@manual2
         zpool sync zab-a zab-b"
     ));
+    // The listing path: no quiet-run cache (snap_quiet_cache has it).
+    lab.sh(&format!("rm -f {}", cache_file(&ns)));
     let out = snap(lab, &ns, &["--debug", &now(1)]).ok();
     let calls = zfs_calls(&out);
     assert_eq!(calls.len(), 4, "{calls:#?}");
@@ -653,4 +656,101 @@ fn refuses_bad_input(lab: &Lab) {
     let names: Vec<String> = snapshots(lab, &[&d]).into_iter().map(|s| s.0).collect();
     assert_eq!(names.len(), 2);
     assert!(!names.iter().any(|n| n.starts_with(&format!("{d}/x@"))));
+}
+
+/// zab-snap's quiet-run cache file of `ns`'s backup in the guest (root,
+/// this machine: zab_core::quiet::file_name).
+fn cache_file(ns: &Ns) -> String {
+    format!(
+        "/var/lib/zab/{}",
+        zab_core::quiet::file_name(ns.backup(), None)
+    )
+}
+
+/// The quiet-run cache: a run that lists, then one that needs no zfs
+/// process at all and decides the same; then changes behind the cache's
+/// back (a snapshot made by hand, our snapshot destroyed by hand, data
+/// written) are each noticed, and every decision is the one of a run that
+/// lists everything (`--test`, which does not use the cache).
+fn quiet_cache(lab: &Lab) {
+    let ns = Ns::new("snap_quiet");
+    let p = ns.prop();
+    let a = ns.ds("zab-a", "");
+    let (x, y, z) = (format!("{a}/x"), format!("{a}/y"), format!("{a}/z"));
+    lab.sh(&format!(
+        "set -e; rm -f {f}
+        zfs create -o {p}=true {a}; zfs create {x}; zfs create {y}; zfs create {z}",
+        f = cache_file(&ns)
+    ));
+    let all = [a.clone(), x.clone(), y.clone(), z.clone()];
+    let first = snap(lab, &ns, &[&now(0)]).ok().datasets();
+    for d in &all {
+        assert_eq!(status_of(&first, d), SnapStatus::Created, "{d}");
+    }
+    // snapshots_changed counts whole seconds: an entry is kept only when it
+    // is 5 s older than the listing (zab_core::quiet::MATURITY_SECS).
+    std::thread::sleep(std::time::Duration::from_secs(
+        zab_core::quiet::MATURITY_SECS as u64 + 1,
+    ));
+    // Second run: the cache is empty (the first run snapshotted all), so
+    // it lists, and keeps what it found.
+    let second = snap(lab, &ns, &["--debug", &now(1)]).ok();
+    assert_eq!(zfs_calls(&second).len(), 2, "{}", second.stderr);
+    lab.sh(&format!("test -s {}", cache_file(&ns)));
+    // Third run: nothing changed, no zfs process, the same records.
+    let third = snap(lab, &ns, &["--debug", &now(2)]).ok();
+    assert_eq!(zfs_calls(&third), Vec::<String>::new(), "{}", third.stderr);
+    let outcome = |ds: &[Dataset], d: &str| {
+        let mut s = ds
+            .iter()
+            .find(|r| r.name == d)
+            .unwrap()
+            .snapshot
+            .clone()
+            .unwrap();
+        s.name.clear();
+        s
+    };
+    for d in &all {
+        assert_eq!(
+            outcome(&third.datasets(), d),
+            outcome(&second.datasets(), d),
+            "{d}"
+        );
+        assert_eq!(status_of(&third.datasets(), d), SnapStatus::Skipped, "{d}");
+    }
+
+    // Behind the cache's back: a snapshot by hand on x (newest, not ours),
+    // ours destroyed by hand on y, data written on z.
+    let ours = first[0].snapshot.as_ref().unwrap().name.clone();
+    lab.sh(&format!(
+        "set -e; zfs snapshot {x}@manual; zfs destroy {y}@{ours}
+        dd if=/dev/urandom of=/{z}/f bs=64k count=1 2>/dev/null; zpool sync zab-a"
+    ));
+    let listed = snap(lab, &ns, &["--test"]).ok().datasets();
+    let cached = snap(lab, &ns, &["--debug", &now(3)]).ok();
+    let calls = zfs_calls(&cached);
+    // Only the three changed datasets are listed; a is still vouched for.
+    assert!(
+        calls[0]
+            .starts_with("zfs list -H -p -t snapshot -o name,createtxg,guid -s createtxg -d 1 ")
+            && calls[0].ends_with(&format!(" {x} {y} {z}")),
+        "{calls:#?}"
+    );
+    let ds = cached.datasets();
+    for (d, want) in [
+        (&a, SnapStatus::Skipped),
+        (&x, SnapStatus::Skipped),
+        (&y, SnapStatus::Created),
+        (&z, SnapStatus::Created),
+    ] {
+        assert_eq!(status_of(&ds, d), want, "{d}");
+        let without_cache = match status_of(&listed, d) {
+            SnapStatus::WouldCreate => SnapStatus::Created,
+            s => s,
+        };
+        assert_eq!(status_of(&ds, d), without_cache, "{d}");
+        let (c, l) = (outcome(&ds, d), outcome(&listed, d));
+        assert_eq!((c.previous, c.written), (l.previous, l.written), "{d}");
+    }
 }

@@ -225,6 +225,14 @@ impl Run {
     }
 }
 
+/// The `--jobs` the wrapper gives zab-send by default: this host's CPUs
+/// as `nproc` counts them, at least 2 and at most 8.
+fn default_jobs() -> String {
+    let out = Command::new("nproc").output().unwrap();
+    let n: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    format!("--jobs={}", n.clamp(2, 8))
+}
+
 /// The arguments of `tool` with `args` that it does not get without
 /// `extra`: `+ARG` for each one added, `-ARG` for each one gone, in order.
 fn diff(base: &[&str], with: &[&str]) -> Vec<String> {
@@ -258,6 +266,7 @@ fn default_arguments_of_every_tool() {
         [b, T, "--property-format=autobackup:{}"]
     );
     assert_eq!(r.args("zab-snap"), [b, "--snapshot-format={}-%Y%m%d%H%M%S"]);
+    let jobs = default_jobs();
     assert_eq!(
         r.args("zab-send"),
         [
@@ -266,6 +275,7 @@ fn default_arguments_of_every_tool() {
             "--snapshot-format={}-%Y%m%d%H%M%S",
             "--hold-format=zfs_autobackup:{}",
             "--strip-path=0",
+            &jobs,
             "--keep-target=10,1d1w,1w1m,1m1y",
         ]
     );
@@ -349,6 +359,7 @@ fn every_option_goes_to_its_tools() {
     let naming = ["zab-snap", "zab-send", "zab-thin"];
     let pair = ["zab-send", "zab-thin"];
     let dk = "--keep-target=10,1d1w,1w1m,1m1y";
+    let dj = default_jobs();
     #[allow(clippy::type_complexity)]
     let cases: Vec<(&[&str], Vec<(&'static str, Vec<String>)>)> = vec![
         (&[], vec![]),
@@ -516,6 +527,8 @@ fn every_option_goes_to_its_tools() {
         (&["--decrypt"], send(&["+--decrypt"])),
         (&["--encrypt"], send(&["+--encrypt"])),
         (&["--zfs-compressed"], send(&["+--zfs-compressed"])),
+        (&["--jobs", "1"], send(&["+--jobs=1", &format!("-{dj}")])),
+        (&["--jobs=12"], send(&["+--jobs=12", &format!("-{dj}")])),
         (&["--clones", "never"], vec![]),
         (&["--compress"], send(&["+--compress=zstd-fast"])),
         (&["--compress=xz"], send(&["+--compress=xz"])),
@@ -686,6 +699,7 @@ fn a_store_is_thinned_under_the_run_lock() {
             "--snapshot-format={}-%Y%m%d%H%M%S",
             "--hold-format=zfs_autobackup:{}",
             "--strip-path=0",
+            &default_jobs(),
             "--full-every=1w",
             "--keep-target=10,1d1w,1w1m,1m1y",
         ]
@@ -1045,6 +1059,7 @@ fn bad_values_stop_the_run_before_any_stage() {
             &["--min-change", "lots", b],
             r#"invalid value 'lots' for --min-change: "#,
         ),
+        (&["--jobs", "0", b, T], r#"invalid value '0' for --jobs: "#),
         (
             &["--ssh-source=-oProxyCommand=x", "--no-snapshot", b, T],
             r#"invalid ssh destination "-oProxyCommand=x""#,

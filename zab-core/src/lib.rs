@@ -41,6 +41,7 @@ pub mod naming;
 pub mod ndjson;
 pub mod private;
 pub mod progress;
+pub mod quiet;
 pub mod record;
 pub mod schedule;
 pub mod screen;

@@ -136,6 +136,11 @@ impl SnapshotFormat {
         }
     }
 
+    /// The strftime pattern, `{}` replaced: what says which snapshots are ours.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
     /// True when snapshot `name` is ours.
     pub fn is_ours(&self, name: &str) -> bool {
         self.parse(name).is_some()

@@ -113,6 +113,12 @@ pub struct Dataset {
     pub createtxg: u64,
     /// Bytes written since its latest snapshot (any snapshot).
     pub written: u64,
+    /// `snapshots_changed` (OpenZFS 2.2+): when a snapshot of it was last
+    /// created, destroyed or renamed, in seconds since the epoch; absent
+    /// where the pool does not have it. Read by zab-snap's quiet-run cache
+    /// (zab_core::quiet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots_changed: Option<u64>,
     /// The error that made this dataset fail, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

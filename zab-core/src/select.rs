@@ -4,8 +4,10 @@
 //! treats a target dataset as missing on the source (a filter between the
 //! stages may have dropped its record).
 //!
-//! Input: the rows of one `zfs get -t filesystem,volume PROPERTY,type,createtxg,written`
-//! over the whole host ([`list`] runs it). Output: one [`Dataset`] record
+//! Input: the rows of one `zfs get -t filesystem,volume
+//! PROPERTY,type,createtxg,written,snapshots_changed` over the whole host
+//! ([`list`] runs it; `snapshots_changed`, for zab-snap's quiet-run cache,
+//! is left out on a host whose zfs does not know it). Output: one [`Dataset`] record
 //! per dataset, sorted parents first, each with its [`Reason`]. The rules,
 //! in upstream's order (reference §1.3, §2.3):
 //!
@@ -49,15 +51,38 @@ pub fn property_name(format: &str, backup: &str) -> Result<String, Error> {
 }
 
 /// Lists every filesystem and volume on `host` with one `zfs get` of the
-/// selection property and what the rules need, and applies the rules.
+/// selection property and what the rules need, and applies the rules. A
+/// zfs older than OpenZFS 2.2 refuses `snapshots_changed` as a whole: then
+/// it is asked again without it.
 pub fn list(host: &Host, opts: &Options) -> Result<Vec<Dataset>, Error> {
-    let argv = get_args(&opts.property);
-    zfs::query(host, &argv, |out| select(&zfs::parse_get(out)?, opts))
+    let read = |argv: &[String]| zfs::query(host, argv, |out| select(&zfs::parse_get(out)?, opts));
+    match read(&get_args(&opts.property)) {
+        Err(Error::Command(c)) if c.stderr.contains("invalid property 'snapshots_changed'") => {
+            read(&get_args_before_2_2(&opts.property))
+        }
+        other => other,
+    }
 }
 
 /// The argv of the one `zfs get` the rules read: `property` and what else
-/// they need, on every filesystem and volume of the host.
+/// they need, on every filesystem and volume of the host, and
+/// `snapshots_changed` for the records.
 pub fn get_args(property: &str) -> Vec<String> {
+    zfs::get_args(
+        &["filesystem", "volume"],
+        &[
+            property,
+            "type",
+            "createtxg",
+            "written",
+            "snapshots_changed",
+        ],
+        &[],
+    )
+}
+
+/// [`get_args`] without `snapshots_changed`, which OpenZFS before 2.2 lacks.
+pub fn get_args_before_2_2(property: &str) -> Vec<String> {
     zfs::get_args(
         &["filesystem", "volume"],
         &[property, "type", "createtxg", "written"],
@@ -89,6 +114,7 @@ struct Facts<'a> {
     kind: Option<&'a str>,
     createtxg: Option<&'a str>,
     written: Option<&'a str>,
+    changed: Option<&'a str>,
 }
 
 /// Applies the selection rules to one listing. Returns every dataset, sorted
@@ -107,6 +133,7 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             "type" => f.kind = Some(row.value.as_str()),
             "createtxg" => f.createtxg = Some(row.value.as_str()),
             "written" => f.written = Some(row.value.as_str()),
+            "snapshots_changed" => f.changed = Some(row.value.as_str()),
             _ => {}
         }
     }
@@ -127,6 +154,11 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
         };
         let createtxg = number("createtxg", f.createtxg)?;
         let written = number("written", f.written)?;
+        // `-` (or absent): a pool without it; 0: never set.
+        let snapshots_changed = f
+            .changed
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&v| v > 0);
 
         let (source, inherited_from, source_text) = resolve(raw_source, &facts);
         let value = (value != "-").then(|| value.to_string());
@@ -160,6 +192,7 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             inherited_from,
             createtxg,
             written,
+            snapshots_changed,
             error,
             snapshot: None,
             thin: None,
@@ -284,7 +317,7 @@ mod tests {
 
     /// Recorded in the lab (OpenZFS 2.3.2): the tree built by
     /// `tests/fixtures/selection-tree.sh`, listed with
-    /// `zfs get -H -p -o name,property,value,source -t filesystem,volume autobackup:fix,type,createtxg,written`.
+    /// `zfs get -H -p -o name,property,value,source -t filesystem,volume autobackup:fix,type,createtxg,written,snapshots_changed`.
     const RECORDED: &str = include_str!("../tests/fixtures/selection-tree.txt");
 
     fn opts() -> Options {
@@ -330,6 +363,11 @@ mod tests {
     fn one_get_of_the_property_and_what_the_rules_need() {
         assert_eq!(
             get_args("autobackup:fix").join(" "),
+            "zfs get -H -p -o name,property,value,source -t filesystem,volume \
+             autobackup:fix,type,createtxg,written,snapshots_changed"
+        );
+        assert_eq!(
+            get_args_before_2_2("autobackup:fix").join(" "),
             "zfs get -H -p -o name,property,value,source -t filesystem,volume \
              autobackup:fix,type,createtxg,written"
         );
@@ -437,6 +475,19 @@ mod tests {
             ..opts()
         };
         assert_eq!(selected(&run(&r, &o)), vec!["p", "p/backupx"]);
+    }
+
+    /// `snapshots_changed` goes into the records as read; `-` (a dataset
+    /// without snapshots, or a pool before 2.2) and a listing without the
+    /// property (asked again without it) leave it out.
+    #[test]
+    fn snapshots_changed_is_carried_where_zfs_has_it() {
+        let all = run(RECORDED, &opts());
+        let changed = |n: &str| all.iter().find(|d| d.name == n).unwrap().snapshots_changed;
+        assert_eq!(changed("fixpool/src"), Some(1796318702));
+        assert_eq!(changed("fixpool/all"), None);
+        let r = rows(&[("p", "filesystem", "true", "local", 1, 0)]);
+        assert_eq!(run(&r, &opts())[0].snapshots_changed, None);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct World {
     /// Each host's buffer tool, by host name (probed with `--buffer` only).
     pub tools: BTreeMap<String, BufferTool>,
     /// An object store's manifests, by dataset in the store.
-    pub manifests: BTreeMap<String, zab_store::manifest::Manifest>,
+    pub manifests: Manifests,
 }
 
 impl World {
@@ -63,7 +63,10 @@ impl World {
     }
 }
 
-/// Reads everything the plans need.
+/// Reads everything the plans need, phase by phase: the sources'
+/// snapshots, the target (a tree or a store's manifests), then what the
+/// first plans say matters (resume tokens, encryption, pool features,
+/// buffer tools).
 pub fn gather(
     cfg: &Config,
     input: &Input,
@@ -72,64 +75,13 @@ pub fn gather(
     store: Option<&zab_store::Store>,
     log: &Log,
 ) -> Result<World, Error> {
-    let mut sources = BTreeMap::new();
-    let mut bookmarks = BTreeMap::new();
-    for (h, host) in input.hosts.iter().enumerate() {
-        let names: Vec<&str> = input
-            .picked
-            .iter()
-            .filter(|p| p.host == h)
-            .map(|p| input.name(p))
-            .collect();
-        let listed = zfs::list_snapshots_and_bookmarks(host, &names)?;
-        sources.extend(listed.snapshots);
-        bookmarks.extend(listed.bookmarks);
-    }
+    let (sources, mut bookmarks) = list_sources(input)?;
     if store.is_some() {
         // A store's chains go on from the source's snapshots only.
         bookmarks.clear();
     }
     let (tree, manifests) = match store {
-        Some(store) => {
-            let names: Vec<&str> = input.picked.iter().map(|p| p.target.as_str()).collect();
-            let (mut tree, manifests) = crate::upload::target_tree(store, &names, cfg.dry())?;
-            let with_source: Vec<(&str, &[Snapshot])> = input
-                .picked
-                .iter()
-                .map(|p| {
-                    let listed = sources.get(input.name(p)).map_or(&[][..], Vec::as_slice);
-                    (p.target.as_str(), listed)
-                })
-                .collect();
-            let gone_on = crate::upload::zfs3backup_tree(store, &mut tree, &with_source, log)?;
-            if !cfg.flags.decrypt && !gone_on.is_empty() {
-                // zfs3backup's streams are not raw: a raw stream of an
-                // encrypted source could not be received after them.
-                for (h, host) in input.hosts.iter().enumerate() {
-                    let names: Vec<&str> = input
-                        .picked
-                        .iter()
-                        .filter(|p| p.host == h && gone_on.contains(&p.target))
-                        .map(|p| input.name(p))
-                        .collect();
-                    if names.is_empty() {
-                        continue;
-                    }
-                    let encrypted = list_encryption(host, &names)?;
-                    for p in input.picked.iter().filter(|p| p.host == h) {
-                        if encrypted.contains(input.name(p)) && tree.remove(&p.target).is_some() {
-                            log.warn(format!(
-                                "{}: encrypted, sent raw: not going on from zfs3backup's plain \
-                                 streams in the store; a full stream starts a new chain (--decrypt \
-                                 would go on)",
-                                p.target
-                            ));
-                        }
-                    }
-                }
-            }
-            (tree, manifests)
-        }
+        Some(store) => store_tree(cfg, input, store, &sources, log)?,
         None => (early.tree()?, BTreeMap::new()),
     };
     let mut world = World {
@@ -157,6 +109,81 @@ pub fn gather(
     world.lands_encrypted = lands_encrypted(cfg, input, target, &world, &plans)?;
     world.tools = probe(cfg, input, target, &plans);
     Ok(world)
+}
+
+/// Each source host's snapshots of its selected datasets: one listing per
+/// host.
+/// Each picked source dataset's snapshots and bookmarks: one listing per
+/// host.
+fn list_sources(input: &Input) -> Result<(Listed, Listed), Error> {
+    let (mut sources, mut bookmarks) = (BTreeMap::new(), BTreeMap::new());
+    for (h, host) in input.hosts.iter().enumerate() {
+        let names: Vec<&str> = input
+            .picked
+            .iter()
+            .filter(|p| p.host == h)
+            .map(|p| input.name(p))
+            .collect();
+        let listed = zfs::list_snapshots_and_bookmarks(host, &names)?;
+        sources.extend(listed.snapshots);
+        bookmarks.extend(listed.bookmarks);
+    }
+    Ok((sources, bookmarks))
+}
+
+type Listed = BTreeMap<String, Vec<Snapshot>>;
+
+type Manifests = BTreeMap<String, zab_store::manifest::Manifest>;
+
+/// An object store's side: its manifests as a target tree, zfs3backup's
+/// streams found in it, and those of encrypted sources left out (sent
+/// raw, they could not go on from zfs3backup's plain streams).
+fn store_tree(
+    cfg: &Config,
+    input: &Input,
+    store: &zab_store::Store,
+    sources: &BTreeMap<String, Vec<Snapshot>>,
+    log: &Log,
+) -> Result<(BTreeMap<String, TargetDs>, Manifests), Error> {
+    let names: Vec<&str> = input.picked.iter().map(|p| p.target.as_str()).collect();
+    let (mut tree, manifests) = crate::upload::target_tree(store, &names, cfg.dry())?;
+    let with_source: Vec<(&str, &[Snapshot])> = input
+        .picked
+        .iter()
+        .map(|p| {
+            let listed = sources.get(input.name(p)).map_or(&[][..], Vec::as_slice);
+            (p.target.as_str(), listed)
+        })
+        .collect();
+    let gone_on = crate::upload::zfs3backup_tree(store, &mut tree, &with_source, log)?;
+    if cfg.flags.decrypt || gone_on.is_empty() {
+        return Ok((tree, manifests));
+    }
+    // zfs3backup's streams are not raw: a raw stream of an encrypted
+    // source could not be received after them.
+    for (h, host) in input.hosts.iter().enumerate() {
+        let names: Vec<&str> = input
+            .picked
+            .iter()
+            .filter(|p| p.host == h && gone_on.contains(&p.target))
+            .map(|p| input.name(p))
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let encrypted = list_encryption(host, &names)?;
+        for p in input.picked.iter().filter(|p| p.host == h) {
+            if encrypted.contains(input.name(p)) && tree.remove(&p.target).is_some() {
+                log.warn(format!(
+                    "{}: encrypted, sent raw: not going on from zfs3backup's plain \
+                     streams in the store; a full stream starts a new chain (--decrypt \
+                     would go on)",
+                    p.target
+                ));
+            }
+        }
+    }
+    Ok((tree, manifests))
 }
 
 /// A plan that sends something.

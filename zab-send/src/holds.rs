@@ -331,9 +331,11 @@ pub fn apply(
             }
         }
         if !release.is_empty() {
-            if let Some((_, e)) = hold_cmd(on.log, host, false, tag, &release, for_release) {
-                on.log
-                    .warn(format!("[{label}] releasing old holds failed: {e}"));
+            if let Some((failed, e)) = hold_cmd(on.log, host, false, tag, &release, for_release) {
+                on.log.warn(format!(
+                    "[{label}] releasing our old hold on {} failed: {e}",
+                    failed.join(", ")
+                ));
             }
         }
     }
@@ -368,7 +370,10 @@ fn subtrees(
 /// `-r`, one command per root, where `affected` (every snapshot `-r` could
 /// touch) allows it exactly ([`recursive_roots`]), falling back to the
 /// plain command for that root's names when `-r` fails; plainly for the
-/// rest. Returns the names of a failed plain command and its error.
+/// rest, all in one command. zfs goes on past a name it cannot do, so a
+/// failed command is read name by name ([`batch_failures`]), or, when its
+/// error cannot be read so, each name is tried again on its own. Returns
+/// the names not done, and the error.
 fn hold_cmd(
     log: &Log,
     host: &Host,
@@ -398,29 +403,57 @@ fn hold_cmd(
     if plain.is_empty() {
         return None;
     }
-    let argv = if hold {
-        replicate::hold_args(tag, &plain)
-    } else {
-        zfs::release_args(tag, &plain.iter().map(String::as_str).collect::<Vec<_>>())
+    let argv = plain_args(hold, tag, &plain);
+    let c = match host.output(&argv) {
+        Ok(_) => return None,
+        Err(Error::Command(c)) => c,
+        Err(e) => return Some((plain, e)),
     };
-    match host.output(&argv) {
-        Ok(_) => None,
-        Err(Error::Command(c)) if hold => {
-            let failed: Vec<String> = hold_failures(&c.stderr, &plain)
-                .into_iter()
-                .cloned()
-                .collect();
-            if failed.is_empty() {
-                log.debug(format!(
-                    "zfs hold: our hold was there already ({})",
-                    c.stderr_line()
-                ));
-                return None;
-            }
-            Some((failed, Error::Command(c)))
+    // zfs goes on after a name it cannot do: the others are done.
+    let failed: Vec<String> = match batch_failures(hold, &c.stderr, &plain) {
+        Some(failed) => failed.into_iter().cloned().collect(),
+        None => {
+            log.debug(format!(
+                "zfs {verb} of {} snapshots failed ({}): one by one to see which",
+                plain.len(),
+                c.stderr_line()
+            ));
+            one_by_one(host, hold, tag, &plain)
         }
-        Err(e) => Some((plain, e)),
+    };
+    if failed.is_empty() {
+        log.debug(format!("zfs {verb}: nothing failed ({})", c.stderr_line()));
+        return None;
     }
+    Some((failed, Error::Command(c)))
+}
+
+/// `zfs hold TAG NAME…` or `zfs release TAG NAME…`.
+fn plain_args(hold: bool, tag: &str, names: &[String]) -> Vec<String> {
+    if hold {
+        replicate::hold_args(tag, names)
+    } else {
+        zfs::release_args(tag, &names.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+/// After a batch whose error could not be read: each name on its own
+/// (what the batch did is done again, a no-op), the names that failed.
+fn one_by_one(host: &Host, hold: bool, tag: &str, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| {
+            let one = std::slice::from_ref(*n);
+            match host.output(&plain_args(hold, tag, one)) {
+                Ok(_) => false,
+                Err(Error::Command(c)) => {
+                    batch_failures(hold, &c.stderr, one).map_or(true, |f| !f.is_empty())
+                }
+                Err(_) => true,
+            }
+        })
+        .cloned()
+        .collect()
 }
 
 /// Splits `want` (full snapshot names, `dataset@name`) into recursive
@@ -508,33 +541,58 @@ pub fn under<'a>(root: &str, want: &'a [String]) -> Vec<&'a String> {
         .collect()
 }
 
-/// Which of `names` a failed `zfs hold TAG NAME…` did not hold: zfs tries
-/// each name on its own and says `cannot hold snapshot 'NAME': …` for each
-/// failure. "tag already exists on this dataset" is our hold being there
-/// (placed by a `zfs hold -r` above it), so it is no failure. Any other
-/// line, or one that names no snapshot asked for, fails every name.
-pub fn hold_failures<'a>(stderr: &str, names: &'a [String]) -> Vec<&'a String> {
+/// Which of `names` a failed `zfs hold TAG NAME…` (`hold`) or `zfs
+/// release TAG NAME…` did not do, from its stderr. zfs tries each name on
+/// its own, does the others, and says for each failure (recorded from
+/// OpenZFS 2.3.2) `cannot hold snapshot 'NAME': …` or `cannot release
+/// hold from snapshot 'NAME': …`, or `cannot open 'DATASET': …` when the
+/// dataset itself is missing (every name on it failed). "tag already
+/// exists on this dataset" is our hold being there (placed by a `zfs
+/// hold -r` above it), and "no such tag on this dataset" our hold being
+/// gone already: no failure. None when a line says something else, names
+/// nothing asked for, or there is no line: the caller cannot tell.
+pub fn batch_failures<'a>(
+    hold: bool,
+    stderr: &str,
+    names: &'a [String],
+) -> Option<Vec<&'a String>> {
+    let (prefix, fine) = match hold {
+        true => ("cannot hold snapshot '", "tag already exists"),
+        false => ("cannot release hold from snapshot '", "no such tag"),
+    };
     let mut failed: BTreeSet<&str> = BTreeSet::new();
-    for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let parsed = line
-            .strip_prefix("cannot hold snapshot '")
-            .and_then(|rest| rest.split_once("': "))
-            .filter(|(name, _)| names.iter().any(|n| n == name));
-        match parsed {
-            Some((_, why)) if why.starts_with("tag already exists") => {}
-            Some((name, _)) => {
+    let mut lines = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .peekable();
+    lines.peek()?;
+    for line in lines {
+        if let Some((name, why)) = line.strip_prefix(prefix).and_then(|r| r.split_once("': ")) {
+            if !names.iter().any(|n| n == name) {
+                return None;
+            }
+            if !why.starts_with(fine) {
                 failed.insert(name);
             }
-            None => return names.iter().collect(),
+            continue;
         }
+        let ds = line.strip_prefix("cannot open '")?.split_once("': ")?.0;
+        let on_it: Vec<&String> = names
+            .iter()
+            .filter(|n| n.split_once('@').is_some_and(|(d, _)| d == ds))
+            .collect();
+        if on_it.is_empty() {
+            return None;
+        }
+        failed.extend(on_it.iter().map(|n| n.as_str()));
     }
-    if stderr.trim().is_empty() {
-        return names.iter().collect();
-    }
-    names
-        .iter()
-        .filter(|n| failed.contains(n.as_str()))
-        .collect()
+    Some(
+        names
+            .iter()
+            .filter(|n| failed.contains(n.as_str()))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -898,16 +956,47 @@ mod tests {
     #[test]
     fn our_tag_already_there_is_no_failure() {
         let names = v(&["t/a@n", "t/b@n", "t/c@n"]);
+        let f = |err: &str| batch_failures(true, err, &names);
         // Recorded from OpenZFS 2.3.2: zfs holds the others and exits 1.
         let err = "cannot hold snapshot 't/b@n': tag already exists on this dataset\n";
-        assert!(hold_failures(err, &names).is_empty());
+        assert_eq!(f(err), Some(vec![]));
         let err = "cannot hold snapshot 't/b@n': tag already exists on this dataset\n\
                    cannot hold snapshot 't/c@n': dataset does not exist\n";
-        assert_eq!(hold_failures(err, &names), vec![&names[2]]);
-        // Whatever cannot be told apart fails every name.
-        assert_eq!(hold_failures("", &names).len(), 3);
-        assert_eq!(hold_failures("out of memory\n", &names).len(), 3);
+        assert_eq!(f(err), Some(vec![&names[2]]));
+        // Whatever cannot be told apart is None: the caller asks one by one.
+        assert_eq!(f(""), None);
+        assert_eq!(f("out of memory\n"), None);
         let err = "cannot hold snapshot 'other@n': tag already exists on this dataset\n";
-        assert_eq!(hold_failures(err, &names).len(), 3);
+        assert_eq!(f(err), None);
+    }
+
+    #[test]
+    fn a_missing_dataset_fails_only_its_names() {
+        let names = v(&["t/a@n", "t/b@n", "t/b/c@n", "t/bc@n"]);
+        // Recorded from OpenZFS 2.3.2 (`zfs hold tg x@s nope@s y@s`: x and
+        // y held, exit 1), the same for zfs release.
+        let err = "cannot open 't/b': dataset does not exist\n";
+        assert_eq!(batch_failures(true, err, &names), Some(vec![&names[1]]));
+        assert_eq!(batch_failures(false, err, &names), Some(vec![&names[1]]));
+        let err = "cannot open 'elsewhere': dataset does not exist\n";
+        assert_eq!(batch_failures(true, err, &names), None);
+    }
+
+    #[test]
+    fn release_failures_are_read_as_zfs_says_them() {
+        let names = v(&["t/a@n", "t/b@n", "t/c@n"]);
+        // Recorded from OpenZFS 2.3.2: `zfs release tg x@s x@nope nope@s y@s`.
+        let err = "cannot release hold from snapshot 't/a@n': dataset does not exist\n\
+                   cannot open 't/c': dataset does not exist\n";
+        assert_eq!(
+            batch_failures(false, err, &names),
+            Some(vec![&names[0], &names[2]])
+        );
+        // Our hold gone already is no failure; a hold line is not read as a
+        // release's.
+        let err = "cannot release hold from snapshot 't/b@n': no such tag on this dataset\n";
+        assert_eq!(batch_failures(false, err, &names), Some(vec![]));
+        let err = "cannot hold snapshot 't/b@n': tag already exists on this dataset\n";
+        assert_eq!(batch_failures(false, err, &names), None);
     }
 }

@@ -1,6 +1,10 @@
 //! zab-snap's reads: on each source host, one listing of the datasets'
 //! snapshots and one `zfs get` of the `written@…` values the plan needs
-//! (neither with `--allow-empty`), the hosts in parallel.
+//! (neither with `--allow-empty`), the hosts in parallel. A dataset the
+//! quiet-run cache vouches for (unchanged since a run that listed it,
+//! cache.rs and zab_core::quiet) is in neither: its newest snapshot of
+//! ours is the cache's, with nothing written since. A host whose datasets
+//! are all such needs no process.
 //!
 //! Nothing is changed until every host has been read: a failed listing ends
 //! the run (exit 4) before any hook or snapshot runs. What to ask for is
@@ -13,7 +17,9 @@ use zab_core::naming::SnapshotFormat;
 use zab_core::zfs::{self, Snapshot};
 use zab_core::Host;
 
+use crate::cache::Caches;
 use crate::cli::Config;
+use zab_core::quiet::Facts;
 
 /// `(dataset, snapshot name) → written@name`, None where zfs showed `-`.
 pub type Written = BTreeMap<(String, String), Option<u64>>;
@@ -29,6 +35,11 @@ pub struct Listing {
     pub latest: Vec<Option<String>>,
     /// The `written@…` value of each dataset's newest snapshot of ours.
     pub written: Written,
+    /// The datasets (indices) the quiet-run cache answered for, unlisted.
+    pub cached: BTreeSet<usize>,
+    /// When the listing started (seconds since the epoch, this machine's
+    /// clock); None when nothing was listed.
+    pub listed_at: Option<i64>,
 }
 
 /// The source hosts (None = this machine), each with its datasets as indices
@@ -37,6 +48,8 @@ pub fn gather(
     config: &Config,
     names: &[&str],
     by_host: BTreeMap<Option<String>, Vec<usize>>,
+    caches: &Caches,
+    facts: &[Facts],
 ) -> Result<(Vec<Host>, Vec<Listing>), Error> {
     let mut hosts = Vec::with_capacity(by_host.len());
     let mut groups = Vec::with_capacity(by_host.len());
@@ -47,7 +60,14 @@ pub fn gather(
                 .host(dest.as_deref())?
                 .with_read_only(config.read_only),
         );
-        groups.push(datasets);
+        let hits: BTreeMap<usize, String> = match caches.of(&dest) {
+            Some(c) => datasets
+                .iter()
+                .filter_map(|&i| Some((i, c.unchanged(names[i], facts[i])?.to_string())))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        groups.push((datasets, hits));
     }
     // One thread per host: the hosts do not wait on each other. Errors are
     // taken in host order.
@@ -55,7 +75,9 @@ pub fn gather(
         let reads: Vec<_> = hosts
             .iter()
             .zip(groups)
-            .map(|(host, datasets)| s.spawn(move || read(config, host, names, datasets)))
+            .map(|(host, (datasets, hits))| {
+                s.spawn(move || read(config, host, names, datasets, hits))
+            })
             .collect();
         reads
             .into_iter()
@@ -66,39 +88,60 @@ pub fn gather(
 }
 
 /// One host's two reads: the snapshot listing, then `written@<our newest>`
-/// of every dataset that has one.
+/// of every dataset that has one; neither for the datasets of `hits` (our
+/// newest snapshot by the quiet-run cache, nothing written since).
 fn read(
     config: &Config,
     host: &Host,
     names: &[&str],
     datasets: Vec<usize>,
+    hits: BTreeMap<usize, String>,
 ) -> Result<Listing, Error> {
-    let asked: Vec<&str> = datasets.iter().map(|&i| names[i]).collect();
+    let listed: Vec<usize> = datasets
+        .iter()
+        .copied()
+        .filter(|i| !hits.contains_key(i))
+        .collect();
+    let asked: Vec<&str> = listed.iter().map(|&i| names[i]).collect();
     // With --allow-empty every dataset is snapshotted whatever it holds,
     // so the listing is skipped, as zfs-autobackup skips it.
-    let snapshots = if config.min_change > 0 {
+    let listed_at = chrono::Utc::now().timestamp();
+    let snapshots = if config.min_change > 0 && !asked.is_empty() {
         zfs::list_snapshots(host, &asked)?
     } else {
         BTreeMap::new()
     };
-    let latest: Vec<Option<String>> = asked
+    let latest_listed: Vec<Option<String>> = asked
         .iter()
         .map(|n| {
             let snaps = snapshots.get(*n).map(Vec::as_slice).unwrap_or_default();
             latest_ours(snaps, &config.format).map(str::to_string)
         })
         .collect();
-    let (wnames, wsets) = written_query(&asked, &latest, config.min_change);
-    let written = if wnames.is_empty() {
+    let (wnames, wsets) = written_query(&asked, &latest_listed, config.min_change);
+    let mut written = if wnames.is_empty() {
         Written::new()
     } else {
         zfs::written(host, &wnames, &wsets)?
     };
+    let mut from_listing = listed.iter().zip(latest_listed);
+    let latest = datasets
+        .iter()
+        .map(|i| match hits.get(i) {
+            Some(l) => Some(l.clone()),
+            None => from_listing.next().and_then(|(_, l)| l),
+        })
+        .collect();
+    for (&i, l) in &hits {
+        written.insert((names[i].to_string(), l.clone()), Some(0));
+    }
     Ok(Listing {
         datasets,
         snapshots,
         latest,
         written,
+        cached: hits.into_keys().collect(),
+        listed_at: (!asked.is_empty() && config.min_change > 0).then_some(listed_at),
     })
 }
 

@@ -7,6 +7,7 @@
 //! commands. Writes the records back out, each saying what became of its
 //! snapshot, then an `end` record.
 
+mod cache;
 mod cli;
 mod execute;
 mod gather;

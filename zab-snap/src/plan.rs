@@ -301,6 +301,7 @@ pub(crate) mod tests {
             datasets,
             latest: latest.iter().map(|l| l.map(str::to_string)).collect(),
             written: w,
+            ..Listing::default()
         };
         let first = listing(
             vec![0, 1, 3, 4],
@@ -371,6 +372,7 @@ pub(crate) mod tests {
             snapshots: [("t/a".to_string(), snaps(&[prev]))].into_iter().collect(),
             latest: vec![Some(prev.to_string())],
             written: written(&[("t/a", prev, Some(0))]),
+            ..Listing::default()
         };
         let p = plan(&[l], &["t/a"], NEW, 1, &[]);
         assert!(p.hosts.is_empty());
