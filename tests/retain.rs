@@ -119,8 +119,26 @@ fn dir_full_every_old_chains_and_a_broken_chain(lab: &Lab) {
     for day in 0..5 {
         lab.fill(&a, 50);
         names.push(snap_day(lab, b, day, &[&a]));
-        let out = send(lab, "", b, &url, &["--full-every", "2", "--now", &now(day)]);
+        let args = ["--full-every", "2", "--now", &now(day), "--verbose"];
+        let out = send(lab, "", b, &url, &args);
         seen.extend(kinds(&out, &a));
+        // --verbose says when and why a new chain starts, and only then.
+        let said = format!(
+            "[Target] {a}: starting a new chain (--full-every 2: the chain from @{} has 2 incrementals)",
+            names[0]
+        );
+        assert_eq!(
+            out.stderr.contains(&said),
+            day == 3,
+            "day {day}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.contains("new chain"),
+            day == 3,
+            "day {day}: {}",
+            out.stderr
+        );
     }
     use TransferKind::{Full, Incremental as Inc};
     assert_eq!(seen, [Full, Inc, Inc, Full, Inc]);

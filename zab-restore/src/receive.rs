@@ -198,6 +198,7 @@ fn feed(
         .stdin
         .take()
         .ok_or_else(|| Stop::Store("no stdin to zfs recv".into()))?;
+    grow_pipe(&stdin);
     let mut w = HoldBack::new(stdin, HOLD);
     let sha = pieces(download, index, url, &mut w, running)?;
     let bytes = w.total();
@@ -260,6 +261,18 @@ fn outcome(
         ))),
     }
 }
+
+/// The pipe into the receiving side, grown from 64 KiB to [`PIPE`]: the
+/// pieces are written 8 MiB at a time, and a larger pipe wakes its reader
+/// (and us) fewer times. Only a speed-up: where the kernel refuses (over
+/// `/proc/sys/fs/pipe-max-size`), the pipe stays as it was.
+fn grow_pipe(pipe: &std::process::ChildStdin) {
+    let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE));
+}
+
+/// The size asked for the pipe into the receiving side (the largest an
+/// unprivileged process may ask by default).
+const PIPE: i32 = 1 << 20;
 
 /// Writes the pieces of object `index` to `w`, in order, up to its last;
 /// the SHA-256 of them all (the download computes it on its own thread).

@@ -32,6 +32,8 @@ pub struct Job {
     pub argv: Vec<(Vec<String>, Vec<String>)>,
     /// The job that must finish first (the nearest ancestor in this run).
     pub after: Option<usize>,
+    /// Why its first stream starts a new chain (`--full-every`), if it does.
+    pub new_chain: Option<String>,
 }
 
 /// The whole run's work.
@@ -67,7 +69,7 @@ pub fn plan(cfg: &Config, input: &Input, w: &World) -> Jobs {
                 w.tokens[k].as_deref(),
                 &options,
             );
-            new_chain(cfg, w, k, &p.target, &mut plan);
+            let new_chain = new_chain(cfg, w, k, &p.target, &mut plan);
             let recv = flags::recv_argv(&d, &cfg.flags, &w.features);
             let argv = plan
                 .steps
@@ -87,6 +89,7 @@ pub fn plan(cfg: &Config, input: &Input, w: &World) -> Jobs {
                 plan,
                 argv,
                 after: None,
+                new_chain,
             }
         })
         .collect();
@@ -98,21 +101,18 @@ pub fn plan(cfg: &Config, input: &Input, w: &World) -> Jobs {
 }
 
 /// `--full-every` (a store): a full stream first when the current chain
-/// is due (crate::chain).
-fn new_chain(cfg: &Config, w: &World, k: usize, target: &str, plan: &mut Plan) {
+/// is due (crate::chain); why, when it does.
+fn new_chain(cfg: &Config, w: &World, k: usize, target: &str, plan: &mut Plan) -> Option<String> {
     let (Some(every), Some(m)) = (cfg.full_every, w.manifests.get(target)) else {
-        return;
+        return None;
     };
     let source = &w.snapshots[k];
     let common = plan
         .common
         .as_deref()
-        .and_then(|c| source.iter().find(|s| s.name == c));
-    if let Some(common) = common {
-        if crate::chain::due(m, common, &cfg.format, every, cfg.now).is_some() {
-            crate::chain::restart(plan, source);
-        }
-    }
+        .and_then(|c| source.iter().find(|s| s.name == c))?;
+    let why = crate::chain::due(m, common, &cfg.format, every, cfg.now)?;
+    crate::chain::restart(plan, source).then_some(why)
 }
 
 /// The nearest ancestor of job `j`'s target among the other jobs.
@@ -138,6 +138,9 @@ pub fn log(jobs: &[Job], log: &Log) {
         }
         if let Resume::Abort(why) = &p.resume {
             log.verbose(format!("[Target] {t}: {} ({why})", abort_words(p)));
+        }
+        if let Some(why) = &job.new_chain {
+            log.verbose(format!("[Target] {t}: starting a new chain ({why})"));
         }
         for s in &p.steps {
             log.verbose(format!("[Target] {t}@{}: {}", s.to, describe(s)));
@@ -217,6 +220,7 @@ pub mod testing {
             },
             argv: vec![],
             after: None,
+            new_chain: None,
         }
     }
 

@@ -32,7 +32,7 @@ use object_store::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::download::{self, Download, Hash, Piece};
+use crate::download::{self, Download, Piece};
 use crate::location::Location;
 use crate::parts;
 use crate::settings::{self, Settings};
@@ -319,7 +319,11 @@ impl Store {
     /// current one's last pieces wait for the caller. With one job, each
     /// object is one GET, streamed, in pieces of `range` bytes.
     pub fn download(&self, objects: &[(String, u64)], jobs: usize, range: u64) -> Download {
-        let (tx, rx) = tokio::sync::mpsc::channel(download::QUEUED.max(1));
+        // The requests hand each piece to the hashing thread, which hands
+        // it on to the caller.
+        let (hashed, rx) = tokio::sync::mpsc::channel(download::QUEUED.max(1));
+        let (tx, to_hash) = tokio::sync::mpsc::channel(1);
+        std::thread::spawn(move || download::hash(to_hash, &hashed));
         let mut requests = Vec::new();
         for (i, (key, size)) in objects.iter().enumerate() {
             let (path, url) = (self.path(key), self.url_of(key));
@@ -365,11 +369,7 @@ impl Store {
                     }
                 })
                 .buffered(jobs.max(1));
-            let mut hash = Hash::default();
-            while let Some(mut p) = pieces.next().await {
-                if let Ok(p) = &mut p {
-                    hash.piece(p);
-                }
+            while let Some(p) = pieces.next().await {
                 let failed = p.is_err();
                 if tx.send(p).await.is_err() || failed {
                     break;
@@ -668,7 +668,6 @@ async fn stream_object(
     // Each piece is one allocation of its own, filled to `range`: a piece
     // handed on frees all its memory when written.
     let mut buf = bytes::BytesMut::with_capacity(range);
-    let mut hash = Hash::default();
     while let Some(chunk) = stream.next().await {
         let mut chunk = match chunk {
             Ok(c) => c,
@@ -682,26 +681,24 @@ async fn stream_object(
             buf.extend_from_slice(&chunk.split_to(n));
             if buf.len() == range {
                 let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(range));
-                let mut piece = Piece {
+                let piece = Piece {
                     object,
                     bytes: full.freeze(),
                     last: false,
                     sha256: None,
                 };
-                hash.piece(&mut piece);
                 if tx.send(Ok(piece)).await.is_err() {
                     return true;
                 }
             }
         }
     }
-    let mut piece = Piece {
+    let piece = Piece {
         object,
         bytes: buf.freeze(),
         last: true,
         sha256: None,
     };
-    hash.piece(&mut piece);
     tx.send(Ok(piece)).await.is_err()
 }
 
