@@ -327,6 +327,9 @@ pub struct Job {
     pub error: Option<String>,
     /// Set by the execution once its snapshots are destroyed.
     pub done: bool,
+    /// How many of `destroy` the execution destroyed: all when `done`,
+    /// some when a channel program could not destroy the others.
+    pub destroyed: usize,
 }
 
 impl Job {
@@ -347,6 +350,7 @@ impl Job {
             record: None,
             error: None,
             done: false,
+            destroyed: 0,
         }
     }
 
