@@ -421,7 +421,8 @@ fn target_keeps_common_and_unsent(lab: &Lab) {
     // One listing per side, one selection (a target dataset has no
     // record: is its source still selected?), one holds query, one
     // release, and one destroy per dataset that loses snapshots (source,
-    // target, the missing one).
+    // target, the missing one), or one check that channel programs run and
+    // one program per pool (the source's, the target's).
     let calls: Vec<&str> = out
         .stderr
         .lines()
@@ -432,7 +433,13 @@ fn target_keeps_common_and_unsent(lab: &Lab) {
     assert_eq!(count("zfs get "), 1, "{calls:#?}");
     assert_eq!(count("zfs holds "), 1, "{calls:#?}");
     assert_eq!(count("zfs release "), 1, "{calls:#?}");
-    assert_eq!(count("zfs destroy "), 3, "{calls:#?}");
+    if by_program() {
+        assert_eq!(count("zfs program -j -n zab-a "), 1, "{calls:#?}");
+        assert_eq!(count("zfs program -j zab-a "), 1, "{calls:#?}");
+        assert_eq!(count("zfs program -j zab-t "), 1, "{calls:#?}");
+    } else {
+        assert_eq!(count("zfs destroy "), 3, "{calls:#?}");
+    }
     assert_eq!(calls.len(), 8, "{calls:#?}");
 
     // Source: the newest (d0), the common (d2) and d1 (not sent; a target
