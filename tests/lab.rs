@@ -28,6 +28,12 @@ use zab_core::record::{Dataset, End, Record};
 /// The ssh alias of the VM in the lab's ssh config.
 pub const ALIAS: &str = "zfs-lab";
 
+/// Set (to anything) in the tests' environment, zab-thin destroys one
+/// dataset at a time instead of by a channel program, in the guest as here:
+/// the thin_ tests run once each way. For tests only (zab-thin's
+/// `execute::NO_PROGRAM_ENV`).
+pub const THIN_NO_PROGRAM: &str = "ZAB_THIN_NO_PROGRAM";
+
 /// The pools every suite run creates fresh, with the disk each lives on.
 pub const POOLS: &[(&str, &str)] = &[
     ("zab-a", "/dev/disk/by-id/virtio-zab-d0"),
@@ -169,6 +175,12 @@ impl Lab {
 
     /// Runs a shell script in the guest.
     pub fn ssh(&self, script: &str) -> Out {
+        // The test-only switch of zab-thin's fallback goes into the guest
+        // too (tools run here inherit it).
+        let script = match std::env::var_os(THIN_NO_PROGRAM) {
+            Some(_) => format!("export {THIN_NO_PROGRAM}=1\n{script}"),
+            None => script.to_string(),
+        };
         run(Command::new("ssh")
             .arg("-F")
             .arg(&self.ssh_config)

@@ -1,5 +1,6 @@
 //! zab-thin on real OpenZFS, snapshot-only mode: it destroys exactly what the
-//! schedule no longer wants, with one listing and one destroy per dataset,
+//! schedule no longer wants, with one listing and one channel program (or,
+//! with [`THIN_NO_PROGRAM`] set, one destroy per dataset),
 //! never foreign or held snapshots, never the newest, and nothing at all on
 //! --test, --no-thinning, or incomplete input.
 
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 
 use zab_core::host::quote_argv;
 use zab_core::record::Dataset;
-use zab_tests::{Lab, Ns, Out, ALIAS};
+use zab_tests::{Lab, Ns, Out, ALIAS, THIN_NO_PROGRAM};
 
 use crate::Test;
 
@@ -37,7 +38,17 @@ pub const TESTS: &[Test] = &[
         "thin_now_is_the_time_thinned_at",
         now_is_the_time_thinned_at,
     ),
+    (
+        "thin_a_snapshot_held_meanwhile_fails_alone",
+        a_snapshot_held_meanwhile_fails_alone,
+    ),
 ];
+
+/// Whether this run destroys by channel program (else one `zfs destroy`
+/// per dataset: [`THIN_NO_PROGRAM`] set).
+fn by_program() -> bool {
+    std::env::var_os(THIN_NO_PROGRAM).is_none()
+}
 
 /// Makes, oldest first and one command each (so createtxg follows time),
 /// our snapshots of `ds` (UTC names) `d` days and one hour ago for each
@@ -56,6 +67,17 @@ fn daily(lab: &Lab, ns: &Ns, ds: &str, days: std::ops::RangeInclusive<u32>, fore
         b = ns.backup(),
         foreign = foreign.join(" ")
     ));
+}
+
+/// The test's dataset on zab-a, marked for its backup, and a child `b`
+/// that inherits the mark.
+fn marked_and_child(lab: &Lab, ns: &Ns) -> (String, String) {
+    let (a, b) = (ns.ds("zab-a", ""), ns.ds("zab-a", "b"));
+    lab.sh(&format!(
+        "zfs create -o {}=true {a}; zfs create {b}",
+        ns.prop()
+    ));
+    (a, b)
 }
 
 /// The snapshot names (after `@`) of `ds`, oldest first.
@@ -88,11 +110,7 @@ fn record<'a>(ds: &'a [Dataset], name: &str) -> &'a Dataset {
 
 fn destroys_exactly_the_plan(lab: &Lab) {
     let ns = Ns::new("thin_plan");
-    let (a, b) = (ns.ds("zab-a", ""), ns.ds("zab-a", "b"));
-    lab.sh(&format!(
-        "zfs create -o {}=true {a}; zfs create {b}",
-        ns.prop()
-    ));
+    let (a, b) = marked_and_child(lab, &ns);
     daily(lab, &ns, &a, 0..=19, &[15, 3]);
     daily(lab, &ns, &b, 0..=2, &[]);
     let before_a = names(lab, &a);
@@ -134,13 +152,14 @@ fn destroys_exactly_the_plan(lab: &Lab) {
 
     // One listing for both datasets in the fast columns, one holds query
     // for the obsolete snapshots, and one destroy for the one that loses
-    // snapshots.
+    // snapshots: a channel program (after a read-only one that checks that
+    // the host runs them), or one `zfs destroy` for the dataset.
     let calls: Vec<&str> = out
         .stderr
         .lines()
         .filter(|l| l.starts_with("zfs "))
         .collect();
-    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_eq!(calls.len(), 3 + usize::from(by_program()), "{calls:#?}");
     assert!(
         calls[0].starts_with("zfs list -H -p -t snapshot,bookmark -o name,createtxg,guid "),
         "{calls:#?}"
@@ -150,11 +169,18 @@ fn destroys_exactly_the_plan(lab: &Lab) {
             && calls[1].contains(&format!("{a}@{}", ours(&before_a)[0])),
         "{calls:#?}"
     );
-    assert!(
-        calls[2].starts_with(&format!("zfs destroy {a}@")),
-        "{}",
-        calls[2]
-    );
+    if by_program() {
+        assert_eq!(calls[2], "zfs program -j -n zab-a /dev/stdin", "{calls:#?}");
+        let want = format!("zfs program -j zab-a /dev/stdin {a}@");
+        assert!(calls[3].starts_with(&want), "{}", calls[3]);
+        assert_eq!(calls[3].matches(" zab-a/").count(), 13, "{}", calls[3]);
+    } else {
+        assert!(
+            calls[2].starts_with(&format!("zfs destroy {a}@")),
+            "{}",
+            calls[2]
+        );
+    }
 
     // Thinning again changes nothing; --explain (stderr) and --svg show the
     // same decisions, kept snapshots only now.
@@ -395,7 +421,8 @@ fn target_keeps_common_and_unsent(lab: &Lab) {
     // One listing per side, one selection (a target dataset has no
     // record: is its source still selected?), one holds query, one
     // release, and one destroy per dataset that loses snapshots (source,
-    // target, the missing one).
+    // target, the missing one), or one check that channel programs run and
+    // one program per pool (the source's, the target's).
     let calls: Vec<&str> = out
         .stderr
         .lines()
@@ -406,7 +433,13 @@ fn target_keeps_common_and_unsent(lab: &Lab) {
     assert_eq!(count("zfs get "), 1, "{calls:#?}");
     assert_eq!(count("zfs holds "), 1, "{calls:#?}");
     assert_eq!(count("zfs release "), 1, "{calls:#?}");
-    assert_eq!(count("zfs destroy "), 3, "{calls:#?}");
+    if by_program() {
+        assert_eq!(count("zfs program -j -n zab-a "), 1, "{calls:#?}");
+        assert_eq!(count("zfs program -j zab-a "), 1, "{calls:#?}");
+        assert_eq!(count("zfs program -j zab-t "), 1, "{calls:#?}");
+    } else {
+        assert_eq!(count("zfs destroy "), 3, "{calls:#?}");
+    }
     assert_eq!(calls.len(), 8, "{calls:#?}");
 
     // Source: the newest (d0), the common (d2) and d1 (not sent; a target
@@ -674,4 +707,66 @@ fn now_is_the_time_thinned_at(lab: &Lab) {
     assert_eq!(t.destroy, before[..3].to_vec(), "a month later");
     assert!(t.destroyed);
     assert_eq!(names(lab, &a), before[3..].to_vec());
+}
+
+/// Someone holds one of the snapshots zab-thin will destroy after it read
+/// the holds (a `zfs` ahead of the real one in PATH takes the hold just
+/// before the destroying command runs). A channel program destroys the
+/// others and reports that one (EBUSY) on its dataset's record; one `zfs
+/// destroy` per dataset destroys none of that dataset's. Either way a
+/// second dataset in the same batch is thinned, the exit status is 1 and
+/// the end record counts only what is gone.
+fn a_snapshot_held_meanwhile_fails_alone(lab: &Lab) {
+    let ns = Ns::new("thin_racehold");
+    let (a, b) = marked_and_child(lab, &ns);
+    daily(lab, &ns, &a, 0..=4, &[]);
+    daily(lab, &ns, &b, 0..=2, &[]);
+    let (before_a, before_b) = (names(lab, &a), names(lab, &b));
+    let held = format!("{a}@{}", before_a[1]);
+    let bin = format!("/root/{}-bin", ns.name);
+    lab.sh(&format!(
+        "set -e; mkdir -p {bin}; cat > {bin}/zfs <<'EOF'
+#!/bin/sh
+case \"$1 $2 $3\" in
+\"program -j zab-a\" | destroy*) /usr/sbin/zfs hold racer {held} ;;
+esac
+exec /usr/sbin/zfs \"$@\"
+EOF
+chmod 755 {bin}/zfs"
+    ));
+    let out = lab.ssh(&format!(
+        "PATH={bin}:$PATH; zab-select {bk} | zab-thin --utc {bk} --keep-source 0 --debug",
+        bk = ns.backup()
+    ));
+    lab.sh(&format!("zfs release racer {held}; rm -r {bin}"));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let ds = out.datasets();
+    let (ra, rb) = (record(&ds, &a), record(&ds, &b));
+    let err = ra.error.clone().unwrap_or_default();
+    let ta = ra.thin.clone().unwrap().source;
+    assert_eq!(ta.destroy, before_a[..4].to_vec(), "all but the newest");
+    assert!(!ta.destroyed);
+    assert_eq!(names(lab, &b), before_b[2..].to_vec());
+    assert!(rb.error.is_none() && rb.thin.clone().unwrap().source.destroyed);
+    if by_program() {
+        let busy = format!("{held}: Device or resource busy");
+        assert!(err.contains(&busy), "{err}");
+        let counts = "destroying 1 of 4 snapshot(s) failed (3 destroyed)";
+        assert!(err.starts_with(counts), "{err}");
+        let left = vec![before_a[1].clone(), before_a[4].clone()];
+        assert_eq!(names(lab, &a), left);
+        assert_eq!(out.end().extra["destroyed"], 5);
+        let programs = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("zfs program -j zab-a"))
+            .count();
+        assert_eq!(programs, 1, "both datasets in one program: {}", out.stderr);
+    } else {
+        assert!(err.starts_with("destroying 4 snapshot(s): "), "{err}");
+        assert_eq!(names(lab, &a), before_a);
+        assert_eq!(out.end().extra["destroyed"], 2);
+    }
+    let said = format!("zab-thin: [Source] {a}: destroying");
+    assert!(out.stderr.contains(&said), "{}", out.stderr);
 }

@@ -426,10 +426,42 @@ impl Host {
     /// failure carries the host, the command line, the exit status and
     /// standard error.
     pub fn capture<S: AsRef<str>>(&self, argv: &[S]) -> Result<Captured, Error> {
+        self.capture_fed(argv, None)
+    }
+
+    /// Runs `argv` with `input` on its standard input (a script that `zfs
+    /// program` reads from `/dev/stdin`, so nothing of ours is written on
+    /// the host) and returns its standard output, failing as
+    /// [`Host::output`]. A remote command line this long would need stdin
+    /// for itself ([`LONG_REMOTE_COMMAND`]): the caller keeps it shorter,
+    /// and a longer one is refused before it runs.
+    pub fn output_fed<S: AsRef<str>>(&self, argv: &[S], input: &str) -> Result<String, Error> {
+        self.capture_fed(argv, Some(input.to_string()))
+            .map(|c| c.stdout)
+    }
+
+    fn capture_fed<S: AsRef<str>>(
+        &self,
+        argv: &[S],
+        input: Option<String>,
+    ) -> Result<Captured, Error> {
         self.gate(argv)?;
-        let (mut cmd, script) = match self.long_remote(argv)? {
-            Some((cmd, script)) => (cmd, Some(script)),
-            None => (self.command(argv)?, None),
+        let (mut cmd, script) = match (self.long_remote(argv)?, input) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Io(format!(
+                    "{} on {}: a command line over {LONG_REMOTE_COMMAND} bytes cannot also be given its input",
+                    argv.first().map(|a| a.as_ref()).unwrap_or_default(),
+                    self.name()
+                )))
+            }
+            (Some((cmd, script)), None) => (cmd, Some(script)),
+            (None, input) => {
+                let mut cmd = self.command(argv)?;
+                if input.is_some() {
+                    cmd.stdin(Stdio::piped());
+                }
+                (cmd, input)
+            }
         };
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let fail = |status: Status, stderr: String| -> Error {

@@ -3,7 +3,8 @@
 //! With ZFS (the default), it reads zab-select's or zab-snap's records,
 //! lists the snapshots of every dataset with one `zfs list` per host, thins
 //! our snapshots by `--keep-source` (and, with a TARGET-PATH, the target's by
-//! `--keep-target`), and destroys with one `zfs destroy ds@a,b,c` per dataset.
+//! `--keep-target`), and destroys with one ZFS channel program per pool as
+//! root (else one `zfs destroy ds@a,b,c` per dataset: `execute.rs`).
 //! With `--offline` it thins a list of snapshot records without touching ZFS;
 //! `--describe SCHEDULE` says a schedule in words.
 //!

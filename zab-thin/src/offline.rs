@@ -14,6 +14,9 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zab_core::error::Error;
@@ -32,16 +35,109 @@ const OURS: [&str; 3] = ["action", "reason", "holds"];
 
 /// A line of input, parsed in one pass: serde's internally tagged enums
 /// buffer each line whole before they look at `kind`, which costs more than
-/// the thinning.
-#[derive(Debug, Deserialize)]
+/// the thinning; and a derived `#[serde(flatten)]` map of the other fields
+/// buffers every field (its key a new `String`) before it looks at any.
+/// So the fields are taken one by one, as they come ([`LineVisitor`]): a
+/// known key costs no allocation.
+#[derive(Debug)]
 struct Line {
     kind: Kind,
     name: Option<String>,
     timestamp: Option<i64>,
     dataset: Option<String>,
     protected: Option<bool>,
-    #[serde(flatten)]
     extra: Map<String, Value>,
+}
+
+/// A key of [`Line`]: known ones by name, without a copy.
+enum Field {
+    Kind,
+    Name,
+    Timestamp,
+    Dataset,
+    Protected,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                Ok(match v {
+                    "kind" => Field::Kind,
+                    "name" => Field::Name,
+                    "timestamp" => Field::Timestamp,
+                    "dataset" => Field::Dataset,
+                    "protected" => Field::Protected,
+                    other => Field::Other(other.to_string()),
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Line {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(LineVisitor)
+    }
+}
+
+/// Reads a [`Line`] field by field; the same errors as the derived reader
+/// (`missing field "kind"`, `duplicate field "name"`, the types' own).
+struct LineVisitor;
+
+/// Sets `slot` from the map's next value, once.
+fn once<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+    map: &mut A,
+    slot: &mut Option<T>,
+    name: &'static str,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for LineVisitor {
+    type Value = Line;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("struct Line")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
+        let mut kind = None;
+        let (mut name, mut timestamp, mut dataset, mut protected) = (None, None, None, None);
+        let mut extra = Map::new();
+        while let Some(key) = map.next_key::<Field>()? {
+            match key {
+                Field::Kind => once(&mut map, &mut kind, "kind")?,
+                Field::Name => once(&mut map, &mut name, "name")?,
+                Field::Timestamp => once(&mut map, &mut timestamp, "timestamp")?,
+                Field::Dataset => once(&mut map, &mut dataset, "dataset")?,
+                Field::Protected => once(&mut map, &mut protected, "protected")?,
+                Field::Other(k) => {
+                    let v: Value = map.next_value()?;
+                    extra.insert(k, v);
+                }
+            }
+        }
+        Ok(Line {
+            kind: kind.ok_or_else(|| de::Error::missing_field("kind"))?,
+            name: name.flatten(),
+            timestamp: timestamp.flatten(),
+            dataset: dataset.flatten(),
+            protected: protected.flatten(),
+            extra,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,9 +380,12 @@ pub fn plan(snaps: &mut [Snapshot], schedule: &Schedule, now: i64) -> Plan {
 /// The output records: each input snapshot (`snaps`, with their names in
 /// `plan`: see [`plan`]) in input order with its
 /// decision and reason ([`picture::reason`], said as each record is
-/// written, into one buffer), then the end record.
+/// written, into one buffer), then the end record. Each record is made in
+/// one line buffer, used again for the next (a new one per record, as
+/// [`Writer::write`] makes, cost an allocation and a free each), and
+/// flushed as [`Writer::write`] does.
 pub fn write<W: Write>(
-    mut out: Writer<W>,
+    out: Writer<W>,
     snaps: &[Snapshot],
     plan: &Plan,
     schedule: &Schedule,
@@ -299,6 +398,8 @@ pub fn write<W: Write>(
         .map(|g| g.timeline(schedule, now))
         .collect();
     let mut reason = String::with_capacity(200);
+    let mut line = Vec::with_capacity(512);
+    let mut out = out.into_inner();
     let mut kept = 0;
     for (s, &(g, k)) in snaps.iter().zip(&plan.place) {
         let group = &plan.groups[g];
@@ -306,7 +407,8 @@ pub fn write<W: Write>(
         let name = &group.names[k];
         kept += usize::from(v.keep);
         picture::reason_into(&mut reason, &timelines[g], k, &labels);
-        out.write(&Output::Snapshot(Decided {
+        line.clear();
+        let record = Output::Snapshot(Decided {
             name,
             timestamp: s.timestamp,
             dataset: s.dataset.as_deref(),
@@ -322,14 +424,18 @@ pub fn write<W: Write>(
                 })
                 .collect(),
             extra: s.extra.as_deref(),
-        }))?;
+        });
+        serde_json::to_writer(&mut line, &record).map_err(|e| Error::Io(e.to_string()))?;
+        line.push(b'\n');
+        out.write_all(&line)?;
+        out.flush()?;
     }
     let end = EndFields {
         snapshots: snaps.len(),
         keep: kept,
         destroy: snaps.len() - kept,
     };
-    out.finish(TOOL, plan.groups.len(), 0, &end)
+    Writer::new(out).finish(TOOL, plan.groups.len(), 0, &end)
 }
 
 pub fn run(config: &Offline) -> Result<(), Error> {

@@ -330,6 +330,9 @@ pub struct Job {
     /// A source's bookmarks of ours (names after `#`) that match no target
     /// snapshot any more (crate::bookmarks), destroyed with the snapshots.
     pub bookmarks: Vec<String>,
+    /// How many of `destroy` the execution destroyed: all when `done`,
+    /// some when a channel program could not destroy the others.
+    pub destroyed: usize,
 }
 
 impl Job {
@@ -351,6 +354,7 @@ impl Job {
             record: None,
             error: None,
             done: false,
+            destroyed: 0,
         }
     }
 

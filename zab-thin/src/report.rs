@@ -59,11 +59,7 @@ pub fn write(
         out.write(&Record::Dataset(d.clone()))?;
     }
     let end = EndFields {
-        destroyed: jobs
-            .iter()
-            .filter(|j| j.done)
-            .map(|j| j.destroy.len())
-            .sum(),
+        destroyed: jobs.iter().map(|j| j.destroyed).sum(),
         would_destroy: (!acted).then(|| jobs.iter().map(|j| j.destroy.len()).sum()),
         missing: with_target.then(|| {
             jobs.iter()

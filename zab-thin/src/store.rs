@@ -443,12 +443,12 @@ fn job_of(t: &Thinning, store: &Store, acted: bool) -> Job {
         (_, true) => t.retention.plan.names.len(),
         _ => t.retention.kept,
     };
+    let done = acted && t.error.is_none();
     Job {
         host: usize::MAX,
         side: TARGET,
         dataset: t.dataset.clone(),
         kept,
-        destroy,
         release: Vec::new(),
         spared,
         destroy_dataset: t.whole,
@@ -458,7 +458,9 @@ fn job_of(t: &Thinning, store: &Store, acted: bool) -> Job {
         by_target: true,
         by_schedule: !t.whole && !t.left_alone,
         error: t.error.clone(),
-        done: acted && t.error.is_none(),
+        destroyed: if done { destroy.len() } else { 0 },
+        destroy,
+        done,
         bookmarks: Vec::new(),
     }
 }
