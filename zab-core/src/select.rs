@@ -117,10 +117,12 @@ struct Facts<'a> {
     changed: Option<&'a str>,
 }
 
-/// Applies the selection rules to one listing. Returns every dataset, sorted
-/// parents first; filter on `selected` for the backup set. An `Err` means the
-/// listing itself is unusable (a row is missing), never a per-dataset problem.
-pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> {
+/// The listing's rows gathered per dataset, and the datasets in the order
+/// listed.
+fn facts_of<'a>(
+    rows: &'a [PropRow],
+    property: &str,
+) -> (Vec<&'a str>, HashMap<&'a str, Facts<'a>>) {
     let mut order: Vec<&str> = Vec::new();
     let mut facts: HashMap<&str, Facts> = HashMap::new();
     for row in rows {
@@ -129,7 +131,7 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             Facts::default()
         });
         match row.property.as_str() {
-            p if p == opts.property => f.prop = Some((row.value.as_str(), &row.source)),
+            p if p == property => f.prop = Some((row.value.as_str(), &row.source)),
             "type" => f.kind = Some(row.value.as_str()),
             "createtxg" => f.createtxg = Some(row.value.as_str()),
             "written" => f.written = Some(row.value.as_str()),
@@ -137,6 +139,15 @@ pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> 
             _ => {}
         }
     }
+
+    (order, facts)
+}
+
+/// Applies the selection rules to one listing. Returns every dataset, sorted
+/// parents first; filter on `selected` for the backup set. An `Err` means the
+/// listing itself is unusable (a row is missing), never a per-dataset problem.
+pub fn select(rows: &[PropRow], opts: &Options) -> Result<Vec<Dataset>, String> {
+    let (order, facts) = facts_of(rows, &opts.property);
 
     let mut out = Vec::with_capacity(order.len());
     for name in &order {

@@ -66,9 +66,10 @@ pub struct Step {
 }
 
 /// What happens to a pending resume token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Resume {
     /// No token on the target.
+    #[default]
     None,
     /// The first step resumes it.
     Continue(String),
@@ -77,7 +78,7 @@ pub enum Resume {
 }
 
 /// A dataset's plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub common: Option<String>,
     pub incompatible: Vec<String>,
@@ -127,16 +128,7 @@ pub fn plan(
     token_to: Option<&str>,
     o: &Options,
 ) -> Plan {
-    let mut p = Plan {
-        common: None,
-        incompatible: Vec::new(),
-        destroy: Vec::new(),
-        rollback: None,
-        resume: Resume::None,
-        steps: Vec::new(),
-        skipped: Vec::new(),
-        error: None,
-    };
+    let mut p = Plan::default();
     let empty = Target::default();
     let t = target.unwrap_or(&empty);
     let tsnaps: Vec<Snapshot> = t.snapshots.iter().map(|(s, _)| s.clone()).collect();
@@ -162,18 +154,8 @@ pub fn plan(
     }
 
     // 2. Incompatible target snapshots.
-    p.incompatible = incompatible(t, common_t, raw);
-    if !p.incompatible.is_empty() {
-        if !o.destroy_incompatible {
-            p.error = Some(format!(
-                "incompatible snapshots on the target after the common one: {}; destroy them, \
-                 or use --destroy-incompatible",
-                p.incompatible.join(", ")
-            ));
-            return p;
-        }
-        p.destroy = p.incompatible.clone();
-        p.rollback = p.common.clone();
+    if !incompatible_rule(&mut p, t, common_t, raw, o) {
+        return p;
     }
     let kept_target: Vec<&Snapshot> = tsnaps
         .iter()
@@ -208,6 +190,33 @@ pub fn plan(
         p.error = Some("no snapshots to send: run zab-snap first".into());
     }
     p
+}
+
+/// Step 2: the target's snapshots after the common one that the stream
+/// cannot follow are destroyed (with a rollback to the common one) under
+/// `--destroy-incompatible`, else the dataset fails: false.
+fn incompatible_rule(
+    p: &mut Plan,
+    t: &Target,
+    common_t: Option<usize>,
+    raw: bool,
+    o: &Options,
+) -> bool {
+    p.incompatible = incompatible(t, common_t, raw);
+    if p.incompatible.is_empty() {
+        return true;
+    }
+    if !o.destroy_incompatible {
+        p.error = Some(format!(
+            "incompatible snapshots on the target after the common one: {}; destroy them, \
+             or use --destroy-incompatible",
+            p.incompatible.join(", ")
+        ));
+        return false;
+    }
+    p.destroy = p.incompatible.clone();
+    p.rollback = p.common.clone();
+    true
 }
 
 /// Why there is no common snapshot.
