@@ -202,50 +202,31 @@ mod tests {
         crate::scratch("private", test)
     }
 
+    /// Where each directory is for root, for a user with the XDG variable
+    /// set, and without it (a relative value is not trusted: it would
+    /// follow the cwd).
     #[test]
-    fn runtime_dir_is_run_for_root_else_xdg_else_home_cache() {
+    fn dirs_for_root_else_xdg_else_home() {
+        type DirFor = fn(u32, Option<OsString>, Option<OsString>) -> Result<PathBuf, Error>;
+        let cases: [(DirFor, &str, &str, &str); 2] = [
+            (runtime_dir_for, "/run/zab", "/x/zab", "/home/a/.cache/zab"),
+            (
+                state_dir_for,
+                "/var/lib/zab",
+                "/x/zab",
+                "/home/a/.local/state/zab",
+            ),
+        ];
         let some = |s: &str| Some(OsString::from(s));
-        assert_eq!(
-            runtime_dir_for(0, some("/run/user/0"), some("/root")).unwrap(),
-            Path::new("/run/zab")
-        );
-        assert_eq!(
-            runtime_dir_for(1000, some("/run/user/1000"), some("/home/a")).unwrap(),
-            Path::new("/run/user/1000/zab")
-        );
-        assert_eq!(
-            runtime_dir_for(1000, None, some("/home/a")).unwrap(),
-            Path::new("/home/a/.cache/zab")
-        );
-        // A relative value is not trusted (it would follow the cwd).
-        assert_eq!(
-            runtime_dir_for(1000, some("run"), some("/home/a")).unwrap(),
-            Path::new("/home/a/.cache/zab")
-        );
-        assert!(runtime_dir_for(1000, None, None).is_err());
-        assert!(runtime_dir_for(1000, None, some("")).is_err());
-    }
-
-    #[test]
-    fn state_dir_is_var_lib_for_root_else_xdg_state_else_home_local_state() {
-        let some = |s: &str| Some(OsString::from(s));
-        assert_eq!(
-            state_dir_for(0, some("/root/.local/state"), some("/root")).unwrap(),
-            Path::new("/var/lib/zab")
-        );
-        assert_eq!(
-            state_dir_for(1000, some("/home/a/st"), some("/home/a")).unwrap(),
-            Path::new("/home/a/st/zab")
-        );
-        assert_eq!(
-            state_dir_for(1000, None, some("/home/a")).unwrap(),
-            Path::new("/home/a/.local/state/zab")
-        );
-        assert_eq!(
-            state_dir_for(1000, some("st"), some("/home/a")).unwrap(),
-            Path::new("/home/a/.local/state/zab")
-        );
-        assert!(state_dir_for(1000, None, None).is_err());
+        for (dir_for, root, xdg, home) in cases {
+            let at = |euid, x: Option<OsString>, h: Option<OsString>| dir_for(euid, x, h).unwrap();
+            assert_eq!(at(0, some("/x"), some("/root")), Path::new(root));
+            assert_eq!(at(1000, some("/x"), some("/home/a")), Path::new(xdg));
+            assert_eq!(at(1000, None, some("/home/a")), Path::new(home));
+            assert_eq!(at(1000, some("x"), some("/home/a")), Path::new(home));
+            assert!(dir_for(1000, None, None).is_err());
+            assert!(dir_for(1000, None, some("")).is_err());
+        }
     }
 
     #[test]
