@@ -732,9 +732,9 @@ fn quiet_cache(lab: &Lab) {
     let calls = zfs_calls(&cached);
     // Only the three changed datasets are listed; a is still vouched for.
     assert!(
-        calls[0]
-            .starts_with("zfs list -H -p -t snapshot -o name,createtxg,guid -s createtxg -d 1 ")
-            && calls[0].ends_with(&format!(" {x} {y} {z}")),
+        calls[0].starts_with(
+            "zfs list -H -p -t snapshot,bookmark -o name,createtxg,guid -s createtxg -d 1 "
+        ) && calls[0].ends_with(&format!(" {x} {y} {z}")),
         "{calls:#?}"
     );
     let ds = cached.datasets();
