@@ -29,20 +29,35 @@ pub fn runtime_dir_for(
     xdg_runtime_dir: Option<OsString>,
     home: Option<OsString>,
 ) -> Result<PathBuf, Error> {
+    user_dir(
+        euid,
+        ("/run/zab", "XDG_RUNTIME_DIR", xdg_runtime_dir),
+        (home, &[".cache", "zab"]),
+        "no private directory for ssh sockets and locks",
+    )
+}
+
+/// Root's `root_dir`, else `$XDG/zab` when that variable is set to an
+/// absolute path, else `$HOME/` + `below`: the rule both directories follow
+/// (a relative value is not trusted: it would follow the cwd).
+fn user_dir(
+    euid: u32,
+    (root_dir, xdg_name, xdg): (&str, &str, Option<OsString>),
+    (home, below): (Option<OsString>, &[&str]),
+    what: &str,
+) -> Result<PathBuf, Error> {
     if euid == 0 {
-        return Ok(PathBuf::from("/run/zab"));
+        return Ok(PathBuf::from(root_dir));
     }
     let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
-    if let Some(xdg) = absolute(xdg_runtime_dir) {
+    if let Some(xdg) = absolute(xdg) {
         return Ok(xdg.join("zab"));
     }
     match absolute(home) {
-        Some(home) => Ok(home.join(".cache").join("zab")),
-        None => Err(Error::Io(
-            "no private directory for ssh sockets and locks: neither XDG_RUNTIME_DIR nor HOME \
-             is set to an absolute path"
-                .into(),
-        )),
+        Some(home) => Ok(below.iter().fold(home, |p, part| p.join(part))),
+        None => Err(Error::Io(format!(
+            "{what}: neither {xdg_name} nor HOME is set to an absolute path"
+        ))),
     }
 }
 
@@ -141,21 +156,12 @@ pub fn state_dir_for(
     xdg_state_home: Option<OsString>,
     home: Option<OsString>,
 ) -> Result<PathBuf, Error> {
-    if euid == 0 {
-        return Ok(PathBuf::from("/var/lib/zab"));
-    }
-    let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
-    if let Some(xdg) = absolute(xdg_state_home) {
-        return Ok(xdg.join("zab"));
-    }
-    match absolute(home) {
-        Some(home) => Ok(home.join(".local").join("state").join("zab")),
-        None => Err(Error::Io(
-            "no private state directory: neither XDG_STATE_HOME nor HOME is set to an \
-             absolute path"
-                .into(),
-        )),
-    }
+    user_dir(
+        euid,
+        ("/var/lib/zab", "XDG_STATE_HOME", xdg_state_home),
+        (home, &[".local", "state", "zab"]),
+        "no private state directory",
+    )
 }
 
 /// This process's state directory ([`state_dir_for`] of its effective user

@@ -33,9 +33,7 @@
 //! destroys nothing.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -154,24 +152,12 @@ pub fn load(path: &Path, key: &str) -> (Cache, Option<String>) {
     }
 }
 
-/// Writes `cache` to `path` whole: a temporary file in the same directory
-/// (mode 0600), then a rename over the old one.
+/// Writes `cache` to `path` whole, readable by its owner only
+/// ([`crate::state::write_atomic`]: a temporary file in the same
+/// directory, then a rename over the old one).
 pub fn save(path: &Path, cache: &Cache) -> Result<(), Error> {
-    let io = |e: std::io::Error| Error::Io(format!("writing {}: {e}", path.display()));
-    let tmp: PathBuf = path.with_extension(format!("tmp{}", std::process::id()));
     let text = serde_json::to_string(cache).map_err(|e| Error::Io(e.to_string()))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
-    Ok(())
+    crate::state::write_atomic(path, text.as_bytes(), 0o600)
 }
 
 #[cfg(test)]
