@@ -123,21 +123,6 @@ fn any_received(jobs: &[Job], done: &[Done]) -> bool {
         .any(|(j, d)| d.received(j).next().is_some())
 }
 
-/// The argv that reads the guid of the TARGET-PATH dataset.
-pub fn guid_args(dataset: &str) -> Vec<String> {
-    zfs::list_args("filesystem,volume", "guid", &[], &[dataset])
-}
-
-/// Parses [`guid_args`] output: one number.
-pub fn parse_guid(output: &str) -> Result<u64, String> {
-    let line = output.trim_end_matches('\n');
-    if line.contains('\n') {
-        return Err(format!("expected one guid, got {line:?}"));
-    }
-    line.parse()
-        .map_err(|_| format!("expected one guid, got {line:?}"))
-}
-
 /// Makes the bookmarks: one `zfs bookmark` per dataset that received
 /// something, each noted in its record. A bookmark that cannot be made (a
 /// source pool without the `bookmarks` feature, say) is a warning and a
@@ -148,14 +133,12 @@ pub fn make(ctx: &Ctx, jobs: &[Job], done: &mut [Done]) {
         return;
     }
     let target_path = &ctx.cfg.target_path;
-    let guid = match zfs::query(ctx.target, &guid_args(target_path), parse_guid) {
-        Ok(g) => g,
-        Err(e) => {
-            ctx.log.warn(format!(
-                "[Target] reading the guid of {target_path} failed, no bookmarks made: {e}"
-            ));
-            return;
-        }
+    // Its guid came with the target tree's listing: no call of its own.
+    let Some(guid) = ctx.world.tree.get(target_path).and_then(|t| t.guid) else {
+        ctx.log.warn(format!(
+            "[Target] the listing of {target_path} has no guid, no bookmarks made"
+        ));
+        return;
     };
     for m in to_make(jobs, done, &ctx.world.bookmarks, guid) {
         let job = &jobs[m.job];
@@ -367,17 +350,5 @@ mod tests {
         );
         assert!(any_received(&jobs, &dones));
         assert!(!any_received(&jobs[3..], &dones[3..]));
-    }
-
-    #[test]
-    fn the_target_guid_is_one_number() {
-        assert_eq!(
-            guid_args("t/b").join(" "),
-            "zfs list -H -p -t filesystem,volume -o guid t/b"
-        );
-        assert_eq!(parse_guid("1234\n"), Ok(1234));
-        assert!(parse_guid("").is_err());
-        assert!(parse_guid("12\n13\n").is_err());
-        assert!(parse_guid("x\n").is_err());
     }
 }

@@ -633,6 +633,7 @@ mod tests {
                             snapshots,
                             token: None,
                         },
+                        guid: None,
                     },
                 )
             })

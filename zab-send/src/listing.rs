@@ -47,6 +47,8 @@ pub fn parse_encryption(output: &str, datasets: &[&str]) -> Result<BTreeSet<Stri
 pub struct TargetDs {
     pub kind: DatasetType,
     pub target: Target,
+    /// The dataset's guid, as listed (none in an object store).
+    pub guid: Option<u64>,
 }
 
 /// Lists the whole target tree under `root`: one call.
@@ -75,11 +77,13 @@ pub fn parse_target(output: &str, root: &str) -> Result<BTreeMap<String, TargetD
             .collect();
         let token = tree.tokens.remove(&name);
         let kind = kind.ok_or_else(|| format!("{name}: no type"))?;
+        let guid = tree.guids.get(&name).copied();
         map.insert(
             name,
             TargetDs {
                 kind,
                 target: Target { snapshots, token },
+                guid,
             },
         );
     }

@@ -80,6 +80,7 @@ mod tests {
                     TargetDs {
                         kind: DatasetType::Filesystem,
                         target: Default::default(),
+                        guid: None,
                     },
                 )
             })

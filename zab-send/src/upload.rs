@@ -84,6 +84,7 @@ pub fn target_tree(
                     snapshots,
                     token: None,
                 },
+                guid: None,
             },
         );
         manifests.insert(ds.to_string(), m);
@@ -167,6 +168,7 @@ pub fn zfs3backup_tree(
                     snapshots: common.into_iter().map(|s| (s, 0)).collect(),
                     token: None,
                 },
+                guid: None,
             },
         );
         gone_on.push(ds.to_string());
