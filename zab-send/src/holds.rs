@@ -371,7 +371,7 @@ fn subtrees(
 /// touch) allows it exactly ([`recursive_roots`]), falling back to the
 /// plain command for that root's names when `-r` fails; plainly for the
 /// rest, all in one command. zfs goes on past a name it cannot do, so a
-/// failed command is read name by name ([`batch_failures`]), or, when its
+/// failed command is read name by name ([`replicate::batch_failures`]), or, when its
 /// error cannot be read so, each name is tried again on its own. Returns
 /// the names not done, and the error.
 fn hold_cmd(
@@ -410,7 +410,7 @@ fn hold_cmd(
         Err(e) => return Some((plain, e)),
     };
     // zfs goes on after a name it cannot do: the others are done.
-    let failed: Vec<String> = match batch_failures(hold, &c.stderr, &plain) {
+    let failed: Vec<String> = match replicate::batch_failures(hold, &c.stderr, &plain) {
         Some(failed) => failed.into_iter().cloned().collect(),
         None => {
             log.debug(format!(
@@ -447,7 +447,7 @@ fn one_by_one(host: &Host, hold: bool, tag: &str, names: &[String]) -> Vec<Strin
             match host.output(&plain_args(hold, tag, one)) {
                 Ok(_) => false,
                 Err(Error::Command(c)) => {
-                    batch_failures(hold, &c.stderr, one).map_or(true, |f| !f.is_empty())
+                    replicate::batch_failures(hold, &c.stderr, one).map_or(true, |f| !f.is_empty())
                 }
                 Err(_) => true,
             }
@@ -539,60 +539,6 @@ pub fn under<'a>(root: &str, want: &'a [String]) -> Vec<&'a String> {
                 .is_some_and(|(d, s)| s == rs && is_under(d, rd))
         })
         .collect()
-}
-
-/// Which of `names` a failed `zfs hold TAG NAME…` (`hold`) or `zfs
-/// release TAG NAME…` did not do, from its stderr. zfs tries each name on
-/// its own, does the others, and says for each failure (recorded from
-/// OpenZFS 2.3.2) `cannot hold snapshot 'NAME': …` or `cannot release
-/// hold from snapshot 'NAME': …`, or `cannot open 'DATASET': …` when the
-/// dataset itself is missing (every name on it failed). "tag already
-/// exists on this dataset" is our hold being there (placed by a `zfs
-/// hold -r` above it), and "no such tag on this dataset" our hold being
-/// gone already: no failure. None when a line says something else, names
-/// nothing asked for, or there is no line: the caller cannot tell.
-pub fn batch_failures<'a>(
-    hold: bool,
-    stderr: &str,
-    names: &'a [String],
-) -> Option<Vec<&'a String>> {
-    let (prefix, fine) = match hold {
-        true => ("cannot hold snapshot '", "tag already exists"),
-        false => ("cannot release hold from snapshot '", "no such tag"),
-    };
-    let mut failed: BTreeSet<&str> = BTreeSet::new();
-    let mut lines = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .peekable();
-    lines.peek()?;
-    for line in lines {
-        if let Some((name, why)) = line.strip_prefix(prefix).and_then(|r| r.split_once("': ")) {
-            if !names.iter().any(|n| n == name) {
-                return None;
-            }
-            if !why.starts_with(fine) {
-                failed.insert(name);
-            }
-            continue;
-        }
-        let ds = line.strip_prefix("cannot open '")?.split_once("': ")?.0;
-        let on_it: Vec<&String> = names
-            .iter()
-            .filter(|n| n.split_once('@').is_some_and(|(d, _)| d == ds))
-            .collect();
-        if on_it.is_empty() {
-            return None;
-        }
-        failed.extend(on_it.iter().map(|n| n.as_str()));
-    }
-    Some(
-        names
-            .iter()
-            .filter(|n| failed.contains(n.as_str()))
-            .collect(),
-    )
 }
 
 #[cfg(test)]
@@ -952,52 +898,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn our_tag_already_there_is_no_failure() {
-        let names = v(&["t/a@n", "t/b@n", "t/c@n"]);
-        let f = |err: &str| batch_failures(true, err, &names);
-        // Recorded from OpenZFS 2.3.2: zfs holds the others and exits 1.
-        let err = "cannot hold snapshot 't/b@n': tag already exists on this dataset\n";
-        assert_eq!(f(err), Some(vec![]));
-        let err = "cannot hold snapshot 't/b@n': tag already exists on this dataset\n\
-                   cannot hold snapshot 't/c@n': dataset does not exist\n";
-        assert_eq!(f(err), Some(vec![&names[2]]));
-        // Whatever cannot be told apart is None: the caller asks one by one.
-        assert_eq!(f(""), None);
-        assert_eq!(f("out of memory\n"), None);
-        let err = "cannot hold snapshot 'other@n': tag already exists on this dataset\n";
-        assert_eq!(f(err), None);
-    }
-
-    #[test]
-    fn a_missing_dataset_fails_only_its_names() {
-        let names = v(&["t/a@n", "t/b@n", "t/b/c@n", "t/bc@n"]);
-        // Recorded from OpenZFS 2.3.2 (`zfs hold tg x@s nope@s y@s`: x and
-        // y held, exit 1), the same for zfs release.
-        let err = "cannot open 't/b': dataset does not exist\n";
-        assert_eq!(batch_failures(true, err, &names), Some(vec![&names[1]]));
-        assert_eq!(batch_failures(false, err, &names), Some(vec![&names[1]]));
-        let err = "cannot open 'elsewhere': dataset does not exist\n";
-        assert_eq!(batch_failures(true, err, &names), None);
-    }
-
-    #[test]
-    fn release_failures_are_read_as_zfs_says_them() {
-        let names = v(&["t/a@n", "t/b@n", "t/c@n"]);
-        // Recorded from OpenZFS 2.3.2: `zfs release tg x@s x@nope nope@s y@s`.
-        let err = "cannot release hold from snapshot 't/a@n': dataset does not exist\n\
-                   cannot open 't/c': dataset does not exist\n";
-        assert_eq!(
-            batch_failures(false, err, &names),
-            Some(vec![&names[0], &names[2]])
-        );
-        // Our hold gone already is no failure; a hold line is not read as a
-        // release's.
-        let err = "cannot release hold from snapshot 't/b@n': no such tag on this dataset\n";
-        assert_eq!(batch_failures(false, err, &names), Some(vec![]));
-        let err = "cannot hold snapshot 't/b@n': tag already exists on this dataset\n";
-        assert_eq!(batch_failures(false, err, &names), None);
     }
 }
