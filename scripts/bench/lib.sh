@@ -14,6 +14,7 @@
 #                       removes the wrapper and imports the pools again
 #   make_pool N         a fresh file-backed pool `bench` (mounted) with N
 #                       datasets under bench/data, marked autobackup:bench=true
+#   make_tree T P N     N more datasets under T (in that pool), T marked P=true
 #   run_guest KEY CMD   time CMD in the guest (no ssh in the measurement) and
 #                       append "KEY ms zfs-calls" to $samples; fails (and so
 #                       ends the script) when CMD fails
@@ -59,26 +60,34 @@ bench_cleanup() {
 
 make_pool() {
     echo "making $1 datasets..." >&2
-    lab sh -s "$1" <<'EOF2'
+    lab sh -s <<'EOF2'
 set -e
-n=$1
 zpool destroy bench 2>/dev/null || true
 rm -f /var/tmp/bench.img; truncate -s 4G /var/tmp/bench.img
 # Mounted, as source datasets are: under TCG an unmounted dataset costs
 # about 60 ms to list, a mounted one about 5 ms (docs/benchmarks.md).
 zpool create -O mountpoint=/bench bench /var/tmp/bench.img
-zfs create -o autobackup:bench=true bench/data
-# Ten groups of n/10, so the tree has some depth.
+EOF2
+    make_tree bench/data autobackup:bench "$1"
+}
+
+# make_tree TREE PROPERTY N: N datasets under TREE (made, marked PROPERTY=true)
+# in ten groups of N/10, so that the tree has some depth.
+make_tree() {
+    lab sh -s "$1" "$2" "$3" <<'EOF2'
+set -e
+t=$1 n=$3
+zfs create -o "$2=true" "$t"
 g=$(( n / 10 )); [ "$g" -gt 0 ] || g=1
 made=0; i=0
 while [ "$made" -lt "$n" ]; do
-  i=$((i + 1)); zfs create "bench/data/g$i"; made=$((made + 1))
+  i=$((i + 1)); zfs create "$t/g$i"; made=$((made + 1))
   j=1
   while [ "$j" -lt "$g" ] && [ "$made" -lt "$n" ]; do
-    echo "bench/data/g$i/d$j"; j=$((j + 1)); made=$((made + 1))
+    echo "$t/g$i/d$j"; j=$((j + 1)); made=$((made + 1))
   done
 done | xargs -P 4 -n 50 sh -c 'for d; do zfs create "$d"; done' sh
-echo "$(zfs list -H -o name -r bench/data | wc -l) datasets made" >&2
+echo "$t: $(zfs list -H -o name -r "$t" | wc -l) datasets made" >&2
 EOF2
 }
 
