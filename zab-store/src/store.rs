@@ -24,14 +24,14 @@ use object_store::client::{
     ClientOptions, HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector,
 };
 use object_store::local::LocalFileSystem;
-use object_store::multipart::MultipartStore;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, BackoffConfig, MultipartUpload, ObjectStore, PutMultipartOptions,
-    PutPayload, RetryConfig,
+    Attribute, BackoffConfig, ObjectStore, PutMultipartOptions, PutPayload, RetryConfig, UploadPart,
 };
 use sha2::{Digest, Sha256};
 
+use crate::complete;
 use crate::download::{self, Download, Piece};
 use crate::location::Location;
 use crate::parts;
@@ -91,6 +91,10 @@ pub struct Stored {
     pub parts: u64,
     /// The largest part, in bytes.
     pub part_size: u64,
+    /// The complete's answer was lost (it failed after its retries), and
+    /// the object found at the key is the one this upload made
+    /// ([`crate::complete`]).
+    pub recovered: bool,
 }
 
 /// What an upload carries besides the bytes.
@@ -442,27 +446,20 @@ impl Store {
         up: &Upload,
         finish: &mut dyn FnMut() -> Result<(), String>,
     ) -> Result<Stored, StoreError> {
+        if let (Location::S3 { .. }, Some(s3)) = (&self.location, &self.s3) {
+            return self.put_s3(s3, key, input, up, finish);
+        }
         let path = self.path(key);
         let url = self.url_of(key);
-        let mut attributes = Attributes::new();
-        if let Location::S3 { .. } = self.location {
-            for (k, v) in &up.metadata {
-                attributes.insert(Attribute::Metadata(k.clone().into()), v.clone().into());
-            }
-            if let Some(c) = &self.storage_class {
-                attributes.insert(Attribute::StorageClass, c.clone().into());
-            }
-        }
-        let opts = PutMultipartOptions {
-            attributes,
-            ..Default::default()
-        };
         let mut upload = self
             .rt
-            .block_on(self.inner.put_multipart_opts(&path, opts))
+            .block_on(
+                self.inner
+                    .put_multipart_opts(&path, PutMultipartOptions::default()),
+            )
             .map_err(|e| one_line(&url, e))?;
         let sent = self
-            .send_parts(&mut *upload, input, up, &url)
+            .send_parts(&mut |p| upload.put_part(p), input, up, &url)
             .and_then(|s| finish().map(|()| s).map_err(StoreError));
         let result = sent.and_then(|s| {
             self.rt
@@ -476,10 +473,165 @@ impl Store {
         result
     }
 
+    /// [`Store::put`] on S3, through `MultipartStore` so that the parts'
+    /// ETags are at hand: when the complete fails (after its retries), the
+    /// object is accepted if it is there and is the one these parts made
+    /// ([`crate::complete`]); else the upload is aborted.
+    fn put_s3(
+        &self,
+        s3: &S3Side,
+        key: &str,
+        input: &mut dyn Read,
+        up: &Upload,
+        finish: &mut dyn FnMut() -> Result<(), String>,
+    ) -> Result<Stored, StoreError> {
+        let path = self.path(key);
+        let url = self.url_of(key);
+        let id = self.create_upload(s3, &path, &up.metadata, &url)?;
+        let done: Arc<std::sync::Mutex<Vec<(usize, PartId)>>> = Arc::default();
+        let mut next = 0usize;
+        let mut put_part = |data: PutPayload| -> UploadPart {
+            let (store, path, id, done) = (
+                Arc::clone(&s3.store),
+                path.clone(),
+                id.clone(),
+                Arc::clone(&done),
+            );
+            let idx = next;
+            next += 1;
+            Box::pin(async move {
+                let part = store.put_part(&path, &id, idx, data).await?;
+                if let Ok(mut d) = done.lock() {
+                    d.push((idx, part));
+                }
+                Ok(())
+            })
+        };
+        let sent = self
+            .send_parts(&mut put_part, input, up, &url)
+            .and_then(|s| finish().map(|()| s).map_err(StoreError));
+        let what = format!("{url}: completing the upload");
+        let result = sent.and_then(|s| {
+            let mut parts = done.lock().map(|d| d.clone()).unwrap_or_default();
+            parts.sort_by_key(|(i, _)| *i);
+            if parts.len() as u64 != s.parts || parts.iter().enumerate().any(|(n, (i, _))| n != *i)
+            {
+                return Err(StoreError(format!("{what}: a part's answer is missing")));
+            }
+            let parts: Vec<PartId> = parts.into_iter().map(|(_, p)| p).collect();
+            let etags: Vec<String> = parts
+                .iter()
+                .map(|p| complete::part_etag(&p.content_id))
+                .collect();
+            let mut completed = self
+                .rt
+                .block_on(s3.store.complete_multipart(&path, &id, parts))
+                .map(|_| ());
+            if completed.is_ok() && lose_complete_for_tests() {
+                completed = Err(object_store::Error::Generic {
+                    store: "S3",
+                    source: "the answer was dropped (ZAB_TEST_LOSE_COMPLETE)".into(),
+                });
+            }
+            match completed {
+                Ok(()) => Ok(s),
+                Err(e) => {
+                    let found = self.rt.block_on(self.inner.head(&path)).ok();
+                    let found = found.as_ref().map(|m| (m.size, m.e_tag.as_deref()));
+                    if complete::made_by_this_upload(s.bytes, &etags, found) {
+                        Ok(Stored {
+                            recovered: true,
+                            ..s
+                        })
+                    } else {
+                        Err(one_line(&what, e))
+                    }
+                }
+            }
+        });
+        if result.is_err() {
+            let _ = self.rt.block_on(s3.store.abort_multipart(&path, &id));
+        }
+        result
+    }
+
+    /// Starts a multipart upload of `path` with `metadata` (and the store's
+    /// storage class, and SHA-256 checksums as object_store's requests
+    /// carry), by a CreateMultipartUpload of our own, signed as object_store
+    /// signs (its `create_multipart` takes no metadata); retried a few
+    /// times on a network error or a server error. Its upload id.
+    fn create_upload(
+        &self,
+        s3: &S3Side,
+        path: &Path,
+        metadata: &[(String, String)],
+        url: &str,
+    ) -> Result<String, StoreError> {
+        let what = format!("{url}: starting the upload");
+        let key: Vec<String> = path
+            .as_ref()
+            .split('/')
+            .map(uploads::query_encode)
+            .collect();
+        let uri = format!("{}/{}?uploads=", s3.bucket_url, key.join("/"));
+        let mut headers = vec![("x-amz-checksum-algorithm".to_string(), "SHA256".to_string())];
+        if let Some(c) = &self.storage_class {
+            headers.push(("x-amz-storage-class".into(), c.clone()));
+        }
+        for (k, v) in metadata {
+            headers.push((format!("x-amz-meta-{k}"), v.clone()));
+        }
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let mut req = http::Request::builder()
+                .method(http::Method::POST)
+                .uri(&uri);
+            for (k, v) in &headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let mut req = req
+                .body(HttpRequestBody::empty())
+                .map_err(|e| StoreError(format!("{what}: {e}")))?;
+            AwsAuthorizer::new(&s3.credential, "s3", &s3.region).authorize(&mut req, None);
+            let answer = self.rt.block_on(async {
+                let resp = s3
+                    .client
+                    .execute(req)
+                    .await
+                    .map_err(|e| (true, e.to_string()))?;
+                let status = resp.status();
+                let body = resp
+                    .into_body()
+                    .bytes()
+                    .await
+                    .map_err(|e| (true, e.to_string()))?;
+                let text = String::from_utf8_lossy(&body).into_owned();
+                match status.is_success() {
+                    true => Ok(text),
+                    false => Err((
+                        status.is_server_error(),
+                        format!("{status}: {}", short(&text)),
+                    )),
+                }
+            });
+            match answer {
+                Ok(text) => {
+                    return complete::upload_id(&text)
+                        .map_err(|e| StoreError(format!("{what}: {e}")))
+                }
+                Err((true, _)) if tries < 4 => {
+                    std::thread::sleep(Duration::from_millis(500 << tries));
+                }
+                Err((_, e)) => return Err(StoreError(format!("{what}: {}", short(&e)))),
+            }
+        }
+    }
+
     /// Reads and uploads the parts, `up.jobs` in flight.
     fn send_parts(
         &self,
-        upload: &mut dyn MultipartUpload,
+        put_part: &mut dyn FnMut(PutPayload) -> UploadPart,
         input: &mut dyn Read,
         up: &Upload,
         url: &str,
@@ -510,7 +662,7 @@ impl Store {
             bytes += buf.len() as u64;
             largest = largest.max(buf.len() as u64);
             n += 1;
-            let part = upload.put_part(PutPayload::from(Bytes::from(buf)));
+            let part = put_part(PutPayload::from(Bytes::from(buf)));
             inflight.push_back(self.rt.spawn(part));
             while inflight.len() >= up.jobs.max(1) {
                 if let Some(h) = inflight.pop_front() {
@@ -534,6 +686,7 @@ impl Store {
             sha256,
             parts: n,
             part_size: largest,
+            recovered: false,
         })
     }
 
@@ -700,6 +853,17 @@ async fn stream_object(
         sha256: None,
     };
     tx.send(Ok(piece)).await.is_err()
+}
+
+/// The test hook of docs/store.md: with `ZAB_TEST_LOSE_COMPLETE=1` in a
+/// debug build (the tests' binaries), the answer of a complete that
+/// succeeded is replaced by an error, as when the server answered after
+/// the client's timeout and the retries failed (the server itself, moto
+/// as S3, answers a repeated complete of a completed upload with success,
+/// so it cannot be made to refuse one); a release build never reads the
+/// variable.
+fn lose_complete_for_tests() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("ZAB_TEST_LOSE_COMPLETE").is_some_and(|v| v == "1")
 }
 
 /// A directory's staging files (`NAME#N`), walked from `root`.
