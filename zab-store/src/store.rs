@@ -338,6 +338,8 @@ impl Store {
             }
         }
         let inner = Arc::clone(&self.inner);
+        let size = usize::try_from(range.max(1)).unwrap_or(usize::MAX);
+        let pool = download::Pool::new(size, jobs.max(1) + download::QUEUED + 3);
         if jobs <= 1 {
             let objects: Vec<(Path, String)> = objects
                 .iter()
@@ -345,7 +347,7 @@ impl Store {
                 .collect();
             let task = self.rt.spawn(async move {
                 for (object, (path, url)) in objects.into_iter().enumerate() {
-                    let failed = stream_object(&*inner, object, &path, &url, range, &tx).await;
+                    let failed = stream_object(&*inner, object, (&path, &url), &pool, &tx).await;
                     if failed {
                         break;
                     }
@@ -357,10 +359,11 @@ impl Store {
             let mut pieces = futures_util::stream::iter(requests)
                 .map(|(object, path, url, r, last)| {
                     let inner = Arc::clone(&inner);
+                    let pool = pool.clone();
                     async move {
                         let bytes = match r.is_empty() {
                             true => Ok(Bytes::new()),
-                            false => inner.get_range(&path, r).await,
+                            false => get_range(&*inner, &path, r, &pool).await,
                         };
                         bytes
                             .map(|bytes| Piece {
@@ -799,18 +802,16 @@ impl Store {
     }
 }
 
-/// One object in one GET, streamed and cut into pieces of `range` bytes
-/// (`--download-jobs 1`); whether the download must stop (an error, sent,
-/// or the reader gone).
+/// One object in one GET, streamed and cut into pieces of the pool's
+/// size (`--download-jobs 1`); whether the download must stop (an error,
+/// sent, or the reader gone).
 async fn stream_object(
     inner: &dyn ObjectStore,
     object: usize,
-    path: &Path,
-    url: &str,
-    range: u64,
+    (path, url): (&Path, &str),
+    pool: &download::Pool,
     tx: &tokio::sync::mpsc::Sender<Result<Piece, StoreError>>,
 ) -> bool {
-    let range = usize::try_from(range.max(1)).unwrap_or(usize::MAX);
     let mut stream = match inner.get(path).await {
         Ok(r) => r.into_stream(),
         Err(e) => {
@@ -818,25 +819,28 @@ async fn stream_object(
             return true;
         }
     };
-    // Each piece is one allocation of its own, filled to `range`: a piece
-    // handed on frees all its memory when written.
-    let mut buf = bytes::BytesMut::with_capacity(range);
+    // Each piece is a buffer of the pool filled to its size: a piece
+    // written and dropped by the caller comes back to be filled again.
+    let mut buf = pool.take();
+    let size = buf.capacity();
     while let Some(chunk) = stream.next().await {
-        let mut chunk = match chunk {
+        let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
                 let _ = tx.send(Err(one_line(url, e))).await;
                 return true;
             }
         };
-        while !chunk.is_empty() {
-            let n = (range - buf.len()).min(chunk.len());
-            buf.extend_from_slice(&chunk.split_to(n));
-            if buf.len() == range {
-                let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(range));
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let n = (size - buf.len()).min(rest.len());
+            buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if buf.len() == size {
+                let full = std::mem::replace(&mut buf, pool.take());
                 let piece = Piece {
                     object,
-                    bytes: full.freeze(),
+                    bytes: pool.freeze(full),
                     last: false,
                     sha256: None,
                 };
@@ -848,11 +852,38 @@ async fn stream_object(
     }
     let piece = Piece {
         object,
-        bytes: buf.freeze(),
+        bytes: pool.freeze(buf),
         last: true,
         sha256: None,
     };
     tx.send(Ok(piece)).await.is_err()
+}
+
+/// Bytes `r` of `path` (not empty), in one GET, read into a buffer of the
+/// pool; the server must send exactly those.
+async fn get_range(
+    inner: &dyn ObjectStore,
+    path: &Path,
+    r: std::ops::Range<u64>,
+    pool: &download::Pool,
+) -> object_store::Result<Bytes> {
+    let want = r.end - r.start;
+    let opts = object_store::GetOptions {
+        range: Some(r.into()),
+        ..Default::default()
+    };
+    let mut stream = inner.get_opts(path, opts).await?.into_stream();
+    let mut buf = pool.take();
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+    }
+    if buf.len() as u64 != want {
+        return Err(object_store::Error::Generic {
+            store: "range",
+            source: format!("{} bytes came for a range of {want}", buf.len()).into(),
+        });
+    }
+    Ok(pool.freeze(buf))
 }
 
 /// The test hook of docs/store.md: with `ZAB_TEST_LOSE_COMPLETE=1` in a
