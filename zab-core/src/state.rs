@@ -24,6 +24,12 @@ use crate::record::{Dataset, SendStatus};
 /// The format's version, the file's `format`.
 pub const FORMAT: u32 = 1;
 
+/// How long a dataset's entry outlives the last run that saw it: 30 days.
+/// After a successful run (records, none failed) that does not list its
+/// source, an entry whose `last_run` is older than this is dropped; a
+/// dataset still selected keeps its entry however long it has failed.
+pub const FORGET_AFTER: i64 = 30 * 86_400;
+
 /// One backup's state at one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,8 +138,25 @@ impl State {
         }
         if run.failed == 0 {
             self.last_success = Some(end);
+            if run.datasets > 0 {
+                self.forget(end, records);
+            }
         }
         self.last_run = Some(run);
+    }
+
+    /// Drops the entries of datasets that `records` (a whole successful
+    /// run that ended at `end`) does not list and that no run has seen
+    /// for [`FORGET_AFTER`]: datasets no longer selected, or renamed.
+    fn forget(&mut self, end: i64, records: &[Dataset]) {
+        let seen: std::collections::BTreeSet<(&str, Option<&str>)> = records
+            .iter()
+            .map(|d| (d.name.as_str(), d.host.as_deref()))
+            .collect();
+        self.datasets.retain(|_, e| {
+            end.saturating_sub(e.last_run) <= FORGET_AFTER
+                || seen.contains(&(e.source.as_str(), e.host.as_deref()))
+        });
     }
 }
 
@@ -304,6 +327,47 @@ mod tests {
         assert_eq!(s.datasets.len(), 3);
         assert_eq!(s.datasets["t/p/a"].last_run, 210);
         assert_eq!(s.last_success, Some(310));
+    }
+
+    #[test]
+    fn datasets_no_longer_selected_are_forgotten_after_30_days() {
+        let day = 86_400;
+        let mut s = State::new("b", None, "t");
+        let both = [
+            record("p/a", "sent", &[1], None),
+            record("p/b", "sent", &[1], None),
+        ];
+        s.add_run(0, 10, &both);
+        // p/b is no longer selected: kept while its last run is 30 days old.
+        let a = [record("p/a", "up-to-date", &[], None)];
+        s.add_run(30 * day, 30 * day + 10, &a);
+        assert!(s.datasets.contains_key("t/p/b"), "exactly 30 days");
+        // Not after a run with a failure, nor after a run without records.
+        let failed = [record("p/a", "failed", &[], Some("boom"))];
+        s.add_run(31 * day, 31 * day + 10, &failed);
+        s.add_run(32 * day, 32 * day + 10, &[]);
+        assert!(s.datasets.contains_key("t/p/b"));
+        // A successful run that does not list it: gone; p/a stays.
+        s.add_run(33 * day, 33 * day + 10, &a);
+        let keys: Vec<&String> = s.datasets.keys().collect();
+        assert_eq!(keys, ["t/p/a"]);
+
+        // A dataset still selected but failing before zab-send got to it
+        // (a record without `send`) keeps its old entry.
+        let mut s = State::new("b", None, "t");
+        s.add_run(0, 10, &both);
+        let mut upstream = record("p/b", "sent", &[], None);
+        upstream.send = None;
+        let later = [a[0].clone(), upstream];
+        s.add_run(90 * day, 90 * day + 10, &later);
+        assert_eq!(s.datasets["t/p/b"].last_run, 10);
+        // The same source on another host is another dataset.
+        let mut elsewhere = record("p/b", "sent", &[], None);
+        (elsewhere.host, elsewhere.send) = (Some("h2".into()), None);
+        let mut s = State::new("b", None, "t");
+        s.add_run(0, 10, &both);
+        s.add_run(90 * day, 90 * day + 10, &[a[0].clone(), elsewhere]);
+        assert_eq!(s.datasets.len(), 1, "{:?}", s.datasets.keys());
     }
 
     #[test]

@@ -17,6 +17,13 @@
 //! (4 jobs: 72 MiB). The splitting is a pure function ([`ranges`]); the
 //! requests run on the store's runtime.
 //!
+//! The piece buffers are used again ([`Pool`]): a piece the caller has
+//! written and dropped goes back to the download, which fills it anew.
+//! A fresh 8 MiB allocation for each piece cost more CPU in the kernel
+//! (mapping, zeroing and unmapping its pages: 15 % of a restore's samples)
+//! than copying the bytes into it. The pool only hands out buffers that
+//! were dropped, so it adds nothing to the bound above.
+//!
 //! With one job there is no point in ranges: each object is one GET,
 //! streamed and cut into pieces of the same size, still ahead of the
 //! caller. It is also the way for a server that pays for each range
@@ -48,6 +55,83 @@ pub struct Piece {
     /// hashing thread, not the caller's, so that hashing and writing
     /// overlap).
     pub sha256: Option<String>,
+}
+
+/// Piece buffers of one download, used again: [`Pool::take`] gives one
+/// that a dropped piece gave back (or a new one), [`Pool::freeze`] makes a
+/// filled one a piece's bytes that go back to the pool when dropped. At
+/// most `keep` wait in the pool; once the pool is gone (the download
+/// over), a dropped piece frees its buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct Pool {
+    free: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    size: usize,
+    keep: usize,
+}
+
+/// A piece's buffer, on its way back to its pool when dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    home: std::sync::Weak<std::sync::Mutex<Vec<Vec<u8>>>>,
+    size: usize,
+    keep: usize,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        // Only a buffer of the pool's size (one that grew is let go).
+        if self.buf.capacity() != self.size {
+            return;
+        }
+        if let Some(home) = self.home.upgrade() {
+            if let Ok(mut free) = home.lock() {
+                if free.len() < self.keep {
+                    let mut buf = std::mem::take(&mut self.buf);
+                    buf.clear();
+                    free.push(buf);
+                }
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// A pool of buffers of `size` bytes, at most `keep` of them idle.
+    pub(crate) fn new(size: usize, keep: usize) -> Pool {
+        Pool {
+            free: std::sync::Arc::default(),
+            size,
+            keep,
+        }
+    }
+
+    /// An empty buffer of the pool's size.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let reused = self.free.lock().ok().and_then(|mut f| f.pop());
+        reused.unwrap_or_else(|| Vec::with_capacity(self.size))
+    }
+
+    /// `buf` as a piece's bytes, back to the pool when dropped.
+    pub(crate) fn freeze(&self, buf: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Pooled {
+            buf,
+            home: std::sync::Arc::downgrade(&self.free),
+            size: self.size,
+            keep: self.keep,
+        })
+    }
+
+    /// Buffers idle in the pool.
+    #[cfg(test)]
+    fn idle(&self) -> usize {
+        self.free.lock().map(|f| f.len()).unwrap_or(0)
+    }
 }
 
 /// The hashing thread: hashes each piece of `rx` in order, sets the hash
@@ -202,6 +286,39 @@ mod tests {
             out[3].as_ref().unwrap_err().to_string(),
             "s3://b/k: connection reset"
         );
+    }
+
+    #[test]
+    fn piece_buffers_go_back_to_the_pool() {
+        let pool = Pool::new(16, 2);
+        let mut a = pool.take();
+        a.extend_from_slice(b"first");
+        let at = a.as_ptr();
+        let a = pool.freeze(a);
+        let b = pool.freeze(pool.take());
+        assert_eq!((&a[..], pool.idle()), (&b"first"[..], 0));
+        let a2 = a.clone();
+        drop(a);
+        assert_eq!(pool.idle(), 0, "a clone still holds it");
+        drop(a2);
+        assert_eq!(pool.idle(), 1);
+        let again = pool.take();
+        assert_eq!((again.as_ptr(), again.len(), pool.idle()), (at, 0, 0));
+        // At most `keep` idle; a buffer that grew is let go.
+        let c = pool.freeze(pool.take());
+        let mut big = pool.take();
+        big.extend_from_slice(&[7; 40]);
+        let big = pool.freeze(big);
+        drop((b, c, big));
+        assert_eq!(pool.idle(), 2, "b and c, not big");
+        let (d, e, f) = (pool.take(), pool.take(), pool.take());
+        drop((pool.freeze(d), pool.freeze(e), pool.freeze(f)));
+        assert_eq!(pool.idle(), 2);
+        // The pool gone, a piece still frees its buffer.
+        let g = pool.freeze(pool.take());
+        drop(pool);
+        assert!(g.is_empty());
+        drop(g);
     }
 
     #[test]

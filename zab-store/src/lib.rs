@@ -9,6 +9,8 @@
 //! - [`store`]: put (multipart, N parts in flight, abort on any failure),
 //!   get, list; the async runtime (tokio, for `object_store`) lives here
 //!   and nowhere else;
+//! - [`complete`]: an upload's ETag, to accept an object whose
+//!   CompleteMultipartUpload answer was lost (pure);
 //! - [`download`]: zab-restore's reads, in ranges, several at once and
 //!   ahead of the receive, with bounded memory;
 //! - [`parts`]: the part size, a pure function of the estimate;
@@ -27,6 +29,7 @@
 
 pub mod chain;
 pub mod check;
+pub mod complete;
 pub mod datasets;
 pub mod download;
 pub mod location;

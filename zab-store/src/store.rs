@@ -24,14 +24,14 @@ use object_store::client::{
     ClientOptions, HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector,
 };
 use object_store::local::LocalFileSystem;
-use object_store::multipart::MultipartStore;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, BackoffConfig, MultipartUpload, ObjectStore, PutMultipartOptions,
-    PutPayload, RetryConfig,
+    Attribute, BackoffConfig, ObjectStore, PutMultipartOptions, PutPayload, RetryConfig, UploadPart,
 };
 use sha2::{Digest, Sha256};
 
+use crate::complete;
 use crate::download::{self, Download, Piece};
 use crate::location::Location;
 use crate::parts;
@@ -91,6 +91,10 @@ pub struct Stored {
     pub parts: u64,
     /// The largest part, in bytes.
     pub part_size: u64,
+    /// The complete's answer was lost (it failed after its retries), and
+    /// the object found at the key is the one this upload made
+    /// ([`crate::complete`]).
+    pub recovered: bool,
 }
 
 /// What an upload carries besides the bytes.
@@ -334,6 +338,8 @@ impl Store {
             }
         }
         let inner = Arc::clone(&self.inner);
+        let size = usize::try_from(range.max(1)).unwrap_or(usize::MAX);
+        let pool = download::Pool::new(size, jobs.max(1) + download::QUEUED + 3);
         if jobs <= 1 {
             let objects: Vec<(Path, String)> = objects
                 .iter()
@@ -341,7 +347,7 @@ impl Store {
                 .collect();
             let task = self.rt.spawn(async move {
                 for (object, (path, url)) in objects.into_iter().enumerate() {
-                    let failed = stream_object(&*inner, object, &path, &url, range, &tx).await;
+                    let failed = stream_object(&*inner, object, (&path, &url), &pool, &tx).await;
                     if failed {
                         break;
                     }
@@ -353,10 +359,11 @@ impl Store {
             let mut pieces = futures_util::stream::iter(requests)
                 .map(|(object, path, url, r, last)| {
                     let inner = Arc::clone(&inner);
+                    let pool = pool.clone();
                     async move {
                         let bytes = match r.is_empty() {
                             true => Ok(Bytes::new()),
-                            false => inner.get_range(&path, r).await,
+                            false => get_range(&*inner, &path, r, &pool).await,
                         };
                         bytes
                             .map(|bytes| Piece {
@@ -442,27 +449,20 @@ impl Store {
         up: &Upload,
         finish: &mut dyn FnMut() -> Result<(), String>,
     ) -> Result<Stored, StoreError> {
+        if let (Location::S3 { .. }, Some(s3)) = (&self.location, &self.s3) {
+            return self.put_s3(s3, key, input, up, finish);
+        }
         let path = self.path(key);
         let url = self.url_of(key);
-        let mut attributes = Attributes::new();
-        if let Location::S3 { .. } = self.location {
-            for (k, v) in &up.metadata {
-                attributes.insert(Attribute::Metadata(k.clone().into()), v.clone().into());
-            }
-            if let Some(c) = &self.storage_class {
-                attributes.insert(Attribute::StorageClass, c.clone().into());
-            }
-        }
-        let opts = PutMultipartOptions {
-            attributes,
-            ..Default::default()
-        };
         let mut upload = self
             .rt
-            .block_on(self.inner.put_multipart_opts(&path, opts))
+            .block_on(
+                self.inner
+                    .put_multipart_opts(&path, PutMultipartOptions::default()),
+            )
             .map_err(|e| one_line(&url, e))?;
         let sent = self
-            .send_parts(&mut *upload, input, up, &url)
+            .send_parts(&mut |p| upload.put_part(p), input, up, &url)
             .and_then(|s| finish().map(|()| s).map_err(StoreError));
         let result = sent.and_then(|s| {
             self.rt
@@ -476,10 +476,165 @@ impl Store {
         result
     }
 
+    /// [`Store::put`] on S3, through `MultipartStore` so that the parts'
+    /// ETags are at hand: when the complete fails (after its retries), the
+    /// object is accepted if it is there and is the one these parts made
+    /// ([`crate::complete`]); else the upload is aborted.
+    fn put_s3(
+        &self,
+        s3: &S3Side,
+        key: &str,
+        input: &mut dyn Read,
+        up: &Upload,
+        finish: &mut dyn FnMut() -> Result<(), String>,
+    ) -> Result<Stored, StoreError> {
+        let path = self.path(key);
+        let url = self.url_of(key);
+        let id = self.create_upload(s3, &path, &up.metadata, &url)?;
+        let done: Arc<std::sync::Mutex<Vec<(usize, PartId)>>> = Arc::default();
+        let mut next = 0usize;
+        let mut put_part = |data: PutPayload| -> UploadPart {
+            let (store, path, id, done) = (
+                Arc::clone(&s3.store),
+                path.clone(),
+                id.clone(),
+                Arc::clone(&done),
+            );
+            let idx = next;
+            next += 1;
+            Box::pin(async move {
+                let part = store.put_part(&path, &id, idx, data).await?;
+                if let Ok(mut d) = done.lock() {
+                    d.push((idx, part));
+                }
+                Ok(())
+            })
+        };
+        let sent = self
+            .send_parts(&mut put_part, input, up, &url)
+            .and_then(|s| finish().map(|()| s).map_err(StoreError));
+        let what = format!("{url}: completing the upload");
+        let result = sent.and_then(|s| {
+            let mut parts = done.lock().map(|d| d.clone()).unwrap_or_default();
+            parts.sort_by_key(|(i, _)| *i);
+            if parts.len() as u64 != s.parts || parts.iter().enumerate().any(|(n, (i, _))| n != *i)
+            {
+                return Err(StoreError(format!("{what}: a part's answer is missing")));
+            }
+            let parts: Vec<PartId> = parts.into_iter().map(|(_, p)| p).collect();
+            let etags: Vec<String> = parts
+                .iter()
+                .map(|p| complete::part_etag(&p.content_id))
+                .collect();
+            let mut completed = self
+                .rt
+                .block_on(s3.store.complete_multipart(&path, &id, parts))
+                .map(|_| ());
+            if completed.is_ok() && lose_complete_for_tests() {
+                completed = Err(object_store::Error::Generic {
+                    store: "S3",
+                    source: "the answer was dropped (ZAB_TEST_LOSE_COMPLETE)".into(),
+                });
+            }
+            match completed {
+                Ok(()) => Ok(s),
+                Err(e) => {
+                    let found = self.rt.block_on(self.inner.head(&path)).ok();
+                    let found = found.as_ref().map(|m| (m.size, m.e_tag.as_deref()));
+                    if complete::made_by_this_upload(s.bytes, &etags, found) {
+                        Ok(Stored {
+                            recovered: true,
+                            ..s
+                        })
+                    } else {
+                        Err(one_line(&what, e))
+                    }
+                }
+            }
+        });
+        if result.is_err() {
+            let _ = self.rt.block_on(s3.store.abort_multipart(&path, &id));
+        }
+        result
+    }
+
+    /// Starts a multipart upload of `path` with `metadata` (and the store's
+    /// storage class, and SHA-256 checksums as object_store's requests
+    /// carry), by a CreateMultipartUpload of our own, signed as object_store
+    /// signs (its `create_multipart` takes no metadata); retried a few
+    /// times on a network error or a server error. Its upload id.
+    fn create_upload(
+        &self,
+        s3: &S3Side,
+        path: &Path,
+        metadata: &[(String, String)],
+        url: &str,
+    ) -> Result<String, StoreError> {
+        let what = format!("{url}: starting the upload");
+        let key: Vec<String> = path
+            .as_ref()
+            .split('/')
+            .map(uploads::query_encode)
+            .collect();
+        let uri = format!("{}/{}?uploads=", s3.bucket_url, key.join("/"));
+        let mut headers = vec![("x-amz-checksum-algorithm".to_string(), "SHA256".to_string())];
+        if let Some(c) = &self.storage_class {
+            headers.push(("x-amz-storage-class".into(), c.clone()));
+        }
+        for (k, v) in metadata {
+            headers.push((format!("x-amz-meta-{k}"), v.clone()));
+        }
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let mut req = http::Request::builder()
+                .method(http::Method::POST)
+                .uri(&uri);
+            for (k, v) in &headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let mut req = req
+                .body(HttpRequestBody::empty())
+                .map_err(|e| StoreError(format!("{what}: {e}")))?;
+            AwsAuthorizer::new(&s3.credential, "s3", &s3.region).authorize(&mut req, None);
+            let answer = self.rt.block_on(async {
+                let resp = s3
+                    .client
+                    .execute(req)
+                    .await
+                    .map_err(|e| (true, e.to_string()))?;
+                let status = resp.status();
+                let body = resp
+                    .into_body()
+                    .bytes()
+                    .await
+                    .map_err(|e| (true, e.to_string()))?;
+                let text = String::from_utf8_lossy(&body).into_owned();
+                match status.is_success() {
+                    true => Ok(text),
+                    false => Err((
+                        status.is_server_error(),
+                        format!("{status}: {}", short(&text)),
+                    )),
+                }
+            });
+            match answer {
+                Ok(text) => {
+                    return complete::upload_id(&text)
+                        .map_err(|e| StoreError(format!("{what}: {e}")))
+                }
+                Err((true, _)) if tries < 4 => {
+                    std::thread::sleep(Duration::from_millis(500 << tries));
+                }
+                Err((_, e)) => return Err(StoreError(format!("{what}: {}", short(&e)))),
+            }
+        }
+    }
+
     /// Reads and uploads the parts, `up.jobs` in flight.
     fn send_parts(
         &self,
-        upload: &mut dyn MultipartUpload,
+        put_part: &mut dyn FnMut(PutPayload) -> UploadPart,
         input: &mut dyn Read,
         up: &Upload,
         url: &str,
@@ -510,7 +665,7 @@ impl Store {
             bytes += buf.len() as u64;
             largest = largest.max(buf.len() as u64);
             n += 1;
-            let part = upload.put_part(PutPayload::from(Bytes::from(buf)));
+            let part = put_part(PutPayload::from(Bytes::from(buf)));
             inflight.push_back(self.rt.spawn(part));
             while inflight.len() >= up.jobs.max(1) {
                 if let Some(h) = inflight.pop_front() {
@@ -534,6 +689,7 @@ impl Store {
             sha256,
             parts: n,
             part_size: largest,
+            recovered: false,
         })
     }
 
@@ -646,18 +802,16 @@ impl Store {
     }
 }
 
-/// One object in one GET, streamed and cut into pieces of `range` bytes
-/// (`--download-jobs 1`); whether the download must stop (an error, sent,
-/// or the reader gone).
+/// One object in one GET, streamed and cut into pieces of the pool's
+/// size (`--download-jobs 1`); whether the download must stop (an error,
+/// sent, or the reader gone).
 async fn stream_object(
     inner: &dyn ObjectStore,
     object: usize,
-    path: &Path,
-    url: &str,
-    range: u64,
+    (path, url): (&Path, &str),
+    pool: &download::Pool,
     tx: &tokio::sync::mpsc::Sender<Result<Piece, StoreError>>,
 ) -> bool {
-    let range = usize::try_from(range.max(1)).unwrap_or(usize::MAX);
     let mut stream = match inner.get(path).await {
         Ok(r) => r.into_stream(),
         Err(e) => {
@@ -665,25 +819,28 @@ async fn stream_object(
             return true;
         }
     };
-    // Each piece is one allocation of its own, filled to `range`: a piece
-    // handed on frees all its memory when written.
-    let mut buf = bytes::BytesMut::with_capacity(range);
+    // Each piece is a buffer of the pool filled to its size: a piece
+    // written and dropped by the caller comes back to be filled again.
+    let mut buf = pool.take();
+    let size = buf.capacity();
     while let Some(chunk) = stream.next().await {
-        let mut chunk = match chunk {
+        let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
                 let _ = tx.send(Err(one_line(url, e))).await;
                 return true;
             }
         };
-        while !chunk.is_empty() {
-            let n = (range - buf.len()).min(chunk.len());
-            buf.extend_from_slice(&chunk.split_to(n));
-            if buf.len() == range {
-                let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(range));
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let n = (size - buf.len()).min(rest.len());
+            buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if buf.len() == size {
+                let full = std::mem::replace(&mut buf, pool.take());
                 let piece = Piece {
                     object,
-                    bytes: full.freeze(),
+                    bytes: pool.freeze(full),
                     last: false,
                     sha256: None,
                 };
@@ -695,11 +852,49 @@ async fn stream_object(
     }
     let piece = Piece {
         object,
-        bytes: buf.freeze(),
+        bytes: pool.freeze(buf),
         last: true,
         sha256: None,
     };
     tx.send(Ok(piece)).await.is_err()
+}
+
+/// Bytes `r` of `path` (not empty), in one GET, read into a buffer of the
+/// pool; the server must send exactly those.
+async fn get_range(
+    inner: &dyn ObjectStore,
+    path: &Path,
+    r: std::ops::Range<u64>,
+    pool: &download::Pool,
+) -> object_store::Result<Bytes> {
+    let want = r.end - r.start;
+    let opts = object_store::GetOptions {
+        range: Some(r.into()),
+        ..Default::default()
+    };
+    let mut stream = inner.get_opts(path, opts).await?.into_stream();
+    let mut buf = pool.take();
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+    }
+    if buf.len() as u64 != want {
+        return Err(object_store::Error::Generic {
+            store: "range",
+            source: format!("{} bytes came for a range of {want}", buf.len()).into(),
+        });
+    }
+    Ok(pool.freeze(buf))
+}
+
+/// The test hook of docs/store.md: with `ZAB_TEST_LOSE_COMPLETE=1` in a
+/// debug build (the tests' binaries), the answer of a complete that
+/// succeeded is replaced by an error, as when the server answered after
+/// the client's timeout and the retries failed (the server itself, moto
+/// as S3, answers a repeated complete of a completed upload with success,
+/// so it cannot be made to refuse one); a release build never reads the
+/// variable.
+fn lose_complete_for_tests() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("ZAB_TEST_LOSE_COMPLETE").is_some_and(|v| v == "1")
 }
 
 /// A directory's staging files (`NAME#N`), walked from `root`.
