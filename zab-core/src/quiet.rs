@@ -31,6 +31,9 @@
 //! another version is an empty cache. The cache only saves reads: a wrong
 //! guess can at worst skip a snapshot zab-snap would have taken, and zab-snap
 //! destroys nothing.
+//!
+//! zab-send's cache ([`send`]) follows the same rules with both sides'
+//! facts; it only ever confirms that nothing is to be done.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -140,7 +143,9 @@ fn escaped(prefix: &str, text: &str) -> String {
 /// Reads the cache of `key` from `path`: an empty one, and why, when the
 /// file is missing, cannot be read, or is not this key's or version's.
 pub fn load(path: &Path, key: &str) -> (Cache, Option<String>) {
-    read(path, Cache::new(key), |c: &Cache| (c.version, c.key.as_str()))
+    read(path, Cache::new(key), |c: &Cache| {
+        (c.version, c.key.as_str())
+    })
 }
 
 /// Reads a cache file into `empty`'s type: `empty`, and why, when the
@@ -381,7 +386,250 @@ pub mod send {
 
     /// Reads the cache of `key` at `path` (as [`super::load`]).
     pub fn load(path: &Path, key: &str) -> (Cache, Option<String>) {
-        super::read(path, Cache::new(key), |c: &Cache| (c.version, c.key.as_str()))
+        super::read(path, Cache::new(key), |c: &Cache| {
+            (c.version, c.key.as_str())
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn up_to_date() -> SendOutcome {
+            SendOutcome {
+                target: "t/b/a".into(),
+                status: SendStatus::UpToDate,
+                common: Some("b-2".into()),
+                transfers: vec![],
+                skipped: vec![],
+                incompatible: vec![],
+                notes: vec![],
+            }
+        }
+
+        fn facts(changed: Option<u64>, txg: u64, userrefs: Option<u64>) -> Facts {
+            Facts {
+                changed,
+                createtxg: txg,
+                token: None,
+                userrefs,
+            }
+        }
+
+        /// The target's facts after a run: the dataset and its common snapshot.
+        fn after() -> BTreeMap<String, Facts> {
+            BTreeMap::from([
+                ("t/b/a".to_string(), facts(Some(1000), 40, None)),
+                ("t/b/a@b-2".to_string(), facts(None, 50, Some(1))),
+            ])
+        }
+
+        const SNAPS: &[(&str, Option<u64>)] = &[("b-1", Some(0)), ("b-2", Some(1))];
+
+        fn listed(send: &SendOutcome) -> Listed<'_> {
+            Listed {
+                source: (7, Some(900)),
+                source_listed_at: 2000,
+                source_newest: Some("b-2"),
+                target_snaps: SNAPS,
+                target_listed_at: 2000,
+                send,
+            }
+        }
+
+        #[test]
+        fn an_entry_only_where_nothing_was_to_be_done() {
+            let send = up_to_date();
+            let e = entry(&listed(&send), "t/b/a", &after(), true).unwrap();
+            assert_eq!(
+                (
+                    e.source_createtxg,
+                    e.source_changed,
+                    e.target_createtxg,
+                    e.target_changed
+                ),
+                (7, 900, 40, 1000)
+            );
+            assert_eq!(e.send, send);
+            assert_eq!(e.common().as_deref(), Some("t/b/a@b-2"));
+            let none = |l: &Listed, after: &BTreeMap<String, Facts>, holds: bool| {
+                assert_eq!(entry(l, "t/b/a", after, holds), None, "{l:?} {after:?}")
+            };
+            // Something sent, planned, failed, noted, incompatible.
+            for change in [
+                |s: &mut SendOutcome| s.status = SendStatus::Sent,
+                |s: &mut SendOutcome| s.status = SendStatus::Planned,
+                |s: &mut SendOutcome| s.status = SendStatus::Failed,
+                |s: &mut SendOutcome| s.notes.push("created".into()),
+                |s: &mut SendOutcome| s.incompatible.push("x".into()),
+                |s: &mut SendOutcome| s.common = None,
+                |s: &mut SendOutcome| s.target = "t/b/other".into(),
+            ] {
+                let mut s = up_to_date();
+                change(&mut s);
+                none(&listed(&s), &after(), true);
+            }
+            // The source's newest of ours is not the common snapshot.
+            none(
+                &Listed {
+                    source_newest: Some("b-3"),
+                    ..listed(&send)
+                },
+                &after(),
+                true,
+            );
+            // The target has a newer snapshot than the common one.
+            let newer: &[(&str, Option<u64>)] = &[("b-2", Some(1)), ("x", Some(0))];
+            none(
+                &Listed {
+                    target_snaps: newer,
+                    ..listed(&send)
+                },
+                &after(),
+                true,
+            );
+            // Another snapshot held (a listing run releases ours there).
+            let stale: &[(&str, Option<u64>)] = &[("b-1", Some(1)), ("b-2", Some(1))];
+            none(
+                &Listed {
+                    target_snaps: stale,
+                    ..listed(&send)
+                },
+                &after(),
+                true,
+            );
+            assert!(entry(
+                &Listed {
+                    target_snaps: stale,
+                    ..listed(&send)
+                },
+                "t/b/a",
+                &after(),
+                false
+            )
+            .is_some());
+            // The common snapshot not held: a listing run holds it.
+            let mut a = after();
+            a.get_mut("t/b/a@b-2").unwrap().userrefs = Some(0);
+            none(&listed(&send), &a, true);
+            assert!(entry(&listed(&send), "t/b/a", &a, false).is_some());
+            // A resume token on the target.
+            let mut a = after();
+            a.get_mut("t/b/a").unwrap().token = Some("1-abc".into());
+            none(&listed(&send), &a, true);
+            // No snapshots_changed (older than OpenZFS 2.2) on either side.
+            let mut a = after();
+            a.get_mut("t/b/a").unwrap().changed = None;
+            none(&listed(&send), &a, true);
+            none(
+                &Listed {
+                    source: (7, None),
+                    ..listed(&send)
+                },
+                &after(),
+                true,
+            );
+            // Too recent a change on either side, by the maturity rule.
+            let at = 1000 + super::super::MATURITY_SECS;
+            assert!(entry(
+                &Listed {
+                    target_listed_at: at,
+                    ..listed(&send)
+                },
+                "t/b/a",
+                &after(),
+                true
+            )
+            .is_some());
+            none(
+                &Listed {
+                    target_listed_at: at - 1,
+                    ..listed(&send)
+                },
+                &after(),
+                true,
+            );
+            none(
+                &Listed {
+                    source_listed_at: 900 + super::super::MATURITY_SECS - 1,
+                    ..listed(&send)
+                },
+                &after(),
+                true,
+            );
+            // The target's facts not read.
+            none(&listed(&send), &BTreeMap::new(), true);
+        }
+
+        #[test]
+        fn quiet_only_when_every_fact_is_the_entrys() {
+            let send = up_to_date();
+            let mut c = Cache::new("k");
+            c.datasets.insert(
+                "s/a".into(),
+                entry(&listed(&send), "t/b/a", &after(), true).unwrap(),
+            );
+            assert_eq!(c.names(), vec!["t/b/a", "t/b/a@b-2"]);
+            let src = (7, Some(900), false);
+            assert_eq!(c.quiet("s/a", "t/b/a", src, &after(), true), Some(&send));
+            assert_eq!(c.quiet("s/b", "t/b/b", src, &after(), true), None);
+            // Another target name (another mapping): list.
+            assert_eq!(c.quiet("s/a", "t/b/x", src, &after(), true), None);
+            // The source: snapshotted by this run, changed, made again.
+            for s in [
+                (7, Some(900), true),
+                (7, Some(901), false),
+                (8, Some(900), false),
+                (7, None, false),
+            ] {
+                assert_eq!(c.quiet("s/a", "t/b/a", s, &after(), true), None, "{s:?}");
+            }
+            // The target: a snapshot made or destroyed, the dataset made
+            // again, a resume token, the hold released, not read.
+            let changes: [fn(&mut BTreeMap<String, Facts>); 6] = [
+                |a| a.get_mut("t/b/a").unwrap().changed = Some(1001),
+                |a| a.get_mut("t/b/a").unwrap().createtxg = 41,
+                |a| a.get_mut("t/b/a").unwrap().token = Some("1-x".into()),
+                |a| a.get_mut("t/b/a@b-2").unwrap().userrefs = Some(0),
+                |a| {
+                    a.remove("t/b/a@b-2");
+                },
+                |a| {
+                    a.remove("t/b/a");
+                },
+            ];
+            for change in changes {
+                let mut a = after();
+                change(&mut a);
+                assert_eq!(c.quiet("s/a", "t/b/a", src, &a, true), None, "{a:?}");
+            }
+            // Without holds, a released hold is no change.
+            let mut a = after();
+            a.get_mut("t/b/a@b-2").unwrap().userrefs = Some(0);
+            assert_eq!(c.quiet("s/a", "t/b/a", src, &a, false), Some(&send));
+        }
+
+        #[test]
+        fn keys_and_file_names_tell_hosts_and_paths_apart() {
+            let k = |s, t, p, o| key("b", s, t, p, o);
+            let keys = [
+                k(None, None, "t/b", "o"),
+                k(Some("h"), None, "t/b", "o"),
+                k(None, Some("h"), "t/b", "o"),
+                k(None, None, "t/c", "o"),
+                k(None, None, "t/b", "o2"),
+            ];
+            let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+            assert_eq!(distinct.len(), keys.len());
+            assert_eq!(
+                file_name("b", None, Some("root@h"), "t/b"),
+                "quiet-send-b%40%3Eroot%40h%3At%2Fb.json"
+            );
+            assert_ne!(
+                file_name("b", Some("h"), None, "t/b"),
+                file_name("b", None, Some("h"), "t/b")
+            );
+        }
     }
 }
 

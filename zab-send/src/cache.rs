@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use zab_core::cli::Log;
-use zab_core::quiet::send::{self, Cache, Listed};
 use zab_core::quiet::save;
-use zab_core::record::{Dataset, SendOutcome, SnapStatus};
+use zab_core::quiet::send::{self, Cache, Listed};
+use zab_core::record::{Dataset, SendOutcome, SendStatus, SnapStatus};
 use zab_core::zfs::{self, Facts};
 use zab_core::Host;
 
@@ -166,7 +166,9 @@ pub fn record(
             single_host
                 && d.error.is_none()
                 && !source_facts(d).2
-                && d.send.as_ref().is_some_and(|s| s.common.is_some())
+                && d.send.as_ref().is_some_and(|s| {
+                    s.common.is_some() && s.status == SendStatus::UpToDate && s.transfers.is_empty()
+                })
         })
         .collect();
     let names: Vec<String> = candidates

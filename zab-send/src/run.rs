@@ -1,5 +1,6 @@
 //! zab-send's run, as a table of contents: the checked command line
-//! (cli.rs), the run lock, the target listing started early (early.rs),
+//! (cli.rs), the run lock, the quiet-run cache (cache.rs), the target
+//! listing started early (early.rs),
 //! the input (input.rs), every listing (gather.rs), every plan as data
 //! (jobs.rs, from plan.rs, flags.rs and parents.rs), the transfers (execute.rs, through the target sink of
 //! sink.rs), the holds (holds.rs), the mounts (mounts.rs), and the records
@@ -17,6 +18,10 @@
 //! differently and the target's where a plain stream may land in an
 //! encrypted dataset (gather.rs), and after a first receive one `zfs get`
 //! of the received subtrees and their mounts (mounts.rs).
+//!
+//! With the quiet-run cache (cache.rs): when nothing changed on either
+//! side, one `zfs get` on the target and nothing else; a run that lists
+//! and finds some dataset up to date makes one `zfs get` after it.
 
 use std::sync::Arc;
 
