@@ -316,29 +316,15 @@ pub mod send {
     ) -> Option<Entry> {
         let s = l.send;
         let common = s.common.as_deref()?;
-        let up_to_date = s.status == SendStatus::UpToDate
-            && s.target == target
-            && s.transfers.is_empty()
-            && s.skipped.is_empty()
-            && s.incompatible.is_empty()
-            && s.notes.is_empty();
         let (src_txg, src_changed) = l.source;
         let src_changed = src_changed?;
         let t = after.get(target)?;
         let tgt_changed = t.changed?;
         let c = after.get(&format!("{target}@{common}"))?;
-        let (newest, others) = l.target_snaps.split_last()?;
         let held = |r: Option<u64>| r.is_some_and(|r| r > 0);
-        let holds_ok = !holds || (held(c.userrefs) && !others.iter().any(|(_, r)| held(*r)));
-        let mature = |changed: u64, at: i64| {
-            i64::try_from(changed).is_ok_and(|c| c + super::MATURITY_SECS <= at)
-        };
-        let ok = up_to_date
-            && l.source_newest == Some(common)
-            && newest.0 == common
+        let ok = worth_reading(l, target, holds)
             && t.token.is_none()
-            && holds_ok
-            && mature(src_changed, l.source_listed_at)
+            && (!holds || held(c.userrefs))
             && mature(tgt_changed, l.target_listed_at);
         ok.then(|| Entry {
             source_createtxg: src_txg,
@@ -348,6 +334,37 @@ pub mod send {
             target_changed: tgt_changed,
             send: s.clone(),
         })
+    }
+
+    /// Whether `changed` is at least [`super::MATURITY_SECS`] older than `at`.
+    fn mature(changed: u64, at: i64) -> bool {
+        i64::try_from(changed).is_ok_and(|c| c + super::MATURITY_SECS <= at)
+    }
+
+    /// What [`entry`] asks of the listing run alone: whether the target's
+    /// facts are worth reading after it (so that a run that cannot keep
+    /// an entry costs no `zfs get`).
+    pub fn worth_reading(l: &Listed, target: &str, holds: bool) -> bool {
+        let s = l.send;
+        let Some(common) = s.common.as_deref() else {
+            return false;
+        };
+        let up_to_date = s.status == SendStatus::UpToDate
+            && s.target == target
+            && s.transfers.is_empty()
+            && s.skipped.is_empty()
+            && s.incompatible.is_empty()
+            && s.notes.is_empty();
+        let Some((newest, others)) = l.target_snaps.split_last() else {
+            return false;
+        };
+        let held = |r: Option<u64>| r.is_some_and(|r| r > 0);
+        let holds_ok = !holds || (held(newest.1) && !others.iter().any(|(_, r)| held(*r)));
+        up_to_date
+            && l.source_newest == Some(common)
+            && newest.0 == common
+            && holds_ok
+            && l.source.1.is_some_and(|c| mature(c, l.source_listed_at))
     }
 
     /// The key of zab-send's cache: the backup, the source host, the

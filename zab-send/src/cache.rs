@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use zab_core::cli::Log;
 use zab_core::quiet::save;
 use zab_core::quiet::send::{self, Cache, Listed};
-use zab_core::record::{Dataset, SendOutcome, SendStatus, SnapStatus};
+use zab_core::record::{Dataset, SendOutcome, SnapStatus};
 use zab_core::zfs::{self, Facts};
 use zab_core::Host;
 
@@ -159,44 +159,8 @@ pub fn record(
 ) {
     let mut new = loaded.cache.clone();
     new.datasets.clear();
-    let candidates: Vec<&Job> = jobs
-        .iter()
-        .filter(|j| {
-            let d = &records[j.record];
-            single_host
-                && d.error.is_none()
-                && !source_facts(d).2
-                && d.send.as_ref().is_some_and(|s| {
-                    s.common.is_some() && s.status == SendStatus::UpToDate && s.transfers.is_empty()
-                })
-        })
-        .collect();
-    let names: Vec<String> = candidates
-        .iter()
-        .filter_map(|j| {
-            let c = records[j.record].send.as_ref()?.common.as_deref()?;
-            Some([j.target.clone(), format!("{}@{c}", j.target)])
-        })
-        .flatten()
-        .collect();
-    let after = match names.is_empty() {
-        true => BTreeMap::new(),
-        false => match read_facts(host, &names, log) {
-            Some(f) => f,
-            None => return,
-        },
-    };
-    for j in candidates {
-        let d = &records[j.record];
-        let Some(send) = d.send.as_ref() else {
-            continue;
-        };
-        let source_newest = world
-            .sources
-            .get(&j.source)
-            .and_then(|s| s.iter().rev().find(|x| cfg.format.is_ours(&x.name)))
-            .map(|x| x.name.as_str());
-        let target_snaps: Vec<(&str, Option<u64>)> = world
+    let snaps_of = |j: &Job| -> Vec<(&str, Option<u64>)> {
+        world
             .tree
             .get(&j.target)
             .map(|t| {
@@ -206,17 +170,50 @@ pub fn record(
                     .map(|(s, _)| (s.name.as_str(), s.userrefs))
                     .collect()
             })
-            .unwrap_or_default();
-        let listed = Listed {
-            source: (d.createtxg, d.snapshots_changed),
-            source_listed_at: world.listed_at.0,
-            source_newest,
-            target_snaps: &target_snaps,
-            target_listed_at: world.listed_at.1,
-            send,
+            .unwrap_or_default()
+    };
+    let target_snaps: Vec<Vec<(&str, Option<u64>)>> = jobs.iter().map(snaps_of).collect();
+    let listed: Vec<(&Job, &Dataset, Listed)> = jobs
+        .iter()
+        .zip(&target_snaps)
+        .filter_map(|(j, snaps)| {
+            let d = &records[j.record];
+            let send = d.send.as_ref()?;
+            let source_newest = world
+                .sources
+                .get(&j.source)
+                .and_then(|s| s.iter().rev().find(|x| cfg.format.is_ours(&x.name)))
+                .map(|x| x.name.as_str());
+            let l = Listed {
+                source: (d.createtxg, d.snapshots_changed),
+                source_listed_at: world.listed_at.0,
+                source_newest,
+                target_snaps: snaps,
+                target_listed_at: world.listed_at.1,
+                send,
+            };
+            let ok = single_host
+                && d.error.is_none()
+                && !source_facts(d).2
+                && send::worth_reading(&l, &j.target, cfg.holds);
+            ok.then_some((j, d, l))
+        })
+        .collect();
+    if !listed.is_empty() {
+        let names: Vec<String> = listed
+            .iter()
+            .flat_map(|(j, _, l)| {
+                let c = l.send.common.as_deref().unwrap_or_default();
+                [j.target.clone(), format!("{}@{c}", j.target)]
+            })
+            .collect();
+        let Some(after) = read_facts(host, &names, log) else {
+            return;
         };
-        if let Some(e) = send::entry(&listed, &j.target, &after, cfg.holds) {
-            new.datasets.insert(d.name.clone(), e);
+        for (j, d, l) in &listed {
+            if let Some(e) = send::entry(l, &j.target, &after, cfg.holds) {
+                new.datasets.insert(d.name.clone(), e);
+            }
         }
     }
     if new != loaded.cache {
