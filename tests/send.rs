@@ -49,6 +49,7 @@ pub const TESTS: &[Test] = &[
         "send_bad_input_leaves_no_listing_running",
         bad_input_leaves_no_listing_running,
     ),
+    ("send_quiet_cache", quiet_cache),
 ];
 
 /// Snapshot names for the whole suite, a minute apart, starting six hours
@@ -244,7 +245,19 @@ fn full_then_incremental(lab: &Lab) {
     assert_eq!(o.status, SendStatus::UpToDate);
     assert!(o.transfers.is_empty());
     assert_eq!(o.common.as_deref(), Some(s3.as_str()));
-    assert_eq!(commands(&out), ["zfs list", "zfs list"], "{}", out.stderr);
+    // (Besides, the quiet-run cache may read the target's facts after the
+    // run, when the source's snapshot is 5 s old: send_quiet_cache.)
+    let cache_read = "zfs get -H -p -o name,property,value snapshots_changed,";
+    let listed: Vec<String> = commands(&Out {
+        stderr: out
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with(cache_read))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ..out.clone()
+    });
+    assert_eq!(listed, ["zfs list", "zfs list"], "{}", out.stderr);
 
     // --no-holds: the transfer takes no hold (and leaves the old one).
     lab.fill(&a, 10);
@@ -1236,4 +1249,138 @@ fn bad_input_leaves_no_listing_running(lab: &Lab) {
         left.is_empty(),
         "still running after zab-send exited: {left:?}"
     );
+}
+
+/// zab-send's quiet-run cache file in the guest.
+fn send_cache_file(b: &str, tp: &str) -> String {
+    format!(
+        "/var/lib/zab/{}",
+        zab_core::quiet::send::file_name(b, None, None, tp)
+    )
+}
+
+/// The zfs commands a `--debug` run printed.
+fn zfs_calls(out: &Out) -> Vec<String> {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with("zfs "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The quiet-run cache (issue 19): a listing run that found nothing to do
+/// records both sides; the next run reads the target's facts in one `zfs
+/// get`, lists nothing and writes the same records. Behind the cache's
+/// back, a hold released by hand on the target, a target snapshot
+/// destroyed by hand and a source snapshot made by hand are each noticed,
+/// and the run does what a run that lists everything plans (`--test`,
+/// which never uses the cache), ending with the same snapshots and holds.
+fn quiet_cache(lab: &Lab) {
+    let ns = Ns::new("send_quiet");
+    let b = ns.backup();
+    let (a, x, y) = (ns.ds("zab-a", ""), ns.ds("zab-a", "x"), ns.ds("zab-a", "y"));
+    let tp = ns.ds("zab-t", "");
+    lab.fresh(&ns, &format!("rm -f {}", send_cache_file(b, &tp)));
+    tree(lab, &ns, b, &[&a, &x, &y], &tp);
+    let all = [a.as_str(), x.as_str(), y.as_str()];
+    let t = |d: &str| format!("{tp}/{d}");
+    let s1 = snap(lab, b, &all);
+    send(lab, b, &tp, &[]).ok();
+    let s2 = snap(lab, b, &all);
+    send(lab, b, &tp, &[]).ok();
+    // snapshots_changed counts whole seconds: an entry is kept only when it
+    // is 5 s older than the listing (zab_core::quiet::MATURITY_SECS).
+    std::thread::sleep(std::time::Duration::from_secs(
+        zab_core::quiet::MATURITY_SECS as u64 + 1,
+    ));
+    let snapshots_and_holds = || {
+        let snaps = lab.sh(&format!(
+            "zfs list -H -p -t snapshot -o name,guid -s name -r {a} {tp}"
+        ));
+        let holds: Vec<Vec<String>> = all
+            .iter()
+            .flat_map(|d| [holds(lab, d), holds(lab, &t(d))])
+            .collect();
+        (snaps, holds)
+    };
+    // Nothing to do, listed: the cache is written.
+    let listed = send(lab, b, &tp, &["--debug"]).ok();
+    let calls = zfs_calls(&listed);
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("zfs list") && c.ends_with(&tp)),
+        "{calls:#?}"
+    );
+    lab.sh(&format!("test -s {}", send_cache_file(b, &tp)));
+    let before = snapshots_and_holds();
+    // Nothing changed: one zfs process, the same records.
+    let quiet = send(lab, b, &tp, &["--debug"]).ok();
+    let calls = zfs_calls(&quiet);
+    assert_eq!(calls.len(), 1, "{}", quiet.stderr);
+    assert!(
+        calls[0].starts_with("zfs get -H -p -o name,property,value snapshots_changed,"),
+        "{calls:#?}"
+    );
+    for d in all {
+        let o = outcome(&quiet, d);
+        assert_eq!(o, outcome(&listed, d), "{d}");
+        assert_eq!(
+            (o.status, o.common.as_deref()),
+            (SendStatus::UpToDate, Some(s2.as_str()))
+        );
+    }
+    assert_eq!(quiet.datasets().len(), listed.datasets().len());
+    assert_eq!(quiet.end(), listed.end());
+    assert_eq!(snapshots_and_holds(), before);
+
+    // Our hold on x's target snapshot released by hand: listed, held again.
+    let tag = format!("zfs_autobackup:{b}");
+    lab.sh(&format!("zfs release {tag} {}@{s2}", t(&x)));
+    let rehold = send(lab, b, &tp, &["--debug"]).ok();
+    assert!(zfs_calls(&rehold).len() > 1, "{}", rehold.stderr);
+    assert_eq!(snapshots_and_holds(), before);
+    // x was not held when listed: no entry for it; the next run lists x
+    // again and records it, the run after is quiet.
+    let again = send(lab, b, &tp, &["--debug"]).ok();
+    assert!(zfs_calls(&again).len() > 1, "{}", again.stderr);
+    let quiet_again = send(lab, b, &tp, &["--debug"]).ok();
+    assert_eq!(zfs_calls(&quiet_again).len(), 1, "{}", quiet_again.stderr);
+    assert_eq!(snapshots_and_holds(), before);
+
+    // y's newest target snapshot destroyed by hand, a snapshot made by hand
+    // on a: each is sent as a listing run plans it.
+    lab.sh(&format!(
+        "zfs release {tag} {y}@{s2}; zfs destroy {y}@{s2}",
+        y = t(&y)
+    ));
+    let s3 = snap(lab, b, &[&a]);
+    let planned = send(lab, b, &tp, &["--test"]).ok();
+    let changed = send(lab, b, &tp, &["--debug"]).ok();
+    assert!(zfs_calls(&changed).len() > 1, "{}", changed.stderr);
+    for d in all {
+        let (p, c) = (outcome(&planned, d), outcome(&changed, d));
+        let steps = |o: &SendOutcome| -> Vec<(Option<String>, String)> {
+            o.transfers
+                .iter()
+                .map(|t| (t.from.clone(), t.snapshot.clone()))
+                .collect()
+        };
+        assert_eq!(steps(&p), steps(&c), "{d}");
+        assert!(c.transfers.iter().all(|t| t.done), "{d}");
+    }
+    assert_eq!(
+        outcome(&changed, &y).transfers[0].from.as_deref(),
+        Some(s1.as_str())
+    );
+    assert_eq!(outcome(&changed, &a).transfers[0].snapshot, s3);
+    assert_eq!(outcome(&changed, &x).status, SendStatus::UpToDate);
+    for d in all {
+        assert_eq!(lab.snaps(d), lab.snaps(&t(d)), "{d}");
+    }
+    // And the same snapshots and holds as a run with no cache at all.
+    let with_cache = snapshots_and_holds();
+    lab.sh(&format!("rm -f {}", send_cache_file(b, &tp)));
+    send(lab, b, &tp, &[]).ok();
+    assert_eq!(snapshots_and_holds(), with_cache);
 }

@@ -535,6 +535,76 @@ pub fn list_target_tree_args(root: &str) -> Vec<String> {
     )
 }
 
+/// What a quiet run reads of the datasets and snapshots it names
+/// ([`facts_args`]), by name: `snapshots_changed` (None: `-`, a pool
+/// older than OpenZFS 2.2, a dataset never snapshotted, or a snapshot),
+/// `createtxg`, `receive_resume_token` and `userrefs` (None: `-`, not a
+/// snapshot).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub changed: Option<u64>,
+    pub createtxg: u64,
+    pub token: Option<String>,
+    pub userrefs: Option<u64>,
+}
+
+/// The properties [`facts_args`] reads.
+const FACTS: &str = "snapshots_changed,createtxg,receive_resume_token,userrefs";
+
+/// The argv that reads [`Facts`] of exactly `names` (datasets and
+/// snapshots, not their children): one `zfs get`. A name that does not
+/// exist fails the whole command (exit 1), which a caller reads as
+/// "cannot say".
+pub fn facts_args(names: &[&str]) -> Vec<String> {
+    ["zfs", "get", "-H", "-p", "-o", "name,property,value", FACTS]
+        .iter()
+        .copied()
+        .chain(names.iter().copied())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses [`facts_args`] output: every name asked for must have its
+/// `createtxg`, and no other name may appear.
+pub fn parse_facts(
+    output: &str,
+    names: &[&str],
+) -> Result<std::collections::BTreeMap<String, Facts>, String> {
+    let mut facts: std::collections::BTreeMap<String, Facts> = Default::default();
+    let mut with_txg = std::collections::BTreeSet::new();
+    for (i, line) in output.lines().enumerate() {
+        let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [name, prop, value] = cols[..] else {
+            return Err(bad("expected 3 tab-separated columns"));
+        };
+        if !names.contains(&name) {
+            return Err(bad("not a name asked for"));
+        }
+        let opt = |v: &str| -> Result<Option<u64>, String> {
+            match v {
+                "-" => Ok(None),
+                v => v.parse().map(Some).map_err(|_| bad("not a number")),
+            }
+        };
+        let f = facts.entry(name.to_string()).or_default();
+        match prop {
+            "snapshots_changed" => f.changed = opt(value)?,
+            "createtxg" => {
+                f.createtxg = value.parse().map_err(|_| bad("not a number"))?;
+                with_txg.insert(name);
+            }
+            "receive_resume_token" => f.token = (value != "-").then(|| value.to_string()),
+            "userrefs" => f.userrefs = opt(value)?,
+            _ => return Err(bad("not a property asked for")),
+        }
+    }
+    if let Some(n) = names.iter().find(|n| !with_txg.contains(**n)) {
+        return Err(format!("no createtxg for {n}"));
+    }
+    Ok(facts)
+}
+
 /// The argv that lists the tree a restore receives into: the datasets
 /// below `root` (only its children with `depth_1`) and their snapshots,
 /// with guids and resume tokens, oldest first: one call.
@@ -800,6 +870,56 @@ pub fn is_under(name: &str, path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    /// Recorded from OpenZFS 2.3.2 in the lab: two datasets and a
+    /// snapshot, one dataset never snapshotted.
+    const FACTS_OUT: &str = "zab-t/q/a\tsnapshots_changed\t1796336481
+zab-t/q/a\tcreatetxg\t26
+zab-t/q/a\treceive_resume_token\t-
+zab-t/q/a\tuserrefs\t-
+zab-t/q/a@b-1\tsnapshots_changed\t-
+zab-t/q/a@b-1\tcreatetxg\t1130
+zab-t/q/a@b-1\treceive_resume_token\t-
+zab-t/q/a@b-1\tuserrefs\t1
+zab-t/q/n\tsnapshots_changed\t-
+zab-t/q/n\tcreatetxg\t28
+zab-t/q/n\treceive_resume_token\t1-b7cc7f839-b8-789c6360
+zab-t/q/n\tuserrefs\t-
+";
+
+    #[test]
+    fn facts_of_exactly_the_names_asked() {
+        let names = ["zab-t/q/a", "zab-t/q/a@b-1", "zab-t/q/n"];
+        assert_eq!(
+            facts_args(&names).join(" "),
+            "zfs get -H -p -o name,property,value \
+             snapshots_changed,createtxg,receive_resume_token,userrefs \
+             zab-t/q/a zab-t/q/a@b-1 zab-t/q/n"
+        );
+        let f = parse_facts(FACTS_OUT, &names).unwrap();
+        assert_eq!(
+            f["zab-t/q/a"],
+            Facts {
+                changed: Some(1796336481),
+                createtxg: 26,
+                token: None,
+                userrefs: None
+            }
+        );
+        assert_eq!(f["zab-t/q/a@b-1"].userrefs, Some(1));
+        assert_eq!(f["zab-t/q/a@b-1"].changed, None);
+        assert_eq!(f["zab-t/q/n"].changed, None);
+        assert_eq!(
+            f["zab-t/q/n"].token.as_deref(),
+            Some("1-b7cc7f839-b8-789c6360")
+        );
+        // A name asked for without its row, a row not asked for, a bad value.
+        assert!(parse_facts(FACTS_OUT, &["zab-t/q/a", "zab-t/q/a@b-1", "zab-t/q/n", "x"]).is_err());
+        assert!(parse_facts(FACTS_OUT, &["zab-t/q/a", "zab-t/q/a@b-1"]).is_err());
+        assert!(parse_facts("x\tcreatetxg\tz\n", &["x"]).is_err());
+        assert!(parse_facts("x\tcreatetxg\n", &["x"]).is_err());
+        assert!(parse_facts("x\tused\t1\n", &["x"]).is_err());
+    }
     use super::*;
 
     /// Recorded from OpenZFS 2.3.2 in the lab:

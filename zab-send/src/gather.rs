@@ -46,6 +46,9 @@ pub struct World {
     pub tools: BTreeMap<String, BufferTool>,
     /// An object store's manifests, by dataset in the store.
     pub manifests: Manifests,
+    /// When the sources' and the target's listings started (seconds since
+    /// the epoch, this machine's clock; for the quiet-run cache).
+    pub listed_at: (i64, i64),
 }
 
 impl World {
@@ -75,14 +78,22 @@ pub fn gather(
     store: Option<&zab_store::Store>,
     log: &Log,
 ) -> Result<World, Error> {
+    let sources_at = crate::early::now();
     let (sources, mut bookmarks) = list_sources(input)?;
     if store.is_some() {
         // A store's chains go on from the source's snapshots only.
         bookmarks.clear();
     }
-    let (tree, manifests) = match store {
-        Some(store) => store_tree(cfg, input, store, &sources, log)?,
-        None => (early.tree()?, BTreeMap::new()),
+    let (tree, manifests, tree_at) = match store {
+        Some(store) => {
+            let at = crate::early::now();
+            let (tree, manifests) = store_tree(cfg, input, store, &sources, log)?;
+            (tree, manifests, at)
+        }
+        None => {
+            let (tree, at) = early.tree()?;
+            (tree, BTreeMap::new(), at)
+        }
     };
     let mut world = World {
         snapshots: snapshots(cfg, input, &sources),
@@ -95,6 +106,7 @@ pub fn gather(
         lands_encrypted: vec![false; input.picked.len()],
         tools: BTreeMap::new(),
         manifests,
+        listed_at: (sources_at, tree_at),
     };
     world.tokens = tokens(input, &world.tree, log);
     world.encrypted = source_encryption(cfg, input, &world)?;
@@ -111,8 +123,6 @@ pub fn gather(
     Ok(world)
 }
 
-/// Each source host's snapshots of its selected datasets: one listing per
-/// host.
 /// Each picked source dataset's snapshots and bookmarks: one listing per
 /// host.
 fn list_sources(input: &Input) -> Result<(Listed, Listed), Error> {

@@ -3,6 +3,7 @@
 
 mod board;
 mod bookmarks;
+mod cache;
 mod chain;
 mod cli;
 mod early;

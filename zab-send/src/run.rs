@@ -1,5 +1,6 @@
 //! zab-send's run, as a table of contents: the checked command line
-//! (cli.rs), the run lock, the target listing started early (early.rs),
+//! (cli.rs), the run lock, the quiet-run cache (cache.rs), the target
+//! listing started early (early.rs),
 //! the input (input.rs), every listing (gather.rs), every plan as data
 //! (jobs.rs, from plan.rs, flags.rs and parents.rs), the transfers (execute.rs, through the target sink of
 //! sink.rs), the holds (holds.rs), the mounts (mounts.rs), and the records
@@ -17,6 +18,10 @@
 //! differently and the target's where a plain stream may land in an
 //! encrypted dataset (gather.rs), and after a first receive one `zfs get`
 //! of the received subtrees and their mounts (mounts.rs).
+//!
+//! With the quiet-run cache (cache.rs): when nothing changed on either
+//! side, one `zfs get` on the target and nothing else; a run that lists
+//! and finds some dataset up to date makes one `zfs get` after it.
 
 use std::sync::Arc;
 
@@ -24,6 +29,7 @@ use zab_core::error::Error;
 use zab_core::Host;
 
 use crate::board::Board;
+use crate::cache;
 use crate::cli::{Args, Config};
 use crate::early;
 use crate::execute::{self, Ctx, Executed};
@@ -48,8 +54,19 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .with_read_only(cfg.read_only);
     let _lock = lock(&cfg)?;
     let store = open_store(&cfg)?;
-    let early = early::start(&cfg, &target);
+    let cache = cache::load(&cfg, &log);
+    let facts_of = cache.as_ref().map(|c| c.cache.names()).unwrap_or_default();
+    let mut early = early::start(&cfg, &target, facts_of, &log);
     let mut input = input::read(&cfg)?;
+    let facts = early.facts();
+    let quiet = cache
+        .as_ref()
+        .zip(facts.as_ref())
+        .and_then(|(c, f)| cache::quiet(&cfg, &input, &c.cache, f));
+    if let Some(sends) = quiet {
+        return quiet_run(&cfg, &mut input, sends, started, &log);
+    }
+    early.list_now();
     let world = gather::gather(&cfg, &input, &target, early, store.as_ref(), &log)?;
     let mut plan = jobs::plan(&cfg, &input, &world);
     if store.is_some() {
@@ -90,6 +107,21 @@ pub fn run(args: &Args) -> Result<(), Error> {
         cfg.dry(),
         &log,
     );
+    if let (Some(c), Ok(())) = (&cache, &written) {
+        if !running.stopped() {
+            let one_host = input.hosts.len() == 1;
+            cache::record(
+                &cfg,
+                c,
+                &target,
+                &plan.jobs,
+                &input.datasets,
+                &world,
+                one_host,
+                &log,
+            );
+        }
+    }
     let written = crate::monitor::finish(&cfg, &input.datasets, started, written, &log);
     if running.stopped() {
         written.or_else(|e| match e {
@@ -104,6 +136,31 @@ pub fn run(args: &Args) -> Result<(), Error> {
         });
     }
     written
+}
+
+/// A run the quiet-run cache answered (cache.rs): each selected record
+/// gets the `send` field the listing run wrote, and the records and what
+/// monitoring reads are written as a listing run would write them.
+fn quiet_run(
+    cfg: &Config,
+    input: &mut input::Input,
+    sends: Vec<(usize, zab_core::record::SendOutcome)>,
+    started: std::time::Instant,
+    log: &zab_core::cli::Log,
+) -> Result<(), Error> {
+    log.debug("quiet-run cache: nothing changed on either side: nothing listed");
+    for (record, send) in sends {
+        input.datasets[record].send = Some(send);
+    }
+    let written = report::write(
+        &mut input.datasets,
+        &[],
+        &Executed::default(),
+        &cfg.target_path,
+        cfg.dry(),
+        log,
+    );
+    crate::monitor::finish(cfg, &input.datasets, started, written, log)
 }
 
 /// The object store of a TARGET-PATH s3:// or file://, opened (nothing is

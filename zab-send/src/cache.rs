@@ -1,0 +1,224 @@
+//! zab-send's quiet-run cache (zab_core::quiet::send; docs/architecture.md,
+//! "Quiet runs"): one file per backup, source host, target host and
+//! TARGET-PATH in the private state directory. With entries, the target's
+//! facts (`zab_core::zfs::facts_args`: `snapshots_changed`, `createtxg`,
+//! resume token, the common snapshot's holds) are read first, in one `zfs
+//! get` (early.rs); when every selected dataset's facts on both sides are
+//! its entry's, nothing is listed and each record gets the `send` field
+//! the listing run wrote. Anything else lists as without the cache: the
+//! cache never decides an action, it only confirms that there is none.
+//!
+//! After a successful listing run, the datasets it found nothing to do for
+//! get entries, the target's facts read after the run (one `zfs get`).
+//! Not used under `--test`/`--plan` (nothing read or written), to an
+//! object store, with `--destroy-incompatible`, `--rollback` or `--force`
+//! (they list the target late, and act on what they find), nor with more
+//! than one source host. A state directory that cannot be used is a
+//! warning: the run goes on, listing everything.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use zab_core::cli::Log;
+use zab_core::quiet::save;
+use zab_core::quiet::send::{self, Cache, Listed};
+use zab_core::record::{Dataset, SendOutcome, SnapStatus};
+use zab_core::zfs::{self, Facts};
+use zab_core::Host;
+
+use crate::cli::Config;
+use crate::gather::World;
+use crate::input::Input;
+use crate::jobs::Job;
+
+/// The cache this run may use, and where it lives.
+#[derive(Debug)]
+pub struct Loaded {
+    pub cache: Cache,
+    pub path: PathBuf,
+}
+
+/// Whether this run may use a cache at all.
+pub fn usable(cfg: &Config) -> bool {
+    !cfg.dry()
+        && cfg.store.is_none()
+        && !(cfg.destroy_incompatible || cfg.rollback || cfg.flags.force)
+}
+
+/// What a plan depends on besides the datasets: part of the key, so that
+/// a run with other options lists.
+fn options(cfg: &Config) -> String {
+    let exclude: Vec<&str> = cfg.exclude.iter().map(|r| r.as_str()).collect();
+    format!(
+        "{:?}",
+        (
+            cfg.format.pattern(),
+            &cfg.tag,
+            cfg.other_snapshots,
+            exclude,
+            &cfg.keep_target,
+            cfg.target.no_guid_check,
+            cfg.holds,
+            cfg.bookmarks,
+        )
+    )
+}
+
+/// Reads the cache, when this run may use one (None: it lists, and may
+/// write none).
+pub fn load(cfg: &Config, log: &Log) -> Option<Loaded> {
+    if !usable(cfg) {
+        return None;
+    }
+    let dir = match zab_core::private::state_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            log.warn(format!("the quiet-run cache is not used: {e}"));
+            return None;
+        }
+    };
+    let (source, target) = (
+        cfg.ssh_source.as_deref(),
+        cfg.target.host.ssh_target.as_deref(),
+    );
+    let key = send::key(&cfg.backup, source, target, &cfg.target_path, &options(cfg));
+    let path = dir.join(send::file_name(
+        &cfg.backup,
+        source,
+        target,
+        &cfg.target_path,
+    ));
+    let (cache, why) = send::load(&path, &key);
+    if let Some(why) = why {
+        log.debug(format!("quiet-run cache: {why}: listing everything"));
+    }
+    Some(Loaded { cache, path })
+}
+
+/// Reads the target's facts of `names` (one `zfs get`); None (said with
+/// `--debug`) when it fails: a target gone, say.
+pub fn read_facts(host: &Host, names: &[String], log: &Log) -> Option<BTreeMap<String, Facts>> {
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    match zfs::query(host, &zfs::facts_args(&names), |out| {
+        zfs::parse_facts(out, &names)
+    }) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            log.debug(format!("quiet-run cache: listing everything: {e}"));
+            None
+        }
+    }
+}
+
+/// The source's facts in a record: createtxg, `snapshots_changed`, and
+/// whether a snapshot was taken (or is to be) in this run.
+fn source_facts(d: &Dataset) -> (u64, Option<u64>, bool) {
+    let snapped = d
+        .snapshot
+        .as_ref()
+        .is_some_and(|s| s.status != SnapStatus::Skipped);
+    (d.createtxg, d.snapshots_changed, snapped)
+}
+
+/// Each selected record's `send` field from the cache, when every one of
+/// them is quiet (by record index); None when anything is to be listed.
+pub fn quiet(
+    cfg: &Config,
+    input: &Input,
+    cache: &Cache,
+    target: &BTreeMap<String, Facts>,
+) -> Option<Vec<(usize, SendOutcome)>> {
+    if input.hosts.len() != 1 || input.picked.is_empty() {
+        return None;
+    }
+    input
+        .picked
+        .iter()
+        .map(|p| {
+            let d = &input.datasets[p.record];
+            let send = cache.quiet(&d.name, &p.target, source_facts(d), target, cfg.holds)?;
+            Some((p.record, send.clone()))
+        })
+        .collect()
+}
+
+/// After a successful listing run: the entries of the datasets it found
+/// nothing to do for (`records` as written), the target's facts read
+/// now, and the file written where it changed. Failures are said with
+/// `--debug` (reading) or as a warning (writing): the next run lists.
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    cfg: &Config,
+    loaded: &Loaded,
+    host: &Host,
+    jobs: &[Job],
+    records: &[Dataset],
+    world: &World,
+    single_host: bool,
+    log: &Log,
+) {
+    let mut new = loaded.cache.clone();
+    new.datasets.clear();
+    let snaps_of = |j: &Job| -> Vec<(&str, Option<u64>)> {
+        world
+            .tree
+            .get(&j.target)
+            .map(|t| {
+                t.target
+                    .snapshots
+                    .iter()
+                    .map(|(s, _)| (s.name.as_str(), s.userrefs))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let target_snaps: Vec<Vec<(&str, Option<u64>)>> = jobs.iter().map(snaps_of).collect();
+    let listed: Vec<(&Job, &Dataset, Listed)> = jobs
+        .iter()
+        .zip(&target_snaps)
+        .filter_map(|(j, snaps)| {
+            let d = &records[j.record];
+            let send = d.send.as_ref()?;
+            let source_newest = world
+                .sources
+                .get(&j.source)
+                .and_then(|s| s.iter().rev().find(|x| cfg.format.is_ours(&x.name)))
+                .map(|x| x.name.as_str());
+            let l = Listed {
+                source: (d.createtxg, d.snapshots_changed),
+                source_listed_at: world.listed_at.0,
+                source_newest,
+                target_snaps: snaps,
+                target_listed_at: world.listed_at.1,
+                send,
+            };
+            let ok = single_host
+                && d.error.is_none()
+                && !source_facts(d).2
+                && send::worth_reading(&l, &j.target, cfg.holds);
+            ok.then_some((j, d, l))
+        })
+        .collect();
+    if !listed.is_empty() {
+        let names: Vec<String> = listed
+            .iter()
+            .flat_map(|(j, _, l)| {
+                let c = l.send.common.as_deref().unwrap_or_default();
+                [j.target.clone(), format!("{}@{c}", j.target)]
+            })
+            .collect();
+        let Some(after) = read_facts(host, &names, log) else {
+            return;
+        };
+        for (j, d, l) in &listed {
+            if let Some(e) = send::entry(l, &j.target, &after, cfg.holds) {
+                new.datasets.insert(d.name.clone(), e);
+            }
+        }
+    }
+    if new != loaded.cache {
+        if let Err(e) = save(&loaded.path, &new) {
+            log.warn(format!("the quiet-run cache was not written: {e}"));
+        }
+    }
+}
