@@ -11,17 +11,27 @@
 //! whatever its name, as zfs-autobackup 4.0 finds it.
 //!
 //! Making them (the short executor at the end): after the transfers, one
-//! `zfs bookmark` per dataset that received something, of the newest
-//! snapshot it received, named as zfs-autobackup 4.0 names it
+//! bookmark per dataset that received something, of the newest snapshot
+//! it received, named as zfs-autobackup 4.0 names it
 //! (`zab_core::zfs::bookmark_name`: the snapshot's name, `_`, the guid of
-//! the TARGET-PATH dataset, read once). OpenZFS 2.3's `zfs bookmark` takes
-//! one pair per call; a channel program (`zfs.sync.bookmark`) could make
-//! them all at once per pool but needs root on the source and a Lua script
-//! per run: one call per dataset received into is one more process per
-//! transfer done, never per dataset listed. Never to an object store
-//! (s3://, file://): nothing there is received incrementally from a
-//! source bookmark of ours (each key is made from the source's snapshots),
-//! so they would only pile up.
+//! the TARGET-PATH dataset, read once). They are made by one ZFS channel
+//! program per source host and pool (`zab_core::zfs::bookmark`,
+//! `zfs.sync.bookmark`, batches of at most 1,000), not one `zfs bookmark`
+//! each (OpenZFS's takes one pair per call): on a first or `--allow-empty`
+//! run, nothing but the transfers runs per dataset. The program makes each
+//! on its own, so one that fails (a bookmark of that name made since the
+//! listing, `EEXIST`, as `zfs bookmark` would) is noted on its dataset and
+//! the others are made. Where a program fails as a whole (a user with `zfs
+//! allow` instead of root, an OpenZFS before 2.0), that batch and the rest
+//! of that host's go one `zfs bookmark` each, as before, so each record
+//! says which failed: the first program is the probe, no `zfs program -n`
+//! runs before it. Such a failure comes before the program starts; one
+//! stopped half-way by its limits (which the batches keep well clear of)
+//! would leave the bookmarks it made reported as existing, a warning and
+//! nothing worse. `--test` sends nothing, so it makes none and runs no
+//! program. Never to an object store (s3://, file://): nothing there is
+//! received incrementally from a source bookmark of ours (each key is made
+//! from the source's snapshots), so they would only pile up.
 
 use std::collections::{BTreeMap, BTreeSet};
 
