@@ -3,10 +3,13 @@
 //! source's common snapshot is gone (plain and raw); a bookmark of another
 //! snapshot is a clear failure that destroys nothing; zab-thin destroys our
 //! bookmarks that match no target snapshot, and never anyone else's.
+//! zab-send makes its bookmarks with one channel program per source pool,
+//! in the guest as over ssh, or one `zfs bookmark` each with
+//! [`SEND_NO_PROGRAM`] set: the same bookmarks either way.
 
 use zab_core::host::quote_argv;
 use zab_core::record::{SendStatus, TransferKind};
-use zab_tests::{Lab, Ns, Out};
+use zab_tests::{Lab, Ns, Out, ALIAS};
 
 use crate::send::{error_of, holds, outcome, send, snap, tree};
 use crate::thin::thin;
@@ -23,6 +26,10 @@ pub const TESTS: &[Test] = &[
         of_another_snapshot_fail_and_destroy_nothing,
     ),
     ("bookmarks_thinned_ours_only", thinned_ours_only),
+    (
+        "bookmarks_one_program_per_pool_or_one_call_each",
+        one_program_per_pool_or_one_call_each,
+    ),
 ];
 
 /// Test `name`'s dataset `zab-a/NAME` of backup NAME and its target path
@@ -239,4 +246,100 @@ fn thinned_ours_only(lab: &Lab) {
     let mut left = vec![ours[2].clone(), theirs, "manual".to_string()];
     left.sort();
     assert_eq!(all(lab), left);
+}
+
+/// Set (to anything) in zab-send's environment, it makes one `zfs
+/// bookmark` per dataset instead of one channel program per pool, as on a
+/// host that cannot run one. For tests only (zab-send's
+/// `bookmarks::NO_PROGRAM_ENV`).
+const SEND_NO_PROGRAM: &str = "ZAB_SEND_NO_PROGRAM";
+
+/// The lines of `out`'s stderr (zab-send --debug) that run `zfs VERB`,
+/// here or over ssh.
+fn zfs_calls<'a>(out: &'a Out, verb: &str) -> Vec<&'a str> {
+    let word = format!("zfs {verb} ");
+    out.stderr
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&word))
+        .collect()
+}
+
+fn one_program_per_pool_or_one_call_each(lab: &Lab) {
+    let ns = Ns::new("bm_program");
+    let b = ns.backup();
+    let (a, e, tp) = (ns.ds("zab-a", ""), ns.ds("zab-b", ""), ns.ds("zab-t", ""));
+    let (c, d) = (ns.ds("zab-a", "c"), ns.ds("zab-a", "d"));
+    lab.fresh(
+        &ns,
+        &format!(
+            "zfs destroy -r {e} 2>/dev/null || true; \
+             zfs create -o {p}=true {a}; zfs create {c}; zfs create {d}; \
+             zfs create -o {p}=true {e}; zfs create {tp}",
+            p = ns.prop()
+        ),
+    );
+    let guid = lab.prop(&tp, "guid");
+    let all = [a.as_str(), c.as_str(), d.as_str(), e.as_str()];
+    let mut sent = Vec::new();
+    // One zfs snapshot per pool: zfs takes no other.
+    let snap_all = || {
+        let s = snap(lab, b, &all[..3]);
+        lab.sh(&format!("zfs snapshot {e}@{s}"));
+        s
+    };
+    let check = |sent: &[String]| {
+        let want: Vec<String> = sent.iter().map(|s| format!("{s}_{guid}")).collect();
+        for ds in all {
+            assert_eq!(bookmarks(lab, ds), want, "{ds}");
+        }
+    };
+
+    // In the guest: one program per pool (three datasets on zab-a, one on
+    // zab-b), no zfs bookmark, no read-only probe first.
+    sent.push(snap_all());
+    let out = send(lab, b, &tp, &["--debug"]).ok();
+    let programs = zfs_calls(&out, "program");
+    assert_eq!(programs.len(), 2, "{programs:#?}");
+    assert!(programs[0].starts_with("zfs program -j zab-a /dev/stdin "));
+    assert_eq!(
+        programs[0].matches(&format!("#{}_{guid}", sent[0])).count(),
+        3
+    );
+    assert!(programs[1].starts_with(&format!("zfs program -j zab-b /dev/stdin {e}@")));
+    assert!(zfs_calls(&out, "bookmark").is_empty(), "{}", out.stderr);
+    check(&sent);
+    for ds in all {
+        let notes = outcome(&out, ds).notes;
+        let want = format!("bookmarked as #{}_{guid}", sent[0]);
+        assert!(notes.contains(&want), "{ds}: {notes:?}");
+    }
+
+    // The fallback: one zfs bookmark per dataset, the same bookmarks.
+    sent.push(snap_all());
+    let out = lab
+        .ssh(&format!(
+            "zab-select {b} | {SEND_NO_PROGRAM}=1 zab-send --utc --debug {b} {tp}"
+        ))
+        .ok();
+    assert!(zfs_calls(&out, "program").is_empty(), "{}", out.stderr);
+    assert_eq!(zfs_calls(&out, "bookmark").len(), 4, "{}", out.stderr);
+    check(&sent);
+    assert!(outcome(&out, &e)
+        .notes
+        .contains(&format!("bookmarked as #{}_{guid}", sent[1])));
+
+    // Pulled over ssh: the programs run on the source host.
+    sent.push(snap_all());
+    let out = lab
+        .local_sh(&format!(
+            "set -e; s='--ssh-config '\"$CFG\"; \
+             zab-select --exclude-received --ssh-source {ALIAS} $s {b} | \
+             zab-send --utc --debug --ssh-source {ALIAS} --ssh-target {ALIAS} $s {b} {tp}"
+        ))
+        .ok();
+    let programs = zfs_calls(&out, "program");
+    assert_eq!(programs.len(), 2, "{programs:#?}");
+    assert!(programs[0].starts_with("ssh ") && programs[0].contains("zfs program -j zab-a "));
+    assert!(zfs_calls(&out, "bookmark").is_empty(), "{}", out.stderr);
+    check(&sent);
 }

@@ -9,6 +9,7 @@ pub mod replicate;
 use crate::error::Error;
 use crate::host::{quote_argv, Host};
 
+pub mod bookmark;
 pub mod check;
 pub mod destroy;
 

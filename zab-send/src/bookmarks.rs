@@ -11,21 +11,32 @@
 //! whatever its name, as zfs-autobackup 4.0 finds it.
 //!
 //! Making them (the short executor at the end): after the transfers, one
-//! `zfs bookmark` per dataset that received something, of the newest
-//! snapshot it received, named as zfs-autobackup 4.0 names it
+//! bookmark per dataset that received something, of the newest snapshot
+//! it received, named as zfs-autobackup 4.0 names it
 //! (`zab_core::zfs::bookmark_name`: the snapshot's name, `_`, the guid of
-//! the TARGET-PATH dataset, read once). OpenZFS 2.3's `zfs bookmark` takes
-//! one pair per call; a channel program (`zfs.sync.bookmark`) could make
-//! them all at once per pool but needs root on the source and a Lua script
-//! per run: one call per dataset received into is one more process per
-//! transfer done, never per dataset listed. Never to an object store
-//! (s3://, file://): nothing there is received incrementally from a
-//! source bookmark of ours (each key is made from the source's snapshots),
-//! so they would only pile up.
+//! the TARGET-PATH dataset, read once). They are made by one ZFS channel
+//! program per source host and pool (`zab_core::zfs::bookmark`,
+//! `zfs.sync.bookmark`, batches of at most 1,000), not one `zfs bookmark`
+//! each (OpenZFS's takes one pair per call): on a first or `--allow-empty`
+//! run, nothing but the transfers runs per dataset. The program makes each
+//! on its own, so one that fails (a bookmark of that name made since the
+//! listing, `EEXIST`, as `zfs bookmark` would) is noted on its dataset and
+//! the others are made. Where a program fails as a whole (a user with `zfs
+//! allow` instead of root, an OpenZFS before 2.0), that batch and the rest
+//! of that host's go one `zfs bookmark` each, as before, so each record
+//! says which failed: the first program is the probe, no `zfs program -n`
+//! runs before it. Such a failure comes before the program starts; one
+//! stopped half-way by its limits (which the batches keep well clear of)
+//! would leave the bookmarks it made reported as existing, a warning and
+//! nothing worse. `--test` sends nothing, so it makes none and runs no
+//! program. Never to an object store (s3://, file://): nothing there is
+//! received incrementally from a source bookmark of ours (each key is made
+//! from the source's snapshots), so they would only pile up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use zab_core::record::TransferKind;
+use zab_core::zfs::bookmark::{batches, errno_text, parse_program, program_args, Pair, PROGRAM};
 use zab_core::zfs::{self, Snapshot};
 
 use crate::execute::{Ctx, Done};
@@ -123,11 +134,17 @@ fn any_received(jobs: &[Job], done: &[Done]) -> bool {
         .any(|(j, d)| d.received(j).next().is_some())
 }
 
-/// Makes the bookmarks: one `zfs bookmark` per dataset that received
-/// something, each noted in its record. A bookmark that cannot be made (a
-/// source pool without the `bookmarks` feature, say) is a warning and a
-/// note: what was sent is whole, and the next run goes on from the common
-/// snapshot as without bookmarks.
+/// For the lab tests only: when set (to anything), zab-send never runs a
+/// channel program and makes one bookmark per `zfs bookmark`, as on a host
+/// that cannot run one, so that both ways are tested on the same OpenZFS.
+pub const NO_PROGRAM_ENV: &str = "ZAB_SEND_NO_PROGRAM";
+
+/// Makes the bookmarks, each noted in its record: one channel program per
+/// source host and pool (and batch), or one `zfs bookmark` per dataset
+/// where the host runs none. A bookmark that cannot be made (one of that
+/// name made since the listing, a source pool without the `bookmarks`
+/// feature) is a warning and a note: what was sent is whole, and the next
+/// run goes on from the common snapshot as without bookmarks.
 pub fn make(ctx: &Ctx, jobs: &[Job], done: &mut [Done]) {
     if !any_received(jobs, done) {
         return;
@@ -140,21 +157,110 @@ pub fn make(ctx: &Ctx, jobs: &[Job], done: &mut [Done]) {
         ));
         return;
     };
-    for m in to_make(jobs, done, &ctx.world.bookmarks, guid) {
+    let makes = to_make(jobs, done, &ctx.world.bookmarks, guid);
+    let one_by_one = match std::env::var_os(NO_PROGRAM_ENV) {
+        Some(_) => (0..makes.len()).collect(),
+        None => by_program(ctx, jobs, &makes, done),
+    };
+    for i in one_by_one {
+        let m = &makes[i];
         let job = &jobs[m.job];
-        let host = &ctx.hosts[job.host];
         let argv = zfs::bookmark_args(&job.source, &m.snapshot, &m.name);
-        match host.output(&argv) {
-            Ok(_) => {
-                ctx.log
-                    .verbose(format!("[Source] {}#{}: bookmarked", job.source, m.name));
-                done[m.job].notes.push(format!("bookmarked as #{}", m.name));
+        let made = ctx.hosts[job.host]
+            .output(&argv)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        note(ctx, job, m, &mut done[m.job], made);
+    }
+}
+
+/// Makes `makes` by one channel program per source host and pool (and
+/// batch); returns those left to make one by one: every one of a host
+/// where a program failed as a whole (not root, say), so that each record
+/// says exactly which bookmark failed. The first program on a host is its
+/// probe: nothing else is run to ask whether it takes them.
+fn by_program(ctx: &Ctx, jobs: &[Job], makes: &[Make], done: &mut [Done]) -> Vec<usize> {
+    let mut left = Vec::new();
+    let mut no_program: BTreeSet<usize> = BTreeSet::new();
+    for ((h, pool), idx) in by_pool(jobs, makes) {
+        let host = &ctx.hosts[h];
+        let pairs: Vec<Pair> = idx.iter().map(|&i| pair(jobs, &makes[i])).collect();
+        for r in batches(&pairs) {
+            if no_program.contains(&h) {
+                left.extend_from_slice(&idx[r]);
+                continue;
             }
-            Err(e) => {
-                let why = format!("bookmarking @{} failed: {e}", m.snapshot);
-                ctx.log.warn(format!("[Source] {}: {why}", job.source));
-                done[m.job].notes.push(why);
+            let out = host
+                .output_fed(&program_args(pool, &pairs[r.clone()]), PROGRAM)
+                .map_err(|e| e.to_string());
+            match out.and_then(|o| parse_program(&o)) {
+                Ok(failed) => {
+                    for (&i, made) in idx[r.clone()]
+                        .iter()
+                        .zip(outcomes(pool, &pairs[r], &failed))
+                    {
+                        let m = &makes[i];
+                        note(ctx, &jobs[m.job], m, &mut done[m.job], made);
+                    }
+                }
+                Err(e) => {
+                    ctx.log.debug(format!(
+                        "a channel program on {} failed: {e}; one zfs bookmark per dataset",
+                        host.name()
+                    ));
+                    no_program.insert(h);
+                    left.extend_from_slice(&idx[r]);
+                }
             }
+        }
+    }
+    left
+}
+
+/// `makes` (their indices) by source host and pool: one program each.
+fn by_pool<'a>(jobs: &'a [Job], makes: &[Make]) -> BTreeMap<(usize, &'a str), Vec<usize>> {
+    let mut out: BTreeMap<(usize, &str), Vec<usize>> = BTreeMap::new();
+    for (i, m) in makes.iter().enumerate() {
+        let job = &jobs[m.job];
+        let pool = job.source.split('/').next().unwrap_or(&job.source);
+        out.entry((job.host, pool)).or_default().push(i);
+    }
+    out
+}
+
+/// The full names of bookmark `m`.
+fn pair(jobs: &[Job], m: &Make) -> Pair {
+    Pair::new(&jobs[m.job].source, &m.snapshot, &m.name)
+}
+
+/// What became of each of `pairs` by the program on `pool` that could not
+/// make `failed` (bookmark to errno).
+fn outcomes(pool: &str, pairs: &[Pair], failed: &BTreeMap<String, i32>) -> Vec<Result<(), String>> {
+    pairs
+        .iter()
+        .map(|p| match failed.get(&p.bookmark) {
+            None => Ok(()),
+            Some(&errno) => Err(format!(
+                "a channel program on {pool}: {}: {}",
+                p.bookmark,
+                errno_text(errno)
+            )),
+        })
+        .collect()
+}
+
+/// Notes in `job`'s record (`d`) that bookmark `m` was made, or why not.
+fn note(ctx: &Ctx, job: &Job, m: &Make, d: &mut Done, made: Result<(), String>) {
+    match made {
+        Ok(()) => {
+            ctx.log
+                .verbose(format!("[Source] {}#{}: bookmarked", job.source, m.name));
+            d.notes.push(format!("bookmarked as #{}", m.name));
+        }
+        Err(e) => {
+            let why = format!("bookmarking @{} failed: {e}", m.snapshot);
+            ctx.log.warn(format!("[Source] {}: {why}", job.source));
+            d.notes.push(why);
         }
     }
 }
@@ -350,5 +456,56 @@ mod tests {
         );
         assert!(any_received(&jobs, &dones));
         assert!(!any_received(&jobs[3..], &dones[3..]));
+    }
+
+    #[test]
+    fn one_program_per_source_host_and_pool() {
+        let mut jobs = vec![
+            job("p/a", "t/a", None, &[]),
+            job("q/b", "t/b", None, &[]),
+            job("p/a/c", "t/a/c", None, &[]),
+            job("p/d", "t/d", None, &[]),
+        ];
+        // p/d is on another source host.
+        jobs[3].host = 1;
+        let makes: Vec<Make> = (0..4)
+            .map(|j| Make {
+                job: j,
+                snapshot: "s".into(),
+                name: "s_9".into(),
+            })
+            .collect();
+        let groups: Vec<((usize, &str), Vec<usize>)> = by_pool(&jobs, &makes).into_iter().collect();
+        assert_eq!(
+            groups,
+            vec![
+                ((0, "p"), vec![0, 2]),
+                ((0, "q"), vec![1]),
+                ((1, "p"), vec![3])
+            ]
+        );
+        assert_eq!(
+            pair(&jobs, &makes[2]),
+            Pair {
+                snapshot: "p/a/c@s".into(),
+                bookmark: "p/a/c#s_9".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_bookmark_the_program_could_not_make_fails_alone() {
+        let pairs = [Pair::new("p/a", "s", "s_9"), Pair::new("p/b", "s", "s_9")];
+        let failed: BTreeMap<String, i32> = [("p/b#s_9".to_string(), 17)].into_iter().collect();
+        let o = outcomes("p", &pairs, &failed);
+        assert_eq!(o[0], Ok(()));
+        let e = o[1].clone().unwrap_err();
+        assert!(
+            e.starts_with("a channel program on p: p/b#s_9: File exists"),
+            "{e}"
+        );
+        assert!(outcomes("p", &pairs, &BTreeMap::new())
+            .iter()
+            .all(Result::is_ok));
     }
 }
