@@ -14,6 +14,7 @@ mod gather;
 mod plan;
 mod receive;
 mod report;
+mod resume;
 mod run;
 
 fn main() -> std::process::ExitCode {
