@@ -41,7 +41,11 @@ const CKSUM_AT: usize = RECORD - 32;
 const MAGIC: u64 = 0x2_f5ba_cbac;
 /// `DMU_SUBSTREAM`: one snapshot's stream (2 is a compound stream).
 const SUBSTREAM: u64 = 1;
+const COMPOUND: u64 = 2;
+const EMBED_DATA: u64 = 1 << 16;
+const LARGE_BLOCKS: u64 = 1 << 19;
 const RESUMING: u64 = 1 << 20;
+const COMPRESSED: u64 = 1 << 22;
 const REDACTED: u64 = 1 << 21;
 const RAW: u64 = 1 << 24;
 /// The largest payload taken (a 16 MiB block, with room).
@@ -353,11 +357,18 @@ fn wanted(h: &[u8; RECORD], t: &Token) -> bool {
 /// Where a stream is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Before and in BEGIN.
+    /// Before the first BEGIN.
     Begin,
+    /// In a compound stream's header (`zfs send -p`: its BEGIN, the
+    /// properties, its END), dropped as `zfs send -t` drops it.
+    Header,
+    /// Before the snapshot's own BEGIN, after a compound header.
+    SubBegin,
     Records,
-    /// After END: nothing more may come.
+    /// After the snapshot's END: only a compound stream's END may come.
     Ended,
+    /// After that END: nothing more may come.
+    Done,
 }
 
 /// Writes the resuming stream for token `t` to `out` as the stored stream
@@ -370,6 +381,8 @@ pub struct Resumer<W> {
     token: Token,
     buf: Vec<u8>,
     state: State,
+    /// A compound stream's header was dropped.
+    saw_header: bool,
     cksum: Fletcher4,
     /// Stored stream bytes taken, and resuming stream bytes written.
     pub read: u64,
@@ -383,15 +396,20 @@ impl<W: Write> Resumer<W> {
             token,
             buf: Vec::with_capacity(1 << 20),
             state: State::Begin,
+            saw_header: false,
             cksum: Fletcher4::default(),
             read: 0,
             written: 0,
         }
     }
 
-    /// Whether the END record went out.
+    /// Whether the whole stream went through (the snapshot's END, and a
+    /// compound stream's own END after it).
     pub fn ended(&self) -> bool {
-        self.state == State::Ended
+        match self.saw_header {
+            true => self.state == State::Done,
+            false => self.state == State::Ended,
+        }
     }
 
     pub fn into_inner(self) -> W {
@@ -431,7 +449,7 @@ impl<W: Write> Resumer<W> {
             let vi = le64(&h, 16).unwrap_or(0);
             let features = (vi >> 2) & ((1 << 30) - 1);
             if vi & 3 != SUBSTREAM {
-                return unsupported("a compound stream (zfs send -R)");
+                return unsupported("a compound stream with more in it than one snapshot");
             }
             if features & RAW != 0 {
                 return unsupported("a raw stream (zfs send -w)");
@@ -445,6 +463,26 @@ impl<W: Write> Resumer<W> {
                     "the stream goes from guid {from} to {to}, the token from {} to {}",
                     self.token.fromguid, self.token.toguid
                 ));
+            }
+            // The partial receive's flags are its stream's features: a
+            // stream sent with others would not go on with the same blocks.
+            for (flag, feature) in [
+                ("embedok", EMBED_DATA),
+                ("compressok", COMPRESSED),
+                ("largeblockok", LARGE_BLOCKS),
+                ("rawok", RAW),
+            ] {
+                let has = self.token.flags.iter().any(|f| f == flag);
+                if has != (features & feature != 0) {
+                    return unsupported(format!(
+                        "the partial receive came from a stream sent with other flags ({flag} {})",
+                        if has {
+                            "in the token, not in the object"
+                        } else {
+                            "in the object, not in the token"
+                        }
+                    ));
+                }
             }
             resume_payload(payload, &self.token)
         };
@@ -460,17 +498,25 @@ impl<W: Write> Resumer<W> {
     fn drain(&mut self) -> io::Result<()> {
         let mut at = 0;
         while self.buf.len() - at >= RECORD {
-            if self.state == State::Ended {
-                return Err(into_io(Unsupported(
-                    "more than one stream in the object (zfs send -I)".into(),
-                )));
-            }
             let mut h = [0u8; RECORD];
             h.copy_from_slice(&self.buf[at..at + RECORD]);
-            if self.state == State::Begin && le32(&h, 0) != Some(BEGIN) {
-                return Err(into_io(Unsupported(
-                    "the object does not begin with a BEGIN record".into(),
-                )));
+            let ty = le32(&h, 0);
+            let no = |why: &str| Err(into_io(Unsupported(why.to_string())));
+            match (self.state, ty) {
+                (State::Begin | State::SubBegin, Some(BEGIN)) => {}
+                (State::Begin | State::SubBegin, _) => {
+                    return no("the object does not begin with a BEGIN record")
+                }
+                (State::Header, Some(END)) => {}
+                (State::Header, _) => return no("a compound stream's header without its END"),
+                (State::Records, Some(BEGIN)) => {
+                    return no("a second BEGIN record inside the stream")
+                }
+                (State::Records, _) => {}
+                (State::Ended, Some(END)) if self.compound() => {}
+                (State::Ended | State::Done, _) => {
+                    return no("more than one stream in the object (zfs send -I)")
+                }
             }
             let n = payload_len(&h).map_err(into_io)?;
             if self.buf.len() - at < RECORD + n {
@@ -478,15 +524,26 @@ impl<W: Write> Resumer<W> {
             }
             let payload = std::mem::take(&mut self.buf);
             let p = &payload[at + RECORD..at + RECORD + n];
-            let r = match (self.state, le32(&h, 0)) {
-                (State::Begin, _) => {
+            let vi = le64(&h, 16).unwrap_or(0);
+            let r = match self.state {
+                State::Begin if vi & 3 == COMPOUND => {
+                    self.state = State::Header;
+                    self.saw_header = true;
+                    Ok(())
+                }
+                State::Begin | State::SubBegin => {
                     self.state = State::Records;
                     self.begin(h, p)
                 }
-                (_, Some(BEGIN)) => Err(into_io(Unsupported(
-                    "a second BEGIN record inside the stream".into(),
-                ))),
-                (_, Some(END)) => {
+                State::Header => {
+                    self.state = State::SubBegin;
+                    Ok(())
+                }
+                State::Ended => {
+                    self.state = State::Done;
+                    Ok(())
+                }
+                _ if ty == Some(END) => {
                     self.state = State::Ended;
                     self.emit_record(h, p)
                 }
@@ -499,6 +556,11 @@ impl<W: Write> Resumer<W> {
         }
         self.buf.drain(..at);
         Ok(())
+    }
+
+    /// Whether the stored stream is a compound one (its header dropped).
+    fn compound(&self) -> bool {
+        self.saw_header
     }
 }
 
@@ -535,6 +597,9 @@ mod tests {
     const FULL2: &[u8] = include_bytes!("../fixtures/resume/full2.zs");
     const RESUMED2: &[u8] = include_bytes!("../fixtures/resume/resumed2.zs");
     const TOKEN2: &str = include_str!("../fixtures/resume/token2");
+    const FULL3: &[u8] = include_bytes!("../fixtures/resume/full3.zs");
+    const RESUMED3: &[u8] = include_bytes!("../fixtures/resume/resumed3.zs");
+    const TOKEN3: &str = include_str!("../fixtures/resume/token3");
 
     fn resume(stream: &[u8], token: &str, chunk: usize) -> Result<Vec<u8>, io::Error> {
         let mut r = Resumer::new(Vec::new(), Token::decode(token).unwrap());
@@ -626,6 +691,9 @@ mod tests {
         let out = resume(FULL2, TOKEN2, 65536).unwrap();
         check_stream(&out);
         assert!(out == RESUMED2);
+        // zab-send's own kind (-L -e -p): a compound stream, whose header
+        // (the properties, received with the first part) goes.
+        assert!(resume(FULL3, TOKEN3, 5000).unwrap() == RESUMED3);
     }
 
     #[test]
@@ -647,6 +715,12 @@ mod tests {
         let mut r = Resumer::new(Vec::new(), Token::decode(TOKEN).unwrap());
         let e = r.write_all(&s).unwrap_err();
         assert!(unsupported_in(&e).unwrap().0.contains("more than one"));
+        // A partial receive of a stream sent with other flags (here -e).
+        let mut t = Token::decode(TOKEN3).unwrap();
+        t.flags.clear();
+        let mut r = Resumer::new(Vec::new(), t);
+        let e = r.write_all(FULL3).unwrap_err();
+        assert!(unsupported_in(&e).unwrap().0.contains("embedok"), "{e}");
         // An unknown record type.
         let mut s = FULL.to_vec();
         s[RECORD] = 42;
