@@ -403,6 +403,7 @@ impl<W: Write> Resumer<W> {
         }
     }
 
+    #[cfg(test)]
     /// Whether the whole stream went through (the snapshot's END, and a
     /// compound stream's own END after it).
     pub fn ended(&self) -> bool {
@@ -412,6 +413,7 @@ impl<W: Write> Resumer<W> {
         }
     }
 
+    #[cfg(test)]
     pub fn into_inner(self) -> W {
         self.out
     }
