@@ -158,8 +158,7 @@ impl<'c> Report<'c> {
             .finish(TOOL, self.written, self.failed, &self.fields);
         if running.is_stopped() {
             return Err(Error::Interrupted(
-                "the receive was stopped; the next run goes on after the last snapshot received"
-                    .into(),
+                "the receive was stopped; the next run goes on from where it stopped".into(),
             ));
         }
         result
