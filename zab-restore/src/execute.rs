@@ -138,6 +138,12 @@ fn carry_out(
                 abort_partial(cfg, job, token, log)?;
                 done.aborted = true;
             }
+            Err(Failure::Other(why)) if why != "interrupted" => {
+                return Err(format!(
+                    "{why} (going on with the partial receive on {t}; zfs recv -A {t} makes the next run receive the object whole)",
+                    t = job.target
+                ))
+            }
             Err(f) => return Err(fail(cfg, job, f, log)),
         }
     }
