@@ -417,6 +417,13 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     );
     let (rec, _) = records(&out);
     let size = rec["objects"][0]["stored_bytes"].as_u64().unwrap();
+    // The ssh to the receiving side is stopped; the zfs recv it ran ends
+    // when it reads the end of its input, and saves its state then.
+    lab.sh(&format!(
+        "i=0; until [ \"$(zfs get -H -o value receive_resume_token {r} 2>/dev/null)\" != '' ] && \
+         [ \"$(zfs get -H -o value receive_resume_token {r})\" != - ]; do \
+         i=$((i+1)); [ $i -lt 150 ] || break; sleep 0.2; done"
+    ));
     let token = |ds: &str| lab.prop(ds, "receive_resume_token");
     assert_ne!(token(&r), "-", "the kill left no resume token on {r}");
     let bytes = token_bytes(lab, &r);
