@@ -23,6 +23,10 @@ pub const TESTS: &[Test] = &[
         killed_midway_goes_on_next_run,
     ),
     (
+        "restore_s3_killed_in_a_full_stream_goes_on_inside_it",
+        s3_killed_in_a_full_stream_goes_on_inside_it,
+    ),
+    (
         "restore_all_after_loss_from_s3_and_a_directory",
         all_after_loss_from_s3_and_a_directory,
     ),
@@ -299,38 +303,34 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     assert_eq!(rec["objects"][1]["received"], false, "{rec}");
     assert_eq!(lab.snapshot_names(&r), std::slice::from_ref(&s1));
 
-    // A receive cut short with -s leaves its partial state and a resume
-    // token on the target (zab-restore's own receive has no -s; another
-    // tool's may): the next run aborts it (zfs recv -A) and receives the
-    // object again from its start.
+    // zab-restore's own receive is zfs recv -s: the kill left a partial
+    // receive, and the next run goes on with it inside the object.
     let token = |ds: &str| lab.prop(ds, "receive_resume_token");
-    lab.ssh(&format!(
-        "zfs send -i @{s1} {a}@{s2} | head -c 3000000 | zfs recv -s -u {r}"
-    ));
-    assert_ne!(token(&r), "-", "zfs recv -s left no resume token on {r}");
-
-    // The next run goes on after @s1.
+    assert_ne!(token(&r), "-", "the kill left no resume token on {r}");
     let out = lab.restore("", &["--verbose", &url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
-        out.stderr.contains("aborting a partial receive"),
+        out.stderr.contains("going on with the partial receive of")
+            && !out.stderr.contains("aborting a partial receive"),
         "{}",
         out.stderr
     );
     assert_eq!(token(&r), "-");
     let (rec, _) = records(&out);
-    assert_eq!(rec["aborted_partial"], true, "{rec}");
+    assert_eq!(rec["resumed_partial"], true, "{rec}");
+    assert!(rec.get("aborted_partial").is_none(), "{rec}");
     assert_eq!(rec["from"], s1.as_str(), "{rec}");
     assert_eq!(objects(&rec, "snapshot"), [&s2, &s3].map(|s| s.as_str()));
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
 
-    // A new dataset's full receive cut short with -s: the partial dataset
+    // A new dataset's full receive of another snapshot than the chain's
+    // first, cut short with -s: it cannot go on, so the partial dataset
     // goes with zfs recv -A (--test says so and changes nothing), then the
     // whole chain is received.
     let r2 = ns.ds("zab-t", "a2");
     lab.ssh(&format!(
-        "zfs send {a}@{s1} | head -c 300000 | zfs recv -s -u {r2}"
+        "zfs send {a}@{s2} | head -c 300000 | zfs recv -s -u {r2}"
     ));
     assert_ne!(token(&r2), "-", "zfs recv -s left no resume token on {r2}");
     let out = lab.restore("", &["--test", &url, &a, &r2]);
@@ -352,6 +352,150 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     );
     assert_eq!(lab.snaps(&r2), lab.snaps(&a));
     lab.same_files(&a, &r2);
+    lab.sh(&format!(
+        "zfs destroy -r {back}; zfs destroy -r {}",
+        ns.ds("zab-a", "")
+    ));
+}
+
+/// The `bytes` of the resume token on `ds` (the stream's bytes its
+/// receive had read), as `zfs send -nv -t` shows it (the source is in
+/// the lab too).
+fn token_bytes(lab: &Lab, ds: &str) -> u64 {
+    let out = lab.sh(&format!(
+        "zfs send -nv -t \"$(zfs get -H -o value receive_resume_token {ds})\" 2>&1"
+    ));
+    let hex = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("bytes = 0x"))
+        .unwrap_or_else(|| panic!("no bytes in the token of {ds}:\n{out}"));
+    u64::from_str_radix(hex.trim(), 16).unwrap()
+}
+
+/// A restore from S3 killed in the middle of a full stream leaves its
+/// partial receive (zfs recv -s); --test says where it would go on; the
+/// next run goes on inside the object (no zfs recv -A, the resuming
+/// stream made from the whole object, downloaded and hashed), and the
+/// files are the source's. A partial receive of a stream sent with other
+/// flags cannot go on: it falls back to zfs recv -A and the whole object.
+fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
+    let ns = Ns::new("restore_resume");
+    let b = ns.backup();
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-restore-resume");
+    let a = ns.ds("zab-a", "a");
+    let back = ns.ds("zab-t", "");
+    lab.fresh_sources(&ns, &[&a]);
+    for _ in 0..2 {
+        lab.fill(&a, 32 * 1024);
+    }
+    let s1 = snap(lab, b, 1, &[&a]);
+    let url = format!("s3://{bkt}/resume");
+    let sent = send(lab, &env, b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    lab.fill(&a, 1000);
+    let s2 = snap(lab, b, 2, &[&a]);
+    let sent = send(lab, &env, b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+
+    // SIGTERM while the full stream streams: exit 130, its partial
+    // receive left with a token part of the way in.
+    let r = ns.ds("zab-t", "a");
+    let d = dir(&ns.name);
+    let log = d.join("restore.log");
+    let out = lab.local_sh(&format!(
+        "{env}zab-restore --verbose --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r} 2>{log} & pid=$!; \
+         i=0; until [ \"$(ssh -F \"$CFG\" zfs-lab \"cat /proc/\\$(pgrep -f '^zfs recv -u -s {r}$')/io\" 2>/dev/null \
+           | sed -n 's/^rchar: //p')\" -gt 4000000 ] 2>/dev/null; do \
+           i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.2; done; \
+         kill -TERM $pid; wait $pid; echo \"rc=$?\" >&2; cat {log} >&2",
+        log = log.display()
+    ));
+    // The kill comes once zfs recv has read 4 MB (its /proc/PID/io in the
+    // lab; before, its partial receive may not be kept); the object is far
+    // larger and its last MiB is held back, so the receive cannot end first.
+    assert!(
+        out.stderr.contains("rc=130"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let (rec, _) = records(&out);
+    let size = rec["objects"][0]["stored_bytes"].as_u64().unwrap();
+    // The ssh to the receiving side is stopped; the zfs recv it ran ends
+    // when it reads the end of its input, and saves its state then.
+    lab.sh(&format!(
+        "i=0; until [ \"$(zfs get -H -o value receive_resume_token {r} 2>/dev/null)\" != '' ] && \
+         [ \"$(zfs get -H -o value receive_resume_token {r})\" != - ]; do \
+         i=$((i+1)); [ $i -lt 150 ] || break; sleep 0.2; done"
+    ));
+    let token = |ds: &str| lab.prop(ds, "receive_resume_token");
+    assert_ne!(token(&r), "-", "the kill left no resume token on {r}");
+    let bytes = token_bytes(lab, &r);
+    assert!(
+        bytes > 0 && bytes < size,
+        "the kill landed at byte {bytes} of {size}"
+    );
+
+    // --test: where it would go on; nothing changes.
+    let out = lab.restore(&env, &["--test", &url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let want = format!(
+        "would go on with the partial receive on {r}: resume {url}/{a}@{s1} at byte {bytes} of {size}"
+    );
+    assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
+    let (rec, _) = records(&out);
+    assert_eq!(rec["status"], "planned", "{rec}");
+    assert_eq!(rec["resumed_partial"], true, "{rec}");
+    assert_eq!(
+        token_bytes(lab, &r),
+        bytes,
+        "--test changed the partial receive"
+    );
+
+    // The next run goes on inside the object: every command shown
+    // (--debug), and none is zfs recv -A.
+    let out = lab.restore(&env, &["--verbose", "--debug", &url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("going on with the partial receive of")
+            && out.stderr.contains("recv -u -s")
+            && !out.stderr.contains("recv -A"),
+        "{}",
+        out.stderr
+    );
+    let (rec, end) = records(&out);
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(rec["resumed_partial"], true, "{rec}");
+    assert!(rec.get("aborted_partial").is_none(), "{rec}");
+    assert_eq!(objects(&rec, "snapshot"), [&s1, &s2].map(|s| s.as_str()));
+    assert_eq!(end["objects"], 2, "{end}");
+    assert_eq!(token(&r), "-");
+    assert_eq!(lab.snaps(&r), lab.snaps(&a));
+    lab.same_files(&a, &r);
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+
+    // A partial receive of the same snapshot sent with other flags (-c):
+    // its blocks would not match, so it falls back to zfs recv -A and the
+    // whole object.
+    let r3 = ns.ds("zab-t", "a3");
+    lab.ssh(&format!(
+        "zfs send -c {a}@{s1} | head -c 3000000 | zfs recv -s -u {r3}"
+    ));
+    assert_ne!(token(&r3), "-", "zfs recv -s left no resume token on {r3}");
+    let out = lab.restore(&env, &["--verbose", &url, &a, &r3]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("the partial receive cannot go on")
+            && out.stderr.contains("aborting a partial receive"),
+        "{}",
+        out.stderr
+    );
+    let (rec, _) = records(&out);
+    assert_eq!(rec["aborted_partial"], true, "{rec}");
+    assert!(rec.get("resumed_partial").is_none(), "{rec}");
+    assert_eq!(lab.snaps(&r3), lab.snaps(&a));
+    lab.same_files(&a, &r3);
     lab.sh(&format!(
         "zfs destroy -r {back}; zfs destroy -r {}",
         ns.ds("zab-a", "")

@@ -51,7 +51,10 @@ const EXAMPLES: &str = "  \
 /// When TARGET-DATASET exists with snapshots of the chain (the same guids),
 /// only the objects after the newest of them are received: a second run
 /// after more backups, or after a restore was cut short, goes on from
-/// there. The target is received unmounted (zfs recv -u) unless --mount:
+/// there; every receive is zfs recv -s, and a partial receive left by a
+/// run cut short goes on inside its object (the resuming stream made from
+/// the stored one, which is downloaded and hashed whole), else it is
+/// aborted (zfs recv -A) and its object received again. The target is received unmounted (zfs recv -u) unless --mount:
 /// a restored dataset keeps its source's mountpoint, which may be in use
 /// here. Encrypted datasets backed up raw are received raw; their keys
 /// stay with you (zfs load-key).

@@ -1,9 +1,14 @@
 //! zab-restore's changes, carried out as planned (plan.rs), deciding
 //! nothing: --all's missing parents created (`zfs create -o
-//! canmount=off`), then for each dataset a partial receive aborted (`zfs
-//! recv -A`) where the plan says so, and the objects downloaded ahead and
-//! received in order (receive.rs). With --test (the `act` switch is
-//! `cfg.test`), each change is only said on stderr, with its command.
+//! canmount=off`), then for each dataset a partial receive gone on with
+//! (its object's resuming stream, resume.rs) or aborted (`zfs recv -A`)
+//! where the plan says so, and the objects downloaded ahead and received
+//! in order (receive.rs). Two things change the plan on the way, as
+//! they are only known then: a resuming stream that cannot be made after
+//! all (a record resume.rs does not know) falls back to the abort and the
+//! whole object; a corrupt object's partial receive is aborted, so that
+//! nothing of it stays. With --test (the `act` switch is `cfg.test`),
+//! each change is only said on stderr, with its command.
 
 use std::time::Instant;
 
@@ -15,7 +20,7 @@ use zab_store::Store;
 use crate::cli::{Config, TOOL};
 use crate::gather::Job;
 use crate::plan::{Plan, Restore};
-use crate::receive::{self, Running};
+use crate::receive::{self, Failure, Running};
 
 /// What a dataset's restore did.
 #[derive(Debug, Default)]
@@ -26,6 +31,10 @@ pub struct Done {
     pub received: usize,
     pub seconds: f64,
     pub error: Option<String>,
+    /// A partial receive on the target went on (--test: would go on).
+    pub resumed: bool,
+    /// A partial receive on the target was aborted (--test: would be).
+    pub aborted: bool,
 }
 
 /// --all: the parents created (with --test, only named). A failure shows
@@ -66,7 +75,8 @@ pub fn restore(
     done
 }
 
-/// The abort, then the objects; fills `done` as it goes.
+/// The partial receive gone on with or aborted, then the objects; fills
+/// `done` as it goes.
 fn carry_out(
     cfg: &Config,
     store: &Store,
@@ -76,10 +86,17 @@ fn carry_out(
     done: &mut Done,
     log: &Log,
 ) -> Result<(), String> {
-    if let Some(token) = &r.abort {
-        abort_partial(cfg, job, token, log)?;
-    }
     let p = &r.plan;
+    if let (Some(token), None) = (&r.abort, &r.resume) {
+        if let Some(why) = &r.no_resume {
+            log.verbose(format!(
+                "{}: the partial receive does not go on: {why}",
+                job.target
+            ));
+        }
+        abort_partial(cfg, job, token, log)?;
+        done.aborted = true;
+    }
     let what = format!("{}@{} into {}", job.dataset, p.snapshot, job.target);
     if p.todo.is_empty() {
         log.verbose(format!("{what}: up to date"));
@@ -90,6 +107,18 @@ fn carry_out(
         None => String::new(),
     };
     if cfg.test {
+        if let (Some(t), Some(e)) = (&r.resume, p.todo.first()) {
+            eprintln!(
+                "{TOOL}: --test: would go on with the partial receive on {}: resume {} at byte {} of {} of its stream (object {}, offset {}), the whole object downloaded and hashed",
+                job.target,
+                store.url_of(&e.key),
+                t.bytes,
+                e.stream_bytes,
+                t.object,
+                t.offset
+            );
+            done.resumed = true;
+        }
         show_test(cfg, store, &format!("{what}{from}"), p, &r.lines);
         return Ok(());
     }
@@ -97,7 +126,81 @@ fn carry_out(
         "restoring {what}{from}: {} object(s)",
         p.todo.len()
     ));
-    receive_all(cfg, store, p, &r.lines, running, done, log)
+    let mut start = 0;
+    if let (Some(t), Some(token)) = (&r.resume, &r.abort) {
+        match resume_first(cfg, store, p, &r.lines[0], t, running, done, log) {
+            Ok(()) => start = 1,
+            Err(Failure::Unsupported(why)) => {
+                log.verbose(format!(
+                    "{}: the partial receive cannot go on: {why}",
+                    job.target
+                ));
+                abort_partial(cfg, job, token, log)?;
+                done.aborted = true;
+            }
+            Err(Failure::Other(why)) if why != "interrupted" => {
+                return Err(format!(
+                    "{why} (going on with the partial receive on {t}; zfs recv -A {t} makes the next run receive the object whole)",
+                    t = job.target
+                ))
+            }
+            Err(f) => return Err(fail(cfg, job, f, log)),
+        }
+    }
+    receive_all(cfg, store, p, &r.lines, start, running, done, log)
+        .map_err(|f| fail(cfg, job, f, log))
+}
+
+/// The first object of the plan received as the resuming stream of the
+/// partial receive of token `t`.
+#[allow(clippy::too_many_arguments)]
+fn resume_first(
+    cfg: &Config,
+    store: &Store,
+    p: &Plan,
+    line: &str,
+    t: &crate::resume::Token,
+    running: &Running,
+    done: &mut Done,
+    log: &Log,
+) -> Result<(), Failure> {
+    let e = p.todo[0];
+    log.verbose(format!(
+        "going on with the partial receive of {} at byte {} of {} of its stream (object {}, offset {}); the whole object is downloaded and hashed",
+        store.url_of(&e.key),
+        t.bytes,
+        e.stream_bytes,
+        t.object,
+        t.offset
+    ));
+    let mut download = store.download(&[(e.key.clone(), e.stored_bytes)], cfg.download_jobs, RANGE);
+    let n = receive::receive(
+        store,
+        e,
+        (&mut download, 0),
+        &cfg.host,
+        line,
+        running,
+        Some(t),
+    )?;
+    done.bytes += n;
+    done.received = 1;
+    done.resumed = true;
+    Ok(())
+}
+
+/// A receive's failure as the dataset's error; a corrupt object's partial
+/// receive aborted first, so that nothing of it stays.
+fn fail(cfg: &Config, job: &Job, f: Failure, log: &Log) -> String {
+    let Failure::Corrupt(why) = f else {
+        return f.message();
+    };
+    // Nothing to abort is no error here: the receive may have been stopped
+    // before it saved anything.
+    if let Err(e) = cfg.host.output(&recv_abort_args(&job.target)) {
+        log.verbose(format!("{}: zfs recv -A: {e}", job.target));
+    }
+    why
 }
 
 /// The partial state of an object cut short, aborted (`zfs recv -A`);
@@ -141,32 +244,38 @@ fn show_test(cfg: &Config, store: &Store, what: &str, p: &Plan, lines: &[String]
     }
 }
 
-/// The objects still needed, downloaded ahead and received in order.
+/// The objects still needed from `start` on, downloaded ahead and
+/// received in order.
+#[allow(clippy::too_many_arguments)]
 fn receive_all(
     cfg: &Config,
     store: &Store,
     p: &Plan,
     lines: &[String],
+    start: usize,
     running: &Running,
     done: &mut Done,
     log: &Log,
-) -> Result<(), String> {
-    let objects: Vec<(String, u64)> = p
-        .todo
+) -> Result<(), Failure> {
+    let todo = p.todo.get(start..).unwrap_or_default();
+    let objects: Vec<(String, u64)> = todo
         .iter()
         .map(|e| (e.key.clone(), e.stored_bytes))
         .collect();
+    if objects.is_empty() {
+        return Ok(());
+    }
     // Dropped on any error: the requests stop.
     let mut download = store.download(&objects, cfg.download_jobs, RANGE);
-    for (i, (e, line)) in p.todo.iter().zip(lines).enumerate() {
+    for (i, (e, line)) in todo.iter().zip(&lines[start..]).enumerate() {
         log.verbose(format!(
             "receiving {} ({} bytes)",
             store.url_of(&e.key),
             e.stored_bytes
         ));
-        let n = receive::receive(store, e, (&mut download, i), &cfg.host, line, running)?;
+        let n = receive::receive(store, e, (&mut download, i), &cfg.host, line, running, None)?;
         done.bytes += n;
-        done.received = i + 1;
+        done.received = start + i + 1;
     }
     Ok(())
 }

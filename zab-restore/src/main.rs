@@ -5,7 +5,8 @@
 //! `cli.rs` checks every option once (`Args::config`); `run.rs` is the
 //! table of contents: `gather.rs` reads the store and the target,
 //! `plan.rs` decides (pure), `execute.rs` carries it out (`receive.rs`
-//! streams each object into `zfs recv`), and `report.rs` writes the
+//! streams each object into `zfs recv`, through `resume.rs` when a
+//! partial receive goes on inside it), and `report.rs` writes the
 //! records.
 
 mod cli;
@@ -14,6 +15,7 @@ mod gather;
 mod plan;
 mod receive;
 mod report;
+mod resume;
 mod run;
 
 fn main() -> std::process::ExitCode {

@@ -11,12 +11,15 @@
 //! target's snapshot.
 //!
 //! Also here, for the whole run ([`decide`]): the parents --all creates,
-//! whether a partial receive on a target is aborted first, and each
-//! object's receiving command line.
+//! whether a partial receive on a target goes on inside its object
+//! ([`resumable`]) or is aborted first, and each object's receiving
+//! command line (`zfs recv OPTIONS -s TARGET`: a receive cut short leaves
+//! its partial state, and the next run goes on from there).
 
 use zab_store::manifest::{Entry, Manifest};
 
 use crate::gather::World;
+use crate::resume::Token;
 
 /// A snapshot the target has: its name (after `@`) and guid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,10 +57,16 @@ pub enum Target {
 /// One dataset's restore, decided.
 #[derive(Debug)]
 pub struct Restore<'a> {
-    /// The resume token of a partial receive to abort first (`zfs recv
-    /// -A`): the object cut short is received again from its start
-    /// (docs/store.md, "Resuming").
+    /// The resume token of a partial receive on the target: aborted first
+    /// (`zfs recv -A`), unless it goes on (`resume`), and then only if the
+    /// resuming stream cannot be made after all; the object cut short is
+    /// then received again from its start.
     pub abort: Option<String>,
+    /// The partial receive goes on inside the first object of `plan.todo`
+    /// (docs/store.md, "Going on inside an object").
+    pub resume: Option<Token>,
+    /// Why a partial receive does not go on (--verbose says it).
+    pub no_resume: Option<String>,
     pub plan: Plan<'a>,
     /// The shell line that receives each object of `plan.todo`.
     pub lines: Vec<String>,
@@ -97,20 +106,64 @@ pub fn decide<'a>(
             let created = |p: &str| parents.iter().chain(&targets).any(|t| t == p);
             let have = target_snapshots(&read.target, &job.target, &created, host)?;
             let plan = plan(&read.manifest, &read.listed, job.snapshot.as_deref(), have)?;
-            let recv = zab_core::zfs::replicate::recv_args(recv_options, &job.target);
+            let mut options = recv_options.to_vec();
+            options.push("-s".into());
+            let recv = zab_core::zfs::replicate::recv_args(&options, &job.target);
             let lines = plan
                 .todo
                 .iter()
                 .map(|e| target_line(e, &recv))
                 .collect::<Result<Vec<_>, _>>()?;
-            let abort = match &read.target {
-                Target::Exists { token, .. } => token.clone(),
-                Target::Missing { .. } => None,
+            let (abort, resume, no_resume) = match &read.target {
+                Target::Exists {
+                    token: Some(token), ..
+                } => match resumable(token, plan.todo.first().copied()) {
+                    Ok(t) => (Some(token.clone()), Some(t), None),
+                    Err(why) => (Some(token.clone()), None, Some(why)),
+                },
+                _ => (None, None, None),
             };
-            Ok(Restore { abort, plan, lines })
+            Ok(Restore {
+                abort,
+                resume,
+                no_resume,
+                plan,
+                lines,
+            })
         })
         .collect();
     Plans { parents, datasets }
+}
+
+/// The partial receive of `token` goes on with `first`, the first object
+/// still to receive, when it is that object's stream cut short, and the
+/// resuming stream can be made from it here: an uncompressed stream of
+/// one snapshot, not raw (resume.rs refuses the rest of what it does not
+/// know while it streams). Else why not.
+pub fn resumable(token: &str, first: Option<&Entry>) -> Result<Token, String> {
+    let t = Token::decode(token)?;
+    let Some(e) = first else {
+        return Err("no object is left to receive".into());
+    };
+    if t.toguid != e.guid || t.fromguid != e.parent_guid.unwrap_or(0) {
+        return Err(format!(
+            "it is of another stream than {}'s (guids {} to {})",
+            e.key, t.fromguid, t.toguid
+        ));
+    }
+    if e.snapshots.len() > 1 {
+        return Err(format!("{} carries several snapshots (zfs send -I)", e.key));
+    }
+    if e.raw {
+        return Err(format!("{} is a raw stream", e.key));
+    }
+    if let Some(c) = &e.compressor {
+        return Err(format!(
+            "{} is compressed ({c}); the resuming stream is made only from an uncompressed object",
+            e.key
+        ));
+    }
+    Ok(t)
 }
 
 /// The target's snapshots to plan with: None when it does not exist (its
@@ -506,7 +559,10 @@ mod tests {
         let ok = |i: usize| p.datasets[i].as_ref().unwrap();
         assert_eq!(ok(0).abort, token);
         assert_eq!(keys(&ok(0).plan.todo), ["s3", "s4"]);
-        assert_eq!(ok(0).lines, ["zfs recv -u t/a", "zfs recv -u t/a"]);
+        assert_eq!(ok(0).lines, ["zfs recv -u -s t/a", "zfs recv -u -s t/a"]);
+        // "1-abc" is no token this zab reads: aborted, and said why.
+        assert_eq!(ok(0).resume, None);
+        assert!(ok(0).no_resume.as_ref().unwrap().contains("resume token"));
         assert_eq!(ok(1).abort, token);
         assert_eq!(keys(&ok(1).plan.todo), ["s1", "s3", "s4"]);
         assert_eq!(ok(2).abort, None);
@@ -516,6 +572,29 @@ mod tests {
             e,
             "u, the parent of u/d, does not exist on lab (create it first)"
         );
+    }
+
+    #[test]
+    fn a_partial_receive_goes_on_only_inside_its_own_plain_object() {
+        // A token recorded in the lab: a full stream of guid 0x72bb…, cut
+        // short in object 2 at offset 0x4000.
+        let token = include_str!("../fixtures/resume/token3");
+        let guid = 0x72bb_6c91_3319_7a5d;
+        let e = entry("s1", guid, None, &[]);
+        let t = resumable(token, Some(&e)).unwrap();
+        assert_eq!((t.object, t.offset), (2, 0x4000));
+        let why = |e: &Entry| resumable(token, Some(e)).unwrap_err();
+        assert!(why(&entry("s1", 7, None, &[])).contains("another stream than p/a@s1"));
+        assert!(why(&entry("s1", guid, Some(("s0", 3)), &[])).contains("another stream"));
+        assert!(why(&entry("s1", guid, None, &[("s0", 3)])).contains("zfs send -I"));
+        let mut raw = e.clone();
+        raw.raw = true;
+        assert!(why(&raw).contains("raw"));
+        let mut zst = e.clone();
+        zst.compressor = Some("zstd-fast".into());
+        assert!(why(&zst).contains("compressed (zstd-fast)"));
+        assert!(resumable(token, None).unwrap_err().contains("no object"));
+        assert!(resumable("1-abc", Some(&e)).is_err());
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! committed (for a `-I` stream, the snapshots before its last one are
 //! committed as they come; `zfs recv` checks each of them against the
 //! stream's own checksums).
+//!
+//! An object whose partial receive goes on passes through a
+//! [`Resumer`] (resume.rs) between the bytes held back and the receiving
+//! side: the whole object is still downloaded and hashed, and only the
+//! resuming stream made from it is written.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -22,6 +27,8 @@ use zab_core::Host;
 use zab_store::download::Download;
 use zab_store::manifest::Entry;
 use zab_store::Store;
+
+use crate::resume::{unsupported_in, Resumer, Token};
 
 /// The bytes held back until the hash is checked: an END record is 312
 /// bytes, and a compressed block of zstd, gzip, xz or lz4 well below this.
@@ -129,9 +136,30 @@ impl<W: Write> Write for HoldBack<W> {
     }
 }
 
+/// Why a receive failed: one line that names the object.
+#[derive(Debug)]
+pub enum Failure {
+    /// The resuming stream cannot be made from the object (the receive
+    /// was stopped; the object goes again whole).
+    Unsupported(String),
+    /// The object is not what the manifest says: nothing of it may stay.
+    Corrupt(String),
+    /// Interrupted, the store, or zfs recv: what was received stays as a
+    /// partial receive that the next run goes on with.
+    Other(String),
+}
+
+impl Failure {
+    pub fn message(self) -> String {
+        match self {
+            Failure::Unsupported(m) | Failure::Corrupt(m) | Failure::Other(m) => m,
+        }
+    }
+}
+
 /// Receives object `e`, the `index`th of `download`, through the shell
-/// line `line` on `host`; the bytes received. Errors are one line that
-/// names the object.
+/// line `line` on `host`; with `resume`, the resuming stream made from it
+/// for that token. The bytes of the object received.
 pub fn receive(
     store: &Store,
     e: &Entry,
@@ -139,10 +167,11 @@ pub fn receive(
     host: &Host,
     line: &str,
     running: &Running,
-) -> Result<u64, String> {
+    resume: Option<&Token>,
+) -> Result<u64, Failure> {
     let url = store.url_of(&e.key);
-    let (mut child, err_thread) = start(host, line, running)?;
-    let result = feed(&mut child, e, (download, index), &url, running);
+    let (mut child, err_thread) = start(host, line, running).map_err(Failure::Other)?;
+    let result = feed(&mut child, e, (download, index), &url, running, resume);
     if result.is_err() {
         // Without the bytes held back, zfs recv commits nothing; stop it.
         running.stop_child();
@@ -185,25 +214,43 @@ fn start(
     Ok((child, err_thread))
 }
 
-/// Streams the object into the receiving side's stdin, all but the bytes
-/// held back; checks its size and hash; then lets them through (or not).
+/// Streams the object (or the resuming stream made from it) into the
+/// receiving side's stdin, all but the bytes held back; checks its size
+/// and hash; then lets them through (or not).
 fn feed(
     child: &mut Child,
     e: &Entry,
-    (download, index): (&mut Download, usize),
+    dl: (&mut Download, usize),
     url: &str,
     running: &Running,
+    resume: Option<&Token>,
 ) -> Result<u64, Stop> {
     let stdin = child
         .stdin
         .take()
         .ok_or_else(|| Stop::Store("no stdin to zfs recv".into()))?;
     grow_pipe(&stdin);
-    let mut w = HoldBack::new(stdin, HOLD);
+    match resume {
+        None => feed_through(HoldBack::new(stdin, HOLD), e, dl, url, running),
+        Some(t) => {
+            let w = HoldBack::new(Resumer::new(stdin, t.clone()), HOLD);
+            feed_through(w, e, dl, url, running)
+        }
+    }
+}
+
+/// [`feed`] through `w`.
+fn feed_through<W: Write>(
+    mut w: HoldBack<W>,
+    e: &Entry,
+    (download, index): (&mut Download, usize),
+    url: &str,
+    running: &Running,
+) -> Result<u64, Stop> {
     let sha = pieces(download, index, url, &mut w, running)?;
     let bytes = w.total();
     if running.is_stopped() {
-        return Err(Stop::Check("interrupted".into()));
+        return Err(Stop::Interrupted);
     }
     if bytes != e.stored_bytes {
         return Err(Stop::Check(format!(
@@ -222,7 +269,16 @@ fn feed(
     // Closing stdin (dropped here) ends the stream.
     w.release()
         .map(|_| bytes)
-        .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))
+        .map_err(|err| write_failed(url, &err))
+}
+
+/// A write to the receiving side failed: the resuming stream could not be
+/// made, or the write itself failed.
+fn write_failed(url: &str, err: &std::io::Error) -> Stop {
+    match unsupported_in(err) {
+        Some(u) => Stop::Unsupported(format!("{url}: {u}")),
+        None => Stop::Store(format!("writing {url} out: {err}")),
+    }
 }
 
 /// The receive's result, from what feeding it gave, how the receiving
@@ -232,7 +288,7 @@ fn outcome(
     result: Result<u64, Stop>,
     status: std::io::Result<std::process::ExitStatus>,
     msgs: &str,
-) -> Result<u64, String> {
+) -> Result<u64, Failure> {
     let msgs = msgs
         .lines()
         .map(str::trim)
@@ -250,15 +306,17 @@ fn outcome(
     };
     match (result, recv_failed) {
         (Ok(bytes), None) => Ok(bytes),
-        (Err(Stop::Check(why)), _) => Err(why),
+        (Err(Stop::Check(why)), _) => Err(Failure::Corrupt(why)),
+        (Err(Stop::Interrupted), _) => Err(Failure::Other("interrupted".into())),
+        (Err(Stop::Unsupported(why)), _) => Err(Failure::Unsupported(why)),
         // The receive failed first (a write to it then fails too).
-        (Err(Stop::Store(_)), Some(st)) if !msgs.is_empty() => Err(with_msgs(format!(
-            "receiving {url}: zfs recv failed ({st})"
+        (Err(Stop::Store(_)), Some(st)) if !msgs.is_empty() => Err(Failure::Other(with_msgs(
+            format!("receiving {url}: zfs recv failed ({st})"),
         ))),
-        (Err(Stop::Store(why)), _) => Err(why),
-        (Ok(_), Some(st)) => Err(with_msgs(format!(
+        (Err(Stop::Store(why)), _) => Err(Failure::Other(why)),
+        (Ok(_), Some(st)) => Err(Failure::Other(with_msgs(format!(
             "receiving {url}: zfs recv failed ({st})"
-        ))),
+        )))),
     }
 }
 
@@ -285,7 +343,7 @@ fn pieces(
 ) -> Result<String, Stop> {
     loop {
         if running.is_stopped() {
-            return Err(Stop::Check("interrupted".into()));
+            return Err(Stop::Interrupted);
         }
         match download.next_piece() {
             None => return Err(Stop::Store(format!("{url}: the download ended early"))),
@@ -297,10 +355,9 @@ fn pieces(
             }
             Some(Ok(p)) => {
                 w.write_all(&p.bytes)
-                    .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))?;
+                    .map_err(|err| write_failed(url, &err))?;
                 if p.last {
-                    w.flush()
-                        .map_err(|err| Stop::Store(format!("writing {url} out: {err}")))?;
+                    w.flush().map_err(|err| write_failed(url, &err))?;
                     return p
                         .sha256
                         .ok_or_else(|| Stop::Store(format!("{url}: no hash from the download")));
@@ -314,6 +371,10 @@ fn pieces(
 enum Stop {
     /// The object is not what the manifest says.
     Check(String),
+    /// SIGINT or SIGTERM.
+    Interrupted,
+    /// The resuming stream cannot be made from the object.
+    Unsupported(String),
     /// Reading the store or writing to the receive failed.
     Store(String),
 }

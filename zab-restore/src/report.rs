@@ -54,6 +54,10 @@ struct Record<'a> {
     /// (`zfs recv -A`; with --test, to be aborted).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     aborted_partial: bool,
+    /// A partial receive found on the target and gone on with, inside its
+    /// object (with --test, to be gone on with).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    resumed_partial: bool,
     /// The objects still needed when the run began, in order.
     objects: Vec<Object>,
     /// Bytes received (as stored).
@@ -131,7 +135,8 @@ impl<'c> Report<'c> {
             status,
             snapshot: r.map(|r| r.plan.snapshot.clone()),
             from: r.and_then(|r| r.plan.from.clone()),
-            aborted_partial: r.is_some_and(|r| r.abort.is_some()),
+            aborted_partial: done.aborted,
+            resumed_partial: done.resumed,
             objects,
             bytes: done.bytes,
             seconds: done.seconds,
@@ -153,8 +158,7 @@ impl<'c> Report<'c> {
             .finish(TOOL, self.written, self.failed, &self.fields);
         if running.is_stopped() {
             return Err(Error::Interrupted(
-                "the receive was stopped; the next run goes on after the last snapshot received"
-                    .into(),
+                "the receive was stopped; the next run goes on from where it stopped".into(),
             ));
         }
         result

@@ -14,9 +14,10 @@
 //! receive) is its record's `error`, one line on stderr, and exit 1.
 //!
 //! A partial receive left on a target (`zfs recv -s` cut short, with a
-//! `receive_resume_token`) is aborted (`zfs recv -A`) and its object
-//! received again from its start: see docs/store.md for why a stored
-//! stream cannot go on from the token's offset.
+//! `receive_resume_token`) goes on inside its object with the resuming
+//! stream made from the stored one (resume.rs), or, where that cannot be
+//! made, is aborted (`zfs recv -A`) and its object received again from
+//! its start: docs/store.md, "Going on inside an object".
 
 use std::sync::Arc;
 
