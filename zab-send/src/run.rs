@@ -25,6 +25,7 @@
 
 use std::sync::Arc;
 
+use zab_core::cli::Log;
 use zab_core::error::Error;
 use zab_core::Host;
 
@@ -35,7 +36,7 @@ use crate::early;
 use crate::execute::{self, Ctx, Executed};
 use crate::gather::{self, World};
 use crate::holds;
-use crate::input;
+use crate::input::{self, Input};
 use crate::jobs::{self, Jobs};
 use crate::mounts;
 use crate::report;
@@ -75,30 +76,16 @@ pub fn run(args: &Args) -> Result<(), Error> {
     }
     jobs::log(&plan.jobs, &log);
     let running = Arc::new(Running::default());
-    let ex = match cfg.dry() {
-        true => Executed::default(),
-        false => {
-            let board = Board::new(cfg.jobs > 1);
-            let sink = sink(&cfg, &target, store.as_ref(), &world, &board);
-            let ctx = Ctx {
-                cfg: &cfg,
-                log: &log,
-                hosts: &input.hosts,
-                target: &target,
-                world: &world,
-                sink: sink.as_ref(),
-                running: &running,
-            };
-            std::thread::scope(|s| {
-                if cfg.progress {
-                    s.spawn(|| board.run());
-                }
-                let ex = carry_out(&ctx, &plan);
-                board.stop();
-                ex
-            })
-        }
-    };
+    let ex = execute(
+        &cfg,
+        &log,
+        &input,
+        &target,
+        store.as_ref(),
+        &world,
+        &plan,
+        &running,
+    );
     let written = report::write(
         &mut input.datasets,
         &plan.jobs,
@@ -136,6 +123,43 @@ pub fn run(args: &Args) -> Result<(), Error> {
         });
     }
     written
+}
+
+/// Carries out the plan (nothing with `--test`/`--plan`), with the
+/// progress board beside it.
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    cfg: &Config,
+    log: &Log,
+    input: &Input,
+    target: &Host,
+    store: Option<&zab_store::Store>,
+    world: &World,
+    plan: &Jobs,
+    running: &Arc<Running>,
+) -> Executed {
+    if cfg.dry() {
+        return Executed::default();
+    }
+    let board = Board::new(cfg.jobs > 1);
+    let sink = sink(cfg, target, store, world, &board);
+    let ctx = Ctx {
+        cfg,
+        log,
+        hosts: &input.hosts,
+        target,
+        world,
+        sink: sink.as_ref(),
+        running,
+    };
+    std::thread::scope(|s| {
+        if cfg.progress {
+            s.spawn(|| board.run());
+        }
+        let ex = carry_out(&ctx, plan);
+        board.stop();
+        ex
+    })
 }
 
 /// A run the quiet-run cache answered (cache.rs): each selected record
