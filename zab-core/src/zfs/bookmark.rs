@@ -80,20 +80,11 @@ pub fn program_args(pool: &str, pairs: &[Pair]) -> Vec<String> {
 /// Cuts `pairs` (in order) into runs that each fit one program: the ranges
 /// of indices. A pair over the byte bound alone still gets a program.
 pub fn batches(pairs: &[Pair]) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, p) in pairs.iter().enumerate() {
-        let len = p.arg_bytes();
-        if i > start && (i - start == PROGRAM_PAIRS || bytes + len > PROGRAM_ARG_BYTES) {
-            out.push(start..i);
-            (start, bytes) = (i, 0);
-        }
-        bytes += len;
-    }
-    if start < pairs.len() {
-        out.push(start..pairs.len());
-    }
-    out
+    super::destroy::cut(
+        pairs.iter().map(Pair::arg_bytes),
+        PROGRAM_PAIRS,
+        PROGRAM_ARG_BYTES,
+    )
 }
 
 /// The bookmarks (full names) that [`PROGRAM`] could not make, with their

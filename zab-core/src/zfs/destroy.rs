@@ -58,18 +58,34 @@ pub fn program_args(pool: &str, snapshots: &[&str], probe: bool) -> Vec<String> 
 /// Cuts `snapshots` (full names, in order) into runs that each fit one
 /// program: the ranges of indices.
 pub fn batches(snapshots: &[&str]) -> Vec<std::ops::Range<usize>> {
+    cut(
+        snapshots.iter().map(|s| quote(s).len() + 1),
+        PROGRAM_SNAPSHOTS,
+        PROGRAM_ARG_BYTES,
+    )
+}
+
+/// Cuts items of the given argument lengths (in order) into runs of at
+/// most `items` items and `bytes` bytes: the ranges of indices. An item
+/// over the byte bound alone still gets a run. Shared by the channel
+/// programs (this one and [`super::bookmark`]).
+pub(crate) fn cut(
+    lens: impl Iterator<Item = usize>,
+    items: usize,
+    bytes: usize,
+) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, s) in snapshots.iter().enumerate() {
-        let len = quote(s).len() + 1;
-        if i > start && (i - start == PROGRAM_SNAPSHOTS || bytes + len > PROGRAM_ARG_BYTES) {
+    let (mut start, mut used, mut n) = (0, 0, 0);
+    for (i, len) in lens.enumerate() {
+        if i > start && (i - start == items || used + len > bytes) {
             out.push(start..i);
-            (start, bytes) = (i, 0);
+            (start, used) = (i, 0);
         }
-        bytes += len;
+        used += len;
+        n = i + 1;
     }
-    if start < snapshots.len() {
-        out.push(start..snapshots.len());
+    if start < n {
+        out.push(start..n);
     }
     out
 }
