@@ -1,5 +1,7 @@
 //! Store::put against the local S3 server (scripts/s3-server; skipped
-//! without `ZAB_TEST_S3_ENDPOINT`, which `scripts/s3-server env` sets):
+//! without `ZAB_TEST_S3_ENDPOINT`, which `scripts/s3-server env` sets,
+//! unless `ZAB_LAB_REQUIRED=1`, as in scripts/test, which makes it a
+//! failure):
 //! an upload whose CompleteMultipartUpload answer is lost
 //! (`ZAB_TEST_LOSE_COMPLETE=1`, a debug build's test hook: the upload is
 //! completed, and the success answered is replaced by an error, as when
@@ -23,6 +25,11 @@ fn data(n: usize, seed: u8) -> Vec<u8> {
 #[test]
 fn a_lost_complete_answer_is_no_failure() {
     let Ok(ep) = std::env::var("ZAB_TEST_S3_ENDPOINT") else {
+        // scripts/test sets both: there, a missing server is a failure.
+        assert!(
+            !std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1"),
+            "ZAB_LAB_REQUIRED=1 but no ZAB_TEST_S3_ENDPOINT: run scripts/s3-server start, then eval \"$(scripts/s3-server env)\""
+        );
         eprintln!("skipped: no ZAB_TEST_S3_ENDPOINT (eval \"$(scripts/s3-server env)\")");
         return;
     };
