@@ -23,6 +23,10 @@ pub const TESTS: &[Test] = &[
         "z3b_check_finds_corrupt_objects_and_broken_chains",
         check_finds_corrupt_objects_and_broken_chains,
     ),
+    (
+        "z3b_send_reads_the_stream_guid_before_going_on",
+        send_reads_the_stream_guid_before_going_on,
+    ),
 ];
 
 /// zfs3backup's pput, as far as the bucket can tell: one multipart upload
@@ -65,6 +69,18 @@ impl Z3<'_> {
     /// through `compressor` (`pigz1`, `pigz4` or none), put at
     /// `prefix/ds@snapshot`.
     fn put(&self, ds: &str, snapshot: &str, parent: Option<&str>, compressor: Option<&str>) {
+        self.put_as(ds, ds, snapshot, parent, compressor);
+    }
+
+    /// [`Z3::put`], the stream of `ds` put under the name of `key_ds`.
+    fn put_as(
+        &self,
+        key_ds: &str,
+        ds: &str,
+        snapshot: &str,
+        parent: Option<&str>,
+        compressor: Option<&str>,
+    ) {
         let inc = parent.map_or(String::new(), |p| format!("-i {ds}@{p} "));
         let est = self.lab.sh(&format!(
             "zfs send -nvP {inc}{ds}@{snapshot} | awk 'NF {{ l = $0 }} END {{ split(l, f); print f[2] }}'"
@@ -74,7 +90,7 @@ impl Z3<'_> {
         let mut meta = vec![format!("size={est}")];
         match parent {
             None => meta.push("isfull=true".into()),
-            Some(p) => meta.push(format!("parent={ds}@{p}")),
+            Some(p) => meta.push(format!("parent={key_ds}@{p}")),
         }
         let pipe = match compressor {
             Some("pigz1") => " | pigz -1 --blocksize 4096",
@@ -86,7 +102,7 @@ impl Z3<'_> {
         }
         let out = self.lab.local_sh(&format!(
             "{env}ssh -F \"$CFG\" zfs-lab 'zfs send {inc}{ds}@{snapshot}{pipe}' | \
-             \"${{XDG_CACHE_HOME:-$HOME/.cache}}/zab/s3-server/venv/bin/python\" {script} {bkt} {prefix}/{ds}@{snapshot} {meta}",
+             \"${{XDG_CACHE_HOME:-$HOME/.cache}}/zab/s3-server/venv/bin/python\" {script} {bkt} {prefix}/{key_ds}@{snapshot} {meta}",
             env = self.env,
             script = self.script,
             bkt = self.bkt,
@@ -250,6 +266,121 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
         "zfs destroy -r {back}; zfs destroy -r {}",
         ns.ds("zab-a", "")
     ));
+}
+
+/// zab-send goes on from zfs3backup's chain only when the stored stream of
+/// the snapshot it goes on from is the source's snapshot of that name (its
+/// guid, read from the object's first bytes, gunzipped): a chain of
+/// another dataset made again under the same name is no snapshot in
+/// common. And it never writes over an object of zfs3backup's.
+fn send_reads_the_stream_guid_before_going_on(lab: &Lab) {
+    let ns = Ns::new("z3b_guid");
+    let b = ns.backup();
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-z3g");
+    let a = ns.ds("zab-a", "a");
+    // Not selected: the stand-in for the dataset zfs3backup backed up
+    // under a's name before a was made again.
+    let x = ns.ds("zab-a", "x");
+    lab.fresh_sources(&ns, &[&a]);
+    lab.sh(&format!("zfs create {x}"));
+    let d = dir(&ns.name);
+    let script = d.join("pput.py");
+    std::fs::write(&script, PPUT).unwrap();
+    let script = script.display().to_string();
+    lab.fill(&a, 600);
+    lab.fill(&x, 600);
+    let s1 = snap(lab, b, 1, &[&a, &x]);
+    let z3 = |prefix| Z3 {
+        lab,
+        env: &env,
+        script: &script,
+        bkt: &bkt,
+        prefix,
+    };
+    z3("good").put(&a, &s1, None, Some("pigz1"));
+    z3("bad").put_as(&a, &x, &s1, None, Some("pigz4"));
+    lab.fill(&a, 300);
+    let s2 = snap(lab, b, 2, &[&a]);
+
+    // a@s1's own stream: an incremental from it.
+    let out = send(lab, &env, b, &format!("s3://{bkt}/good"), &["--verbose"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("its stream's guid checked"),
+        "{}",
+        out.stderr
+    );
+    let o = out
+        .datasets()
+        .into_iter()
+        .find(|r| r.name == a)
+        .and_then(|r| r.send);
+    let o = o.expect("a send record");
+    assert_eq!(o.common.as_deref(), Some(s1.as_str()), "{}", out.stdout);
+    let t: Vec<_> = o
+        .transfers
+        .iter()
+        .map(|t| (t.kind, t.from.clone()))
+        .collect();
+    assert_eq!(
+        t,
+        [(
+            zab_core::record::TransferKind::Incremental,
+            Some(s1.clone())
+        )],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(o.transfers[0].snapshot, s2);
+
+    // zfs3backup still running beside zab: its object of the next
+    // snapshot is not written over; that transfer fails.
+    lab.fill(&a, 200);
+    let s3 = snap(lab, b, 3, &[&a]);
+    z3("good").put(&a, &s3, Some(&s2), None);
+    let out = send(lab, &env, b, &format!("s3://{bkt}/good"), &[]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("good/{a}@{s3} exists already")),
+        "{}",
+        out.stderr
+    );
+    let out = lab.local_sh(&format!("{env}zab-store ls s3://{bkt}/good"));
+    let c = &records(&out)[0];
+    assert_eq!(objects(c, "snapshot"), [&s1, &s2, &s3].map(|s| s.as_str()));
+    assert_eq!(c["objects"][2]["no_manifest"], true, "{c}");
+
+    // x@s1's stream under a's name: no snapshot in common, as with a ZFS
+    // target of another dataset; a fails, and nothing is written over
+    // zfs3backup's objects.
+    let url = format!("s3://{bkt}/bad");
+    let out = send(lab, &env, b, &url, &["--verbose"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("bad/{a}@{s1} is a stream of another snapshot")),
+        "{}",
+        out.stderr
+    );
+    let r = out
+        .datasets()
+        .into_iter()
+        .find(|r| r.name == a)
+        .expect("a's record");
+    let o = r.send.expect("a send record");
+    assert!(o.transfers.is_empty(), "{}", out.stdout);
+    let err = r.error.unwrap_or_default();
+    assert!(err.contains(&format!("@{s1} has another guid")), "{err}");
+    let out = lab.local_sh(&format!("{env}zab-store ls {url}"));
+    let c = &records(&out)[0];
+    assert_eq!(objects(c, "snapshot"), [s1.as_str()], "{}", out.stdout);
+    // With --no-guid-check, names alone: it goes on, as asked.
+    let out = send(lab, &env, b, &url, &["--no-guid-check"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+
+    lab.sh(&format!("zfs destroy -r {}", ns.ds("zab-a", "")));
 }
 
 /// `zab-store check URL [DATASET]`'s records and exit status.

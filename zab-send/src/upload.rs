@@ -97,13 +97,13 @@ pub fn target_tree(
 /// Only snapshots whose objects lead back to a full stream count (a chain
 /// broken by a missing object is not gone on from).
 ///
-/// By name, because zfs3backup records no guid. What guards it: the
-/// object's name is the dataset's and the snapshot's; zab-send's
-/// incremental is made by the source from its snapshot of that name and
-/// records that snapshot's guid as `parent_guid`; a restore receives the
-/// zfs3backup object, and `zfs recv` refuses the incremental unless its
-/// base guid is the one received; `zab-store check` reads the stored
-/// stream's guid and compares it with `parent_guid`.
+/// By name, because zfs3backup records no guid. What guards it: before
+/// going on, [`zfs3backup_tree`] reads the newest one's stream guid from
+/// the stored object's first bytes ([`other_snapshot`]); zab-send's
+/// incremental records the base's guid as `parent_guid`; `zfs recv`
+/// refuses an incremental whose base guid is not the one received; and
+/// `zab-store check` compares the stored streams' guids with
+/// `parent_guid`.
 pub fn zfs3backup_chain(m: &Manifest, source: &[Snapshot]) -> Vec<Snapshot> {
     let mut whole: Vec<&str> = Vec::new();
     for e in &m.objects {
@@ -121,6 +121,41 @@ pub fn zfs3backup_chain(m: &Manifest, source: &[Snapshot]) -> Vec<Snapshot> {
         .filter(|s| whole.contains(&s.name.as_str()))
         .cloned()
         .collect()
+}
+
+/// The guid of the snapshot that the stored object of `last` (matched by
+/// name) carries, when it is not `last`'s: its stream's guid, read from its
+/// first bytes (one ranged GET). None when it is `last`'s, or when it
+/// cannot be read (a warning; going on by name, as before it was read).
+fn other_snapshot(
+    store: &Store,
+    m: &Manifest,
+    last: &Snapshot,
+    log: &zab_core::cli::Log,
+) -> Result<Option<u64>, Error> {
+    let Some(e) = m.objects.iter().rev().find(|e| e.snapshot == last.name) else {
+        return Ok(None);
+    };
+    let url = store.url_of(&e.key);
+    let read = zab_store::zfs3backup::stream_guid(store, e)
+        .map_err(|err| Error::Store(format!("reading the start of {url}: {err}")))?;
+    match read {
+        Some(g) if g != last.guid => {
+            log.verbose(format!(
+                "{}: {url} is a stream of another snapshot (guid {g}) than the source's @{} \
+                 (guid {})",
+                m.dataset, last.name, last.guid
+            ));
+            return Ok(Some(g));
+        }
+        Some(_) => {}
+        None => log.warn(format!(
+            "{}: cannot read which snapshot {url} carries: going on from zfs3backup's chain \
+             by name",
+            m.dataset
+        )),
+    }
+    Ok(None)
 }
 
 /// For each of `datasets` (name in the store, the source's snapshots) that
@@ -151,21 +186,37 @@ pub fn zfs3backup_tree(
         let common = zfs3backup_chain(&m, source);
         let Some(last) = common.last() else {
             log.verbose(format!(
-                "{ds}: the store has {} object(s) of it without a manifest, none of a whole chain                  whose snapshot the source has: a full stream",
+                "{ds}: the store has {} object(s) of it without a manifest, none of a whole chain \
+                 whose snapshot the source has: a full stream",
                 m.objects.len()
             ));
             continue;
         };
-        log.verbose(format!(
-            "{ds}: going on from the chain zfs3backup left in the store, at @{} (matched by name)",
-            last.name
-        ));
+        let foreign = other_snapshot(store, &m, last, log)?;
+        let mut snapshots = common.clone();
+        match foreign {
+            None => log.verbose(format!(
+                "{ds}: going on from the chain zfs3backup left in the store, at @{} (matched by \
+                 name, its stream's guid checked)",
+                last.name
+            )),
+            // Another dataset's chain under this name: with no guid in
+            // common the plan fails, as for a ZFS target of another
+            // dataset (--no-guid-check goes on by name), and nothing is
+            // written over its objects.
+            Some(g) => {
+                snapshots.iter_mut().for_each(|s| s.guid = 0);
+                if let Some(s) = snapshots.last_mut() {
+                    s.guid = g;
+                }
+            }
+        }
         tree.insert(
             ds.to_string(),
             TargetDs {
                 kind: DatasetType::Filesystem,
                 target: Target {
-                    snapshots: common.into_iter().map(|s| (s, 0)).collect(),
+                    snapshots: snapshots.into_iter().map(|s| (s, 0)).collect(),
                     token: None,
                 },
                 guid: None,
@@ -294,6 +345,33 @@ impl StoreSink<'_> {
             .collect()
     }
 
+    /// Whether `key` may be written (one HEAD request on S3): no object is
+    /// there, or only zab's own stream of the same snapshot (its `guid`
+    /// metadata: an upload whose manifest was never written). Anything
+    /// else there, zfs3backup's object of a snapshot of this name (it may
+    /// still be running beside zab) or another snapshot's, fails the
+    /// transfer rather than be lost. A directory is zab's alone: not asked.
+    fn free(&self, key: &str, to: Option<&Snapshot>) -> Result<(), String> {
+        if let zab_store::Location::Dir { .. } = self.store.location() {
+            return Ok(());
+        }
+        let Some(meta) = self.store.head(key).map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let guid = meta
+            .iter()
+            .find(|(k, _)| k == "guid")
+            .map(|(_, v)| v.as_str());
+        match (guid, to) {
+            (Some(g), Some(s)) if g == s.guid.to_string() => Ok(()),
+            _ => Err(format!(
+                "{} exists already and is not zab's stream of this snapshot (zfs3backup's?): \
+                 not written over; move it away, or back up to another prefix",
+                self.store.url_of(key)
+            )),
+        }
+    }
+
     fn snapshot_of(&self, source: &str, name: &str) -> Option<&Snapshot> {
         self.sources.get(source)?.iter().find(|s| s.name == name)
     }
@@ -307,6 +385,8 @@ impl StoreSink<'_> {
         r: &Receive,
         running: &Running,
     ) -> Result<(StoredObject, Entry), String> {
+        let key = object_key(r.dataset, r.snapshot);
+        self.free(&key, self.snapshot_of(r.source, r.snapshot))?;
         let line = stream::source_command(spec);
         let cmd = source
             .command(&["sh", "-c", &line])
@@ -327,7 +407,6 @@ impl StoreSink<'_> {
             inner: reader,
             n: bytes.clone(),
         };
-        let key = object_key(r.dataset, r.snapshot);
         let to = self.snapshot_of(r.source, r.snapshot);
         let est = estimate.clone();
         let estimate_now = move || est.load(Ordering::Relaxed);

@@ -50,6 +50,17 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// The user metadata among `attributes`, names in lower case.
+fn user_metadata(attributes: &object_store::Attributes) -> Vec<(String, String)> {
+    attributes
+        .iter()
+        .filter_map(|(k, v)| match k {
+            Attribute::Metadata(name) => Some((name.to_lowercase(), v.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One line from an `object_store` error: the S3 error's code and message
 /// when the server sent one (`NoSuchBucket: The specified bucket does not
 /// exist`), else the whole text.
@@ -288,6 +299,19 @@ impl Store {
         })
     }
 
+    /// The first `len` bytes of object `key` (all of it when it is
+    /// shorter), in one ranged GET.
+    pub fn get_head(&self, key: &str, len: u64) -> Result<Vec<u8>, StoreError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let path = self.path(key);
+        self.rt
+            .block_on(self.inner.get_range(&path, 0..len))
+            .map(|b| b.to_vec())
+            .map_err(|e| one_line(&self.url_of(key), e))
+    }
+
     /// Writes a small object (a manifest) in one request.
     pub fn put_bytes(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
         let path = self.path(key);
@@ -388,6 +412,22 @@ impl Store {
 
     /// The user metadata of object `key` (S3's `x-amz-meta-*`, names in
     /// lower case), by one HEAD request; a directory keeps none.
+    /// Object `key`'s user metadata (names in lower case), None when there
+    /// is no such object: one HEAD request (a directory's files have none:
+    /// an empty list when the file exists).
+    pub fn head(&self, key: &str) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let path = self.path(key);
+        let opts = object_store::GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        match self.rt.block_on(self.inner.get_opts(&path, opts)) {
+            Ok(r) => Ok(Some(user_metadata(&r.attributes))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(one_line(&self.url_of(key), e)),
+        }
+    }
+
     pub fn metadata(&self, key: &str) -> Result<Vec<(String, String)>, StoreError> {
         if let Location::Dir { .. } = self.location {
             return Ok(Vec::new());
@@ -401,13 +441,7 @@ impl Store {
             .rt
             .block_on(self.inner.get_opts(&path, opts))
             .map_err(|e| one_line(&self.url_of(key), e))?;
-        Ok(r.attributes
-            .iter()
-            .filter_map(|(k, v)| match k {
-                Attribute::Metadata(name) => Some((name.to_lowercase(), v.to_string())),
-                _ => None,
-            })
-            .collect())
+        Ok(user_metadata(&r.attributes))
     }
 
     /// Every complete object below `key_prefix` (below the store's prefix).

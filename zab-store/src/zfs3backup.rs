@@ -294,6 +294,69 @@ pub fn view(store: &Store, dataset: &str) -> Result<Option<Manifest>, StoreError
     Ok(Some(merge(dataset, m.as_ref(), d)))
 }
 
+/// How much of an object [`stream_guid`] reads: the stream's BEGIN record
+/// (312 bytes as sent), compressed, with room to spare.
+const HEAD_READ: u64 = 64 << 10;
+
+/// The guid of the snapshot that object `e`'s stream carries, read from
+/// its first bytes (one ranged GET; zfs3backup's `pigz1`/`pigz4` objects
+/// inflated here): what zfs3backup never recorded. None when those bytes
+/// are no stream this reads (another compressor, a compound stream whose
+/// first substream lies further on).
+pub fn stream_guid(store: &Store, e: &Entry) -> Result<Option<u64>, StoreError> {
+    let head = store.get_head(&e.key, HEAD_READ.min(e.stored_bytes))?;
+    Ok(guid_of_head(&head, e.compressor.as_deref()))
+}
+
+/// The snapshot guid in a stream's first bytes `head`, stored through
+/// `compressor` (none, or zfs3backup's gzip ones).
+pub fn guid_of_head(head: &[u8], compressor: Option<&str>) -> Option<u64> {
+    let inflated;
+    let stream = match compressor {
+        None => head,
+        Some("pigz1" | "pigz4") => {
+            inflated = gunzip_head(head)?;
+            &inflated
+        }
+        Some(_) => return None,
+    };
+    match crate::check::begin(stream) {
+        crate::check::Begin::Single { toguid, .. } => Some(toguid),
+        _ => None,
+    }
+}
+
+/// What the start of gzip member `data` (cut short anywhere) inflates to,
+/// at most [`crate::check::HEAD`] bytes; None when it is no gzip member.
+fn gunzip_head(data: &[u8]) -> Option<Vec<u8>> {
+    // RFC 1952: ID1 ID2 CM FLG MTIME(4) XFL OS, then the fields FLG names.
+    if data.len() < 10 || data[..3] != [0x1f, 0x8b, 8] {
+        return None;
+    }
+    let flg = data[3];
+    let mut at = 10usize;
+    if flg & 4 != 0 {
+        // FEXTRA: its length, then that many bytes.
+        let n = u16::from_le_bytes([*data.get(at)?, *data.get(at + 1)?]);
+        at += 2 + usize::from(n);
+    }
+    for bit in [8u8, 16] {
+        // FNAME, FCOMMENT: zero-terminated.
+        if flg & bit != 0 {
+            at += data.get(at..)?.iter().position(|&b| b == 0)? + 1;
+        }
+    }
+    if flg & 2 != 0 {
+        at += 2; // FHCRC
+    }
+    let body = data.get(at..)?;
+    // Cut short, the inflater stops with what it has made so far.
+    Some(
+        miniz_oxide::inflate::decompress_to_vec_with_limit(body, crate::check::HEAD)
+            .unwrap_or_else(|e| e.output),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,5 +532,65 @@ mod tests {
         assert_eq!(dataset_of("tank/fs"), None);
         assert_eq!(dataset_of("@s"), None);
         assert_eq!(dataset_of("a@b/c"), None);
+    }
+
+    /// A full `zfs send` stream recorded in the lab (zab-restore's
+    /// fixture) and its snapshot's guid, read from its BEGIN record.
+    const STREAM: &[u8] = include_bytes!("../../zab-restore/fixtures/resume/full.zs");
+    fn stream_toguid() -> u64 {
+        u64::from_le_bytes(STREAM[40..48].try_into().unwrap())
+    }
+
+    /// `data` as one gzip member with the optional fields pigz or gzip may
+    /// write (a name, an extra field, a header CRC) and no trailer needed.
+    fn gzip(data: &[u8], flg: u8) -> Vec<u8> {
+        let mut g = vec![0x1f, 0x8b, 8, flg, 1, 2, 3, 4, 0, 3];
+        if flg & 4 != 0 {
+            g.extend([3, 0, b'x', b'y', b'z']);
+        }
+        if flg & 8 != 0 {
+            g.extend(b"fs@snap\0");
+        }
+        if flg & 16 != 0 {
+            g.extend(b"a comment\0");
+        }
+        if flg & 2 != 0 {
+            g.extend([0xaa, 0xbb]);
+        }
+        g.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+        g
+    }
+
+    #[test]
+    fn the_guid_of_a_plain_or_gzipped_stream_cut_short() {
+        let guid = stream_toguid();
+        assert_ne!(guid, 0);
+        assert_eq!(guid_of_head(&STREAM[..1000], None), Some(guid));
+        for flg in [0, 2 | 4 | 8 | 16, 8] {
+            let z = gzip(STREAM, flg);
+            // The first bytes only, as the ranged GET reads them.
+            for cut in [z.len(), 2000, 600] {
+                assert_eq!(
+                    guid_of_head(&z[..cut], Some("pigz4")),
+                    Some(guid),
+                    "flags {flg}, {cut} bytes"
+                );
+            }
+            assert_eq!(guid_of_head(&z[..30], Some("pigz1")), None);
+        }
+    }
+
+    #[test]
+    fn no_guid_from_what_is_not_such_a_stream() {
+        let z = gzip(STREAM, 0);
+        // Another compressor than zfs3backup's, or none where it has one.
+        assert_eq!(guid_of_head(&z, Some("zstd")), None);
+        assert_eq!(guid_of_head(&z, None), None);
+        assert_eq!(guid_of_head(STREAM, Some("pigz1")), None);
+        // No stream inside the gzip; a truncated header.
+        assert_eq!(guid_of_head(&gzip(b"hello", 0), Some("pigz1")), None);
+        assert_eq!(guid_of_head(&z[..12], Some("pigz1")), None);
+        assert_eq!(guid_of_head(&gzip(STREAM, 8)[..14], Some("pigz1")), None);
+        assert_eq!(guid_of_head(b"", None), None);
     }
 }
