@@ -137,17 +137,61 @@ pub fn quiet(
         .map(|p| {
             let d = &input.datasets[p.record];
             let send = cache.quiet(&d.name, &p.target, source_facts(d), target, cfg.holds)?;
-            Some((p.record, send.clone()))
+            Some((p.record, with_facts(send.clone(), target.get(&p.target))))
         })
         .collect()
 }
 
-/// After a successful listing run: the entries of the datasets it found
-/// nothing to do for (`records` as written), the target's facts read
-/// now, and the file written where it changed. Failures are said with
-/// `--debug` (reading) or as a warning (writing): the next run lists.
+/// `send` with the target dataset's facts as read in this run (`t`): for
+/// zab-thin's cache (docs/records.md, `target_createtxg`). Only for a
+/// dataset this run changed nothing on and that has no resume token.
+fn with_facts(mut send: SendOutcome, t: Option<&Facts>) -> SendOutcome {
+    if let Some(t) = t.filter(|t| t.token.is_none()) {
+        send.target_createtxg = Some(t.createtxg);
+        send.target_snapshots_changed = t.changed;
+    }
+    send
+}
+
+/// Puts the target's facts of each dataset `new` has an entry for (made
+/// by this run: read after the listing, nothing done there) into its
+/// record's `send` field, before the records are written.
+pub fn annotate(records: &mut [Dataset], new: &Cache) {
+    for d in records.iter_mut() {
+        let (Some(e), Some(s)) = (new.datasets.get(&d.name), d.send.take()) else {
+            continue;
+        };
+        let same = s.target == e.target;
+        let facts = Facts {
+            changed: Some(e.target_changed),
+            createtxg: e.target_createtxg,
+            token: None,
+            userrefs: None,
+        };
+        d.send = Some(match same {
+            true => with_facts(s, Some(&facts)),
+            false => s,
+        });
+    }
+}
+
+/// Writes `new` where it differs from what was read. A failure is a
+/// warning: the next run lists.
+pub fn save_new(loaded: &Loaded, new: &Cache, log: &Log) {
+    if *new != loaded.cache {
+        if let Err(e) = save(&loaded.path, new) {
+            log.warn(format!("the quiet-run cache was not written: {e}"));
+        }
+    }
+}
+
+/// After a listing run, before its records are written: the entries of
+/// the datasets it found nothing to do for (`records` with their `send`
+/// field), the target's facts read now. None (said with `--debug`) when
+/// they could not be read: the cache is then left as it is and the next
+/// run lists.
 #[allow(clippy::too_many_arguments)]
-pub fn record(
+pub fn entries(
     cfg: &Config,
     loaded: &Loaded,
     host: &Host,
@@ -156,7 +200,7 @@ pub fn record(
     world: &World,
     single_host: bool,
     log: &Log,
-) {
+) -> Option<Cache> {
     let mut new = loaded.cache.clone();
     new.datasets.clear();
     let snaps_of = |j: &Job| -> Vec<(&str, Option<u64>)> {
@@ -207,18 +251,12 @@ pub fn record(
                 [j.target.clone(), format!("{}@{c}", j.target)]
             })
             .collect();
-        let Some(after) = read_facts(host, &names, log) else {
-            return;
-        };
+        let after = read_facts(host, &names, log)?;
         for (j, d, l) in &listed {
             if let Some(e) = send::entry(l, &j.target, &after, cfg.holds) {
                 new.datasets.insert(d.name.clone(), e);
             }
         }
     }
-    if new != loaded.cache {
-        if let Err(e) = save(&loaded.path, &new) {
-            log.warn(format!("the quiet-run cache was not written: {e}"));
-        }
-    }
+    Some(new)
 }

@@ -21,6 +21,7 @@
 //! pure) and the source as without one.
 
 mod bookmarks;
+mod cache;
 mod cli;
 mod execute;
 mod gather;
