@@ -694,8 +694,8 @@ pub mod thin {
             snaps: &[Snapshot],
         ) -> Option<Side> {
             let changed = changed?;
-            let mature = i64::try_from(changed)
-                .is_ok_and(|c| c + super::MATURITY_SECS <= listed_at);
+            let mature =
+                i64::try_from(changed).is_ok_and(|c| c + super::MATURITY_SECS <= listed_at);
             mature.then(|| Side {
                 createtxg,
                 changed,

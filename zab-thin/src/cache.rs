@@ -121,7 +121,11 @@ pub fn record_facts(d: &Dataset, target: &str) -> Option<(u64, Option<u64>)> {
 
 /// Reads the facts of `names` on `host` (one `zfs get`); None (said with
 /// `--debug`) when it fails: a dataset gone, say.
-fn read_facts(host: &zab_core::Host, names: &[&str], config: &Zfs) -> Option<BTreeMap<String, Facts>> {
+fn read_facts(
+    host: &zab_core::Host,
+    names: &[&str],
+    config: &Zfs,
+) -> Option<BTreeMap<String, Facts>> {
     match zfs::query(host, &zfs::facts_args(names), |out| {
         zfs::parse_facts(out, names)
     }) {
@@ -140,7 +144,11 @@ pub fn listed(config: &Zfs, input: &Input, hosts: &mut Hosts, cache: &Cache) -> 
     let (dest, idx) = input.selected.iter().next()?;
     let datasets = &input.datasets;
     let names: BTreeSet<&str> = idx.iter().map(|&i| datasets[i].name.as_str()).collect();
-    if !names.iter().copied().eq(cache.datasets.keys().map(String::as_str)) {
+    if !names
+        .iter()
+        .copied()
+        .eq(cache.datasets.keys().map(String::as_str))
+    {
         return None;
     }
     let entries: Vec<&Entry> = idx
@@ -233,11 +241,8 @@ fn target_tree(
 /// The target tree of the cache: its datasets, the entries' targets with
 /// their snapshots, the others (none of ours: [`updated`]) with none.
 fn cached_tree(cache: &Cache, entries: &[&Entry]) -> Tree {
-    let mut snapshots: BTreeMap<String, Vec<zfs::Snapshot>> = cache
-        .tree
-        .iter()
-        .map(|d| (d.clone(), Vec::new()))
-        .collect();
+    let mut snapshots: BTreeMap<String, Vec<zfs::Snapshot>> =
+        cache.tree.iter().map(|d| (d.clone(), Vec::new())).collect();
     for (name, side) in entries.iter().filter_map(|e| e.target.as_ref()) {
         snapshots.insert(name.clone(), side.listing());
     }
@@ -331,7 +336,8 @@ pub fn updated(key_of: &Cache, r: &Run, asked: &BTreeMap<String, Facts>) -> Cach
                 None => continue,
             },
         };
-        new.datasets.insert(d.name.clone(), Entry { source, target });
+        new.datasets
+            .insert(d.name.clone(), Entry { source, target });
     }
     new
 }
@@ -390,4 +396,367 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{listing, name_at, rec, DAY};
+    use clap::Parser;
+
+    const NOW: i64 = 1_763_800_000;
+    /// `snapshots_changed` of both sides, well before the listing.
+    const CHANGED: u64 = (NOW - 3600) as u64;
+
+    fn config(argv: &[&str]) -> Zfs {
+        let mut full = vec!["zab-thin", "off", "backup"];
+        full.extend(argv);
+        match crate::cli::Args::try_parse_from(full).unwrap().config() {
+            Ok(crate::cli::Config::Zfs(c)) => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Our snapshots 3, 2 and 1 days old.
+    fn names() -> Vec<String> {
+        [3, 2, 1].iter().map(|d| name_at(NOW - d * DAY)).collect()
+    }
+
+    /// `tank/a`'s record after zab-send read its target's facts.
+    fn record() -> Dataset {
+        let mut d = rec("tank/a", true, "selected");
+        d.createtxg = 7;
+        d.snapshots_changed = Some(CHANGED);
+        d.send = Some(
+            serde_json::from_value(serde_json::json!({
+                "target": "backup/tank/a", "status": "up-to-date",
+                "common": names()[2], "transfers": [],
+                "target_createtxg": 40, "target_snapshots_changed": CHANGED,
+            }))
+            .unwrap(),
+        );
+        d
+    }
+
+    fn input(d: Dataset) -> Input {
+        Input {
+            datasets: vec![d],
+            selected: BTreeMap::from([(None, vec![0])]),
+            upstream: 1,
+            failed: Vec::new(),
+            _lock: None,
+        }
+    }
+
+    /// The listings of a run: `tank/a` and `backup/tank/a` with the same
+    /// snapshots, below the container `backup/tank`; `extra` more target
+    /// datasets (with these snapshots).
+    fn scene(config: &Zfs, input: &Input, extra: &[(&str, Vec<String>)]) -> Listed {
+        let snaps = listing(&names());
+        let mut tree = Tree {
+            datasets: ["backup", "backup/tank", "backup/tank/a"]
+                .map(|d| (d.to_string(), None))
+                .to_vec(),
+            snapshots: BTreeMap::from([
+                ("backup".to_string(), Vec::new()),
+                ("backup/tank".to_string(), Vec::new()),
+                ("backup/tank/a".to_string(), snaps.clone()),
+            ]),
+            ..Tree::default()
+        };
+        for (d, s) in extra {
+            tree.datasets.push((d.to_string(), None));
+            tree.snapshots.insert(d.to_string(), listing(s));
+        }
+        let map = BTreeMap::from([(0, "backup/tank/a".to_string())]);
+        let unmapped = gather::unmapped(input, &tree, &map, "backup", 0);
+        let candidates = gather::candidates(&unmapped, &tree, &config.format);
+        Listed {
+            by_host: BTreeMap::from([(0, vec![0])]),
+            snapshots: BTreeMap::from([(0, snaps)]),
+            bookmarks: BTreeMap::from([(0, Vec::new())]),
+            target: Some(TargetTree {
+                host: 1,
+                tree,
+                map,
+                unmapped,
+                candidates,
+            }),
+            selections: Vec::new(),
+        }
+    }
+
+    /// The plan of `listed` with no holds, as zab-thin decides it.
+    fn jobs(config: &Zfs, input: &Input, listed: &Listed) -> Vec<Job> {
+        let draft = crate::plan::draft(config, input, listed);
+        let mut jobs = crate::holds::decide(draft, &BTreeMap::new(), &config.tag);
+        crate::bookmarks::mark(&mut jobs, config, listed);
+        jobs
+    }
+
+    /// The records a run writes from `jobs` (each dataset record, then the
+    /// target datasets no record maps to), as JSON.
+    fn records(input: &Input, jobs: &[Job]) -> Vec<String> {
+        let mut datasets = input.datasets.clone();
+        for j in jobs {
+            if let Some((i, t)) = j.record {
+                crate::report::attach(&mut datasets[i], j, t);
+            }
+        }
+        let mut out: Vec<String> = datasets
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap())
+            .collect();
+        out.extend(
+            jobs.iter()
+                .filter(|j| j.record.is_none())
+                .map(|j| format!("{} {} {:?}", j.dataset, j.kept, j.destroy)),
+        );
+        out
+    }
+
+    /// A listing run at NOW and the cache it leaves.
+    fn after_listing(config: &Zfs, input: &Input) -> (Listed, Vec<Job>, Cache) {
+        let l = scene(config, input, &[]);
+        let j = jobs(config, input, &l);
+        let r = Run {
+            input,
+            listed: &l,
+            jobs: &j,
+            listed_at: NOW,
+        };
+        assert!(to_ask(&r).is_empty(), "zab-send's facts are in the record");
+        let c = updated(&Cache::new("k"), &r, &BTreeMap::new());
+        (l, j, c)
+    }
+
+    fn at(now: i64) -> String {
+        now.to_string()
+    }
+
+    #[test]
+    fn a_quiet_run_plans_from_the_cache_and_writes_the_same_records() {
+        let now = at(NOW);
+        let cfg = config(&["--keep-source", "1,1d1w", "--now", &now]);
+        let inp = input(record());
+        let (l, j, c) = after_listing(&cfg, &inp);
+        assert!(j.iter().all(untouched));
+        assert_eq!(c.datasets.len(), 1);
+        assert_eq!(c.tree, ["backup", "backup/tank", "backup/tank/a"]);
+        let e = &c.datasets["tank/a"];
+        assert_eq!((e.source.createtxg, e.source.changed), (7, CHANGED));
+        let (tname, t) = e.target.as_ref().unwrap();
+        assert_eq!(
+            (tname.as_str(), t.createtxg, t.changed),
+            ("backup/tank/a", 40, CHANGED)
+        );
+        // Nothing changed: the cache's listings, the same plan and records.
+        let cached = listed(&cfg, &inp, &mut Hosts::default(), &c).unwrap();
+        assert_eq!(cached.snapshots, l.snapshots);
+        let cj = jobs(&cfg, &inp, &cached);
+        assert!(crate::holds::queries(&crate::plan::draft(&cfg, &inp, &cached)).is_empty());
+        assert_eq!(records(&inp, &cj), records(&inp, &j));
+        assert_eq!(records(&inp, &cj).len(), 2, "the record and the container");
+        // Eight days later the schedule drops the oldest: the cache's plan
+        // would destroy, so the run lists (crate::run::read).
+        let later = at(NOW + 8 * DAY);
+        let cfg = config(&["--keep-source", "1,1d1w", "--now", &later]);
+        let cached = listed(&cfg, &inp, &mut Hosts::default(), &c).unwrap();
+        let want = crate::holds::queries(&crate::plan::draft(&cfg, &inp, &cached));
+        assert!(!want.is_empty());
+    }
+
+    #[test]
+    fn anything_changed_reads_as_list() {
+        let now = at(NOW);
+        let cfg = config(&["--now", &now]);
+        let (_, _, c) = after_listing(&cfg, &input(record()));
+        // Unchanged: the cache answers (the cases below differ by one fact).
+        assert!(listed(&cfg, &input(record()), &mut Hosts::default(), &c).is_some());
+        let lists = |d: Dataset| {
+            let inp = input(d);
+            assert!(
+                listed(&cfg, &inp, &mut Hosts::default(), &c).is_none(),
+                "{:?}",
+                inp.datasets[0]
+            );
+        };
+        // A snapshot made or destroyed by hand on the source.
+        lists(Dataset {
+            snapshots_changed: Some(CHANGED + 1),
+            ..record()
+        });
+        // The source made again, or older than OpenZFS 2.2.
+        lists(Dataset {
+            createtxg: 8,
+            ..record()
+        });
+        lists(Dataset {
+            snapshots_changed: None,
+            ..record()
+        });
+        // A snapshot taken this run by zab-snap.
+        let mut d = record();
+        d.snapshot = Some(
+            serde_json::from_value(serde_json::json!({
+                "name": "x", "status": "created", "previous": null, "written": null,
+            }))
+            .unwrap(),
+        );
+        lists(d);
+        // On the target: a snapshot made or destroyed by hand, the dataset
+        // made again, another target name.
+        let send = |f: fn(&mut zab_core::record::SendOutcome)| {
+            let mut d = record();
+            f(d.send.as_mut().unwrap());
+            d
+        };
+        lists(send(|s| s.target_snapshots_changed = Some(CHANGED + 1)));
+        lists(send(|s| s.target_createtxg = Some(41)));
+        lists(send(|s| s.target_snapshots_changed = None));
+        // Another dataset selected, or one less.
+        let mut two = input(record());
+        two.datasets.push(Dataset {
+            name: "tank/b".into(),
+            ..record()
+        });
+        two.selected = BTreeMap::from([(None, vec![0, 1])]);
+        assert!(listed(&cfg, &two, &mut Hosts::default(), &c).is_none());
+        let mut none = input(record());
+        none.selected = BTreeMap::from([(None, vec![])]);
+        assert!(listed(&cfg, &none, &mut Hosts::default(), &c).is_none());
+        // Another schedule, format or mapping: another key.
+        let o = options(&cfg);
+        for argv in [
+            &["--keep-source", "5"][..],
+            &["--keep-target", "5"],
+            &["--strip-path", "1"],
+            &["--snapshot-format", "x-{}-%Y%m%d%H%M%S"],
+            &["--no-guid-check"],
+        ] {
+            let mut a = argv.to_vec();
+            a.extend(["--now", &now]);
+            assert_ne!(options(&config(&a)), o, "{argv:?}");
+        }
+        // Read-only and acting-elsewhere modes use none.
+        for argv in [
+            &["--test"][..],
+            &["--explain"],
+            &["--destroy-missing", "1d"],
+        ] {
+            assert!(!usable(&config(argv), &input(record())), "{argv:?}");
+        }
+        let mut failed = input(record());
+        failed.failed = vec![0];
+        assert!(!usable(&cfg, &failed));
+    }
+
+    #[test]
+    fn entries_only_for_what_a_listing_run_can_vouch_for() {
+        let now = at(NOW);
+        let cfg = config(&["--now", &now]);
+        let inp = input(record());
+        let l = scene(&cfg, &inp, &[]);
+        let j = jobs(&cfg, &inp, &l);
+        let run = |inp: &Input, l: &Listed, j: &[Job], at: i64, asked: &BTreeMap<String, Facts>| {
+            let r = Run {
+                input: inp,
+                listed: l,
+                jobs: j,
+                listed_at: at,
+            };
+            updated(&Cache::new("k"), &r, asked)
+        };
+        let none = BTreeMap::new();
+        assert_eq!(run(&inp, &l, &j, NOW, &none).datasets.len(), 1);
+        // Too recent a change (one-second resolution): no entry.
+        let soon = CHANGED as i64 + zab_core::quiet::MATURITY_SECS - 1;
+        assert!(run(&inp, &l, &j, soon, &none).datasets.is_empty());
+        // Something destroyed, released or failed on either side.
+        for k in 0..2 {
+            let mut j2 = j.clone();
+            j2[k].destroy.push("x".into());
+            assert!(run(&inp, &l, &j2, NOW, &none).datasets.is_empty(), "{k}");
+            let mut j2 = j.clone();
+            j2[k].error = Some("x".into());
+            assert!(run(&inp, &l, &j2, NOW, &none).datasets.is_empty(), "{k}");
+        }
+        // The target's facts not in the record: asked after the run; with
+        // a resume token there, or not read, no entry.
+        let mut d = record();
+        d.send.as_mut().unwrap().target_createtxg = None;
+        let bare = input(d);
+        let r = Run {
+            input: &bare,
+            listed: &l,
+            jobs: &j,
+            listed_at: NOW,
+        };
+        assert_eq!(to_ask(&r), ["backup/tank/a"]);
+        assert!(run(&bare, &l, &j, NOW, &none).datasets.is_empty());
+        let mut asked = BTreeMap::from([(
+            "backup/tank/a".to_string(),
+            Facts {
+                changed: Some(CHANGED),
+                createtxg: 40,
+                token: None,
+                userrefs: None,
+            },
+        )]);
+        let c = run(&bare, &l, &j, NOW, &asked);
+        assert_eq!(
+            c.datasets["tank/a"].target.as_ref().unwrap().1.createtxg,
+            40
+        );
+        asked.get_mut("backup/tank/a").unwrap().token = Some("1-x".into());
+        assert!(run(&bare, &l, &j, NOW, &asked).datasets.is_empty());
+        // A target dataset that may be missing on the source (a leaf with
+        // snapshots of ours): the selection would be asked; no cache.
+        let l2 = scene(&cfg, &inp, &[("backup/other", names())]);
+        assert!(!l2.target.as_ref().unwrap().candidates.is_empty());
+        let j2 = jobs(&cfg, &inp, &l2);
+        let c = run(&inp, &l2, &j2, NOW, &none);
+        assert!(c.datasets.is_empty() && c.tree.is_empty());
+    }
+
+    #[test]
+    fn snapshot_only_mode_needs_the_source_alone() {
+        use clap::Parser;
+        let now = at(NOW);
+        let cfg = match crate::cli::Args::try_parse_from(["zab-thin", "off", "--now", &now])
+            .unwrap()
+            .config()
+        {
+            Ok(crate::cli::Config::Zfs(c)) => *c,
+            other => panic!("{other:?}"),
+        };
+        let inp = input(Dataset {
+            send: None,
+            ..record()
+        });
+        let l = Listed {
+            by_host: BTreeMap::from([(0, vec![0])]),
+            snapshots: BTreeMap::from([(0, listing(&names()))]),
+            bookmarks: BTreeMap::from([(0, Vec::new())]),
+            target: None,
+            selections: Vec::new(),
+        };
+        let j = jobs(&cfg, &inp, &l);
+        let r = Run {
+            input: &inp,
+            listed: &l,
+            jobs: &j,
+            listed_at: NOW,
+        };
+        let c = updated(&Cache::new("k"), &r, &BTreeMap::new());
+        assert_eq!(c.datasets["tank/a"].target, None);
+        let cached = listed(&cfg, &inp, &mut Hosts::default(), &c).unwrap();
+        assert_eq!(records(&inp, &jobs(&cfg, &inp, &cached)), records(&inp, &j));
+        let changed = input(Dataset {
+            snapshots_changed: Some(CHANGED + 1),
+            send: None,
+            ..record()
+        });
+        assert!(listed(&cfg, &changed, &mut Hosts::default(), &c).is_none());
+    }
 }

@@ -101,7 +101,9 @@ fn read(
     if let Some(listed) = loaded.and_then(|l| cache::listed(config, input, hosts, &l.cache)) {
         let draft = plan::draft(config, input, &listed);
         if holds::queries(&draft).is_empty() {
-            log.debug("quiet-run cache: nothing changed on either side, nothing due: nothing listed");
+            log.debug(
+                "quiet-run cache: nothing changed on either side, nothing due: nothing listed",
+            );
             return Ok((listed, draft, None));
         }
         log.debug("quiet-run cache: a snapshot is due: listing everything");
