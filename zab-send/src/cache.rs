@@ -8,8 +8,12 @@
 //! the listing run wrote. Anything else lists as without the cache: the
 //! cache never decides an action, it only confirms that there is none.
 //!
-//! After a successful listing run, the datasets it found nothing to do for
-//! get entries, the target's facts read after the run (one `zfs get`).
+//! After a listing run, the datasets it found nothing to do for get
+//! entries, the target's facts read after the run (one `zfs get`), before
+//! the records are written: each such record's `send` field, and each of
+//! a quiet run, carries the target's facts read (`target_createtxg`,
+//! `target_snapshots_changed`: zab-thin's cache reads them). The file is
+//! written once the records are out without a failure.
 //! Not used under `--test`/`--plan` (nothing read or written), to an
 //! object store, with `--destroy-incompatible`, `--rollback` or `--force`
 //! (they list the target late, and act on what they find), nor with more
