@@ -264,3 +264,42 @@ pub fn entries(
     }
     Some(new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(target: &str) -> SendOutcome {
+        serde_json::from_value(serde_json::json!({
+            "target": target, "status": "up-to-date", "common": "b-1", "transfers": [],
+        }))
+        .unwrap()
+    }
+
+    fn facts(token: Option<&str>) -> Facts {
+        Facts {
+            changed: Some(1000),
+            createtxg: 40,
+            token: token.map(str::to_string),
+            userrefs: Some(1),
+        }
+    }
+
+    #[test]
+    fn the_targets_facts_go_into_send_only_without_a_token() {
+        let s = with_facts(send("t/a"), Some(&facts(None)));
+        assert_eq!(
+            (s.target_createtxg, s.target_snapshots_changed),
+            (Some(40), Some(1000))
+        );
+        let s = with_facts(send("t/a"), Some(&facts(Some("1-x"))));
+        assert_eq!(
+            (s.target_createtxg, s.target_snapshots_changed),
+            (None, None)
+        );
+        assert_eq!(with_facts(send("t/a"), None), send("t/a"));
+        // Absent fields are not written: old readers see the same record.
+        let text = serde_json::to_string(&send("t/a")).unwrap();
+        assert!(!text.contains("target_createtxg"), "{text}");
+    }
+}
