@@ -110,7 +110,7 @@ fn quiet_cache(lab: &Lab) {
             zfs snapshot {a}@$n {x}@$n
         done"
     ));
-    crate::send::send(lab, b, &tp, &["--utc"]).ok();
+    crate::send::send(lab, b, &tp, &[]).ok();
     let all = [a.as_str(), x.as_str(), ta.as_str(), tx.as_str()];
     let state = || {
         let snaps = lab.sh(&format!(
