@@ -162,20 +162,14 @@ fn with_facts(mut send: SendOutcome, t: Option<&Facts>) -> SendOutcome {
 /// record's `send` field, before the records are written.
 pub fn annotate(records: &mut [Dataset], new: &Cache) {
     for d in records.iter_mut() {
-        let (Some(e), Some(s)) = (new.datasets.get(&d.name), d.send.take()) else {
+        let Some(e) = new.datasets.get(&d.name) else {
             continue;
         };
-        let same = s.target == e.target;
-        let facts = Facts {
-            changed: Some(e.target_changed),
-            createtxg: e.target_createtxg,
-            token: None,
-            userrefs: None,
+        let Some(s) = d.send.as_mut().filter(|s| s.target == e.target) else {
+            continue;
         };
-        d.send = Some(match same {
-            true => with_facts(s, Some(&facts)),
-            false => s,
-        });
+        s.target_createtxg = Some(e.target_createtxg);
+        s.target_snapshots_changed = Some(e.target_changed);
     }
 }
 
@@ -298,6 +292,51 @@ mod tests {
             (None, None)
         );
         assert_eq!(with_facts(send("t/a"), None), send("t/a"));
+        // Only the records with an entry of this run, of the same target;
+        // the others' send fields are left as they are.
+        let mut c = Cache::new("k");
+        let listed = Listed {
+            source: (7, Some(900)),
+            source_listed_at: 2000,
+            source_newest: Some("b-1"),
+            target_snaps: &[("b-1", Some(1))],
+            target_listed_at: 2000,
+            send: &send("t/a"),
+        };
+        let after = BTreeMap::from([
+            ("t/a".to_string(), facts(None)),
+            ("t/a@b-1".to_string(), facts(None)),
+        ]);
+        let e = send::entry(&listed, "t/a", &after, true).unwrap();
+        c.datasets.insert("s/a".into(), e);
+        let rec = |name: &str, target: &str| -> Dataset {
+            serde_json::from_value(serde_json::json!({
+                "backup": "b", "host": null, "name": name, "type": "filesystem",
+                "selected": true, "reason": "selected", "value": null, "source": "local",
+                "inherited_from": null, "createtxg": 1, "written": 0,
+                "send": send(target),
+            }))
+            .unwrap()
+        };
+        let mut records = vec![rec("s/a", "t/a"), rec("s/b", "t/b"), rec("s/a", "t/x")];
+        records[2].name = "s/a".into();
+        annotate(&mut records, &c);
+        let got: Vec<_> = records
+            .iter()
+            .map(|d| {
+                d.send
+                    .as_ref()
+                    .map(|s| (s.target_createtxg, s.target_snapshots_changed))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Some((Some(40), Some(1000))),
+                Some((None, None)),
+                Some((None, None))
+            ]
+        );
         // Absent fields are not written: old readers see the same record.
         let text = serde_json::to_string(&send("t/a")).unwrap();
         assert!(!text.contains("target_createtxg"), "{text}");
