@@ -26,6 +26,7 @@ mod snap;
 mod status;
 mod store;
 mod thin;
+mod thin_quiet;
 mod wrapper;
 mod zfs3backup;
 
@@ -49,6 +50,7 @@ fn main() {
         select::TESTS,
         snap::TESTS,
         thin::TESTS,
+        thin_quiet::TESTS,
         send::TESTS,
         store::TESTS,
         restore::TESTS,

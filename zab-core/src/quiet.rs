@@ -421,6 +421,8 @@ pub mod send {
                 skipped: vec![],
                 incompatible: vec![],
                 notes: vec![],
+                target_createtxg: None,
+                target_snapshots_changed: None,
             }
         }
 
@@ -645,6 +647,213 @@ pub mod send {
             assert_ne!(
                 file_name("b", Some("h"), None, "t/b"),
                 file_name("b", None, Some("h"), "t/b")
+            );
+        }
+    }
+}
+
+/// zab-thin's cache (docs/architecture.md, "Quiet runs"): per selected
+/// source dataset, both sides' facts and snapshots as a listing run that
+/// destroyed nothing there found them, and the target tree's datasets. A
+/// later run whose facts are all the entries' plans from the cached
+/// snapshots at its own time, and lists only when that plan would destroy
+/// anything: the cache never decides a destroy.
+pub mod thin {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use serde::{Deserialize, Serialize};
+
+    use crate::zfs::Snapshot;
+
+    /// The file format's version.
+    const VERSION: u32 = 1;
+
+    /// One snapshot as listed: name (after `@`), createtxg, guid.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Snap(pub String, pub u64, pub u64);
+
+    /// One side of a dataset: its facts and its snapshots, oldest first.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Side {
+        pub createtxg: u64,
+        /// `snapshots_changed`, read before the listing.
+        pub changed: u64,
+        pub snapshots: Vec<Snap>,
+    }
+
+    impl Side {
+        /// The side of a dataset listed at `listed_at` (this machine's
+        /// clock, seconds): None without `snapshots_changed` (older than
+        /// OpenZFS 2.2) or when it is less than [`super::MATURITY_SECS`]
+        /// older than the listing.
+        pub fn new(
+            createtxg: u64,
+            changed: Option<u64>,
+            listed_at: i64,
+            snaps: &[Snapshot],
+        ) -> Option<Side> {
+            let changed = changed?;
+            let mature =
+                i64::try_from(changed).is_ok_and(|c| c + super::MATURITY_SECS <= listed_at);
+            mature.then(|| Side {
+                createtxg,
+                changed,
+                snapshots: snaps
+                    .iter()
+                    .map(|s| Snap(s.name.clone(), s.createtxg, s.guid))
+                    .collect(),
+            })
+        }
+
+        /// Whether facts read now (createtxg, `snapshots_changed`) are this
+        /// side's: the same dataset, no snapshot made, destroyed or renamed.
+        pub fn same(&self, createtxg: u64, changed: Option<u64>) -> bool {
+            self.createtxg == createtxg && changed == Some(self.changed)
+        }
+
+        /// The snapshots, as a listing gives them (no holds counted).
+        pub fn listing(&self) -> Vec<Snapshot> {
+            self.snapshots
+                .iter()
+                .map(|Snap(name, createtxg, guid)| Snapshot {
+                    name: name.clone(),
+                    createtxg: *createtxg,
+                    guid: *guid,
+                    userrefs: None,
+                })
+                .collect()
+        }
+    }
+
+    /// One selected source dataset's entry.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Entry {
+        pub source: Side,
+        /// With a TARGET-PATH: the target dataset (full name) and its side.
+        pub target: Option<(String, Side)>,
+    }
+
+    /// One backup's cache for one source host and target.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Cache {
+        version: u32,
+        key: String,
+        /// By source dataset name.
+        pub datasets: BTreeMap<String, Entry>,
+        /// With a TARGET-PATH: every dataset of the target tree as listed.
+        pub tree: Vec<String>,
+    }
+
+    impl Cache {
+        pub fn new(key: &str) -> Cache {
+            Cache {
+                version: VERSION,
+                key: key.to_string(),
+                datasets: BTreeMap::new(),
+                tree: Vec::new(),
+            }
+        }
+    }
+
+    /// The key: the backup, the source host, the target host and path
+    /// (none in snapshot-only mode), and `options` (what else the plan
+    /// depends on: the schedules, the snapshot format, ...).
+    pub fn key(
+        backup: &str,
+        source: Option<&str>,
+        target: Option<&str>,
+        path: Option<&str>,
+        options: &str,
+    ) -> String {
+        format!(
+            "{backup}\n{}\n{}\n{}\n{options}",
+            source.unwrap_or(""),
+            target.unwrap_or(""),
+            path.unwrap_or("")
+        )
+    }
+
+    /// Its file name: `quiet-thin-`, then the backup, hosts and path
+    /// escaped as in [`super::file_name`].
+    pub fn file_name(
+        backup: &str,
+        source: Option<&str>,
+        target: Option<&str>,
+        path: Option<&str>,
+    ) -> String {
+        super::escaped(
+            "quiet-thin-",
+            &format!(
+                "{backup}@{}>{}:{}",
+                source.unwrap_or(""),
+                target.unwrap_or(""),
+                path.unwrap_or("")
+            ),
+        )
+    }
+
+    /// Reads the cache of `key` at `path` (as [`super::load`]).
+    pub fn load(path: &Path, key: &str) -> (Cache, Option<String>) {
+        super::read(path, Cache::new(key), |c: &Cache| {
+            (c.version, c.key.as_str())
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn snap(name: &str) -> Snapshot {
+            Snapshot {
+                name: name.into(),
+                createtxg: 5,
+                guid: 9,
+                userrefs: Some(1),
+            }
+        }
+
+        #[test]
+        fn a_side_needs_snapshots_changed_old_enough() {
+            let at = 1000 + super::super::MATURITY_SECS;
+            let s = Side::new(7, Some(1000), at, &[snap("a")]).unwrap();
+            assert_eq!(s.snapshots, vec![Snap("a".into(), 5, 9)]);
+            // The listing as it was, holds not counted.
+            assert_eq!(
+                s.listing(),
+                vec![Snapshot {
+                    userrefs: None,
+                    ..snap("a")
+                }]
+            );
+            assert_eq!(Side::new(7, Some(1000), at - 1, &[]), None);
+            assert_eq!(Side::new(7, None, at, &[]), None);
+            assert!(s.same(7, Some(1000)));
+            for (txg, changed) in [(8, Some(1000)), (7, Some(1001)), (7, None)] {
+                assert!(!s.same(txg, changed), "{txg} {changed:?}");
+            }
+        }
+
+        #[test]
+        fn keys_and_file_names_tell_hosts_and_paths_apart() {
+            let k = |s, t, p, o| key("b", s, t, p, o);
+            let keys = [
+                k(None, None, Some("t/b"), "o"),
+                k(Some("h"), None, Some("t/b"), "o"),
+                k(None, Some("h"), Some("t/b"), "o"),
+                k(None, None, Some("t/c"), "o"),
+                k(None, None, None, "o"),
+                k(None, None, Some("t/b"), "o2"),
+            ];
+            let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+            assert_eq!(distinct.len(), keys.len());
+            assert_eq!(
+                file_name("b", None, Some("root@h"), Some("t/b")),
+                "quiet-thin-b%40%3Eroot%40h%3At%2Fb.json"
+            );
+            assert_ne!(
+                file_name("b", None, None, Some("t/b")),
+                super::super::send::file_name("b", None, None, "t/b")
             );
         }
     }

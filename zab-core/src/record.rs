@@ -227,6 +227,15 @@ pub struct SendOutcome {
     /// `destroyed incompatible snapshots`, `rolled back to …`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The target dataset's `createtxg` and `snapshots_changed` as zab-send
+    /// read them in this run (its quiet-run cache's `zfs get`), only where
+    /// it changed nothing on that dataset and it had no resume token; for
+    /// zab-thin's quiet-run cache (docs/architecture.md, "Quiet runs").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_createtxg: Option<u64>,
+    /// See `target_createtxg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_snapshots_changed: Option<u64>,
 }
 
 /// The outcome of zab-send for one dataset.

@@ -8,8 +8,12 @@
 //! the listing run wrote. Anything else lists as without the cache: the
 //! cache never decides an action, it only confirms that there is none.
 //!
-//! After a successful listing run, the datasets it found nothing to do for
-//! get entries, the target's facts read after the run (one `zfs get`).
+//! After a listing run, the datasets it found nothing to do for get
+//! entries, the target's facts read after the run (one `zfs get`), before
+//! the records are written: each such record's `send` field, and each of
+//! a quiet run, carries the target's facts read (`target_createtxg`,
+//! `target_snapshots_changed`: zab-thin's cache reads them). The file is
+//! written once the records are out without a failure.
 //! Not used under `--test`/`--plan` (nothing read or written), to an
 //! object store, with `--destroy-incompatible`, `--rollback` or `--force`
 //! (they list the target late, and act on what they find), nor with more
@@ -137,17 +141,55 @@ pub fn quiet(
         .map(|p| {
             let d = &input.datasets[p.record];
             let send = cache.quiet(&d.name, &p.target, source_facts(d), target, cfg.holds)?;
-            Some((p.record, send.clone()))
+            Some((p.record, with_facts(send.clone(), target.get(&p.target))))
         })
         .collect()
 }
 
-/// After a successful listing run: the entries of the datasets it found
-/// nothing to do for (`records` as written), the target's facts read
-/// now, and the file written where it changed. Failures are said with
-/// `--debug` (reading) or as a warning (writing): the next run lists.
+/// `send` with the target dataset's facts as read in this run (`t`): for
+/// zab-thin's cache (docs/records.md, `target_createtxg`). Only for a
+/// dataset this run changed nothing on and that has no resume token.
+fn with_facts(mut send: SendOutcome, t: Option<&Facts>) -> SendOutcome {
+    if let Some(t) = t.filter(|t| t.token.is_none()) {
+        send.target_createtxg = Some(t.createtxg);
+        send.target_snapshots_changed = t.changed;
+    }
+    send
+}
+
+/// Puts the target's facts of each dataset `new` has an entry for (made
+/// by this run: read after the listing, nothing done there) into its
+/// record's `send` field, before the records are written.
+pub fn annotate(records: &mut [Dataset], new: &Cache) {
+    for d in records.iter_mut() {
+        let Some(e) = new.datasets.get(&d.name) else {
+            continue;
+        };
+        let Some(s) = d.send.as_mut().filter(|s| s.target == e.target) else {
+            continue;
+        };
+        s.target_createtxg = Some(e.target_createtxg);
+        s.target_snapshots_changed = Some(e.target_changed);
+    }
+}
+
+/// Writes `new` where it differs from what was read. A failure is a
+/// warning: the next run lists.
+pub fn save_new(loaded: &Loaded, new: &Cache, log: &Log) {
+    if *new != loaded.cache {
+        if let Err(e) = save(&loaded.path, new) {
+            log.warn(format!("the quiet-run cache was not written: {e}"));
+        }
+    }
+}
+
+/// After a listing run, before its records are written: the entries of
+/// the datasets it found nothing to do for (`records` with their `send`
+/// field), the target's facts read now. None (said with `--debug`) when
+/// they could not be read: the cache is then left as it is and the next
+/// run lists.
 #[allow(clippy::too_many_arguments)]
-pub fn record(
+pub fn entries(
     cfg: &Config,
     loaded: &Loaded,
     host: &Host,
@@ -156,7 +198,7 @@ pub fn record(
     world: &World,
     single_host: bool,
     log: &Log,
-) {
+) -> Option<Cache> {
     let mut new = loaded.cache.clone();
     new.datasets.clear();
     let snaps_of = |j: &Job| -> Vec<(&str, Option<u64>)> {
@@ -207,18 +249,96 @@ pub fn record(
                 [j.target.clone(), format!("{}@{c}", j.target)]
             })
             .collect();
-        let Some(after) = read_facts(host, &names, log) else {
-            return;
-        };
+        let after = read_facts(host, &names, log)?;
         for (j, d, l) in &listed {
             if let Some(e) = send::entry(l, &j.target, &after, cfg.holds) {
                 new.datasets.insert(d.name.clone(), e);
             }
         }
     }
-    if new != loaded.cache {
-        if let Err(e) = save(&loaded.path, &new) {
-            log.warn(format!("the quiet-run cache was not written: {e}"));
+    Some(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(target: &str) -> SendOutcome {
+        serde_json::from_value(serde_json::json!({
+            "target": target, "status": "up-to-date", "common": "b-1", "transfers": [],
+        }))
+        .unwrap()
+    }
+
+    fn facts(token: Option<&str>) -> Facts {
+        Facts {
+            changed: Some(1000),
+            createtxg: 40,
+            token: token.map(str::to_string),
+            userrefs: Some(1),
         }
+    }
+
+    #[test]
+    fn the_targets_facts_go_into_send_only_without_a_token() {
+        let s = with_facts(send("t/a"), Some(&facts(None)));
+        assert_eq!(
+            (s.target_createtxg, s.target_snapshots_changed),
+            (Some(40), Some(1000))
+        );
+        let s = with_facts(send("t/a"), Some(&facts(Some("1-x"))));
+        assert_eq!(
+            (s.target_createtxg, s.target_snapshots_changed),
+            (None, None)
+        );
+        assert_eq!(with_facts(send("t/a"), None), send("t/a"));
+        // Only the records with an entry of this run, of the same target;
+        // the others' send fields are left as they are.
+        let mut c = Cache::new("k");
+        let listed = Listed {
+            source: (7, Some(900)),
+            source_listed_at: 2000,
+            source_newest: Some("b-1"),
+            target_snaps: &[("b-1", Some(1))],
+            target_listed_at: 2000,
+            send: &send("t/a"),
+        };
+        let after = BTreeMap::from([
+            ("t/a".to_string(), facts(None)),
+            ("t/a@b-1".to_string(), facts(None)),
+        ]);
+        let e = send::entry(&listed, "t/a", &after, true).unwrap();
+        c.datasets.insert("s/a".into(), e);
+        let rec = |name: &str, target: &str| -> Dataset {
+            serde_json::from_value(serde_json::json!({
+                "backup": "b", "host": null, "name": name, "type": "filesystem",
+                "selected": true, "reason": "selected", "value": null, "source": "local",
+                "inherited_from": null, "createtxg": 1, "written": 0,
+                "send": send(target),
+            }))
+            .unwrap()
+        };
+        let mut records = vec![rec("s/a", "t/a"), rec("s/b", "t/b"), rec("s/a", "t/x")];
+        records[2].name = "s/a".into();
+        annotate(&mut records, &c);
+        let got: Vec<_> = records
+            .iter()
+            .map(|d| {
+                d.send
+                    .as_ref()
+                    .map(|s| (s.target_createtxg, s.target_snapshots_changed))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Some((Some(40), Some(1000))),
+                Some((None, None)),
+                Some((None, None))
+            ]
+        );
+        // Absent fields are not written: old readers see the same record.
+        let text = serde_json::to_string(&send("t/a")).unwrap();
+        assert!(!text.contains("target_createtxg"), "{text}");
     }
 }

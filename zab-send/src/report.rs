@@ -80,6 +80,8 @@ pub fn outcome(
         skipped: job.plan.skipped.clone(),
         incompatible: job.plan.incompatible.clone(),
         notes,
+        target_createtxg: None,
+        target_snapshots_changed: None,
     };
     (send, error)
 }
@@ -89,8 +91,9 @@ pub fn interrupted() -> Error {
     Error::Interrupted("the next run resumes the interrupted transfer".into())
 }
 
-/// Writes the records and the `end` record. Fails with the number of
-/// datasets that failed here (not those that arrived failed).
+/// Writes the records and the `end` record ([`attach`], then [`emit`]).
+/// Fails with the number of datasets that failed here (not those that
+/// arrived failed).
 pub fn write(
     datasets: &mut [Dataset],
     jobs: &[Job],
@@ -99,6 +102,28 @@ pub fn write(
     dry: bool,
     log: &Log,
 ) -> Result<(), Error> {
+    let counts = attach(datasets, jobs, ex, dry, log);
+    emit(datasets, counts, &ex.created_parents, target_path)
+}
+
+/// What [`attach`] counted: the datasets that failed here, the transfers
+/// done and the bytes relayed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    failed: usize,
+    transfers: usize,
+    bytes: u64,
+}
+
+/// Puts each job's `send` field (and error, said on stderr) into its
+/// record, before anything is written.
+pub fn attach(
+    datasets: &mut [Dataset],
+    jobs: &[Job],
+    ex: &Executed,
+    dry: bool,
+    log: &Log,
+) -> Counts {
     let mut failed = 0;
     let (mut transfers, mut bytes) = (0usize, 0u64);
     for (j, job) in jobs.iter().enumerate() {
@@ -114,6 +139,25 @@ pub fn write(
         }
         d.send = Some(send);
     }
+    Counts {
+        failed,
+        transfers,
+        bytes,
+    }
+}
+
+/// Writes the records as [`attach`] left them, then the `end` record.
+pub fn emit(
+    datasets: &[Dataset],
+    counts: Counts,
+    created_parents: &[String],
+    target_path: &str,
+) -> Result<(), Error> {
+    let Counts {
+        failed,
+        transfers,
+        bytes,
+    } = counts;
     let stdout = std::io::stdout();
     let mut out = Writer::new(stdout.lock());
     for d in datasets.iter() {
@@ -133,7 +177,7 @@ pub fn write(
         sent,
         transfers,
         bytes,
-        created_parents: &ex.created_parents,
+        created_parents,
     };
     match out.finish(TOOL, datasets.len(), failed_total, &end) {
         Err(Error::Failed(_)) if failed == 0 => Ok(()),

@@ -86,28 +86,25 @@ pub fn run(args: &Args) -> Result<(), Error> {
         &plan,
         &running,
     );
-    let written = report::write(
-        &mut input.datasets,
-        &plan.jobs,
-        &ex,
+    let counts = report::attach(&mut input.datasets, &plan.jobs, &ex, cfg.dry(), &log);
+    // The cache's entries before the records are written: the records of
+    // the datasets they are made for carry the target's facts (zab-thin's).
+    let new = cache.as_ref().filter(|_| !running.stopped()).and_then(|c| {
+        let one_host = input.hosts.len() == 1;
+        let ds = &input.datasets;
+        cache::entries(&cfg, c, &target, &plan.jobs, ds, &world, one_host, &log)
+    });
+    if let Some(n) = &new {
+        cache::annotate(&mut input.datasets, n);
+    }
+    let written = report::emit(
+        &input.datasets,
+        counts,
+        &ex.created_parents,
         &cfg.target_path,
-        cfg.dry(),
-        &log,
     );
-    if let (Some(c), Ok(())) = (&cache, &written) {
-        if !running.stopped() {
-            let one_host = input.hosts.len() == 1;
-            cache::record(
-                &cfg,
-                c,
-                &target,
-                &plan.jobs,
-                &input.datasets,
-                &world,
-                one_host,
-                &log,
-            );
-        }
+    if let (Some(c), Some(n), Ok(())) = (&cache, &new, &written) {
+        cache::save_new(c, n, &log);
     }
     let written = crate::monitor::finish(&cfg, &input.datasets, started, written, &log);
     if running.stopped() {

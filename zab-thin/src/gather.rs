@@ -26,7 +26,7 @@ pub struct Hosts(Vec<(Option<String>, Host)>);
 
 impl Hosts {
     /// The index of the host `dest` names, made on first use.
-    fn index(&mut self, config: &Zfs, dest: &Option<String>) -> Result<usize, Error> {
+    pub fn index(&mut self, config: &Zfs, dest: &Option<String>) -> Result<usize, Error> {
         if let Some(i) = self.0.iter().position(|(d, _)| d == dest) {
             return Ok(i);
         }

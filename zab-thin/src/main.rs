@@ -16,11 +16,14 @@
 //! the hold rule), `show.rs` (`--explain`, `--svg`), `execute.rs` (carries the
 //! plan out, decides nothing) and `report.rs` (the records). `offline.rs`
 //! is `--offline`; `picture.rs` draws timelines for both. `bookmarks.rs`
-//! destroys our stale bookmarks on the source (with a TARGET-PATH). With an object
+//! destroys our stale bookmarks on the source (with a TARGET-PATH).
+//! `cache.rs` is the quiet-run cache: the listings of a run in which
+//! nothing changed, from the last listing run that destroyed nothing. With an object
 //! store as TARGET-PATH, `store.rs` thins its objects (`retain.rs` decides,
 //! pure) and the source as without one.
 
 mod bookmarks;
+mod cache;
 mod cli;
 mod execute;
 mod gather;

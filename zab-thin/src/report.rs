@@ -81,7 +81,7 @@ pub fn write(
 
 /// Puts job `j`'s outcome (its source side, or its target side when
 /// `is_target`) into its record `d`.
-fn attach(d: &mut Dataset, j: &Job, is_target: bool) {
+pub(crate) fn attach(d: &mut Dataset, j: &Job, is_target: bool) {
     let side = ThinSide {
         dataset: j.dataset.clone(),
         kept: j.kept,

@@ -21,13 +21,20 @@
 //! The holds are read last, of only the snapshots the draft plan would
 //! destroy ([`crate::holds`]): `run` goes input → gather → plan → holds →
 //! show → execute → report, each file once.
+//!
+//! With the quiet-run cache ([`crate::cache`]), the listings may come from
+//! it instead of `gather`: when every dataset's facts are its entry's and
+//! the plan from the cached snapshots destroys nothing. After a listing
+//! run the cache is updated, and written once the records are.
 
 use zab_core::error::Error;
 
 use crate::cli::Zfs;
-use crate::gather::{self, Hosts};
+use crate::gather::{self, Hosts, Listed};
 use crate::holds;
-use crate::{bookmarks, execute, input, plan, report, show};
+use crate::input::Input;
+use crate::plan::Draft;
+use crate::{bookmarks, cache, execute, input, plan, report, show};
 
 pub fn run(config: &Zfs) -> Result<(), Error> {
     if config.store.is_some() {
@@ -43,10 +50,10 @@ pub fn run(config: &Zfs) -> Result<(), Error> {
         }
     }
     let input = input::read(config)?;
+    let loaded = cache::load(config, &input);
 
     let mut hosts = Hosts::default();
-    let listed = gather::gather(config, &input, &mut hosts)?;
-    let draft = plan::draft(config, &input, &listed);
+    let (listed, draft, listed_at) = read(config, &input, &mut hosts, loaded.as_ref())?;
     for (dataset, common) in &draft.commons {
         log.debug(format!("{dataset}: common snapshot {common}"));
     }
@@ -57,5 +64,52 @@ pub fn run(config: &Zfs) -> Result<(), Error> {
     show::show(config, &jobs)?;
     execute::execute(&mut jobs, &hosts, &config.tag, config.act(), &log);
     bookmarks::destroy(&mut jobs, &hosts, config.act(), &log);
-    report::write(input.datasets, &jobs, config.act(), config.target.is_some())
+    // After a listing run, the cache's entries (before the records, which
+    // take the input); written once the records are.
+    let new = match (&loaded, listed_at) {
+        (Some(l), Some(listed_at)) => Some(cache::after(
+            config,
+            l,
+            &hosts,
+            &cache::Run {
+                input: &input,
+                listed: &listed,
+                jobs: &jobs,
+                listed_at,
+            },
+        )),
+        _ => None,
+    };
+    let written = report::write(input.datasets, &jobs, config.act(), config.target.is_some());
+    if let (Some(l), Some(new), Ok(())) = (&loaded, &new, &written) {
+        cache::save(config, l, new);
+    }
+    written
+}
+
+/// The listings and the draft plan from them: from the quiet-run cache
+/// when every dataset's facts are its entry's and the plan from it
+/// destroys nothing (no holds to ask), else listed; with the time the
+/// listings started (None: from the cache).
+fn read(
+    config: &Zfs,
+    input: &Input,
+    hosts: &mut Hosts,
+    loaded: Option<&cache::Loaded>,
+) -> Result<(Listed, Draft, Option<i64>), Error> {
+    let log = config.log;
+    if let Some(listed) = loaded.and_then(|l| cache::listed(config, input, hosts, &l.cache)) {
+        let draft = plan::draft(config, input, &listed);
+        if holds::queries(&draft).is_empty() {
+            log.debug(
+                "quiet-run cache: nothing changed on either side, nothing due: nothing listed",
+            );
+            return Ok((listed, draft, None));
+        }
+        log.debug("quiet-run cache: a snapshot is due: listing everything");
+    }
+    let listed_at = cache::now();
+    let listed = gather::gather(config, input, hosts)?;
+    let draft = plan::draft(config, input, &listed);
+    Ok((listed, draft, Some(listed_at)))
 }
