@@ -18,6 +18,13 @@
 //!   the offset on, and everything of later objects), every record's
 //!   running fletcher-4 checksum computed again, and the END record's.
 //!
+//! Every record of the stored stream is checked against the stream's own
+//! running fletcher-4 as it is read (unless its field is zeros, which `zfs
+//! recv` takes as no checksum), and the snapshot's END record's total too (a
+//! mismatch is [`Corrupt`]): the checksums written out are computed again,
+//! so without this a changed byte would pass into the receive unseen (a
+//! zfs3backup object has no SHA-256 in a manifest to catch it).
+//!
 //! What it does not know it refuses ([`Unsupported`]), and the caller
 //! receives the object whole instead: a byte-swapped or compound stream,
 //! a raw or redacted one, more than one stream in the object (`zfs send
@@ -89,6 +96,18 @@ impl std::fmt::Display for Unsupported {
 }
 
 impl std::error::Error for Unsupported {}
+
+/// The stored stream fails its own checksums: it is corrupt (one line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corrupt(pub String);
+
+impl std::fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Corrupt {}
 
 fn unsupported<T>(why: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(why.into()))
@@ -384,6 +403,11 @@ pub struct Resumer<W> {
     /// A compound stream's header was dropped.
     saw_header: bool,
     cksum: Fletcher4,
+    /// The stored stream's running checksum, to check its records by.
+    incksum: Fletcher4,
+    /// Records of the stored stream taken, and their bytes.
+    records: u64,
+    taken: u64,
     /// Stored stream bytes taken, and resuming stream bytes written.
     pub read: u64,
     pub written: u64,
@@ -398,6 +422,9 @@ impl<W: Write> Resumer<W> {
             state: State::Begin,
             saw_header: false,
             cksum: Fletcher4::default(),
+            incksum: Fletcher4::default(),
+            records: 0,
+            taken: 0,
             read: 0,
             written: 0,
         }
@@ -526,6 +553,10 @@ impl<W: Write> Resumer<W> {
             }
             let payload = std::mem::take(&mut self.buf);
             let p = &payload[at + RECORD..at + RECORD + n];
+            if let Err(c) = self.check_in(&h, p) {
+                self.buf = payload;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, c));
+            }
             let vi = le64(&h, 16).unwrap_or(0);
             let r = match self.state {
                 State::Begin if vi & 3 == COMPOUND => {
@@ -560,6 +591,39 @@ impl<W: Write> Resumer<W> {
         Ok(())
     }
 
+    /// Checks a stored record against the stored stream's running
+    /// checksum (`dump_record`'s rule: every record but BEGIN carries the
+    /// checksum of the stream up to its checksum field, which starts again
+    /// at each BEGIN; END also carries the one before it), and adds it.
+    fn check_in(&mut self, h: &[u8; RECORD], payload: &[u8]) -> Result<(), Corrupt> {
+        let ty = le32(h, 0);
+        if ty == Some(BEGIN) {
+            self.incksum = Fletcher4::default();
+        }
+        let before = self.incksum;
+        self.incksum.update(&h[..CKSUM_AT]);
+        // A field of zeros is no checksum (a compound stream's header
+        // END has none), as `zfs recv` reads it; the snapshot's END always
+        // carries the total (the compound stream's own last END does not).
+        let field = &h[CKSUM_AT..];
+        let total = &h[8..40];
+        let bad = (ty != Some(BEGIN) && field != [0; 32] && field != self.incksum.bytes())
+            || (ty == Some(END)
+                && total != before.bytes()
+                && (self.state == State::Records || total != [0; 32]));
+        if bad {
+            return Err(Corrupt(format!(
+                "record {} of the stored stream (at byte {}) fails its checksum",
+                self.records, self.taken
+            )));
+        }
+        self.incksum.update(&h[CKSUM_AT..]);
+        self.incksum.update(payload);
+        self.records += 1;
+        self.taken += (RECORD + payload.len()) as u64;
+        Ok(())
+    }
+
     /// Whether the stored stream is a compound one (its header dropped).
     fn compound(&self) -> bool {
         self.saw_header
@@ -587,6 +651,12 @@ fn into_io(u: Unsupported) -> io::Error {
 /// is what it is.
 pub fn unsupported_in(e: &io::Error) -> Option<&Unsupported> {
     e.get_ref().and_then(|i| i.downcast_ref::<Unsupported>())
+}
+
+/// The [`Corrupt`] inside an error of [`Resumer`]'s writes, if that is
+/// what it is.
+pub fn corrupt_in(e: &io::Error) -> Option<&Corrupt> {
+    e.get_ref().and_then(|i| i.downcast_ref::<Corrupt>())
 }
 
 #[cfg(test)]
@@ -729,6 +799,50 @@ mod tests {
         assert!(refused(&s).contains("type 42"));
         // Not a stream at all.
         assert!(refused(&[7u8; 4096]).contains("BEGIN"));
+    }
+
+    /// Where each record of `s` starts, and its payload's length.
+    fn records_of(s: &[u8]) -> Vec<(usize, u32, usize)> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < s.len() {
+            let h: [u8; RECORD] = s[at..at + RECORD].try_into().unwrap();
+            let n = payload_len(&h).unwrap();
+            out.push((at, le32(&h, 0).unwrap(), n));
+            at += RECORD + n;
+        }
+        out
+    }
+
+    #[test]
+    fn a_changed_byte_of_the_stored_stream_is_corrupt_wherever_it_is() {
+        let recs = records_of(FULL);
+        let writes: Vec<_> = recs.iter().filter(|r| r.1 == WRITE && r.2 > 0).collect();
+        let end = recs.last().unwrap();
+        assert_eq!(end.1, END);
+        for (what, at) in [
+            // A write before the token's point (not sent on), and the last.
+            ("first write's payload", writes[0].0 + RECORD + 10),
+            (
+                "last write's payload",
+                writes.last().unwrap().0 + RECORD + 5,
+            ),
+            ("a record's checksum", writes[1].0 + CKSUM_AT + 3),
+            ("END's total", end.0 + 8),
+        ] {
+            let mut s = FULL.to_vec();
+            s[at] ^= 0x10;
+            let mut r = Resumer::new(Vec::new(), Token::decode(TOKEN).unwrap());
+            let e = r.write_all(&s).unwrap_err();
+            let c = corrupt_in(&e).unwrap_or_else(|| panic!("{what}: {e}"));
+            assert!(c.0.contains("fails its checksum"), "{what}: {c}");
+        }
+        // The compound stream's header is checked too.
+        let mut s = FULL3.to_vec();
+        let header_end = records_of(FULL3)[1].0;
+        s[header_end + 8] ^= 1;
+        let mut r = Resumer::new(Vec::new(), Token::decode(TOKEN3).unwrap());
+        assert!(corrupt_in(&r.write_all(&s).unwrap_err()).is_some());
     }
 
     #[test]
