@@ -141,8 +141,8 @@ pub fn decide<'a>(
 
 /// The partial receive of `token` goes on with `first`, the first object
 /// still to receive, when it is that object's stream cut short, and the
-/// resuming stream can be made from it here: a stream of one snapshot,
-/// not raw; a compressed one is decompressed here for it (receive.rs).
+/// resuming stream can be made from it here: a stream of one snapshot
+/// (raw or not); a compressed one is decompressed here for it (receive.rs).
 /// resume.rs refuses the rest of what it does not know while it streams,
 /// and checks a zfs3backup object's guids (it has none in its metadata)
 /// against its stream's BEGIN record. Else why not.
@@ -160,9 +160,6 @@ pub fn resumable(token: &str, first: Option<&Entry>) -> Result<Token, String> {
     }
     if e.snapshots.len() > 1 {
         return Err(format!("{} carries several snapshots (zfs send -I)", e.key));
-    }
-    if e.raw {
-        return Err(format!("{} is a raw stream", e.key));
     }
     if let Some(c) = &e.compressor {
         if zab_core::compress::decompressor(c).is_none() {
@@ -596,9 +593,10 @@ mod tests {
         assert!(why(&entry("s1", 7, None, &[])).contains("another stream than p/a@s1"));
         assert!(why(&entry("s1", guid, Some(("s0", 3)), &[])).contains("another stream"));
         assert!(why(&entry("s1", guid, None, &[("s0", 3)])).contains("zfs send -I"));
+        // Raw: the same (resume.rs checks the partial receive was raw too).
         let mut raw = e.clone();
         raw.raw = true;
-        assert!(why(&raw).contains("raw"));
+        assert_eq!(resumable(token, Some(&raw)).unwrap(), t);
         // Compressed: decompressed here for it, when zab knows how.
         let mut zst = e.clone();
         zst.compressor = Some("zstd-fast".into());

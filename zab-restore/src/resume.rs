@@ -233,6 +233,8 @@ enum Value {
 const DATA_TYPE_BOOLEAN: i32 = 1;
 const DATA_TYPE_UINT64: i32 = 8;
 const DATA_TYPE_STRING: i32 = 9;
+const DATA_TYPE_NVLIST: i32 = 19;
+const DATA_TYPE_NVLIST_ARRAY: i32 = 20;
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
@@ -245,18 +247,39 @@ fn le64(b: &[u8], at: usize) -> Option<u64> {
 /// The pairs of a packed nvlist in native little-endian encoding (the
 /// 4-byte header, version and flags, then each pair: its size, name
 /// size, element count, type, name padded to 8, value; a zero size ends
-/// it).
+/// it). An embedded nvlist's pairs follow its pair, with their own end
+/// (`nvs_embedded` in nvpair.c); they are skipped. Also where the top
+/// list's pairs start and where its end mark is.
 fn nvlist(b: &[u8]) -> Result<Vec<(String, Value)>, String> {
+    nvlist_at(b).map(|(pairs, _)| pairs)
+}
+
+/// [`nvlist`], with the offset of the top list's end mark.
+fn nvlist_at(b: &[u8]) -> Result<(Vec<(String, Value)>, usize), String> {
     if b.get(..2) != Some(&[0, 1]) {
         return Err("not a little-endian native nvlist".into());
     }
-    let bad = || "a truncated nvlist".to_string();
-    let mut at = 12;
     let mut out = Vec::new();
+    let end = pairs(b, 12, 0, &mut |name, value| out.push((name, value)))?;
+    Ok((out, end))
+}
+
+/// Walks the pairs from `at` to their end mark (returned), calling `each`
+/// with those of this level; embedded lists (`depth` at most 8) skipped.
+fn pairs(
+    b: &[u8],
+    mut at: usize,
+    depth: u32,
+    each: &mut dyn FnMut(String, Value),
+) -> Result<usize, String> {
+    let bad = || "a truncated nvlist".to_string();
+    if depth > 8 {
+        return Err("nvlists embedded too deep".into());
+    }
     loop {
         let size = le32(b, at).ok_or_else(bad)? as usize;
         if size == 0 {
-            return Ok(out);
+            return Ok(at);
         }
         let pair = b.get(at..at + size).ok_or_else(bad)?;
         let name_sz = usize::from(u16::from_le_bytes([pair[4], pair[5]]));
@@ -272,10 +295,14 @@ fn nvlist(b: &[u8]) -> Result<Vec<(String, Value)>, String> {
                 Value::Str(String::from_utf8_lossy(&v[..end]).into_owned())
             }
             DATA_TYPE_BOOLEAN => Value::Bool,
+            DATA_TYPE_NVLIST_ARRAY => return Err(format!("{name}: an nvlist array")),
             t => Value::Other(t),
         };
-        out.push((name, value));
         at += size;
+        if ty == DATA_TYPE_NVLIST {
+            at = pairs(b, at, depth + 1, &mut |_, _| {})? + 4;
+        }
+        each(name, value);
     }
 }
 
@@ -296,27 +323,33 @@ fn nvpair_u64(name: &str, v: u64) -> Vec<u8> {
     p
 }
 
-/// BEGIN's payload with `resume_object` and `resume_offset` added: to the
-/// stored one (before its end mark), or in a new nvlist.
+/// BEGIN's payload with `resume_object` and `resume_offset` added, as
+/// `zfs send -t` makes it (`dmu_send_impl`: the resume point, then a raw
+/// stream's `crypt_keydata`, which is the snapshot's and so the stored
+/// one): the two pairs first, before the stored ones, or in a new nvlist.
+/// A stored pair other than `crypt_keydata` (a redacted stream's, which
+/// come before the resume point) is refused.
 fn resume_payload(stored: &[u8], t: &Token) -> Result<Vec<u8>, Unsupported> {
     let mut out = if stored.is_empty() {
         // Native, little-endian; version 0; NV_UNIQUE_NAME; the end mark.
         vec![0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
     } else {
-        let pairs =
-            nvlist(stored).map_err(|e| Unsupported(format!("the BEGIN record's payload: {e}")))?;
+        let (pairs, end) = nvlist_at(stored)
+            .map_err(|e| Unsupported(format!("the BEGIN record's payload: {e}")))?;
         if pairs.iter().any(|(n, _)| n.starts_with("resume_")) {
             return unsupported("the stored stream is itself a resuming one");
         }
-        if stored.len() < 16 || stored[stored.len() - 4..] != [0; 4] {
+        if let Some((n, _)) = pairs.iter().find(|(n, _)| n != "crypt_keydata") {
+            return unsupported(format!("the BEGIN record's payload has {n:?}"));
+        }
+        if end + 4 != stored.len() {
             return unsupported("the BEGIN record's payload does not end as a native nvlist");
         }
         stored.to_vec()
     };
-    let end = out.len() - 4;
     let mut pairs = nvpair_u64("resume_object", t.object);
     pairs.extend(nvpair_u64("resume_offset", t.offset));
-    out.splice(end..end, pairs);
+    out.splice(12..12, pairs);
     Ok(out)
 }
 
@@ -341,10 +374,10 @@ fn payload_len(h: &[u8; RECORD]) -> Result<usize, Unsupported> {
         },
         // drr_psize rounded up to 8.
         WRITE_EMBEDDED => u32_at(52).next_multiple_of(8),
-        // drr_compressed_size when drr_compressiontype is set, else drr_length.
-        SPILL => match h[33] {
+        // drr_compressed_size when set (raw), else drr_length.
+        SPILL => match u64_at(40) {
             0 => u64_at(16),
-            _ => u64_at(40),
+            n => n,
         },
         t => return unsupported(format!("a record of type {t}, which zab does not know")),
     };
@@ -479,9 +512,6 @@ impl<W: Write> Resumer<W> {
             let features = (vi >> 2) & ((1 << 30) - 1);
             if vi & 3 != SUBSTREAM {
                 return unsupported("a compound stream with more in it than one snapshot");
-            }
-            if features & RAW != 0 {
-                return unsupported("a raw stream (zfs send -w)");
             }
             if features & (REDACTED | RESUMING) != 0 {
                 return unsupported("a redacted or resuming stream");
@@ -672,6 +702,10 @@ mod tests {
     const FULL3: &[u8] = include_bytes!("../fixtures/resume/full3.zs");
     const RESUMED3: &[u8] = include_bytes!("../fixtures/resume/resumed3.zs");
     const TOKEN3: &str = include_str!("../fixtures/resume/token3");
+    // Raw (zfs send -L -e -w -p of an encrypted dataset): record-raw.
+    const FULL4: &[u8] = include_bytes!("../fixtures/resume/full4.zs");
+    const RESUMED4: &[u8] = include_bytes!("../fixtures/resume/resumed4.zs");
+    const TOKEN4: &str = include_str!("../fixtures/resume/token4");
 
     fn resume(stream: &[u8], token: &str, chunk: usize) -> Result<Vec<u8>, io::Error> {
         let mut r = Resumer::new(Vec::new(), Token::decode(token).unwrap());
@@ -769,6 +803,23 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_resuming_stream_is_zfs_send_t_byte_for_byte() {
+        let t = Token::decode(TOKEN4).unwrap();
+        assert!(t.flags.iter().any(|f| f == "rawok"), "{t:?}");
+        // (FULL4 is a compound stream, whose header has no checksums.)
+        check_stream(RESUMED4);
+        for chunk in [1 << 20, 4096, 13] {
+            let out = resume(FULL4, TOKEN4, chunk).unwrap();
+            assert!(
+                out == RESUMED4,
+                "{chunk}: {} bytes against {}",
+                out.len(),
+                RESUMED4.len()
+            );
+        }
+    }
+
+    #[test]
     fn what_it_does_not_rewrite_it_refuses() {
         let refused = |s: &[u8]| {
             let e = resume(s, TOKEN, 4096).unwrap_err();
@@ -776,11 +827,15 @@ mod tests {
         };
         // Another snapshot's stream.
         assert!(refused(FULL2).contains("the token from"));
-        // Raw.
+        // Raw, where the partial receive was not.
         let mut s = FULL.to_vec();
         let vi = le64(&s, 16).unwrap() | (RAW << 2);
         s[16..24].copy_from_slice(&vi.to_le_bytes());
-        assert!(refused(&s).contains("raw"), "{}", refused(&s));
+        assert!(
+            refused(&s).contains("rawok in the object"),
+            "{}",
+            refused(&s)
+        );
         // Two streams in one object.
         let mut s = FULL.to_vec();
         s.extend_from_slice(FULL);
@@ -846,17 +901,41 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_payload_keeps_its_pairs_and_gets_the_resume_point() {
+    fn a_stored_payload_keeps_its_pairs_and_gets_the_resume_point_first() {
         let t = Token::decode(TOKEN2).unwrap();
         let first = resume_payload(&[], &t).unwrap();
         let with_more = resume_payload(&first[..first.len()], &t);
         assert!(with_more.unwrap_err().0.contains("itself a resuming"));
+        // A raw stream's payload: crypt_keydata, an embedded nvlist (its
+        // pairs after its own pair, with their own end mark).
         let mut stored = vec![0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
-        stored.extend(nvpair_u64("crypt_x", 9));
+        let name = b"crypt_keydata\0";
+        let size = (16 + name.len()).next_multiple_of(8) + 24;
+        stored.extend((size as u32).to_le_bytes());
+        stored.extend((name.len() as u16).to_le_bytes());
+        stored.extend([0, 0]);
+        stored.extend(1u32.to_le_bytes());
+        stored.extend((DATA_TYPE_NVLIST as u32).to_le_bytes());
+        stored.extend(name);
+        stored.resize(12 + size, 0);
+        stored.extend(nvpair_u64("mdn_nlevels", 6));
         stored.extend([0; 4]);
-        let p = nvlist(&resume_payload(&stored, &t).unwrap()).unwrap();
+        stored.extend([0; 4]);
+        let out = resume_payload(&stored, &t).unwrap();
+        let p = nvlist(&out).unwrap();
         let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["crypt_x", "resume_object", "resume_offset"]);
-        assert_eq!(p[2].1, Value::U64(0x8000));
+        assert_eq!(names, ["resume_object", "resume_offset", "crypt_keydata"]);
+        assert_eq!(p[1].1, Value::U64(0x8000));
+        assert_eq!(&out[out.len() - stored.len() + 12..], &stored[12..]);
+        // Any other stored pair (a redacted stream's) is refused.
+        let mut other = vec![0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+        other.extend(nvpair_u64("redact_snaps", 9));
+        other.extend([0; 4]);
+        assert!(resume_payload(&other, &t)
+            .unwrap_err()
+            .0
+            .contains("redact_snaps"));
+        // Cut short.
+        assert!(resume_payload(&stored[..stored.len() - 4], &t).is_err());
     }
 }
