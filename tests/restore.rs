@@ -31,6 +31,10 @@ pub const TESTS: &[Test] = &[
         s3_compressed_killed_in_a_full_stream_goes_on_inside_it,
     ),
     (
+        "restore_s3_raw_killed_in_a_full_stream_goes_on_inside_it",
+        s3_raw_killed_in_a_full_stream_goes_on_inside_it,
+    ),
+    (
         "restore_all_after_loss_from_s3_and_a_directory",
         all_after_loss_from_s3_and_a_directory,
     ),
@@ -574,7 +578,7 @@ fn s3_compressed_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     );
     assert!(
         out.stderr
-            .contains("would stream the resuming stream, decompressed here (zstdmt -dc), into"),
+            .contains("would stream the resuming stream, decompressed here (zstdmt -dc) into:"),
         "{}",
         out.stderr
     );
@@ -604,6 +608,77 @@ fn s3_compressed_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
     lab.sh(&format!(
         "zfs destroy -r {back}; zfs destroy -r {}",
+        ns.ds("zab-a", "")
+    ));
+}
+
+/// The same with an encrypted dataset, backed up raw (zfs send -w): the
+/// partial receive goes on inside the raw stream (its BEGIN payload's
+/// keys kept, after the resume point), no zfs recv -A; the key is not
+/// loaded by the restore; zfs load-key, then the source's files.
+fn s3_raw_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
+    let ns = Ns::new("restore_wresume");
+    let b = ns.backup();
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-restore-wresume");
+    let enc = ns.ds("zab-a", "enc");
+    let key = format!("/root/{}.key", ns.name);
+    let back = ns.ds("zab-t", "");
+    lab.fresh(
+        &ns,
+        &format!(
+            "printf 'zab lab passphrase' > {key}; zfs create -p {}; \
+             zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} \
+             -o autobackup:{b}=true {enc}; zfs create {back}",
+            ns.ds("zab-a", "")
+        ),
+    );
+    for _ in 0..2 {
+        lab.fill(&enc, 32 * 1024);
+    }
+    let s1 = snap(lab, b, 1, &[&enc]);
+    let url = format!("s3://{bkt}/wresume");
+    let sent = send(lab, &env, b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    lab.fill(&enc, 1000);
+    let s2 = snap(lab, b, 2, &[&enc]);
+    let sent = send(lab, &env, b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+
+    let r = ns.ds("zab-t", "enc");
+    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &enc, &r);
+    let out = lab.restore(&env, &["--test", &url, &enc, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let want = format!(
+        "would go on with the partial receive on {r}: resume {url}/{enc}@{s1} at byte {bytes} of {size}"
+    );
+    assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
+
+    let out = lab.restore(&env, &["--verbose", "--debug", &url, &enc, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("going on with the partial receive of")
+            && out.stderr.contains("recv -u -s")
+            && !out.stderr.contains("recv -A")
+            && !out.stderr.contains("cannot go on"),
+        "{}",
+        out.stderr
+    );
+    let (rec, end) = records(&out);
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(rec["resumed_partial"], true, "{rec}");
+    assert!(rec.get("aborted_partial").is_none(), "{rec}");
+    assert_eq!(rec["objects"][0]["raw"], true, "{rec}");
+    assert_eq!(objects(&rec, "snapshot"), [&s1, &s2].map(|s| s.as_str()));
+    assert_eq!(end["objects"], 2, "{end}");
+    assert_eq!(lab.prop(&r, "receive_resume_token"), "-");
+    assert_eq!(lab.snaps(&r), lab.snaps(&enc));
+    assert_eq!(lab.prop(&r, "keystatus"), "unavailable");
+    lab.sh(&format!("zfs load-key -L file://{key} {r}"));
+    lab.same_files(&enc, &r);
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+    lab.sh(&format!(
+        "zfs destroy -r {back}; zfs destroy -r {}; rm -f {key}",
         ns.ds("zab-a", "")
     ));
 }
