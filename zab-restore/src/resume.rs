@@ -12,7 +12,8 @@
 //! - [`Resumer`]: a writer that takes the stored stream from its first
 //!   byte and writes the resuming stream on: its BEGIN record with the
 //!   RESUMING feature and a payload nvlist with `resume_object` and
-//!   `resume_offset` added, then the records at or after the token's
+//!   `resume_offset` added (before a raw stream's `crypt_keydata`, as
+//!   `dmu_send_impl` adds them), then the records at or after the token's
 //!   (object, offset), as `zfs send -t` sends them (an object's OBJECT
 //!   record, its FREE ranges that reach past the offset, its writes from
 //!   the offset on, and everything of later objects), every record's
@@ -26,9 +27,9 @@
 //! zfs3backup object has no SHA-256 in a manifest to catch it).
 //!
 //! What it does not know it refuses ([`Unsupported`]), and the caller
-//! receives the object whole instead: a byte-swapped or compound stream,
-//! a raw or redacted one, more than one stream in the object (`zfs send
-//! -I`), a record type it does not know.
+//! receives the object whole instead: a byte-swapped stream, a compound
+//! one with more than one snapshot, a redacted one, more than one stream
+//! in the object (`zfs send -I`), a record type it does not know.
 //!
 //! The layouts are OpenZFS's `include/sys/zfs_ioctl.h` (struct
 //! dmu_replay_record, 312 bytes, little-endian as written on x86), the
