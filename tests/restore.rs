@@ -27,6 +27,14 @@ pub const TESTS: &[Test] = &[
         s3_killed_in_a_full_stream_goes_on_inside_it,
     ),
     (
+        "restore_s3_compressed_killed_in_a_full_stream_goes_on_inside_it",
+        s3_compressed_killed_in_a_full_stream_goes_on_inside_it,
+    ),
+    (
+        "restore_s3_raw_killed_in_a_full_stream_goes_on_inside_it",
+        s3_raw_killed_in_a_full_stream_goes_on_inside_it,
+    ),
+    (
         "restore_all_after_loss_from_s3_and_a_directory",
         all_after_loss_from_s3_and_a_directory,
     ),
@@ -372,35 +380,18 @@ fn token_bytes(lab: &Lab, ds: &str) -> u64 {
     u64::from_str_radix(hex.trim(), 16).unwrap()
 }
 
-/// A restore from S3 killed in the middle of a full stream leaves its
-/// partial receive (zfs recv -s); --test says where it would go on; the
-/// next run goes on inside the object (no zfs recv -A, the resuming
-/// stream made from the whole object, downloaded and hashed), and the
-/// files are the source's. A partial receive of a stream sent with other
-/// flags cannot go on: it falls back to zfs recv -A and the whole object.
-fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
-    let ns = Ns::new("restore_resume");
-    let b = ns.backup();
-    let env = s3_env();
-    let bkt = bucket(lab, "zab-restore-resume");
-    let a = ns.ds("zab-a", "a");
-    let back = ns.ds("zab-t", "");
-    lab.fresh_sources(&ns, &[&a]);
-    for _ in 0..2 {
-        lab.fill(&a, 32 * 1024);
-    }
-    let s1 = snap(lab, b, 1, &[&a]);
-    let url = format!("s3://{bkt}/resume");
-    let sent = send(lab, &env, b, &url, &[]);
-    assert_eq!(sent.code, 0, "{}", sent.stderr);
-    lab.fill(&a, 1000);
-    let s2 = snap(lab, b, 2, &[&a]);
-    let sent = send(lab, &env, b, &url, &[]);
-    assert_eq!(sent.code, 0, "{}", sent.stderr);
-
-    // SIGTERM while the full stream streams: exit 130, its partial
-    // receive left with a token part of the way in.
-    let r = ns.ds("zab-t", "a");
+/// A restore of `a` from `url` into `r`, killed (SIGTERM) while its first
+/// object (a full stream) streams: exit 130, its partial receive left
+/// with a token part of the way in. The object's stored size and the
+/// token's bytes.
+fn kill_inside_the_first_object(
+    lab: &Lab,
+    env: &str,
+    ns: &Ns,
+    url: &str,
+    a: &str,
+    r: &str,
+) -> (u64, u64) {
     let d = dir(&ns.name);
     let log = d.join("restore.log");
     let out = lab.local_sh(&format!(
@@ -429,13 +420,48 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
          [ \"$(zfs get -H -o value receive_resume_token {r})\" != - ]; do \
          i=$((i+1)); [ $i -lt 150 ] || break; sleep 0.2; done"
     ));
-    let token = |ds: &str| lab.prop(ds, "receive_resume_token");
-    assert_ne!(token(&r), "-", "the kill left no resume token on {r}");
-    let bytes = token_bytes(lab, &r);
+    assert_ne!(
+        lab.prop(r, "receive_resume_token"),
+        "-",
+        "the kill left no resume token on {r}"
+    );
+    let bytes = token_bytes(lab, r);
     assert!(
         bytes > 0 && bytes < size,
         "the kill landed at byte {bytes} of {size}"
     );
+    (size, bytes)
+}
+
+/// A restore from S3 killed in the middle of a full stream leaves its
+/// partial receive (zfs recv -s); --test says where it would go on; the
+/// next run goes on inside the object (no zfs recv -A, the resuming
+/// stream made from the whole object, downloaded and hashed), and the
+/// files are the source's. A partial receive of a stream sent with other
+/// flags cannot go on: it falls back to zfs recv -A and the whole object.
+fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
+    let ns = Ns::new("restore_resume");
+    let b = ns.backup();
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-restore-resume");
+    let a = ns.ds("zab-a", "a");
+    let back = ns.ds("zab-t", "");
+    lab.fresh_sources(&ns, &[&a]);
+    for _ in 0..2 {
+        lab.fill(&a, 32 * 1024);
+    }
+    let s1 = snap(lab, b, 1, &[&a]);
+    let url = format!("s3://{bkt}/resume");
+    let sent = send(lab, &env, b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    lab.fill(&a, 1000);
+    let s2 = snap(lab, b, 2, &[&a]);
+    let sent = send(lab, &env, b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+
+    let r = ns.ds("zab-t", "a");
+    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &a, &r);
+    let token = |ds: &str| lab.prop(ds, "receive_resume_token");
 
     // --test: where it would go on; nothing changes.
     let out = lab.restore(&env, &["--test", &url, &a, &r]);
@@ -498,6 +524,161 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     lab.same_files(&a, &r3);
     lab.sh(&format!(
         "zfs destroy -r {back}; zfs destroy -r {}",
+        ns.ds("zab-a", "")
+    ));
+}
+
+/// The same with a compressed object (`zab-send --compress zstd-fast`):
+/// the partial receive goes on inside it, the object decompressed here
+/// (zstdmt -dc) and the resuming stream made from that into `zfs recv -s`
+/// alone; no zfs recv -A, and the files are the source's.
+fn s3_compressed_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
+    let ns = Ns::new("restore_zresume");
+    let b = ns.backup();
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-restore-zresume");
+    let a = ns.ds("zab-a", "a");
+    let back = ns.ds("zab-t", "");
+    lab.fresh_sources(&ns, &[&a]);
+    // Random data: the compressed object is about the stream's size, so
+    // the kill (after 4 MB read by zfs recv) lands well inside it.
+    for _ in 0..2 {
+        lab.fill(&a, 32 * 1024);
+    }
+    let s1 = snap(lab, b, 1, &[&a]);
+    let url = format!("s3://{bkt}/zresume");
+    let zst = ["--compress", "zstd-fast"];
+    let sent = send(lab, &env, b, &url, &zst);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    lab.fill(&a, 1000);
+    let s2 = snap(lab, b, 2, &[&a]);
+    let sent = send(lab, &env, b, &url, &zst);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+
+    let r = ns.ds("zab-t", "a");
+    let (_, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &a, &r);
+
+    // --test: it would go on, inside the stream (its size in the message),
+    // decompressed here.
+    let out = lab.restore(&env, &["--test", &url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let want = format!(
+        "would go on with the partial receive on {r}: resume {url}/{a}@{s1} at byte {bytes} of "
+    );
+    let stream: u64 = out
+        .stderr
+        .split(&want)
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{want}\n{}", out.stderr));
+    assert!(
+        bytes < stream,
+        "the kill landed at byte {bytes} of {stream}"
+    );
+    assert!(
+        out.stderr
+            .contains("would stream the resuming stream, decompressed here (zstdmt -dc) into:"),
+        "{}",
+        out.stderr
+    );
+
+    // The next run goes on inside the object: no zfs recv -A.
+    let out = lab.restore(&env, &["--verbose", "--debug", &url, &a, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("going on with the partial receive of")
+            && out.stderr.contains("decompressed here (zstdmt -dc)")
+            && out.stderr.contains("recv -u -s")
+            && !out.stderr.contains("recv -A")
+            && !out.stderr.contains("cannot go on"),
+        "{}",
+        out.stderr
+    );
+    let (rec, end) = records(&out);
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(rec["resumed_partial"], true, "{rec}");
+    assert!(rec.get("aborted_partial").is_none(), "{rec}");
+    assert_eq!(rec["objects"][0]["compressor"], "zstd-fast", "{rec}");
+    assert_eq!(objects(&rec, "snapshot"), [&s1, &s2].map(|s| s.as_str()));
+    assert_eq!(end["objects"], 2, "{end}");
+    assert_eq!(lab.prop(&r, "receive_resume_token"), "-");
+    assert_eq!(lab.snaps(&r), lab.snaps(&a));
+    lab.same_files(&a, &r);
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+    lab.sh(&format!(
+        "zfs destroy -r {back}; zfs destroy -r {}",
+        ns.ds("zab-a", "")
+    ));
+}
+
+/// The same with an encrypted dataset, backed up raw (zfs send -w): the
+/// partial receive goes on inside the raw stream (its BEGIN payload's
+/// keys kept, after the resume point), no zfs recv -A; the key is not
+/// loaded by the restore; zfs load-key, then the source's files.
+fn s3_raw_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
+    let ns = Ns::new("restore_wresume");
+    let b = ns.backup();
+    let env = s3_env();
+    let bkt = bucket(lab, "zab-restore-wresume");
+    let enc = ns.ds("zab-a", "enc");
+    let key = format!("/root/{}.key", ns.name);
+    let back = ns.ds("zab-t", "");
+    lab.fresh(
+        &ns,
+        &format!(
+            "printf 'zab lab passphrase' > {key}; zfs create -p {}; \
+             zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} \
+             -o autobackup:{b}=true {enc}; zfs create {back}",
+            ns.ds("zab-a", "")
+        ),
+    );
+    for _ in 0..2 {
+        lab.fill(&enc, 32 * 1024);
+    }
+    let s1 = snap(lab, b, 1, &[&enc]);
+    let url = format!("s3://{bkt}/wresume");
+    let sent = send(lab, &env, b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    lab.fill(&enc, 1000);
+    let s2 = snap(lab, b, 2, &[&enc]);
+    let sent = send(lab, &env, b, &url, &[]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+
+    let r = ns.ds("zab-t", "enc");
+    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &enc, &r);
+    let out = lab.restore(&env, &["--test", &url, &enc, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let want = format!(
+        "would go on with the partial receive on {r}: resume {url}/{enc}@{s1} at byte {bytes} of {size}"
+    );
+    assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
+
+    let out = lab.restore(&env, &["--verbose", "--debug", &url, &enc, &r]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("going on with the partial receive of")
+            && out.stderr.contains("recv -u -s")
+            && !out.stderr.contains("recv -A")
+            && !out.stderr.contains("cannot go on"),
+        "{}",
+        out.stderr
+    );
+    let (rec, end) = records(&out);
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(rec["resumed_partial"], true, "{rec}");
+    assert!(rec.get("aborted_partial").is_none(), "{rec}");
+    assert_eq!(rec["objects"][0]["raw"], true, "{rec}");
+    assert_eq!(objects(&rec, "snapshot"), [&s1, &s2].map(|s| s.as_str()));
+    assert_eq!(end["objects"], 2, "{end}");
+    assert_eq!(lab.prop(&r, "receive_resume_token"), "-");
+    assert_eq!(lab.snaps(&r), lab.snaps(&enc));
+    assert_eq!(lab.prop(&r, "keystatus"), "unavailable");
+    lab.sh(&format!("zfs load-key -L file://{key} {r}"));
+    lab.same_files(&enc, &r);
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+    lab.sh(&format!(
+        "zfs destroy -r {back}; zfs destroy -r {}; rm -f {key}",
         ns.ds("zab-a", "")
     ));
 }

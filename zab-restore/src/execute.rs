@@ -117,6 +117,11 @@ fn carry_out(
                 t.object,
                 t.offset
             );
+            eprintln!(
+                "{TOOL}: --test: would stream the resuming stream{} into: {}",
+                decompressed_here(e),
+                cfg.host.display(&["sh", "-c", &r.resume_line])
+            );
             done.resumed = true;
         }
         show_test(cfg, store, &format!("{what}{from}"), p, &r.lines);
@@ -128,8 +133,11 @@ fn carry_out(
     ));
     let mut start = 0;
     if let (Some(t), Some(token)) = (&r.resume, &r.abort) {
-        match resume_first(cfg, store, p, &r.lines[0], t, running, done, log) {
+        match resume_first(cfg, store, p, &r.resume_line, t, running, done, log) {
             Ok(()) => start = 1,
+            Err(Failure::Unsupported(_)) if running.is_stopped() => {
+                return Err("interrupted".into())
+            }
             Err(Failure::Unsupported(why)) => {
                 log.verbose(format!(
                     "{}: the partial receive cannot go on: {why}",
@@ -166,12 +174,13 @@ fn resume_first(
 ) -> Result<(), Failure> {
     let e = p.todo[0];
     log.verbose(format!(
-        "going on with the partial receive of {} at byte {} of {} of its stream (object {}, offset {}); the whole object is downloaded and hashed",
+        "going on with the partial receive of {} at byte {} of {} of its stream (object {}, offset {}); the whole object is downloaded and hashed{}",
         store.url_of(&e.key),
         t.bytes,
         e.stream_bytes,
         t.object,
-        t.offset
+        t.offset,
+        decompressed_here(e)
     ));
     let mut download = store.download(&[(e.key.clone(), e.stored_bytes)], cfg.download_jobs, RANGE);
     let n = receive::receive(
@@ -187,6 +196,18 @@ fn resume_first(
     done.received = 1;
     done.resumed = true;
     Ok(())
+}
+
+/// What a resumed object's message adds when it is decompressed here.
+fn decompressed_here(e: &zab_store::manifest::Entry) -> String {
+    match e
+        .compressor
+        .as_deref()
+        .and_then(zab_core::compress::decompressor)
+    {
+        Some(d) => format!(", decompressed here ({d})"),
+        None => String::new(),
+    }
 }
 
 /// A receive's failure as the dataset's error; a corrupt object's partial

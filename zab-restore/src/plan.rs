@@ -70,6 +70,9 @@ pub struct Restore<'a> {
     pub plan: Plan<'a>,
     /// The shell line that receives each object of `plan.todo`.
     pub lines: Vec<String>,
+    /// The line that receives the resuming stream (`resume`): `zfs recv`
+    /// alone, as a compressed object is decompressed here for it.
+    pub resume_line: String,
 }
 
 /// The whole run, decided.
@@ -129,6 +132,7 @@ pub fn decide<'a>(
                 no_resume,
                 plan,
                 lines,
+                resume_line: zab_core::host::quote_argv(&recv),
             })
         })
         .collect();
@@ -137,15 +141,18 @@ pub fn decide<'a>(
 
 /// The partial receive of `token` goes on with `first`, the first object
 /// still to receive, when it is that object's stream cut short, and the
-/// resuming stream can be made from it here: an uncompressed stream of
-/// one snapshot, not raw (resume.rs refuses the rest of what it does not
-/// know while it streams). Else why not.
+/// resuming stream can be made from it here: a stream of one snapshot
+/// (raw or not); a compressed one is decompressed here for it (receive.rs).
+/// resume.rs refuses the rest of what it does not know while it streams,
+/// and checks a zfs3backup object's guids (it has none in its metadata)
+/// against its stream's BEGIN record. Else why not.
 pub fn resumable(token: &str, first: Option<&Entry>) -> Result<Token, String> {
     let t = Token::decode(token)?;
     let Some(e) = first else {
         return Err("no object is left to receive".into());
     };
-    if t.toguid != e.guid || t.fromguid != e.parent_guid.unwrap_or(0) {
+    let by_name = zab_store::zfs3backup::described(e) && e.guid == 0;
+    if !by_name && (t.toguid != e.guid || t.fromguid != e.parent_guid.unwrap_or(0)) {
         return Err(format!(
             "it is of another stream than {}'s (guids {} to {})",
             e.key, t.fromguid, t.toguid
@@ -154,14 +161,13 @@ pub fn resumable(token: &str, first: Option<&Entry>) -> Result<Token, String> {
     if e.snapshots.len() > 1 {
         return Err(format!("{} carries several snapshots (zfs send -I)", e.key));
     }
-    if e.raw {
-        return Err(format!("{} is a raw stream", e.key));
-    }
     if let Some(c) = &e.compressor {
-        return Err(format!(
-            "{} is compressed ({c}); the resuming stream is made only from an uncompressed object",
-            e.key
-        ));
+        if zab_core::compress::decompressor(c).is_none() {
+            return Err(format!(
+                "{} is compressed with {c:?}, which zab does not know",
+                e.key
+            ));
+        }
     }
     Ok(t)
 }
@@ -575,7 +581,7 @@ mod tests {
     }
 
     #[test]
-    fn a_partial_receive_goes_on_only_inside_its_own_plain_object() {
+    fn a_partial_receive_goes_on_only_inside_its_own_object() {
         // A token recorded in the lab: a full stream of guid 0x72bb…, cut
         // short in object 2 at offset 0x4000.
         let token = include_str!("../fixtures/resume/token3");
@@ -587,12 +593,24 @@ mod tests {
         assert!(why(&entry("s1", 7, None, &[])).contains("another stream than p/a@s1"));
         assert!(why(&entry("s1", guid, Some(("s0", 3)), &[])).contains("another stream"));
         assert!(why(&entry("s1", guid, None, &[("s0", 3)])).contains("zfs send -I"));
+        // Raw: the same (resume.rs checks the partial receive was raw too).
         let mut raw = e.clone();
         raw.raw = true;
-        assert!(why(&raw).contains("raw"));
+        assert_eq!(resumable(token, Some(&raw)).unwrap(), t);
+        // Compressed: decompressed here for it, when zab knows how.
         let mut zst = e.clone();
         zst.compressor = Some("zstd-fast".into());
-        assert!(why(&zst).contains("compressed (zstd-fast)"));
+        assert_eq!(resumable(token, Some(&zst)).unwrap(), t);
+        zst.compressor = Some("zstd3".into());
+        assert!(why(&zst).contains("\"zstd3\", which zab does not know"));
+        // A zfs3backup object (no hash, no guids) goes on: resume.rs
+        // checks its stream's guids against the token.
+        let mut z3b = entry("s1", 0, None, &[]);
+        z3b.sha256.clear();
+        z3b.compressor = Some("pigz4".into());
+        assert_eq!(resumable(token, Some(&z3b)).unwrap(), t);
+        z3b.sha256 = "ab".into();
+        assert!(why(&z3b).contains("another stream"));
         assert!(resumable(token, None).unwrap_err().contains("no object"));
         assert!(resumable("1-abc", Some(&e)).is_err());
     }

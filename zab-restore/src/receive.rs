@@ -14,7 +14,12 @@
 //! An object whose partial receive goes on passes through a
 //! [`Resumer`] (resume.rs) between the bytes held back and the receiving
 //! side: the whole object is still downloaded and hashed, and only the
-//! resuming stream made from it is written.
+//! resuming stream made from it is written. A compressed one is
+//! decompressed here first ([`Local`], decompress.rs), and the receiving
+//! side is `zfs recv` alone: the pieces (hashed) go into the
+//! decompressor, its output through [`HoldBack`] into the [`Resumer`],
+//! and the last [`HOLD`] bytes of the decompressed stream wait for the
+//! hash of the whole stored object.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -28,7 +33,8 @@ use zab_store::download::Download;
 use zab_store::manifest::Entry;
 use zab_store::Store;
 
-use crate::resume::{unsupported_in, Resumer, Token};
+use crate::decompress::Local;
+use crate::resume::{corrupt_in, unsupported_in, Resumer, Token};
 
 /// The bytes held back until the hash is checked: an END record is 312
 /// bytes, and a compressed block of zstd, gzip, xz or lz4 well below this.
@@ -234,9 +240,41 @@ fn feed(
         None => feed_through(HoldBack::new(stdin, HOLD), e, dl, url, running),
         Some(t) => {
             let w = HoldBack::new(Resumer::new(stdin, t.clone()), HOLD);
-            feed_through(w, e, dl, url, running)
+            let decompressor = e
+                .compressor
+                .as_deref()
+                .map(|c| zab_core::compress::decompressor(c).ok_or(c));
+            match decompressor {
+                None => feed_through(w, e, dl, url, running),
+                Some(Ok(program)) => feed_decompressed(program, w, e, dl, url, running),
+                Some(Err(c)) => Err(Stop::Unsupported(format!(
+                    "{url}: compressed with {c:?}, which this zab does not know"
+                ))),
+            }
         }
     }
+}
+
+/// [`feed`] of a compressed object through `program` here, its output
+/// into `w` (the resuming stream's [`HoldBack`]).
+fn feed_decompressed<W: Write + Send + 'static>(
+    program: &'static str,
+    w: HoldBack<W>,
+    e: &Entry,
+    (download, index): (&mut Download, usize),
+    url: &str,
+    running: &Running,
+) -> Result<u64, Stop> {
+    let mut d = Local::start(program, w).map_err(|err| write_failed(url, &err))?;
+    let sha = pieces(download, index, url, &mut d, running)?;
+    check(e, url, d.written, &sha, running)?;
+    let bytes = d.written;
+    // Its input ended, the decompressor's output is all in `w`, the last
+    // bytes held back; the hash is checked, so they may go.
+    let w = d.finish().map_err(|err| write_failed(url, &err))?;
+    w.release()
+        .map(|_| bytes)
+        .map_err(|err| write_failed(url, &err))
 }
 
 /// [`feed`] through `w`.
@@ -249,6 +287,16 @@ fn feed_through<W: Write>(
 ) -> Result<u64, Stop> {
     let sha = pieces(download, index, url, &mut w, running)?;
     let bytes = w.total();
+    check(e, url, bytes, &sha, running)?;
+    // Closing stdin (dropped here) ends the stream.
+    w.release()
+        .map(|_| bytes)
+        .map_err(|err| write_failed(url, &err))
+}
+
+/// The object's size and hash as the manifest says, once all of it went
+/// through (`bytes`, `sha`); not when the run was stopped.
+fn check(e: &Entry, url: &str, bytes: u64, sha: &str, running: &Running) -> Result<(), Stop> {
     if running.is_stopped() {
         return Err(Stop::Interrupted);
     }
@@ -266,15 +314,18 @@ fn feed_through<W: Write>(
             e.sha256
         )));
     }
-    // Closing stdin (dropped here) ends the stream.
-    w.release()
-        .map(|_| bytes)
-        .map_err(|err| write_failed(url, &err))
+    Ok(())
 }
 
 /// A write to the receiving side failed: the resuming stream could not be
-/// made, or the write itself failed.
+/// made, the stored stream failed its own checksums, or the write itself
+/// failed.
 fn write_failed(url: &str, err: &std::io::Error) -> Stop {
+    if let Some(c) = corrupt_in(err) {
+        return Stop::Check(format!(
+            "object {url} is corrupt: {c}; the receive was stopped before the end of the stream"
+        ));
+    }
     match unsupported_in(err) {
         Some(u) => Stop::Unsupported(format!("{url}: {u}")),
         None => Stop::Store(format!("writing {url} out: {err}")),
@@ -354,10 +405,15 @@ fn pieces(
                 )))
             }
             Some(Ok(p)) => {
-                w.write_all(&p.bytes)
-                    .map_err(|err| write_failed(url, &err))?;
+                // A write that fails because the run was stopped (the
+                // receive killed) is the stop, not a failure to go on.
+                let stopped = |err: std::io::Error| match running.is_stopped() {
+                    true => Stop::Interrupted,
+                    false => write_failed(url, &err),
+                };
+                w.write_all(&p.bytes).map_err(stopped)?;
                 if p.last {
-                    w.flush().map_err(|err| write_failed(url, &err))?;
+                    w.flush().map_err(stopped)?;
                     return p
                         .sha256
                         .ok_or_else(|| Stop::Store(format!("{url}: no hash from the download")));

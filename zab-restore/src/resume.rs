@@ -12,16 +12,24 @@
 //! - [`Resumer`]: a writer that takes the stored stream from its first
 //!   byte and writes the resuming stream on: its BEGIN record with the
 //!   RESUMING feature and a payload nvlist with `resume_object` and
-//!   `resume_offset` added, then the records at or after the token's
+//!   `resume_offset` added (before a raw stream's `crypt_keydata`, as
+//!   `dmu_send_impl` adds them), then the records at or after the token's
 //!   (object, offset), as `zfs send -t` sends them (an object's OBJECT
 //!   record, its FREE ranges that reach past the offset, its writes from
 //!   the offset on, and everything of later objects), every record's
 //!   running fletcher-4 checksum computed again, and the END record's.
 //!
+//! Every record of the stored stream is checked against the stream's own
+//! running fletcher-4 as it is read (unless its field is zeros, which `zfs
+//! recv` takes as no checksum), and the snapshot's END record's total too (a
+//! mismatch is [`Corrupt`]): the checksums written out are computed again,
+//! so without this a changed byte would pass into the receive unseen (a
+//! zfs3backup object has no SHA-256 in a manifest to catch it).
+//!
 //! What it does not know it refuses ([`Unsupported`]), and the caller
-//! receives the object whole instead: a byte-swapped or compound stream,
-//! a raw or redacted one, more than one stream in the object (`zfs send
-//! -I`), a record type it does not know.
+//! receives the object whole instead: a byte-swapped stream, a compound
+//! one with more than one snapshot, a redacted one, more than one stream
+//! in the object (`zfs send -I`), a record type it does not know.
 //!
 //! The layouts are OpenZFS's `include/sys/zfs_ioctl.h` (struct
 //! dmu_replay_record, 312 bytes, little-endian as written on x86), the
@@ -89,6 +97,18 @@ impl std::fmt::Display for Unsupported {
 }
 
 impl std::error::Error for Unsupported {}
+
+/// The stored stream fails its own checksums: it is corrupt (one line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corrupt(pub String);
+
+impl std::fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Corrupt {}
 
 fn unsupported<T>(why: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(why.into()))
@@ -214,6 +234,8 @@ enum Value {
 const DATA_TYPE_BOOLEAN: i32 = 1;
 const DATA_TYPE_UINT64: i32 = 8;
 const DATA_TYPE_STRING: i32 = 9;
+const DATA_TYPE_NVLIST: i32 = 19;
+const DATA_TYPE_NVLIST_ARRAY: i32 = 20;
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
@@ -226,18 +248,39 @@ fn le64(b: &[u8], at: usize) -> Option<u64> {
 /// The pairs of a packed nvlist in native little-endian encoding (the
 /// 4-byte header, version and flags, then each pair: its size, name
 /// size, element count, type, name padded to 8, value; a zero size ends
-/// it).
+/// it). An embedded nvlist's pairs follow its pair, with their own end
+/// (`nvs_embedded` in nvpair.c); they are skipped. Also where the top
+/// list's pairs start and where its end mark is.
 fn nvlist(b: &[u8]) -> Result<Vec<(String, Value)>, String> {
+    nvlist_at(b).map(|(pairs, _)| pairs)
+}
+
+/// [`nvlist`], with the offset of the top list's end mark.
+fn nvlist_at(b: &[u8]) -> Result<(Vec<(String, Value)>, usize), String> {
     if b.get(..2) != Some(&[0, 1]) {
         return Err("not a little-endian native nvlist".into());
     }
-    let bad = || "a truncated nvlist".to_string();
-    let mut at = 12;
     let mut out = Vec::new();
+    let end = pairs(b, 12, 0, &mut |name, value| out.push((name, value)))?;
+    Ok((out, end))
+}
+
+/// Walks the pairs from `at` to their end mark (returned), calling `each`
+/// with those of this level; embedded lists (`depth` at most 8) skipped.
+fn pairs(
+    b: &[u8],
+    mut at: usize,
+    depth: u32,
+    each: &mut dyn FnMut(String, Value),
+) -> Result<usize, String> {
+    let bad = || "a truncated nvlist".to_string();
+    if depth > 8 {
+        return Err("nvlists embedded too deep".into());
+    }
     loop {
         let size = le32(b, at).ok_or_else(bad)? as usize;
         if size == 0 {
-            return Ok(out);
+            return Ok(at);
         }
         let pair = b.get(at..at + size).ok_or_else(bad)?;
         let name_sz = usize::from(u16::from_le_bytes([pair[4], pair[5]]));
@@ -253,10 +296,14 @@ fn nvlist(b: &[u8]) -> Result<Vec<(String, Value)>, String> {
                 Value::Str(String::from_utf8_lossy(&v[..end]).into_owned())
             }
             DATA_TYPE_BOOLEAN => Value::Bool,
+            DATA_TYPE_NVLIST_ARRAY => return Err(format!("{name}: an nvlist array")),
             t => Value::Other(t),
         };
-        out.push((name, value));
         at += size;
+        if ty == DATA_TYPE_NVLIST {
+            at = pairs(b, at, depth + 1, &mut |_, _| {})? + 4;
+        }
+        each(name, value);
     }
 }
 
@@ -277,27 +324,33 @@ fn nvpair_u64(name: &str, v: u64) -> Vec<u8> {
     p
 }
 
-/// BEGIN's payload with `resume_object` and `resume_offset` added: to the
-/// stored one (before its end mark), or in a new nvlist.
+/// BEGIN's payload with `resume_object` and `resume_offset` added, as
+/// `zfs send -t` makes it (`dmu_send_impl`: the resume point, then a raw
+/// stream's `crypt_keydata`, which is the snapshot's and so the stored
+/// one): the two pairs first, before the stored ones, or in a new nvlist.
+/// A stored pair other than `crypt_keydata` (a redacted stream's, which
+/// come before the resume point) is refused.
 fn resume_payload(stored: &[u8], t: &Token) -> Result<Vec<u8>, Unsupported> {
     let mut out = if stored.is_empty() {
         // Native, little-endian; version 0; NV_UNIQUE_NAME; the end mark.
         vec![0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
     } else {
-        let pairs =
-            nvlist(stored).map_err(|e| Unsupported(format!("the BEGIN record's payload: {e}")))?;
+        let (pairs, end) = nvlist_at(stored)
+            .map_err(|e| Unsupported(format!("the BEGIN record's payload: {e}")))?;
         if pairs.iter().any(|(n, _)| n.starts_with("resume_")) {
             return unsupported("the stored stream is itself a resuming one");
         }
-        if stored.len() < 16 || stored[stored.len() - 4..] != [0; 4] {
+        if let Some((n, _)) = pairs.iter().find(|(n, _)| n != "crypt_keydata") {
+            return unsupported(format!("the BEGIN record's payload has {n:?}"));
+        }
+        if end + 4 != stored.len() {
             return unsupported("the BEGIN record's payload does not end as a native nvlist");
         }
         stored.to_vec()
     };
-    let end = out.len() - 4;
     let mut pairs = nvpair_u64("resume_object", t.object);
     pairs.extend(nvpair_u64("resume_offset", t.offset));
-    out.splice(end..end, pairs);
+    out.splice(12..12, pairs);
     Ok(out)
 }
 
@@ -322,10 +375,10 @@ fn payload_len(h: &[u8; RECORD]) -> Result<usize, Unsupported> {
         },
         // drr_psize rounded up to 8.
         WRITE_EMBEDDED => u32_at(52).next_multiple_of(8),
-        // drr_compressed_size when drr_compressiontype is set, else drr_length.
-        SPILL => match h[33] {
+        // drr_compressed_size when set (raw), else drr_length.
+        SPILL => match u64_at(40) {
             0 => u64_at(16),
-            _ => u64_at(40),
+            n => n,
         },
         t => return unsupported(format!("a record of type {t}, which zab does not know")),
     };
@@ -384,6 +437,11 @@ pub struct Resumer<W> {
     /// A compound stream's header was dropped.
     saw_header: bool,
     cksum: Fletcher4,
+    /// The stored stream's running checksum, to check its records by.
+    incksum: Fletcher4,
+    /// Records of the stored stream taken, and their bytes.
+    records: u64,
+    taken: u64,
     /// Stored stream bytes taken, and resuming stream bytes written.
     pub read: u64,
     pub written: u64,
@@ -398,6 +456,9 @@ impl<W: Write> Resumer<W> {
             state: State::Begin,
             saw_header: false,
             cksum: Fletcher4::default(),
+            incksum: Fletcher4::default(),
+            records: 0,
+            taken: 0,
             read: 0,
             written: 0,
         }
@@ -452,9 +513,6 @@ impl<W: Write> Resumer<W> {
             let features = (vi >> 2) & ((1 << 30) - 1);
             if vi & 3 != SUBSTREAM {
                 return unsupported("a compound stream with more in it than one snapshot");
-            }
-            if features & RAW != 0 {
-                return unsupported("a raw stream (zfs send -w)");
             }
             if features & (REDACTED | RESUMING) != 0 {
                 return unsupported("a redacted or resuming stream");
@@ -526,6 +584,10 @@ impl<W: Write> Resumer<W> {
             }
             let payload = std::mem::take(&mut self.buf);
             let p = &payload[at + RECORD..at + RECORD + n];
+            if let Err(c) = self.check_in(&h, p) {
+                self.buf = payload;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, c));
+            }
             let vi = le64(&h, 16).unwrap_or(0);
             let r = match self.state {
                 State::Begin if vi & 3 == COMPOUND => {
@@ -560,6 +622,39 @@ impl<W: Write> Resumer<W> {
         Ok(())
     }
 
+    /// Checks a stored record against the stored stream's running
+    /// checksum (`dump_record`'s rule: every record but BEGIN carries the
+    /// checksum of the stream up to its checksum field, which starts again
+    /// at each BEGIN; END also carries the one before it), and adds it.
+    fn check_in(&mut self, h: &[u8; RECORD], payload: &[u8]) -> Result<(), Corrupt> {
+        let ty = le32(h, 0);
+        if ty == Some(BEGIN) {
+            self.incksum = Fletcher4::default();
+        }
+        let before = self.incksum;
+        self.incksum.update(&h[..CKSUM_AT]);
+        // A field of zeros is no checksum (a compound stream's header
+        // END has none), as `zfs recv` reads it; the snapshot's END always
+        // carries the total (the compound stream's own last END does not).
+        let field = &h[CKSUM_AT..];
+        let total = &h[8..40];
+        let bad = (ty != Some(BEGIN) && field != [0; 32] && field != self.incksum.bytes())
+            || (ty == Some(END)
+                && total != before.bytes()
+                && (self.state == State::Records || total != [0; 32]));
+        if bad {
+            return Err(Corrupt(format!(
+                "record {} of the stored stream (at byte {}) fails its checksum",
+                self.records, self.taken
+            )));
+        }
+        self.incksum.update(&h[CKSUM_AT..]);
+        self.incksum.update(payload);
+        self.records += 1;
+        self.taken += (RECORD + payload.len()) as u64;
+        Ok(())
+    }
+
     /// Whether the stored stream is a compound one (its header dropped).
     fn compound(&self) -> bool {
         self.saw_header
@@ -589,6 +684,12 @@ pub fn unsupported_in(e: &io::Error) -> Option<&Unsupported> {
     e.get_ref().and_then(|i| i.downcast_ref::<Unsupported>())
 }
 
+/// The [`Corrupt`] inside an error of [`Resumer`]'s writes, if that is
+/// what it is.
+pub fn corrupt_in(e: &io::Error) -> Option<&Corrupt> {
+    e.get_ref().and_then(|i| i.downcast_ref::<Corrupt>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,6 +703,10 @@ mod tests {
     const FULL3: &[u8] = include_bytes!("../fixtures/resume/full3.zs");
     const RESUMED3: &[u8] = include_bytes!("../fixtures/resume/resumed3.zs");
     const TOKEN3: &str = include_str!("../fixtures/resume/token3");
+    // Raw (zfs send -L -e -w -p of an encrypted dataset): record-raw.
+    const FULL4: &[u8] = include_bytes!("../fixtures/resume/full4.zs");
+    const RESUMED4: &[u8] = include_bytes!("../fixtures/resume/resumed4.zs");
+    const TOKEN4: &str = include_str!("../fixtures/resume/token4");
 
     fn resume(stream: &[u8], token: &str, chunk: usize) -> Result<Vec<u8>, io::Error> {
         let mut r = Resumer::new(Vec::new(), Token::decode(token).unwrap());
@@ -699,6 +804,23 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_resuming_stream_is_zfs_send_t_byte_for_byte() {
+        let t = Token::decode(TOKEN4).unwrap();
+        assert!(t.flags.iter().any(|f| f == "rawok"), "{t:?}");
+        // (FULL4 is a compound stream, whose header has no checksums.)
+        check_stream(RESUMED4);
+        for chunk in [1 << 20, 4096, 13] {
+            let out = resume(FULL4, TOKEN4, chunk).unwrap();
+            assert!(
+                out == RESUMED4,
+                "{chunk}: {} bytes against {}",
+                out.len(),
+                RESUMED4.len()
+            );
+        }
+    }
+
+    #[test]
     fn what_it_does_not_rewrite_it_refuses() {
         let refused = |s: &[u8]| {
             let e = resume(s, TOKEN, 4096).unwrap_err();
@@ -706,11 +828,15 @@ mod tests {
         };
         // Another snapshot's stream.
         assert!(refused(FULL2).contains("the token from"));
-        // Raw.
+        // Raw, where the partial receive was not.
         let mut s = FULL.to_vec();
         let vi = le64(&s, 16).unwrap() | (RAW << 2);
         s[16..24].copy_from_slice(&vi.to_le_bytes());
-        assert!(refused(&s).contains("raw"), "{}", refused(&s));
+        assert!(
+            refused(&s).contains("rawok in the object"),
+            "{}",
+            refused(&s)
+        );
         // Two streams in one object.
         let mut s = FULL.to_vec();
         s.extend_from_slice(FULL);
@@ -731,18 +857,86 @@ mod tests {
         assert!(refused(&[7u8; 4096]).contains("BEGIN"));
     }
 
+    /// Where each record of `s` starts, and its payload's length.
+    fn records_of(s: &[u8]) -> Vec<(usize, u32, usize)> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < s.len() {
+            let h: [u8; RECORD] = s[at..at + RECORD].try_into().unwrap();
+            let n = payload_len(&h).unwrap();
+            out.push((at, le32(&h, 0).unwrap(), n));
+            at += RECORD + n;
+        }
+        out
+    }
+
     #[test]
-    fn a_stored_payload_keeps_its_pairs_and_gets_the_resume_point() {
+    fn a_changed_byte_of_the_stored_stream_is_corrupt_wherever_it_is() {
+        let recs = records_of(FULL);
+        let writes: Vec<_> = recs.iter().filter(|r| r.1 == WRITE && r.2 > 0).collect();
+        let end = recs.last().unwrap();
+        assert_eq!(end.1, END);
+        for (what, at) in [
+            // A write before the token's point (not sent on), and the last.
+            ("first write's payload", writes[0].0 + RECORD + 10),
+            (
+                "last write's payload",
+                writes.last().unwrap().0 + RECORD + 5,
+            ),
+            ("a record's checksum", writes[1].0 + CKSUM_AT + 3),
+            ("END's total", end.0 + 8),
+        ] {
+            let mut s = FULL.to_vec();
+            s[at] ^= 0x10;
+            let mut r = Resumer::new(Vec::new(), Token::decode(TOKEN).unwrap());
+            let e = r.write_all(&s).unwrap_err();
+            let c = corrupt_in(&e).unwrap_or_else(|| panic!("{what}: {e}"));
+            assert!(c.0.contains("fails its checksum"), "{what}: {c}");
+        }
+        // The compound stream's header is checked too.
+        let mut s = FULL3.to_vec();
+        let header_end = records_of(FULL3)[1].0;
+        s[header_end + 8] ^= 1;
+        let mut r = Resumer::new(Vec::new(), Token::decode(TOKEN3).unwrap());
+        assert!(corrupt_in(&r.write_all(&s).unwrap_err()).is_some());
+    }
+
+    #[test]
+    fn a_stored_payload_keeps_its_pairs_and_gets_the_resume_point_first() {
         let t = Token::decode(TOKEN2).unwrap();
         let first = resume_payload(&[], &t).unwrap();
         let with_more = resume_payload(&first[..first.len()], &t);
         assert!(with_more.unwrap_err().0.contains("itself a resuming"));
+        // A raw stream's payload: crypt_keydata, an embedded nvlist (its
+        // pairs after its own pair, with their own end mark).
         let mut stored = vec![0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
-        stored.extend(nvpair_u64("crypt_x", 9));
+        let name = b"crypt_keydata\0";
+        let size = (16 + name.len()).next_multiple_of(8) + 24;
+        stored.extend((size as u32).to_le_bytes());
+        stored.extend((name.len() as u16).to_le_bytes());
+        stored.extend([0, 0]);
+        stored.extend(1u32.to_le_bytes());
+        stored.extend((DATA_TYPE_NVLIST as u32).to_le_bytes());
+        stored.extend(name);
+        stored.resize(12 + size, 0);
+        stored.extend(nvpair_u64("mdn_nlevels", 6));
         stored.extend([0; 4]);
-        let p = nvlist(&resume_payload(&stored, &t).unwrap()).unwrap();
+        stored.extend([0; 4]);
+        let out = resume_payload(&stored, &t).unwrap();
+        let p = nvlist(&out).unwrap();
         let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["crypt_x", "resume_object", "resume_offset"]);
-        assert_eq!(p[2].1, Value::U64(0x8000));
+        assert_eq!(names, ["resume_object", "resume_offset", "crypt_keydata"]);
+        assert_eq!(p[1].1, Value::U64(0x8000));
+        assert_eq!(&out[out.len() - stored.len() + 12..], &stored[12..]);
+        // Any other stored pair (a redacted stream's) is refused.
+        let mut other = vec![0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+        other.extend(nvpair_u64("redact_snaps", 9));
+        other.extend([0; 4]);
+        assert!(resume_payload(&other, &t)
+            .unwrap_err()
+            .0
+            .contains("redact_snaps"));
+        // Cut short.
+        assert!(resume_payload(&stored[..stored.len() - 4], &t).is_err());
     }
 }
