@@ -295,9 +295,15 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     let out = lab.local_sh(&format!(
         "zab-restore --verbose --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r} 2>{log} & pid=$!; \
          i=0; until grep -q '@{s2} (' {log}; do i=$((i+1)); [ $i -lt 3000 ] || break; sleep 0.01; done; \
-         sleep 0.3; kill -TERM $pid; wait $pid; echo \"rc=$?\" >&2; cat {log} >&2",
+         i=0; until [ \"$(ssh -F \"$CFG\" zfs-lab \"cat /proc/\\$(pgrep -n -f '^zfs recv .*{r}$')/io\" 2>/dev/null \
+           | sed -n 's/^rchar: //p')\" -gt 4000000 ] 2>/dev/null; do \
+           i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.2; done; \
+         kill -TERM $pid; wait $pid; echo \"rc=$?\" >&2; cat {log} >&2",
         log = log.display()
     ));
+    // The kill comes once the second object's zfs recv has read 4 MB (its
+    // /proc/PID/io in the lab: before, no partial receive may be kept; a
+    // fixed wait raced with a loaded lab).
     assert!(
         out.stderr.contains("rc=130"),
         "{}\n{}",
@@ -314,6 +320,7 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     // zab-restore's own receive is zfs recv -s: the kill left a partial
     // receive, and the next run goes on with it inside the object.
     let token = |ds: &str| lab.prop(ds, "receive_resume_token");
+    wait_for_token(lab, &r);
     assert_ne!(token(&r), "-", "the kill left no resume token on {r}");
     let out = lab.restore("", &["--verbose", &url, &a, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -384,6 +391,17 @@ fn token_bytes(lab: &Lab, ds: &str) -> u64 {
 /// object (a full stream) streams: exit 130, its partial receive left
 /// with a token part of the way in. The object's stored size and the
 /// token's bytes.
+/// Waits (up to 30 s) for `r`'s resume token after a kill: the ssh to the
+/// receiving side is stopped; the zfs recv it ran ends when it reads the
+/// end of its input, and saves its state then.
+fn wait_for_token(lab: &Lab, r: &str) {
+    lab.sh(&format!(
+        "i=0; until [ \"$(zfs get -H -o value receive_resume_token {r} 2>/dev/null)\" != '' ] && \
+         [ \"$(zfs get -H -o value receive_resume_token {r})\" != - ]; do \
+         i=$((i+1)); [ $i -lt 150 ] || break; sleep 0.2; done"
+    ));
+}
+
 fn kill_inside_the_first_object(
     lab: &Lab,
     env: &str,
@@ -413,13 +431,7 @@ fn kill_inside_the_first_object(
     );
     let (rec, _) = records(&out);
     let size = rec["objects"][0]["stored_bytes"].as_u64().unwrap();
-    // The ssh to the receiving side is stopped; the zfs recv it ran ends
-    // when it reads the end of its input, and saves its state then.
-    lab.sh(&format!(
-        "i=0; until [ \"$(zfs get -H -o value receive_resume_token {r} 2>/dev/null)\" != '' ] && \
-         [ \"$(zfs get -H -o value receive_resume_token {r})\" != - ]; do \
-         i=$((i+1)); [ $i -lt 150 ] || break; sleep 0.2; done"
-    ));
+    wait_for_token(lab, r);
     assert_ne!(
         lab.prop(r, "receive_resume_token"),
         "-",

@@ -107,23 +107,7 @@ fn carry_out(
         None => String::new(),
     };
     if cfg.test {
-        if let (Some(t), Some(e)) = (&r.resume, p.todo.first()) {
-            eprintln!(
-                "{TOOL}: --test: would go on with the partial receive on {}: resume {} at byte {} of {} of its stream (object {}, offset {}), the whole object downloaded and hashed",
-                job.target,
-                store.url_of(&e.key),
-                t.bytes,
-                e.stream_bytes,
-                t.object,
-                t.offset
-            );
-            eprintln!(
-                "{TOOL}: --test: would stream the resuming stream{} into: {}",
-                decompressed_here(e),
-                cfg.host.display(&["sh", "-c", &r.resume_line])
-            );
-            done.resumed = true;
-        }
+        show_resume_test(cfg, store, job, r, done);
         show_test(cfg, store, &format!("{what}{from}"), p, &r.lines);
         return Ok(());
     }
@@ -157,6 +141,28 @@ fn carry_out(
     }
     receive_all(cfg, store, p, &r.lines, start, running, done, log)
         .map_err(|f| fail(cfg, job, f, log))
+}
+
+/// `--test`: where the partial receive would go on, if it would.
+fn show_resume_test(cfg: &Config, store: &Store, job: &Job, r: &Restore, done: &mut Done) {
+    let (Some(t), Some(e)) = (&r.resume, r.plan.todo.first()) else {
+        return;
+    };
+    eprintln!(
+        "{TOOL}: --test: would go on with the partial receive on {}: resume {} at byte {} of {} of its stream (object {}, offset {}), the whole object downloaded and hashed",
+        job.target,
+        store.url_of(&e.key),
+        t.bytes,
+        e.stream_bytes,
+        t.object,
+        t.offset
+    );
+    eprintln!(
+        "{TOOL}: --test: would stream the resuming stream{} into: {}",
+        decompressed_here(e),
+        cfg.host.display(&["sh", "-c", &r.resume_line])
+    );
+    done.resumed = true;
 }
 
 /// The first object of the plan received as the resuming stream of the
