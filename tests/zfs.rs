@@ -66,28 +66,12 @@ fn main() {
         bookmarks::TESTS,
     ]
     .concat();
+    let total = all.len();
     let tests: Vec<Test> = all
         .into_iter()
         .filter(|(n, _)| filters.is_empty() || filters.iter().any(|f| n.contains(f.as_str())))
         .collect();
-    let filtered_out = core::TESTS.len()
-        + select::TESTS.len()
-        + snap::TESTS.len()
-        + thin::TESTS.len()
-        + send::TESTS.len()
-        + store::TESTS.len()
-        + restore::TESTS.len()
-        + retain::TESTS.len()
-        + wrapper::TESTS.len()
-        + readonly::TESTS.len()
-        + nonroot::TESTS.len()
-        + package::TESTS.len()
-        + cron::TESTS.len()
-        + check::TESTS.len()
-        + status::TESTS.len()
-        + zfs3backup::TESTS.len()
-        + bookmarks::TESTS.len()
-        - tests.len();
+    let filtered_out = total - tests.len();
     let required = std::env::var("ZAB_LAB_REQUIRED").is_ok_and(|v| v == "1");
 
     let lab = match Lab::from_env() {
