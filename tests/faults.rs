@@ -626,11 +626,24 @@ EOF
                 fi"
             ),
             Kind::KillThin => {
+                // Its listings take most of zab-thin's time: every other
+                // round waits for its destroy (`zfs program`, or `zfs
+                // destroy` where channel programs fail; a round with
+                // nothing to destroy is then a miss), the others kill it
+                // at a random moment.
                 let d = self.rng.range(0, 300);
+                let (wait, what) = if self.rng.range(0, 1) == 0 {
+                    (
+                        "wait_for \"pgrep -f '^zfs (program|destroy) '\" >/dev/null".to_string(),
+                        "while its zfs program/destroy ran".to_string(),
+                    )
+                } else {
+                    (format!("sleep 0.{d:03}"), format!("{d} ms into zab-thin"))
+                };
                 format!(
                     "if wait_for 'pgrep -P $pid -x zab-thin' >/dev/null; then
-                        sleep 0.{d:03}
-                        if pgrep -P $pid -x zab-thin >/dev/null && kill -KILL -- -$pid; then hit=1 note=\"killed {d} ms into zab-thin\"; fi
+                        {wait}
+                        if pgrep -P $pid -x zab-thin >/dev/null && kill -KILL -- -$pid; then hit=1 note=\"killed {what}\"; fi
                     fi"
                 )
             }
