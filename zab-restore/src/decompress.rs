@@ -92,18 +92,24 @@ impl<W: Write + Send + 'static> Local<W> {
             Some(Ok(r)) => r,
             _ => Err(io::Error::other("the decompressor's copy thread failed")),
         };
-        let status = self.child.wait();
-        let msgs = self
-            .stderr
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default();
+        let (status, msgs) = self.wait();
         let out = copied?;
         match status {
             Ok(st) if st.success() => Ok(out),
             Ok(st) => Err(self.failed(&zab_core::error::Status::from_exit(st).to_string(), &msgs)),
             Err(e) => Err(self.failed(&e.to_string(), &msgs)),
         }
+    }
+
+    /// Waits for the program: its exit status and its messages.
+    fn wait(&mut self) -> (io::Result<std::process::ExitStatus>, String) {
+        let status = self.child.wait();
+        let msgs = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        (status, msgs)
     }
 
     fn failed(&self, status: &str, msgs: &str) -> io::Error {
@@ -138,19 +144,12 @@ impl<W: Write + Send + 'static> Write for Local<W> {
                 let _ = self.child.kill();
                 let why = match self.copy.take().map(JoinHandle::join) {
                     Some(Ok(Err(copy))) => copy,
-                    _ => {
-                        let status = self.child.wait();
-                        let msgs = self
-                            .stderr
-                            .take()
-                            .and_then(|t| t.join().ok())
-                            .unwrap_or_default();
-                        match status {
-                            Ok(st) => self
-                                .failed(&zab_core::error::Status::from_exit(st).to_string(), &msgs),
-                            Err(_) => e,
+                    _ => match self.wait() {
+                        (Ok(st), msgs) => {
+                            self.failed(&zab_core::error::Status::from_exit(st).to_string(), &msgs)
                         }
-                    }
+                        (Err(_), _) => e,
+                    },
                 };
                 Err(why)
             }
