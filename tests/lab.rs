@@ -88,6 +88,16 @@ pub struct Out {
 }
 
 impl Out {
+    /// The zfs commands a `--debug` run printed on stderr (a tool's own
+    /// lines: `zfs …`).
+    pub fn zfs_calls(&self) -> Vec<String> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("zfs "))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Asserts success and returns self.
     #[track_caller]
     pub fn ok(self) -> Out {

@@ -1259,15 +1259,6 @@ fn send_cache_file(b: &str, tp: &str) -> String {
     )
 }
 
-/// The zfs commands a `--debug` run printed.
-fn zfs_calls(out: &Out) -> Vec<String> {
-    out.stderr
-        .lines()
-        .filter(|l| l.starts_with("zfs "))
-        .map(str::to_string)
-        .collect()
-}
-
 /// The quiet-run cache (issue 19): a listing run that found nothing to do
 /// records both sides; the next run reads the target's facts in one `zfs
 /// get`, lists nothing and writes the same records. Behind the cache's
@@ -1305,7 +1296,7 @@ fn quiet_cache(lab: &Lab) {
     };
     // Nothing to do, listed: the cache is written.
     let listed = send(lab, b, &tp, &["--debug"]).ok();
-    let calls = zfs_calls(&listed);
+    let calls = listed.zfs_calls();
     assert!(
         calls
             .iter()
@@ -1316,7 +1307,7 @@ fn quiet_cache(lab: &Lab) {
     let before = snapshots_and_holds();
     // Nothing changed: one zfs process, the same records.
     let quiet = send(lab, b, &tp, &["--debug"]).ok();
-    let calls = zfs_calls(&quiet);
+    let calls = quiet.zfs_calls();
     assert_eq!(calls.len(), 1, "{}", quiet.stderr);
     assert!(
         calls[0].starts_with("zfs get -H -p -o name,property,value snapshots_changed,"),
@@ -1338,14 +1329,14 @@ fn quiet_cache(lab: &Lab) {
     let tag = format!("zfs_autobackup:{b}");
     lab.sh(&format!("zfs release {tag} {}@{s2}", t(&x)));
     let rehold = send(lab, b, &tp, &["--debug"]).ok();
-    assert!(zfs_calls(&rehold).len() > 1, "{}", rehold.stderr);
+    assert!(rehold.zfs_calls().len() > 1, "{}", rehold.stderr);
     assert_eq!(snapshots_and_holds(), before);
     // x was not held when listed: no entry for it; the next run lists x
     // again and records it, the run after is quiet.
     let again = send(lab, b, &tp, &["--debug"]).ok();
-    assert!(zfs_calls(&again).len() > 1, "{}", again.stderr);
+    assert!(again.zfs_calls().len() > 1, "{}", again.stderr);
     let quiet_again = send(lab, b, &tp, &["--debug"]).ok();
-    assert_eq!(zfs_calls(&quiet_again).len(), 1, "{}", quiet_again.stderr);
+    assert_eq!(quiet_again.zfs_calls().len(), 1, "{}", quiet_again.stderr);
     assert_eq!(snapshots_and_holds(), before);
 
     // y's newest target snapshot destroyed by hand, a snapshot made by hand
@@ -1357,7 +1348,7 @@ fn quiet_cache(lab: &Lab) {
     let s3 = snap(lab, b, &[&a]);
     let planned = send(lab, b, &tp, &["--test"]).ok();
     let changed = send(lab, b, &tp, &["--debug"]).ok();
-    assert!(zfs_calls(&changed).len() > 1, "{}", changed.stderr);
+    assert!(changed.zfs_calls().len() > 1, "{}", changed.stderr);
     for d in all {
         let (p, c) = (outcome(&planned, d), outcome(&changed, d));
         let steps = |o: &SendOutcome| -> Vec<(Option<String>, String)> {

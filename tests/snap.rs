@@ -67,15 +67,6 @@ fn status_of(ds: &[Dataset], name: &str) -> SnapStatus {
         .status
 }
 
-/// The `zfs` commands zab-snap ran, from its --debug lines (local mode).
-fn zfs_calls(out: &Out) -> Vec<String> {
-    out.stderr
-        .lines()
-        .filter(|l| l.starts_with("zfs "))
-        .map(str::to_string)
-        .collect()
-}
-
 /// zab-snap names snapshots to the second. A run after the first of a test
 /// passes `--now NOW+n` (hidden, for tests) rather than waiting for the next
 /// second: 2100-01-01 00:00:00 UTC and after, never the clock's.
@@ -137,7 +128,7 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     let end = out.end();
     assert_eq!(end.extra["created"], 6);
     assert_eq!(end.extra["snapshot"], name.as_str());
-    let calls = zfs_calls(&out);
+    let calls = out.zfs_calls();
     assert_eq!(calls.len(), 3, "{calls:#?}");
     assert!(calls[0].starts_with("zfs list "));
     assert!(calls[1..].iter().all(|c| c.starts_with("zfs snapshot ")));
@@ -186,7 +177,7 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
         };
         assert_eq!(status_of(&ds, d), want, "{d}");
     }
-    let calls = zfs_calls(&out);
+    let calls = out.zfs_calls();
     assert_eq!(calls.len(), 3, "{calls:#?}");
     assert!(
         calls[0].starts_with(
@@ -226,7 +217,7 @@ fn atomic_per_pool_and_batched(lab: &Lab) {
     // The listing path: no quiet-run cache (snap_quiet_cache has it).
     lab.sh(&format!("rm -f {}", cache_file(&ns)));
     let out = snap(lab, &ns, &["--debug", &now(1)]).ok();
-    let calls = zfs_calls(&out);
+    let calls = out.zfs_calls();
     assert_eq!(calls.len(), 4, "{calls:#?}");
     let get = &calls[1];
     assert!(
@@ -324,7 +315,7 @@ fn allow_empty(lab: &Lab) {
     assert_eq!(s.status, SnapStatus::Created);
     // Neither a listing nor a written@ query is needed: one zfs snapshot.
     assert_eq!((s.previous, s.written), (None, None));
-    let calls = zfs_calls(&out);
+    let calls = out.zfs_calls();
     assert_eq!(calls.len(), 1, "{calls:#?}");
     assert!(calls[0].starts_with("zfs snapshot "), "{calls:#?}");
     assert_eq!(snapshots(lab, &[&d]).len(), 2);
@@ -695,11 +686,11 @@ fn quiet_cache(lab: &Lab) {
     // Second run: the cache is empty (the first run snapshotted all), so
     // it lists, and keeps what it found.
     let second = snap(lab, &ns, &["--debug", &now(1)]).ok();
-    assert_eq!(zfs_calls(&second).len(), 2, "{}", second.stderr);
+    assert_eq!(second.zfs_calls().len(), 2, "{}", second.stderr);
     lab.sh(&format!("test -s {}", cache_file(&ns)));
     // Third run: nothing changed, no zfs process, the same records.
     let third = snap(lab, &ns, &["--debug", &now(2)]).ok();
-    assert_eq!(zfs_calls(&third), Vec::<String>::new(), "{}", third.stderr);
+    assert_eq!(third.zfs_calls(), Vec::<String>::new(), "{}", third.stderr);
     let outcome = |ds: &[Dataset], d: &str| {
         let mut s = ds
             .iter()
@@ -729,7 +720,7 @@ fn quiet_cache(lab: &Lab) {
     ));
     let listed = snap(lab, &ns, &["--test"]).ok().datasets();
     let cached = snap(lab, &ns, &["--debug", &now(3)]).ok();
-    let calls = zfs_calls(&cached);
+    let calls = cached.zfs_calls();
     // Only the three changed datasets are listed; a is still vouched for.
     assert!(
         calls[0].starts_with(

@@ -40,15 +40,6 @@ fn pipeline(lab: &Lab, b: &str, tp: &str, args: &[&str]) -> Out {
     .ok()
 }
 
-/// The zfs commands zab-thin's `--debug` printed (the only stage with it).
-fn zfs_calls(out: &Out) -> Vec<String> {
-    out.stderr
-        .lines()
-        .filter(|l| l.starts_with("zfs "))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Whether zab-thin answered from its cache.
 fn from_cache(out: &Out) -> bool {
     out.stderr.contains("quiet-run cache: nothing changed")
@@ -122,7 +113,7 @@ fn quiet_cache(lab: &Lab) {
     mature();
     // The first run lists (no cache yet) and writes the cache.
     let listed = pipeline(lab, b, &tp, &[]);
-    assert!(!zfs_calls(&listed).is_empty(), "{}", listed.stderr);
+    assert!(!listed.zfs_calls().is_empty(), "{}", listed.stderr);
     assert!(!from_cache(&listed));
     lab.sh(&format!(
         "test -s /var/lib/zab/{}",
@@ -131,7 +122,7 @@ fn quiet_cache(lab: &Lab) {
     let before = state();
     // (a) Nothing changed, nothing due: no zfs process, the same records.
     let quiet = pipeline(lab, b, &tp, &[]);
-    assert_eq!(zfs_calls(&quiet), Vec::<String>::new(), "{}", quiet.stderr);
+    assert_eq!(quiet.zfs_calls(), Vec::<String>::new(), "{}", quiet.stderr);
     assert!(from_cache(&quiet), "{}", quiet.stderr);
     assert_eq!(outcomes(&quiet), outcomes(&listed));
     assert_eq!(quiet.end(), listed.end());
@@ -150,7 +141,7 @@ fn quiet_cache(lab: &Lab) {
     lab.sh(&format!("zfs destroy {tx}@{oldest}"));
     let out = pipeline(lab, b, &tp, &[]);
     assert!(
-        !from_cache(&out) && !zfs_calls(&out).is_empty(),
+        !from_cache(&out) && !out.zfs_calls().is_empty(),
         "{}",
         out.stderr
     );
@@ -159,7 +150,7 @@ fn quiet_cache(lab: &Lab) {
     lab.sh(&format!("zfs snapshot {a}@manual"));
     let out = pipeline(lab, b, &tp, &[]);
     assert!(
-        !from_cache(&out) && !zfs_calls(&out).is_empty(),
+        !from_cache(&out) && !out.zfs_calls().is_empty(),
         "{}",
         out.stderr
     );
