@@ -42,7 +42,7 @@ fn snap_day(lab: &Lab, b: &str, d: i64, dss: &[&str]) -> String {
 }
 
 /// zab-select in the lab, then zab-thin here on `url`.
-fn thin(lab: &Lab, env: &str, b: &str, url: &str, args: &[&str]) -> Out {
+pub fn thin(lab: &Lab, env: &str, b: &str, url: &str, args: &[&str]) -> Out {
     let extra = zab_core::host::quote_argv(args);
     lab.local_sh(&format!(
         "{env}zab-select --ssh-source zfs-lab --ssh-config \"$CFG\" {b} | \

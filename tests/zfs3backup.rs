@@ -5,9 +5,10 @@
 //! boto3 multipart upload (as its `pput`) with its metadata (`size`, the
 //! `zfs send -nvP` estimate; `isfull=true` or `parent=fs@snap`;
 //! `compressor`) to the local S3 server. Then zab-store lists and checks
-//! it, zab-restore restores it, zab-send goes on from it, and zab-restore
-//! restores the mixed chain; each restore is compared with its source
-//! (snapshots and guids, and every file).
+//! it, zab-restore restores it, zab-send goes on from it, zab-restore
+//! restores the mixed chain, and zab-thin thins the store without taking
+//! zab's first object for a broken chain; each restore is compared with
+//! its source (snapshots and guids, and every file).
 
 use zab_tests::{json, objects, Lab, Ns, Out};
 
@@ -261,6 +262,27 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
     );
     assert_eq!(lab.snaps(&r2), lab.snaps(&a));
     lab.same_files(&a, &r2);
+
+    // zab-thin on the store: zab's incremental goes on from zfs3backup's
+    // object of @s3, which no manifest lists. That is no broken chain;
+    // --keep-target 1 keeps zab's object (the newest), and zfs3backup's
+    // objects, in no manifest, are left alone.
+    let out = crate::retain::thin(lab, &env, b, &url, &["--verbose", "--keep-target", "1"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(!out.stderr.contains("chain broken"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{url}/{a}@{s3}, which no manifest lists")),
+        "{}",
+        out.stderr
+    );
+    let out = lab.local_sh(&format!("{env}zab-store ls {url}"));
+    let c = &records(&out)[0];
+    assert_eq!(c["status"], "healthy", "{c}");
+    assert_eq!(
+        objects(c, "snapshot"),
+        [&s1, &s2, &s3, &s4].map(|s| s.as_str())
+    );
 
     lab.sh(&format!(
         "zfs destroy -r {back}; zfs destroy -r {}",

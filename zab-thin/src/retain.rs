@@ -17,6 +17,14 @@
 //! when a walk stops at a parent no earlier object carries, every older
 //! object of the dataset stays too (what it needs cannot be known). The
 //! break is reported.
+//!
+//! A chain that zab-send went on from zfs3backup's objects (docs/store.md,
+//! "zfs3backup buckets") starts with an incremental whose parent is an
+//! object in the store that no manifest lists. That is no break: the
+//! incremental restores as far as the store goes (zab-restore reads those
+//! objects), so it counts as the start of its chain, and the objects
+//! before it, not being in the manifest, are never deleted. Their keys are
+//! in [`Retention::rooted`], for a `--verbose` line.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +61,9 @@ pub struct Retention {
     pub broken: Vec<String>,
     /// Our snapshots still in the store afterwards.
     pub kept: usize,
+    /// The objects no manifest lists that a chain goes on from (zfs3backup's),
+    /// by key: left alone.
+    pub rooted: Vec<String>,
 }
 
 impl Retention {
@@ -128,12 +139,28 @@ pub fn plan_with(
     needs.kept(m, listed, &chains, &kept);
     let (fates, still) = fates(m, listed, needs.why);
     let kept = guids.iter().filter(|g| still.contains(g)).count();
+    let mut rooted: Vec<String> = chains.rooted.iter().flatten().cloned().collect();
+    rooted.sort();
+    rooted.dedup();
     Retention {
         plan,
         fates,
         broken: needs.broken,
         kept,
+        rooted,
     }
+}
+
+/// The key of the object no manifest entry has that incremental `i` goes
+/// on from, when the store lists it (zfs3backup's object of its parent).
+fn foreign_parent(m: &Manifest, listed: &BTreeMap<String, u64>, i: usize) -> Option<String> {
+    let e = m.objects.get(i)?;
+    if e.kind != Kind::Incremental {
+        return None;
+    }
+    let key = zab_store::location::object_key(&m.dataset, e.parent.as_deref()?);
+    let ours = m.objects.iter().any(|o| o.key == key);
+    (!ours && listed.contains_key(&key)).then_some(key)
 }
 
 /// The dataset's chains, as thinning reads them.
@@ -145,18 +172,29 @@ struct Chains {
     restores: Vec<bool>,
     /// The carriers of each guid, oldest first.
     carriers: BTreeMap<u64, Vec<usize>>,
+    /// For an incremental whose parent no entry carries, the object no
+    /// manifest lists that it goes on from ([`foreign_parent`]).
+    rooted: Vec<Option<String>>,
 }
 
 impl Chains {
     fn of(m: &Manifest, listed: &BTreeMap<String, u64>) -> Chains {
         let len = m.objects.len();
         let parents: Vec<Option<usize>> = (0..len).map(|i| chain::parent(m, i)).collect();
+        let rooted: Vec<Option<String>> = (0..len)
+            .map(|i| match parents[i] {
+                Some(_) => None,
+                None => foreign_parent(m, listed, i),
+            })
+            .collect();
         let mut restores = vec![false; len];
         for i in 0..len {
             restores[i] = whole(m, listed, i)
                 && match m.objects[i].kind {
                     Kind::Full => true,
-                    Kind::Incremental => parents[i].is_some_and(|p| restores[p]),
+                    Kind::Incremental => {
+                        parents[i].is_some_and(|p| restores[p]) || rooted[i].is_some()
+                    }
                 };
         }
         let mut carriers: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
@@ -169,6 +207,7 @@ impl Chains {
             parents,
             restores,
             carriers,
+            rooted,
         }
     }
 
@@ -282,7 +321,7 @@ impl Needs {
                     self.why[c].get_or_insert_with(|| format!("carries @{name} ({why})"));
                     walks.push((name, c));
                 }
-                None => self.broken_chain(m, listed, chains.carriers(*g), name, why),
+                None => self.broken_chain(m, listed, chains, *g, name, why),
             }
         }
         let mut walked = vec![false; m.objects.len()];
@@ -299,18 +338,21 @@ impl Needs {
         }
     }
 
-    /// A kept snapshot that does not restore: all that its `carriers`
-    /// reach stays (and, past a parent no earlier object carries, every
-    /// older object), and the break is reported.
+    /// A kept snapshot (guid `g`) that does not restore: all that its
+    /// carriers reach stays (and, past a parent no earlier object carries,
+    /// every older object), and the break is reported. A walk that stops
+    /// at an object no manifest lists (zfs3backup's) stopped at the start
+    /// of its chain, not at a break.
     fn broken_chain(
         &mut self,
         m: &Manifest,
         listed: &BTreeMap<String, u64>,
-        carriers: &[usize],
+        chains: &Chains,
+        g: u64,
         name: &str,
         why: &str,
     ) {
-        for &c in carriers {
+        for &c in chains.carriers(g) {
             self.why[c]
                 .get_or_insert_with(|| format!("carries @{name} ({why}; its chain is broken)"));
             let w = chain::walk(m, c);
@@ -326,7 +368,7 @@ impl Needs {
                 }
                 self.why[j].get_or_insert_with(|| format!("parent of @{name} (a broken chain)"));
             }
-            if !w.complete {
+            if !w.complete && chains.rooted[w.entries[0]].is_none() {
                 let first = w.entries[0];
                 let e = &m.objects[first];
                 self.note(format!(
@@ -552,6 +594,75 @@ mod tests {
             "{:?}",
             r.broken
         );
+    }
+
+    /// zab's daily incrementals on `days`, going on from zfs3backup's
+    /// object of the day before the first (listed, in no manifest), and the
+    /// listing with that object in it.
+    fn gone_on_from_zfs3backup(m: &mut Manifest, days: std::ops::Range<i64>) -> String {
+        let base = START + (days.start - 1) * DAY;
+        let mut prev = base;
+        for d in days {
+            let t = START + d * DAY;
+            m.add(object(&[t], Some(prev)));
+            prev = t;
+        }
+        zab_store::location::object_key(&m.dataset, &name(base))
+    }
+
+    #[test]
+    fn a_chain_gone_on_from_zfs3backup_is_no_break() {
+        let mut m = Manifest::new("p/a");
+        let base = gone_on_from_zfs3backup(&mut m, 1..4);
+        let mut l = listed(&m);
+        l.insert(base.clone(), 100);
+        let s = Schedule::parse("1").unwrap();
+        let r = plan(&m, &l, &fmt(), &s, START + 4 * DAY);
+        assert!(r.broken.is_empty(), "{:?}", r.broken);
+        assert_eq!(fates_of(&r), vec!['k'; 3]);
+        assert_eq!(
+            r.fates[0],
+            Fate::Keep(format!("parent of @{}", name(START + 3 * DAY)))
+        );
+        assert_eq!(r.rooted, vec![base]);
+        assert!(!r.changes());
+        // Without zfs3backup's object in the store, the same chain is broken.
+        let r = plan(&m, &listed(&m), &fmt(), &s, START + 4 * DAY);
+        assert_eq!(fates_of(&r), vec!['k'; 3]);
+        assert_eq!(r.broken.len(), 1, "{:?}", r.broken);
+        assert!(r.rooted.is_empty());
+    }
+
+    #[test]
+    fn a_chain_gone_on_from_zfs3backup_goes_when_a_newer_chain_is_kept() {
+        // zab's incrementals from zfs3backup's base, then zab's own full
+        // chain (--full-every): the old chain goes whole, newest first;
+        // zfs3backup's object is in no manifest and is not touched.
+        let mut m = Manifest::new("p/a");
+        let base = gone_on_from_zfs3backup(&mut m, 1..4);
+        daily(&mut m, 4..7);
+        let mut l = listed(&m);
+        l.insert(base.clone(), 100);
+        let s = Schedule::parse("3").unwrap();
+        let r = plan(&m, &l, &fmt(), &s, START + 7 * DAY);
+        assert_eq!(fates_of(&r), "dddkkk".chars().collect::<Vec<_>>());
+        assert_eq!(r.deletes(), vec![2, 1, 0]);
+        assert!(r.broken.is_empty(), "{:?}", r.broken);
+        assert!(m.objects.iter().all(|e| e.key != base));
+    }
+
+    #[test]
+    fn a_missing_object_after_zfs3backups_base_is_still_a_break() {
+        let mut m = Manifest::new("p/a");
+        let base = gone_on_from_zfs3backup(&mut m, 1..4);
+        let mut l = listed(&m);
+        l.insert(base, 100);
+        l.remove(&m.objects[1].key);
+        let s = Schedule::parse("1").unwrap();
+        let r = plan(&m, &l, &fmt(), &s, START + 4 * DAY);
+        assert_eq!(fates_of(&r), "kmk".chars().collect::<Vec<_>>());
+        assert_eq!(r.broken.len(), 1, "{:?}", r.broken);
+        assert!(r.broken[0].contains("is missing"), "{:?}", r.broken);
     }
 
     #[test]

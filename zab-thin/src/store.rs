@@ -337,6 +337,13 @@ fn say(t: &Thinning, store: &Store, log: &Log) {
     if let Some(n) = &t.note {
         log.verbose(format!("{TARGET} {}: {n}", store.url_of(&t.dataset)));
     }
+    for key in &t.retention.rooted {
+        log.verbose(format!(
+            "{TARGET} {}: {}",
+            store.url_of(&t.dataset),
+            rooted(key, store)
+        ));
+    }
     for (i, e) in t.manifest.objects.iter().enumerate() {
         match fate(t, i) {
             Fate::Delete(why) => log.verbose(format!(
@@ -364,7 +371,18 @@ fn explain(t: &Thinning, store: &Store) -> Vec<String> {
         };
         out.push(format!("  {} {}: {what}", kind(e), e.key));
     }
+    for key in &t.retention.rooted {
+        out.push(format!("  {}", rooted(key, store)));
+    }
     out
+}
+
+/// What is said of an object no manifest lists that a chain goes on from.
+fn rooted(key: &str, store: &Store) -> String {
+    format!(
+        "a chain goes on from {}, which no manifest lists (zfs3backup's): it and its parents are left alone",
+        store.url_of(key)
+    )
 }
 
 fn kind(e: &zab_store::manifest::Entry) -> &'static str {
