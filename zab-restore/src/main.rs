@@ -9,6 +9,7 @@
 //! partial receive goes on inside it, after `decompress.rs` for a
 //! compressed object), and `report.rs` writes the records.
 
+mod checkpoint;
 mod cli;
 mod decompress;
 mod execute;
