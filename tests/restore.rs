@@ -406,7 +406,7 @@ fn kill_inside_the_first_object(
     lab: &Lab,
     env: &str,
     ns: &Ns,
-    url: &str,
+    (url, read): (&str, u64),
     a: &str,
     r: &str,
 ) -> (u64, u64) {
@@ -415,14 +415,15 @@ fn kill_inside_the_first_object(
     let out = lab.local_sh(&format!(
         "{env}zab-restore --verbose --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r} 2>{log} & pid=$!; \
          i=0; until [ \"$(ssh -F \"$CFG\" zfs-lab \"cat /proc/\\$(pgrep -f '^zfs recv -u -s {r}$')/io\" 2>/dev/null \
-           | sed -n 's/^rchar: //p')\" -gt 4000000 ] 2>/dev/null; do \
-           i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.2; done; \
+           | sed -n 's/^rchar: //p')\" -gt {read} ] 2>/dev/null; do \
+           i=$((i+1)); [ $i -lt 600 ] || break; sleep 0.2; done; \
          kill -TERM $pid; wait $pid; echo \"rc=$?\" >&2; cat {log} >&2",
         log = log.display()
     ));
-    // The kill comes once zfs recv has read 4 MB (its /proc/PID/io in the
-    // lab; before, its partial receive may not be kept); the object is far
-    // larger and its last MiB is held back, so the receive cannot end first.
+    // The kill comes once zfs recv has read `read` bytes (its
+    // /proc/PID/io in the lab; before 4 MB, its partial receive may not
+    // be kept); the object is larger and its last MiB is held back, so
+    // the receive cannot end first.
     assert!(
         out.stderr.contains("rc=130"),
         "{}\n{}",
@@ -445,11 +446,14 @@ fn kill_inside_the_first_object(
     (size, bytes)
 }
 
-/// A restore from S3 killed in the middle of a full stream leaves its
-/// partial receive (zfs recv -s); --test says where it would go on; the
-/// next run goes on inside the object (no zfs recv -A, the resuming
-/// stream made from the whole object, downloaded and hashed), and the
-/// files are the source's. A partial receive of a stream sent with other
+/// A restore from S3 killed in the middle of a full stream (once zfs recv
+/// has read 30 MB of its 64 MiB) leaves its partial receive (zfs recv -s)
+/// and the checkpoints taken on the way; --test says where it would go on
+/// and from which byte it would download; the next run goes on inside the
+/// object (no zfs recv -A, the resuming stream made from the object
+/// downloaded from the last checkpoint before the token's point, at least
+/// one range less than all of it, its hash still the whole object's), and
+/// the files are the source's. A partial receive of a stream sent with other
 /// flags cannot go on: it falls back to zfs recv -A and the whole object.
 fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     let ns = Ns::new("restore_resume");
@@ -472,7 +476,7 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert_eq!(sent.code, 0, "{}", sent.stderr);
 
     let r = ns.ds("zab-t", "a");
-    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &a, &r);
+    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, (&url, 30_000_000), &a, &r);
     let token = |ds: &str| lab.prop(ds, "receive_resume_token");
 
     // --test: where it would go on; nothing changes.
@@ -482,6 +486,11 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
         "would go on with the partial receive on {r}: resume {url}/{a}@{s1} at byte {bytes} of {size}"
     );
     assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("would download from byte "),
+        "{}",
+        out.stderr
+    );
     let (rec, _) = records(&out);
     assert_eq!(rec["status"], "planned", "{rec}");
     assert_eq!(rec["resumed_partial"], true, "{rec}");
@@ -502,12 +511,32 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
         "{}",
         out.stderr
     );
+    assert!(
+        out.stderr.contains("downloading from byte ")
+            && out.stderr.contains("(checkpoint at byte "),
+        "{}",
+        out.stderr
+    );
     let (rec, end) = records(&out);
     assert_eq!(rec["status"], "restored", "{rec}");
     assert_eq!(rec["resumed_partial"], true, "{rec}");
     assert!(rec.get("aborted_partial").is_none(), "{rec}");
     assert_eq!(objects(&rec, "snapshot"), [&s1, &s2].map(|s| s.as_str()));
     assert_eq!(end["objects"], 2, "{end}");
+    // Only from the checkpoint's piece on: at least one range (8 MiB) of
+    // the first object not downloaded again (the second is small).
+    let stored: u64 = rec["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["stored_bytes"].as_u64().unwrap())
+        .sum();
+    let downloaded = rec["downloaded_bytes"].as_u64().unwrap_or(stored);
+    assert_eq!(rec["bytes"], stored, "{rec}");
+    assert!(
+        downloaded + (8 << 20) <= stored,
+        "downloaded {downloaded} of {stored} (first object {size}, token at {bytes}): {rec}"
+    );
     assert_eq!(token(&r), "-");
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
@@ -568,7 +597,7 @@ fn s3_compressed_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert_eq!(sent.code, 0, "{}", sent.stderr);
 
     let r = ns.ds("zab-t", "a");
-    let (_, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &a, &r);
+    let (_, bytes) = kill_inside_the_first_object(lab, &env, &ns, (&url, 4_000_000), &a, &r);
 
     // --test: it would go on, inside the stream (its size in the message),
     // decompressed here.
@@ -658,7 +687,7 @@ fn s3_raw_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert_eq!(sent.code, 0, "{}", sent.stderr);
 
     let r = ns.ds("zab-t", "enc");
-    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &enc, &r);
+    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, (&url, 4_000_000), &enc, &r);
     let out = lab.restore(&env, &["--test", &url, &enc, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let want = format!(

@@ -59,8 +59,10 @@ const GIVE_UP: usize = 16 << 20;
 /// Where a resumed restore can go on downloading from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
-    /// The object's key in the store and its stream's toguid.
+    /// The object's key in the store, its SHA-256 as the manifest says
+    /// (an object stored again is another), and its stream's toguid.
     pub key: String,
+    pub sha256: String,
     pub toguid: u64,
     /// S: where the WRITE record is in the stored object.
     pub at: u64,
@@ -133,6 +135,7 @@ enum Phase {
 #[derive(Debug)]
 pub struct Walker {
     key: String,
+    sha256: String,
     spacing: u64,
     phase: Phase,
     /// The next byte expected, and where the current record starts.
@@ -154,6 +157,8 @@ pub struct Walker {
     begin: Vec<u8>,
     toguid: u64,
     context: Vec<Vec<u8>>,
+    /// The context's bytes.
+    held: usize,
     /// The greatest (object, offset) of a WRITE so far.
     max_write: Option<(u64, u64)>,
     /// The last checkpoint's place and piece.
@@ -161,11 +166,13 @@ pub struct Walker {
 }
 
 impl Walker {
-    /// A walk of object `key` from its first byte, checkpoints at least
-    /// `spacing` bytes apart.
-    pub fn new(key: &str, spacing: u64) -> Walker {
+    /// A walk of object `key` (whose SHA-256 the manifest says is
+    /// `sha256`) from its first byte, checkpoints at least `spacing` bytes
+    /// apart.
+    pub fn new(key: &str, sha256: &str, spacing: u64) -> Walker {
         Walker {
             key: key.to_string(),
+            sha256: sha256.to_string(),
             spacing,
             phase: Phase::Begin,
             pos: 0,
@@ -181,6 +188,7 @@ impl Walker {
             begin: Vec::new(),
             toguid: 0,
             context: Vec::new(),
+            held: 0,
             max_write: None,
             last: None,
         }
@@ -188,7 +196,7 @@ impl Walker {
 
     /// A walk that goes on from checkpoint `cp` (fed from its piece on).
     pub fn from_checkpoint(cp: &Checkpoint, spacing: u64) -> Walker {
-        let mut w = Walker::new(&cp.key, spacing);
+        let mut w = Walker::new(&cp.key, &cp.sha256, spacing);
         w.phase = Phase::Records;
         w.pos = cp.piece;
         w.rec_at = cp.at;
@@ -199,6 +207,7 @@ impl Walker {
         w.context = crate::resume::split_records(&cp.context)
             .map(|v| v.iter().map(|(h, p)| [&h[..], p].concat()).collect())
             .unwrap_or_default();
+        w.held = cp.context.len();
         // Every WRITE before the checkpoint was before its point.
         w.last = Some((cp.at, cp.piece));
         // The bytes from the piece to the checkpoint are skipped as if
@@ -298,8 +307,9 @@ impl Walker {
         if self.begin.is_empty() {
             self.begin = rec;
         } else {
+            self.held += rec.len();
             self.context.push(rec);
-            if self.context.iter().map(Vec::len).sum::<usize>() > GIVE_UP {
+            if self.held > GIVE_UP {
                 self.phase = Phase::Off;
             }
         }
@@ -319,13 +329,17 @@ impl Walker {
             let rh: Option<&[u8; RECORD]> = r.get(..RECORD).and_then(|x| x.try_into().ok());
             rh.is_some_and(|rh| wanted_at(rh, point))
         });
+        self.held = self.context.iter().map(Vec::len).sum();
         let (piece, sha) = (self.rec_piece.0, self.rec_piece.1?);
         let far = self.last.map_or(true, |(at, p)| {
             p != piece && self.rec_at.saturating_sub(at) >= self.spacing.max(1)
         });
-        let context: Vec<u8> = self.context.concat();
         let field = &h[CKSUM_AT..];
-        if !far || context.len() > MAX_CONTEXT || field == [0; 32] || piece % 64 != 0 {
+        if !far || field == [0; 32] || piece % 64 != 0 {
+            return None;
+        }
+        let context: Vec<u8> = self.context.concat();
+        if context.len() > MAX_CONTEXT {
             return None;
         }
         let mut sum = [0u64; 4];
@@ -337,6 +351,7 @@ impl Walker {
         self.last = Some((self.rec_at, piece));
         Some(Checkpoint {
             key: self.key.clone(),
+            sha256: self.sha256.clone(),
             toguid: self.toguid,
             at: self.rec_at,
             object: point.0,
@@ -352,13 +367,13 @@ impl Walker {
     }
 }
 
-/// The checkpoints of object `key` whose stream is `toguid` in a
-/// checkpoint file's text; lines that do not parse (a torn last one) or
-/// name another object are left out.
-pub fn parse(text: &str, key: &str, toguid: u64) -> Vec<Checkpoint> {
+/// The checkpoints of object `key` (its SHA-256 `sha256`) whose stream
+/// is `toguid` in a checkpoint file's text; lines that do not parse (a
+/// torn last one) or name another object are left out.
+pub fn parse(text: &str, (key, sha256): (&str, &str), toguid: u64) -> Vec<Checkpoint> {
     text.lines()
         .filter_map(|l| serde_json::from_str::<Checkpoint>(l).ok())
-        .filter(|c| c.key == key && c.toguid == toguid)
+        .filter(|c| c.key == key && c.sha256 == sha256 && c.toguid == toguid)
         .collect()
 }
 
@@ -388,11 +403,10 @@ pub fn path(host: &str, target: &str) -> Result<PathBuf, String> {
     Ok(dir.join(format!("restore-{}.checkpoints", &name[..32])))
 }
 
-/// The checkpoints of `key` and `toguid` in the file at `path`; none when
-/// it cannot be read.
-pub fn load(path: &Path, key: &str, toguid: u64) -> Vec<Checkpoint> {
+/// [`parse`] of the file at `path`; none when it cannot be read.
+pub fn load(path: &Path, object: (&str, &str), toguid: u64) -> Vec<Checkpoint> {
     std::fs::read_to_string(path)
-        .map(|t| parse(&t, key, toguid))
+        .map(|t| parse(&t, object, toguid))
         .unwrap_or_default()
 }
 
@@ -469,7 +483,7 @@ mod tests {
     }
 
     fn walk(s: &[u8], piece: usize, spacing: u64) -> Vec<Checkpoint> {
-        walk_with(Walker::new("k", spacing), s, 0, piece)
+        walk_with(Walker::new("k", "h", spacing), s, 0, piece)
     }
 
     /// The resuming stream made from `cp` and the stored bytes from its
@@ -530,7 +544,7 @@ mod tests {
             }
             // Through its file line and back.
             let text: String = cps.iter().map(line).collect();
-            assert_eq!(parse(&text, "k", cps[0].toguid), cps);
+            assert_eq!(parse(&text, ("k", "h"), cps[0].toguid), cps);
         }
     }
 
@@ -588,9 +602,10 @@ mod tests {
         text.push_str(&line(&other));
         let torn = line(&cps[4]);
         text.push_str(&torn[..torn.len() / 2]);
-        assert_eq!(parse(&text, "k", g), cps[..3]);
-        assert_eq!(parse(&text, "k", g + 1), []);
-        assert_eq!(parse("", "k", g), []);
+        assert_eq!(parse(&text, ("k", "h"), g), cps[..3]);
+        assert_eq!(parse(&text, ("k", "h"), g + 1), []);
+        assert_eq!(parse(&text, ("k", "another hash"), g), []);
+        assert_eq!(parse("", ("k", "h"), g), []);
     }
 
     /// A checkpoint that lies: a wrong running checksum makes the stored

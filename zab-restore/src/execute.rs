@@ -249,7 +249,7 @@ fn not_walked(e: &Entry) -> Option<&'static str> {
 fn load_checkpoints(cfg: &Config, job: &Job, e: &Entry, t: &Token) -> Option<Vec<Checkpoint>> {
     let path = checkpoint::path(cfg.host.name(), &job.target).ok()?;
     path.exists()
-        .then(|| checkpoint::load(&path, &e.key, t.toguid))
+        .then(|| checkpoint::load(&path, (&e.key, &e.sha256), t.toguid))
 }
 
 /// The checkpoint to go on from for token `t` in object `e`, or why none.
@@ -285,7 +285,7 @@ fn walk(cfg: &Config, job: &Job, e: &Entry, cp: Option<&Checkpoint>, log: &Log) 
         Ok(file) => Some(Walk {
             walker: match cp {
                 Some(cp) => Walker::from_checkpoint(cp, spacing),
-                None => Walker::new(&e.key, spacing),
+                None => Walker::new(&e.key, &e.sha256, spacing),
             },
             file,
         }),
