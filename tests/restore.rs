@@ -296,14 +296,15 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
         "zab-restore --verbose --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r} 2>{log} & pid=$!; \
          i=0; until grep -q '@{s2} (' {log}; do i=$((i+1)); [ $i -lt 3000 ] || break; sleep 0.01; done; \
          i=0; until [ \"$(ssh -F \"$CFG\" zfs-lab \"cat /proc/\\$(pgrep -n -f '^zfs recv .*{r}$')/io\" 2>/dev/null \
-           | sed -n 's/^rchar: //p')\" -gt 4000000 ] 2>/dev/null; do \
-           i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.2; done; \
+           | sed -n 's/^rchar: //p')\" -gt 30000000 ] 2>/dev/null; do \
+           i=$((i+1)); [ $i -lt 600 ] || break; sleep 0.2; done; \
          kill -TERM $pid; wait $pid; echo \"rc=$?\" >&2; cat {log} >&2",
         log = log.display()
     ));
-    // The kill comes once the second object's zfs recv has read 4 MB (its
-    // /proc/PID/io in the lab: before, no partial receive may be kept; a
-    // fixed wait raced with a loaded lab).
+    // The kill comes once the second object's zfs recv has read 30 MB (its
+    // /proc/PID/io in the lab: before 4 MB, no partial receive may be kept;
+    // a fixed wait raced with a loaded lab), past its checkpoints at 8 and
+    // 16 MiB.
     assert!(
         out.stderr.contains("rc=130"),
         "{}\n{}",
@@ -336,6 +337,16 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     assert!(rec.get("aborted_partial").is_none(), "{rec}");
     assert_eq!(rec["from"], s1.as_str(), "{rec}");
     assert_eq!(objects(&rec, "snapshot"), [&s2, &s3].map(|s| s.as_str()));
+    // The incremental went on from a checkpoint: read from the directory
+    // from its piece on, at least one range (8 MiB) less than all of it.
+    assert!(
+        out.stderr.contains("downloading from byte "),
+        "{}",
+        out.stderr
+    );
+    let bytes = rec["bytes"].as_u64().unwrap();
+    let downloaded = rec["downloaded_bytes"].as_u64().unwrap_or(bytes);
+    assert!(downloaded + (8 << 20) <= bytes, "{rec}");
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
 
