@@ -3,7 +3,10 @@
 //! canmount=off`), then for each dataset a partial receive gone on with
 //! (its object's resuming stream, resume.rs) or aborted (`zfs recv -A`)
 //! where the plan says so, and the objects downloaded ahead and received
-//! in order (receive.rs). Two things change the plan on the way, as
+//! in order (receive.rs). A partial receive goes on from the last
+//! checkpoint before its token's point (checkpoint.rs), its object
+//! downloaded from there, when there is one; every uncompressed object
+//! received leaves checkpoints on the way, until it is whole. Two things change the plan on the way, as
 //! they are only known then: a resuming stream that cannot be made after
 //! all (a record resume.rs does not know) falls back to the abort and the
 //! whole object; a corrupt object's partial receive is aborted, so that

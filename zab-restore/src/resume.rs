@@ -18,6 +18,9 @@
 //!   record, its FREE ranges that reach past the offset, its writes from
 //!   the offset on, and everything of later objects), every record's
 //!   running fletcher-4 checksum computed again, and the END record's.
+//!   [`Resumer::from_checkpoint`] starts it from a checkpoint
+//!   (checkpoint.rs) instead of from the first byte, fed the stored
+//!   stream from the checkpoint's download piece on.
 //!
 //! Every record of the stored stream is checked against the stream's own
 //! running fletcher-4 as it is read (unless its field is zeros, which `zfs
