@@ -420,7 +420,7 @@ fn kill_inside_the_first_object(
     (url, read): (&str, u64),
     a: &str,
     r: &str,
-) -> (u64, u64) {
+) -> (u64, u64, String) {
     let d = dir(&ns.name);
     let log = d.join("restore.log");
     let out = lab.local_sh(&format!(
@@ -447,21 +447,35 @@ fn kill_inside_the_first_object(
     assert_ne!(
         lab.prop(r, "receive_resume_token"),
         "-",
-        "the kill left no resume token on {r}"
+        "the kill left no resume token on {r}:\n{}",
+        out.stderr
     );
     let bytes = token_bytes(lab, r);
     assert!(
         bytes > 0 && bytes < size,
         "the kill landed at byte {bytes} of {size}"
     );
-    (size, bytes)
+    (size, bytes, out.stderr)
+}
+
+/// Where the checkpoint a run went on from is (its `--verbose` line
+/// `... (checkpoint at byte S)`).
+#[track_caller]
+fn checkpoint_at(stderr: &str) -> u64 {
+    let at = stderr
+        .split("(checkpoint at byte ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|n| n.parse().ok());
+    at.unwrap_or_else(|| panic!("no checkpoint said:\n{stderr}"))
 }
 
 /// A restore from S3 killed in the middle of a full stream (once zfs recv
-/// has read 30 MB of its 64 MiB) leaves its partial receive (zfs recv -s)
+/// has read 20 MB of its 64 MiB) leaves its partial receive (zfs recv -s)
 /// and the checkpoints taken on the way; --test says where it would go on
-/// and from which byte it would download; the next run goes on inside the
-/// object (no zfs recv -A, the resuming stream made from the object
+/// and from which byte it would download; the next run, killed too, goes
+/// on from a checkpoint and takes later ones; the run after goes on
+/// inside the object (no zfs recv -A, the resuming stream made from the object
 /// downloaded from the last checkpoint before the token's point, at least
 /// one range less than all of it, its hash still the whole object's), and
 /// the files are the source's. A partial receive of a stream sent with other
@@ -487,7 +501,7 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert_eq!(sent.code, 0, "{}", sent.stderr);
 
     let r = ns.ds("zab-t", "a");
-    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, (&url, 30_000_000), &a, &r);
+    let (size, bytes, _) = kill_inside_the_first_object(lab, &env, &ns, (&url, 20_000_000), &a, &r);
     let token = |ds: &str| lab.prop(ds, "receive_resume_token");
 
     // --test: where it would go on; nothing changes.
@@ -511,6 +525,17 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
         "--test changed the partial receive"
     );
 
+    // Killed again while it goes on from a checkpoint, once its zfs recv
+    // has read 16 MB (the first kill at 20 MB leaves more than twice that
+    // to go, so that this run cannot end before the kill, whatever the
+    // lab's speed): the run after goes on from a later checkpoint, one
+    // that this run's walk (from the first checkpoint) took.
+    let (_, bytes2, said) =
+        kill_inside_the_first_object(lab, &env, &ns, (&url, 16_000_000), &a, &r);
+    assert!(said.contains("downloading from byte "), "{said}");
+    let first = checkpoint_at(&said);
+    assert!(bytes2 > bytes, "the token went from {bytes} to {bytes2}");
+
     // The next run goes on inside the object: every command shown
     // (--debug), and none is zfs recv -A.
     let out = lab.restore(&env, &["--verbose", "--debug", &url, &a, &r]);
@@ -527,6 +552,11 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
             && out.stderr.contains("(checkpoint at byte "),
         "{}",
         out.stderr
+    );
+    let second = checkpoint_at(&out.stderr);
+    assert!(
+        second > first,
+        "went on from byte {second}, the killed run from {first}"
     );
     let (rec, end) = records(&out);
     assert_eq!(rec["status"], "restored", "{rec}");
@@ -608,7 +638,7 @@ fn s3_compressed_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert_eq!(sent.code, 0, "{}", sent.stderr);
 
     let r = ns.ds("zab-t", "a");
-    let (_, bytes) = kill_inside_the_first_object(lab, &env, &ns, (&url, 4_000_000), &a, &r);
+    let (_, bytes, _) = kill_inside_the_first_object(lab, &env, &ns, (&url, 4_000_000), &a, &r);
 
     // --test: it would go on, inside the stream (its size in the message),
     // decompressed here.
@@ -698,7 +728,8 @@ fn s3_raw_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert_eq!(sent.code, 0, "{}", sent.stderr);
 
     let r = ns.ds("zab-t", "enc");
-    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, (&url, 4_000_000), &enc, &r);
+    let (size, bytes, _) =
+        kill_inside_the_first_object(lab, &env, &ns, (&url, 4_000_000), &enc, &r);
     let out = lab.restore(&env, &["--test", &url, &enc, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let want = format!(
