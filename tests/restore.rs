@@ -338,15 +338,8 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     assert_eq!(rec["from"], s1.as_str(), "{rec}");
     assert_eq!(objects(&rec, "snapshot"), [&s2, &s3].map(|s| s.as_str()));
     // The incremental went on from a checkpoint: read from the directory
-    // from its piece on, at least one range (8 MiB) less than all of it.
-    assert!(
-        out.stderr.contains("downloading from byte "),
-        "{}",
-        out.stderr
-    );
-    let bytes = rec["bytes"].as_u64().unwrap();
-    let downloaded = rec["downloaded_bytes"].as_u64().unwrap_or(bytes);
-    assert!(downloaded + (8 << 20) <= bytes, "{rec}");
+    // from its piece on.
+    went_on_from_a_checkpoint(&out, &rec);
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
 
@@ -458,6 +451,29 @@ fn kill_inside_the_first_object(
     (size, bytes, out.stderr)
 }
 
+/// A run that went on from a checkpoint: `--verbose` said from which
+/// byte, its record's `bytes` are all its objects' stored bytes, and its
+/// `downloaded_bytes` at least one range (8 MiB) less. Where the
+/// checkpoint is.
+#[track_caller]
+fn went_on_from_a_checkpoint(out: &Out, rec: &serde_json::Value) -> u64 {
+    assert!(
+        out.stderr.contains("downloading from byte "),
+        "{}",
+        out.stderr
+    );
+    let stored: u64 = rec["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["stored_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rec["bytes"], stored, "{rec}");
+    let downloaded = rec["downloaded_bytes"].as_u64().unwrap_or(stored);
+    assert!(downloaded + (8 << 20) <= stored, "{rec}");
+    checkpoint_at(&out.stderr)
+}
+
 /// Where the checkpoint a run went on from is (its `--verbose` line
 /// `... (checkpoint at byte S)`).
 #[track_caller]
@@ -547,36 +563,16 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains("downloading from byte ")
-            && out.stderr.contains("(checkpoint at byte "),
-        "{}",
-        out.stderr
-    );
-    let second = checkpoint_at(&out.stderr);
-    assert!(
-        second > first,
-        "went on from byte {second}, the killed run from {first}"
-    );
     let (rec, end) = records(&out);
     assert_eq!(rec["status"], "restored", "{rec}");
     assert_eq!(rec["resumed_partial"], true, "{rec}");
     assert!(rec.get("aborted_partial").is_none(), "{rec}");
     assert_eq!(objects(&rec, "snapshot"), [&s1, &s2].map(|s| s.as_str()));
     assert_eq!(end["objects"], 2, "{end}");
-    // Only from the checkpoint's piece on: at least one range (8 MiB) of
-    // the first object not downloaded again (the second is small).
-    let stored: u64 = rec["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["stored_bytes"].as_u64().unwrap())
-        .sum();
-    let downloaded = rec["downloaded_bytes"].as_u64().unwrap_or(stored);
-    assert_eq!(rec["bytes"], stored, "{rec}");
+    let second = went_on_from_a_checkpoint(&out, &rec);
     assert!(
-        downloaded + (8 << 20) <= stored,
-        "downloaded {downloaded} of {stored} (first object {size}, token at {bytes}): {rec}"
+        second > first,
+        "went on from byte {second}, the killed run from {first}"
     );
     assert_eq!(token(&r), "-");
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
