@@ -335,7 +335,8 @@ impl Walker {
             p != piece && self.rec_at.saturating_sub(at) >= self.spacing.max(1)
         });
         let field = &h[CKSUM_AT..];
-        if !far || field == [0; 32] || piece % 64 != 0 {
+        // One in the first piece would save nothing.
+        if !far || piece == 0 || field == [0; 32] || piece % 64 != 0 {
             return None;
         }
         let context: Vec<u8> = self.context.concat();
@@ -561,6 +562,8 @@ mod tests {
         assert!(one_a_piece
             .iter()
             .all(|c| c.at - c.piece < 8192 && c.piece % 8192 == 0));
+        // None in the first piece, which would save nothing.
+        assert!(!one_a_piece.is_empty() && one_a_piece.iter().all(|c| c.piece > 0));
     }
 
     #[test]
