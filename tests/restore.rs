@@ -296,14 +296,15 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
         "zab-restore --verbose --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r} 2>{log} & pid=$!; \
          i=0; until grep -q '@{s2} (' {log}; do i=$((i+1)); [ $i -lt 3000 ] || break; sleep 0.01; done; \
          i=0; until [ \"$(ssh -F \"$CFG\" zfs-lab \"cat /proc/\\$(pgrep -n -f '^zfs recv .*{r}$')/io\" 2>/dev/null \
-           | sed -n 's/^rchar: //p')\" -gt 4000000 ] 2>/dev/null; do \
-           i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.2; done; \
+           | sed -n 's/^rchar: //p')\" -gt 30000000 ] 2>/dev/null; do \
+           i=$((i+1)); [ $i -lt 600 ] || break; sleep 0.2; done; \
          kill -TERM $pid; wait $pid; echo \"rc=$?\" >&2; cat {log} >&2",
         log = log.display()
     ));
-    // The kill comes once the second object's zfs recv has read 4 MB (its
-    // /proc/PID/io in the lab: before, no partial receive may be kept; a
-    // fixed wait raced with a loaded lab).
+    // The kill comes once the second object's zfs recv has read 30 MB (its
+    // /proc/PID/io in the lab: before 4 MB, no partial receive may be kept;
+    // a fixed wait raced with a loaded lab), past its checkpoints at 8 and
+    // 16 MiB.
     assert!(
         out.stderr.contains("rc=130"),
         "{}\n{}",
@@ -336,6 +337,9 @@ fn killed_midway_goes_on_next_run(lab: &Lab) {
     assert!(rec.get("aborted_partial").is_none(), "{rec}");
     assert_eq!(rec["from"], s1.as_str(), "{rec}");
     assert_eq!(objects(&rec, "snapshot"), [&s2, &s3].map(|s| s.as_str()));
+    // The incremental went on from a checkpoint: read from the directory
+    // from its piece on.
+    went_on_from_a_checkpoint(&out, &rec);
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
 
@@ -406,23 +410,24 @@ fn kill_inside_the_first_object(
     lab: &Lab,
     env: &str,
     ns: &Ns,
-    url: &str,
+    (url, read): (&str, u64),
     a: &str,
     r: &str,
-) -> (u64, u64) {
+) -> (u64, u64, String) {
     let d = dir(&ns.name);
     let log = d.join("restore.log");
     let out = lab.local_sh(&format!(
         "{env}zab-restore --verbose --ssh-target zfs-lab --ssh-config \"$CFG\" {url} {a} {r} 2>{log} & pid=$!; \
          i=0; until [ \"$(ssh -F \"$CFG\" zfs-lab \"cat /proc/\\$(pgrep -f '^zfs recv -u -s {r}$')/io\" 2>/dev/null \
-           | sed -n 's/^rchar: //p')\" -gt 4000000 ] 2>/dev/null; do \
-           i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.2; done; \
+           | sed -n 's/^rchar: //p')\" -gt {read} ] 2>/dev/null; do \
+           i=$((i+1)); [ $i -lt 600 ] || break; sleep 0.2; done; \
          kill -TERM $pid; wait $pid; echo \"rc=$?\" >&2; cat {log} >&2",
         log = log.display()
     ));
-    // The kill comes once zfs recv has read 4 MB (its /proc/PID/io in the
-    // lab; before, its partial receive may not be kept); the object is far
-    // larger and its last MiB is held back, so the receive cannot end first.
+    // The kill comes once zfs recv has read `read` bytes (its
+    // /proc/PID/io in the lab; before 4 MB, its partial receive may not
+    // be kept); the object is larger and its last MiB is held back, so
+    // the receive cannot end first.
     assert!(
         out.stderr.contains("rc=130"),
         "{}\n{}",
@@ -435,21 +440,61 @@ fn kill_inside_the_first_object(
     assert_ne!(
         lab.prop(r, "receive_resume_token"),
         "-",
-        "the kill left no resume token on {r}"
+        "the kill left no resume token on {r}:\n{}",
+        out.stderr
     );
     let bytes = token_bytes(lab, r);
     assert!(
         bytes > 0 && bytes < size,
         "the kill landed at byte {bytes} of {size}"
     );
-    (size, bytes)
+    (size, bytes, out.stderr)
 }
 
-/// A restore from S3 killed in the middle of a full stream leaves its
-/// partial receive (zfs recv -s); --test says where it would go on; the
-/// next run goes on inside the object (no zfs recv -A, the resuming
-/// stream made from the whole object, downloaded and hashed), and the
-/// files are the source's. A partial receive of a stream sent with other
+/// A run that went on from a checkpoint: `--verbose` said from which
+/// byte, its record's `bytes` are all its objects' stored bytes, and its
+/// `downloaded_bytes` at least one range (8 MiB) less. Where the
+/// checkpoint is.
+#[track_caller]
+fn went_on_from_a_checkpoint(out: &Out, rec: &serde_json::Value) -> u64 {
+    assert!(
+        out.stderr.contains("downloading from byte "),
+        "{}",
+        out.stderr
+    );
+    let stored: u64 = rec["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["stored_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rec["bytes"], stored, "{rec}");
+    let downloaded = rec["downloaded_bytes"].as_u64().unwrap_or(stored);
+    assert!(downloaded + (8 << 20) <= stored, "{rec}");
+    checkpoint_at(&out.stderr)
+}
+
+/// Where the checkpoint a run went on from is (its `--verbose` line
+/// `... (checkpoint at byte S)`).
+#[track_caller]
+fn checkpoint_at(stderr: &str) -> u64 {
+    let at = stderr
+        .split("(checkpoint at byte ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|n| n.parse().ok());
+    at.unwrap_or_else(|| panic!("no checkpoint said:\n{stderr}"))
+}
+
+/// A restore from S3 killed in the middle of a full stream (once zfs recv
+/// has read 20 MB of its 64 MiB) leaves its partial receive (zfs recv -s)
+/// and the checkpoints taken on the way; --test says where it would go on
+/// and from which byte it would download; the next run, killed too, goes
+/// on from a checkpoint and takes later ones; the run after goes on
+/// inside the object (no zfs recv -A, the resuming stream made from the object
+/// downloaded from the last checkpoint before the token's point, at least
+/// one range less than all of it, its hash still the whole object's), and
+/// the files are the source's. A partial receive of a stream sent with other
 /// flags cannot go on: it falls back to zfs recv -A and the whole object.
 fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     let ns = Ns::new("restore_resume");
@@ -472,7 +517,7 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert_eq!(sent.code, 0, "{}", sent.stderr);
 
     let r = ns.ds("zab-t", "a");
-    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &a, &r);
+    let (size, bytes, _) = kill_inside_the_first_object(lab, &env, &ns, (&url, 20_000_000), &a, &r);
     let token = |ds: &str| lab.prop(ds, "receive_resume_token");
 
     // --test: where it would go on; nothing changes.
@@ -482,6 +527,11 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
         "would go on with the partial receive on {r}: resume {url}/{a}@{s1} at byte {bytes} of {size}"
     );
     assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("would download from byte "),
+        "{}",
+        out.stderr
+    );
     let (rec, _) = records(&out);
     assert_eq!(rec["status"], "planned", "{rec}");
     assert_eq!(rec["resumed_partial"], true, "{rec}");
@@ -490,6 +540,17 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
         bytes,
         "--test changed the partial receive"
     );
+
+    // Killed again while it goes on from a checkpoint, once its zfs recv
+    // has read 16 MB (the first kill at 20 MB leaves more than twice that
+    // to go, so that this run cannot end before the kill, whatever the
+    // lab's speed): the run after goes on from a later checkpoint, one
+    // that this run's walk (from the first checkpoint) took.
+    let (_, bytes2, said) =
+        kill_inside_the_first_object(lab, &env, &ns, (&url, 16_000_000), &a, &r);
+    assert!(said.contains("downloading from byte "), "{said}");
+    let first = checkpoint_at(&said);
+    assert!(bytes2 > bytes, "the token went from {bytes} to {bytes2}");
 
     // The next run goes on inside the object: every command shown
     // (--debug), and none is zfs recv -A.
@@ -508,6 +569,11 @@ fn s3_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert!(rec.get("aborted_partial").is_none(), "{rec}");
     assert_eq!(objects(&rec, "snapshot"), [&s1, &s2].map(|s| s.as_str()));
     assert_eq!(end["objects"], 2, "{end}");
+    let second = went_on_from_a_checkpoint(&out, &rec);
+    assert!(
+        second > first,
+        "went on from byte {second}, the killed run from {first}"
+    );
     assert_eq!(token(&r), "-");
     assert_eq!(lab.snaps(&r), lab.snaps(&a));
     lab.same_files(&a, &r);
@@ -568,7 +634,7 @@ fn s3_compressed_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert_eq!(sent.code, 0, "{}", sent.stderr);
 
     let r = ns.ds("zab-t", "a");
-    let (_, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &a, &r);
+    let (_, bytes, _) = kill_inside_the_first_object(lab, &env, &ns, (&url, 4_000_000), &a, &r);
 
     // --test: it would go on, inside the stream (its size in the message),
     // decompressed here.
@@ -658,7 +724,8 @@ fn s3_raw_killed_in_a_full_stream_goes_on_inside_it(lab: &Lab) {
     assert_eq!(sent.code, 0, "{}", sent.stderr);
 
     let r = ns.ds("zab-t", "enc");
-    let (size, bytes) = kill_inside_the_first_object(lab, &env, &ns, &url, &enc, &r);
+    let (size, bytes, _) =
+        kill_inside_the_first_object(lab, &env, &ns, (&url, 4_000_000), &enc, &r);
     let out = lab.restore(&env, &["--test", &url, &enc, &r]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let want = format!(

@@ -53,8 +53,10 @@ const EXAMPLES: &str = "  \
 /// after more backups, or after a restore was cut short, goes on from
 /// there; every receive is zfs recv -s, and a partial receive left by a
 /// run cut short goes on inside its object (the resuming stream made from
-/// the stored one, which is downloaded and hashed whole; a compressed one
-/// is decompressed on this host for it), else it is
+/// the stored one, hashed whole but downloaded only from the last
+/// checkpoint before where the receive got to when it is uncompressed; a
+/// compressed one is downloaded whole and decompressed on this host for
+/// it), else it is
 /// aborted (zfs recv -A) and its object received again. The target is received unmounted (zfs recv -u) unless --mount:
 /// a restored dataset keeps its source's mountpoint, which may be in use
 /// here. Encrypted datasets backed up raw are received raw; their keys

@@ -3,7 +3,10 @@
 //! canmount=off`), then for each dataset a partial receive gone on with
 //! (its object's resuming stream, resume.rs) or aborted (`zfs recv -A`)
 //! where the plan says so, and the objects downloaded ahead and received
-//! in order (receive.rs). Two things change the plan on the way, as
+//! in order (receive.rs). A partial receive goes on from the last
+//! checkpoint before its token's point (checkpoint.rs), its object
+//! downloaded from there, when there is one; every uncompressed object
+//! received leaves checkpoints on the way, until it is whole. Two things change the plan on the way, as
 //! they are only known then: a resuming stream that cannot be made after
 //! all (a record resume.rs does not know) falls back to the abort and the
 //! whole object; a corrupt object's partial receive is aborted, so that
@@ -14,19 +17,24 @@ use std::time::Instant;
 
 use zab_core::cli::Log;
 use zab_core::zfs::replicate::{create_parent_args, recv_abort_args};
-use zab_store::download::RANGE;
+use zab_store::download::{Wanted, RANGE};
+use zab_store::manifest::Entry;
 use zab_store::Store;
 
+use crate::checkpoint::{self, Checkpoint, Walker};
 use crate::cli::{Config, TOOL};
 use crate::gather::Job;
 use crate::plan::{Plan, Restore};
-use crate::receive::{self, Failure, Running};
+use crate::receive::{self, Failure, Running, Via, Walk};
+use crate::resume::Token;
 
 /// What a dataset's restore did.
 #[derive(Debug, Default)]
 pub struct Done {
     /// Bytes received (as stored).
     pub bytes: u64,
+    /// Bytes downloaded for them (less when going on from a checkpoint).
+    pub downloaded: u64,
     /// How many objects of the plan's `todo` were received, in order.
     pub received: usize,
     pub seconds: f64,
@@ -117,7 +125,7 @@ fn carry_out(
     ));
     let mut start = 0;
     if let (Some(t), Some(token)) = (&r.resume, &r.abort) {
-        match resume_first(cfg, store, p, &r.resume_line, t, running, done, log) {
+        match resume_first(cfg, store, job, (p, &r.resume_line), t, running, done, log) {
             Ok(()) => start = 1,
             Err(Failure::Unsupported(_)) if running.is_stopped() => {
                 return Err("interrupted".into())
@@ -139,23 +147,32 @@ fn carry_out(
             Err(f) => return Err(fail(cfg, job, f, log)),
         }
     }
-    receive_all(cfg, store, p, &r.lines, start, running, done, log)
+    receive_all(cfg, store, job, (p, &r.lines), start, running, done, log)
         .map_err(|f| fail(cfg, job, f, log))
 }
 
-/// `--test`: where the partial receive would go on, if it would.
+/// `--test`: where the partial receive would go on, if it would, and
+/// from which byte the object would be downloaded.
 fn show_resume_test(cfg: &Config, store: &Store, job: &Job, r: &Restore, done: &mut Done) {
     let (Some(t), Some(e)) = (&r.resume, r.plan.todo.first()) else {
         return;
     };
+    let cps = load_checkpoints(cfg, job, e, t);
     eprintln!(
-        "{TOOL}: --test: would go on with the partial receive on {}: resume {} at byte {} of {} of its stream (object {}, offset {}), the whole object downloaded and hashed",
+        "{TOOL}: --test: would go on with the partial receive on {}: resume {} at byte {} of {} of its stream (object {}, offset {}), {}",
         job.target,
         store.url_of(&e.key),
         t.bytes,
         e.stream_bytes,
         t.object,
-        t.offset
+        t.offset,
+        match going_on_from(e, t, cps.as_deref()) {
+            Ok(cp) => format!(
+                "would download from byte {} of {} (checkpoint at byte {})",
+                cp.piece, e.stored_bytes, cp.at
+            ),
+            Err(why) => format!("the whole object downloaded and hashed ({why})"),
+        }
     );
     eprintln!(
         "{TOOL}: --test: would stream the resuming stream{} into: {}",
@@ -166,42 +183,128 @@ fn show_resume_test(cfg: &Config, store: &Store, job: &Job, r: &Restore, done: &
 }
 
 /// The first object of the plan received as the resuming stream of the
-/// partial receive of token `t`.
+/// partial receive of token `t`: downloaded from the last checkpoint
+/// before the token's point when there is one, else whole.
 #[allow(clippy::too_many_arguments)]
 fn resume_first(
     cfg: &Config,
     store: &Store,
-    p: &Plan,
-    line: &str,
-    t: &crate::resume::Token,
+    job: &Job,
+    (p, line): (&Plan, &str),
+    t: &Token,
     running: &Running,
     done: &mut Done,
     log: &Log,
 ) -> Result<(), Failure> {
     let e = p.todo[0];
+    let cps = load_checkpoints(cfg, job, e, t);
+    let from = going_on_from(e, t, cps.as_deref());
     log.verbose(format!(
-        "going on with the partial receive of {} at byte {} of {} of its stream (object {}, offset {}); the whole object is downloaded and hashed{}",
+        "going on with the partial receive of {} at byte {} of {} of its stream (object {}, offset {}); {}{}",
         store.url_of(&e.key),
         t.bytes,
         e.stream_bytes,
         t.object,
         t.offset,
+        match &from {
+            Ok(cp) => format!(
+                "downloading from byte {} of {} (checkpoint at byte {})",
+                cp.piece, e.stored_bytes, cp.at
+            ),
+            Err(why) => format!("the whole object is downloaded and hashed ({why})"),
+        },
         decompressed_here(e)
     ));
-    let mut download = store.download(&[(e.key.clone(), e.stored_bytes)], cfg.download_jobs, RANGE);
-    let n = receive::receive(
-        store,
-        e,
-        (&mut download, 0),
-        &cfg.host,
-        line,
-        running,
-        Some(t),
-    )?;
+    let cp = from.ok();
+    let mut wanted = Wanted::whole(&e.key, e.stored_bytes);
+    if let Some(cp) = cp {
+        (wanted.from, wanted.state) = (cp.piece, cp.sha);
+    }
+    let mut download = store.download_at(&[wanted], cfg.download_jobs, RANGE);
+    let via = Via {
+        resume: Some((t, cp)),
+        walk: walk(cfg, job, e, cp, log),
+    };
+    let n = receive::receive(store, e, (&mut download, 0), &cfg.host, line, running, via)?;
+    forget_checkpoints(cfg, job);
     done.bytes += n;
+    done.downloaded += e.stored_bytes - cp.map_or(0, |c| c.piece);
     done.received = 1;
     done.resumed = true;
     Ok(())
+}
+
+/// Why object `e` is not walked for checkpoints (nor gone on with from
+/// one), if it is not: a compressed stream's offsets are not the
+/// object's, and a zfs3backup object has no hash to check a midstate by.
+fn not_walked(e: &Entry) -> Option<&'static str> {
+    if e.compressor.is_some() {
+        Some("a compressed object has no checkpoints")
+    } else if zab_store::zfs3backup::described(e) {
+        Some("a zfs3backup object has no checkpoints")
+    } else {
+        None
+    }
+}
+
+/// The checkpoints of object `e` for the stream of token `t` in the
+/// target's checkpoint file; None when there is no file to read.
+fn load_checkpoints(cfg: &Config, job: &Job, e: &Entry, t: &Token) -> Option<Vec<Checkpoint>> {
+    let path = checkpoint::path(cfg.host.name(), &job.target).ok()?;
+    path.exists()
+        .then(|| checkpoint::load(&path, (&e.key, &e.sha256), t.toguid))
+}
+
+/// The checkpoint to go on from for token `t` in object `e`, or why none.
+fn going_on_from<'a>(
+    e: &Entry,
+    t: &Token,
+    cps: Option<&'a [Checkpoint]>,
+) -> Result<&'a Checkpoint, String> {
+    if let Some(why) = not_walked(e) {
+        return Err(why.into());
+    }
+    let cps = cps.ok_or("no checkpoint file")?;
+    checkpoint::choose(cps, t, e.stored_bytes).ok_or_else(|| {
+        format!(
+            "none of its {} checkpoint(s) is at or before the resume point",
+            cps.len()
+        )
+    })
+}
+
+/// The walk that takes object `e`'s checkpoints, from checkpoint `cp` or
+/// from its first byte (the file started anew); None for an object not
+/// walked, or when the file cannot be opened (said with --verbose).
+fn walk(cfg: &Config, job: &Job, e: &Entry, cp: Option<&Checkpoint>, log: &Log) -> Option<Walk> {
+    if not_walked(e).is_some() {
+        return None;
+    }
+    let spacing = checkpoint::spacing(e.stored_bytes);
+    let opened = checkpoint::path(cfg.host.name(), &job.target).and_then(|p| {
+        checkpoint::open(&p, cp.is_none()).map_err(|err| format!("{}: {err}", p.display()))
+    });
+    match opened {
+        Ok(file) => Some(Walk {
+            walker: match cp {
+                Some(cp) => Walker::from_checkpoint(cp, spacing),
+                None => Walker::new(&e.key, &e.sha256, spacing),
+            },
+            file,
+        }),
+        Err(why) => {
+            log.verbose(format!("{}: no checkpoints: {why}", job.target));
+            None
+        }
+    }
+}
+
+/// The target's checkpoint file removed: its object was received whole,
+/// or its partial receive aborted.
+fn forget_checkpoints(cfg: &Config, job: &Job) {
+    if let Ok(p) = checkpoint::path(cfg.host.name(), &job.target) {
+        checkpoint::remove(&p);
+    }
 }
 
 /// What a resumed object's message adds when it is decompressed here.
@@ -222,6 +325,7 @@ fn fail(cfg: &Config, job: &Job, f: Failure, log: &Log) -> String {
     let Failure::Corrupt(why) = f else {
         return f.message();
     };
+    forget_checkpoints(cfg, job);
     // Nothing to abort is no error here: the receive may have been stopped
     // before it saved anything.
     if let Err(e) = cfg.host.output(&recv_abort_args(&job.target)) {
@@ -247,6 +351,7 @@ fn abort_partial(cfg: &Config, job: &Job, token: &str, log: &Log) -> Result<(), 
         "{}: aborting a partial receive (zfs recv -A); its object is received again",
         job.target
     ));
+    forget_checkpoints(cfg, job);
     cfg.host
         .output(&abort)
         .map(|_| ())
@@ -272,13 +377,13 @@ fn show_test(cfg: &Config, store: &Store, what: &str, p: &Plan, lines: &[String]
 }
 
 /// The objects still needed from `start` on, downloaded ahead and
-/// received in order.
+/// received in order, each walked for checkpoints on the way.
 #[allow(clippy::too_many_arguments)]
 fn receive_all(
     cfg: &Config,
     store: &Store,
-    p: &Plan,
-    lines: &[String],
+    job: &Job,
+    (p, lines): (&Plan, &[String]),
     start: usize,
     running: &Running,
     done: &mut Done,
@@ -300,8 +405,14 @@ fn receive_all(
             store.url_of(&e.key),
             e.stored_bytes
         ));
-        let n = receive::receive(store, e, (&mut download, i), &cfg.host, line, running, None)?;
+        let via = Via {
+            resume: None,
+            walk: walk(cfg, job, e, None, log),
+        };
+        let n = receive::receive(store, e, (&mut download, i), &cfg.host, line, running, via)?;
+        forget_checkpoints(cfg, job);
         done.bytes += n;
+        done.downloaded += e.stored_bytes;
         done.received = start + i + 1;
     }
     Ok(())

@@ -6,9 +6,11 @@
 //! table of contents: `gather.rs` reads the store and the target,
 //! `plan.rs` decides (pure), `execute.rs` carries it out (`receive.rs`
 //! streams each object into `zfs recv`, through `resume.rs` when a
-//! partial receive goes on inside it, after `decompress.rs` for a
+//! partial receive goes on inside it, from a checkpoint of
+//! `checkpoint.rs` when there is one, after `decompress.rs` for a
 //! compressed object), and `report.rs` writes the records.
 
+mod checkpoint;
 mod cli;
 mod decompress;
 mod execute;

@@ -13,8 +13,12 @@
 //!
 //! An object whose partial receive goes on passes through a
 //! [`Resumer`] (resume.rs) between the bytes held back and the receiving
-//! side: the whole object is still downloaded and hashed, and only the
-//! resuming stream made from it is written. A compressed one is
+//! side, and only the resuming stream made from it is written. The
+//! object is downloaded and hashed whole, or, from a checkpoint
+//! (checkpoint.rs), from the checkpoint's piece on, its hash going on
+//! from the midstate saved there: still the whole object's hash. While an
+//! uncompressed object streams in, a [`Walker`] takes checkpoints on the
+//! way (a [`Walk`]). A compressed one is
 //! decompressed here first ([`Local`], decompress.rs), and the receiving
 //! side is `zfs recv` alone: the pieces (hashed) go into the
 //! decompressor, its output through [`HoldBack`] into the [`Resumer`],
@@ -33,6 +37,7 @@ use zab_store::download::Download;
 use zab_store::manifest::Entry;
 use zab_store::Store;
 
+use crate::checkpoint::{self, Checkpoint, Walker};
 use crate::decompress::Local;
 use crate::resume::{corrupt_in, unsupported_in, Resumer, Token};
 
@@ -163,9 +168,39 @@ impl Failure {
     }
 }
 
+/// How an object goes into the receive.
+#[derive(Debug, Default)]
+pub struct Via<'a> {
+    /// The resuming stream for this token, made from the object's first
+    /// byte, or from a checkpoint (the download starting at its piece).
+    pub resume: Option<(&'a Token, Option<&'a Checkpoint>)>,
+    /// The checkpoints taken on the way, appended to a file.
+    pub walk: Option<Walk>,
+}
+
+/// A walk of the object's records ([`Walker`]) and its checkpoint file.
+#[derive(Debug)]
+pub struct Walk {
+    pub walker: Walker,
+    pub file: std::fs::File,
+}
+
+impl Walk {
+    /// Takes a piece; its checkpoints appended to the file (a failed
+    /// write is no failure of the restore: the walk stops).
+    fn piece(walk: &mut Option<Walk>, p: &zab_store::download::Piece) {
+        let Some(w) = walk else { return };
+        let cps = w.walker.feed(p.at, p.midstate, &p.bytes);
+        if checkpoint::append(&mut w.file, &cps).is_err() {
+            *walk = None;
+        }
+    }
+}
+
 /// Receives object `e`, the `index`th of `download`, through the shell
-/// line `line` on `host`; with `resume`, the resuming stream made from it
-/// for that token. The bytes of the object received.
+/// line `line` on `host`, as `via` says. The bytes of the object
+/// received (all of them, though only those from a checkpoint's piece
+/// were downloaded).
 pub fn receive(
     store: &Store,
     e: &Entry,
@@ -173,11 +208,11 @@ pub fn receive(
     host: &Host,
     line: &str,
     running: &Running,
-    resume: Option<&Token>,
+    via: Via,
 ) -> Result<u64, Failure> {
     let url = store.url_of(&e.key);
     let (mut child, err_thread) = start(host, line, running).map_err(Failure::Other)?;
-    let result = feed(&mut child, e, (download, index), &url, running, resume);
+    let result = feed(&mut child, e, (download, index), &url, running, via);
     if result.is_err() {
         // Without the bytes held back, zfs recv commits nothing; stop it.
         running.stop_child();
@@ -229,23 +264,32 @@ fn feed(
     dl: (&mut Download, usize),
     url: &str,
     running: &Running,
-    resume: Option<&Token>,
+    via: Via,
 ) -> Result<u64, Stop> {
     let stdin = child
         .stdin
         .take()
         .ok_or_else(|| Stop::Store("no stdin to zfs recv".into()))?;
     grow_pipe(&stdin);
-    match resume {
-        None => feed_through(HoldBack::new(stdin, HOLD), e, dl, url, running),
-        Some(t) => {
-            let w = HoldBack::new(Resumer::new(stdin, t.clone()), HOLD);
+    let walk = via.walk;
+    match via.resume {
+        None => feed_through(HoldBack::new(stdin, HOLD), e, dl, (url, 0), running, walk),
+        Some((t, cp)) => {
+            let (r, from) = match cp {
+                None => (Resumer::new(stdin, t.clone()), 0),
+                Some(cp) => (
+                    Resumer::from_checkpoint(stdin, t.clone(), cp)
+                        .map_err(|err| write_failed(url, &err))?,
+                    cp.piece,
+                ),
+            };
+            let w = HoldBack::new(r, HOLD);
             let decompressor = e
                 .compressor
                 .as_deref()
                 .map(|c| zab_core::compress::decompressor(c).ok_or(c));
             match decompressor {
-                None => feed_through(w, e, dl, url, running),
+                None => feed_through(w, e, dl, (url, from), running, walk),
                 Some(Ok(program)) => feed_decompressed(program, w, e, dl, url, running),
                 Some(Err(c)) => Err(Stop::Unsupported(format!(
                     "{url}: compressed with {c:?}, which this zab does not know"
@@ -266,7 +310,7 @@ fn feed_decompressed<W: Write + Send + 'static>(
     running: &Running,
 ) -> Result<u64, Stop> {
     let mut d = Local::start(program, w).map_err(|err| write_failed(url, &err))?;
-    let sha = pieces(download, index, url, &mut d, running)?;
+    let sha = pieces(download, index, url, &mut d, running, None)?;
     check(e, url, d.written, &sha, running)?;
     let bytes = d.written;
     // Its input ended, the decompressor's output is all in `w`, the last
@@ -277,16 +321,17 @@ fn feed_decompressed<W: Write + Send + 'static>(
         .map_err(|err| write_failed(url, &err))
 }
 
-/// [`feed`] through `w`.
+/// [`feed`] through `w`, the object from byte `from` on.
 fn feed_through<W: Write>(
     mut w: HoldBack<W>,
     e: &Entry,
     (download, index): (&mut Download, usize),
-    url: &str,
+    (url, from): (&str, u64),
     running: &Running,
+    walk: Option<Walk>,
 ) -> Result<u64, Stop> {
-    let sha = pieces(download, index, url, &mut w, running)?;
-    let bytes = w.total();
+    let sha = pieces(download, index, url, &mut w, running, walk)?;
+    let bytes = from + w.total();
     check(e, url, bytes, &sha, running)?;
     // Closing stdin (dropped here) ends the stream.
     w.release()
@@ -383,14 +428,16 @@ fn grow_pipe(pipe: &std::process::ChildStdin) {
 /// unprivileged process may ask by default).
 const PIPE: i32 = 1 << 20;
 
-/// Writes the pieces of object `index` to `w`, in order, up to its last;
-/// the SHA-256 of them all (the download computes it on its own thread).
+/// Writes the pieces of object `index` to `w`, in order, up to its last
+/// (each through `walk` first, when walked); the SHA-256 of them all (the
+/// download computes it on its own thread).
 fn pieces(
     download: &mut Download,
     index: usize,
     url: &str,
     w: &mut dyn Write,
     running: &Running,
+    mut walk: Option<Walk>,
 ) -> Result<String, Stop> {
     loop {
         if running.is_stopped() {
@@ -405,6 +452,7 @@ fn pieces(
                 )))
             }
             Some(Ok(p)) => {
+                Walk::piece(&mut walk, &p);
                 // A write that fails because the run was stopped (the
                 // receive killed) is the stop, not a failure to go on.
                 let stopped = |err: std::io::Error| match running.is_stopped() {

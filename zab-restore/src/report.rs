@@ -62,6 +62,10 @@ struct Record<'a> {
     objects: Vec<Object>,
     /// Bytes received (as stored).
     bytes: u64,
+    /// Bytes downloaded for them, when fewer (a partial receive gone on
+    /// from a checkpoint: its object downloaded from there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    downloaded_bytes: Option<u64>,
     seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -139,6 +143,7 @@ impl<'c> Report<'c> {
             resumed_partial: done.resumed,
             objects,
             bytes: done.bytes,
+            downloaded_bytes: (done.downloaded < done.bytes).then_some(done.downloaded),
             seconds: done.seconds,
             error: done.error,
         };

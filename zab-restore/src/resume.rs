@@ -18,6 +18,9 @@
 //!   record, its FREE ranges that reach past the offset, its writes from
 //!   the offset on, and everything of later objects), every record's
 //!   running fletcher-4 checksum computed again, and the END record's.
+//!   [`Resumer::from_checkpoint`] starts it from a checkpoint
+//!   (checkpoint.rs) instead of from the first byte, fed the stored
+//!   stream from the checkpoint's download piece on.
 //!
 //! Every record of the stored stream is checked against the stream's own
 //! running fletcher-4 as it is read (unless its field is zeros, which `zfs
@@ -41,15 +44,17 @@
 
 use std::io::{self, Write};
 
+use crate::checkpoint::Checkpoint;
+
 /// A record header's size.
 pub const RECORD: usize = 312;
 /// Where a record's checksum is (its last 32 bytes).
-const CKSUM_AT: usize = RECORD - 32;
+pub(crate) const CKSUM_AT: usize = RECORD - 32;
 /// BEGIN's magic number.
 const MAGIC: u64 = 0x2_f5ba_cbac;
 /// `DMU_SUBSTREAM`: one snapshot's stream (2 is a compound stream).
 const SUBSTREAM: u64 = 1;
-const COMPOUND: u64 = 2;
+pub(crate) const COMPOUND: u64 = 2;
 const EMBED_DATA: u64 = 1 << 16;
 const LARGE_BLOCKS: u64 = 1 << 19;
 const RESUMING: u64 = 1 << 20;
@@ -59,12 +64,12 @@ const RAW: u64 = 1 << 24;
 /// The largest payload taken (a 16 MiB block, with room).
 const MAX_PAYLOAD: usize = 32 << 20;
 
-const BEGIN: u32 = 0;
+pub(crate) const BEGIN: u32 = 0;
 const OBJECT: u32 = 1;
 const FREEOBJECTS: u32 = 2;
-const WRITE: u32 = 3;
+pub(crate) const WRITE: u32 = 3;
 const FREE: u32 = 4;
-const END: u32 = 5;
+pub(crate) const END: u32 = 5;
 const WRITE_BYREF: u32 = 6;
 const SPILL: u32 = 7;
 const WRITE_EMBEDDED: u32 = 8;
@@ -211,7 +216,24 @@ impl Fletcher4 {
         [self.a, self.b, self.c, self.d]
     }
 
-    fn bytes(&self) -> [u8; 32] {
+    pub fn from_words([a, b, c, d]: [u64; 4]) -> Self {
+        Fletcher4 { a, b, c, d }
+    }
+
+    /// The sums before `buf` was added, from those after it
+    /// ([`Fletcher4::update`] taken back, word by word from the last).
+    pub fn undo(&mut self, buf: &[u8]) {
+        let (mut a, mut b, mut c, mut d) = (self.a, self.b, self.c, self.d);
+        for w in buf.chunks_exact(4).rev() {
+            d = d.wrapping_sub(c);
+            c = c.wrapping_sub(b);
+            b = b.wrapping_sub(a);
+            a = a.wrapping_sub(u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]])));
+        }
+        (self.a, self.b, self.c, self.d) = (a, b, c, d);
+    }
+
+    pub(crate) fn bytes(&self) -> [u8; 32] {
         let mut out = [0u8; 32];
         for (i, w) in self.words().iter().enumerate() {
             out[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
@@ -237,11 +259,11 @@ const DATA_TYPE_STRING: i32 = 9;
 const DATA_TYPE_NVLIST: i32 = 19;
 const DATA_TYPE_NVLIST_ARRAY: i32 = 20;
 
-fn le32(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn le32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn le64(b: &[u8], at: usize) -> Option<u64> {
+pub(crate) fn le64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
@@ -355,7 +377,7 @@ fn resume_payload(stored: &[u8], t: &Token) -> Result<Vec<u8>, Unsupported> {
 }
 
 /// The payload that follows a record (`receive_read_record`'s sizes).
-fn payload_len(h: &[u8; RECORD]) -> Result<usize, Unsupported> {
+pub(crate) fn payload_len(h: &[u8; RECORD]) -> Result<usize, Unsupported> {
     let ty = le32(h, 0).unwrap_or(u32::MAX);
     let u32_at = |at| le32(h, at).unwrap_or(0) as u64;
     let u64_at = |at| le64(h, at).unwrap_or(0);
@@ -390,10 +412,38 @@ fn payload_len(h: &[u8; RECORD]) -> Result<usize, Unsupported> {
     }
 }
 
+/// A record's header and its payload.
+pub(crate) type Rec<'a> = ([u8; RECORD], &'a [u8]);
+
+/// The whole records of `b` (headers and payloads), as checkpoint.rs
+/// keeps them.
+pub(crate) fn split_records(b: &[u8]) -> Result<Vec<Rec<'_>>, Unsupported> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < b.len() {
+        let h: [u8; RECORD] = match b.get(at..at + RECORD).map(<[u8; RECORD]>::try_from) {
+            Some(Ok(h)) => h,
+            _ => return unsupported("a checkpoint's records are cut short"),
+        };
+        let n = payload_len(&h)?;
+        let Some(p) = b.get(at + RECORD..at + RECORD + n) else {
+            return unsupported("a checkpoint's records are cut short");
+        };
+        out.push((h, p));
+        at += RECORD + n;
+    }
+    Ok(out)
+}
+
 /// Whether `zfs send -t` sends the record: what is at or after the
 /// token's (object, offset).
 fn wanted(h: &[u8; RECORD], t: &Token) -> bool {
-    let (ro, roff) = (t.object, t.offset);
+    wanted_at(h, (t.object, t.offset))
+}
+
+/// [`wanted`] for a resume point (object, offset). Monotone: a record
+/// wanted for a point is wanted for every earlier one.
+pub(crate) fn wanted_at(h: &[u8; RECORD], (ro, roff): (u64, u64)) -> bool {
     let u = |at| le64(h, at).unwrap_or(0);
     match le32(h, 0).unwrap_or(0) {
         OBJECT | SPILL => u(8) >= ro,
@@ -445,6 +495,9 @@ pub struct Resumer<W> {
     /// Stored stream bytes taken, and resuming stream bytes written.
     pub read: u64,
     pub written: u64,
+    /// Bytes to drop before the next record (from a checkpoint's piece
+    /// to the checkpoint).
+    skip: u64,
 }
 
 impl<W: Write> Resumer<W> {
@@ -461,7 +514,47 @@ impl<W: Write> Resumer<W> {
             taken: 0,
             read: 0,
             written: 0,
+            skip: 0,
         }
+    }
+
+    /// A resumer that goes on from checkpoint `cp` (checkpoint.rs), to be
+    /// written the stored stream from the checkpoint's piece on: the new
+    /// BEGIN made from the saved one, the saved records before the
+    /// checkpoint that `zfs send -t` sends for the token (not checked
+    /// against the running checksum: they are before it), the running
+    /// checksum set to the saved one, the bytes from the piece to the
+    /// checkpoint dropped; then on as from byte 0.
+    pub fn from_checkpoint(out: W, token: Token, cp: &Checkpoint) -> io::Result<Self> {
+        if (cp.object, cp.offset) > (token.object, token.offset) || cp.piece > cp.at {
+            return Err(into_io(Unsupported(
+                "the checkpoint is past the resume point".into(),
+            )));
+        }
+        let mut r = Resumer::new(out, token);
+        r.state = State::Records;
+        r.saw_header = cp.header;
+        r.incksum = Fletcher4::from_words(cp.fletcher);
+        (r.records, r.taken) = (cp.records, cp.at);
+        (r.read, r.skip) = (cp.piece, cp.at - cp.piece);
+        let begin = split_records(&cp.begin).map_err(into_io)?;
+        let [(h, p)] = begin[..] else {
+            return Err(into_io(Unsupported(
+                "a checkpoint's BEGIN is not one record".into(),
+            )));
+        };
+        if le32(&h, 0) != Some(BEGIN) {
+            return Err(into_io(Unsupported(
+                "a checkpoint's BEGIN is not one".into(),
+            )));
+        }
+        r.begin(h, p)?;
+        for (h, p) in split_records(&cp.context).map_err(into_io)? {
+            if wanted(&h, &r.token) {
+                r.emit_record(h, p)?;
+            }
+        }
+        Ok(r)
     }
 
     #[cfg(test)]
@@ -664,7 +757,11 @@ impl<W: Write> Resumer<W> {
 impl<W: Write> Write for Resumer<W> {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         self.read += b.len() as u64;
-        self.buf.extend_from_slice(b);
+        let drop = usize::try_from(self.skip)
+            .unwrap_or(usize::MAX)
+            .min(b.len());
+        self.skip -= drop as u64;
+        self.buf.extend_from_slice(&b[drop..]);
         self.drain()?;
         Ok(b.len())
     }

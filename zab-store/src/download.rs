@@ -34,6 +34,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::sha::Sha256;
 use crate::store::StoreError;
 
 /// The size of one ranged request.
@@ -42,12 +43,40 @@ pub const RANGE: u64 = 8 << 20;
 /// Ranges received and waiting for the caller, beyond those in flight.
 pub const QUEUED: usize = 2;
 
+/// An object to download: its key and size, and where to start (0, or a
+/// multiple of 64 whose SHA-256 midstate is `state`: the hash of the
+/// whole object is still made, from there on; [`crate::sha`]).
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub key: String,
+    pub size: u64,
+    pub from: u64,
+    pub state: [u32; 8],
+}
+
+impl Wanted {
+    /// All of object `key`, of `size` bytes.
+    pub fn whole(key: &str, size: u64) -> Wanted {
+        Wanted {
+            key: key.to_string(),
+            size,
+            from: 0,
+            state: crate::sha::INIT,
+        }
+    }
+}
+
 /// One piece of an object, in order.
 #[derive(Debug)]
 pub struct Piece {
     /// The object's index in the list given to [`crate::Store::download`].
     pub object: usize,
     pub bytes: Bytes,
+    /// Where its first byte is in the object.
+    pub at: u64,
+    /// The SHA-256 midstate of the object's bytes before it (set by the
+    /// hashing thread), when `at` is a multiple of 64 ([`crate::sha`]).
+    pub midstate: Option<[u32; 8]>,
     /// Whether it is the object's last piece.
     pub last: bool,
     /// On the last piece: the SHA-256 (hex) of all the object's pieces,
@@ -134,22 +163,35 @@ impl Pool {
     }
 }
 
-/// The hashing thread: hashes each piece of `rx` in order, sets the hash
-/// on each object's last piece, and hands the pieces to `tx`, until `rx`
-/// ends, an error is handed on, or the caller is gone.
+/// The hashing thread: hashes each piece of `rx` in order (each object
+/// from its `starts` entry: where its download starts, and the midstate
+/// there), sets the midstate before each piece and the hash on each
+/// object's last piece, and hands the pieces to `tx`, until `rx` ends, an
+/// error is handed on, or the caller is gone.
 pub(crate) fn hash(
     mut rx: tokio::sync::mpsc::Receiver<Result<Piece, StoreError>>,
     tx: &tokio::sync::mpsc::Sender<Result<Piece, StoreError>>,
+    starts: &[(u64, [u32; 8])],
 ) {
-    use sha2::Digest;
-    let mut hash = sha2::Sha256::new();
+    let at = |object: usize| {
+        let (from, state) = starts.get(object).copied().unwrap_or((0, crate::sha::INIT));
+        Sha256::at(from, state)
+    };
+    let mut current = None;
+    let mut hash = at(0);
     while let Some(mut p) = rx.blocking_recv() {
         let failed = p.is_err();
         if let Ok(p) = &mut p {
+            if current != Some(p.object) {
+                current = Some(p.object);
+                hash = at(p.object);
+            }
+            p.midstate = hash.midstate().filter(|_| hash.len() == p.at);
             hash.update(&p.bytes);
             if p.last {
-                let sum = std::mem::take(&mut hash).finalize();
-                p.sha256 = Some(sum.iter().map(|b| format!("{b:02x}")).collect());
+                let done = std::mem::take(&mut hash);
+                current = None;
+                p.sha256 = Some(done.hex());
             }
         }
         if tx.blocking_send(p).is_err() || failed {
@@ -207,9 +249,17 @@ mod tests {
 
     /// Hands `pieces` through [`hash`] on its own thread; what it hands on.
     fn through(pieces: Vec<Result<Piece, StoreError>>) -> Vec<Result<Piece, StoreError>> {
+        through_from(pieces, Vec::new())
+    }
+
+    /// [`through`], each object's hash from its `starts` entry.
+    fn through_from(
+        pieces: Vec<Result<Piece, StoreError>>,
+        starts: Vec<(u64, [u32; 8])>,
+    ) -> Vec<Result<Piece, StoreError>> {
         let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(1);
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let t = std::thread::spawn(move || hash(feed_rx, &tx));
+        let t = std::thread::spawn(move || hash(feed_rx, &tx, &starts));
         let feeder = std::thread::spawn(move || {
             for p in pieces {
                 if feed_tx.blocking_send(p).is_err() {
@@ -227,10 +277,16 @@ mod tests {
     }
 
     fn piece(object: usize, data: &[u8], last: bool) -> Result<Piece, StoreError> {
+        piece_at(object, 0, data, last)
+    }
+
+    fn piece_at(object: usize, at: u64, data: &[u8], last: bool) -> Result<Piece, StoreError> {
         let bytes = Bytes::copy_from_slice(data);
         Ok(Piece {
             object,
             bytes,
+            at,
+            midstate: None,
             last,
             sha256: None,
         })
@@ -266,6 +322,37 @@ mod tests {
         assert_eq!(out[2].sha256.as_deref(), Some(&*hex(&a)));
         assert_eq!(out[3].sha256.as_deref(), Some(&*hex(b"second")));
         assert_eq!(out[4].sha256.as_deref(), Some(&*hex(b"")));
+    }
+
+    #[test]
+    fn each_piece_has_the_midstate_before_it_and_a_hash_goes_on_from_one() {
+        let a: Vec<u8> = (0..1000u32).map(|i| (i % 241) as u8).collect();
+        let mid = |n: usize| {
+            let mut h = Sha256::default();
+            h.update(&a[..n]);
+            h.midstate().unwrap()
+        };
+        // Object 0 whole in pieces of 256; object 1 downloaded from 512.
+        let pieces = vec![
+            piece_at(0, 0, &a[..256], false),
+            piece_at(0, 256, &a[256..512], false),
+            piece_at(0, 512, &a[512..], true),
+            piece_at(1, 512, &a[512..768], false),
+            piece_at(1, 768, &a[768..], true),
+        ];
+        let starts = vec![(0, crate::sha::INIT), (512, mid(512))];
+        let out: Vec<Piece> = through_from(pieces, starts)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let mids: Vec<_> = out.iter().map(|p| p.midstate).collect();
+        let want = [0, 256, 512, 512, 768].map(|n| Some(mid(n)));
+        assert_eq!(mids, want);
+        assert_eq!(out[2].sha256.as_deref(), Some(&*hex(&a)));
+        assert_eq!(out[4].sha256.as_deref(), Some(&*hex(&a)));
+        // A piece not where the hash is has no midstate.
+        let out = through(vec![piece_at(0, 64, &a[..64], true)]);
+        assert_eq!(out[0].as_ref().unwrap().midstate, None);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod location;
 pub mod manifest;
 pub mod parts;
 pub mod settings;
+pub mod sha;
 pub mod store;
 pub mod uploads;
 pub mod zfs3backup;

@@ -32,7 +32,7 @@ use object_store::{
 use sha2::{Digest, Sha256};
 
 use crate::complete;
-use crate::download::{self, Download, Piece};
+use crate::download::{self, Download, Piece, Wanted};
 use crate::location::Location;
 use crate::parts;
 use crate::settings::{self, Settings};
@@ -347,31 +347,36 @@ impl Store {
     /// current one's last pieces wait for the caller. With one job, each
     /// object is one GET, streamed, in pieces of `range` bytes.
     pub fn download(&self, objects: &[(String, u64)], jobs: usize, range: u64) -> Download {
+        let wanted: Vec<Wanted> = objects
+            .iter()
+            .map(|(key, size)| Wanted::whole(key, *size))
+            .collect();
+        self.download_at(&wanted, jobs, range)
+    }
+
+    /// [`Store::download`], each object from its `from` (a multiple of
+    /// `range`, so that the pieces stay where they are in a whole
+    /// download), hashed from the midstate there: one GET of `bytes=from-`
+    /// with one job (a seek in a directory), else the ranges from there.
+    pub fn download_at(&self, objects: &[Wanted], jobs: usize, range: u64) -> Download {
         // The requests hand each piece to the hashing thread, which hands
         // it on to the caller.
         let (hashed, rx) = tokio::sync::mpsc::channel(download::QUEUED.max(1));
         let (tx, to_hash) = tokio::sync::mpsc::channel(1);
-        std::thread::spawn(move || download::hash(to_hash, &hashed));
-        let mut requests = Vec::new();
-        for (i, (key, size)) in objects.iter().enumerate() {
-            let (path, url) = (self.path(key), self.url_of(key));
-            let rs = download::ranges(*size, range);
-            let n = rs.len();
-            for (j, r) in rs.into_iter().enumerate() {
-                requests.push((i, path.clone(), url.clone(), r, j + 1 == n));
-            }
-        }
+        let starts: Vec<(u64, [u32; 8])> = objects.iter().map(|o| (o.from, o.state)).collect();
+        std::thread::spawn(move || download::hash(to_hash, &hashed, &starts));
         let inner = Arc::clone(&self.inner);
         let size = usize::try_from(range.max(1)).unwrap_or(usize::MAX);
         let pool = download::Pool::new(size, jobs.max(1) + download::QUEUED + 3);
         if jobs <= 1 {
-            let objects: Vec<(Path, String)> = objects
+            let objects: Vec<(Path, String, u64)> = objects
                 .iter()
-                .map(|(key, _)| (self.path(key), self.url_of(key)))
+                .map(|o| (self.path(&o.key), self.url_of(&o.key), o.from))
                 .collect();
             let task = self.rt.spawn(async move {
-                for (object, (path, url)) in objects.into_iter().enumerate() {
-                    let failed = stream_object(&*inner, object, (&path, &url), &pool, &tx).await;
+                for (object, (path, url, from)) in objects.into_iter().enumerate() {
+                    let at = (object, from);
+                    let failed = stream_object(&*inner, at, (&path, &url), &pool, &tx).await;
                     if failed {
                         break;
                     }
@@ -379,12 +384,14 @@ impl Store {
             });
             return Download { rx, task };
         }
+        let requests = self.requests(objects, range);
         let task = self.rt.spawn(async move {
             let mut pieces = futures_util::stream::iter(requests)
                 .map(|(object, path, url, r, last)| {
                     let inner = Arc::clone(&inner);
                     let pool = pool.clone();
                     async move {
+                        let at = r.start;
                         let bytes = match r.is_empty() {
                             true => Ok(Bytes::new()),
                             false => get_range(&*inner, &path, r, &pool).await,
@@ -393,6 +400,8 @@ impl Store {
                             .map(|bytes| Piece {
                                 object,
                                 bytes,
+                                at,
+                                midstate: None,
                                 last,
                                 sha256: None,
                             })
@@ -408,6 +417,23 @@ impl Store {
             }
         });
         Download { rx, task }
+    }
+
+    /// Each object's ranged requests, from its `from`: (object, path,
+    /// url, range, whether it is the last).
+    fn requests(&self, objects: &[Wanted], range: u64) -> Vec<Request> {
+        let mut requests = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            let (path, url) = (self.path(&o.key), self.url_of(&o.key));
+            let from = o.from.min(o.size);
+            let rs = download::ranges(o.size - from, range);
+            let n = rs.len();
+            for (j, r) in rs.into_iter().enumerate() {
+                let r = r.start + from..r.end + from;
+                requests.push((i, path.clone(), url.clone(), r, j + 1 == n));
+            }
+        }
+        requests
     }
 
     /// The user metadata of object `key` (S3's `x-amz-meta-*`, names in
@@ -836,17 +862,24 @@ impl Store {
     }
 }
 
-/// One object in one GET, streamed and cut into pieces of the pool's
-/// size (`--download-jobs 1`); whether the download must stop (an error,
-/// sent, or the reader gone).
+/// One ranged request of [`Store::download_at`].
+type Request = (usize, Path, String, std::ops::Range<u64>, bool);
+
+/// One object in one GET (from byte `from`: `Range: bytes=from-`),
+/// streamed and cut into pieces of the pool's size (`--download-jobs 1`);
+/// whether the download must stop (an error, sent, or the reader gone).
 async fn stream_object(
     inner: &dyn ObjectStore,
-    object: usize,
+    (object, from): (usize, u64),
     (path, url): (&Path, &str),
     pool: &download::Pool,
     tx: &tokio::sync::mpsc::Sender<Result<Piece, StoreError>>,
 ) -> bool {
-    let mut stream = match inner.get(path).await {
+    let opts = object_store::GetOptions {
+        range: (from > 0).then_some(object_store::GetRange::Offset(from)),
+        ..Default::default()
+    };
+    let mut stream = match inner.get_opts(path, opts).await {
         Ok(r) => r.into_stream(),
         Err(e) => {
             let _ = tx.send(Err(one_line(url, e))).await;
@@ -857,6 +890,7 @@ async fn stream_object(
     // written and dropped by the caller comes back to be filled again.
     let mut buf = pool.take();
     let size = buf.capacity();
+    let mut at = from;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
@@ -875,9 +909,12 @@ async fn stream_object(
                 let piece = Piece {
                     object,
                     bytes: pool.freeze(full),
+                    at,
+                    midstate: None,
                     last: false,
                     sha256: None,
                 };
+                at += size as u64;
                 if tx.send(Ok(piece)).await.is_err() {
                     return true;
                 }
@@ -887,6 +924,8 @@ async fn stream_object(
     let piece = Piece {
         object,
         bytes: pool.freeze(buf),
+        at,
+        midstate: None,
         last: true,
         sha256: None,
     };

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use zab_store::download::Piece;
+use zab_store::download::{Piece, Wanted};
 use zab_store::{Location, Settings, Store};
 
 fn scratch(name: &str) -> PathBuf {
@@ -50,10 +50,13 @@ fn objects_come_whole_and_in_order() {
             let Piece {
                 object,
                 bytes,
+                at: from,
                 last,
                 sha256,
+                ..
             } = p.unwrap();
             assert_eq!(sha256.is_some(), last);
+            assert_eq!(from, got[object].len() as u64);
             assert!(object >= at, "object {object} after {at}");
             assert!(bytes.len() as u64 <= range);
             at = object;
@@ -70,6 +73,49 @@ fn objects_come_whole_and_in_order() {
         assert_eq!(lasts, [0, 1, 2, 3], "jobs {jobs}, range {range}");
         for (i, (_, v)) in objects.iter().enumerate() {
             assert_eq!(&got[i], v, "object {i}, jobs {jobs}, range {range}");
+        }
+    }
+}
+
+/// An object downloaded from a piece's start on, hashed from the
+/// midstate there: the rest of its bytes only, and the whole object's
+/// hash; a wrong midstate gives another hash.
+#[test]
+fn an_object_from_a_midstate_is_its_rest_and_its_whole_hash() {
+    let d = scratch("download-from");
+    let v = data(10_000, 5);
+    std::fs::write(d.join("a@s1"), &v).unwrap();
+    let store = Store::open(&Location::Dir { root: d }, &Settings::default()).unwrap();
+    let whole: String = Sha256::digest(&v)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for (jobs, range, from) in [(1, 1024, 4096), (4, 1024, 8192), (3, 64, 64)] {
+        let mut first = zab_store::sha::Sha256::default();
+        first.update(&v[..from]);
+        let mut state = first.midstate().unwrap();
+        for good in [true, false] {
+            if !good {
+                state[0] ^= 1;
+            }
+            let w = Wanted {
+                key: "a@s1".into(),
+                size: v.len() as u64,
+                from: from as u64,
+                state,
+            };
+            let mut dl = store.download_at(&[w], jobs, range);
+            let mut got = Vec::new();
+            let mut sha = None;
+            while let Some(p) = dl.next_piece() {
+                let p = p.unwrap();
+                assert_eq!(p.at, (from + got.len()) as u64);
+                assert!(p.midstate.is_some());
+                got.extend_from_slice(&p.bytes);
+                sha = p.sha256;
+            }
+            assert!(got == v[from..], "jobs {jobs}, from {from}");
+            assert_eq!(sha.unwrap() == whole, good, "jobs {jobs}, from {from}");
         }
     }
 }
