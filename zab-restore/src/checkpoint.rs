@@ -447,18 +447,7 @@ mod tests {
     use super::*;
     use crate::resume::{corrupt_in, Resumer};
 
-    const FULL: &[u8] = include_bytes!("../fixtures/resume/full.zs");
-    const RESUMED: &[u8] = include_bytes!("../fixtures/resume/resumed.zs");
-    const TOKEN: &str = include_str!("../fixtures/resume/token");
-    const FULL2: &[u8] = include_bytes!("../fixtures/resume/full2.zs");
-    const RESUMED2: &[u8] = include_bytes!("../fixtures/resume/resumed2.zs");
-    const TOKEN2: &str = include_str!("../fixtures/resume/token2");
-    const FULL3: &[u8] = include_bytes!("../fixtures/resume/full3.zs");
-    const RESUMED3: &[u8] = include_bytes!("../fixtures/resume/resumed3.zs");
-    const TOKEN3: &str = include_str!("../fixtures/resume/token3");
-    const FULL4: &[u8] = include_bytes!("../fixtures/resume/full4.zs");
-    const RESUMED4: &[u8] = include_bytes!("../fixtures/resume/resumed4.zs");
-    const TOKEN4: &str = include_str!("../fixtures/resume/token4");
+    use crate::resume::fixtures::*;
 
     const FIXTURES: [(&[u8], &[u8], &str); 4] = [
         (FULL, RESUMED, TOKEN),

@@ -787,23 +787,30 @@ pub fn corrupt_in(e: &io::Error) -> Option<&Corrupt> {
     e.get_ref().and_then(|i| i.downcast_ref::<Corrupt>())
 }
 
+/// The streams recorded in the lab (zab-restore/fixtures/resume): each a
+/// stored stream, `zfs send -t`'s resuming stream and the token.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    pub const FULL: &[u8] = include_bytes!("../fixtures/resume/full.zs");
+    pub const RESUMED: &[u8] = include_bytes!("../fixtures/resume/resumed.zs");
+    pub const TOKEN: &str = include_str!("../fixtures/resume/token");
+    pub const FULL2: &[u8] = include_bytes!("../fixtures/resume/full2.zs");
+    pub const RESUMED2: &[u8] = include_bytes!("../fixtures/resume/resumed2.zs");
+    pub const TOKEN2: &str = include_str!("../fixtures/resume/token2");
+    pub const FULL3: &[u8] = include_bytes!("../fixtures/resume/full3.zs");
+    pub const RESUMED3: &[u8] = include_bytes!("../fixtures/resume/resumed3.zs");
+    pub const TOKEN3: &str = include_str!("../fixtures/resume/token3");
+    // Raw (zfs send -L -e -w -p of an encrypted dataset): record-raw.
+    pub const FULL4: &[u8] = include_bytes!("../fixtures/resume/full4.zs");
+    pub const RESUMED4: &[u8] = include_bytes!("../fixtures/resume/resumed4.zs");
+    pub const TOKEN4: &str = include_str!("../fixtures/resume/token4");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FULL: &[u8] = include_bytes!("../fixtures/resume/full.zs");
-    const RESUMED: &[u8] = include_bytes!("../fixtures/resume/resumed.zs");
-    const TOKEN: &str = include_str!("../fixtures/resume/token");
-    const FULL2: &[u8] = include_bytes!("../fixtures/resume/full2.zs");
-    const RESUMED2: &[u8] = include_bytes!("../fixtures/resume/resumed2.zs");
-    const TOKEN2: &str = include_str!("../fixtures/resume/token2");
-    const FULL3: &[u8] = include_bytes!("../fixtures/resume/full3.zs");
-    const RESUMED3: &[u8] = include_bytes!("../fixtures/resume/resumed3.zs");
-    const TOKEN3: &str = include_str!("../fixtures/resume/token3");
-    // Raw (zfs send -L -e -w -p of an encrypted dataset): record-raw.
-    const FULL4: &[u8] = include_bytes!("../fixtures/resume/full4.zs");
-    const RESUMED4: &[u8] = include_bytes!("../fixtures/resume/resumed4.zs");
-    const TOKEN4: &str = include_str!("../fixtures/resume/token4");
+    use super::fixtures::*;
 
     fn resume(stream: &[u8], token: &str, chunk: usize) -> Result<Vec<u8>, io::Error> {
         let mut r = Resumer::new(Vec::new(), Token::decode(token).unwrap());
