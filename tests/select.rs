@@ -170,12 +170,15 @@ fn spans_pools_and_volumes(lab: &Lab) {
 fn invalid_value_fails_that_dataset(lab: &Lab) {
     let ns = Ns::new("invalid");
     let p = ns.prop();
+    // Not mounted (-u): the selection reads properties only, and a
+    // `zfs create` on a loaded lab has failed to mount ("mountpoint or
+    // dataset is busy") with the dataset made, failing the set-up.
     lab.sh(&format!(
         "set -e
-        zfs create {root}
-        zfs create -o {p}=yes {root}/bad
-        zfs create {root}/bad/kid
-        zfs create -o {p}=true {root}/good",
+        zfs create -u {root}
+        zfs create -u -o {p}=yes {root}/bad
+        zfs create -u {root}/bad/kid
+        zfs create -u -o {p}=true {root}/good",
         root = ns.ds("zab-a", ""),
     ));
     for out in [
