@@ -34,6 +34,44 @@ pub const ALIAS: &str = "zfs-lab";
 /// `execute::NO_PROGRAM_ENV`).
 pub const THIN_NO_PROGRAM: &str = "ZAB_THIN_NO_PROGRAM";
 
+/// Ahead of every script run in the guest: the scripts' own `zfs create`
+/// (a shell function; the tools they start run the real `zfs`) mounts once
+/// more, after a pause, what it created but could not mount. On a loaded
+/// lab `zfs create` has failed now and then with "cannot mount …:
+/// mountpoint or dataset is busy" and "filesystem successfully created,
+/// but not mounted" (exit 1), failing a test's set-up, not its subject.
+/// Any other failure is `zfs create`'s own, with its message and status.
+pub const CREATE_MOUNTED: &str = r#"zfs() {
+  if [ "$1" != create ]; then command zfs "$@"; return; fi
+  # Its stderr read, its stdout left alone.
+  if { _zc_out=$(command zfs "$@" 2>&1 1>&3 3>&-); } 3>&1; then
+    [ -z "$_zc_out" ] || printf '%s\n' "$_zc_out" >&2; return 0
+  else
+    _zc_rc=$?
+  fi
+  case $_zc_out in
+    *"successfully created, but not mounted"*) ;;
+    *) printf '%s\n' "$_zc_out" >&2; return "$_zc_rc" ;;
+  esac
+  # The dataset is the last argument; with -p, the parents it made may
+  # be unmounted too: parents first.
+  _zc_p='' _zc_m=''
+  for _zc_ds in "$@"; do case $_zc_ds in -*p*) _zc_p=1 ;; esac; done
+  sleep 2
+  _zc_d=$_zc_ds
+  while :; do
+    if [ "$(command zfs get -H -o value canmount,mounted "$_zc_d" | paste -sd,)" = on,no ]; then
+      _zc_m="$_zc_d $_zc_m"
+    fi
+    [ -n "$_zc_p" ] || break
+    case $_zc_d in */*) _zc_d=${_zc_d%/*} ;; *) break ;; esac
+  done
+  for _zc_d in $_zc_m; do
+    command zfs mount "$_zc_d" || { printf '%s\n' "$_zc_out" >&2; return 1; }
+  done
+  echo "zfs create $_zc_ds: mounted once more after: $_zc_out" >&2
+}"#;
+
 /// The pools every suite run creates fresh, with the disk each lives on.
 pub const POOLS: &[(&str, &str)] = &[
     ("zab-a", "/dev/disk/by-id/virtio-zab-d0"),
@@ -188,8 +226,8 @@ impl Lab {
         // The test-only switch of zab-thin's fallback goes into the guest
         // too (tools run here inherit it).
         let script = match std::env::var_os(THIN_NO_PROGRAM) {
-            Some(_) => format!("export {THIN_NO_PROGRAM}=1\n{script}"),
-            None => script.to_string(),
+            Some(_) => format!("export {THIN_NO_PROGRAM}=1\n{CREATE_MOUNTED}\n{script}"),
+            None => format!("{CREATE_MOUNTED}\n{script}"),
         };
         run(Command::new("ssh")
             .arg("-F")
