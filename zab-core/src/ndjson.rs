@@ -15,10 +15,13 @@ use crate::error::Error;
 use crate::host::Host;
 use crate::record::{Dataset, End, Record};
 
-/// The longest line a reader accepts, newline included: 1 MiB. A dataset
-/// record is a few hundred bytes; the cap keeps a runaway producer from
-/// filling memory.
-pub const MAX_LINE: usize = 1 << 20;
+/// The longest line a reader accepts, newline included: 64 MiB. A dataset
+/// record is a few hundred bytes, plus about 150 for each transfer and 25
+/// for each snapshot thinned: a dataset with 10,000 snapshots to send and
+/// thin makes a record of about 2 MB (seen in scripts/bench/many, where 1
+/// MiB stopped the wrapper), so 64 MiB is some 300,000 snapshots. The cap
+/// keeps a runaway producer from filling memory.
+pub const MAX_LINE: usize = 64 << 20;
 
 /// Reads one JSON value per line; blank lines are skipped. A line longer
 /// than [`MAX_LINE`] is an error, found without reading it whole.
@@ -695,8 +698,8 @@ mod tests {
         struct Endless(std::rc::Rc<std::cell::Cell<usize>>);
         impl std::io::Read for Endless {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                // 64 MiB of one line without a newline, then the end.
-                let left = (64 << 20) - self.0.get();
+                // Twice the limit of one line without a newline, then the end.
+                let left = 2 * MAX_LINE - self.0.get();
                 let n = buf.len().min(left);
                 buf[..n].fill(b' ');
                 self.0.set(self.0.get() + n);
@@ -706,9 +709,13 @@ mod tests {
         let served = std::rc::Rc::new(std::cell::Cell::new(0));
         let input = std::io::BufReader::new(Endless(served.clone()));
         let err = read_stream(input).unwrap_err();
-        assert_eq!(err.to_string(), "line 1: longer than 1048576 bytes");
+        assert_eq!(err.to_string(), "line 1: longer than 67108864 bytes");
         assert_eq!(err.exit(), crate::Exit::Input);
-        assert!(served.get() < 2 << 20, "read {} bytes", served.get());
+        assert!(
+            served.get() < MAX_LINE + (1 << 20),
+            "read {} bytes",
+            served.get()
+        );
         // A line of exactly the limit (newline included) is read.
         let pad = MAX_LINE - DS.len() - 1;
         let long = DS.replace(
@@ -718,7 +725,23 @@ mod tests {
         assert_eq!(long.len() + 1, MAX_LINE);
         assert!(stream(&format!("{long}\n{END}\n")).is_ok());
         let err = stream(&format!("{DS}\n {long}\n{END}\n")).unwrap_err();
-        assert_eq!(err.to_string(), "line 2: longer than 1048576 bytes");
+        assert_eq!(err.to_string(), "line 2: longer than 67108864 bytes");
+    }
+
+    /// A dataset with 10,000 snapshots to send: zab-send's record lists
+    /// each transfer (about 2 MB, as scripts/bench/many made it), and
+    /// every stage after it must read it.
+    #[test]
+    fn a_record_of_ten_thousand_transfers_is_read() {
+        let t = r#"{"snapshot":"offsite1-20261122101500","from":"offsite1-20261121101500","kind":"incremental","snapshots":1,"done":true,"bytes":1098732,"seconds":0.838}"#;
+        let transfers = vec![t; 10_000].join(",");
+        let send = format!(r#""send":{{"target":"b/d","status":"sent","transfers":[{transfers}]}}"#);
+        let ds = DS.replacen('{', &format!("{{{send},"), 1);
+        assert!(ds.len() > 1 << 20, "{}", ds.len());
+        let s = stream(&format!("{ds}\n{END}\n")).unwrap();
+        assert_eq!(s.datasets.len(), 1);
+        let send = s.datasets[0].send.as_ref().expect("its send");
+        assert_eq!(send.transfers.len(), 10_000);
     }
 
     /// serde quotes the bad value: a 100 KB one must not make a 100 KB line.
