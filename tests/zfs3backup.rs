@@ -6,8 +6,9 @@
 //! `zfs send -nvP` estimate; `isfull=true` or `parent=fs@snap`;
 //! `compressor`) to the local S3 server. Then zab-store lists and checks
 //! it, zab-restore restores it, zab-send goes on from it, zab-restore
-//! restores the mixed chain, and zab-thin thins the store without taking
-//! zab's first object for a broken chain; each restore is compared with
+//! restores the mixed chain, zab-thin thins the store without taking
+//! zab's first object for a broken chain, and zab-send's `--full-every`
+//! counts and dates the mixed chain from zfs3backup's full stream; each restore is compared with
 //! its source (snapshots and guids, and every file).
 
 use zab_tests::{json, objects, Lab, Ns, Out};
@@ -117,6 +118,9 @@ impl Z3<'_> {
         );
     }
 }
+
+/// 2026-01-01T00:00:00Z, the day of [`snap`]'s names.
+const JAN_1_2026: i64 = 1_767_225_600;
 
 fn records(out: &Out) -> Vec<serde_json::Value> {
     out.stdout.lines().map(json).collect()
@@ -283,6 +287,48 @@ fn bucket_listed_restored_continued_and_restored_mixed(lab: &Lab) {
         objects(c, "snapshot"),
         [&s1, &s2, &s3, &s4].map(|s| s.as_str())
     );
+
+    // --full-every after going on: the chain is zfs3backup's full of @s1,
+    // its incrementals, then zab's, walked through zfs3backup's objects
+    // (no manifest lists them). A day after @s1 (its name's time), a week
+    // is not up: an incremental, not a full stream of the whole dataset.
+    lab.fill(&a, 300);
+    let s5 = snap(lab, b, 5, &[&a]);
+    let a_day_on = (JAN_1_2026 + 86400).to_string();
+    let every = |when: &str, more: &[&str]| {
+        let mut args = vec!["--verbose", "--full-every", when, "--now", &a_day_on];
+        args.extend(more);
+        let out = send(lab, &env, b, &url, &args);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        out
+    };
+    let out = every("1w", &[]);
+    assert!(!out.stderr.contains("new chain"), "{}", out.stderr);
+    let o = out
+        .datasets()
+        .into_iter()
+        .find(|d| d.name == a)
+        .and_then(|d| d.send)
+        .expect("a send record");
+    let t = &o.transfers[0];
+    assert_eq!(
+        (t.kind, t.from.as_deref(), t.snapshot.as_str()),
+        (
+            zab_core::record::TransferKind::Incremental,
+            Some(s4.as_str()),
+            s5.as_str()
+        )
+    );
+    // Its incrementals are counted from zfs3backup's full: 4 (@s2 to @s5),
+    // so --full-every 4 would start a new chain (a dry run).
+    lab.fill(&a, 100);
+    snap(lab, b, 6, &[&a]);
+    let out = every("4", &["--test"]);
+    let said = format!(
+        "[Target] {a}: starting a new chain (--full-every 4: the chain from @{s1} \
+         (zfs3backup's) has 4 incrementals)"
+    );
+    assert!(out.stderr.contains(&said), "{}", out.stderr);
 
     lab.sh(&format!(
         "zfs destroy -r {back}; zfs destroy -r {}",

@@ -13,6 +13,8 @@
 //! nothing of it stays. With --test (the `act` switch is `cfg.test`),
 //! each change is only said on stderr, with its command.
 
+use std::cell::OnceCell;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use zab_core::cli::Log;
@@ -27,6 +29,23 @@ use crate::gather::Job;
 use crate::plan::{Plan, Restore};
 use crate::receive::{self, Failure, Running, Via, Walk};
 use crate::resume::Token;
+
+/// A job's target's checkpoint file (checkpoint::path), found once, when
+/// first needed (finding it creates the state directory: a job that needs
+/// none, or a --test that goes on with no partial receive, leaves it
+/// alone as before); Err when there is no state directory to keep it in.
+struct CheckpointFile<'a> {
+    host: &'a str,
+    target: &'a str,
+    path: OnceCell<Result<PathBuf, String>>,
+}
+
+impl CheckpointFile<'_> {
+    fn get(&self) -> &Result<PathBuf, String> {
+        self.path
+            .get_or_init(|| checkpoint::path(self.host, self.target))
+    }
+}
 
 /// What a dataset's restore did.
 #[derive(Debug, Default)]
@@ -95,6 +114,11 @@ fn carry_out(
     log: &Log,
 ) -> Result<(), String> {
     let p = &r.plan;
+    let file = CheckpointFile {
+        host: cfg.host.name(),
+        target: &job.target,
+        path: OnceCell::new(),
+    };
     if let (Some(token), None) = (&r.abort, &r.resume) {
         if let Some(why) = &r.no_resume {
             log.verbose(format!(
@@ -102,7 +126,7 @@ fn carry_out(
                 job.target
             ));
         }
-        abort_partial(cfg, job, token, log)?;
+        abort_partial(cfg, job, &file, token, log)?;
         done.aborted = true;
     }
     let what = format!("{}@{} into {}", job.dataset, p.snapshot, job.target);
@@ -115,7 +139,7 @@ fn carry_out(
         None => String::new(),
     };
     if cfg.test {
-        show_resume_test(cfg, store, job, r, done);
+        show_resume_test(cfg, store, job, &file, r, done);
         show_test(cfg, store, &format!("{what}{from}"), p, &r.lines);
         return Ok(());
     }
@@ -125,7 +149,8 @@ fn carry_out(
     ));
     let mut start = 0;
     if let (Some(t), Some(token)) = (&r.resume, &r.abort) {
-        match resume_first(cfg, store, job, (p, &r.resume_line), t, running, done, log) {
+        let line = (p, r.resume_line.as_str());
+        match resume_first(cfg, store, (job, &file), line, t, running, done, log) {
             Ok(()) => start = 1,
             Err(Failure::Unsupported(_)) if running.is_stopped() => {
                 return Err("interrupted".into())
@@ -135,7 +160,7 @@ fn carry_out(
                     "{}: the partial receive cannot go on: {why}",
                     job.target
                 ));
-                abort_partial(cfg, job, token, log)?;
+                abort_partial(cfg, job, &file, token, log)?;
                 done.aborted = true;
             }
             Err(Failure::Other(why)) if why != "interrupted" => {
@@ -144,20 +169,36 @@ fn carry_out(
                     t = job.target
                 ))
             }
-            Err(f) => return Err(fail(cfg, job, f, log)),
+            Err(f) => return Err(fail(cfg, job, &file, f, log)),
         }
     }
-    receive_all(cfg, store, job, (p, &r.lines), start, running, done, log)
-        .map_err(|f| fail(cfg, job, f, log))
+    receive_all(
+        cfg,
+        store,
+        (job, &file),
+        (p, &r.lines),
+        start,
+        running,
+        done,
+        log,
+    )
+    .map_err(|f| fail(cfg, job, &file, f, log))
 }
 
 /// `--test`: where the partial receive would go on, if it would, and
 /// from which byte the object would be downloaded.
-fn show_resume_test(cfg: &Config, store: &Store, job: &Job, r: &Restore, done: &mut Done) {
+fn show_resume_test(
+    cfg: &Config,
+    store: &Store,
+    job: &Job,
+    file: &CheckpointFile,
+    r: &Restore,
+    done: &mut Done,
+) {
     let (Some(t), Some(e)) = (&r.resume, r.plan.todo.first()) else {
         return;
     };
-    let cps = load_checkpoints(cfg, job, e, t);
+    let cps = load_checkpoints(file, e, t);
     eprintln!(
         "{TOOL}: --test: would go on with the partial receive on {}: resume {} at byte {} of {} of its stream (object {}, offset {}), {}",
         job.target,
@@ -189,7 +230,7 @@ fn show_resume_test(cfg: &Config, store: &Store, job: &Job, r: &Restore, done: &
 fn resume_first(
     cfg: &Config,
     store: &Store,
-    job: &Job,
+    (job, file): (&Job, &CheckpointFile),
     (p, line): (&Plan, &str),
     t: &Token,
     running: &Running,
@@ -197,7 +238,7 @@ fn resume_first(
     log: &Log,
 ) -> Result<(), Failure> {
     let e = p.todo[0];
-    let cps = load_checkpoints(cfg, job, e, t);
+    let cps = load_checkpoints(file, e, t);
     let from = going_on_from(e, t, cps.as_deref());
     log.verbose(format!(
         "going on with the partial receive of {} at byte {} of {} of its stream (object {}, offset {}); {}{}",
@@ -223,10 +264,10 @@ fn resume_first(
     let mut download = store.download_at(&[wanted], cfg.download_jobs, RANGE);
     let via = Via {
         resume: Some((t, cp)),
-        walk: walk(cfg, job, e, cp, log),
+        walk: walk(file, job, e, cp, log),
     };
     let n = receive::receive(store, e, (&mut download, 0), &cfg.host, line, running, via)?;
-    forget_checkpoints(cfg, job);
+    forget_checkpoints(file);
     done.bytes += n;
     done.downloaded += e.stored_bytes - cp.map_or(0, |c| c.piece);
     done.received = 1;
@@ -249,10 +290,10 @@ fn not_walked(e: &Entry) -> Option<&'static str> {
 
 /// The checkpoints of object `e` for the stream of token `t` in the
 /// target's checkpoint file; None when there is no file to read.
-fn load_checkpoints(cfg: &Config, job: &Job, e: &Entry, t: &Token) -> Option<Vec<Checkpoint>> {
-    let path = checkpoint::path(cfg.host.name(), &job.target).ok()?;
+fn load_checkpoints(file: &CheckpointFile, e: &Entry, t: &Token) -> Option<Vec<Checkpoint>> {
+    let path = file.get().as_ref().ok()?;
     path.exists()
-        .then(|| checkpoint::load(&path, (&e.key, &e.sha256), t.toguid))
+        .then(|| checkpoint::load(path, (&e.key, &e.sha256), t.toguid))
 }
 
 /// The checkpoint to go on from for token `t` in object `e`, or why none.
@@ -276,13 +317,19 @@ fn going_on_from<'a>(
 /// The walk that takes object `e`'s checkpoints, from checkpoint `cp` or
 /// from its first byte (the file started anew); None for an object not
 /// walked, or when the file cannot be opened (said with --verbose).
-fn walk(cfg: &Config, job: &Job, e: &Entry, cp: Option<&Checkpoint>, log: &Log) -> Option<Walk> {
+fn walk(
+    file: &CheckpointFile,
+    job: &Job,
+    e: &Entry,
+    cp: Option<&Checkpoint>,
+    log: &Log,
+) -> Option<Walk> {
     if not_walked(e).is_some() {
         return None;
     }
     let spacing = checkpoint::spacing(e.stored_bytes);
-    let opened = checkpoint::path(cfg.host.name(), &job.target).and_then(|p| {
-        checkpoint::open(&p, cp.is_none()).map_err(|err| format!("{}: {err}", p.display()))
+    let opened = file.get().as_ref().map_err(String::clone).and_then(|p| {
+        checkpoint::open(p, cp.is_none()).map_err(|err| format!("{}: {err}", p.display()))
     });
     match opened {
         Ok(file) => Some(Walk {
@@ -301,9 +348,9 @@ fn walk(cfg: &Config, job: &Job, e: &Entry, cp: Option<&Checkpoint>, log: &Log) 
 
 /// The target's checkpoint file removed: its object was received whole,
 /// or its partial receive aborted.
-fn forget_checkpoints(cfg: &Config, job: &Job) {
-    if let Ok(p) = checkpoint::path(cfg.host.name(), &job.target) {
-        checkpoint::remove(&p);
+fn forget_checkpoints(file: &CheckpointFile) {
+    if let Ok(p) = file.get() {
+        checkpoint::remove(p);
     }
 }
 
@@ -321,11 +368,11 @@ fn decompressed_here(e: &zab_store::manifest::Entry) -> String {
 
 /// A receive's failure as the dataset's error; a corrupt object's partial
 /// receive aborted first, so that nothing of it stays.
-fn fail(cfg: &Config, job: &Job, f: Failure, log: &Log) -> String {
+fn fail(cfg: &Config, job: &Job, file: &CheckpointFile, f: Failure, log: &Log) -> String {
     let Failure::Corrupt(why) = f else {
         return f.message();
     };
-    forget_checkpoints(cfg, job);
+    forget_checkpoints(file);
     // Nothing to abort is no error here: the receive may have been stopped
     // before it saved anything.
     if let Err(e) = cfg.host.output(&recv_abort_args(&job.target)) {
@@ -336,7 +383,13 @@ fn fail(cfg: &Config, job: &Job, f: Failure, log: &Log) -> String {
 
 /// The partial state of an object cut short, aborted (`zfs recv -A`);
 /// with --test, only said.
-fn abort_partial(cfg: &Config, job: &Job, token: &str, log: &Log) -> Result<(), String> {
+fn abort_partial(
+    cfg: &Config,
+    job: &Job,
+    file: &CheckpointFile,
+    token: &str,
+    log: &Log,
+) -> Result<(), String> {
     let abort = recv_abort_args(&job.target);
     if cfg.test {
         eprintln!(
@@ -351,7 +404,7 @@ fn abort_partial(cfg: &Config, job: &Job, token: &str, log: &Log) -> Result<(), 
         "{}: aborting a partial receive (zfs recv -A); its object is received again",
         job.target
     ));
-    forget_checkpoints(cfg, job);
+    forget_checkpoints(file);
     cfg.host
         .output(&abort)
         .map(|_| ())
@@ -382,7 +435,7 @@ fn show_test(cfg: &Config, store: &Store, what: &str, p: &Plan, lines: &[String]
 fn receive_all(
     cfg: &Config,
     store: &Store,
-    job: &Job,
+    (job, file): (&Job, &CheckpointFile),
     (p, lines): (&Plan, &[String]),
     start: usize,
     running: &Running,
@@ -407,10 +460,10 @@ fn receive_all(
         ));
         let via = Via {
             resume: None,
-            walk: walk(cfg, job, e, None, log),
+            walk: walk(file, job, e, None, log),
         };
         let n = receive::receive(store, e, (&mut download, i), &cfg.host, line, running, via)?;
-        forget_checkpoints(cfg, job);
+        forget_checkpoints(file);
         done.bytes += n;
         done.downloaded += e.stored_bytes;
         done.received = start + i + 1;

@@ -7,13 +7,23 @@
 //! zab_store::chain). Its age is the time of its full stream's snapshot
 //! (from its name, else the time it was stored); its length is its
 //! incrementals. A chain that does not reach a full stream is restarted
-//! too. Pure: the decision and the change of the plan are tested on data.
+//! too.
+//!
+//! A chain that zab-send went on from zfs3backup's objects is walked on
+//! through them (the dataset's view, zab_store::zfs3backup::view, read
+//! only when the manifest's chain stops short: [`needs_view`]): its
+//! length counts zfs3backup's incrementals, its age is that of
+//! zfs3backup's full stream (its snapshot's name, else its LastModified
+//! time), and only a zfs3backup chain that itself reaches no full stream
+//! restarts it. Pure: the decision and the change of the plan are tested
+//! on data.
 
 use zab_core::naming::SnapshotFormat;
 use zab_core::record::TransferKind;
 use zab_core::zfs::Snapshot;
 use zab_store::chain;
 use zab_store::manifest::Manifest;
+use zab_store::zfs3backup::described;
 
 use crate::plan::{Plan, Step};
 
@@ -48,7 +58,9 @@ pub fn parse(s: &str) -> Result<FullEvery, String> {
 }
 
 /// Why the next stream of a dataset starts a new chain, if it does: its
-/// manifest `m`, the common snapshot `common` (name and guid), "now".
+/// chains `m` (its manifest, or its view with zfs3backup's objects when
+/// the manifest's chain goes on from them: [`needs_view`]), the common
+/// snapshot `common` (name and guid), "now".
 pub fn due(
     m: &Manifest,
     common: &Snapshot,
@@ -56,16 +68,30 @@ pub fn due(
     every: FullEvery,
     now: i64,
 ) -> Option<String> {
-    let last = chain::carrier(m, common.guid)?;
+    let last = chain::carrier_of(m, &common.name, common.guid)?;
     let w = chain::walk(m, last);
     if !w.complete {
-        return Some("the current chain does not reach a full stream".into());
+        let first = &m.objects[w.entries[0]];
+        return Some(match described(first) {
+            true => format!(
+                "the current chain does not reach a full stream (zfs3backup's chain stops at \
+                 @{}: no earlier object carries its parent @{})",
+                first.snapshot,
+                first.parent.as_deref().unwrap_or("?")
+            ),
+            false => "the current chain does not reach a full stream".into(),
+        });
     }
     let full = &m.objects[w.entries[0]];
+    let whose = if described(full) {
+        " (zfs3backup's)"
+    } else {
+        ""
+    };
     let incrementals = w.entries.len() - 1;
     match every {
         FullEvery::Count(n) if incrementals >= n => Some(format!(
-            "--full-every {n}: the chain from @{} has {incrementals} incrementals",
+            "--full-every {n}: the chain from @{}{whose} has {incrementals} incrementals",
             full.snapshot
         )),
         FullEvery::Count(_) => None,
@@ -77,13 +103,28 @@ pub fn due(
             })?;
             (now - t >= age).then(|| {
                 format!(
-                    "--full-every: the chain's full stream @{} is {} old",
+                    "--full-every: the chain's full stream @{}{whose} is {} old",
                     full.snapshot,
                     words(now - t)
                 )
             })
         }
     }
+}
+
+/// Whether [`due`] needs the dataset's view, not manifest `m` alone: the
+/// chain of the common snapshot `common` does not reach a full stream in
+/// the manifest (it may go on through zfs3backup's objects, which no
+/// manifest lists).
+pub fn needs_view(m: &Manifest, common: &Snapshot) -> bool {
+    chain::carrier_of(m, &common.name, common.guid).is_some_and(|i| !chain::walk(m, i).complete)
+}
+
+/// The common snapshot of plan `p` among `source`, the snapshots it was
+/// made from.
+pub fn common<'a>(p: &Plan, source: &'a [Snapshot]) -> Option<&'a Snapshot> {
+    let c = p.common.as_deref()?;
+    source.iter().find(|s| s.name == c)
 }
 
 /// Makes `p`'s first stream a full one: a full stream of the first
@@ -143,6 +184,7 @@ mod tests {
     use super::*;
     use zab_store::manifest::fixtures::{fmt, name, snap, timed};
     use zab_store::manifest::Entry;
+    use zab_store::zfs3backup::{entries, merge, Described};
 
     const DAY: i64 = 86400;
     const START: i64 = 1_767_225_600;
@@ -250,5 +292,109 @@ mod tests {
         // Nothing to send: nothing changes.
         let mut p = plan(vec![]);
         assert!(!restart(&mut p, &source));
+    }
+
+    /// zfs3backup's objects of `p/a` as its metadata describe them: a
+    /// full of our snapshot taken on day `days[0]`, then an incremental a
+    /// day after each, each stored (LastModified) `late` seconds after its
+    /// snapshot.
+    fn zfs3backup(days: std::ops::Range<i64>, late: i64) -> Vec<Described> {
+        days.clone()
+            .map(|d| {
+                let t = START + d * DAY;
+                let modified = chrono::DateTime::from_timestamp(t + late, 0).unwrap();
+                Described {
+                    key: format!("p/a@{}", name(t)),
+                    size: 100,
+                    modified: modified.to_rfc3339(),
+                    meta: match d == days.start {
+                        true => vec![("isfull".into(), "true".into())],
+                        false => vec![("parent".into(), format!("p/a@{}", name(t - DAY)))],
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// zab's manifest after going on from zfs3backup's object of day
+    /// `from`: an incremental a day, up to day `to`.
+    fn gone_on(from: i64, to: i64) -> Manifest {
+        let mut m = Manifest::new("p/a");
+        for d in from + 1..=to {
+            m.add(entry(START + d * DAY, Some(START + (d - 1) * DAY)));
+        }
+        m
+    }
+
+    fn view(m: &Manifest, objects: &[Described]) -> Manifest {
+        merge("p/a", Some(m), entries("p/a", objects))
+    }
+
+    #[test]
+    fn a_chain_gone_on_from_zfs3backup_counts_from_zfs3backups_full() {
+        // zfs3backup: a full on day 0, incrementals on days 1 and 2; zab's
+        // on days 3 and 4.
+        let m = gone_on(2, 4);
+        let v = view(&m, &zfs3backup(0..3, 60));
+        let common = snap(START + 4 * DAY);
+        // The manifest alone does not reach a full stream: the view is read.
+        assert!(needs_view(&m, &common));
+        assert!(!needs_view(&v, &common));
+        let why = due(&m, &common, &fmt(), FullEvery::Count(100), START).unwrap();
+        assert!(why.contains("does not reach a full"), "{why}");
+        // Through it: 4 incrementals from zfs3backup's full of day 0.
+        assert_eq!(due(&v, &common, &fmt(), FullEvery::Count(5), START), None);
+        let why = due(&v, &common, &fmt(), FullEvery::Count(4), START).unwrap();
+        assert!(why.contains("4 incrementals"), "{why}");
+        assert!(
+            why.contains(&format!("@{} (zfs3backup's)", name(START))),
+            "{why}"
+        );
+        // Its age: from the full's snapshot name.
+        let week = FullEvery::Age(7 * DAY);
+        assert_eq!(due(&v, &common, &fmt(), week, START + 7 * DAY - 1), None);
+        let why = due(&v, &common, &fmt(), week, START + 7 * DAY).unwrap();
+        assert!(why.contains("(zfs3backup's) is 7 days old"), "{why}");
+    }
+
+    #[test]
+    fn a_zfs3backup_full_not_named_by_the_format_is_dated_when_stored() {
+        let m = gone_on(2, 4);
+        let mut objects = zfs3backup(0..3, 2 * DAY);
+        objects[0].key = objects[0].key.replace("p/a@", "p/a@zfs3backup-");
+        objects[1].meta = vec![("parent".into(), objects[0].key.clone())];
+        let v = view(&m, &objects);
+        let common = snap(START + 4 * DAY);
+        let week = FullEvery::Age(7 * DAY);
+        // Stored two days after day 0: a week old on day 9.
+        assert_eq!(due(&v, &common, &fmt(), week, START + 9 * DAY - 1), None);
+        assert!(due(&v, &common, &fmt(), week, START + 9 * DAY).is_some());
+    }
+
+    #[test]
+    fn a_zfs3backup_chain_that_reaches_no_full_is_restarted() {
+        let m = gone_on(2, 4);
+        // zfs3backup's full of day 0 is not in the store.
+        let mut objects = zfs3backup(0..3, 60);
+        objects.remove(0);
+        let v = view(&m, &objects);
+        let common = snap(START + 4 * DAY);
+        let why = due(&v, &common, &fmt(), FullEvery::Count(100), START).unwrap();
+        assert!(why.contains("does not reach a full"), "{why}");
+        assert!(
+            why.contains(&format!("stops at @{}", name(START + DAY))),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn going_on_from_zfs3backup_its_chain_is_measured_by_name() {
+        // The run that goes on: no manifest yet; the common snapshot is
+        // zfs3backup's last, which records no guid.
+        let v = view(&Manifest::new("p/a"), &zfs3backup(0..3, 60));
+        let common = snap(START + 2 * DAY);
+        let why = due(&v, &common, &fmt(), FullEvery::Count(2), START).unwrap();
+        assert!(why.contains("2 incrementals"), "{why}");
+        assert_eq!(due(&v, &common, &fmt(), FullEvery::Count(3), START), None);
     }
 }

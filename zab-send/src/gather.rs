@@ -2,7 +2,9 @@
 //! host's snapshots (while the target tree is listed, early.rs), where each resume token leads (a dry run on the
 //! source), the encryption of the sources where a raw stream plans
 //! differently, the target pool's features and the target's encryption
-//! where they decide a flag, and which buffer tool each host has. What
+//! where they decide a flag, which buffer tool each host has, and, for
+//! `--full-every` to a store, the view of a dataset whose manifest's chain
+//! goes on from zfs3backup's objects (crate::chain::needs_view). What
 //! to read is decided by plan.rs's pure functions on what was read
 //! before (no process where it changes nothing); what is read decides
 //! nothing here: jobs.rs plans from it.
@@ -46,6 +48,11 @@ pub struct World {
     pub tools: BTreeMap<String, BufferTool>,
     /// An object store's manifests, by dataset in the store.
     pub manifests: Manifests,
+    /// `--full-every`: the view of a dataset in the store (its manifest
+    /// and zfs3backup's objects, zab_store::zfs3backup::view) where its
+    /// chain goes on from zfs3backup's: read going on from it, or where the
+    /// manifest's chain stops short (crate::chain::needs_view).
+    pub views: Manifests,
     /// When the sources' and the target's listings started (seconds since
     /// the epoch, this machine's clock; for the quiet-run cache).
     pub listed_at: (i64, i64),
@@ -84,15 +91,14 @@ pub fn gather(
         // A store's chains go on from the source's snapshots only.
         bookmarks.clear();
     }
-    let (tree, manifests, tree_at) = match store {
+    let ((tree, manifests, views), tree_at) = match store {
         Some(store) => {
             let at = crate::early::now();
-            let (tree, manifests) = store_tree(cfg, input, store, &sources, log)?;
-            (tree, manifests, at)
+            (store_tree(cfg, input, store, &sources, log)?, at)
         }
         None => {
             let (tree, at) = early.tree()?;
-            (tree, BTreeMap::new(), at)
+            ((tree, BTreeMap::new(), BTreeMap::new()), at)
         }
     };
     let mut world = World {
@@ -106,11 +112,16 @@ pub fn gather(
         lands_encrypted: vec![false; input.picked.len()],
         tools: BTreeMap::new(),
         manifests,
+        views,
         listed_at: (sources_at, tree_at),
     };
     world.tokens = tokens(input, &world.tree, log);
     world.encrypted = source_encryption(cfg, input, &world)?;
     let plans = plans(cfg, input, &world);
+    if let Some(store) = store {
+        let more = read_views(store, &want_views(cfg, input, &world, &plans))?;
+        world.views.extend(more);
+    }
     if store.is_none() && plans.iter().any(sends) {
         world.features = zfs::query(
             target,
@@ -145,16 +156,20 @@ type Listed = BTreeMap<String, Vec<Snapshot>>;
 
 type Manifests = BTreeMap<String, zab_store::manifest::Manifest>;
 
+/// A store's target tree, manifests and views.
+type StoreSide = (BTreeMap<String, TargetDs>, Manifests, Manifests);
+
 /// An object store's side: its manifests as a target tree, zfs3backup's
-/// streams found in it, and those of encrypted sources left out (sent
-/// raw, they could not go on from zfs3backup's plain streams).
+/// streams found in it (the views of the datasets that go on from them),
+/// and those of encrypted sources left out (sent raw, they could not go
+/// on from zfs3backup's plain streams).
 fn store_tree(
     cfg: &Config,
     input: &Input,
     store: &zab_store::Store,
     sources: &BTreeMap<String, Vec<Snapshot>>,
     log: &Log,
-) -> Result<(BTreeMap<String, TargetDs>, Manifests), Error> {
+) -> Result<StoreSide, Error> {
     let names: Vec<&str> = input.picked.iter().map(|p| p.target.as_str()).collect();
     let (mut tree, manifests) = crate::upload::target_tree(store, &names, cfg.dry())?;
     let with_source: Vec<(&str, &[Snapshot])> = input
@@ -165,9 +180,9 @@ fn store_tree(
             (p.target.as_str(), listed)
         })
         .collect();
-    let gone_on = crate::upload::zfs3backup_tree(store, &mut tree, &with_source, log)?;
-    if cfg.flags.decrypt || gone_on.is_empty() {
-        return Ok((tree, manifests));
+    let mut views = crate::upload::zfs3backup_tree(store, &mut tree, &with_source, log)?;
+    if cfg.flags.decrypt || views.is_empty() {
+        return Ok((tree, manifests, views));
     }
     // zfs3backup's streams are not raw: a raw stream of an encrypted
     // source could not be received after them.
@@ -175,7 +190,7 @@ fn store_tree(
         let names: Vec<&str> = input
             .picked
             .iter()
-            .filter(|p| p.host == h && gone_on.contains(&p.target))
+            .filter(|p| p.host == h && views.contains_key(&p.target))
             .map(|p| input.name(p))
             .collect();
         if names.is_empty() {
@@ -184,6 +199,7 @@ fn store_tree(
         let encrypted = list_encryption(host, &names)?;
         for p in input.picked.iter().filter(|p| p.host == h) {
             if encrypted.contains(input.name(p)) && tree.remove(&p.target).is_some() {
+                views.remove(&p.target);
                 log.warn(format!(
                     "{}: encrypted, sent raw: not going on from zfs3backup's plain \
                      streams in the store; a full stream starts a new chain (--decrypt \
@@ -193,7 +209,47 @@ fn store_tree(
             }
         }
     }
-    Ok((tree, manifests))
+    Ok((tree, manifests, views))
+}
+
+/// `--full-every` to a store: the datasets whose view [`read_views`] reads,
+/// not read yet: those whose manifest's chain of the common snapshot
+/// stops short (crate::chain::needs_view; a directory has no zfs3backup
+/// objects).
+fn want_views(cfg: &Config, input: &Input, w: &World, plans: &[Plan]) -> Vec<String> {
+    if cfg.full_every.is_none() || matches!(cfg.store, Some(zab_store::Location::Dir { .. })) {
+        return Vec::new();
+    }
+    let mut want: Vec<String> = input
+        .picked
+        .iter()
+        .enumerate()
+        .filter(|(k, p)| {
+            let m = w.manifests.get(&p.target);
+            let common = crate::chain::common(&plans[*k], &w.snapshots[*k]);
+            !w.views.contains_key(&p.target)
+                && m.zip(common)
+                    .is_some_and(|(m, c)| crate::chain::needs_view(m, c))
+        })
+        .map(|(_, p)| p.target.clone())
+        .collect();
+    want.sort();
+    want.dedup();
+    want
+}
+
+/// The views of `datasets` in the store: one listing of each one's
+/// folder, one HEAD per object its manifest does not list.
+fn read_views(store: &zab_store::Store, datasets: &[String]) -> Result<Manifests, Error> {
+    let mut out = BTreeMap::new();
+    for ds in datasets {
+        let view = zab_store::zfs3backup::view(store, ds)
+            .map_err(|e| Error::Store(format!("{ds}: {e}")))?;
+        if let Some(v) = view {
+            out.insert(ds.clone(), v);
+        }
+    }
+    Ok(out)
 }
 
 /// A plan that sends something.

@@ -101,16 +101,15 @@ pub fn plan(cfg: &Config, input: &Input, w: &World) -> Jobs {
 }
 
 /// `--full-every` (a store): a full stream first when the current chain
-/// is due (crate::chain); why, when it does.
+/// is due (crate::chain, on the dataset's view where one was read: its
+/// chain goes on from zfs3backup's objects); why, when it does.
 fn new_chain(cfg: &Config, w: &World, k: usize, target: &str, plan: &mut Plan) -> Option<String> {
-    let (Some(every), Some(m)) = (cfg.full_every, w.manifests.get(target)) else {
+    let m = w.views.get(target).or_else(|| w.manifests.get(target));
+    let (Some(every), Some(m)) = (cfg.full_every, m) else {
         return None;
     };
     let source = &w.snapshots[k];
-    let common = plan
-        .common
-        .as_deref()
-        .and_then(|c| source.iter().find(|s| s.name == c))?;
+    let common = crate::chain::common(plan, source)?;
     let why = crate::chain::due(m, common, &cfg.format, every, cfg.now)?;
     crate::chain::restart(plan, source).then_some(why)
 }

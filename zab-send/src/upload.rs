@@ -162,14 +162,15 @@ fn other_snapshot(
 /// has no manifest: a chain that zfs3backup left in the store under its
 /// name (one listing of its folder, one HEAD per object), whose snapshots
 /// the source has too. The planner then goes on from the newest with an
-/// incremental, as zfs3backup would. Returns the datasets gone on from.
+/// incremental, as zfs3backup would. Returns the views of the datasets
+/// gone on from (zab_store::zfs3backup::view: `--full-every` walks them).
 pub fn zfs3backup_tree(
     store: &Store,
     tree: &mut Tree,
     datasets: &[(&str, &[Snapshot])],
     log: &zab_core::cli::Log,
-) -> Result<Vec<String>, Error> {
-    let mut gone_on = Vec::new();
+) -> Result<Manifests, Error> {
+    let mut gone_on = BTreeMap::new();
     if let zab_store::Location::Dir { .. } = store.location() {
         // zfs3backup writes to S3 only; a directory has no metadata.
         return Ok(gone_on);
@@ -222,7 +223,7 @@ pub fn zfs3backup_tree(
                 guid: None,
             },
         );
-        gone_on.push(ds.to_string());
+        gone_on.insert(ds.to_string(), m);
     }
     Ok(gone_on)
 }

@@ -151,18 +151,6 @@ pub fn plan_with(
     }
 }
 
-/// The key of the object no manifest entry has that incremental `i` goes
-/// on from, when the store lists it (zfs3backup's object of its parent).
-fn foreign_parent(m: &Manifest, listed: &BTreeMap<String, u64>, i: usize) -> Option<String> {
-    let e = m.objects.get(i)?;
-    if e.kind != Kind::Incremental {
-        return None;
-    }
-    let key = zab_store::location::object_key(&m.dataset, e.parent.as_deref()?);
-    let ours = m.objects.iter().any(|o| o.key == key);
-    (!ours && listed.contains_key(&key)).then_some(key)
-}
-
 /// The dataset's chains, as thinning reads them.
 struct Chains {
     /// Each entry's parent ([`chain::parent`]).
@@ -173,7 +161,7 @@ struct Chains {
     /// The carriers of each guid, oldest first.
     carriers: BTreeMap<u64, Vec<usize>>,
     /// For an incremental whose parent no entry carries, the object no
-    /// manifest lists that it goes on from ([`foreign_parent`]).
+    /// manifest lists that it goes on from ([`chain::foreign_parent`]).
     rooted: Vec<Option<String>>,
 }
 
@@ -184,7 +172,7 @@ impl Chains {
         let rooted: Vec<Option<String>> = (0..len)
             .map(|i| match parents[i] {
                 Some(_) => None,
-                None => foreign_parent(m, listed, i),
+                None => chain::foreign_parent(m, i, &|k| listed.contains_key(k)),
             })
             .collect();
         let mut restores = vec![false; len];
