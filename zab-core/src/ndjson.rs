@@ -735,7 +735,8 @@ mod tests {
     fn a_record_of_ten_thousand_transfers_is_read() {
         let t = r#"{"snapshot":"offsite1-20261122101500","from":"offsite1-20261121101500","kind":"incremental","snapshots":1,"done":true,"bytes":1098732,"seconds":0.838}"#;
         let transfers = vec![t; 10_000].join(",");
-        let send = format!(r#""send":{{"target":"b/d","status":"sent","transfers":[{transfers}]}}"#);
+        let send =
+            format!(r#""send":{{"target":"b/d","status":"sent","transfers":[{transfers}]}}"#);
         let ds = DS.replacen('{', &format!("{{{send},"), 1);
         assert!(ds.len() > 1 << 20, "{}", ds.len());
         let s = stream(&format!("{ds}\n{END}\n")).unwrap();
