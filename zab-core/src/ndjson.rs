@@ -16,11 +16,12 @@ use crate::host::Host;
 use crate::record::{Dataset, End, Record};
 
 /// The longest line a reader accepts, newline included: 64 MiB. A dataset
-/// record is a few hundred bytes, plus about 150 for each transfer and 25
-/// for each snapshot thinned: a dataset with 10,000 snapshots to send and
-/// thin makes a record of about 2 MB (seen in scripts/bench/many, where 1
-/// MiB stopped the wrapper), so 64 MiB is some 300,000 snapshots. The cap
-/// keeps a runaway producer from filling memory.
+/// record is a few hundred bytes, plus up to about 150 for each snapshot
+/// zab-send plans to send or leaves out (`transfers`, `skipped`, with
+/// why) and 25 for each one thinned: a dataset with 10,000 snapshots made
+/// a record over 1 MiB (scripts/bench/many, where 1 MiB stopped the
+/// wrapper), so 64 MiB is some 300,000 snapshots. The cap keeps a runaway
+/// producer from filling memory.
 pub const MAX_LINE: usize = 64 << 20;
 
 /// Reads one JSON value per line; blank lines are skipped. A line longer
