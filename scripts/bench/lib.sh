@@ -71,7 +71,7 @@ EOF2
 bench_cleanup() {
     rm -f "$samples" "$traced"
     # shellcheck disable=SC2016 # expanded in the guest
-    lab 'rm -f /usr/local/sbin/zfs /run/zab-bench-zfs-calls; zpool destroy bench 2>/dev/null; rm -f /var/tmp/bench.img
+    lab 'rm -f /usr/local/sbin/zfs /run/zab-bench-zfs-calls /run/zab-bench-zfs-times /run/zab-bench-stages; zpool destroy bench 2>/dev/null; rm -f /var/tmp/bench.img
         if [ -f /run/zab-bench-exported ]; then
           while read -r p; do zpool import "$p" || echo "bench: zpool import $p failed" >&2; done < /run/zab-bench-exported
           rm -f /run/zab-bench-exported
